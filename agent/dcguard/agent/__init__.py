@@ -1,0 +1,1 @@
+"""dcguard-agent: builds a report every interval and delivers it to the collector."""

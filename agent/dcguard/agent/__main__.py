@@ -1,0 +1,3 @@
+from dcguard.agent.cli import main
+
+main()

@@ -1,0 +1,101 @@
+"""The agent's config file: [agent], [collector], [sources] and each source's own table."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from dcguard.agent.sources import Source, SourceContext, load_all
+from dcguard.common.config import Table, load_toml, parse_listen_address
+from dcguard.common.names import check_name
+
+__all__ = ["DEFAULT_CONFIG", "AgentConfig", "CollectorConfig", "load_config"]
+
+DEFAULT_CONFIG = Path("/etc/dcguard/agent.toml")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True)
+class CollectorConfig:
+    addresses: tuple[str, ...]
+    insecure: bool
+    timeout: float
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    path: Path
+    host: str
+    department: str
+    interval: float
+    state_dir: Path
+    log_level: str
+    collector: CollectorConfig
+    sources: tuple[Source, ...]
+
+    def close_sources(self) -> None:
+        for source in self.sources:
+            source.close()
+
+
+def _name(table: Table, key: str, default: str | None = None) -> str:
+    value = table.string(key) if default is None else table.string(key, default)
+    problem = check_name(value)
+    if problem:
+        raise table.error(key, f"{value!r} {problem}")
+    return value
+
+
+def _collector(table: Table) -> CollectorConfig:
+    addresses = table.string_list("addresses", allow_empty=False)
+    for address in addresses:
+        try:
+            parse_listen_address(address)
+        except ValueError as exc:
+            raise table.error("addresses", str(exc)) from None
+    config = CollectorConfig(
+        addresses=tuple(addresses),
+        insecure=table.boolean("insecure", False),
+        timeout=table.duration("timeout", "10s", minimum=0.01),
+    )
+    table.finish()
+    return config
+
+
+def load_config(path: Path) -> AgentConfig:
+    """Read and validate an agent config; any problem raises a one-line ConfigError."""
+    root = Table(load_toml(path), source=f"config {path}")
+    agent = root.table("agent")
+    host = _name(agent, "host", socket.gethostname().split(".")[0] or "localhost")
+    department = _name(agent, "department")
+    interval = agent.duration("interval", "15s", minimum=0.05)
+    state_dir = agent.path("state_dir", "/var/lib/dcguard-agent")
+    log_level = agent.string("log_level", "info")
+    agent.check("log_level", log_level, lambda v: v in LOG_LEVELS,
+                f"must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+    agent.finish()
+
+    collector = _collector(root.table("collector"))
+    context = SourceContext(host=host, interval=interval, state_dir=state_dir)
+    sources = _sources(root, context)
+    root.finish()
+    return AgentConfig(path, host, department, interval, state_dir, log_level, collector,
+                       tuple(sources))
+
+
+def _sources(root: Table, context: SourceContext) -> list[Source]:
+    """Build every registered source (validating its table) and keep the enabled ones."""
+    registry = load_all()
+    switches = root.table("sources")
+    disable_defaults = switches.boolean("disable_defaults", False)
+    enabled: list[Source] = []
+    for name, spec in sorted(registry.items()):
+        source = spec.factory(root, context)
+        if switches.boolean(name, spec.default_enabled and not disable_defaults):
+            enabled.append(source)
+    switches.finish()
+    if not enabled:
+        raise switches.error("disable_defaults", "every source is disabled; "
+                             "enable at least one")
+    return enabled

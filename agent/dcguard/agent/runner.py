@@ -1,0 +1,93 @@
+"""The agent's cycle: every interval, ask each source for its part and hand the report on.
+
+Each source is isolated: an exception or a slow call in one is recorded in
+the report's SourceStatus and never stops the others or the loop. Sources
+whose calls can hang own their deadlines (the filesystem source does);
+slow tools run on their own schedule, never inside this loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import threading
+import time
+from typing import Callable
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from dcguard.agent.config import AgentConfig
+from dcguard.agent.sources import Source
+from dcguard.common.version import VERSION
+from dcguard.v1 import collector_pb2 as pb
+
+__all__ = ["Ticker", "agent_info", "build_report"]
+
+log = logging.getLogger(__name__)
+
+
+def agent_info(config: AgentConfig, instance_id: str) -> pb.AgentInfo:
+    """Who this agent is, as sent with every batch."""
+    return pb.AgentInfo(
+        host=config.host,
+        department=config.department,
+        agent_version=VERSION,
+        os=_os_name(),
+        kernel=platform.release(),
+        interval_seconds=config.interval,
+        instance_id=instance_id,
+    )
+
+
+def _os_name() -> str:
+    try:
+        release = platform.freedesktop_os_release()  # type: ignore[attr-defined,unused-ignore]
+        return str(release.get("PRETTY_NAME", release.get("NAME", "Linux")))
+    except (OSError, AttributeError):  # no os-release, or Python < 3.10
+        return platform.system()
+
+
+def build_report(sources: tuple[Source, ...], sequence: int,
+                 wall_clock: Callable[[], float] = time.time) -> pb.Report:
+    """Run every source once and return the report they filled."""
+    report = pb.Report(sequence=sequence)
+    stamp = Timestamp()
+    stamp.FromNanoseconds(int(wall_clock() * 1e9))
+    report.collected_at.CopyFrom(stamp)
+    for source in sources:
+        part = pb.Report()
+        started = time.monotonic()
+        status = report.sources.add(name=source.name)
+        try:
+            source.collect(part)
+        except Exception as exc:  # noqa: BLE001 - one failing source must not stop the cycle
+            status.success = False
+            status.error = f"{type(exc).__name__}: {exc}"[:500]
+            log.warning("source %s failed: %s", source.name, status.error)
+        else:
+            status.success = True
+            report.MergeFrom(part)
+        status.duration_seconds = time.monotonic() - started
+    return report
+
+
+class Ticker:
+    """Fires every interval on a fixed schedule; missed ticks are skipped, not bunched."""
+
+    def __init__(self, interval: float, stop: threading.Event,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval = interval
+        self._stop = stop
+        self._clock = clock
+        self._next = clock()
+
+    def wait(self) -> bool:
+        """Sleep until the next tick; False once stop is set."""
+        now = self._clock()
+        if now > self._next + self._interval:
+            skipped = int((now - self._next) // self._interval)
+            log.warning("cycle overran: skipping %d interval(s)", skipped)
+            self._next += skipped * self._interval
+        delay = max(0.0, self._next - now)
+        self._next += self._interval
+        return not self._stop.wait(delay)

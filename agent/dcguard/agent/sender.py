@@ -1,0 +1,110 @@
+"""Submitting reports to the collector over gRPC, with failover across addresses.
+
+The sender only sends and classifies the outcome; it knows nothing of
+spooling or retry timing. A gRPC failure becomes RetryableError (try again
+later, maybe elsewhere) or PermanentError (this batch will never be taken).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import grpc
+
+from dcguard.agent.config import CollectorConfig
+from dcguard.v1 import collector_pb2 as pb
+from dcguard.v1 import collector_pb2_grpc as pb_grpc
+
+__all__ = ["DeliveryError", "PermanentError", "RetryableError", "Sender"]
+
+log = logging.getLogger(__name__)
+
+# Codes that say "not now" rather than "never": the report stays queued.
+_RETRYABLE = frozenset({
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.ABORTED,
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.CANCELLED,
+})
+# Codes after which the next address is worth a try within the same attempt.
+_FAILOVER = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+
+
+class DeliveryError(Exception):
+    """Delivery failed. The tree: DeliveryError ⊃ RetryableError, PermanentError."""
+
+    def __init__(self, code: grpc.StatusCode | None, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class RetryableError(DeliveryError):
+    """The collector could not take the batch now; send it again later."""
+
+
+class PermanentError(DeliveryError):
+    """The collector refused the batch for good (invalid, unauthenticated, denied)."""
+
+
+class Sender:
+    """One gRPC channel at a time, to the first collector address that answers."""
+
+    def __init__(self, config: CollectorConfig, agent: pb.AgentInfo,
+                 credentials: grpc.ChannelCredentials | None = None) -> None:
+        if not config.insecure and credentials is None:
+            raise ValueError("collector.insecure is false but no TLS credentials were given")
+        self._config = config
+        self._agent = agent
+        self._credentials = credentials
+        self._index = 0
+        self._channel: grpc.Channel | None = None
+
+    @property
+    def address(self) -> str:
+        """The collector address in use (or next to be tried)."""
+        return self._config.addresses[self._index]
+
+    def _stub(self) -> pb_grpc.CollectorStub:
+        if self._channel is None:
+            options = [("grpc.enable_retries", 0), ("grpc.keepalive_time_ms", 60_000)]
+            if self._credentials is None:
+                self._channel = grpc.insecure_channel(self.address, options=options)
+            else:
+                self._channel = grpc.secure_channel(self.address, self._credentials,
+                                                    options=options)
+        return pb_grpc.CollectorStub(self._channel)
+
+    def _next_address(self) -> None:
+        self.close()
+        self._index = (self._index + 1) % len(self._config.addresses)
+
+    def submit(self, reports: Sequence[pb.Report]) -> int:
+        """Deliver reports (oldest first); return the collector's acknowledged sequence."""
+        request = pb.SubmitRequest(agent=self._agent, reports=reports)
+        last: grpc.RpcError = grpc.RpcError()
+        for _ in self._config.addresses:
+            try:
+                response = self._stub().Submit(request, timeout=self._config.timeout)
+            except grpc.RpcError as exc:
+                last = exc
+                code = exc.code()
+                if code not in _FAILOVER:
+                    break
+                log.debug("collector %s: %s; trying the next address", self.address, code)
+                self._next_address()
+                continue
+            return int(response.acked_sequence)
+        code = last.code()
+        message = f"collector {self.address}: {code.name if code else 'error'}: {last.details()}"
+        if code in _RETRYABLE:
+            raise RetryableError(code, message)
+        raise PermanentError(code, message)
+
+    def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None

@@ -1,0 +1,73 @@
+"""The source registry: each source is one module that knows one thing.
+
+A source module registers itself once with @register(name, default_enabled),
+like node_exporter's collectors. Its factory receives the whole config and
+reads only its own table, so a disabled source's settings are still
+validated. Factories must not do I/O: they run for check-config too.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+
+from dcguard.common.config import Table
+from dcguard.v1 import collector_pb2 as pb
+
+__all__ = ["REGISTRY", "Source", "SourceContext", "SourceSpec", "load_all", "register"]
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    """What every source may know about the agent it runs in."""
+
+    host: str
+    interval: float
+    state_dir: Path
+
+
+class Source(Protocol):
+    """A source adds what it knows to a report; it never touches the network."""
+
+    name: str
+
+    def collect(self, report: pb.Report) -> None:
+        """Fill this source's part of the report; raise on failure."""
+
+    def close(self) -> None:
+        """Release threads or files; called once when the agent stops."""
+
+
+Factory = Callable[[Table, SourceContext], Source]
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    name: str
+    default_enabled: bool
+    factory: Factory
+
+
+REGISTRY: dict[str, SourceSpec] = {}
+
+
+def register(name: str, *, default_enabled: bool) -> Callable[[Factory], Factory]:
+    """Register a source factory under a unique name."""
+
+    def wrap(factory: Factory) -> Factory:
+        if name in REGISTRY:
+            raise ValueError(f"source {name!r} is registered twice")
+        REGISTRY[name] = SourceSpec(name, default_enabled, factory)
+        return factory
+
+    return wrap
+
+
+def load_all() -> dict[str, SourceSpec]:
+    """Import every source module in this package so each registers itself."""
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+    return REGISTRY

@@ -1,0 +1,169 @@
+"""filesystem: size, free space, inodes and read-only state of every real mounted filesystem.
+
+Pseudo filesystems are skipped by type and by mount point. Every statvfs
+runs in a worker thread with a deadline: a hung network mount is reported
+with error "timeout" instead of hanging the agent (node_exporter #244,
+#3058). A mount that timed out is not stat'ed again until its stuck call
+returns, so a dead NFS server does not pile up threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from dcguard.agent.sources import Source, SourceContext, register
+from dcguard.common.config import Table
+from dcguard.v1 import collector_pb2 as pb
+
+__all__ = ["FilesystemSource", "Mount", "StatWatcher", "parse_mounts"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EXCLUDE_FSTYPES = (
+    "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts",
+    "devtmpfs", "efivarfs", "erofs", "fuse.gvfsd-fuse", "fuse.lxcfs", "fuse.portal", "fusectl",
+    "hugetlbfs", "iso9660", "mqueue", "nfsd", "nsfs", "overlay", "proc", "procfs", "pstore",
+    "ramfs", "rpc_pipefs", "securityfs", "selinuxfs", "squashfs", "sysfs", "tmpfs", "tracefs",
+)
+DEFAULT_EXCLUDE_MOUNTPOINTS = (
+    r"^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)"
+)
+_OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
+
+
+@dataclass(frozen=True)
+class Mount:
+    device: str
+    mountpoint: str
+    fstype: str
+    readonly: bool
+
+
+def _unescape(field: str) -> str:
+    # The kernel writes space, tab, newline and backslash in mount fields as \ooo.
+    return _OCTAL_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
+
+
+def parse_mounts(text: str) -> list[Mount]:
+    """Parse /proc/self/mounts; malformed lines are skipped. Later mounts hide earlier ones."""
+    by_mountpoint: dict[str, Mount] = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        device, mountpoint, fstype, options = fields[:4]
+        mount = Mount(
+            device=_unescape(device),
+            mountpoint=_unescape(mountpoint),
+            fstype=fstype,
+            readonly="ro" in options.split(","),
+        )
+        by_mountpoint.pop(mount.mountpoint, None)
+        by_mountpoint[mount.mountpoint] = mount
+    return list(by_mountpoint.values())
+
+
+StatFunction = Callable[[str], os.statvfs_result]
+
+
+class StatWatcher:
+    """Runs statvfs with a deadline and remembers mounts whose call is still stuck."""
+
+    def __init__(self, timeout: float, statvfs: StatFunction = os.statvfs) -> None:
+        self._timeout = timeout
+        self._statvfs = statvfs
+        self._stuck: set[str] = set()
+        self._lock = threading.Lock()
+
+    def stuck(self) -> set[str]:
+        with self._lock:
+            return set(self._stuck)
+
+    def stat(self, mountpoint: str) -> os.statvfs_result | str:
+        """The statvfs result, or an error string ("timeout", "still stuck", an OS error)."""
+        with self._lock:
+            if mountpoint in self._stuck:
+                return "timeout"
+        outcome: list[os.statvfs_result | str] = []
+
+        def work() -> None:
+            try:
+                outcome.append(self._statvfs(mountpoint))
+            except OSError as exc:
+                outcome.append(exc.strerror or str(exc))
+            finally:
+                with self._lock:
+                    self._stuck.discard(mountpoint)
+
+        worker = threading.Thread(target=work, name=f"statvfs {mountpoint}", daemon=True)
+        with self._lock:
+            self._stuck.add(mountpoint)
+        worker.start()
+        worker.join(self._timeout)
+        if outcome:
+            return outcome[0]
+        log.warning("statvfs(%s) did not return within %gs; reporting it as stuck",
+                    mountpoint, self._timeout)
+        return "timeout"
+
+
+class FilesystemSource:
+    name = "filesystem"
+
+    def __init__(self, mounts_file: Path, exclude_fstypes: frozenset[str],
+                 exclude_mountpoints: re.Pattern[str], watcher: StatWatcher) -> None:
+        self._mounts_file = mounts_file
+        self._exclude_fstypes = exclude_fstypes
+        self._exclude_mountpoints = exclude_mountpoints
+        self._watcher = watcher
+
+    def mounts(self) -> list[Mount]:
+        """The mounts this source reports on, pseudo filesystems left out."""
+        text = self._mounts_file.read_text(encoding="utf-8", errors="replace")
+        return [
+            m for m in parse_mounts(text)
+            if m.fstype not in self._exclude_fstypes
+            and not self._exclude_mountpoints.search(m.mountpoint)
+        ]
+
+    def collect(self, report: pb.Report) -> None:
+        for mount in self.mounts():
+            entry = report.filesystems.add(
+                mountpoint=mount.mountpoint, device=mount.device, fstype=mount.fstype,
+                readonly=mount.readonly,
+            )
+            result = self._watcher.stat(mount.mountpoint)
+            if isinstance(result, str):
+                entry.error = result
+                continue
+            entry.size_bytes = result.f_blocks * result.f_frsize
+            entry.avail_bytes = result.f_bavail * result.f_frsize
+            entry.free_bytes = result.f_bfree * result.f_frsize
+            entry.files = result.f_files
+            entry.files_free = result.f_ffree
+            entry.readonly = entry.readonly or bool(result.f_flag & os.ST_RDONLY)
+
+    def close(self) -> None:
+        pass
+
+
+@register("filesystem", default_enabled=True)
+def create(config: Table, context: SourceContext) -> Source:
+    table = config.table("filesystem")
+    mounts_file = table.path("mounts_file", "/proc/self/mounts")
+    timeout = table.duration("stat_timeout", "5s", minimum=0.001)
+    fstypes = table.string_list("exclude_fstypes", list(DEFAULT_EXCLUDE_FSTYPES))
+    pattern_text = table.string("exclude_mountpoints", DEFAULT_EXCLUDE_MOUNTPOINTS,
+                                allow_empty=True)
+    try:
+        pattern = re.compile(pattern_text or r"(?!)")
+    except re.error as exc:
+        raise table.error("exclude_mountpoints", f"invalid regular expression: {exc}") from None
+    table.finish()
+    return FilesystemSource(mounts_file, frozenset(fstypes), pattern, StatWatcher(timeout))

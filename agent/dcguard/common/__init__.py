@@ -1,0 +1,1 @@
+"""Primitives shared by the agent and the collector: durations, config reading, version."""

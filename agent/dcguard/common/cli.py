@@ -1,0 +1,55 @@
+"""Running a click command group so that every usage or config error is one line and exit 2."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import NoReturn
+
+import click
+
+from dcguard.common.config import ConfigError
+
+__all__ = ["EXIT_USAGE", "fail", "run_cli", "setup_logging"]
+
+EXIT_USAGE = 2
+
+
+def fail(prog: str, message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """Print one line to stderr and exit."""
+    click.echo(f"{prog}: {message}", err=True)
+    sys.exit(code)
+
+
+def run_cli(group: click.Group, prog: str) -> None:
+    """Invoke a click group; usage and config errors become one line, exit 2.
+
+    click's own handling prints a usage block and "Error:" over several
+    lines; scripts and operators at 2 a.m. want one line that names the flag.
+    """
+    try:
+        group.main(prog_name=prog, standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
+        sys.exit(EXIT_USAGE)
+    except click.UsageError as exc:
+        fail(prog, exc.format_message().replace("\n", " "))
+    except ConfigError as exc:
+        fail(prog, str(exc))
+    except click.exceptions.Abort:
+        fail(prog, "aborted", 1)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        fail(prog, exc.format_message().replace("\n", " "), exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def setup_logging(level: str) -> None:
+    """Log to stderr in a journald-friendly form (journald adds the time)."""
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )

@@ -1,0 +1,196 @@
+"""Reading TOML config files into typed values, with one-line errors that name the key.
+
+Every error is a ConfigError whose message says the file, the key and what is
+wrong, so the CLI can print it as a single line and exit 2. Unknown keys are
+errors too: a misspelt key silently ignored is how a server ends up
+unmonitored.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from dcguard.common.durations import parse_duration
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on the old Pythons departments run
+    import tomli as tomllib
+
+__all__ = ["ConfigError", "Table", "is_loopback_host", "load_toml", "parse_listen_address"]
+
+T = TypeVar("T")
+_MISSING: Any = object()
+
+
+class ConfigError(Exception):
+    """A config file or flag is wrong; the message is one line for the operator."""
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file; unreadable or malformed files raise ConfigError."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from exc
+    try:
+        parsed: dict[str, Any] = tomllib.loads(data.decode("utf-8"))
+        return parsed
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config {path}: not UTF-8 text") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config {path}: invalid TOML: {exc}") from exc
+
+
+class Table:
+    """Typed access to one TOML table; remembers which keys were read.
+
+    Call finish() once every known key has been read: any key left over is
+    reported as unknown, with its full dotted path.
+    """
+
+    def __init__(self, data: dict[str, Any], path: str = "", source: str = "config") -> None:
+        self._data = data
+        self._path = path
+        self._source = source
+        self._seen: set[str] = set()
+
+    def key_path(self, key: str) -> str:
+        """The dotted path of a key in this table, as the operator wrote it."""
+        return f"{self._path}.{key}" if self._path else key
+
+    def error(self, key: str, problem: str) -> ConfigError:
+        """A ConfigError about one key of this table."""
+        return ConfigError(f"{self._source}: {self.key_path(key)}: {problem}")
+
+    def has(self, key: str) -> bool:
+        return key in self._data
+
+    def _get(self, key: str, kind: type[T], kind_name: str, default: Any) -> T:
+        self._seen.add(key)
+        if key not in self._data:
+            if default is _MISSING:
+                raise self.error(key, "is required")
+            return default  # type: ignore[no-any-return]
+        value = self._data[key]
+        # bool is an int in Python; a config that says `interval = true` is wrong.
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            raise self.error(key, f"must be {kind_name}, got {_describe(value)}")
+        return value
+
+    def string(self, key: str, default: Any = _MISSING, *, allow_empty: bool = False) -> str:
+        value = self._get(key, str, "a string", default)
+        if not allow_empty and value == "" and key in self._data:
+            raise self.error(key, "must not be empty")
+        return value
+
+    def boolean(self, key: str, default: Any = _MISSING) -> bool:
+        return self._get(key, bool, "true or false", default)
+
+    def integer(self, key: str, default: Any = _MISSING, *, minimum: int | None = None) -> int:
+        value = self._get(key, int, "an integer", default)
+        if minimum is not None and value < minimum:
+            raise self.error(key, f"must be at least {minimum}, got {value}")
+        return value
+
+    def number(self, key: str, default: Any = _MISSING, *, minimum: float | None = None) -> float:
+        self._seen.add(key)
+        value = self._data.get(key, default)
+        if value is _MISSING:
+            raise self.error(key, "is required")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.error(key, f"must be a number, got {_describe(value)}")
+        if minimum is not None and value < minimum:
+            raise self.error(key, f"must be at least {minimum}, got {value}")
+        return float(value)
+
+    def duration(self, key: str, default: Any = _MISSING, *, minimum: float = 0.0) -> float:
+        """A Prometheus-style duration string ("15s"), returned in seconds."""
+        text = self._get(key, str, 'a duration string like "15s"', default)
+        try:
+            seconds = parse_duration(text)
+        except ValueError as exc:
+            raise self.error(key, str(exc)) from None
+        if seconds < minimum:
+            raise self.error(key, f"must be at least {minimum:g}s, got {text!r}")
+        return seconds
+
+    def path(self, key: str, default: Any = _MISSING) -> Path:
+        return Path(self.string(key, default))
+
+    def string_list(self, key: str, default: Any = _MISSING, *,
+                    allow_empty: bool = True) -> list[str]:
+        values = self._get(key, list, "a list of strings", default)
+        for item in values:
+            if not isinstance(item, str):
+                raise self.error(key, f"must be a list of strings, found {_describe(item)}")
+        if not allow_empty and not values:
+            raise self.error(key, "must not be empty")
+        return list(values)
+
+    def table(self, key: str) -> Table:
+        """A sub-table; an absent one reads as empty so defaults apply."""
+        value = self._get(key, dict, "a table", {})
+        return Table(value, self.key_path(key), self._source)
+
+    def table_list(self, key: str) -> list[Table]:
+        """An array of tables ([[key]]); absent reads as empty."""
+        values = self._get(key, list, "an array of tables", [])
+        tables = []
+        for index, item in enumerate(values):
+            if not isinstance(item, dict):
+                raise self.error(key, f"must be an array of tables, found {_describe(item)}")
+            tables.append(Table(item, f"{self.key_path(key)}[{index}]", self._source))
+        return tables
+
+    def check(self, key: str, value: T, test: Callable[[T], bool], problem: str) -> T:
+        """Raise a ConfigError about key unless test(value) holds."""
+        if not test(value):
+            raise self.error(key, problem)
+        return value
+
+    def finish(self) -> None:
+        """Fail on the first key nobody read: it is misspelt or belongs elsewhere."""
+        for key in self._data:
+            if key not in self._seen:
+                raise ConfigError(f"{self._source}: {self.key_path(key)}: unknown key")
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"{value!r}"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"
+
+
+def parse_listen_address(text: str) -> tuple[str, int]:
+    """Split "host:port" or "[v6]:port"; raise ValueError with a plain sentence."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise ValueError(f'must be "host:port", got {text!r}')
+    port = int(port_text)
+    if port > 65535:
+        raise ValueError(f"port {port} is out of range in {text!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host:
+        raise ValueError(f'must name a host, as in "127.0.0.1:{port}", got {text!r}')
+    return host, port
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1: the only places plaintext is allowed."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

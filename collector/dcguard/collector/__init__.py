@@ -1,0 +1,1 @@
+"""dcguard-collector: receives agents' reports, keeps the latest state, serves /metrics."""

@@ -1,0 +1,3 @@
+from dcguard.collector.cli import main
+
+main()

@@ -1,0 +1,88 @@
+"""The collector's config file: [server] (and the tables later features add)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from dcguard.common.config import (
+    ConfigError,
+    Table,
+    is_loopback_host,
+    load_toml,
+    parse_listen_address,
+)
+
+__all__ = ["DEFAULT_CONFIG", "ServerConfig", "load_config"]
+
+DEFAULT_CONFIG = Path("/etc/dcguard/collector.toml")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    path: Path
+    grpc_listen: str
+    metrics_listen: str
+    data_dir: Path
+    insecure: bool
+    # An agent is down after this many of its own intervals without a report.
+    down_after_intervals: int
+    log_level: str
+    max_message_bytes: int
+
+    @property
+    def database(self) -> Path:
+        return self.data_dir / "collector.db"
+
+
+def _listen(table: Table, key: str, default: str) -> str:
+    value = table.string(key, default)
+    try:
+        parse_listen_address(value)
+    except ValueError as exc:
+        raise table.error(key, str(exc)) from None
+    return value
+
+
+def load_config(path: Path, overrides: dict[str, Any] | None = None) -> ServerConfig:
+    """Read and validate a collector config; flags in overrides win over the file."""
+    root = Table(load_toml(path), source=f"config {path}")
+    server = root.table("server")
+    log_level = server.string("log_level", "info")
+    server.check("log_level", log_level, lambda v: v in LOG_LEVELS,
+                 f"must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+    config = ServerConfig(
+        path=path,
+        grpc_listen=_listen(server, "grpc_listen", "0.0.0.0:4740"),
+        metrics_listen=_listen(server, "metrics_listen", "0.0.0.0:9740"),
+        data_dir=server.path("data_dir", "/var/lib/dcguard-collector"),
+        insecure=server.boolean("insecure", False),
+        down_after_intervals=server.integer("down_after_intervals", 3, minimum=1),
+        log_level=log_level,
+        max_message_bytes=server.integer("max_message_bytes", 4 * 1024 * 1024, minimum=1024),
+    )
+    server.finish()
+    root.finish()
+    if overrides:
+        config = _apply_overrides(config, overrides)
+    host, _ = parse_listen_address(config.grpc_listen)
+    if config.insecure and not is_loopback_host(host):
+        raise ConfigError(
+            f"config {path}: server.insecure: plaintext is refused unless grpc_listen is a "
+            f"loopback address; {config.grpc_listen!r} is not"
+        )
+    return config
+
+
+def _apply_overrides(config: ServerConfig, overrides: dict[str, Any]) -> ServerConfig:
+    for flag in ("grpc_listen", "metrics_listen"):
+        value = overrides.get(flag)
+        if value is not None:
+            try:
+                parse_listen_address(value)
+            except ValueError as exc:
+                raise ConfigError(f"--{flag.replace('_', '-')}: {exc}") from None
+    changes = {key: value for key, value in overrides.items() if value is not None}
+    return replace(config, **changes)

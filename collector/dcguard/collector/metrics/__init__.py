@@ -1,0 +1,32 @@
+"""Per-host metric families, grouped by what they describe (agent, host, filesystem, …).
+
+A group knows its families and how one host's record becomes samples. Most
+samples are rendered once per state change (render); the few that depend on
+the clock, like dcguard_agent_up, are rendered at scrape time (render_live).
+Names are a contract with dashboards and alert rules: add freely, never rename.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Callable, Protocol
+
+from dcguard.collector.exposition import Family
+from dcguard.collector.store import AgentRecord
+
+__all__ = ["AddSample", "Labels", "MetricGroup"]
+
+Labels = Sequence[tuple[str, str]]
+# add(family_name, labels, value): labels beyond host and department.
+AddSample = Callable[[str, Labels, float], None]
+
+
+class MetricGroup(Protocol):
+    families: tuple[Family, ...]
+    live_families: tuple[Family, ...]
+
+    def render(self, record: AgentRecord, add: AddSample) -> None:
+        """Samples that change only when the host's record changes."""
+
+    def render_live(self, record: AgentRecord, now: float, add: AddSample) -> None:
+        """Samples that depend on the clock, rendered at scrape time."""

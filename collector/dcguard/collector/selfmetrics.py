@@ -1,0 +1,33 @@
+"""The collector's own counters, on a registry of its own (never the global one)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics
+from prometheus_client.process_collector import ProcessCollector
+
+from dcguard.collector.errors import REJECTION_REASONS
+
+__all__ = ["SelfMetrics"]
+
+
+class SelfMetrics:
+    def __init__(self) -> None:
+        # *_created series double the exposition and no dashboard uses them.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.received = Counter(
+            "dcguard_collector_reports_received", "Reports received in Submit calls.",
+            registry=self.registry)
+        self.rejected = Counter(
+            "dcguard_collector_reports_rejected",
+            "Reports refused, by reason; nothing of a refused request is stored.",
+            ["reason"], registry=self.registry)
+        self.duplicate = Counter(
+            "dcguard_collector_reports_duplicate",
+            "Reports received again after they were stored; acknowledged, not applied.",
+            registry=self.registry)
+        self.agents = Gauge("dcguard_collector_agents", "Agents known to this collector.",
+                            registry=self.registry)
+        for reason in REJECTION_REASONS:
+            self.rejected.labels(reason=reason)
+        ProcessCollector(namespace="dcguard_collector", registry=self.registry)

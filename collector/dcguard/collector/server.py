@@ -1,0 +1,83 @@
+"""The collector's lifecycle: start store, state, gRPC and HTTP in order; stop in reverse."""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from prometheus_client import generate_latest
+
+from dcguard.collector.auth import Authenticator
+from dcguard.collector.config import ServerConfig
+from dcguard.collector.metrics.registry import HostRenderer, default_groups
+from dcguard.collector.metrics_http import MetricsServer
+from dcguard.collector.selfmetrics import SelfMetrics
+from dcguard.collector.service import SERVICE_NAME, CollectorService
+from dcguard.collector.state import StateCache
+from dcguard.collector.store import Store
+from dcguard.common.config import parse_listen_address
+
+__all__ = ["CollectorServer"]
+
+log = logging.getLogger(__name__)
+
+
+class CollectorServer:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.store = Store(config.database)
+        self.state = StateCache(HostRenderer(default_groups(config)))
+        self.metrics = SelfMetrics()
+        self._grpc: grpc.Server | None = None
+        self._http: MetricsServer | None = None
+        self.grpc_port = 0
+        self.metrics_port = 0
+
+    def start(self) -> None:
+        """Open the store, load state, then start serving (downstream first)."""
+        self.store.open()
+        self.state.load(self.store.agents())
+        self.metrics.agents.set(len(self.state))
+
+        service = CollectorService(self.store, self.state,
+                                   Authenticator(insecure=self.config.insecure), self.metrics)
+        size = self.config.max_message_bytes
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="grpc"),
+            handlers=[service.handler()],
+            options=[("grpc.max_receive_message_length", size),
+                     ("grpc.max_send_message_length", size)],
+        )
+        health_servicer = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        host, port = parse_listen_address(self.config.grpc_listen)
+        target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.grpc_port = server.add_insecure_port(target)
+        server.start()
+        for name in ("", SERVICE_NAME):
+            health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._grpc = server
+
+        mhost, mport = parse_listen_address(self.config.metrics_listen)
+        http = MetricsServer(mhost, mport, self.render_metrics)
+        http.start()
+        self._http = http
+        self.metrics_port = http.port
+        log.info("listening grpc=%s:%d metrics=%s:%d data_dir=%s hosts=%d", host,
+                 self.grpc_port, mhost, self.metrics_port, self.config.data_dir, len(self.state))
+
+    def render_metrics(self) -> bytes:
+        """The whole /metrics page: per-host families, then the collector's own."""
+        text = self.state.render(time.time())
+        return text.encode("utf-8") + generate_latest(self.metrics.registry)
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop accepting, let calls in flight finish, then close the store."""
+        if self._grpc is not None:
+            self._grpc.stop(grace).wait()
+        if self._http is not None:
+            self._http.stop()
+        self.store.close()

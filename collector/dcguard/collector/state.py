@@ -1,0 +1,59 @@
+"""The latest state of every host, kept in memory for fast reads.
+
+Rebuilt from the store at start, so a restarted collector shows every host
+before any agent reports again; updated after each successful store. Each
+host carries its pre-rendered exposition fragments, so a scrape renders
+only the few clock-dependent samples.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from dcguard.collector.exposition import render_families
+from dcguard.collector.metrics.registry import HostRenderer
+from dcguard.collector.store import AgentRecord
+
+__all__ = ["HostState", "StateCache"]
+
+
+@dataclass(frozen=True)
+class HostState:
+    record: AgentRecord
+    fragments: dict[str, str]
+
+
+class StateCache:
+    """Host name → HostState; readers get a snapshot without holding the lock."""
+
+    def __init__(self, renderer: HostRenderer) -> None:
+        self.renderer = renderer
+        self._hosts: dict[str, HostState] = {}
+        self._lock = threading.Lock()
+
+    def load(self, records: list[AgentRecord]) -> None:
+        states = {r.host: HostState(r, self.renderer.render(r)) for r in records}
+        with self._lock:
+            self._hosts = states
+
+    def update(self, record: AgentRecord) -> None:
+        state = HostState(record, self.renderer.render(record))
+        with self._lock:
+            self._hosts[record.host] = state
+
+    def snapshot(self) -> list[HostState]:
+        """Every host, sorted by department then host (a stable exposition order)."""
+        with self._lock:
+            hosts = list(self._hosts.values())
+        hosts.sort(key=lambda s: (s.record.department, s.record.host))
+        return hosts
+
+    def render(self, now: float) -> str:
+        """The per-host part of /metrics."""
+        hosts = self.snapshot()
+        live = [self.renderer.render_live(h.record, now) for h in hosts]
+        return render_families(self.renderer.families, [*live, *(h.fragments for h in hosts)])
+
+    def __len__(self) -> int:
+        return len(self._hosts)

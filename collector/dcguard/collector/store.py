@@ -1,0 +1,234 @@
+"""The collector's SQLite store: each agent's identity, counters and latest report.
+
+The store is the source of truth; the in-memory state is rebuilt from it at
+start. Writes commit with synchronous=FULL before the agent is acknowledged,
+so an acknowledged report survives a crash or power loss of the collector.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from dcguard.collector.auth import PeerIdentity
+from dcguard.v1 import collector_pb2 as pb
+
+__all__ = [
+    "AGENTS_SCHEMA", "AgentRecord", "ApplyResult", "Migration", "ReportHook", "Store", "StoreError",
+]
+
+# Named schema steps, each applied once, in order. A feature that needs
+# tables appends its own named steps (via Store(migrations=...)); names,
+# unlike numbers, never collide between features developed side by side.
+Migration = tuple[str, tuple[str, ...]]  # (name, statements)
+AGENTS_SCHEMA: Migration = ("agents-v1", (
+    """
+    CREATE TABLE agents (
+        host TEXT PRIMARY KEY,
+        department TEXT NOT NULL,
+        agent_version TEXT NOT NULL DEFAULT '',
+        os TEXT NOT NULL DEFAULT '',
+        kernel TEXT NOT NULL DEFAULT '',
+        interval_seconds REAL NOT NULL DEFAULT 15,
+        instance_id TEXT NOT NULL DEFAULT '',
+        first_seen REAL NOT NULL,
+        last_seen REAL NOT NULL,
+        max_sequence INTEGER NOT NULL DEFAULT 0,
+        reports_stored INTEGER NOT NULL DEFAULT 0,
+        reports_lost INTEGER NOT NULL DEFAULT 0,
+        latest_report BLOB
+    )
+    """,
+))
+
+
+class ReportHook(Protocol):
+    """Runs inside the storing transaction for each newly stored report.
+
+    What a hook writes (events, history samples) commits or rolls back with
+    the report itself, so it is stored exactly once too. Duplicates never
+    reach a hook.
+    """
+
+    def on_stored(self, db: sqlite3.Connection, host: str, report: pb.Report) -> None: ...
+_COLUMNS = ("host, department, agent_version, os, kernel, interval_seconds, instance_id, "
+            "first_seen, last_seen, max_sequence, reports_stored, reports_lost, latest_report")
+
+
+class StoreError(Exception):
+    """The database could not be opened or written."""
+
+
+@dataclass(frozen=True)
+class AgentRecord:
+    """One agent as stored: identity, counters and its latest report."""
+
+    host: str
+    department: str
+    agent_version: str
+    os: str
+    kernel: str
+    interval_seconds: float
+    instance_id: str
+    first_seen: float
+    last_seen: float
+    max_sequence: int
+    reports_stored: int
+    reports_lost: int
+    latest: pb.Report | None
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    record: AgentRecord
+    stored: int
+    duplicates: int
+
+
+def _record(row: tuple[Any, ...]) -> AgentRecord:
+    (host, department, agent_version, os_name, kernel, interval, instance_id, first_seen,
+     last_seen, max_sequence, stored, lost, blob) = row
+    return AgentRecord(
+        host=host, department=department, agent_version=agent_version, os=os_name,
+        kernel=kernel, interval_seconds=interval, instance_id=instance_id,
+        first_seen=first_seen, last_seen=last_seen, max_sequence=max_sequence,
+        reports_stored=stored, reports_lost=lost,
+        latest=pb.Report.FromString(blob) if isinstance(blob, bytes) else None,
+    )
+
+
+class Store:
+    """Thread-safe access to the collector database (one writer at a time)."""
+
+    def __init__(self, path: Path, *, readonly: bool = False,
+                 migrations: Sequence[Migration] = (AGENTS_SCHEMA,),
+                 hooks: Sequence[ReportHook] = ()) -> None:
+        self._path = path
+        self._readonly = readonly
+        self._migrations = tuple(migrations)
+        self._hooks = tuple(hooks)
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+
+    def open(self) -> None:
+        try:
+            if self._readonly:
+                if not self._path.exists():
+                    raise StoreError(f"no collector database at {self._path}")
+                self._db = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True,
+                                           check_same_thread=False)
+                return
+            self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self._path, check_same_thread=False,
+                                       isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open database {self._path}: {exc}") from exc
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise StoreError("store is not open")
+        return self._db
+
+    def _migrate(self) -> None:
+        db = self._conn()
+        db.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
+                   "(name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+        done = {row[0] for row in db.execute("SELECT name FROM schema_migrations")}
+        for name, statements in self._migrations:
+            if name in done:
+                continue
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in statements:
+                    db.execute(statement)
+                db.execute("INSERT INTO schema_migrations VALUES (?, julianday('now'))", (name,))
+                db.execute("COMMIT")
+            except sqlite3.Error:
+                db.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def agents(self) -> list[AgentRecord]:
+        """Every known agent with its latest report."""
+        with self._lock:
+            rows = self._conn().execute(f"SELECT {_COLUMNS} FROM agents ORDER BY host").fetchall()
+        return [_record(row) for row in rows]
+
+    def apply(self, identity: PeerIdentity, agent: pb.AgentInfo,
+              reports: Sequence[pb.Report], received_at: float) -> ApplyResult:
+        """Store a batch once: sequences already stored count as duplicates, gaps as lost.
+
+        A new instance_id for a known host means the agent was reinstalled and
+        counts from 1 again; its earlier counters are kept.
+        """
+        with self._lock:
+            db = self._conn()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                row = db.execute(f"SELECT {_COLUMNS} FROM agents WHERE host = ?",
+                                 (identity.host,)).fetchone()
+                result = self._apply(db, row, identity, agent, reports, received_at)
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise StoreError(f"cannot store reports for {identity.host}: {exc}") from exc
+        return result
+
+    def _apply(self, db: sqlite3.Connection, row: tuple[Any, ...] | None, identity: PeerIdentity,
+               agent: pb.AgentInfo, reports: Sequence[pb.Report],
+               received_at: float) -> ApplyResult:
+        previous = _record(row) if row is not None else None
+        max_sequence = 0
+        stored_total = lost_total = 0
+        latest: pb.Report | None = None
+        first_seen = received_at
+        if previous is not None:
+            first_seen = previous.first_seen
+            stored_total, lost_total = previous.reports_stored, previous.reports_lost
+            latest = previous.latest
+            if previous.instance_id == agent.instance_id:
+                max_sequence = previous.max_sequence
+        stored = duplicates = 0
+        newest: pb.Report | None = None
+        for report in sorted(reports, key=lambda r: r.sequence):
+            if report.sequence <= max_sequence:
+                duplicates += 1
+                continue
+            lost_total += report.sequence - max_sequence - 1
+            max_sequence = report.sequence
+            stored += 1
+            newest = report
+            for hook in self._hooks:
+                hook.on_stored(db, identity.host, report)
+        if newest is not None:
+            latest = newest
+        record = AgentRecord(
+            host=identity.host, department=identity.department,
+            agent_version=agent.agent_version, os=agent.os, kernel=agent.kernel,
+            interval_seconds=agent.interval_seconds, instance_id=agent.instance_id,
+            first_seen=first_seen, last_seen=received_at, max_sequence=max_sequence,
+            reports_stored=stored_total + stored, reports_lost=lost_total, latest=latest,
+        )
+        blob = latest.SerializeToString() if latest is not None else None
+        db.execute(
+            f"INSERT OR REPLACE INTO agents ({_COLUMNS}) VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (record.host, record.department, record.agent_version, record.os, record.kernel,
+             record.interval_seconds, record.instance_id, record.first_seen, record.last_seen,
+             record.max_sequence, record.reports_stored, record.reports_lost, blob),
+        )
+        return ApplyResult(record=record, stored=stored, duplicates=duplicates)
