@@ -2,12 +2,28 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class Severity(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SEVERITY_UNSPECIFIED: _ClassVar[Severity]
+    SEVERITY_INFO: _ClassVar[Severity]
+    SEVERITY_LOW: _ClassVar[Severity]
+    SEVERITY_MEDIUM: _ClassVar[Severity]
+    SEVERITY_HIGH: _ClassVar[Severity]
+    SEVERITY_CRITICAL: _ClassVar[Severity]
+SEVERITY_UNSPECIFIED: Severity
+SEVERITY_INFO: Severity
+SEVERITY_LOW: Severity
+SEVERITY_MEDIUM: Severity
+SEVERITY_HIGH: Severity
+SEVERITY_CRITICAL: Severity
 
 class AgentInfo(_message.Message):
     __slots__ = ("host", "department", "agent_version", "os", "kernel", "interval_seconds", "instance_id")
@@ -42,20 +58,32 @@ class SubmitResponse(_message.Message):
     def __init__(self, acked_sequence: _Optional[int] = ...) -> None: ...
 
 class Report(_message.Message):
-    __slots__ = ("sequence", "collected_at", "sources", "host", "filesystems", "spool_dropped_total")
+    __slots__ = ("sequence", "collected_at", "sources", "host", "filesystems", "spool_dropped_total", "disks", "raid_arrays", "io_errors", "backups", "events", "security_stats")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     COLLECTED_AT_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
     FILESYSTEMS_FIELD_NUMBER: _ClassVar[int]
     SPOOL_DROPPED_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    DISKS_FIELD_NUMBER: _ClassVar[int]
+    RAID_ARRAYS_FIELD_NUMBER: _ClassVar[int]
+    IO_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    BACKUPS_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    SECURITY_STATS_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     collected_at: _timestamp_pb2.Timestamp
     sources: _containers.RepeatedCompositeFieldContainer[SourceStatus]
     host: HostHealth
     filesystems: _containers.RepeatedCompositeFieldContainer[Filesystem]
     spool_dropped_total: int
-    def __init__(self, sequence: _Optional[int] = ..., collected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sources: _Optional[_Iterable[_Union[SourceStatus, _Mapping]]] = ..., host: _Optional[_Union[HostHealth, _Mapping]] = ..., filesystems: _Optional[_Iterable[_Union[Filesystem, _Mapping]]] = ..., spool_dropped_total: _Optional[int] = ...) -> None: ...
+    disks: _containers.RepeatedCompositeFieldContainer[Disk]
+    raid_arrays: _containers.RepeatedCompositeFieldContainer[RaidArray]
+    io_errors: _containers.RepeatedCompositeFieldContainer[DeviceIoErrors]
+    backups: _containers.RepeatedCompositeFieldContainer[Backup]
+    events: _containers.RepeatedCompositeFieldContainer[SecurityEvent]
+    security_stats: SecurityStats
+    def __init__(self, sequence: _Optional[int] = ..., collected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sources: _Optional[_Iterable[_Union[SourceStatus, _Mapping]]] = ..., host: _Optional[_Union[HostHealth, _Mapping]] = ..., filesystems: _Optional[_Iterable[_Union[Filesystem, _Mapping]]] = ..., spool_dropped_total: _Optional[int] = ..., disks: _Optional[_Iterable[_Union[Disk, _Mapping]]] = ..., raid_arrays: _Optional[_Iterable[_Union[RaidArray, _Mapping]]] = ..., io_errors: _Optional[_Iterable[_Union[DeviceIoErrors, _Mapping]]] = ..., backups: _Optional[_Iterable[_Union[Backup, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[SecurityEvent, _Mapping]]] = ..., security_stats: _Optional[_Union[SecurityStats, _Mapping]] = ...) -> None: ...
 
 class SourceStatus(_message.Message):
     __slots__ = ("name", "success", "duration_seconds", "error")
@@ -118,3 +146,184 @@ class Filesystem(_message.Message):
     readonly: bool
     error: str
     def __init__(self, mountpoint: _Optional[str] = ..., device: _Optional[str] = ..., fstype: _Optional[str] = ..., size_bytes: _Optional[int] = ..., avail_bytes: _Optional[int] = ..., free_bytes: _Optional[int] = ..., files: _Optional[int] = ..., files_free: _Optional[int] = ..., readonly: bool = ..., error: _Optional[str] = ...) -> None: ...
+
+class Disk(_message.Message):
+    __slots__ = ("device", "model", "serial", "protocol", "smart_available", "healthy", "in_standby", "read_at", "temperature_celsius", "power_on_hours", "attributes", "nvme_critical_warning", "nvme_media_errors", "nvme_percentage_used", "smartctl_exit_status", "error")
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    SERIAL_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    SMART_AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    HEALTHY_FIELD_NUMBER: _ClassVar[int]
+    IN_STANDBY_FIELD_NUMBER: _ClassVar[int]
+    READ_AT_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_CELSIUS_FIELD_NUMBER: _ClassVar[int]
+    POWER_ON_HOURS_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    NVME_CRITICAL_WARNING_FIELD_NUMBER: _ClassVar[int]
+    NVME_MEDIA_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    NVME_PERCENTAGE_USED_FIELD_NUMBER: _ClassVar[int]
+    SMARTCTL_EXIT_STATUS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    device: str
+    model: str
+    serial: str
+    protocol: str
+    smart_available: bool
+    healthy: bool
+    in_standby: bool
+    read_at: _timestamp_pb2.Timestamp
+    temperature_celsius: float
+    power_on_hours: int
+    attributes: _containers.RepeatedCompositeFieldContainer[SmartAttribute]
+    nvme_critical_warning: int
+    nvme_media_errors: int
+    nvme_percentage_used: int
+    smartctl_exit_status: int
+    error: str
+    def __init__(self, device: _Optional[str] = ..., model: _Optional[str] = ..., serial: _Optional[str] = ..., protocol: _Optional[str] = ..., smart_available: bool = ..., healthy: bool = ..., in_standby: bool = ..., read_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., temperature_celsius: _Optional[float] = ..., power_on_hours: _Optional[int] = ..., attributes: _Optional[_Iterable[_Union[SmartAttribute, _Mapping]]] = ..., nvme_critical_warning: _Optional[int] = ..., nvme_media_errors: _Optional[int] = ..., nvme_percentage_used: _Optional[int] = ..., smartctl_exit_status: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+
+class SmartAttribute(_message.Message):
+    __slots__ = ("id", "name", "raw", "value", "worst", "threshold", "failing_now")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    RAW_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    WORST_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    FAILING_NOW_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    name: str
+    raw: int
+    value: int
+    worst: int
+    threshold: int
+    failing_now: bool
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., raw: _Optional[int] = ..., value: _Optional[int] = ..., worst: _Optional[int] = ..., threshold: _Optional[int] = ..., failing_now: bool = ...) -> None: ...
+
+class RaidArray(_message.Message):
+    __slots__ = ("name", "level", "state", "disks_active", "disks_total", "disks_failed", "disks_spare", "degraded", "sync_action", "sync_progress_ratio", "members", "failed_members")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    DISKS_ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    DISKS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    DISKS_FAILED_FIELD_NUMBER: _ClassVar[int]
+    DISKS_SPARE_FIELD_NUMBER: _ClassVar[int]
+    DEGRADED_FIELD_NUMBER: _ClassVar[int]
+    SYNC_ACTION_FIELD_NUMBER: _ClassVar[int]
+    SYNC_PROGRESS_RATIO_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    FAILED_MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    level: str
+    state: str
+    disks_active: int
+    disks_total: int
+    disks_failed: int
+    disks_spare: int
+    degraded: bool
+    sync_action: str
+    sync_progress_ratio: float
+    members: _containers.RepeatedScalarFieldContainer[str]
+    failed_members: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., level: _Optional[str] = ..., state: _Optional[str] = ..., disks_active: _Optional[int] = ..., disks_total: _Optional[int] = ..., disks_failed: _Optional[int] = ..., disks_spare: _Optional[int] = ..., degraded: bool = ..., sync_action: _Optional[str] = ..., sync_progress_ratio: _Optional[float] = ..., members: _Optional[_Iterable[str]] = ..., failed_members: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DeviceIoErrors(_message.Message):
+    __slots__ = ("device", "errors_total", "last_error_at", "last_message")
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    device: str
+    errors_total: int
+    last_error_at: _timestamp_pb2.Timestamp
+    last_message: str
+    def __init__(self, device: _Optional[str] = ..., errors_total: _Optional[int] = ..., last_error_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_message: _Optional[str] = ...) -> None: ...
+
+class Backup(_message.Message):
+    __slots__ = ("job", "kind", "rpo_seconds", "last_success", "last_run", "last_run_success", "size_bytes", "message", "same_device", "shared_disks", "source_configured", "last_verified", "last_verify_success", "verify_every_seconds", "min_size_bytes", "error")
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    RPO_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LAST_SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    LAST_RUN_FIELD_NUMBER: _ClassVar[int]
+    LAST_RUN_SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    SAME_DEVICE_FIELD_NUMBER: _ClassVar[int]
+    SHARED_DISKS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_CONFIGURED_FIELD_NUMBER: _ClassVar[int]
+    LAST_VERIFIED_FIELD_NUMBER: _ClassVar[int]
+    LAST_VERIFY_SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    VERIFY_EVERY_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MIN_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    job: str
+    kind: str
+    rpo_seconds: float
+    last_success: _timestamp_pb2.Timestamp
+    last_run: _timestamp_pb2.Timestamp
+    last_run_success: bool
+    size_bytes: int
+    message: str
+    same_device: bool
+    shared_disks: _containers.RepeatedScalarFieldContainer[str]
+    source_configured: bool
+    last_verified: _timestamp_pb2.Timestamp
+    last_verify_success: bool
+    verify_every_seconds: float
+    min_size_bytes: int
+    error: str
+    def __init__(self, job: _Optional[str] = ..., kind: _Optional[str] = ..., rpo_seconds: _Optional[float] = ..., last_success: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_run: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_run_success: bool = ..., size_bytes: _Optional[int] = ..., message: _Optional[str] = ..., same_device: bool = ..., shared_disks: _Optional[_Iterable[str]] = ..., source_configured: bool = ..., last_verified: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_verify_success: bool = ..., verify_every_seconds: _Optional[float] = ..., min_size_bytes: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+
+class SecurityEvent(_message.Message):
+    __slots__ = ("time", "type", "severity", "technique", "user", "source_address", "process", "raw", "source", "path", "port", "protocol", "tags", "details")
+    class DetailsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    SEVERITY_FIELD_NUMBER: _ClassVar[int]
+    TECHNIQUE_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PROCESS_FIELD_NUMBER: _ClassVar[int]
+    RAW_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_FIELD_NUMBER: _ClassVar[int]
+    time: _timestamp_pb2.Timestamp
+    type: str
+    severity: Severity
+    technique: str
+    user: str
+    source_address: str
+    process: str
+    raw: str
+    source: str
+    path: str
+    port: int
+    protocol: str
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    details: _containers.ScalarMap[str, str]
+    def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., type: _Optional[str] = ..., severity: _Optional[_Union[Severity, str]] = ..., technique: _Optional[str] = ..., user: _Optional[str] = ..., source_address: _Optional[str] = ..., process: _Optional[str] = ..., raw: _Optional[str] = ..., source: _Optional[str] = ..., path: _Optional[str] = ..., port: _Optional[int] = ..., protocol: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., details: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class SecurityStats(_message.Message):
+    __slots__ = ("lines_read", "lines_unrecognised", "lines_oversized", "events_deferred")
+    LINES_READ_FIELD_NUMBER: _ClassVar[int]
+    LINES_UNRECOGNISED_FIELD_NUMBER: _ClassVar[int]
+    LINES_OVERSIZED_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_DEFERRED_FIELD_NUMBER: _ClassVar[int]
+    lines_read: int
+    lines_unrecognised: int
+    lines_oversized: int
+    events_deferred: int
+    def __init__(self, lines_read: _Optional[int] = ..., lines_unrecognised: _Optional[int] = ..., lines_oversized: _Optional[int] = ..., events_deferred: _Optional[int] = ...) -> None: ...

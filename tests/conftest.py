@@ -1,0 +1,36 @@
+"""Fixtures: a running collector and a way to start agents against it, all on 127.0.0.1."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import Agent, Collector
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture
+def collector(tmp_path: Path) -> Iterator[Collector]:
+    """A running insecure collector on ephemeral loopback ports."""
+    process = Collector(tmp_path / "collector")
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def make_agent(tmp_path: Path) -> Iterator[object]:
+    """A factory for agents (stopped again at the end of the test)."""
+    agents: list[Agent] = []
+
+    def make(addresses: list[str], name: str = "agent", **kwargs: object) -> Agent:
+        agent = Agent(tmp_path / name, addresses, **kwargs)  # type: ignore[arg-type]
+        agents.append(agent)
+        return agent
+
+    yield make
+    for agent in agents:
+        agent.stop()

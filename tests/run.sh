@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what the tests need, from nothing, and runs them.
+#   bash tests/run.sh            # the whole suite
+#   bash tests/run.sh -k spool   # extra arguments go to pytest
+# Needs: Debian 12 (or similar) with python3 >= 3.9; root to apt-get what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Real tools the tests use: promtool/prometheus, restic, borg.
+packages=()
+command -v promtool >/dev/null || packages+=(prometheus)
+command -v restic >/dev/null || packages+=(restic)
+command -v borg >/dev/null || packages+=(borgbackup)
+python3 -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv)
+if [ ${#packages[@]} -gt 0 ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "tests/run.sh: missing ${packages[*]}; run as root or install them" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
+exec .venv/bin/python -m pytest "$@"
