@@ -76,7 +76,7 @@ class Process:
 
     def start(self) -> None:
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(  # noqa: S603 - our own module
+            self.proc = subprocess.Popen(
                 [sys.executable, "-m", *self.args], stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
 

@@ -46,6 +46,8 @@ def run_agent(config: AgentConfig, stop: threading.Event | None = None) -> None:
                 failing = True
                 continue
             state.record_ack(acked)
+            for source in config.sources:
+                source.commit()
             if failing:
                 log.info("delivery recovered via %s", sender.address)
                 failing = False

@@ -37,6 +37,14 @@ class Source(Protocol):
     def collect(self, report: pb.Report) -> None:
         """Fill this source's part of the report; raise on failure."""
 
+    def commit(self) -> None:
+        """The report last filled is now durably stored: persist read positions.
+
+        A source that tails a log advances its saved position here, never in
+        collect(), so a crash between the two re-reads lines instead of
+        losing them, and the durable store deduplicates nothing twice.
+        """
+
     def close(self) -> None:
         """Release threads or files; called once when the agent stops."""
 

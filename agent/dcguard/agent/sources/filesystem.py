@@ -149,6 +149,9 @@ class FilesystemSource:
             entry.files_free = result.f_ffree
             entry.readonly = entry.readonly or bool(result.f_flag & os.ST_RDONLY)
 
+    def commit(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 

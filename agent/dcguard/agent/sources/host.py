@@ -49,6 +49,9 @@ class HostSource:
             )
         )
 
+    def commit(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
