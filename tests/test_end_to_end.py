@@ -104,3 +104,22 @@ def test_agents_command_lists_the_host(collector, make_agent):
         ("testhost", "test-dept", True)]
     table = collector.cli("agents")
     assert "testhost" in table.stdout and "yes" in table.stdout
+
+
+def test_agent_status_reports_sequences_and_a_reachable_collector(collector, make_agent):
+    agent = make_agent([collector.grpc_address])
+    agent.start()
+    wait_for(lambda: (metric(collector.metrics(), "dcguard_agent_reports_stored_total",
+                             **HOST) or 0) >= 2, message="two reports stored")
+    result = agent.cli("status", "--json")
+    assert result.returncode == 0, result.stderr
+    import json
+
+    status = json.loads(result.stdout)
+    assert status["acked_sequence"] >= 2
+    assert status["last_sequence"] >= status["acked_sequence"]
+    assert status["collectors"] == {collector.grpc_address: "reachable"}
+    agent.stop()
+    collector.stop()
+    status = json.loads(agent.cli("status", "--json").stdout)
+    assert status["collectors"][collector.grpc_address].startswith("unreachable")
