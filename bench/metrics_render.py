@@ -14,11 +14,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dcguard.collector.config import ServerConfig  # noqa: E402
-from dcguard.collector.metrics.registry import HostRenderer, default_groups  # noqa: E402
-from dcguard.collector.state import StateCache  # noqa: E402
-from dcguard.collector.store import AgentRecord  # noqa: E402
-from tests.submit import make_report  # noqa: E402
+from dcguard.collector.config import ServerConfig
+from dcguard.collector.metrics.registry import HostRenderer, default_groups
+from dcguard.collector.state import StateCache
+from dcguard.collector.store import AgentRecord
+from tests.submit import make_report
 
 
 def record(index: int, now: float) -> AgentRecord:
