@@ -52,8 +52,14 @@ class HostRenderer:
 def _adder(record: AgentRecord, out: dict[str, list[str]]) -> AddSample:
     """An add() that appends samples labelled with the host and department to out."""
     base = (("host", record.host), ("department", record.department))
+    # Many families share a label set (every filesystem family, say): render it once.
+    rendered: dict[tuple[tuple[str, str], ...], str] = {}
 
     def add(name: str, extra: Labels, value: float) -> None:
-        out.setdefault(name, []).append(sample(name, labels((*base, *extra)), value))
+        key = tuple(extra)
+        text = rendered.get(key)
+        if text is None:
+            text = rendered[key] = labels((*base, *key))
+        out.setdefault(name, []).append(sample(name, text, value))
 
     return add
