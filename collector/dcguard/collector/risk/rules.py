@@ -36,7 +36,8 @@ _NVME_WARNINGS = (
 
 @dataclass(frozen=True)
 class Finding:
-    """One reason, for one subject (a job, a disk, a mountpoint), active within [since, until)."""
+    """One reason, for one subject (a job, a disk, a mountpoint), active strictly between
+    since and until: a backup is stale once its age is *over* the objective."""
 
     reason: str
     subject: str
@@ -45,7 +46,7 @@ class Finding:
     until: float = math.inf
 
     def active(self, now: float) -> bool:
-        return self.since <= now < self.until
+        return self.since < now < self.until
 
     def sentence(self, now: float) -> str:
         return self.text(now)
