@@ -303,6 +303,8 @@ def test_score_is_the_capped_sum_of_distinct_reasons_and_weights_override():
     assert dept.assess(two_stale, NOW).score == 25
     elsewhere = record(two_stale.latest, department="other", last_seen=NOW)
     assert dept.assess(elsewhere, NOW).score == 10
+    switched_off = dept.assess(record(two_stale.latest, host="db09", last_seen=NOW), NOW)
+    assert (switched_off.score, switched_off.statements) == (0, ())
     everything = host(backups=[backup("a", same_device=True)],
                       disks=[ata_disk("/dev/sdc", "m", "s", FAILING_HDS, healthy=False)],
                       raid_arrays=[raid(active=1)])

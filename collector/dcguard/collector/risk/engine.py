@@ -3,8 +3,9 @@
 Score: the sum of the weights of the distinct active reasons, capped at 100.
 A reason counts once however many jobs, disks or filesystems it names, so
 one host with ten stale jobs does not outrank one with a failing disk and no
-backup. Rules run once per state change (prepare); the clock is applied at
-read time (assess), which costs a few comparisons per finding.
+backup. A reason weighted 0 is switched off. Rules run once per state change
+(prepare); the clock is applied at read time (assess), which costs a few
+comparisons per finding.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ class RiskEngine:
         silent_after = th.silent_after_seconds or (
             self.down_after_intervals * record.interval_seconds)
         findings = evaluate(record, th, self.history.trends(record.host), silent_after)
-        prepared = Prepared(record, th, tuple(findings))
+        # Weight 0 switches a reason off for this scope: not scored, not shown.
+        prepared = Prepared(record, th, tuple(f for f in findings if th.weights[f.reason] > 0))
         with self._lock:
             self._prepared[record.host] = prepared
         return prepared
