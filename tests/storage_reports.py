@@ -1,8 +1,18 @@
 """Reports with storage and backup parts, built as an agent builds them, and a way to submit them.
 
-Disk values are copied from real smartctl captures in /work/shared/corpus
-(see tests/fixtures/SOURCES.md), so the rules meet the numbers real failing
-disks report.
+The collector receives protobuf, not smartctl output, so the disks here carry
+the numbers copied from real smartctl captures (in the shared corpus), so the
+rules meet what real failing disks report:
+- REALLOCATED_304: smartctl-sata-hdd-passed-reallocated304-st3500418as-v7.3.json, from
+  prometheus-community/smartctl_exporter testdata/ST3500418AS_12.json
+  @ c0fe431c02002599a00f87cfd62859c52d14f0c8
+- FAILING_HDS: smartctl-sata-hdd-FAILING-hds721050dle630-usbjmicron-v7.1.json, from
+  AnalogJ/scrutiny webapp/backend/pkg/models/testdata/smart-fail2.json
+  @ 92d54df0224524c667dc5ec4cdf5cfbf1cc532f2
+- nvme_disk(warning=16): smartctl-nvme-FAILING-critical-warning16-samsung-mzwll3t2hajq-v7.3.json,
+  from smartctl_exporter testdata/nvme-null-SAMSUNG_MZWLL3T2HAJQ-00005-nvme0.json @ c0fe431c
+- nvme_disk(media_errors=7): smartctl-nvme-media-errors7-samsung970evo-v7.0.json, from
+  AnalogJ/scrutiny webapp/backend/pkg/models/testdata/smart-nvme-failed.json @ e7801619
 """
 
 from __future__ import annotations
