@@ -119,7 +119,7 @@ def test_smart_failing_disk_from_a_real_capture():
     reasons = active(rec)
     assert reasons["disk_smart_failing"] == (
         "disk /dev/sdc (Hitachi HDS721050DLE630, serial MSK423Y20S3HBC) fails its SMART health "
-        "check; SMART 5 Reallocated_Sector_Ct is below its threshold now - copy its data off "
+        "check; has SMART 5 Reallocated_Sector_Ct below its threshold now - copy its data off "
         "and replace it")
     assert "1975 reallocated sectors (SMART 5), 8 pending sectors (SMART 197)" in reasons[
         "disk_smart_degrading"]
@@ -128,7 +128,8 @@ def test_smart_failing_disk_from_a_real_capture():
 def test_nvme_critical_warning_fails_and_media_errors_degrade():
     # smartctl-nvme-FAILING-critical-warning16: warning 16 = volatile memory backup failed.
     warn = active(host(disks=[nvme_disk("/dev/nvme0", warning=16, healthy=False)]))
-    assert "NVMe critical warning: volatile memory backup failed" in warn["disk_smart_failing"]
+    assert "reports NVMe critical warning: volatile memory backup failed" in warn[
+        "disk_smart_failing"]
     # smartctl-nvme-media-errors7-samsung970evo: passes, 7 media errors.
     media = active(host(disks=[nvme_disk("/dev/nvme0", media_errors=7)]))
     assert "7 NVMe media errors" in media["disk_smart_degrading"]

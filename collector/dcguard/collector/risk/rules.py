@@ -169,27 +169,38 @@ def _disks(report: pb.Report, th: Thresholds, _t: Mapping[str, Trend]) -> Iterat
             continue
         name = _disk_name(d)
         asleep = " (values from before the disk went to standby)" if d.in_standby else ""
-        failing = [f"SMART {a.id} {a.name or ''} is below its threshold now".replace("  ", " ")
-                   for a in d.attributes if a.failing_now]
-        warn_bits = [text for bit, text in _NVME_WARNINGS if d.nvme_critical_warning & bit]
-        if warn_bits:
-            failing.append("NVMe critical warning: " + ", ".join(warn_bits))
-        if not d.healthy or failing:
-            what = "; ".join(["fails its SMART health check"] if not d.healthy else [])
-            what = "; ".join(x for x in (what, *failing) if x)
+        problems = _failing(d)
+        if problems:
             yield Finding("disk_smart_failing", d.device, _fixed(
-                f"{name} {what}{asleep} - copy its data off and replace it"))
-        counts = [f"{a.raw} {_SMART_NAMES.get(a.id, a.name or 'SMART ' + str(a.id))} "
-                  f"(SMART {a.id})" for a in d.attributes
-                  if a.id in th.smart_attributes and a.raw > th.smart_raw_tolerated]
-        if d.nvme_media_errors > 0:
-            counts.append(f"{d.nvme_media_errors} NVMe media errors")
-        if d.nvme_percentage_used >= th.nvme_percentage_used_limit:
-            counts.append(f"{d.nvme_percentage_used}% of its rated endurance used")
+                f"{name} {'; '.join(problems)}{asleep} - copy its data off and replace it"))
+        counts = _degrading(d, th)
         if counts:
             yield Finding("disk_smart_degrading", d.device, _fixed(
                 f"{name} reports {', '.join(counts)}{asleep} - make sure its backups are "
                 "current and plan a replacement"))
+
+
+def _failing(d: pb.Disk) -> list[str]:
+    """What says the disk is failing now: overall health, attributes, NVMe warnings."""
+    problems = [] if d.healthy else ["fails its SMART health check"]
+    problems += [f"has SMART {a.id}{' ' + a.name if a.name else ''} below its threshold now"
+                 for a in d.attributes if a.failing_now]
+    bits = [text for bit, text in _NVME_WARNINGS if d.nvme_critical_warning & bit]
+    if bits:
+        problems.append("reports NVMe critical warning: " + ", ".join(bits))
+    return problems
+
+
+def _degrading(d: pb.Disk, th: Thresholds) -> list[str]:
+    """Counts that predict failure (Backblaze's attributes, NVMe media errors and wear)."""
+    counts = [f"{a.raw} {_SMART_NAMES.get(a.id, a.name or 'SMART ' + str(a.id))} (SMART {a.id})"
+              for a in d.attributes
+              if a.id in th.smart_attributes and a.raw > th.smart_raw_tolerated]
+    if d.nvme_media_errors > 0:
+        counts.append(f"{d.nvme_media_errors} NVMe media errors")
+    if d.nvme_percentage_used >= th.nvme_percentage_used_limit:
+        counts.append(f"{d.nvme_percentage_used}% of its rated endurance used")
+    return counts
 
 
 def _raid(report: pb.Report, _th: Thresholds, _t: Mapping[str, Trend]) -> Iterator[Finding]:
