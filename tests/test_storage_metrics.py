@@ -171,3 +171,19 @@ def test_malformed_storage_parts_are_refused_counted_and_change_nothing(collecto
     for key, value in host_series.items():
         assert after.get(key) == value, key
     assert collector.running
+
+
+def test_extreme_sizes_and_times_are_stored_and_the_collector_keeps_working(collector, db01):
+    """uint64 sizes beyond SQLite's signed integers, timestamps far in the past."""
+    huge = 2**64 - 1
+    now = time.time()
+    extreme = report(collected_at=now,
+                     filesystems=[fs("/", size=huge, avail=huge)],
+                     backups=[backup("old", last_success=1.0, size=huge, rpo=1e12)],
+                     io_errors=[io_errors("sdz", huge, 1.0)])
+    assert db01.send(extreme) == 1
+    assert db01.send(report(collected_at=now + 400, filesystems=[fs("/", avail=1)])) == 2
+    s = collector.metrics()
+    assert metric(s, "dcguard_agent_reports_stored_total", **DB01) == 2
+    assert metric(s, "dcguard_filesystem_avail_bytes", mountpoint="/", **DB01) == 1
+    assert metric(s, "dcguard_data_loss_risk", reason="filesystem_almost_full", **DB01) == 1

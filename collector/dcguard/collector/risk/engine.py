@@ -10,6 +10,7 @@ comparisons per finding.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from dcguard.collector.store import AgentRecord
 
 __all__ = ["Assessment", "Prepared", "RiskEngine", "Statement"]
 
+log = logging.getLogger(__name__)
 MAX_SCORE = 100
 
 
@@ -80,7 +82,12 @@ class RiskEngine:
         th = self.config.for_host(record.host, record.department)
         silent_after = th.silent_after_seconds or (
             self.down_after_intervals * record.interval_seconds)
-        findings = evaluate(record, th, self.history.trends(record.host), silent_after)
+        try:
+            findings = evaluate(record, th, self.history.trends(record.host), silent_after)
+        except Exception:  # one odd report must not break /metrics for every host
+            log.exception("risk rules failed for host %s; its reasons are unknown until its "
+                          "next report", record.host)
+            findings = []
         # Weight 0 switches a reason off for this scope: not scored, not shown.
         prepared = Prepared(record, th, tuple(f for f in findings if th.weights[f.reason] > 0))
         with self._lock:

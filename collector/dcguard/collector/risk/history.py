@@ -27,8 +27,10 @@ FS_HISTORY_SCHEMA: Migration = ("risk-fs-history-v1", (
         host TEXT NOT NULL,
         mountpoint TEXT NOT NULL,
         ts REAL NOT NULL,
-        avail_bytes INTEGER NOT NULL,
-        size_bytes INTEGER NOT NULL,
+        -- REAL, not INTEGER: sizes are uint64 on the wire and SQLite integers
+        -- are signed 64-bit; a trend needs no byte-exact precision.
+        avail_bytes REAL NOT NULL,
+        size_bytes REAL NOT NULL,
         PRIMARY KEY (host, mountpoint, ts)
     ) WITHOUT ROWID
     """,
@@ -97,7 +99,7 @@ class FilesystemHistory:
             if row[0] is not None and at < row[0] + self.settings.sample_every_seconds:
                 continue
             db.execute("INSERT INTO fs_history VALUES (?, ?, ?, ?, ?)",
-                       (host, fs.mountpoint, at, fs.avail_bytes, fs.size_bytes))
+                       (host, fs.mountpoint, at, float(fs.avail_bytes), float(fs.size_bytes)))
             points = db.execute(
                 "SELECT ts, avail_bytes FROM fs_history WHERE host = ? AND mountpoint = ? "
                 "AND ts >= ? ORDER BY ts", (host, fs.mountpoint, at - window)).fetchall()
@@ -123,7 +125,7 @@ class FilesystemHistory:
 
     def load(self, database: Path) -> None:
         """Rebuild every trend from the table (at start, and in the CLI)."""
-        rows: list[tuple[str, str, float, int]] = []
+        rows: list[tuple[str, str, float, float]] = []
         if database.exists():
             db = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
             try:
