@@ -418,3 +418,4 @@ filesystem_almost_full = 0
     other = risk.for_host("web01", "other")
     assert other.io_errors_window_seconds == 86400
     assert other.weights["filesystem_almost_full"] == 20
+
