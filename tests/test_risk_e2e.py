@@ -191,3 +191,9 @@ def test_risk_cli_empty_and_broken_setups_get_one_line(risky, tmp_path):
     assert missing.returncode == 1
     assert "no collector database at /nonexistent/dcguard/collector.db" in missing.stderr
     assert "Traceback" not in missing.stderr
+    flag = collector.cli("risk", "--worst")
+    assert flag.returncode == 2
+    assert flag.stderr.count("\n") == 1 and "--worst" in flag.stderr
+    nofile = run_cli("dcguard.collector", "risk", "--config", str(tmp_path / "none.toml"))
+    assert nofile.returncode == 2
+    assert nofile.stderr.count("\n") == 1 and "cannot read config" in nofile.stderr
