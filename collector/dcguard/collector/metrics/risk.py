@@ -1,8 +1,10 @@
 """The data-loss risk score and reasons, evaluated by the one RiskEngine.
 
-Both families are clock-dependent (a backup turns stale while its host is
-silent), so they are rendered at scrape time; the rules themselves ran when
-the host's record changed, so a scrape only compares a few timestamps.
+The rules run when a host's record changes. Reasons the clock cannot change
+before the next report (a failing disk, or no finding at all) are rendered
+then; only the score and the reasons with a time window (agent_silent, a
+backup turning stale, an I/O error ageing out) are rendered at scrape time,
+which keeps a scrape of thousands of hosts to a few samples per host.
 Every reason is exported for every host, 1 active and 0 not, so a dashboard
 tells "fine" from "not reported".
 """
@@ -32,12 +34,16 @@ class RiskGroup:
         self.engine = engine
 
     def render(self, record: AgentRecord, add: AddSample) -> None:
-        # Nothing static to export; run the rules now, off the scrape path.
-        self.engine.prepare(record)
+        prepared = self.engine.prepare(record)
+        for reason, label in zip(REASONS, _REASON_LABELS):
+            if reason not in prepared.timed:
+                add("dcguard_data_loss_risk", label, reason in prepared.always)
 
     def render_live(self, record: AgentRecord, now: float, add: AddSample) -> None:
         prepared = self.engine.prepare(record)
         active = prepared.active_reasons(now)
         add("dcguard_data_loss_risk_score", (), prepared.score(active))
+        timed = prepared.timed
         for reason, label in zip(REASONS, _REASON_LABELS):
-            add("dcguard_data_loss_risk", label, reason in active)
+            if reason in timed:
+                add("dcguard_data_loss_risk", label, reason in active)

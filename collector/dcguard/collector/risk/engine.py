@@ -54,6 +54,17 @@ class Prepared:
     record: AgentRecord
     thresholds: Thresholds
     findings: tuple[Finding, ...]
+    # Reasons active whatever the time (a failing disk stays failing).
+    always: frozenset[str]
+    # Reasons whose state the clock can change before the next report.
+    timed: frozenset[str]
+
+    @classmethod
+    def of(cls, record: AgentRecord, thresholds: Thresholds,
+           findings: tuple[Finding, ...]) -> Prepared:
+        always = frozenset(f.reason for f in findings if f.permanent)
+        timed = frozenset(f.reason for f in findings if not f.permanent) - always
+        return cls(record, thresholds, findings, always, timed)
 
     def active_reasons(self, now: float) -> frozenset[str]:
         return frozenset(f.reason for f in self.findings if f.active(now))
@@ -89,7 +100,8 @@ class RiskEngine:
                           "next report", record.host)
             findings = []
         # Weight 0 switches a reason off for this scope: not scored, not shown.
-        prepared = Prepared(record, th, tuple(f for f in findings if th.weights[f.reason] > 0))
+        prepared = Prepared.of(record, th,
+                               tuple(f for f in findings if th.weights[f.reason] > 0))
         with self._lock:
             self._prepared[record.host] = prepared
         return prepared

@@ -48,6 +48,11 @@ class Finding:
     def active(self, now: float) -> bool:
         return self.since < now < self.until
 
+    @property
+    def permanent(self) -> bool:
+        """Active at every time, so it can be rendered once, off the scrape path."""
+        return self.since == -math.inf and self.until == math.inf
+
     def sentence(self, now: float) -> str:
         return self.text(now)
 
