@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dcguard.collector.config import load_config
-from dcguard.collector.risk.config import RiskConfig, parse_risk
+from dcguard.collector.risk.config import REASONS, RiskConfig, parse_risk
 from dcguard.collector.risk.engine import RiskEngine
 from dcguard.collector.risk.history import FS_HISTORY_SCHEMA, FilesystemHistory, fit_trend
 from dcguard.collector.store import AgentRecord
@@ -419,3 +419,26 @@ filesystem_almost_full = 0
     assert other.io_errors_window_seconds == 86400
     assert other.weights["filesystem_almost_full"] == 20
 
+
+def test_every_reason_is_exported_exactly_once_per_host_split_between_report_and_scrape():
+    from dcguard.collector.config import ServerConfig
+    from dcguard.collector.exposition import render_families
+    from dcguard.collector.metrics.registry import HostRenderer, default_groups
+    from tests.support import parse_metrics
+
+    config = ServerConfig(path=Path("x"), grpc_listen="127.0.0.1:0",
+                          metrics_listen="127.0.0.1:0", data_dir=Path("/tmp"), insecure=True,
+                          down_after_intervals=3, log_level="info", max_message_bytes=1 << 20)
+    renderer = HostRenderer(default_groups(config))
+    rec = host(backups=[backup("a", last_success=NOW - 30 * HOUR, same_device=True)],
+               io_errors=[io_errors("sdb", 3, NOW - HOUR), io_errors("sdc", 1, None)],
+               disks=[ata_disk("/dev/sda", "m", "s", REALLOCATED_304)])
+    text = render_families(renderer.families, [renderer.render_live(rec, NOW + 1),
+                                               renderer.render(rec)])
+    lines = [line for line in text.splitlines() if line.startswith("dcguard_data_loss_risk{")]
+    reasons = [line.split('reason="')[1].split('"')[0] for line in lines]
+    assert sorted(reasons) == sorted(REASONS)
+    samples = parse_metrics(text)
+    on = {dict(labels)["reason"] for (name, labels), v in samples.items()
+          if name == "dcguard_data_loss_risk" and v == 1}
+    assert on == {"backup_stale", "backup_same_device", "disk_io_errors", "disk_smart_degrading"}
