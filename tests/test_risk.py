@@ -267,6 +267,11 @@ def test_history_is_downsampled_and_kept_only_for_the_window(tmp_path):
     # One sample per 5 minutes over window + one step: 14 or 15 rows, never 720.
     assert 12 <= rows[0] <= 15
     assert rows[2] - rows[1] <= 3600 + 300
+    # Read-only filesystems (a host with many snaps) add no rows.
+    history.on_stored(db, "db01", report(collected_at=NOW + 4 * HOUR, filesystems=[
+        fs(f"/snap/core/{i}", fstype="squashfs", readonly=True, avail=0) for i in range(20)]))
+    assert db.execute("SELECT COUNT(*) FROM fs_history WHERE mountpoint LIKE '/snap/%'"
+                      ).fetchone() == (0,)
     # A restarted collector rebuilds the same trend from the table.
     reloaded = FilesystemHistory(history.settings)
     reloaded.load(tmp_path / "c.db")

@@ -91,7 +91,8 @@ class FilesystemHistory:
         window = self.settings.window_seconds
         fitted: dict[str, Trend | None] = {}
         for fs in report.filesystems:
-            if fs.error or fs.size_bytes == 0:
+            # Read-only filesystems (snaps, ISO images) cannot fill: no rows for them.
+            if fs.error or fs.size_bytes == 0 or fs.readonly:
                 continue
             row = db.execute("SELECT MAX(ts) FROM fs_history WHERE host = ? AND mountpoint = ?",
                              (host, fs.mountpoint)).fetchone()
