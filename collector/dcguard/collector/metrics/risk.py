@@ -27,7 +27,8 @@ class RiskGroup:
     live_families: tuple[Family, ...] = (
         Family("dcguard_data_loss_risk_score", "gauge",
                "Data-loss risk, 0-100: capped sum of the weights of the active reasons."),
-        Family("dcguard_data_loss_risk", "gauge", "1 for each active data-loss risk reason."),
+        Family("dcguard_data_loss_risk", "gauge",
+               "1 for each active data-loss risk reason, 0 for each inactive one."),
     )
 
     def __init__(self, engine: RiskEngine) -> None:
