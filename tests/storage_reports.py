@@ -25,7 +25,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from dcguard.collector.store import AgentRecord
 from dcguard.v1 import collector_pb2 as pb
-from dcguard.v1 import collector_pb2_grpc
+from tests.submit import agent_info, make_report, submit
 
 GIB = 1024**3
 # Attributes as (id, name, raw, value, threshold, failing_now).
@@ -113,9 +113,8 @@ def io_errors(device: str, count: int, last: float | None) -> pb.DeviceIoErrors:
 
 
 def report(sequence: int = 1, collected_at: float | None = None, **parts: object) -> pb.Report:
-    r = pb.Report(sequence=sequence, **parts)  # type: ignore[arg-type]
-    r.collected_at.CopyFrom(stamp(time.time() if collected_at is None else collected_at))
-    return r
+    """make_report with a default sequence: Submitter numbers reports when it sends them."""
+    return make_report(sequence, collected_at, **parts)
 
 
 def record(latest: pb.Report | None, *, host: str = "db01", department: str = "so-tu-phap",
@@ -128,15 +127,13 @@ def record(latest: pb.Report | None, *, host: str = "db01", department: str = "s
 
 
 class Submitter:
-    """Sends SubmitRequests for one host to a collector, as an agent's sender does."""
+    """One host's agent over one channel: numbers reports in order, as an agent's sender does."""
 
     def __init__(self, address: str, host: str, department: str = "so-tu-phap",
                  interval: float = 15.0) -> None:
-        self.agent = pb.AgentInfo(host=host, department=department, agent_version="0.1.0",
-                                  os="linux", kernel="6.1", interval_seconds=interval,
-                                  instance_id=uuid.uuid4().hex)
+        self.address = address
+        self.agent = agent_info(host, department, uuid.uuid4().hex, interval)
         self.channel = grpc.insecure_channel(address)
-        self.stub = collector_pb2_grpc.CollectorStub(self.channel)
         self.sequence = 0
 
     def send(self, *reports: pb.Report) -> int:
@@ -144,8 +141,7 @@ class Submitter:
         for r in reports:
             self.sequence += 1
             r.sequence = self.sequence
-        response = self.stub.Submit(pb.SubmitRequest(agent=self.agent, reports=list(reports)),
-                                    timeout=15)
+        response = submit(self.address, list(reports), self.agent, self.channel)
         return int(response.acked_sequence)
 
     def close(self) -> None:
