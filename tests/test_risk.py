@@ -6,6 +6,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dcguard.collector.config import load_config
 from dcguard.collector.risk.config import REASONS, RiskConfig, parse_risk
@@ -88,6 +90,16 @@ def test_backup_failed_on_a_failed_run_an_unreadable_job_or_a_failed_check():
                                  last_verified=NOW - HOUR, verify_ok=False)])
     assert "failed its last verification 60 min ago" in active(check)["backup_failed"]
     assert "backup_failed" not in active(host(backups=[backup("etc", last_success=NOW)]))
+
+
+def test_agent_text_in_a_sentence_cannot_add_or_fake_lines():
+    forged = "repository locked\ndb09 (x): risk 0/100\x1b[2J"
+    sentence = active(host(backups=[backup("etc", last_success=NOW, error=forged)]))[
+        "backup_failed"]
+    assert sentence == ("backup 'etc' could not be checked: repository locked db09 (x): risk "
+                        "0/100 [2J")
+    long = active(host(backups=[backup("etc", last_success=NOW, error="x" * 5000)]))
+    assert len(long["backup_failed"]) == 600
 
 
 def test_backup_unverified_edges():
@@ -447,3 +459,70 @@ def test_every_reason_is_exported_exactly_once_per_host_split_between_report_and
     on = {dict(labels)["reason"] for (name, labels), v in samples.items()
           if name == "dcguard_data_loss_risk" and v == 1}
     assert on == {"backup_stale", "backup_same_device", "disk_io_errors", "disk_smart_degrading"}
+
+
+# --- any report the validator lets through ----------------------------------------------------
+
+_u64 = st.integers(min_value=0, max_value=2**64 - 1)
+_u32 = st.integers(min_value=0, max_value=2**32 - 1)
+_when = st.one_of(st.none(), st.floats(min_value=1.0, max_value=NOW + 3600))
+_dur = st.floats(min_value=0, max_value=1e12)
+_text = st.text(max_size=30)
+
+
+@st.composite
+def _any_report(draw: st.DrawFn):
+    def stamp_or_none(field, when):
+        if when is not None:
+            field.FromNanoseconds(int(when * 1e9))
+
+    r = report(collected_at=NOW)
+    for i in range(draw(st.integers(0, 3))):
+        d = r.disks.add(device=f"/dev/sd{i}", model=draw(_text), serial=draw(_text),
+                        protocol=draw(st.sampled_from(["ATA", "NVMe", ""])),
+                        smart_available=draw(st.booleans()), healthy=draw(st.booleans()),
+                        in_standby=draw(st.booleans()),
+                        temperature_celsius=draw(st.floats(0, 200)),
+                        nvme_critical_warning=draw(_u32), nvme_media_errors=draw(_u64),
+                        nvme_percentage_used=draw(_u32))
+        for attr in draw(st.sets(st.integers(1, 255), max_size=5)):
+            d.attributes.add(id=attr, raw=draw(st.integers(-(2**63), 2**63 - 1)),
+                             failing_now=draw(st.booleans()), name=draw(_text))
+    for i in range(draw(st.integers(0, 2))):
+        r.raid_arrays.add(name=f"md{i}", disks_active=draw(_u32), disks_total=draw(_u32),
+                          disks_failed=draw(_u32), degraded=draw(st.booleans()),
+                          sync_action=draw(st.sampled_from(["", "recovery", "check"])),
+                          sync_progress_ratio=draw(st.floats(0, 1)),
+                          failed_members=draw(st.lists(_text, max_size=2)))
+    for i in range(draw(st.integers(0, 2))):
+        e = r.io_errors.add(device=f"sd{i}", errors_total=draw(_u64), last_message=draw(_text))
+        stamp_or_none(e.last_error_at, draw(_when))
+    for i in range(draw(st.integers(0, 3))):
+        b = r.backups.add(job=f"job{i}", rpo_seconds=draw(_dur),
+                          verify_every_seconds=draw(_dur), last_run_success=draw(st.booleans()),
+                          last_verify_success=draw(st.booleans()), error=draw(_text),
+                          message=draw(_text), same_device=draw(st.booleans()),
+                          shared_disks=draw(st.lists(_text, max_size=2)))
+        for field in (b.last_success, b.last_run, b.last_verified):
+            stamp_or_none(field, draw(_when))
+    for i in range(draw(st.integers(0, 3))):
+        r.filesystems.add(mountpoint=f"/m{i}", size_bytes=draw(_u64), avail_bytes=draw(_u64),
+                          readonly=draw(st.booleans()), fstype=draw(st.sampled_from(
+                              ["ext4", "squashfs", "xfs"])), error=draw(st.sampled_from(
+                              ["", "timeout"])))
+    return r
+
+
+@settings(max_examples=150, deadline=None)
+@given(_any_report(), st.floats(min_value=NOW - 86400, max_value=NOW + 400 * 86400))
+def test_any_valid_report_gets_a_bounded_score_and_one_line_sentences(rep, now):
+    from dcguard.collector.validate_storage import validate_storage
+
+    validate_storage(rep, 4096)
+    assessment = engine().assess(record(rep, last_seen=NOW), now)
+    assert 0 <= assessment.score <= 100
+    assert (assessment.score == 0) == (not assessment.statements)
+    for s in assessment.statements:
+        assert s.reason in REASONS
+        assert s.message and s.message.isprintable() and len(s.message) <= 600
+        assert s.subject.isprintable()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from dcguard.collector.risk.config import REASONS, RiskConfig, Thresholds
 from dcguard.collector.risk.history import FilesystemHistory
-from dcguard.collector.risk.rules import Finding, evaluate
+from dcguard.collector.risk.rules import Finding, evaluate, one_line
 from dcguard.collector.store import AgentRecord
 
 __all__ = ["Assessment", "Prepared", "RiskEngine", "Statement"]
@@ -113,7 +113,8 @@ class RiskEngine:
         order = {reason: index for index, reason in enumerate(REASONS)}
         active = [f for f in prepared.findings if f.active(now)]
         active.sort(key=lambda f: (-weights[f.reason], order[f.reason], f.subject))
-        statements = tuple(Statement(f.reason, f.subject, weights[f.reason], f.sentence(now))
+        statements = tuple(Statement(f.reason, one_line(f.subject), weights[f.reason],
+                                     f.sentence(now))
                            for f in active)
         return Assessment(record.host, record.department,
                           prepared.score(frozenset(f.reason for f in active)), statements)

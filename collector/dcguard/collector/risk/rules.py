@@ -20,7 +20,7 @@ from dcguard.collector.risk.history import Trend
 from dcguard.collector.store import AgentRecord
 from dcguard.v1 import collector_pb2 as pb
 
-__all__ = ["Finding", "evaluate", "span"]
+__all__ = ["Finding", "evaluate", "one_line", "span"]
 
 _SMART_NAMES = {
     5: "reallocated sectors", 187: "reported uncorrectable errors", 188: "command timeouts",
@@ -54,7 +54,15 @@ class Finding:
         return self.since == -math.inf and self.until == math.inf
 
     def sentence(self, now: float) -> str:
-        return self.text(now)
+        return one_line(self.text(now))
+
+
+def one_line(text: str, limit: int = 600) -> str:
+    """Agent-supplied text (a tool's error, a job name) on one line of bounded length, so
+    it can neither break the CLI's layout nor fake a line of it."""
+    flat = "".join(c if c.isprintable() else " " for c in text)
+    flat = " ".join(flat.split())
+    return flat if len(flat) <= limit else flat[:limit - 1] + "…"
 
 
 def span(seconds: float) -> str:
