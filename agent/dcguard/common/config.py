@@ -134,6 +134,21 @@ class Table:
             raise self.error(key, "must not be empty")
         return list(values)
 
+    def integer_list(self, key: str, default: Any = _MISSING, *, minimum: int,
+                     maximum: int) -> list[int]:
+        """A list of integers, each within [minimum, maximum]."""
+        values = self._get(key, list, "a list of integers", default)
+        for item in values:
+            if isinstance(item, bool) or not isinstance(item, int) or not (
+                    minimum <= item <= maximum):
+                raise self.error(key, f"must be a list of integers {minimum}-{maximum}, "
+                                      f"found {_describe(item)}")
+        return list(values)
+
+    def names(self) -> list[str]:
+        """The keys present, for tables whose keys are names (e.g. one sub-table per host)."""
+        return list(self._data)
+
     def table(self, key: str) -> Table:
         """A sub-table; an absent one reads as empty so defaults apply."""
         value = self._get(key, dict, "a table", {})

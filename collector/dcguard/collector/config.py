@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from dcguard.collector.risk.config import RiskConfig, parse_risk
 from dcguard.common.config import (
     ConfigError,
     Table,
@@ -31,6 +32,7 @@ class ServerConfig:
     down_after_intervals: int
     log_level: str
     max_message_bytes: int
+    risk: RiskConfig = field(default_factory=RiskConfig)
 
     @property
     def database(self) -> Path:
@@ -64,6 +66,7 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> ServerCo
         max_message_bytes=server.integer("max_message_bytes", 4 * 1024 * 1024, minimum=1024),
     )
     server.finish()
+    config = replace(config, risk=parse_risk(root.table("risk")))
     root.finish()
     if overrides:
         config = _apply_overrides(config, overrides)

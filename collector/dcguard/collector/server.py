@@ -14,10 +14,12 @@ from dcguard.collector.auth import Authenticator
 from dcguard.collector.config import ServerConfig
 from dcguard.collector.metrics.registry import HostRenderer, default_groups
 from dcguard.collector.metrics_http import MetricsServer
+from dcguard.collector.risk.engine import RiskEngine
+from dcguard.collector.risk.history import FS_HISTORY_SCHEMA
 from dcguard.collector.selfmetrics import SelfMetrics
 from dcguard.collector.service import SERVICE_NAME, CollectorService
 from dcguard.collector.state import StateCache
-from dcguard.collector.store import Store
+from dcguard.collector.store import AGENTS_SCHEMA, Store
 from dcguard.common.config import parse_listen_address
 
 __all__ = ["CollectorServer"]
@@ -28,8 +30,10 @@ log = logging.getLogger(__name__)
 class CollectorServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.store = Store(config.database)
-        self.state = StateCache(HostRenderer(default_groups(config)))
+        self.risk = RiskEngine(config.risk, config.down_after_intervals)
+        self.store = Store(config.database, migrations=(AGENTS_SCHEMA, FS_HISTORY_SCHEMA),
+                           hooks=(self.risk.history,))
+        self.state = StateCache(HostRenderer(default_groups(config, self.risk)))
         self.metrics = SelfMetrics()
         self._grpc: grpc.Server | None = None
         self._http: MetricsServer | None = None
@@ -39,6 +43,7 @@ class CollectorServer:
     def start(self) -> None:
         """Open the store, load state, then start serving (downstream first)."""
         self.store.open()
+        self.risk.history.load(self.config.database)
         self.state.load(self.store.agents())
         self.metrics.agents.set(len(self.state))
 
