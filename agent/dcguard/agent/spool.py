@@ -11,9 +11,10 @@ their read positions; it is forgotten only when the collector acknowledges
 its sequence, a bound forces it out (oldest first, counted), or the
 collector refused it for good (counted). Segments are deleted once every
 record in them is gone. The spool is also the sequence authority: the next
-sequence is one above the highest ever spooled, taken from the records and
-from meta.json (written before any segment is deleted), so restarts, kill -9
-and reboots never reuse a number.
+sequence is one above the highest ever spooled, taken from meta.json
+(rewritten after each append, before the report can be sent) and from the
+records, so restarts, kill -9, reboots and torn records never reuse a number
+that may have left the agent.
 
 A second process (``dcguard-agent status``) may open the spool read-only
 while the runner writes: it takes no lock and changes nothing.
@@ -191,8 +192,10 @@ class Spool:
                                         len(record)))
             self._bytes += len(record)
             self._meta["last_sequence"] = report.sequence
-            if dropped:  # the count is kept across restarts
-                self._write_meta()
+            # Before the report can be sent: if its record is later torn or
+            # corrupted on disk, its sequence is still never handed out again.
+            self._write_meta()
+            if dropped:
                 self._delete_consumed_segments(meta_written=True)
             self._log_episode(dropped)
 
