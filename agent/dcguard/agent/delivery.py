@@ -75,7 +75,7 @@ class Delivery(threading.Thread):
         self._spool = spool
         self._sender = sender
         self._config = config
-        self._stop = stop
+        self._stopping = stop
         self._wake = threading.Event()
         self._status_path = status_path
         self._backoff = backoff or Backoff()
@@ -89,7 +89,7 @@ class Delivery(threading.Thread):
         self._wake.set()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stopping.is_set():
             self._wake.clear()
             try:
                 progressed = self._deliver_once()
@@ -97,17 +97,20 @@ class Delivery(threading.Thread):
                 log.exception("delivery: unexpected error; retrying after a pause")
                 progressed = None
             if progressed is None:
-                self._stop.wait(self._backoff.next_delay())
+                self._stopping.wait(self._backoff.next_delay())
             elif not progressed:
                 self._wake.wait()
 
     def _deliver_once(self) -> bool | None:
         """Send one batch. True: progress; False: spool empty; None: failed, back off."""
         batch = self._spool.peek(self._limit, self._config.batch_max_bytes)
-        if not batch:
-            return False
-        batch = self._readable_prefix(batch)
-        return self._send(batch) if batch else True
+        try:
+            if not batch:
+                return False
+            batch = self._readable_prefix(batch)
+            return self._send(batch) if batch else True
+        finally:
+            self._spool.release()
 
     def _send(self, batch: list[tuple[int, bytes]]) -> bool | None:
         try:

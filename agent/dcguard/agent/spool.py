@@ -89,6 +89,7 @@ class Spool:
         self._meta = {"last_sequence": 0, "removed_through": 0, "acked_sequence": 0,
                       "dropped_total": 0, "rejected_total": 0}
         self._dropping = 0  # reports dropped in the current episode (0: not dropping)
+        self._in_flight_through = 0  # peeked and not yet acknowledged or released
 
     # -- opening -------------------------------------------------------------------------
 
@@ -197,7 +198,7 @@ class Spool:
             self._write_meta()
             if dropped:
                 self._delete_consumed_segments(meta_written=True)
-            self._log_episode(dropped)
+            self._log_episode(dropped, now_ns)
 
     def _segment_for(self, size: int) -> Path:
         """The segment to append to, starting a new one when needed (and fsyncing the dir)."""
@@ -214,6 +215,10 @@ class Spool:
         dropped = 0
         while self._entries and (self._entries[0].collected_ns < cutoff
                                  or self._bytes + incoming > self.config.max_bytes):
+            if self._entries[0].sequence <= self._in_flight_through:
+                # Being sent right now: it may be stored, so it is not "dropped".
+                # The bound is exceeded by at most this one batch until it resolves.
+                break
             entry = self._entries.popleft()
             self._bytes -= entry.size
             self._meta["removed_through"] = entry.sequence
@@ -221,23 +226,39 @@ class Spool:
         self._meta["dropped_total"] += dropped
         return dropped
 
-    def _log_episode(self, dropped: int) -> None:
-        """One warning when dropping starts and one line when it stops, never per report."""
+    def _log_episode(self, dropped: int, now_ns: int) -> None:
+        """One warning when dropping starts and one line when it stops, never per report.
+
+        At the bound nearly every append drops one report, but not quite every
+        one (report sizes and timing vary), so the episode only ends once the
+        spool is back under half of its bounds or delivery removes reports.
+        """
         if dropped and not self._dropping:
             log.warning("spool bound reached (max_bytes %d, max_age %gs): dropping the oldest "
                         "reports; %d dropped so far in total", self.config.max_bytes,
                         self.config.max_age, self._meta["dropped_total"])
         if dropped:
             self._dropping += dropped
-        elif self._dropping:
-            log.warning("spool no longer dropping: %d reports dropped in that episode",
-                        self._dropping)
-            self._dropping = 0
+        elif self._dropping and self._has_margin(now_ns):
+            self._end_episode()
+
+    def _has_margin(self, now_ns: int) -> bool:
+        oldest_age = (now_ns - self._entries[0].collected_ns) / 1e9 if self._entries else 0.0
+        return (self._bytes < self.config.max_bytes / 2
+                and oldest_age < self.config.max_age / 2)
+
+    def _end_episode(self) -> None:
+        log.warning("spool no longer dropping: %d reports dropped in that episode",
+                    self._dropping)
+        self._dropping = 0
 
     # -- the delivery side -------------------------------------------------------------------
 
     def peek(self, max_reports: int, max_bytes: int) -> list[tuple[int, bytes]]:
-        """The oldest spooled reports (sequence, serialized Report), at least one if any."""
+        """The oldest spooled reports (sequence, serialized Report), at least one if any.
+
+        They count as in flight, exempt from the bounds, until release().
+        """
         with self._lock:
             chosen: list[_Entry] = []
             total = 0
@@ -246,7 +267,14 @@ class Spool:
                     break
                 chosen.append(entry)
                 total += entry.size
+            if chosen:
+                self._in_flight_through = chosen[-1].sequence
             return self._read(chosen)
+
+    def release(self) -> None:
+        """The peeked batch is resolved (acknowledged, refused or failed)."""
+        with self._lock:
+            self._in_flight_through = 0
 
     def _read(self, entries: list[_Entry]) -> list[tuple[int, bytes]]:
         out: list[tuple[int, bytes]] = []
@@ -271,6 +299,8 @@ class Spool:
         """The collector stored everything up to sequence: forget it. Returns how many."""
         with self._lock:
             removed = self._remove_through(sequence)
+            if removed and self._dropping:
+                self._end_episode()
             if sequence <= self._meta["acked_sequence"]:
                 return removed
             self._meta["acked_sequence"] = sequence
