@@ -185,20 +185,26 @@ def test_torn_spool_record_is_skipped_and_the_agent_keeps_going(down_collector, 
     assert_exactly_once(collector, agent, lost=1)
 
 
-def test_a_report_the_collector_refuses_is_isolated_dropped_and_counted(down_collector, make_agent):
-    collector = down_collector()
-    agent = make_agent([collector.grpc_address], interval="1s")
+def prefill_with_bad(agent: Agent, count: int, bad: set[int]) -> None:
+    """Spool count reports; those in bad are ones the collector refuses (INVALID_ARGUMENT)."""
     config = load_config(agent.config_path)
     AgentState(config.state_dir).open()
     spool = Spool(config.state_dir / "spool", config.spool)
     spool.open()
-    for sequence in range(1, 41):
+    for sequence in range(1, count + 1):
         report = build_report(config.sources, sequence)
-        if sequence == 23:  # the collector refuses duplicate mountpoints (INVALID_ARGUMENT)
+        if sequence in bad:  # the collector refuses duplicate mountpoints
             report.filesystems.add(mountpoint="/dup")
             report.filesystems.add(mountpoint="/dup")
         spool.append(report)
     config.close_sources()
+
+
+def test_a_report_the_collector_refuses_is_isolated_dropped_and_counted(down_collector,
+                                                                        make_agent):
+    collector = down_collector()
+    agent = make_agent([collector.grpc_address], interval="1s")
+    prefill_with_bad(agent, 40, {23})
     collector.start()
     agent.start()
     wait_for(lambda: host_metric(collector, "dcguard_agent_reports_stored_total") >= 42,
@@ -209,6 +215,21 @@ def test_a_report_the_collector_refuses_is_isolated_dropped_and_counted(down_col
     assert "refused report 23 for good" in agent.log()
     assert metric(collector.metrics(), "dcguard_collector_reports_rejected_total",
                   reason="invalid_report") >= 1
+
+
+def test_when_the_collector_refuses_every_report_the_agent_stops_dropping(down_collector,
+                                                                          make_agent):
+    collector = down_collector()
+    agent = make_agent([collector.grpc_address], interval="200ms")
+    prefill_with_bad(agent, 8, set(range(1, 9)))
+    collector.start()
+    agent.start()
+    wait_for(lambda: "refuses every report" in agent.log(), message="the agent to hold")
+    held = status(agent)
+    assert held["rejected_total"] == 3  # MAX_REFUSED_IN_A_ROW, then nothing more
+    assert held["spool_reports"] >= 5
+    assert held["delivery_failing"]
+    assert host_metric(collector, "dcguard_agent_reports_stored_total") == 0
 
 
 def test_status_while_running_and_failover_to_the_second_address(tmp_path, down_collector,

@@ -10,9 +10,11 @@ a fresh report ahead of the backlog would turn the backlog into duplicates.
 
 A batch the collector refuses for good because of its content
 (INVALID_ARGUMENT) is halved until the one bad report is isolated; only that
-report is dropped, counted (status: rejected) and logged. Refusals about who
-we are (UNAUTHENTICATED, PERMISSION_DENIED) drop nothing: they back off and
-the spool keeps every report until the agent is allowed in again.
+report is dropped, counted (status: rejected) and logged. If several reports
+in a row are refused with none accepted, the refusal is about the agent, not
+a report, and nothing more is dropped. Refusals about who we are
+(UNAUTHENTICATED, PERMISSION_DENIED) drop nothing: they back off and the
+spool keeps every report until the agent is allowed in again.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ _CONTENT_REFUSED = frozenset({grpc.StatusCode.INVALID_ARGUMENT,
 # "Too big / too much": a smaller batch may pass.
 _SHRINK = frozenset({grpc.StatusCode.RESOURCE_EXHAUSTED})
 STATUS_FILE = "delivery.json"
+# Refused reports dropped with nothing accepted in between before we stop dropping.
+MAX_REFUSED_IN_A_ROW = 3
 _STATUS_EVERY = 60.0
 
 
@@ -83,6 +87,7 @@ class Delivery(threading.Thread):
         self._failing: str | None = None
         self._status_written = 0.0
         self._last_success = 0.0
+        self._refused_in_a_row = 0
 
     def notify(self) -> None:
         """New report spooled (or stop requested): look at the spool now."""
@@ -147,13 +152,23 @@ class Delivery(threading.Thread):
             return batch[:index]
         return batch
 
-    def _refused(self, batch: list[tuple[int, bytes]], exc: DeliveryError) -> bool:
-        """Halve the batch until the refused report is alone, then drop only it."""
+    def _refused(self, batch: list[tuple[int, bytes]], exc: DeliveryError) -> bool | None:
+        """Halve the batch until the refused report is alone, then drop only it.
+
+        If the collector refuses report after report with nothing accepted in
+        between, the refusal is about the agent rather than one report (a
+        collector rule this agent breaks): keep them all and back off instead.
+        """
         if len(batch) > 1:
             self._limit = max(1, len(batch) // 2)
             return True
+        if self._refused_in_a_row >= MAX_REFUSED_IN_A_ROW:
+            self._failed(DeliveryError(exc.code, f"{exc}; the collector refuses every report, "
+                                                 f"so they stay spooled until it takes them"))
+            return None
         sequence = batch[0][0]
         self._spool.reject(sequence)
+        self._refused_in_a_row += 1
         log.error("collector refused report %d for good and it was dropped (%d refused in "
                   "total): %s", sequence, self._spool.stats().rejected_total, exc)
         self._limit = self._config.batch_max_reports
@@ -171,6 +186,7 @@ class Delivery(threading.Thread):
 
     def _succeeded(self, count: int) -> None:
         self._backoff.reset()
+        self._refused_in_a_row = 0
         self._last_success = time.time()
         if self._failing is not None:
             log.info("delivery recovered via %s", self._sender.address)
