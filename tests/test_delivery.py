@@ -286,3 +286,22 @@ def test_backoff_doubles_with_jitter_and_is_capped_at_a_minute(seed):
         assert ceiling / 2 <= delay <= ceiling
     backoff.reset()
     assert backoff.next_delay() <= 1.0
+
+
+def test_status_before_the_first_run_shows_an_empty_spool(tmp_path, make_agent):
+    agent = make_agent(["127.0.0.1:9"])
+    current = status(agent)
+    assert (current["spool_reports"], current["last_sequence"], current["acked_sequence"]) == (
+        0, 0, 0)
+    assert current["oldest_unsent"] is None
+    assert not agent.state_dir.exists()  # status changes nothing
+
+
+def test_unusable_state_dir_is_one_line_for_run_and_status(tmp_path, make_agent):
+    agent = make_agent(["127.0.0.1:9"])
+    agent.state_dir.write_text("not a directory")
+    for command in ("status", "run"):
+        result = agent.cli(command)
+        assert result.returncode == 2, (command, result.stderr)
+        assert "state_dir" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr

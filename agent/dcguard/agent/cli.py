@@ -13,6 +13,7 @@ from google.protobuf import json_format
 from dcguard.agent.config import DEFAULT_CONFIG, AgentConfig, load_config
 from dcguard.agent.runner import build_report
 from dcguard.common.cli import run_cli, setup_logging
+from dcguard.common.config import ConfigError
 from dcguard.common.version import VERSION
 
 __all__ = ["main"]
@@ -96,8 +97,12 @@ def status(config_path: Path, as_json: bool) -> None:
 
     config = load_config(config_path)
     setup_logging("error")
-    result = gather_status(config, {address: _probe(config, address)
-                                    for address in config.collector.addresses})
+    try:
+        result = gather_status(config, {address: _probe(config, address)
+                                        for address in config.collector.addresses})
+    except OSError as exc:
+        raise ConfigError(f"cannot read agent.state_dir {config.state_dir}: "
+                          f"{exc.strerror or exc}") from None
     click.echo(json.dumps(result, indent=2) if as_json else render_status(result))
 
 

@@ -37,16 +37,16 @@ def run_agent(config: AgentConfig, stop: threading.Event | None = None) -> None:
             f"in {config.state_dir}: enroll the agent first"
         )
     state = AgentState(config.state_dir)
+    spool = Spool(state.spool_dir, config.spool)
     try:
         state.open()
         state.lock()
+        spool.open()
     except StateLocked as exc:
         raise ConfigError(str(exc)) from None
     except OSError as exc:
         raise ConfigError(f"config {config.path}: agent.state_dir {config.state_dir}: "
                           f"{exc.strerror or exc}") from None
-    spool = Spool(state.spool_dir, config.spool)
-    spool.open()
     sender = Sender(config.collector, agent_info(config, state.instance_id))
     delivery = Delivery(spool, sender, config.spool, stop, config.state_dir / STATUS_FILE)
     log.info("dcguard-agent started for host %s: %d sources, every %gs, to %s; "

@@ -22,6 +22,7 @@ while the runner writes: it takes no lock and changes nothing.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -141,6 +142,9 @@ class Spool:
         except FileNotFoundError:
             return
         except (OSError, ValueError) as exc:
+            # A wrong user or path is the operator's to fix: let it fail in one line.
+            if isinstance(exc, OSError) and exc.errno != errno.EIO:
+                raise
             # atomic_write makes this a disk fault; the records still carry the sequence.
             log.error("spool %s is unreadable (%s); continuing from the records", path, exc)
             return
