@@ -94,11 +94,13 @@ def test_ack_beyond_what_was_spooled_moves_the_sequence_above_it(tmp_path):
     assert open_spool(tmp_path).next_sequence() == 51
 
 
-def test_append_refuses_a_sequence_that_is_not_above_the_last(tmp_path):
+def test_append_numbers_the_report_above_the_last_whatever_it_carried(tmp_path):
     spool = open_spool(tmp_path)
     fill(spool, 3)
-    with pytest.raises(ValueError, match="not above"):
-        spool.append(make_report(3))
+    stale = make_report(2)  # e.g. an acknowledgement moved the sequence meanwhile
+    assert spool.append(stale) == 4
+    assert stale.sequence == 4
+    assert sequences(spool) == [1, 2, 3, 4]
 
 
 def test_byte_bound_drops_oldest_first_counts_and_stamps_reports(tmp_path, caplog):

@@ -171,14 +171,17 @@ class Spool:
         """The sequence the next appended report must carry."""
         return self._meta["last_sequence"] + 1
 
-    def append(self, report: pb.Report) -> None:
-        """Make room (oldest first), stamp the drop count, write and fsync the report."""
+    def append(self, report: pb.Report) -> int:
+        """Make room (oldest first), stamp sequence and drop count, write and fsync.
+
+        The report's sequence is set here, under the lock, to one above the
+        last: normally what next_sequence() said, but an acknowledgement that
+        moved the sequence meanwhile must not make the report loop fail.
+        """
         if self._read_only:
             raise RuntimeError("spool opened read-only")
         with self._lock:
-            if report.sequence <= self._meta["last_sequence"]:
-                raise ValueError(f"sequence {report.sequence} is not above "
-                                 f"{self._meta['last_sequence']}")
+            report.sequence = self._meta["last_sequence"] + 1
             now_ns = int(self._clock() * 1e9)
             collected_ns = report.collected_at.seconds * 10**9 + report.collected_at.nanos
             size_guess = len(report.SerializeToString()) + 64
@@ -203,6 +206,7 @@ class Spool:
             if dropped:
                 self._delete_consumed_segments(meta_written=True)
             self._log_episode(dropped, now_ns)
+            return report.sequence
 
     def _segment_for(self, size: int) -> Path:
         """The segment to append to, starting a new one when needed (and fsyncing the dir)."""
