@@ -272,6 +272,7 @@ def test_spool_config_defaults_and_values(tmp_path):
     ("max_age = 7", "spool.max_age: must be a duration"),
     ('max_age = "forever"', "spool.max_age"),
     ('max_age = "0s"', "spool.max_age: must be at least"),
+    ('max_age = "500d"', "spool.max_age: must be at most 365d"),
     ('batch_max_reports = "many"', "spool.batch_max_reports: must be an integer"),
     ("batch_max_reports = 0", "spool.batch_max_reports: must be at least 1"),
     ("batch_max_reports = 5000", "spool.batch_max_reports: must be at most 1000"),

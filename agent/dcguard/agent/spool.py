@@ -33,7 +33,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from dcguard.agent.records import decode, encode
 from dcguard.agent.spool_config import SpoolConfig
@@ -62,8 +62,9 @@ class SpoolStats:
     skipped_bytes: int
 
 
-@dataclass(frozen=True)
-class _Entry:
+class _Entry(NamedTuple):
+    """Where one live record is; a tuple, since a full spool holds tens of thousands."""
+
     sequence: int
     collected_ns: int
     segment: Path

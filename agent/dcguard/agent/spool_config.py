@@ -17,6 +17,8 @@ _SIZE = re.compile(r"^\s*(\d+)\s*([a-zA-Z]*)\s*$")
 # Far below the collector's default 4 MiB message limit, even uncompressed.
 _BATCH_BYTES_LIMIT = 64 * _MIB
 _BATCH_REPORTS_LIMIT = 1000  # the collector refuses larger batches
+# The collector refuses reports collected more than 400 days ago as a broken clock.
+_MAX_AGE_LIMIT = 365 * 86400.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ def parse_spool(table: Table) -> SpoolConfig:
         batch_max_bytes=_size(table, "batch_max_bytes", "1MiB", minimum=16 * _KIB,
                               maximum=_BATCH_BYTES_LIMIT),
     )
+    table.check("max_age", config.max_age, lambda v: v <= _MAX_AGE_LIMIT,
+                "must be at most 365d (the collector refuses reports older than 400 days)")
     table.check("batch_max_reports", config.batch_max_reports,
                 lambda v: v <= _BATCH_REPORTS_LIMIT,
                 f"must be at most {_BATCH_REPORTS_LIMIT} (the collector's batch limit), "
