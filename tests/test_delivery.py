@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +18,9 @@ from typing import Any, Callable
 import pytest
 
 from dcguard.agent.config import load_config
-from dcguard.agent.delivery import Backoff
-from dcguard.agent.runner import build_report
+from dcguard.agent.delivery import Backoff, Delivery
+from dcguard.agent.runner import agent_info, build_report
+from dcguard.agent.sender import Sender
 from dcguard.agent.spool import Spool
 from dcguard.agent.state import AgentState
 from tests.support import Agent, Collector, metric, wait_for
@@ -305,3 +307,22 @@ def test_unusable_state_dir_is_one_line_for_run_and_status(tmp_path, make_agent)
         assert result.returncode == 2, (command, result.stderr)
         assert "state_dir" in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_stop_cuts_a_long_backoff_short(tmp_path, make_agent):
+    agent = make_agent(["127.0.0.1:9"])  # discard port: nothing listens
+    prefill(agent, 3)
+    config = load_config(agent.config_path)
+    spool = Spool(agent.state_dir / "spool", config.spool)
+    spool.open()
+    sender = Sender(config.collector, agent_info(config, "test"))
+    stop = threading.Event()
+    backoff = Backoff(initial=600.0)  # ten minutes, far beyond the join below
+    delivery = Delivery(spool, sender, config.spool, stop, backoff=backoff)
+    delivery.start()
+    wait_for(lambda: backoff.failures >= 1, message="the first failed attempt")
+    stop.set()
+    delivery.join(timeout=10)
+    assert not delivery.is_alive()
+    assert len(spool) == 3  # nothing lost by stopping
+    sender.close()
