@@ -139,6 +139,23 @@ def test_episode_ends_when_the_spool_drains(tmp_path, caplog):
     assert sum("no longer dropping" in m for m in messages) == 1
 
 
+def test_reports_in_flight_are_not_dropped_until_their_batch_resolves(tmp_path):
+    now = [NOW]
+    spool = Spool(tmp_path, SpoolConfig(max_age=3600.0), clock=lambda: now[0])
+    spool.open()
+    fill(spool, 3)
+    assert len(spool.peek(2, 1 << 20)) == 2  # 1 and 2 are being sent
+    now[0] += 7200  # all three are past max_age now
+    fill(spool, 1, at=now[0])
+    # The collector may be storing 1 and 2 right now: they are not "dropped".
+    assert sequences(spool) == [1, 2, 3, 4]
+    assert spool.stats().dropped_total == 0
+    spool.release()
+    fill(spool, 1, at=now[0])
+    assert sequences(spool) == [4, 5]
+    assert spool.stats().dropped_total == 3
+
+
 def test_age_bound_drops_reports_older_than_max_age(tmp_path):
     config = SpoolConfig(max_age=3600.0)
     spool = open_spool(tmp_path, config)
