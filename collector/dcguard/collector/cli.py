@@ -116,6 +116,13 @@ def agents(ctx: click.Context, config_path: Path, as_json: bool) -> None:
         click.echo("(no agents have reported yet)")
 
 
+from dcguard.collector.cli_trust import ca, revoke, token  # noqa: E402 - after the groups
+
+cli.add_command(ca)
+cli.add_command(token)
+agents.add_command(revoke)
+
+
 def main() -> None:
     run_cli(cli, PROG)
     sys.exit(0)

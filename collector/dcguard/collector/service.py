@@ -15,6 +15,7 @@ import grpc
 
 from dcguard.collector.auth import Authenticator
 from dcguard.collector.errors import Rejection
+from dcguard.collector.ratelimit import RateLimiter
 from dcguard.collector.selfmetrics import SelfMetrics
 from dcguard.collector.state import StateCache
 from dcguard.collector.store import Store, StoreError
@@ -39,6 +40,7 @@ class CollectorService:
         self._metrics = metrics
         self._limits = limits or Limits()
         self._clock = clock
+        self._rate = RateLimiter(self._limits.rate_per_second, self._limits.rate_burst)
 
     def handler(self) -> grpc.GenericRpcHandler:
         """A generic handler taking raw request bytes (see module docstring)."""
@@ -54,6 +56,7 @@ class CollectorService:
             reports = len(request.reports)
             self._metrics.received.inc(reports)
             identity = self._auth.identify(context, request.agent)
+            self._rate.check(identity.host)
             now = self._clock()
             validate_request(request, now, self._limits)
             result = self._store.apply(identity, request.agent, request.reports, now)

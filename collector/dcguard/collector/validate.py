@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import grpc
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 
 from dcguard.collector.errors import Rejection
 from dcguard.v1 import collector_pb2 as pb
@@ -18,6 +20,8 @@ __all__ = ["Limits", "parse_request", "validate_request"]
 
 @dataclass(frozen=True)
 class Limits:
+    """Bounds on one request (config table [limits]; see docs/security.md)."""
+
     max_reports_per_batch: int = 1000
     max_filesystems: int = 256
     max_sources: int = 64
@@ -25,6 +29,13 @@ class Limits:
     # Reports from further back than this are a broken clock, not a backlog.
     max_age_seconds: float = 400 * 86400.0
     max_future_seconds: float = 3600.0
+    # Any repeated or map field of a report (disks, backups, members, details…).
+    max_entries: int = 1024
+    # Report.events: the agent's security sources cap themselves lower.
+    max_events_per_report: int = 1000
+    # Per agent (by authenticated host): a token bucket of requests; 0 = no limit.
+    rate_per_second: float = 20.0
+    rate_burst: int = 40
 
 
 def parse_request(data: bytes) -> pb.SubmitRequest:
@@ -82,11 +93,52 @@ def _validate_report(report: pb.Report, now: float, limits: Limits) -> None:
             {s.name for s in report.sources}) != len(report.sources):
         raise Rejection(grpc.StatusCode.INVALID_ARGUMENT, "invalid_report",
                         f"report {report.sequence}: a mountpoint or source appears twice")
-    for fs in report.filesystems:
-        if any(_too_long(v, limits) for v in (fs.mountpoint, fs.device, fs.fstype, fs.error)):
-            raise Rejection(grpc.StatusCode.INVALID_ARGUMENT, "too_large",
-                            f"report {report.sequence}: a filesystem field is too long")
-    for status in report.sources:
-        if _too_long(status.name, limits) or _too_long(status.error, limits):
-            raise Rejection(grpc.StatusCode.INVALID_ARGUMENT, "too_large",
-                            f"report {report.sequence}: a source status is too long")
+    if len(report.events) > limits.max_events_per_report:
+        raise Rejection(grpc.StatusCode.RESOURCE_EXHAUSTED, "too_large",
+                        f"report {report.sequence}: {len(report.events)} events; at most "
+                        f"{limits.max_events_per_report}")
+    for event in report.events:
+        when = event.time.seconds + event.time.nanos / 1e9
+        if event.HasField("time") and not (
+                now - limits.max_age_seconds <= when <= now + limits.max_future_seconds):
+            raise Rejection(grpc.StatusCode.INVALID_ARGUMENT, "invalid_report",
+                            f"report {report.sequence}: an event time is too far from now")
+    problem = _check_message(report, limits, "report")
+    if problem:
+        raise Rejection(grpc.StatusCode.INVALID_ARGUMENT, "too_large",
+                        f"report {report.sequence}: {problem}")
+
+
+def _check_message(message: Message, limits: Limits, path: str) -> str | None:
+    """Walk every field, present and future: bound strings, lists and maps, no NUL.
+
+    Generic on purpose, so a field added to the proto later is bounded
+    without anyone remembering to add a check here.
+    """
+    for field, value in message.ListFields():
+        where = f"{path}.{field.name}"
+        is_repeated = field.label == FieldDescriptor.LABEL_REPEATED
+        if is_repeated and field.name != "events" and len(value) > limits.max_entries:
+            return f"{where} has {len(value)} entries; at most {limits.max_entries}"
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            for key, item in value.items():
+                for text in (key, item):
+                    if isinstance(text, str) and _bad_string(text, limits):
+                        return f"{where} has a key or value too long or with NUL"
+            continue
+        items = value if is_repeated else [value]
+        for item in items:
+            if field.type == FieldDescriptor.TYPE_MESSAGE:
+                problem = _check_message(item, limits, where)
+                if problem:
+                    return problem
+            elif field.type in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES) and (
+                    _bad_string(item, limits)):
+                return f"{where} is longer than {limits.max_string} or contains NUL"
+    return None
+
+
+def _bad_string(value: str | bytes, limits: Limits) -> bool:
+    # NUL ends strings in C tools and log viewers the values end up in.
+    nul = "\0" if isinstance(value, str) else b"\0"
+    return len(value) > limits.max_string or nul in value  # type: ignore[operator]
