@@ -62,13 +62,22 @@ class Sender:
         self._credentials = credentials
         self._index = 0
         self._channel: grpc.Channel | None = None
+        self._renewed: grpc.ChannelCredentials | None = None
 
     @property
     def address(self) -> str:
         """The collector address in use (or next to be tried)."""
         return self._config.addresses[self._index]
 
+    def set_credentials(self, credentials: grpc.ChannelCredentials) -> None:
+        """Use renewed credentials from the next call on (safe from another thread)."""
+        self._renewed = credentials
+
     def _stub(self) -> pb_grpc.CollectorStub:
+        renewed, self._renewed = self._renewed, None
+        if renewed is not None:
+            self._credentials = renewed
+            self.close()
         if self._channel is None:
             options = [("grpc.enable_retries", 0), ("grpc.keepalive_time_ms", 60_000)]
             if self._credentials is None:

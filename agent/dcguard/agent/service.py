@@ -10,7 +10,7 @@ from dcguard.agent.config import AgentConfig
 from dcguard.agent.runner import Ticker, agent_info, build_report
 from dcguard.agent.sender import DeliveryError, Sender
 from dcguard.agent.state import AgentState
-from dcguard.common.config import ConfigError
+from dcguard.agent.tls import Renewer, load_credentials
 
 __all__ = ["run_agent"]
 
@@ -23,14 +23,15 @@ def run_agent(config: AgentConfig, stop: threading.Event | None = None) -> None:
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
+    credentials = None
     if not config.collector.insecure:
-        raise ConfigError(
-            f"config {config.path}: collector.insecure is false, and no TLS credentials are "
-            f"in {config.state_dir}: enroll the agent first"
-        )
+        credentials = load_credentials(config.state_dir, config.path)
     state = AgentState(config.state_dir)
     state.open()
-    sender = Sender(config.collector, agent_info(config, state.instance_id))
+    sender = Sender(config.collector, agent_info(config, state.instance_id), credentials)
+    if credentials is not None:
+        Renewer(config.state_dir, config.collector.addresses, config.collector.timeout,
+                sender.set_credentials, stop, config.host).start()
     ticker = Ticker(config.interval, stop)
     failing = False
     log.info("dcguard-agent %s for host %s: %d sources, every %gs, to %s", "started",

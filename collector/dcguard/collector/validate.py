@@ -7,6 +7,7 @@ breaking the exposition format or poisoning another host's state.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from google.protobuf.descriptor import FieldDescriptor
@@ -117,7 +118,7 @@ def _check_message(message: Message, limits: Limits, path: str) -> str | None:
     """
     for field, value in message.ListFields():
         where = f"{path}.{field.name}"
-        is_repeated = field.label == FieldDescriptor.LABEL_REPEATED
+        is_repeated = _is_repeated(field)
         if is_repeated and field.name != "events" and len(value) > limits.max_entries:
             return f"{where} has {len(value)} entries; at most {limits.max_entries}"
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
@@ -136,6 +137,11 @@ def _check_message(message: Message, limits: Limits, path: str) -> str | None:
                     _bad_string(item, limits)):
                 return f"{where} is longer than {limits.max_string} or contains NUL"
     return None
+
+
+def _is_repeated(field: Any) -> bool:
+    # .label works on every protobuf 6.x runtime (the stubs omit it).
+    return bool(field.label == FieldDescriptor.LABEL_REPEATED)
 
 
 def _bad_string(value: str | bytes, limits: Limits) -> bool:
