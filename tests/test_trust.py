@@ -282,3 +282,17 @@ def test_ca_init_refuses_to_overwrite_and_token_needs_a_ca(tmp_path):
         result = collector.cli("token", "create", "--host", "h", "--department", "d",
                                "--ttl", ttl)
         assert result.returncode == 2 and "--ttl" in result.stderr, ttl
+
+
+def test_deploy_configs_parse_and_default_to_mtls():
+    from pathlib import Path
+
+    from dcguard.agent.config import load_config as load_agent
+    from dcguard.collector.config import load_config as load_collector
+
+    deploy = Path(__file__).parent.parent / "deploy"
+    collector = load_collector(deploy / "collector.toml")
+    agent = load_agent(deploy / "agent.toml")
+    assert collector.insecure is False and agent.collector.insecure is False
+    assert collector.tls.enroll_listen.endswith(":4741")
+    agent.close_sources()
