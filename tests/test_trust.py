@@ -53,10 +53,10 @@ def test_enroll_then_run_delivers_over_mtls(tls_collector, make_agent):
     result = enroll(agent, tls_collector, tls_collector.token("testhost"))
     assert result.returncode == 0, result.stderr
     files = agent.state_dir / "tls"
-    assert stat.S_IMODE((files / "agent.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE((files / "agent.pem").stat().st_mode) == 0o600
     assert stat.S_IMODE((tls_collector.tls_dir / "ca.key").stat().st_mode) == 0o600
     assert stat.S_IMODE((tls_collector.tls_dir / "server.key").stat().st_mode) == 0o600
-    cert = load_certificate((files / "agent.crt").read_bytes())
+    cert = load_certificate((files / "agent.pem").read_bytes())
     assert cert.subject.rfc4514_string() == "OU=test-dept,CN=testhost"
     # The collector stored only a hash of the token.
     db = (tls_collector.data_dir / "collector.db").read_bytes()
@@ -84,7 +84,7 @@ def test_wrong_fingerprint_is_refused_and_the_token_survives(tls_collector, make
     result = enroll(agent, tls_collector, token, fingerprint=wrong)
     assert result.returncode == 1
     assert "does not present the CA" in result.stderr
-    assert not (agent.state_dir / "tls" / "agent.crt").exists()
+    assert not (agent.state_dir / "tls" / "agent.pem").exists()
     # Nothing was sent to the collector: the token still works.
     assert enroll(agent, tls_collector, token).returncode == 0
 
@@ -127,7 +127,7 @@ def test_token_works_once(tls_collector, make_agent):
     assert result.returncode == 1
     assert "UNAUTHENTICATED" in result.stderr and "already used" in result.stderr
     assert enrollments(tls_collector, "token_used") == 1
-    assert not (second.state_dir / "tls" / "agent.crt").exists()
+    assert not (second.state_dir / "tls" / "agent.pem").exists()
 
 
 def test_expired_token_is_refused(tls_collector, make_agent):
@@ -244,7 +244,7 @@ def test_certificate_renews_before_expiry_and_delivery_continues(tmp_path, make_
     try:
         agent = make_agent([collector.grpc_address], insecure=False)
         assert enroll(agent, collector, collector.token("testhost")).returncode == 0
-        cert_file = agent.state_dir / "tls" / "agent.crt"
+        cert_file = agent.state_dir / "tls" / "agent.pem"
         first = load_certificate(cert_file.read_bytes())
         agent.start()
         wait_for(lambda: load_certificate(cert_file.read_bytes()).serial_number
@@ -259,7 +259,7 @@ def test_certificate_renews_before_expiry_and_delivery_continues(tmp_path, make_
         renewals = metric(collector.metrics(), "dcguard_collector_certificate_renewals_total",
                           result="ok")
         assert renewals >= 1
-        assert stat.S_IMODE((agent.state_dir / "tls" / "agent.key").stat().st_mode) == 0o600
+        assert stat.S_IMODE((agent.state_dir / "tls" / "agent.pem").stat().st_mode) == 0o600
     finally:
         collector.stop()
 
@@ -296,3 +296,12 @@ def test_deploy_configs_parse_and_default_to_mtls():
     assert collector.insecure is False and agent.collector.insecure is False
     assert collector.tls.enroll_listen.endswith(":4741")
     agent.close_sources()
+
+
+def test_damaged_credentials_are_one_line_not_a_traceback(tls_collector, make_agent):
+    agent = make_agent([tls_collector.grpc_address], insecure=False)
+    assert enroll(agent, tls_collector, tls_collector.token("testhost")).returncode == 0
+    (agent.state_dir / "tls" / "agent.pem").write_bytes(b"garbage")
+    result = agent.cli("run")
+    assert result.returncode == 2
+    assert "enroll the agent again" in result.stderr and "Traceback" not in result.stderr

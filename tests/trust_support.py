@@ -72,8 +72,9 @@ def enroll(agent: Agent, collector: TlsCollector, token: str,
 
 
 def agent_credentials(agent: Agent) -> tuple[bytes, bytes]:
-    tls = agent.state_dir / "tls"
-    return (tls / "agent.key").read_bytes(), (tls / "agent.crt").read_bytes()
+    from dcguard.agent.tls import AgentTlsFiles
+
+    return AgentTlsFiles(agent.state_dir).load()
 
 
 def channel(address: str, ca_pem: bytes, key_cert: tuple[bytes, bytes] | None = None

@@ -57,7 +57,12 @@ class PinError(Exception):
 
 @dataclass(frozen=True)
 class AgentTlsFiles:
-    """The agent's key, certificate and CA under state_dir/tls."""
+    """The agent's credentials and CA under state_dir/tls.
+
+    Key and certificate share one file (agent.pem, 0600: certificate, then
+    key), replaced in one atomic rename: a crash during renewal leaves the
+    old pair or the new pair, never a key with another key's certificate.
+    """
 
     state_dir: Path
 
@@ -66,22 +71,28 @@ class AgentTlsFiles:
         return self.state_dir / "tls"
 
     @property
-    def key(self) -> Path:
-        return self.directory / "agent.key"
-
-    @property
-    def cert(self) -> Path:
-        return self.directory / "agent.crt"
+    def credentials(self) -> Path:
+        return self.directory / "agent.pem"
 
     @property
     def ca(self) -> Path:
         return self.directory / "ca.crt"
 
     def store(self, key_pem: bytes, cert_pem: bytes, ca_pem: bytes) -> None:
-        """Write all three; the certificate last, so it never names a key not yet on disk."""
-        write_private(self.key, key_pem)
+        """Write the CA, then the certificate and key together."""
         write_private(self.ca, ca_pem, 0o644)
-        write_private(self.cert, cert_pem, 0o644)
+        write_private(self.credentials, cert_pem + key_pem)
+
+    def load(self) -> tuple[bytes, bytes]:
+        """(key PEM, certificate PEM); CertificateError if the file is not such a pair."""
+        data = self.credentials.read_bytes()
+        marker = data.find(b"-----BEGIN PRIVATE KEY-----")
+        if marker <= 0:
+            raise CertificateError(f"{self.credentials} holds no certificate and key")
+        return data[marker:], data[:marker]
+
+    def certificate(self) -> x509.Certificate:
+        return load_certificate(self.load()[1])
 
 
 def make_key_and_csr(host: str) -> tuple[bytes, bytes]:
@@ -223,13 +234,17 @@ def load_credentials(state_dir: Path, path: Path) -> grpc.ChannelCredentials:
     """mTLS credentials from state_dir; a ConfigError naming the fix if the agent never enrolled."""
     files = AgentTlsFiles(state_dir)
     try:
+        key_pem, cert_pem = files.load()
         return grpc.ssl_channel_credentials(
-            root_certificates=files.ca.read_bytes(), private_key=files.key.read_bytes(),
-            certificate_chain=files.cert.read_bytes())
+            root_certificates=files.ca.read_bytes(), private_key=key_pem,
+            certificate_chain=cert_pem)
     except FileNotFoundError:
         raise ConfigError(
             f"config {path}: collector.insecure is false, and no TLS credentials are in "
             f"{files.directory}: enroll the agent first (dcguard-agent enroll)") from None
+    except (OSError, CertificateError) as exc:
+        raise ConfigError(f"config {path}: the TLS credentials in {files.directory} are "
+                          f"unusable ({exc}): enroll the agent again") from None
 
 
 def renewal_due(cert: x509.Certificate, now: datetime.datetime) -> datetime.datetime:
@@ -262,7 +277,7 @@ class Renewer(threading.Thread):
         failing = False
         while not self._stop.is_set():
             try:
-                cert = load_certificate(self._files.cert.read_bytes())
+                cert = self._files.certificate()
             except (OSError, CertificateError) as exc:
                 log.error("cannot read the agent certificate: %s", exc)
                 self._stop.wait(60)
@@ -293,7 +308,7 @@ class Renewer(threading.Thread):
         from dcguard.v1 import collector_pb2 as pb
         from dcguard.v1 import collector_pb2_grpc as pb_grpc
 
-        credentials = load_credentials(self._state_dir, self._files.cert)
+        credentials = load_credentials(self._state_dir, self._files.credentials)
         key_pem, csr_pem = make_key_and_csr(self._host)
         last: Exception = OSError("no collector address")
         for address in self._addresses:
@@ -308,7 +323,7 @@ class Renewer(threading.Thread):
             verify_issued(load_certificate(answer.certificate_pem), ca, client=True)
             self._files.store(key_pem, answer.certificate_pem, self._files.ca.read_bytes())
             log.info("certificate renewed via %s", address)
-            self._on_renewed(load_credentials(self._state_dir, self._files.cert))
+            self._on_renewed(load_credentials(self._state_dir, self._files.credentials))
             return
         raise last
 
