@@ -371,3 +371,43 @@ def test_a_dead_collector_address_is_refused_quickly(tmp_path: Path):
 
     with pytest.raises(PinError, match="cannot reach"):
         pinned_ca("127.0.0.1:1", "sha256:" + "0" * 64, timeout=5)
+
+
+def test_garbage_enroll_calls_are_counted_and_enrollment_still_works(tmp_path, make_agent):
+    collector = TlsCollector(tmp_path / "c")
+    collector.start()
+    try:
+        rng = random.Random(5)  # noqa: S311 - fixed seed: a failure is reproducible
+        ca_pem = (collector.tls_dir / "ca.crt").read_bytes()
+        from tests.trust_support import channel, enroll
+
+        with channel(collector.enroll_address, ca_pem) as ch:
+            call = ch.unary_unary("/dcguard.v1.Collector/Enroll")
+            for _ in range(12):
+                data = bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 500)))
+                with pytest.raises(grpc.RpcError) as refused:
+                    call(data, timeout=10)
+                assert refused.value.code() in {grpc.StatusCode.INVALID_ARGUMENT,
+                                                grpc.StatusCode.UNAUTHENTICATED}
+        samples = collector.metrics()
+        counted = sum(v for (name, labels), v in samples.items()
+                      if name == "dcguard_collector_enrollments_total"
+                      and ("result", "ok") not in labels)
+        assert counted == 12
+        agent = make_agent([collector.grpc_address], insecure=False)
+        assert enroll(agent, collector, collector.token("testhost")).returncode == 0
+    finally:
+        collector.stop()
+
+
+@FUZZ
+@given(st.text(max_size=80))
+def test_escaped_label_values_round_trip_through_the_prometheus_parser(value):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from dcguard.collector.exposition import labels
+
+    text = f"# TYPE m gauge\nm{labels([('mountpoint', value)])} 1\n"
+    [family] = list(text_string_to_metric_families(text))
+    [sample] = family.samples
+    assert sample.labels == {"mountpoint": value}

@@ -278,6 +278,10 @@ def test_ca_init_refuses_to_overwrite_and_token_needs_a_ca(tmp_path):
     bare.config_path.write_text(f'[server]\ndata_dir = "{tmp_path / "empty"}"\n')
     result = bare.cli("token", "create", "--host", "h", "--department", "d")
     assert result.returncode == 2 and "ca init" in result.stderr
+    for flag, value in (("--host", "bad host"), ("--department", 'x"y')):
+        args = {"--host": "h", "--department": "d", flag: value}
+        result = collector.cli("token", "create", *[x for kv in args.items() for x in kv])
+        assert result.returncode == 2 and flag in result.stderr, flag
     for ttl in ("0s", "31d", "soon"):
         result = collector.cli("token", "create", "--host", "h", "--department", "d",
                                "--ttl", ttl)
