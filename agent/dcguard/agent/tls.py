@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from dcguard.common.config import ConfigError, parse_listen_address
 from dcguard.common.pki import (
     CertificateError,
+    common_name,
     fingerprint,
     load_certificate,
     verify_issued,
@@ -320,7 +321,11 @@ class Renewer(threading.Thread):
                     last = exc
                     continue
             ca = load_certificate(self._files.ca.read_bytes())
-            verify_issued(load_certificate(answer.certificate_pem), ca, client=True)
+            renewed = load_certificate(answer.certificate_pem)
+            verify_issued(renewed, ca, client=True)
+            if common_name(renewed) != self._host:
+                raise CertificateError(f"the collector renewed a certificate for "
+                                       f"{common_name(renewed)!r}, not {self._host!r}")
             self._files.store(key_pem, answer.certificate_pem, self._files.ca.read_bytes())
             log.info("certificate renewed via %s", address)
             self._on_renewed(load_credentials(self._state_dir, self._files.credentials))

@@ -117,26 +117,29 @@ def _check_message(message: Message, limits: Limits, path: str) -> str | None:
     without anyone remembering to add a check here.
     """
     for field, value in message.ListFields():
-        where = f"{path}.{field.name}"
-        is_repeated = _is_repeated(field)
-        if is_repeated and field.name != "events" and len(value) > limits.max_entries:
-            return f"{where} has {len(value)} entries; at most {limits.max_entries}"
-        if field.message_type is not None and field.message_type.GetOptions().map_entry:
-            for key, item in value.items():
-                for text in (key, item):
-                    if isinstance(text, str) and _bad_string(text, limits):
-                        return f"{where} has a key or value too long or with NUL"
-            continue
-        items = value if is_repeated else [value]
-        for item in items:
-            if field.type == FieldDescriptor.TYPE_MESSAGE:
-                problem = _check_message(item, limits, where)
+        kind = field.type
+        if kind not in _CHECKED_TYPES:
+            continue  # numbers and enums: fixed size
+        repeated = _is_repeated(field)
+        if repeated and field.name != "events" and len(value) > limits.max_entries:
+            return f"{path}.{field.name} has {len(value)} entries; at most {limits.max_entries}"
+        if kind == FieldDescriptor.TYPE_MESSAGE:
+            if field.message_type is not None and field.message_type.GetOptions().map_entry:
+                texts = [t for pair in value.items() for t in pair if isinstance(t, str)]
+                if any(_bad_string(t, limits) for t in texts):
+                    return f"{path}.{field.name} has a key or value too long or with NUL"
+                continue
+            for item in (value if repeated else (value,)):
+                problem = _check_message(item, limits, f"{path}.{field.name}")
                 if problem:
                     return problem
-            elif field.type in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES) and (
-                    _bad_string(item, limits)):
-                return f"{where} is longer than {limits.max_string} or contains NUL"
+        elif any(_bad_string(item, limits) for item in (value if repeated else (value,))):
+            return f"{path}.{field.name} is longer than {limits.max_string} or contains NUL"
     return None
+
+
+_CHECKED_TYPES = frozenset({FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_STRING,
+                            FieldDescriptor.TYPE_BYTES})
 
 
 def _is_repeated(field: Any) -> bool:
