@@ -309,3 +309,20 @@ def test_damaged_credentials_are_one_line_not_a_traceback(tls_collector, make_ag
     result = agent.cli("run")
     assert result.returncode == 2
     assert "enroll the agent again" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_enroll_address_defaults_to_the_first_collector_on_4741(tmp_path, make_agent):
+    from dcguard.agent.config import load_config
+    from dcguard.agent.enroll import default_enroll_address
+
+    agent = make_agent(["collector.example:4740", "[::1]:4740"], insecure=False)
+    config = load_config(agent.config_path)
+    assert default_enroll_address(config) == "collector.example:4741"
+    config.close_sources()
+    v6 = make_agent(["[::1]:4740"], name="v6", insecure=False)
+    config = load_config(v6.config_path)
+    assert default_enroll_address(config) == "[::1]:4741"
+    config.close_sources()
+    result = agent.cli("enroll", "--token", "t", "--ca-fingerprint", "sha256:" + "0" * 64,
+                       "--address", "no-port")
+    assert result.returncode == 2 and "--address" in result.stderr

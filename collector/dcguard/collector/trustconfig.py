@@ -39,8 +39,8 @@ def parse_tls(table: Table) -> TlsConfig:
     config = TlsConfig(
         directory=directory,
         enroll_listen=enroll_listen,
-        # An hour at least: agents renew after 2/3 of it and the renewal must
-        # survive a collector restart or a short outage.
+        # Agents renew after 2/3 of it: keep the last third longer than any
+        # outage you expect (days, in production). Seconds work, for tests.
         client_cert_lifetime=table.duration("client_cert_lifetime", "90d", minimum=1.0),
     )
     table.finish()
