@@ -295,8 +295,12 @@ class Renewer(threading.Thread):
                 self.renew_once()
             except (grpc.RpcError, CertificateError, OSError) as exc:
                 if not failing:
-                    log.error("certificate renewal failing (expires %s): %s",
-                              cert.not_valid_after_utc.isoformat(), _describe(exc))
+                    expired = now >= cert.not_valid_after_utc
+                    log.error("certificate renewal failing (%s %s)%s: %s",
+                              "expired" if expired else "expires",
+                              cert.not_valid_after_utc.isoformat(),
+                              "; enroll the agent again with a new token" if expired else "",
+                              _describe(exc))
                 failing = True
                 self._stop.wait(pause)
                 continue
