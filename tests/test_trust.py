@@ -55,7 +55,7 @@ def test_enroll_then_run_delivers_over_mtls(tls_collector, make_agent):
     files = agent.state_dir / "tls"
     assert stat.S_IMODE((files / "agent.pem").stat().st_mode) == 0o600
     assert stat.S_IMODE((tls_collector.tls_dir / "ca.key").stat().st_mode) == 0o600
-    assert stat.S_IMODE((tls_collector.tls_dir / "server.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tls_collector.tls_dir / "server.pem").stat().st_mode) == 0o600
     cert = load_certificate((files / "agent.pem").read_bytes())
     assert cert.subject.rfc4514_string() == "OU=test-dept,CN=testhost"
     # The collector stored only a hash of the token.
@@ -326,3 +326,21 @@ def test_enroll_address_defaults_to_the_first_collector_on_4741(tmp_path, make_a
     result = agent.cli("enroll", "--token", "t", "--ca-fingerprint", "sha256:" + "0" * 64,
                        "--address", "no-port")
     assert result.returncode == 2 and "--address" in result.stderr
+
+
+def test_server_certificate_can_be_reissued_without_touching_agents(tls_collector, make_agent):
+    agent = make_agent([tls_collector.grpc_address], insecure=False)
+    assert enroll(agent, tls_collector, tls_collector.token("testhost")).returncode == 0
+    agent.start()
+    wait_for(lambda: stored(tls_collector) >= 1, message="delivery")
+    result = tls_collector.cli("ca", "server-cert", "--name", "localhost",
+                               "--address", "127.0.0.1")
+    assert result.returncode == 0, result.stderr
+    assert tls_collector.fingerprint in result.stdout
+    tls_collector.stop()
+    tls_collector.start()
+    before = stored(tls_collector)
+    wait_for(lambda: stored(tls_collector) > before, message="delivery after the reissue")
+    assert tls_collector.cli("ca", "server-cert").returncode == 2
+    bad = tls_collector.cli("ca", "server-cert", "--address", "nope")
+    assert bad.returncode == 2 and "--address" in bad.stderr

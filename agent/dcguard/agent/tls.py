@@ -37,6 +37,7 @@ from dcguard.common.pki import (
     common_name,
     fingerprint,
     load_certificate,
+    split_bundle,
     verify_issued,
     write_private,
 )
@@ -86,11 +87,10 @@ class AgentTlsFiles:
 
     def load(self) -> tuple[bytes, bytes]:
         """(key PEM, certificate PEM); CertificateError if the file is not such a pair."""
-        data = self.credentials.read_bytes()
-        marker = data.find(b"-----BEGIN PRIVATE KEY-----")
-        if marker <= 0:
-            raise CertificateError(f"{self.credentials} holds no certificate and key")
-        return data[marker:], data[:marker]
+        try:
+            return split_bundle(self.credentials.read_bytes())
+        except CertificateError as exc:
+            raise CertificateError(f"{self.credentials} {exc}") from None
 
     def certificate(self) -> x509.Certificate:
         return load_certificate(self.load()[1])

@@ -19,7 +19,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 __all__ = [
     "CertificateError", "common_name", "fingerprint", "load_certificate",
-    "load_certificates", "parse_fingerprint", "unit_name", "verify_issued", "write_private",
+    "load_certificates", "parse_fingerprint", "split_bundle", "unit_name", "verify_issued",
+    "write_private",
 ]
 
 _FINGERPRINT = re.compile(r"^sha256:([0-9a-f]{64})$")
@@ -125,3 +126,18 @@ def write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+_KEY_MARKER = b"-----BEGIN PRIVATE KEY-----"
+
+
+def split_bundle(data: bytes) -> tuple[bytes, bytes]:
+    """A bundle file (certificates, then a PKCS#8 key) → (key PEM, certificates PEM).
+
+    Key and certificate live in one file so that replacing them is one
+    atomic rename: never a key paired with another key's certificate.
+    """
+    marker = data.find(_KEY_MARKER)
+    if marker <= 0 or b"-----BEGIN CERTIFICATE-----" not in data[:marker]:
+        raise CertificateError("holds no certificate followed by a private key")
+    return data[marker:], data[:marker]

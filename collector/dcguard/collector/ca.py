@@ -21,7 +21,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from dcguard.common.pki import CertificateError, fingerprint, load_certificate, write_private
+from dcguard.common.pki import (
+    CertificateError,
+    fingerprint,
+    load_certificate,
+    split_bundle,
+    write_private,
+)
 
 __all__ = ["CertificateAuthority", "TlsFiles", "init_ca"]
 
@@ -47,13 +53,19 @@ class TlsFiles:
         return self.directory / "ca.crt"
 
     @property
-    def server_key(self) -> Path:
-        return self.directory / "server.key"
+    def server(self) -> Path:
+        """The server certificate, the CA (agents pin it from this chain), then the key."""
+        return self.directory / "server.pem"
 
-    @property
-    def server_chain(self) -> Path:
-        """The server certificate followed by the CA: agents pin the CA from this chain."""
-        return self.directory / "server.crt"
+    def server_credentials(self) -> tuple[bytes, bytes]:
+        """(key PEM, chain PEM) for grpc.ssl_server_credentials."""
+        try:
+            return split_bundle(self.server.read_bytes())
+        except FileNotFoundError:
+            raise CertificateError(f"no server certificate in {self.directory}: run "
+                                   "`dcguard-collector ca init`") from None
+        except CertificateError as exc:
+            raise CertificateError(f"{self.server} {exc}") from None
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -78,6 +90,40 @@ def default_server_names() -> tuple[list[str], list[str]]:
     return names, ["127.0.0.1", "::1"]
 
 
+def _sans(names: Sequence[str], addresses: Sequence[str]) -> list[x509.GeneralName]:
+    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
+    for address in addresses:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(address)))
+        except ValueError:
+            raise ValueError(f"--address {address!r} is not an IP address") from None
+    if not sans:
+        raise ValueError("the server certificate needs at least one --name or --address")
+    return sans
+
+
+def _write_server(files: TlsFiles, ca_key: ec.EllipticCurvePrivateKey,
+                  ca_cert: x509.Certificate, names: Sequence[str],
+                  addresses: Sequence[str]) -> None:
+    """Sign a new server certificate for names/addresses; write it with its key, atomically."""
+    sans = _sans(names, addresses)
+    now = _now()
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    first = names[0] if names else addresses[0]
+    server_cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, first)]))
+        .issuer_name(ca_cert.subject).public_key(server_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - BACKDATE).not_valid_after(now + SERVER_LIFETIME)
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    write_private(files.server, _pem(server_cert) + _pem(ca_cert) + _key_pem(server_key))
+
+
 def init_ca(files: TlsFiles, names: Sequence[str], addresses: Sequence[str], *,
             force: bool = False) -> x509.Certificate:
     """Make a new CA and a server certificate for names/addresses; return the CA certificate.
@@ -88,14 +134,7 @@ def init_ca(files: TlsFiles, names: Sequence[str], addresses: Sequence[str], *,
     if files.ca_key.exists() and not force:
         raise FileExistsError(f"a CA already exists in {files.directory}; replacing it means "
                               "every agent must enroll again (use --force to do so)")
-    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
-    for address in addresses:
-        try:
-            sans.append(x509.IPAddress(ipaddress.ip_address(address)))
-        except ValueError:
-            raise ValueError(f"--address {address!r} is not an IP address") from None
-    if not sans:
-        raise ValueError("the server certificate needs at least one --name or --address")
+    _sans(names, addresses)  # refuse bad flags before anything is written
     now = _now()
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
@@ -113,24 +152,11 @@ def init_ca(files: TlsFiles, names: Sequence[str], addresses: Sequence[str], *,
                        critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    server_key = ec.generate_private_key(ec.SECP256R1())
-    first = names[0] if names else addresses[0]
-    server_cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, first)]))
-        .issuer_name(ca_name).public_key(server_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - BACKDATE).not_valid_after(now + SERVER_LIFETIME)
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    # Keys first: a crash midway leaves no certificate without its key.
+    # The key first: a crash midway leaves no CA certificate without its key
+    # (and `ca init --force` starts over).
     write_private(files.ca_key, _key_pem(ca_key))
-    write_private(files.server_key, _key_pem(server_key))
-    write_private(files.server_chain, _pem(server_cert) + _pem(ca_cert))
-    write_private(files.ca_cert, _pem(ca_cert))
+    write_private(files.ca_cert, _pem(ca_cert), 0o644)
+    _write_server(files, ca_key, ca_cert, names, addresses)
     return ca_cert
 
 
@@ -150,8 +176,17 @@ class CertificateAuthority:
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise CertificateError(f"{files.ca_key} is not an EC key")
         self._key = key
+        self._files = files
         self.pem = _pem(self.cert)
         self.fingerprint = fingerprint(self.cert)
+
+    def reissue_server(self, names: Sequence[str], addresses: Sequence[str]) -> None:
+        """A new server certificate (e.g. for a new name agents dial) from the same CA.
+
+        Agents keep their certificates and pin; the collector picks the new
+        certificate up when restarted.
+        """
+        _write_server(self._files, self._key, self.cert, names, addresses)
 
     def issue(self, csr_pem: bytes, host: str, department: str,
               lifetime: datetime.timedelta) -> x509.Certificate:

@@ -79,6 +79,32 @@ def ca_init(config_path: Path, names: tuple[str, ...], addresses: tuple[str, ...
     click.echo(f"CA fingerprint: {fingerprint(cert)}")
 
 
+@ca.command("server-cert")
+@config_option
+@click.option("--name", "names", multiple=True, help="A DNS name agents dial (repeatable).")
+@click.option("--address", "addresses", multiple=True,
+              help="An IP address agents dial (repeatable).")
+def ca_server_cert(config_path: Path, names: tuple[str, ...],
+                   addresses: tuple[str, ...]) -> None:
+    """Make a new server certificate from the existing CA (new names, or before it expires).
+
+    Enrolled agents are unaffected. Restart the collector to use it.
+    """
+    if not names and not addresses:
+        fail(PROG, "give every --name and --address agents dial (the old list is replaced)")
+    config = load_config(config_path)
+    try:
+        authority = CertificateAuthority(TlsFiles(config.tls_dir))
+        authority.reissue_server(names, addresses)
+    except (CertificateError, ValueError) as exc:
+        fail(PROG, str(exc))
+    except OSError as exc:
+        fail(PROG, f"cannot write {config.tls_dir}: {exc}", 1)
+    click.echo(f"new server certificate for {', '.join([*names, *addresses])} in "
+               f"{config.tls_dir}; restart the collector to use it")
+    click.echo(f"CA fingerprint (unchanged): {authority.fingerprint}")
+
+
 @click.group()
 def token() -> None:
     """One-time enrollment tokens."""

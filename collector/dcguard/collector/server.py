@@ -100,12 +100,10 @@ class CollectorServer:
         own port. Submit and Renew on the enrollment port are refused as
         unauthenticated by auth.py: there is never a client certificate there.
         """
-        files = TlsFiles(self.config.tls_dir)
         try:
-            pair = (files.server_key.read_bytes(), files.server_chain.read_bytes())
-        except OSError as exc:
-            raise RuntimeError(f"cannot read the server certificate: {exc}; "
-                               "run `dcguard-collector ca init`") from None
+            pair = TlsFiles(self.config.tls_dir).server_credentials()
+        except (OSError, CertificateError) as exc:
+            raise RuntimeError(f"cannot read the server certificate: {exc}") from None
         mutual = grpc.ssl_server_credentials([pair], root_certificates=ca.pem,
                                              require_client_auth=True)
         self.grpc_port = server.add_secure_port(_target(self.config.grpc_listen), mutual)
