@@ -411,3 +411,45 @@ def test_escaped_label_values_round_trip_through_the_prometheus_parser(value):
     [family] = list(text_string_to_metric_families(text))
     [sample] = family.samples
     assert sample.labels == {"mountpoint": value}
+
+
+@FUZZ
+@given(st.binary(max_size=600))
+def test_credential_bundle_splitter_only_refuses(data):
+    from dcguard.common.pki import CertificateError, split_bundle
+
+    try:
+        key, certs = split_bundle(data)
+    except CertificateError:
+        return
+    assert certs + key == data and key.startswith(b"-----BEGIN PRIVATE KEY-----")
+
+
+@FUZZ
+@given(st.lists(st.text(max_size=80), max_size=5), st.sampled_from(["h1", "h2"]))
+def test_tokens_enroll_once_and_only_the_bound_host(tmp_path_factory, guesses, host):
+    from dcguard.collector.enrollment import ENROLLMENT_SCHEMA, EnrollmentRegistry, TokenError
+    from dcguard.collector.store import AGENTS_SCHEMA, Store
+
+    database = tmp_path_factory.mktemp("registry") / "collector.db"
+    store = Store(database, migrations=(AGENTS_SCHEMA, ENROLLMENT_SCHEMA))
+    store.open()
+    store.close()
+    registry = EnrollmentRegistry(database)
+    registry.open()
+    try:
+        token = registry.create_token("h1", "d1", ttl=60, now=NOW)
+        for guess in guesses:
+            if guess != token:
+                with pytest.raises(TokenError):
+                    registry.consume_token(guess, "h1", "d1", now=NOW)
+        if host != "h1":
+            with pytest.raises(TokenError, match="is for host"):
+                registry.consume_token(token, host, "d1", now=NOW)
+        with pytest.raises(TokenError, match="expired"):
+            registry.consume_token(token, "h1", "d1", now=NOW + 61)
+        assert registry.consume_token(token, "h1", "d1", now=NOW).host == "h1"
+        with pytest.raises(TokenError, match="already used"):
+            registry.consume_token(token, "h1", "d1", now=NOW)
+    finally:
+        registry.close()
