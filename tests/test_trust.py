@@ -67,6 +67,11 @@ def test_enroll_then_run_delivers_over_mtls(tls_collector, make_agent):
              message="the enrolled agent to be up")
     assert enrollments(tls_collector, "ok") == 1
     assert tls_collector.rejected("unauthenticated") == 0
+    import subprocess
+
+    check = subprocess.run(["promtool", "check", "metrics"], input=tls_collector.metrics_text(),
+                           capture_output=True, text=True, timeout=30, check=False)
+    assert check.returncode == 0 and not check.stderr.strip(), check.stdout + check.stderr
 
 
 def test_agent_without_enrollment_says_so_in_one_line(tls_collector, make_agent):
