@@ -349,3 +349,20 @@ def test_server_certificate_can_be_reissued_without_touching_agents(tls_collecto
     assert tls_collector.cli("ca", "server-cert").returncode == 2
     bad = tls_collector.cli("ca", "server-cert", "--address", "nope")
     assert bad.returncode == 2 and "--address" in bad.stderr
+
+
+def test_enrolled_agent_does_not_deliver_to_a_collector_of_another_ca(tls_collector, tmp_path,
+                                                                    make_agent):
+    """After enrollment the agent trusts only its pinned CA: an impostor gets nothing."""
+    impostor = TlsCollector(tmp_path / "impostor")
+    impostor.start()
+    try:
+        agent = make_agent([impostor.grpc_address], insecure=False)
+        # Enrolled with the genuine collector, then pointed at the impostor.
+        assert enroll(agent, tls_collector, tls_collector.token("testhost")).returncode == 0
+        agent.start()
+        wait_for(lambda: "delivery failing" in agent.log(), message="the refusal in the log")
+        assert stored(impostor) == 0
+        assert metric(impostor.metrics(), "dcguard_agent_up", **HOST) is None
+    finally:
+        impostor.stop()
