@@ -53,14 +53,16 @@ class Authenticator:
         self._revocations = revocations
 
     def identify(self, context: grpc.ServicerContext, claim: pb.AgentInfo) -> PeerIdentity:
+        # Who is calling comes before what they claim: an unauthenticated
+        # peer learns nothing from how its claim would have been judged.
+        identity = None if self._insecure else self.certificate_identity(context)
         for field in ("host", "department"):
             problem = check_name(getattr(claim, field))
             if problem:
                 raise Rejection(grpc.StatusCode.INVALID_ARGUMENT, "invalid_identity",
                                 f"agent.{field} {problem}")
-        if self._insecure:
+        if identity is None:
             return PeerIdentity(host=claim.host, department=claim.department)
-        identity = self.certificate_identity(context)
         if (claim.host, claim.department) != (identity.host, identity.department):
             raise Rejection(
                 grpc.StatusCode.PERMISSION_DENIED, "permission_denied",
