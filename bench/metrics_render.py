@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dcguard.collector.config import ServerConfig
+from dcguard.collector.config import load_config
 from dcguard.collector.metrics.registry import HostRenderer, default_groups
 from dcguard.collector.state import StateCache
 from dcguard.collector.store import AgentRecord
@@ -36,8 +37,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--hosts", type=int, default=10_000)
     args = parser.parse_args()
-    config = ServerConfig(Path("x"), "127.0.0.1:0", "127.0.0.1:0", Path("x"), True, 3, "info",
-                          4 << 20)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "collector.toml"
+        path.write_text('[server]\ngrpc_listen = "127.0.0.1:0"\ninsecure = true\n')
+        config = load_config(path)
     now = time.time()
     state = StateCache(HostRenderer(default_groups(config)))
     started = time.perf_counter()

@@ -33,8 +33,8 @@ def down_collector(tmp_path: Path) -> Iterator[Callable[[str], Collector]]:
     """Collectors that have run once (so their ports are known) and are now down."""
     made: list[Collector] = []
 
-    def make(name: str = "collector") -> Collector:
-        collector = Collector(tmp_path / name)
+    def make(name: str = "collector", extra_config: str = "") -> Collector:
+        collector = Collector(tmp_path / name, extra_config=extra_config)
         made.append(collector)
         collector.start()
         collector.stop()
@@ -91,7 +91,9 @@ def assert_exactly_once(collector: Collector, agent: Agent, lost: int = 0) -> di
 
 
 def test_collector_killed_mid_backlog_every_sequence_is_stored_once(down_collector, make_agent):
-    collector = down_collector()
+    # Tiny batches make hundreds of calls; the rate limit is not what this tests.
+    collector = down_collector(extra_config="[limits]\nrate_limit_per_second = 1000\n"
+                                            "rate_limit_burst = 1000\n")
     agent = make_agent([collector.grpc_address], interval="50ms",
                        extra_config="[spool]\nbatch_max_reports = 2\n")
     prefill(agent, 1500)
@@ -326,3 +328,22 @@ def test_stop_cuts_a_long_backoff_short(tmp_path, make_agent):
     assert not delivery.is_alive()
     assert len(spool) == 3  # nothing lost by stopping
     sender.close()
+
+
+def test_a_throttled_agent_drains_its_backlog_at_the_pace_the_collector_names(down_collector,
+                                                                             make_agent):
+    collector = down_collector(extra_config="[limits]\nrate_limit_per_second = 10\n"
+                                            "rate_limit_burst = 2\n")
+    agent = make_agent([collector.grpc_address], interval="1s",
+                       extra_config="[spool]\nbatch_max_reports = 5\n")
+    prefill(agent, 200)
+    collector.start()
+    agent.start()
+    # 40 calls at 10/s: a few seconds when the agent waits as told, far longer
+    # if it fell into its exponential backoff (up to a minute per refusal).
+    wait_for(lambda: drained(agent, collector), timeout=60, message="the backlog to drain")
+    agent.stop()
+    assert_exactly_once(collector, agent)
+    samples = collector.metrics()
+    assert metric(samples, "dcguard_collector_reports_rejected_total", reason="rate_limited") > 0
+    assert "delivery failing" not in agent.log(), "throttling is not a delivery failure"

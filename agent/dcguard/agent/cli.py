@@ -74,6 +74,43 @@ def collect(config_path: Path, as_json: bool) -> None:
                        f"{fs.size_bytes / 2**30:.1f} GiB{ro}")
 
 
+@cli.command("enroll")
+@config_option
+@click.option("--token", required=True, help="The one-time token from "
+              "`dcguard-collector token create`.")
+@click.option("--ca-fingerprint", required=True,
+              help="sha256:… of the collector's CA, as printed with the token.")
+@click.option("--address", help="The collector's enrollment host:port (default: the first "
+              "collector address, port 4741).")
+def enroll_command(config_path: Path, token: str, ca_fingerprint: str,
+                   address: str | None) -> None:
+    """Enroll with the collector: make a key here, get it certified, store the credentials."""
+    from dcguard.agent.enroll import EnrollError, default_enroll_address, enroll
+    from dcguard.common.cli import fail
+    from dcguard.common.config import parse_listen_address
+    from dcguard.common.pki import parse_fingerprint
+
+    try:
+        pin = parse_fingerprint(ca_fingerprint)
+    except ValueError as exc:
+        fail(PROG, f"--ca-fingerprint: {exc}")
+    if address is not None:
+        try:
+            parse_listen_address(address)
+        except ValueError as exc:
+            fail(PROG, f"--address: {exc}")
+    config = load_config(config_path)
+    target = address or default_enroll_address(config)
+    try:
+        enroll(config, token, pin, target)
+    except EnrollError as exc:
+        fail(PROG, str(exc), 1)
+    except OSError as exc:
+        fail(PROG, f"cannot store the credentials in {config.state_dir}: {exc}", 1)
+    click.echo(f"enrolled {config.host} ({config.department}) with the collector at {target}; "
+               f"credentials are in {config.state_dir / 'tls'}")
+
+
 @cli.command("check-config")
 @config_option
 def check_config(config_path: Path) -> None:

@@ -126,6 +126,12 @@ class Delivery(threading.Thread):
             self._failed(exc)
             return None
         except DeliveryError as exc:
+            if exc.retry_after > 0:
+                # Throttled: the same batch is welcome after the wait the
+                # collector named. Shrinking would mean more calls, and an
+                # escalating backoff would stall the backlog for no reason.
+                self._stopping.wait(exc.retry_after)
+                return True
             if exc.code in _SHRINK and len(batch) > 1:
                 self._limit = max(1, len(batch) // 2)
             self._failed(exc)

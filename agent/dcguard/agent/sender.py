@@ -21,6 +21,9 @@ __all__ = ["DeliveryError", "PermanentError", "RetryableError", "Sender", "encod
 log = logging.getLogger(__name__)
 
 # Codes that say "not now" rather than "never": the report stays queued.
+# The collector's trailing-metadata key for a rate limit's "retry after" (ms).
+RETRY_AFTER_KEY = "dcguard-retry-after-ms"
+
 _RETRYABLE = frozenset({
     grpc.StatusCode.UNAVAILABLE,
     grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -59,9 +62,24 @@ def encode_request(agent: bytes, reports: Sequence[bytes]) -> bytes:
 class DeliveryError(Exception):
     """Delivery failed. The tree: DeliveryError ⊃ RetryableError, PermanentError."""
 
-    def __init__(self, code: grpc.StatusCode | None, message: str) -> None:
+    def __init__(self, code: grpc.StatusCode | None, message: str,
+                 retry_after: float = 0.0) -> None:
         super().__init__(message)
         self.code = code
+        # When the collector said to come back (a rate limit), in seconds; 0 if it did not.
+        self.retry_after = retry_after
+
+
+def _retry_after(error: grpc.RpcError) -> float:
+    """The collector's "come back in N ms" hint, bounded to a minute; 0 without one."""
+    try:
+        metadata = error.trailing_metadata() or ()
+    except AttributeError:  # not a call error: no metadata
+        return 0.0
+    for key, value in metadata:
+        if key == RETRY_AFTER_KEY and str(value).isdigit():
+            return min(int(value), 60_000) / 1000
+    return 0.0
 
 
 class RetryableError(DeliveryError):
@@ -84,13 +102,22 @@ class Sender:
         self._credentials = credentials
         self._index = 0
         self._channel: grpc.Channel | None = None
+        self._renewed: grpc.ChannelCredentials | None = None
 
     @property
     def address(self) -> str:
         """The collector address in use (or next to be tried)."""
         return self._config.addresses[self._index]
 
+    def set_credentials(self, credentials: grpc.ChannelCredentials) -> None:
+        """Use renewed credentials from the next call on (safe from another thread)."""
+        self._renewed = credentials
+
     def _channel_for_address(self) -> grpc.Channel:
+        renewed, self._renewed = self._renewed, None
+        if renewed is not None:
+            self._credentials = renewed
+            self.close()
         if self._channel is None:
             options = [("grpc.enable_retries", 0), ("grpc.keepalive_time_ms", 60_000)]
             if self._credentials is None:
@@ -135,7 +162,7 @@ class Sender:
         code = last.code()
         message = f"collector {self.address}: {code.name if code else 'error'}: {last.details()}"
         if code in _RETRYABLE:
-            raise RetryableError(code, message)
+            raise RetryableError(code, message, _retry_after(last))
         raise PermanentError(code, message)
 
     def close(self) -> None:

@@ -18,6 +18,7 @@ from dcguard.agent.runner import Ticker, agent_info, build_report
 from dcguard.agent.sender import Sender
 from dcguard.agent.spool import Spool
 from dcguard.agent.state import AgentState, StateLocked
+from dcguard.agent.tls import Renewer, load_credentials
 from dcguard.common.config import ConfigError
 
 __all__ = ["run_agent"]
@@ -31,11 +32,9 @@ def run_agent(config: AgentConfig, stop: threading.Event | None = None) -> None:
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
+    credentials = None
     if not config.collector.insecure:
-        raise ConfigError(
-            f"config {config.path}: collector.insecure is false, and no TLS credentials are "
-            f"in {config.state_dir}: enroll the agent first"
-        )
+        credentials = load_credentials(config.state_dir, config.path)
     state = AgentState(config.state_dir)
     spool = Spool(state.spool_dir, config.spool)
     try:
@@ -47,7 +46,10 @@ def run_agent(config: AgentConfig, stop: threading.Event | None = None) -> None:
     except OSError as exc:
         raise ConfigError(f"config {config.path}: agent.state_dir {config.state_dir}: "
                           f"{exc.strerror or exc}") from None
-    sender = Sender(config.collector, agent_info(config, state.instance_id))
+    sender = Sender(config.collector, agent_info(config, state.instance_id), credentials)
+    if credentials is not None:
+        Renewer(config.state_dir, config.collector.addresses, config.collector.timeout,
+                sender.set_credentials, stop, config.host).start()
     delivery = Delivery(spool, sender, config.spool, stop, config.state_dir / STATUS_FILE)
     log.info("dcguard-agent started for host %s: %d sources, every %gs, to %s; "
              "%d reports spooled, next sequence %d", config.host, len(config.sources),

@@ -120,7 +120,12 @@ def agents(ctx: click.Context, config_path: Path, as_json: bool) -> None:
         click.echo("(no agents have reported yet)")
 
 
+from dcguard.collector.cli_trust import ca, revoke, token  # noqa: E402 - after the groups
+
 cli.add_command(risk)
+cli.add_command(ca)
+cli.add_command(token)
+agents.add_command(revoke)
 
 
 def main() -> None:

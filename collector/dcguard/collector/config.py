@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from dcguard.collector.risk.config import RiskConfig, parse_risk
+from dcguard.collector.trustconfig import TlsConfig, parse_limits, parse_tls
+from dcguard.collector.validate import Limits
 from dcguard.common.config import (
     ConfigError,
     Table,
@@ -32,7 +34,13 @@ class ServerConfig:
     down_after_intervals: int
     log_level: str
     max_message_bytes: int
+    tls: TlsConfig
+    limits: Limits
     risk: RiskConfig = field(default_factory=RiskConfig)
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.tls.resolve(self.data_dir)
 
     @property
     def database(self) -> Path:
@@ -64,9 +72,11 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> ServerCo
         down_after_intervals=server.integer("down_after_intervals", 3, minimum=1),
         log_level=log_level,
         max_message_bytes=server.integer("max_message_bytes", 4 * 1024 * 1024, minimum=1024),
+        tls=parse_tls(root.table("tls")),
+        limits=parse_limits(root.table("limits")),
+        risk=parse_risk(root.table("risk")),
     )
     server.finish()
-    config = replace(config, risk=parse_risk(root.table("risk")))
     root.finish()
     if overrides:
         config = _apply_overrides(config, overrides)
