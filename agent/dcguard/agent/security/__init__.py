@@ -1,0 +1,1 @@
+"""Shared parts of the security sources (auth_log, fim, ports): events, the queue, settings."""
