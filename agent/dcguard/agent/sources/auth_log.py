@@ -227,7 +227,7 @@ def auth_log_factory(root: Table, context: SourceContext) -> AuthLogSource:
     paths: tuple[Path, ...] = tuple(Path(p) for p in DEFAULT_PATHS)
     if table.has("path"):
         paths = (table.path("path"),)
-    rotated = tuple(table.string_list("rotated", ["{path}.1", "{path}-[0-9]*"]))
+    rotated = tuple(table.string_list("rotated", ["{path}.[0-9]", "{path}-[0-9]*"]))
     start_at = table.string("start_at", "end")
     table.check("start_at", start_at, lambda value: value in ("end", "beginning"),
                 f'must be "end" or "beginning", got {start_at!r}')
