@@ -129,6 +129,6 @@ def make_event(source: str, type_: str, severity: str, when: float, *, technique
     )
     for key, value in (details or {}).items():
         event.details[key] = cap_text(value.replace("\x00", ""), 512)
-    for key, value in fields.items():
-        setattr(event, key, value)
+    for name, field_value in fields.items():
+        setattr(event, name, field_value)
     return event

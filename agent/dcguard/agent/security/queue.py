@@ -64,6 +64,17 @@ class EventQueue(Generic[C]):
         with self._lock:
             self._items.append(_Item(event, start))
 
+    def push_scan(self, events: list[pb.SecurityEvent], start: C, tail: C) -> None:
+        """Queue a whole scan's events and its resulting checkpoint in one step.
+
+        A hand-out between the events and the new tail would commit the old
+        baseline after sending the events: they would be sent again after a restart.
+        """
+        with self._lock:
+            for event in events:
+                self._items.append(_Item(event, start))
+            self._tail = tail
+
     def set_tail(self, tail: C) -> None:
         """Everything pushed so far is accounted for up to this checkpoint."""
         with self._lock:
@@ -85,6 +96,13 @@ class EventQueue(Generic[C]):
                                        else self._tail)
             self._awaiting_commit = True
             return count
+
+    def withdraw(self) -> None:
+        """Forget the last hand-out: the report it went into will not be stored."""
+        with self._lock:
+            self._awaiting_commit = False
+            self._handed = 0
+            self._handed_checkpoint = None
 
     def commit(self) -> tuple[bool, C | None]:
         """Drop the events last handed out; (True, checkpoint) if there was a hand-out."""

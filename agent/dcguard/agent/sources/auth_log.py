@@ -115,9 +115,12 @@ class AuthLogSource:
             self._read_file()
         elif self._journal is not None:
             self._read_journal()
-        self._queue.hand_out(report)
+        handed = self._queue.hand_out(report)
         self._counters.fill(report.security_stats)
-        if self._journal is not None and self._journal.error and not self._journal.running():
+        if self._journal is not None and self._journal.error and not self._journal.running() \
+                and handed == 0:
+            # A failed source's part is not merged into the report: hand out nothing then.
+            self._queue.withdraw()
             raise RuntimeError(self._journal.error)
 
     def commit(self) -> None:
