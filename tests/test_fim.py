@@ -78,7 +78,7 @@ def test_modify_chmod_delete_create_one_event_each(fim: Fim, watched: Path) -> N
     (watched / "motd").write_text("changed\n")
     assert kinds(fim.next_events()) == [("file_modified", "motd")]
     old_mode = f"{(watched / 'passwd').stat().st_mode & 0o7777:04o}"
-    os.chmod(watched / "passwd", 0o600)
+    (watched / "passwd").chmod(0o600)
     events = fim.next_events()
     assert kinds(events) == [("file_permissions_changed", "passwd")]
     assert events[0].technique == "T1098" and events[0].severity == pb.SEVERITY_HIGH
@@ -99,7 +99,7 @@ def test_modify_chmod_delete_create_one_event_each(fim: Fim, watched: Path) -> N
 
 def test_world_writable_is_critical(fim: Fim, watched: Path) -> None:
     fim.next_events()
-    os.chmod(watched / "motd", 0o666)
+    (watched / "motd").chmod(0o666)  # world-writable: the insecure mode under test
     events = fim.next_events()
     assert kinds(events) == [("file_permissions_changed", "motd")]
     assert events[0].severity == pb.SEVERITY_CRITICAL

@@ -59,7 +59,7 @@ _FROM = r" from (?P<addr>\S+)(?: port (?P<port>\d+))?"
 R = re.compile
 
 
-def _ssh_rules() -> list[tuple[re.Pattern[str], Callable[[re.Match[str]], EventSpec | None]]]:
+def _ssh_rules() -> list[tuple[re.Pattern[str], Callable[[re.Match[str]], EventSpec]]]:
     def failed(m: re.Match[str]) -> EventSpec:
         user = m["user"]
         details = {"method": m["method"]}
@@ -184,40 +184,52 @@ _SSH_RULES = _ssh_rules()
 
 
 def syslog_time(classic: str | None, iso: str | None, now: float) -> float | None:
-    """Seconds since the epoch; a classic stamp has no year: the latest one not in the future.
+    """Seconds since the epoch of a classic or RFC 3339 syslog stamp; None if invalid."""
+    if iso:
+        return _iso_time(iso)
+    return _classic_time(classic, now) if classic else None
+
+
+def _iso_time(iso: str) -> float | None:
+    text = iso.replace("Z", "+00:00")
+    if re.search(r"[+-]\d{4}$", text):
+        text = f"{text[:-2]}:{text[-2:]}"  # Python 3.9 wants +HH:MM
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if stamp.tzinfo is None:
+        return time.mktime(stamp.timetuple()) + stamp.microsecond / 1e6
+    return stamp.timestamp()
+
+
+def _classic_time(classic: str, now: float) -> float | None:
+    """A classic stamp has no year: take the latest one not in the future.
 
     A "Dec 31 23:59:59" line read on 1 January belongs to last year. Classic
     stamps are in the host's local time, as rsyslog writes them.
     """
-    if iso:
-        text = iso.replace("Z", "+00:00")
-        if re.search(r"[+-]\d{4}$", text):
-            text = f"{text[:-2]}:{text[-2:]}"
-        try:
-            stamp = datetime.fromisoformat(text)
-        except ValueError:
-            return None
-        if stamp.tzinfo is None:
-            return time.mktime(stamp.timetuple()) + stamp.microsecond / 1e6
-        return stamp.timestamp()
-    if not classic:
-        return None
     month_name, day_text, clock = classic.split()
     month = _MONTHS.get(month_name)
-    if month is None:
-        return None
+    day = int(day_text)
     hour, minute, second = (int(part) for part in clock.split(":"))
+    if month is None or not 1 <= day <= 31 or hour > 23 or minute > 59 or second > 60:
+        return None
     year = time.localtime(now).tm_year
-    for candidate in (year, year - 1):
-        try:
-            when = time.mktime((candidate, month, int(day_text), hour, minute, second, 0, 0, -1))
-        except (OverflowError, ValueError):
-            return None
-        if when <= now + 86400 or candidate != year:  # a day's slack for clock skew
-            if month == 2 and int(day_text) == 29 and not calendar.isleap(candidate):
-                continue
-            return when
-    return None
+    when = _local(year, month, day, hour, minute, second)
+    if when is not None and when <= now + 86400:  # a day's slack for clock skew
+        return when
+    return _local(year - 1, month, day, hour, minute, second)
+
+
+def _local(year: int, month: int, day: int, hour: int, minute: int, second: int
+           ) -> float | None:
+    if month == 2 and day == 29 and not calendar.isleap(year):
+        return None
+    try:
+        return time.mktime((year, month, day, hour, minute, second, 0, 0, -1))
+    except (OverflowError, ValueError):
+        return None
 
 
 def _account(message: str) -> EventSpec | None:
@@ -239,64 +251,81 @@ def _account(message: str) -> EventSpec | None:
     return None
 
 
+def _sshd(message: str) -> list[EventSpec] | None:
+    for pattern, build in _SSH_RULES:
+        match = pattern.match(message)
+        if match:
+            spec = build(match)
+            raw_address = spec.address
+            spec.address = bare_ip(raw_address)
+            if raw_address and not spec.address:
+                spec.details["source"] = raw_address  # a host name: kept, not as the address
+            return [spec]
+    return [] if _SSH_NOISE.match(message) else None
+
+
+def _sudo(message: str) -> list[EventSpec] | None:
+    m = _SUDO.match(message)
+    if not m:
+        return [] if _SUDO_NOISE.match(message) else None
+    details = {"target_user": m["target"], "command": m["command"], "tty": m["tty"],
+               "pwd": m["pwd"]}
+    if not (m["attempts"] or m["notin"] or m["other"]):
+        return [EventSpec("sudo_command", "low", "T1548.003", m["user"], details=details)]
+    if m["notin"]:
+        details["reason"] = "not_in_sudoers"
+    elif m["attempts"]:
+        details["reason"] = f"{m['attempts']}_incorrect_password"
+    else:
+        details["reason"] = m["other"].strip()
+    severity = "high" if m["notin"] else "medium"
+    return [EventSpec("sudo_auth_failure", severity, "T1548.003", m["user"], details=details)]
+
+
+def _su(message: str) -> list[EventSpec] | None:
+    for pattern, type_ in _SU_RULES:
+        m = pattern.match(message)
+        if not m:
+            continue
+        target = m["target"]
+        details = {"target_user": target}
+        if type_ == "su_success":
+            severity = "medium" if target == "root" else "low"
+            return [EventSpec(type_, severity, "T1078", m["user"], details=details)]
+        return [EventSpec(type_, "medium", "T1110", m["user"], details=details)]
+    return [] if _SU_NOISE.match(message) else None
+
+
+def _accounts(message: str) -> list[EventSpec] | None:
+    spec = _account(message)
+    if spec is not None:
+        return [spec]
+    return [] if _ACCOUNT_NOISE.match(message) else None
+
+
+def _quiet(message: str) -> list[EventSpec] | None:
+    return []  # other authpriv chatter: recognised, not a security event here
+
+
+_FAMILIES: dict[str, Callable[[str], list[EventSpec] | None]] = {
+    "sshd": _sshd, "sshd-session": _sshd, "sshd-auth": _sshd, "sudo": _sudo, "su": _su,
+    **dict.fromkeys(_ACCOUNT_PROGRAMS, _accounts),
+    **dict.fromkeys(("systemd-logind", "CRON", "cron", "crond", "cockpit-session", "polkitd",
+                     "systemd", "login", "dbus-daemon"), _quiet),
+}
+
+
 def parse_message(program: str, message: str) -> list[EventSpec] | None:
     """Events for one message of one program; [] for known noise, None if unrecognised."""
-    base = program.split("(", 1)[0]
+    family = _FAMILIES.get(program.split("(", 1)[0])  # "sshd(pam_unix)" is old Red Hat
+    if family is None:
+        return None
     message = message.rstrip("\r")
     m = _REPEATED.match(message)
-    if m:
-        inner = parse_message(program, m["inner"].rstrip())
-        if inner is None:
-            return None
-        return inner * min(int(m["count"]), MAX_REPEAT)
-    if base in ("sshd", "sshd-session", "sshd-auth"):
-        for pattern, build in _SSH_RULES:
-            match = pattern.match(message)
-            if match:
-                spec = build(match)
-                if spec is None:
-                    return []
-                raw_address = spec.address
-                spec.address = bare_ip(raw_address)
-                if raw_address and not spec.address:
-                    spec.details["source"] = raw_address
-                return [spec]
-        return [] if _SSH_NOISE.match(message) else None
-    if base == "sudo":
-        m = _SUDO.match(message)
-        if m:
-            details = {"target_user": m["target"], "command": m["command"], "tty": m["tty"],
-                       "pwd": m["pwd"]}
-            if m["attempts"] or m["notin"] or m["other"]:
-                details["reason"] = ("not_in_sudoers" if m["notin"] else
-                                     f"{m['attempts']}_incorrect_password" if m["attempts"]
-                                     else m["other"].strip())
-                severity = "high" if m["notin"] else "medium"
-                return [EventSpec("sudo_auth_failure", severity, "T1548.003", m["user"],
-                                  details=details)]
-            return [EventSpec("sudo_command", "low", "T1548.003", m["user"], details=details)]
-        return [] if _SUDO_NOISE.match(message) else None
-    if base == "su":
-        for pattern, type_ in _SU_RULES:
-            m = pattern.match(message)
-            if m:
-                target = m["target"]
-                if type_ == "su_success":
-                    severity = "medium" if target == "root" else "low"
-                    return [EventSpec(type_, severity, "T1078", m["user"],
-                                      details={"target_user": target})]
-                return [EventSpec(type_, "medium", "T1110", m["user"],
-                                  details={"target_user": target})]
-        return [] if _SU_NOISE.match(message) else None
-    if base in _ACCOUNT_PROGRAMS:
-        spec = _account(message)
-        if spec is not None:
-            return [spec]
-        return [] if _ACCOUNT_NOISE.match(message) else None
-    if base in ("systemd-logind", "CRON", "cron", "crond", "cockpit-session", "polkitd",
-                "systemd", "login", "gdm-password]", "dbus-daemon"):
-        return []  # other authpriv chatter: recognised as not security events here
-    return None
+    if m:  # rsyslog's "message repeated N times: [ msg]": N more of the same event
+        inner = family(m["inner"].rstrip())
+        return None if inner is None else inner * min(int(m["count"]), MAX_REPEAT)
+    return family(message)
 
 
 def parse_line(line: str, now: float) -> Parsed | None:

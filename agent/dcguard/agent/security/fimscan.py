@@ -108,13 +108,11 @@ def _entry(path: str, st: os.stat_result, previous: Entry | None, limiter: RateL
                     "gid": st.st_gid, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
                     "ctime_ns": st.st_ctime_ns, "ino": st.st_ino, "sha256": ""}
     if kind == "link":
-        entry["sha256"] = hashlib.sha256(os.readlink(path).encode("utf-8", "surrogateescape")
-                                         ).hexdigest()
+        target = str(Path(path).readlink())
+        entry["sha256"] = hashlib.sha256(target.encode("utf-8", "surrogateescape")).hexdigest()
     elif kind == "file":
-        unchanged = previous is not None and previous.get("sha256") and all(
-            previous.get(key) == entry[key] for key in ("mtime_ns", "ctime_ns", "size", "ino"))
-        if unchanged:
-            assert previous is not None
+        if previous is not None and previous.get("sha256") and all(
+                previous.get(key) == entry[key] for key in ("mtime_ns", "ctime_ns", "size", "ino")):
             entry["sha256"] = previous["sha256"]
         else:
             try:
@@ -142,10 +140,11 @@ def scan(roots: list[str], previous: Snapshot, limiter: RateLimiter, stop: threa
         current[path] = _entry(path, st, previous.get(path), limiter, stop, max_file_bytes)
         if stat.S_ISDIR(st.st_mode):
             try:
-                names = sorted(os.listdir(path), reverse=True)
+                with os.scandir(path) as listing:
+                    names = sorted((item.path for item in listing), reverse=True)
             except OSError:
                 continue
-            pending.extend(os.path.join(path, name) for name in names)
+            pending.extend(names)
     return current, False
 
 

@@ -9,9 +9,11 @@ entry not yet committed. Oversized JSON lines are skipped without being held.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import queue
+import signal
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -55,7 +57,8 @@ class JournalReader:
             command.append("--lines=0")  # first start: from now on, like the file's start_at
         try:
             self._process = subprocess.Popen(command, stdout=subprocess.PIPE,
-                                             stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+                                             stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                                             preexec_fn=_die_with_parent)  # noqa: PLW1509
         except OSError as exc:
             self.error = f"cannot run {command[0]}: {exc.strerror or exc}"
             return
@@ -66,7 +69,8 @@ class JournalReader:
         return self._process is not None and self._process.poll() is None
 
     def _run(self) -> None:
-        assert self._process is not None and self._process.stdout is not None
+        if self._process is None or self._process.stdout is None:
+            return
         stream = self._process.stdout
         while not self._stop.is_set():
             line, oversized = _read_line(stream, self._max_line)
@@ -132,6 +136,19 @@ class JournalReader:
                 self._process.wait()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the agent dies, even by kill -9.
+
+    `journalctl --follow` on a quiet journal never writes, so it would never
+    get SIGPIPE and would outlive an agent that was killed.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _read_line(stream: IO[bytes], limit: int) -> tuple[bytes | None, bool]:

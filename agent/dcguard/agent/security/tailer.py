@@ -16,7 +16,6 @@ keep_bytes are kept and the rest is skipped as it is read.
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import logging
 import os
@@ -130,7 +129,8 @@ class FileTailer:
     def _rotated(self) -> list[str]:
         names: list[str] = []
         for pattern in self._globs:
-            names.extend(sorted(glob.glob(pattern), reverse=True))
+            where = Path(pattern)
+            names.extend(sorted((str(p) for p in where.parent.glob(where.name)), reverse=True))
         return [name for name in names if Path(name) != self.path]
 
     def _open_copy(self, checkpoint: Checkpoint, by_inode: bool) -> bool:
@@ -158,7 +158,7 @@ class FileTailer:
             self._open_path(offset_at_end=self._start_at_end)
             return
         try:
-            st = os.stat(self.path)
+            st = self.path.stat()
         except OSError:
             st = None
         if st is not None and (st.st_dev, st.st_ino) == (checkpoint.dev, checkpoint.ino):
@@ -194,19 +194,18 @@ class FileTailer:
             if self._fd is None:
                 self._start_at_end = False  # a log created later is new: read all of it
                 return lines
-        self._follow_rotation(lines, max_lines)
-        if self._fd is not None and len(lines) < max_lines:
-            if self._read_into(lines, max_lines, final=self._switch_at_eof) and \
-                    self._switch_at_eof:
-                self._open_path()
+        self._follow_rotation()
+        if self._fd is not None and len(lines) < max_lines and \
+                self._read_into(lines, max_lines, final=self._switch_at_eof) and \
+                self._switch_at_eof:
+            self._open_path()
         return lines
 
-    def _follow_rotation(self, lines: list[Line], max_lines: int) -> None:
-        assert self._fd is not None
-        if self._switch_at_eof:
+    def _follow_rotation(self) -> None:
+        if self._fd is None or self._switch_at_eof:
             return
         try:
-            st: os.stat_result | None = os.stat(self.path)
+            st: os.stat_result | None = self.path.stat()
         except OSError:
             st = None
         own = os.fstat(self._fd)
@@ -227,7 +226,8 @@ class FileTailer:
 
     def _read_into(self, lines: list[Line], max_lines: int, final: bool) -> bool:
         """Read lines into lines; True once the end of the file was reached."""
-        assert self._fd is not None
+        if self._fd is None:
+            return False
         while len(lines) < max_lines:
             newline = self._buf.find(b"\n") if not self._discarding else -1
             if newline >= 0:

@@ -18,8 +18,13 @@ from pathlib import Path
 from typing import Any, Callable, Union
 
 from dcguard.agent.security.authparse import EventSpec, parse_line, parse_message, syslog_time
-from dcguard.agent.security.events import (SecurityCounters, SecuritySettings, counters_for,
-                                           make_event, security_settings)
+from dcguard.agent.security.events import (
+    SecurityCounters,
+    SecuritySettings,
+    counters_for,
+    make_event,
+    security_settings,
+)
 from dcguard.agent.security.journal import JournalEntry, JournalReader
 from dcguard.agent.security.queue import EventQueue
 from dcguard.agent.security.tailer import Checkpoint, FileTailer
@@ -128,7 +133,8 @@ class AuthLogSource:
         if not handed or checkpoint is None:
             return
         if isinstance(checkpoint, Checkpoint):
-            assert self._tailer is not None
+            if self._tailer is None:
+                return
             state: dict[str, Any] = {"mode": "file", "path": str(self._tailer.path),
                                      "checkpoint": checkpoint.to_json()}
         else:
@@ -144,7 +150,8 @@ class AuthLogSource:
 
     # --- reading ----------------------------------------------------------------------
     def _read_file(self) -> None:
-        assert self._tailer is not None
+        if self._tailer is None:
+            return
         budget = self._max_lines
         while budget > 0 and self._queue.room() > 0:
             lines = self._tailer.read(min(budget, self._queue.room(), 1000))
@@ -167,7 +174,8 @@ class AuthLogSource:
         self._queue.set_tail(self._tailer.position())
 
     def _read_journal(self) -> None:
-        assert self._journal is not None
+        if self._journal is None:
+            return
         for entry in self._journal.get(min(self._max_lines, self._queue.room())):
             self._counters.add("lines_read")
             self._queue.set_tail({"mode": "journal", "cursor": entry.cursor, "skip": 0})
@@ -186,7 +194,7 @@ class AuthLogSource:
         raw = f"{process}: {message}"
         try:
             specs = parse_message(entry.program, message)
-        except Exception:  # noqa: BLE001 - hostile input must never stop the source
+        except Exception:
             log.exception("auth_log: parser failed on a journal entry")
             specs = None
         if specs is None:
@@ -202,7 +210,7 @@ class AuthLogSource:
         now = self._clock()
         try:
             parsed = parse_line(text, now)
-        except Exception:  # noqa: BLE001 - hostile input must never stop the source
+        except Exception:
             log.exception("auth_log: parser failed on a line")
             parsed = None
         if parsed is None:

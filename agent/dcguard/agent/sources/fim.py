@@ -17,10 +17,22 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from dcguard.agent.security.events import (SecurityCounters, SecuritySettings, counters_for,
-                                           make_event, security_settings)
-from dcguard.agent.security.fimscan import (Change, RateLimiter, Snapshot, diff,
-                                            package_activity, scan, technique_for)
+from dcguard.agent.security.events import (
+    SecurityCounters,
+    SecuritySettings,
+    counters_for,
+    make_event,
+    security_settings,
+)
+from dcguard.agent.security.fimscan import (
+    Change,
+    RateLimiter,
+    Snapshot,
+    diff,
+    package_activity,
+    scan,
+    technique_for,
+)
 from dcguard.agent.security.queue import EventQueue
 from dcguard.agent.security.scanner import PeriodicScanner
 from dcguard.agent.sources import SourceContext, register

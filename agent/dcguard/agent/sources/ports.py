@@ -18,8 +18,14 @@ from typing import Any, Callable
 
 import psutil
 
-from dcguard.agent.security.events import (SecurityCounters, SecuritySettings, bare_ip,
-                                           counters_for, make_event, security_settings)
+from dcguard.agent.security.events import (
+    SecurityCounters,
+    SecuritySettings,
+    bare_ip,
+    counters_for,
+    make_event,
+    security_settings,
+)
 from dcguard.agent.security.queue import EventQueue
 from dcguard.agent.security.scanner import PeriodicScanner
 from dcguard.agent.sources import SourceContext, register
