@@ -136,6 +136,8 @@ class JournalReader:
                 self._process.wait()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self._process is not None and self._process.stdout is not None:
+            self._process.stdout.close()
 
 
 def _die_with_parent() -> None:
