@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from datetime import datetime, timezone
@@ -13,6 +14,7 @@ from dcguard.agent.security.authparse import parse_line, syslog_time
 from dcguard.common.config import ConfigError
 from dcguard.v1 import collector_pb2 as pb
 from tests.security_support import collect, make_source
+from tests.support import run_cli
 
 FIXTURES = Path(__file__).parent / "fixtures" / "auth"
 NOW = time.time()
@@ -258,3 +260,50 @@ def test_bad_config_is_one_clear_line(tmp_path: Path, keys: dict[str, object],
 def test_bad_security_settings(tmp_path: Path, settings: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
         make_source("auth_log", tmp_path, settings)
+
+
+def _agent_config(tmp_path: Path, security: str) -> Path:
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        '[agent]\nhost = "db01"\ndepartment = "so-tu-phap"\n'
+        f'state_dir = "{tmp_path / "state"}"\n'
+        '[collector]\naddresses = ["127.0.0.1:1"]\ninsecure = true\n'
+        "[sources]\nfim = false\nports = false\n" + security)
+    return config
+
+
+def test_agent_collect_prints_events_from_the_configured_log(tmp_path: Path) -> None:
+    log_path = tmp_path / "secure"
+    shutil.copy(FIXTURES / FILES["rhel"], log_path)
+    config = _agent_config(tmp_path, f'[security]\nmax_events_per_report = 4\n'
+                                     f'[security.auth_log]\npath = "{log_path}"\n'
+                                     'start_at = "beginning"\n')
+    result = run_cli("dcguard.agent", "collect", "--config", str(config), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    events = report["events"]
+    assert [e["type"] for e in events] == ["ssh_login_failed"] * 4  # capped at 4 per report
+    assert events[0]["source_address"] == "202.109.143.106"
+    assert events[0]["severity"] == "SEVERITY_MEDIUM"
+    assert events[0]["technique"] == "T1110"
+    stats = report["security_stats"]
+    assert int(stats["events_deferred"]) > 0
+    assert {s["name"]: s["success"] for s in report["sources"]}["auth_log"] is True
+
+
+@pytest.mark.parametrize(("security", "message"), [
+    ('[security]\nmax_events_per_report = "lots"\n',
+     "security.max_events_per_report: must be an integer"),
+    ('[security.auth_log]\nmode = "syslog"\n', "security.auth_log.mode: must be one of"),
+    ('[security.fim]\npaths = ["relative"]\n', "security.fim.paths: must hold absolute paths"),
+    ('[security.ports]\nprotocols = ["icmp"]\n', "security.ports.protocols"),
+    ("[security]\nauth_log = 1\n", "security.auth_log: must be a table"),
+])
+def test_check_config_rejects_garbage_in_one_line(tmp_path: Path, security: str,
+                                                  message: str) -> None:
+    config = _agent_config(tmp_path, security)
+    result = run_cli("dcguard.agent", "check-config", "--config", str(config))
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
