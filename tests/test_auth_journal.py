@@ -141,6 +141,17 @@ def test_hostile_journal_entries(tmp_path: Path) -> None:
     assert report.security_stats.lines_oversized == 1
 
 
+def test_identifier_forged_with_logger_is_tagged(tmp_path: Path) -> None:
+    real = {**entry(0, "Failed password for root from 10.0.0.1 port 22 ssh2"), "_COMM": "sshd"}
+    forged = {**entry(1, "Accepted password for root from 10.0.0.2 port 22 ssh2"),
+              "_COMM": "logger"}  # `logger -t sshd ...` by any local user
+    source = journal_source(tmp_path, setup(tmp_path, [real, forged]))
+    events = wait_events(source, 2)
+    source.close()
+    assert [list(e.tags) for e in events] == [[], ["identifier_mismatch"]]
+    assert events[1].details["identifier_mismatch"] == "logger"
+
+
 def test_missing_journalctl_is_a_source_error_not_a_crash(tmp_path: Path) -> None:
     source = make_source("auth_log", tmp_path / "state", mode="journal",
                          journalctl=str(tmp_path / "no-such-journalctl"))

@@ -33,6 +33,7 @@ class JournalEntry:
     cursor: str          # this entry's cursor
     previous: str        # the cursor before it: resuming there re-reads this entry
     oversized: bool = False
+    comm: str = ""       # _COMM, set by journald itself: the sender cannot forge it
 
 
 class JournalReader:
@@ -113,7 +114,8 @@ class JournalReader:
             when = None
         self._cursor = cursor
         return JournalEntry(when, str(data.get("SYSLOG_IDENTIFIER", "")),
-                            str(data.get("_PID", "")), str(message), cursor, previous)
+                            str(data.get("_PID", "")), str(message), cursor, previous,
+                            comm=str(data.get("_COMM", "")))
 
     def get(self, limit: int) -> list[JournalEntry]:
         """Up to limit entries read so far, without waiting."""

@@ -201,10 +201,15 @@ class AuthLogSource:
             self._counters.add("lines_unrecognised")
             return
         when = entry.when if entry.when is not None else self._clock()
+        # Anyone may log as "sshd" (logger -t sshd ...); journald's _COMM says who really did.
+        forged = bool(entry.comm) and not _same_program(entry.comm, entry.program)
         for index, spec in enumerate(specs):
             if index >= skip:
+                if forged:
+                    spec.details["identifier_mismatch"] = entry.comm
                 self._push(spec, when, process, raw,
-                           {"mode": "journal", "cursor": entry.previous, "skip": index})
+                           {"mode": "journal", "cursor": entry.previous, "skip": index},
+                           tags=["identifier_mismatch"] if forged else [])
 
     def _parse(self, text: str) -> tuple[list[EventSpec], float, str]:
         now = self._clock()
@@ -219,12 +224,19 @@ class AuthLogSource:
         return parsed.events, parsed.when if parsed.when is not None else now, parsed.process
 
     def _push(self, spec: EventSpec, when: float, process: str, raw: str,
-              start: AnyCheckpoint) -> None:
+              start: AnyCheckpoint, tags: list[str] | None = None) -> None:
         event = make_event(self.name, spec.type, spec.severity, when, technique=spec.technique,
                            user=spec.user, source_address=spec.address, process=process,
                            raw=raw, raw_max_bytes=self._settings.raw_max_bytes,
                            details=spec.details)
+        event.tags.extend(tags or [])
         self._queue.push(event, start)
+
+
+def _same_program(comm: str, identifier: str) -> bool:
+    """Whether the kernel's command name (cut to 15 characters) fits the syslog identifier."""
+    comm, identifier = comm[:15], identifier[:15]
+    return identifier.startswith(comm) or comm.startswith(identifier)
 
 
 @register("auth_log", default_enabled=True)
