@@ -78,10 +78,11 @@ class FileTailer:
         self._dev = 0
         self._ino = 0
         self._offset = 0          # start of the next line not yet returned
-        self._buf = b""           # bytes from _offset (or the kept prefix when discarding)
+        self._buf = b""           # bytes from _offset - _consumed (kept prefix when discarding)
         self._read_pos = 0        # next byte to read from the file
         self._discarding = False  # inside an oversized line
         self._skipped = 0         # bytes of the oversized line not kept
+        self._consumed = 0        # bytes at the start of _buf already returned as lines
         self._head = ""
         self._head_len = 0
         self._switch_at_eof = False  # the open file is an old one: move to path at its end
@@ -114,7 +115,7 @@ class FileTailer:
         st = os.fstat(fd)
         self._fd, self._dev, self._ino = fd, st.st_dev, st.st_ino
         self._offset = self._read_pos = offset
-        self._buf, self._discarding, self._skipped = b"", False, 0
+        self._buf, self._discarding, self._skipped, self._consumed = b"", False, 0, 0
         self._head, self._head_len = head, head_len
         self._switch_at_eof = False
 
@@ -229,15 +230,19 @@ class FileTailer:
         if self._fd is None:
             return False
         while len(lines) < max_lines:
-            newline = self._buf.find(b"\n") if not self._discarding else -1
-            if newline >= 0:
-                self._emit(lines, self._buf[:newline], newline + 1, oversized=False)
-                self._buf = self._buf[newline + 1:]
-                continue
-            if not self._discarding and len(self._buf) > self._max_line:
-                self._discarding = True
-                self._skipped = len(self._buf) - self._keep
-                self._buf = self._buf[:self._keep]
+            if not self._discarding:
+                newline = self._buf.find(b"\n", self._consumed)
+                if newline >= 0:
+                    line = self._buf[self._consumed:newline]
+                    self._consumed = newline + 1
+                    self._emit(lines, line, len(line) + 1, oversized=False)
+                    continue
+                # Drop what was consumed once per chunk, not once per line (quadratic).
+                self._buf, self._consumed = self._buf[self._consumed:], 0
+                if len(self._buf) > self._max_line:
+                    self._discarding = True
+                    self._skipped = len(self._buf) - self._keep
+                    self._buf = self._buf[:self._keep]
             chunk = os.pread(self._fd, CHUNK, self._read_pos)
             if not chunk:
                 if final and (self._buf or self._discarding):

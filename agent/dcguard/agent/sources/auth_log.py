@@ -14,6 +14,7 @@ import json
 import logging
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Union
 
@@ -169,8 +170,8 @@ class AuthLogSource:
                 specs, when, process = self._parse(text)
                 for index, spec in enumerate(specs):
                     if index >= skip:
-                        self._push(spec, when, process, text,
-                                   Checkpoint(**{**line.start.to_json(), "skip": index}))
+                        start = replace(line.start, skip=index) if index else line.start
+                        self._push(spec, when, process, text, start)
         self._queue.set_tail(self._tailer.position())
 
     def _read_journal(self) -> None:
