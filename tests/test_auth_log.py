@@ -255,6 +255,7 @@ def test_bad_config_is_one_clear_line(tmp_path: Path, keys: dict[str, object],
     ({"max_events_per_report": 0}, "security.max_events_per_report: must be at least 1"),
     ({"max_pending_events": 5, "max_events_per_report": 10}, "security.max_pending_events"),
     ({"raw_max_bytes": "2k"}, "security.raw_max_bytes: must be an integer"),
+    ({"max_event_bytes_per_report": 100}, "security.max_event_bytes_per_report: must be at least"),
     ({"typo": True}, "security.typo: unknown key"),
 ])
 def test_bad_security_settings(tmp_path: Path, settings: dict[str, object], message: str) -> None:

@@ -174,6 +174,24 @@ def test_events_over_the_cap_wait_for_the_next_report(tmp_path: Path) -> None:
     assert users(source) == list(range(20, 25))  # the uncommitted tail, once
 
 
+def test_byte_budget_caps_a_report_of_large_events(tmp_path: Path) -> None:
+    log = tmp_path / "auth.log"
+    big = [f"Dec 10 06:55:46 h sshd[1]: Invalid user u{i}{'x' * 1500} from 10.0.0.1 port 2\n"
+           for i in range(10)]
+    log.write_text("".join(big))
+    source = auth_source(tmp_path, log, {"max_event_bytes_per_report": 8192})
+    sizes = []
+    total = 0
+    for _ in range(10):
+        report = collect(source)
+        if not report.events:
+            break
+        sizes.append(sum(e.ByteSize() for e in report.events))
+        total += len(report.events)
+    assert total == 10
+    assert len(sizes) > 1 and all(size <= 8192 for size in sizes)
+
+
 def test_a_multi_event_line_split_by_the_cap_survives_a_restart(tmp_path: Path) -> None:
     log = tmp_path / "auth.log"
     repeated = b"Dec 10 07:13:56 h sshd[2]: message repeated 5 times: [ Failed password for " \

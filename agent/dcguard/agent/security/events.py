@@ -34,6 +34,7 @@ class SecuritySettings:
     """Keys of [security] itself, shared by its sources."""
 
     max_events_per_report: int
+    max_event_bytes_per_report: int
     max_pending_events: int
     raw_max_bytes: int
 
@@ -47,6 +48,8 @@ def security_settings(root: Table) -> SecuritySettings:
     table = root.table("security")
     settings = SecuritySettings(
         max_events_per_report=table.integer("max_events_per_report", 500, minimum=1),
+        max_event_bytes_per_report=table.integer("max_event_bytes_per_report", 512 * 1024,
+                                                 minimum=4096),
         max_pending_events=table.integer("max_pending_events", 20000, minimum=1),
         raw_max_bytes=table.integer("raw_max_bytes", 2048, minimum=64),
     )

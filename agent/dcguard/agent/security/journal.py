@@ -51,25 +51,31 @@ class JournalReader:
         self.error = ""
 
     def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="journal-reader", daemon=True)
+        self._thread.start()
+
+    def running(self) -> bool:
+        """False once journalctl could not start or has exited (see error)."""
+        return not self.error
+
+    def _spawn(self) -> subprocess.Popen[bytes] | None:
         command = list(self._command)
         if self._cursor:
             command.append(f"--after-cursor={self._cursor}")
         else:
             command.append("--lines=0")  # first start: from now on, like the file's start_at
         try:
-            self._process = subprocess.Popen(command, stdout=subprocess.PIPE,
-                                             stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-                                             preexec_fn=_die_with_parent)  # noqa: PLW1509
+            # Spawned from this thread: the parent-death signal follows the spawning thread,
+            # and this one lives exactly as long as the reader.
+            return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                    stdin=subprocess.DEVNULL,
+                                    preexec_fn=_die_with_parent)  # noqa: PLW1509
         except OSError as exc:
             self.error = f"cannot run {command[0]}: {exc.strerror or exc}"
-            return
-        self._thread = threading.Thread(target=self._run, name="journal-reader", daemon=True)
-        self._thread.start()
-
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+            return None
 
     def _run(self) -> None:
+        self._process = self._spawn()
         if self._process is None or self._process.stdout is None:
             return
         stream = self._process.stdout

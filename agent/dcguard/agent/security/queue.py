@@ -27,11 +27,12 @@ C = TypeVar("C")
 
 
 class _Item(Generic[C]):
-    __slots__ = ("deferred", "event", "start")
+    __slots__ = ("deferred", "event", "size", "start")
 
     def __init__(self, event: pb.SecurityEvent, start: C) -> None:
         self.event = event
         self.start = start
+        self.size = event.ByteSize()
         self.deferred = False
 
 
@@ -39,8 +40,9 @@ class EventQueue(Generic[C]):
     """Bounded FIFO of events with hand-out/commit semantics; thread-safe."""
 
     def __init__(self, per_report: int, capacity: int, counters: SecurityCounters,
-                 tail: C) -> None:
+                 tail: C, bytes_per_report: int = 512 * 1024) -> None:
         self._per_report = per_report
+        self._bytes_per_report = bytes_per_report
         self._capacity = capacity
         self._counters = counters
         self._items: deque[_Item[C]] = deque()
@@ -81,11 +83,21 @@ class EventQueue(Generic[C]):
             self._tail = tail
 
     def hand_out(self, report: pb.Report) -> int:
-        """Copy up to per_report events into the report; they stay queued until commit()."""
+        """Copy up to per_report events (and bytes) into the report; queued until commit().
+
+        The byte budget keeps a report under the collector's message limit
+        (4 MiB by default) whatever the events hold; one event always fits.
+        """
         with self._lock:
-            count = min(self._per_report, len(self._items))
-            for index in range(count):
-                report.events.append(self._items[index].event)
+            count, size = 0, 0
+            limit = min(self._per_report, len(self._items))
+            while count < limit:
+                item = self._items[count]
+                if count and size + item.size > self._bytes_per_report:
+                    break
+                size += item.size
+                report.events.append(item.event)
+                count += 1
             for index in range(count, len(self._items)):
                 item = self._items[index]
                 if not item.deferred:  # counted once per event, however long it waits

@@ -67,7 +67,8 @@ class AuthLogSource:
         self._counters = counters
         self._clock = clock
         self._queue: EventQueue[AnyCheckpoint] = EventQueue(
-            settings.max_events_per_report, settings.max_pending_events, counters, None)
+            settings.max_events_per_report, settings.max_pending_events, counters, None,
+            settings.max_event_bytes_per_report)
         self._tailer: FileTailer | None = None
         self._journal: JournalReader | None = None
         self._journal_skip: tuple[str, int] | None = None
@@ -123,8 +124,7 @@ class AuthLogSource:
             self._read_journal()
         handed = self._queue.hand_out(report)
         self._counters.fill(report.security_stats)
-        if self._journal is not None and self._journal.error and not self._journal.running() \
-                and handed == 0:
+        if self._journal is not None and not self._journal.running() and handed == 0:
             # A failed source's part is not merged into the report: hand out nothing then.
             self._queue.withdraw()
             raise RuntimeError(self._journal.error)
@@ -251,6 +251,8 @@ def auth_log_factory(root: Table, context: SourceContext) -> AuthLogSource:
     paths: tuple[Path, ...] = tuple(Path(p) for p in DEFAULT_PATHS)
     if table.has("path"):
         paths = (table.path("path"),)
+        if mode == "auto":
+            mode = "file"  # a log named in the config is read even before it exists
     rotated = tuple(table.string_list("rotated", ["{path}.[0-9]", "{path}-[0-9]*"]))
     start_at = table.string("start_at", "end")
     table.check("start_at", start_at, lambda value: value in ("end", "beginning"),

@@ -77,7 +77,8 @@ class FimSource:
         self._counters = counters
         self._clock = clock
         self._queue: EventQueue[Baseline | None] = EventQueue(
-            settings.max_events_per_report, settings.max_pending_events, counters, None)
+            settings.max_events_per_report, settings.max_pending_events, counters, None,
+            settings.max_event_bytes_per_report)
         self._scanner = PeriodicScanner("fim", interval, self._scan)
         self._working: Baseline | None = None
         self._persisted: Baseline | None = None

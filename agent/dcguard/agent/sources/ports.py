@@ -89,7 +89,8 @@ class PortsSource:
         self._counters = counters
         self._clock = clock
         self._queue: EventQueue[Listeners | None] = EventQueue(
-            settings.max_events_per_report, settings.max_pending_events, counters, None)
+            settings.max_events_per_report, settings.max_pending_events, counters, None,
+            settings.max_event_bytes_per_report)
         self._scanner = PeriodicScanner("ports", interval, self._scan)
         self._working: Listeners | None = None
         self._persisted: Listeners | None = None
