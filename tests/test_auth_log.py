@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from datetime import datetime, timezone
@@ -233,6 +234,22 @@ def test_missing_log_is_no_data_not_failure(tmp_path: Path) -> None:
     (tmp_path / "absent.log").write_text(
         "Dec 10 06:55:46 h sshd[1]: Invalid user late from 10.0.0.9 port 1\n")
     assert [e.user for e in collect(source).events] == ["late"]
+
+
+def test_unreadable_log_is_a_source_error(tmp_path: Path) -> None:
+    log_path = tmp_path / "auth.log"
+    log_path.write_text("Dec 10 06:55:46 h sshd[1]: Invalid user a from 10.0.0.1 port 1\n")
+    log_path.chmod(0)
+    source = make_source("auth_log", tmp_path / "state", path=str(log_path),
+                         start_at="beginning")
+    if os.access(log_path, os.R_OK):  # root reads anything: make the open fail another way
+        log_path.unlink()
+        log_path.mkdir()  # opening a directory for lines: EISDIR on read
+        with pytest.raises(RuntimeError, match=r"cannot read .*auth\.log: Is a directory"):
+            collect(source)
+        return
+    with pytest.raises(RuntimeError, match=r"cannot read .*auth\.log: Permission denied"):
+        collect(source)
 
 
 @pytest.mark.parametrize(("keys", "message"), [

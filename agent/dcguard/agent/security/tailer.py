@@ -85,10 +85,14 @@ class FileTailer:
         self._consumed = 0        # bytes at the start of _buf already returned as lines
         self._head = ""
         self._head_len = 0
-        self._switch_at_eof = False  # the open file is an old one: move to path at its end
+        self._switch_at_eof = False  # the open file is an old one: move on at its end
+        self._then_fd: int | None = None  # after a copy: the truncated file, read from 0
+        self._head_bytes = b""    # the first HEAD_BYTES bytes read, when read from offset 0
+        self._head_from_zero = True
         self._resume: Checkpoint | None = None
         self._start_at_end = False
         self.restored_skip = 0
+        self.error = ""
 
     # --- positions -------------------------------------------------------------------
     def restore(self, checkpoint: Checkpoint | None, *, start_at_end: bool) -> None:
@@ -105,9 +109,21 @@ class FileTailer:
         return Checkpoint(self._dev, self._ino, self._offset, self._head, self._head_len)
 
     def _update_head(self) -> None:
-        if self._fd is not None and self._head_len < min(HEAD_BYTES, self._offset):
-            self._head_len = min(HEAD_BYTES, self._offset)
-            self._head = _head_digest(self._fd, self._head_len)
+        """Fingerprint the first bytes returned so far.
+
+        From the bytes actually read, never re-read from the file: by the time
+        we look, the file may already have been truncated and refilled, and a
+        fingerprint of the new content would hide that truncation.
+        """
+        wanted = min(HEAD_BYTES, self._offset)
+        if self._fd is None or self._head_len >= wanted:
+            return
+        if self._head_from_zero:
+            wanted = min(wanted, len(self._head_bytes))
+            self._head = hashlib.sha256(self._head_bytes[:wanted]).hexdigest()
+        else:  # resumed mid-file from a short fingerprint: only the file can extend it
+            self._head = _head_digest(self._fd, wanted)
+        self._head_len = wanted
 
     # --- opening ---------------------------------------------------------------------
     def _use(self, fd: int, offset: int, head: str = "", head_len: int = 0) -> None:
@@ -117,13 +133,20 @@ class FileTailer:
         self._offset = self._read_pos = offset
         self._buf, self._discarding, self._skipped, self._consumed = b"", False, 0, 0
         self._head, self._head_len = head, head_len
+        self._head_bytes = b""
+        self._head_from_zero = offset == 0
         self._switch_at_eof = False
 
     def _open_path(self, offset_at_end: bool = False) -> bool:
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_NOCTTY)
-        except OSError:
+        except FileNotFoundError:
+            self.error = ""  # no log (yet) is no data, not a failure
             return False
+        except OSError as exc:  # e.g. the agent is not in group adm: say so
+            self.error = f"cannot read {self.path}: {exc.strerror or exc}"
+            return False
+        self.error = ""
         self._use(fd, os.fstat(fd).st_size if offset_at_end else 0)
         return True
 
@@ -195,11 +218,15 @@ class FileTailer:
             if self._fd is None:
                 self._start_at_end = False  # a log created later is new: read all of it
                 return lines
-        self._follow_rotation()
-        if self._fd is not None and len(lines) < max_lines and \
-                self._read_into(lines, max_lines, final=self._switch_at_eof) and \
-                self._switch_at_eof:
-            self._open_path()
+        try:
+            if not self._follow_truncation():
+                self._follow_rotation()
+            if self._fd is not None and len(lines) < max_lines and \
+                    self._read_into(lines, max_lines, final=self._switch_at_eof) and \
+                    self._switch_at_eof:
+                self._advance()
+        except OSError as exc:  # EIO on a failing disk, a directory in the log's place, ...
+            self.error = f"cannot read {self.path}: {exc.strerror or exc}"
         return lines
 
     def _follow_rotation(self) -> None:
@@ -210,20 +237,39 @@ class FileTailer:
         except OSError:
             st = None
         own = os.fstat(self._fd)
-        if st is None or (st.st_dev, st.st_ino) != (own.st_dev, own.st_ino):
-            # Renamed away (or deleted): the writer may still append until it reopens,
-            # so switch only once the new file has data (or the old one is deleted).
-            if (st is not None and st.st_size > 0) or own.st_nlink == 0:
-                self._switch_at_eof = True
-            return
+        renamed = st is None or (st.st_dev, st.st_ino) != (own.st_dev, own.st_ino)
+        # Renamed away (or deleted): the writer may still append until it reopens,
+        # so switch only once the new file has data (or the old one is deleted).
+        if renamed and ((st is not None and st.st_size > 0) or own.st_nlink == 0):
+            self._switch_at_eof = True
+
+    def _follow_truncation(self) -> bool:
+        """copytruncate on the open file: read the rest from the copy, then it from 0."""
+        if self._fd is None or self._switch_at_eof:
+            return False
+        own = os.fstat(self._fd)
         self._update_head()
-        if own.st_size < self._read_pos or (
+        if own.st_size >= self._read_pos and not (
                 self._head_len and _head_digest(self._fd, self._head_len) != self._head):
-            checkpoint = self.position()
-            if not self._open_copy(checkpoint, by_inode=False):
-                log.warning("%s was truncated and no rotated copy matches the part not yet "
-                            "read; continuing from its start", self.path)
-                self._open_path()
+            return False
+        # The truncated file may also have been renamed since (a copytruncate and a
+        # rename between two reads): keep it open and come back to it, not to the path.
+        truncated = os.dup(self._fd)
+        if self._open_copy(self.position(), by_inode=False):
+            self._then_fd = truncated
+        else:
+            log.warning("%s was truncated and no rotated copy matches the part not yet "
+                        "read; continuing from its start", self.path)
+            self._use(truncated, 0)
+        return True
+
+    def _advance(self) -> None:
+        """The old file is finished: continue with the truncated one, else with the path."""
+        if self._then_fd is not None:
+            fd, self._then_fd = self._then_fd, None
+            self._use(fd, 0)
+        else:
+            self._open_path()
 
     def _read_into(self, lines: list[Line], max_lines: int, final: bool) -> bool:
         """Read lines into lines; True once the end of the file was reached."""
@@ -244,6 +290,8 @@ class FileTailer:
                     self._skipped = len(self._buf) - self._keep
                     self._buf = self._buf[:self._keep]
             chunk = os.pread(self._fd, CHUNK, self._read_pos)
+            if self._head_from_zero and self._read_pos < HEAD_BYTES:
+                self._head_bytes += chunk[:HEAD_BYTES - self._read_pos]
             if not chunk:
                 if final and (self._buf or self._discarding):
                     self._finish_partial(lines)
@@ -278,3 +326,10 @@ class FileTailer:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+    def shutdown(self) -> None:
+        """Release every file held (close() only drops the one being read)."""
+        self.close()
+        if self._then_fd is not None:
+            os.close(self._then_fd)
+            self._then_fd = None

@@ -116,6 +116,9 @@ class AuthLogSource:
 
     # --- the Source protocol ----------------------------------------------------------
     def collect(self, report: pb.Report) -> None:
+        # A hand-out not committed by now went into a report that was not stored; and if
+        # this collect fails, the report stored next will not carry it either.
+        self._queue.withdraw()
         if not self._started:
             self._start()
         if self._tailer is not None:
@@ -124,10 +127,12 @@ class AuthLogSource:
             self._read_journal()
         handed = self._queue.hand_out(report)
         self._counters.fill(report.security_stats)
-        if self._journal is not None and not self._journal.running() and handed == 0:
+        error = (self._journal.error if self._journal is not None
+                 else self._tailer.error if self._tailer is not None else "")
+        if error and handed == 0:
             # A failed source's part is not merged into the report: hand out nothing then.
             self._queue.withdraw()
-            raise RuntimeError(self._journal.error)
+            raise RuntimeError(error)
 
     def commit(self) -> None:
         handed, checkpoint = self._queue.commit()
@@ -145,7 +150,7 @@ class AuthLogSource:
 
     def close(self) -> None:
         if self._tailer is not None:
-            self._tailer.close()
+            self._tailer.shutdown()
         if self._journal is not None:
             self._journal.close()
 

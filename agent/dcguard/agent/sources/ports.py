@@ -114,6 +114,9 @@ class PortsSource:
         return data
 
     def collect(self, report: pb.Report) -> None:
+        # A hand-out not committed by now went into a report that was not stored; and if
+        # this collect fails, the report stored next will not carry it either.
+        self._queue.withdraw()
         if not self._started:
             self._started = True
             self._working = self._persisted = self._load()
