@@ -108,6 +108,37 @@ def test_real_lines_give_the_right_event(kind: str, prefix: str,
     assert (event.type, event.severity, event.technique, event.user, event.address) == expected
 
 
+# No real capture of these exists in the corpus (see its README, "Missing"): the lines are
+# built from shadow-utils' own SYSLOG format strings (useradd.c, usermod.c, groupdel.c) and
+# PAM's pam_unix "password changed for %s", with the classic Debian prefix.
+SHADOW_FORMAT_CASES = [
+    ("usermod[900]: add 'bob' to group 'sudo'", ("group_member_added", "high", "bob")),
+    ("usermod[900]: add 'bob' to shadow group 'sudo'", None),  # same change, gshadow side
+    ("useradd[901]: add 'eve' to group 'audio'", ("group_member_added", "medium", "eve")),
+    ("useradd[901]: new user: name=eve, UID=0, GID=0, home=/root, shell=/bin/sh, from=/dev/pts/0",
+     ("user_created", "critical", "eve")),
+    ("groupdel[902]: group 'ops' removed", ("group_deleted", "low", "")),
+    ("groupdel[902]: group 'ops' removed from /etc/group", None),
+    ("usermod[903]: change user name 'old' to 'new'", ("user_modified", "medium", "new")),
+    ("usermod[903]: change user 'bob' password", ("password_changed", "low", "bob")),
+    ("usermod[903]: lock user 'bob' password", ("user_modified", "low", "bob")),
+    ("chpasswd[904]: pam_unix(chpasswd:chauthtok): password changed for root",
+     ("password_changed", "medium", "root")),
+]
+
+
+@pytest.mark.parametrize(("message", "expected"), SHADOW_FORMAT_CASES,
+                         ids=[c[0][:40] for c in SHADOW_FORMAT_CASES])
+def test_account_lines_in_shadow_utils_formats(message: str,
+                                               expected: tuple[str, str, str] | None) -> None:
+    parsed = parse_line(f"Nov 23 21:00:00 db01 {message}", NOW)
+    assert parsed is not None
+    if expected is None:
+        assert parsed.events == []  # recognised, but the same change as another line
+        return
+    assert [(e.type, e.severity, e.user) for e in parsed.events] == [expected]
+
+
 def test_message_repeated_counts_every_failure() -> None:
     line = _line("classic", "Dec 10 07:13:56 LabSZ sshd[24227]: message repeated 5 times")
     parsed = parse_line(line, NOW)
