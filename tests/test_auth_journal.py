@@ -28,7 +28,16 @@ with open({argv_log!r}, "a") as log:
 after = next((a.split("=", 1)[1] for a in args if a.startswith("--after-cursor=")), None)
 entries = [json.loads(line) for line in open({entries!r})]
 skipping = after is not None
+limit = None
+import os
+if os.path.exists({exit_once!r}):  # crash after N entries, once (journald restarted)
+    limit = int(open({exit_once!r}).read())
+    os.unlink({exit_once!r})
+printed = 0
 for entry in entries:
+    if limit is not None and printed >= limit:
+        sys.stdout.flush()
+        sys.exit(1)
     if skipping:
         skipping = entry.get("__CURSOR") != after
         continue
@@ -36,6 +45,7 @@ for entry in entries:
         sys.stdout.write(entry["__RAW__"] + "\\n")
     else:
         sys.stdout.write(json.dumps(entry) + "\\n")
+    printed += 1
 sys.stdout.flush()
 time.sleep(3600)
 """
@@ -52,7 +62,8 @@ def setup(tmp_path: Path, entries: list[dict[str, Any]]) -> Path:
     (tmp_path / "entries.jsonl").write_text("".join(json.dumps(e) + "\n" for e in entries))
     script = tmp_path / "journalctl"
     script.write_text(FAKE.format(python=sys.executable, argv_log=str(tmp_path / "argv.log"),
-                                  entries=str(tmp_path / "entries.jsonl")))
+                                  entries=str(tmp_path / "entries.jsonl"),
+                                  exit_once=str(tmp_path / "exit-once")))
     script.chmod(0o755)
     return script
 
@@ -110,6 +121,25 @@ def test_journal_entries_become_events_and_resume_after_the_cursor(tmp_path: Pat
     argv = [json.loads(line) for line in (tmp_path / "argv.log").read_text().splitlines()]
     assert "--lines=0" in argv[0]                                  # first start: from now on
     assert f"--after-cursor={entries[-1]['__CURSOR']}" in argv[1]  # restart: after the cursor
+
+
+def test_journalctl_exiting_is_restarted_after_the_last_entry(tmp_path: Path) -> None:
+    entries = [entry(i, f"Invalid user u{i} from 10.0.0.{i} port 22") for i in range(4)]
+    script = setup(tmp_path, entries)
+    (tmp_path / "exit-once").write_text("2")  # the first journalctl dies after 2 entries
+    source = journal_source(tmp_path, script)
+    users: list[str] = []
+    deadline = time.monotonic() + DEADLINE
+    while len(users) < 4 and time.monotonic() < deadline:
+        try:
+            users.extend(e.user for e in collect(source).events)
+        except RuntimeError as exc:  # the exit is reported once, then journalctl restarts
+            assert "journalctl exited" in str(exc)
+        time.sleep(0.05)
+    source.close()
+    assert users == ["u0", "u1", "u2", "u3"]
+    argv = [json.loads(line) for line in (tmp_path / "argv.log").read_text().splitlines()]
+    assert f"--after-cursor={entries[1]['__CURSOR']}" in argv[1]
 
 
 def test_uncommitted_journal_events_are_read_again(tmp_path: Path) -> None:

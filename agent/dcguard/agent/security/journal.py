@@ -123,6 +123,10 @@ class JournalReader:
                             str(data.get("_PID", "")), str(message), cursor, previous,
                             comm=str(data.get("_COMM", "")))
 
+    def pending(self) -> int:
+        """Entries read from journalctl and not yet taken."""
+        return self._queue.qsize()
+
     def get(self, limit: int) -> list[JournalEntry]:
         """Up to limit entries read so far, without waiting."""
         entries: list[JournalEntry] = []

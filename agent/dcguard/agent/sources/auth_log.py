@@ -72,6 +72,8 @@ class AuthLogSource:
         self._tailer: FileTailer | None = None
         self._journal: JournalReader | None = None
         self._journal_skip: tuple[str, int] | None = None
+        self._journal_cursor = ""   # the last entry taken from the reader
+        self._journal_error = ""
         self._started = False
 
     # --- start-up (first collect, never in the factory) --------------------------------
@@ -98,11 +100,7 @@ class AuthLogSource:
             skip = int(saved.get("skip", 0) or 0) if cursor else 0
             self._journal_skip = (cursor, skip) if skip else None
             self._queue.set_tail({"mode": "journal", "cursor": cursor, "skip": 0})
-            self._journal = JournalReader(
-                [self._journalctl, "-o", "json", "--follow", "--no-pager", *JOURNAL_MATCHES],
-                capacity=max(1, self._settings.max_pending_events // 4),
-                max_line_bytes=self._max_line, after_cursor=cursor)
-            self._journal.start()
+            self._start_journal(cursor)
             return
         if path is None:
             path = self._paths[0]
@@ -113,6 +111,14 @@ class AuthLogSource:
         self._tailer = FileTailer(path, rotated, self._max_line, self._settings.raw_max_bytes)
         self._tailer.restore(checkpoint, start_at_end=self._start_at_end)
         self._queue.set_tail(checkpoint)
+
+    def _start_journal(self, cursor: str) -> None:
+        self._journal_cursor = cursor
+        self._journal = JournalReader(
+            [self._journalctl, "-o", "json", "--follow", "--no-pager", *JOURNAL_MATCHES],
+            capacity=max(1, self._settings.max_pending_events // 4),
+            max_line_bytes=self._max_line, after_cursor=cursor)
+        self._journal.start()
 
     # --- the Source protocol ----------------------------------------------------------
     def collect(self, report: pb.Report) -> None:
@@ -127,8 +133,8 @@ class AuthLogSource:
             self._read_journal()
         handed = self._queue.hand_out(report)
         self._counters.fill(report.security_stats)
-        error = (self._journal.error if self._journal is not None
-                 else self._tailer.error if self._tailer is not None else "")
+        error = self._tailer.error if self._tailer is not None else self._journal_error
+        self._journal_error = ""
         if error and handed == 0:
             # A failed source's part is not merged into the report: hand out nothing then.
             self._queue.withdraw()
@@ -184,6 +190,7 @@ class AuthLogSource:
             return
         for entry in self._journal.get(min(self._max_lines, self._queue.room())):
             self._counters.add("lines_read")
+            self._journal_cursor = entry.cursor
             self._queue.set_tail({"mode": "journal", "cursor": entry.cursor, "skip": 0})
             if entry.oversized:
                 self._counters.add("lines_oversized")
@@ -193,6 +200,12 @@ class AuthLogSource:
                 skip = self._journal_skip[1]
             self._journal_skip = None
             self._journal_entry(entry, skip)
+        if not self._journal.running() and self._journal.pending() == 0:
+            # journalctl exited (journald restarted, binary missing): everything it printed
+            # has been taken; report the failure and start again after the last entry.
+            self._journal_error = self._journal.error
+            self._journal.close()
+            self._start_journal(self._journal_cursor)
 
     def _journal_entry(self, entry: JournalEntry, skip: int) -> None:
         message = entry.message.replace("\x00", "\ufffd")
