@@ -262,6 +262,7 @@ def test_missing_log_is_no_data_not_failure(tmp_path: Path) -> None:
     source = make_source("auth_log", tmp_path / "state", path=str(tmp_path / "absent.log"),
                          mode="file")
     assert list(collect(source).events) == []
+    assert not (tmp_path / "state" / "auth_log.position.json").exists()  # no bogus position
     (tmp_path / "absent.log").write_text(
         "Dec 10 06:55:46 h sshd[1]: Invalid user late from 10.0.0.9 port 1\n")
     assert [e.user for e in collect(source).events] == ["late"]

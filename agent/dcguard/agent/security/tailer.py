@@ -101,10 +101,10 @@ class FileTailer:
         self._start_at_end = start_at_end
         self.restored_skip = checkpoint.skip if checkpoint else 0
 
-    def position(self) -> Checkpoint:
-        """The checkpoint after the last line returned."""
-        if self._fd is None and self._resume is not None:
-            return replace(self._resume, skip=0)
+    def position(self) -> Checkpoint | None:
+        """The checkpoint after the last line returned; None while no file was ever open."""
+        if self._fd is None:
+            return replace(self._resume, skip=0) if self._resume is not None else None
         self._update_head()
         return Checkpoint(self._dev, self._ino, self._offset, self._head, self._head_len)
 
@@ -255,7 +255,8 @@ class FileTailer:
         # The truncated file may also have been renamed since (a copytruncate and a
         # rename between two reads): keep it open and come back to it, not to the path.
         truncated = os.dup(self._fd)
-        if self._open_copy(self.position(), by_inode=False):
+        checkpoint = self.position()
+        if checkpoint is not None and self._open_copy(checkpoint, by_inode=False):
             self._then_fd = truncated
         else:
             log.warning("%s was truncated and no rotated copy matches the part not yet "
