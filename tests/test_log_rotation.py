@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
@@ -14,6 +15,7 @@ from dcguard.agent.security.queue import EventQueue
 from dcguard.agent.sources import Source
 from dcguard.v1 import collector_pb2 as pb
 from tests.security_support import collect, make_source
+from tests.support import wait_for
 
 DEADLINE = 30.0
 
@@ -284,3 +286,26 @@ def test_start_at_end_skips_history_on_first_start(tmp_path: Path) -> None:
     with log.open("ab") as handle:
         handle.write(line(1))
     assert users(source) == [1]
+
+
+def test_real_agent_saves_the_position_only_once_the_collector_acknowledged(
+        collector: Any, make_agent: Any, tmp_path: Path) -> None:
+    """dcguard-agent run, as a process: unacknowledged reports never advance the position,
+    so lines read while the collector is unreachable are sent again, not lost."""
+    log = tmp_path / "auth.log"
+    log.write_bytes(b"".join(line(i) for i in range(5)))
+    extra = ('[sources]\nfim = false\nports = false\n'
+             f'[security.auth_log]\npath = "{log}"\nstart_at = "beginning"\n')
+    position = tmp_path / "agent" / "state" / "auth_log.position.json"
+    unreachable = make_agent(["127.0.0.1:9"], extra_config=extra)  # nothing listens there
+    unreachable.start()
+    wait_for(lambda: "delivery failing" in unreachable.log(), message="delivery to fail")
+    time.sleep(0.5)  # a few more failed cycles, each of which read the log
+    unreachable.kill()
+    assert not position.exists()
+
+    agent = make_agent([collector.grpc_address], extra_config=extra)  # same state dir
+    agent.start()
+    wait_for(lambda: position.exists() and json.loads(position.read_text())["checkpoint"][
+        "offset"] == log.stat().st_size, message="the position to reach the end of the log")
+    agent.kill()
