@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from dcguard.agent.security.fimscan import RateLimiter, scan
 from dcguard.agent.sources import Source
 from dcguard.common.config import ConfigError
 from dcguard.v1 import collector_pb2 as pb
@@ -202,3 +204,30 @@ def test_max_files_bounds_the_scan(tmp_path: Path, watched: Path) -> None:
 def test_bad_config_is_one_clear_line(tmp_path: Path, keys: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
         make_source("fim", tmp_path, **keys)
+
+
+class RecordingStop(threading.Event):
+    """A stop Event that records how long the rate limiter asked to wait."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout or 0.0)
+        return False
+
+
+def test_hashing_is_rate_limited_and_unchanged_files_are_not_rehashed(watched: Path) -> None:
+    (watched / "big").write_bytes(b"x" * 300_000)
+    stop = RecordingStop()
+    now = [0.0]
+    limiter = RateLimiter(100_000, stop, clock=lambda: now[0])  # the clock never moves
+    first, _ = scan([str(watched)], {}, limiter, stop, 1000, 1 << 30)
+    # 300 kB at 100 kB/s with no time passing: the limiter asked to wait ~3 s in total.
+    assert sum(stop.waits) >= 2.9
+    stop.waits.clear()
+    second, _ = scan([str(watched)], first, RateLimiter(100_000, stop, clock=lambda: now[0]),
+                     stop, 1000, 1 << 30)
+    assert stop.waits == []  # (mtime, ctime, size, inode) unchanged: nothing re-read
+    assert second == first
