@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dcguard.agent.security.authparse import parse_line, syslog_time
+from dcguard.agent.security.events import bare_ip
 from dcguard.common.config import ConfigError
 from dcguard.v1 import collector_pb2 as pb
 from tests.security_support import collect, make_source
@@ -357,3 +361,29 @@ def test_check_config_rejects_garbage_in_one_line(tmp_path: Path, security: str,
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.binary(max_size=400), max_size=40))
+def test_arbitrary_bytes_never_crash_the_source(chunks: list[bytes]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        log_path = Path(tmp) / "auth.log"
+        log_path.write_bytes(b"\n".join(chunks) + b"\n")
+        lines = (b"\n".join(chunks) + b"\n").count(b"\n")
+        source = make_source("auth_log", Path(tmp) / "state", path=str(log_path),
+                             start_at="beginning", max_line_bytes=256)
+        report = collect(source)
+        source.close()
+        stats = report.security_stats
+        assert stats.lines_read == lines
+        assert stats.lines_unrecognised + stats.lines_oversized <= lines
+        for event in report.events:
+            assert "\x00" not in event.raw and len(event.raw.encode()) <= 2048
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_arbitrary_sshd_messages_never_crash_the_parser(message: str) -> None:
+    parsed = parse_line(f"Dec 10 06:55:46 h sshd[1]: {message}", NOW)
+    for event in [] if parsed is None else parsed.events:
+        assert event.address == "" or event.address == bare_ip(event.address)
