@@ -188,16 +188,18 @@ class FileTailer:
         if st is not None and (st.st_dev, st.st_ino) == (checkpoint.dev, checkpoint.ino):
             try:
                 fd = os.open(self.path, os.O_RDONLY | os.O_NOCTTY)
-            except OSError:
+            except OSError as exc:
+                self._resume = checkpoint  # try again next cycle, from the same place
+                self.error = f"cannot read {self.path}: {exc.strerror or exc}"
                 return
             if st.st_size >= checkpoint.offset and (
                     _head_digest(fd, checkpoint.head_len) == checkpoint.head):
                 self._use(fd, checkpoint.offset, checkpoint.head, checkpoint.head_len)
                 return
             os.close(fd)
-            self.restored_skip = 0
             if self._open_copy(checkpoint, by_inode=False):  # copytruncated while down
-                return
+                return  # the copy holds the same line at the offset: restored_skip holds
+            self.restored_skip = 0
             log.warning("%s was truncated while the agent was stopped and no rotated "
                         "copy matches; reading it from the start", self.path)
             self._open_path()
@@ -216,7 +218,8 @@ class FileTailer:
         if self._fd is None:
             self._open_first()
             if self._fd is None:
-                self._start_at_end = False  # a log created later is new: read all of it
+                if self._resume is None:
+                    self._start_at_end = False  # a log created later is new: read all of it
                 return lines
         try:
             if not self._follow_truncation():
