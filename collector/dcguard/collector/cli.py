@@ -14,6 +14,7 @@ import click
 
 from dcguard.collector.config import DEFAULT_CONFIG, ServerConfig, load_config
 from dcguard.collector.metrics.agent import is_up
+from dcguard.collector.security.cli import events
 from dcguard.collector.store import Store, StoreError
 from dcguard.common.cli import fail, run_cli, setup_logging
 from dcguard.common.version import VERSION
@@ -114,6 +115,9 @@ def agents(ctx: click.Context, config_path: Path, as_json: bool) -> None:
                    f"{row['reports_stored']:>8} {row['reports_lost']:>6}")
     if not rows:
         click.echo("(no agents have reported yet)")
+
+
+cli.add_command(events)
 
 
 def main() -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from dcguard.collector.security.config import SecurityConfig, parse_security
 from dcguard.common.config import (
     ConfigError,
     Table,
@@ -31,6 +32,7 @@ class ServerConfig:
     down_after_intervals: int
     log_level: str
     max_message_bytes: int
+    security: SecurityConfig = field(default_factory=SecurityConfig)
 
     @property
     def database(self) -> Path:
@@ -62,6 +64,7 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> ServerCo
         down_after_intervals=server.integer("down_after_intervals", 3, minimum=1),
         log_level=log_level,
         max_message_bytes=server.integer("max_message_bytes", 4 * 1024 * 1024, minimum=1024),
+        security=parse_security(root),
     )
     server.finish()
     root.finish()

@@ -14,10 +14,11 @@ from dcguard.collector.auth import Authenticator
 from dcguard.collector.config import ServerConfig
 from dcguard.collector.metrics.registry import HostRenderer, default_groups
 from dcguard.collector.metrics_http import MetricsServer
+from dcguard.collector.security.feature import SecurityFeature
 from dcguard.collector.selfmetrics import SelfMetrics
 from dcguard.collector.service import SERVICE_NAME, CollectorService
 from dcguard.collector.state import StateCache
-from dcguard.collector.store import Store
+from dcguard.collector.store import AGENTS_SCHEMA, Store
 from dcguard.common.config import parse_listen_address
 
 __all__ = ["CollectorServer"]
@@ -28,7 +29,9 @@ log = logging.getLogger(__name__)
 class CollectorServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.store = Store(config.database)
+        self.security = SecurityFeature(config.security, config.database)
+        self.store = Store(config.database, migrations=(AGENTS_SCHEMA, *self.security.migrations),
+                           hooks=self.security.hooks)
         self.state = StateCache(HostRenderer(default_groups(config)))
         self.metrics = SelfMetrics()
         self._grpc: grpc.Server | None = None
@@ -39,6 +42,7 @@ class CollectorServer:
     def start(self) -> None:
         """Open the store, load state, then start serving (downstream first)."""
         self.store.open()
+        self.security.start(self.metrics.registry)
         self.state.load(self.store.agents())
         self.metrics.agents.set(len(self.state))
 
@@ -80,4 +84,5 @@ class CollectorServer:
             self._grpc.stop(grace).wait()
         if self._http is not None:
             self._http.stop()
+        self.security.stop()
         self.store.close()

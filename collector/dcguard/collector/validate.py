@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import grpc
 
 from dcguard.collector.errors import Rejection
+from dcguard.collector.security.validate import validate_events
 from dcguard.v1 import collector_pb2 as pb
 
 __all__ = ["Limits", "parse_request", "validate_request"]
@@ -90,3 +91,5 @@ def _validate_report(report: pb.Report, now: float, limits: Limits) -> None:
         if _too_long(status.name, limits) or _too_long(status.error, limits):
             raise Rejection(grpc.StatusCode.INVALID_ARGUMENT, "too_large",
                             f"report {report.sequence}: a source status is too long")
+    validate_events(report, limits.max_string, now - limits.max_age_seconds,
+                    now + limits.max_future_seconds)

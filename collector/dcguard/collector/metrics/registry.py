@@ -10,6 +10,7 @@ from dcguard.collector.metrics import AddSample, Labels, MetricGroup
 from dcguard.collector.metrics.agent import AgentGroup
 from dcguard.collector.metrics.filesystem import FilesystemGroup
 from dcguard.collector.metrics.host import HostGroup
+from dcguard.collector.security.metrics import SecurityGroup
 from dcguard.collector.store import AgentRecord
 
 __all__ = ["HostRenderer", "default_groups"]
@@ -17,7 +18,8 @@ __all__ = ["HostRenderer", "default_groups"]
 
 def default_groups(config: ServerConfig) -> list[MetricGroup]:
     """Every group, in exposition order. A new feature adds its group here."""
-    return [AgentGroup(config.down_after_intervals), HostGroup(), FilesystemGroup()]
+    return [AgentGroup(config.down_after_intervals), HostGroup(), FilesystemGroup(),
+            SecurityGroup(config.database)]
 
 
 class HostRenderer:
