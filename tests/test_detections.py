@@ -186,7 +186,7 @@ def accepted(when: float, address: str = ATTACKER) -> pb.SecurityEvent:
 
 
 def test_accepted_login_after_brute_force_is_critical(site):
-    site.send("web01", failures(ATTACKER, T0, 8) + [accepted(T0 + 30)])
+    site.send("web01", [*failures(ATTACKER, T0, 8), accepted(T0 + 30)])
     found = site.detections("success_after_failures")
     assert len(found) == 1
     assert found[0]["severity"] == pb.SEVERITY_CRITICAL and found[0]["technique"] == "T1078"
@@ -194,8 +194,8 @@ def test_accepted_login_after_brute_force_is_critical(site):
 
 
 def test_accepted_login_after_seven_failures_or_long_after_is_not(site):
-    site.send("web01", failures(ATTACKER, T0, 7) + [accepted(T0 + 30)])
-    site.send("web02", failures("198.51.100.9", T0, 8) + [accepted(T0 + 1000, "198.51.100.9")])
+    site.send("web01", [*failures(ATTACKER, T0, 7), accepted(T0 + 30)])
+    site.send("web02", [*failures("198.51.100.9", T0, 8), accepted(T0 + 1000, "198.51.100.9")])
     assert site.detections("success_after_failures") == []
 
 
