@@ -35,7 +35,8 @@ KINDS = {
 
 
 def event(type_: str, when: float, *, source_address: str = "", user: str = "",
-          raw: str = "", severity: int | None = None, **details: str) -> pb.SecurityEvent:
+          raw: str = "", severity: int | None = None, path: str = "", port: int = 0,
+          protocol: str = "", **details: str) -> pb.SecurityEvent:
     """One SecurityEvent as the agent would send it."""
     default_severity, technique = KINDS.get(type_, (pb.SEVERITY_INFO, ""))
     message = pb.SecurityEvent(
@@ -43,7 +44,7 @@ def event(type_: str, when: float, *, source_address: str = "", user: str = "",
         technique=technique, user=user, source_address=source_address,
         process="sshd" if type_.startswith("ssh_") else type_.split("_", maxsplit=1)[0],
         raw=raw or f"{type_} user={user} from={source_address}",
-        source="auth_log", details=details)
+        source="auth_log", path=path, port=port, protocol=protocol, details=details)
     message.time.FromNanoseconds(int(when * 1e9))
     return message
 
