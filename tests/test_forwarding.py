@@ -298,12 +298,13 @@ def test_a_siem_that_stops_reading_never_blocks_ingestion(tmp_path):
     agent = FakeAgent(collector.grpc_address)
     try:
         now = time.time() - 60
-        for i in range(40):  # 40 reports of 50 events of 4 KiB: far more than the socket buffers hold
+        for i in range(40):  # 40 reports x 50 events x 4 KiB: more than socket buffers hold
             response = agent.submit(agent.report(
                 [event("file_modified", now, path=f"/srv/{i}/{j}", raw="x" * 4000)
                  for j in range(50)]))
             assert response.acked_sequence == i + 1
         assert len(stored_ids(collector)) == 2000
+        assert collector.stop() == 0  # a write stalled on the SIEM does not hang shutdown
     finally:
         agent.close()
         collector.stop()

@@ -39,6 +39,9 @@ class Destination(Protocol):
     def send(self, events: list[StoredEvent]) -> None:
         """Deliver every event or raise OSError (nothing is then counted as delivered)."""
 
+    def interrupt(self) -> None:
+        """Make a send blocked on a stalled peer fail now (called from another thread)."""
+
     def close(self) -> None: ...
 
 
@@ -58,6 +61,9 @@ class FileDestination:
             handle.flush()
             if self._config.fsync:
                 os.fsync(handle.fileno())
+
+    def interrupt(self) -> None:
+        pass
 
     def close(self) -> None:
         pass
@@ -127,6 +133,12 @@ class SyslogDestination:
             self.close()
             raise
 
+    def interrupt(self) -> None:
+        sock = self._sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
     def close(self) -> None:
         if self._sock is not None:
             with contextlib.suppress(OSError):
@@ -189,6 +201,7 @@ class Forwarder:
 
     def stop(self) -> None:
         self._stop.set()
+        self._destination.interrupt()
         self._thread.join(15)
         self._destination.close()
 
