@@ -17,7 +17,7 @@ import sqlite3
 
 from dcguard.collector.security.config import DetectionConfig
 from dcguard.collector.security.model import StoredEvent
-from dcguard.collector.security.storage import insert_event
+from dcguard.collector.security.storage import FAILURES_WHERE, insert_event
 
 __all__ = ["DETECTIONS", "Detector"]
 
@@ -25,7 +25,13 @@ DETECTIONS = ("brute_force", "distributed_attack", "success_after_failures",
               "new_privileged_account")
 FAILURES = ("ssh_login_failed", "ssh_invalid_user")
 GRANTS = ("group_member_added", "user_modified")
-_FAIL_SQL = "type IN ('ssh_login_failed', 'ssh_invalid_user') AND detection = 0"
+# Bounds the per-event work of the distributed-attack rule for a source that
+# has failed on very many hosts (it has long been detected by then).
+MAX_HOSTS_PER_SOURCE = 1000
+# Failed logins of one source on one host, through the partial index.
+_FAILS = (f"FROM security_events INDEXED BY security_failures WHERE {FAILURES_WHERE} "
+          "AND source_address = ? AND host = ?")
+_DETECTIONS = "FROM security_events INDEXED BY security_detections WHERE detection = 1"
 
 
 class Detector:
@@ -54,17 +60,15 @@ class Detector:
 
     def _brute_force(self, db: sqlite3.Connection, event: StoredEvent) -> None:
         n, w, t = self.config.brute_force_threshold, self.config.brute_force_window, event.time
-        base = (f"SELECT event_time FROM security_events WHERE source_address = ? AND host = ? "
-                f"AND {_FAIL_SQL} AND id != ?")
         args = (event.source_address, event.host, event.id)
         # The n-1 nearest failures on each side are enough to find any window
         # of n that contains this one.
         before = [r[0] for r in db.execute(
-            f"{base} AND event_time BETWEEN ? AND ? ORDER BY event_time DESC LIMIT ?",
-            (*args, t - w, t, n - 1))]
+            f"SELECT event_time {_FAILS} AND id != ? AND event_time BETWEEN ? AND ? "
+            "ORDER BY event_time DESC LIMIT ?", (*args, t - w, t, n - 1))]
         after = [r[0] for r in db.execute(
-            f"{base} AND event_time > ? AND event_time <= ? ORDER BY event_time LIMIT ?",
-            (*args, t, t + w, n - 1))]
+            f"SELECT event_time {_FAILS} AND id != ? AND event_time > ? AND event_time <= ? "
+            "ORDER BY event_time LIMIT ?", (*args, t, t + w, n - 1))]
         times = sorted([*before, t, *after])
         start = _first_window(times, t, n, w)
         if start is None:
@@ -74,8 +78,7 @@ class Detector:
                         host=event.host, source_address=event.source_address):
             return
         count = db.execute(
-            f"SELECT COUNT(*) FROM security_events WHERE source_address = ? AND host = ? "
-            f"AND {_FAIL_SQL} AND event_time BETWEEN ? AND ?",
+            f"SELECT COUNT(*) {_FAILS} AND event_time BETWEEN ? AND ?",
             (event.source_address, event.host, times[start], times[start] + w)).fetchone()[0]
         self._store(db, event, "brute_force", fired_at, "high", "T1110",
                     f"{count} failed SSH logins from {event.source_address} on {event.host} "
@@ -89,14 +92,21 @@ class Detector:
     def _distributed(self, db: sqlite3.Connection, event: StoredEvent) -> None:
         need, w, t = self.config.distributed_hosts, self.config.distributed_window, event.time
         src = event.source_address
+        if self._recent(db, "distributed_attack", t, w, source_address=src):
+            return  # this attack was already reported: skip the per-host look-ups
         # Per host, its nearest failure at or before t and at or after t: a
         # window containing t holds a host iff it holds one of those two.
-        latest = dict(db.execute(
-            f"SELECT host, MAX(event_time) FROM security_events WHERE source_address = ? "
-            f"AND {_FAIL_SQL} AND event_time BETWEEN ? AND ? GROUP BY host", (src, t - w, t)))
-        earliest = dict(db.execute(
-            f"SELECT host, MIN(event_time) FROM security_events WHERE source_address = ? "
-            f"AND {_FAIL_SQL} AND event_time BETWEEN ? AND ? GROUP BY host", (src, t, t + w)))
+        latest: dict[str, float] = {}
+        earliest: dict[str, float] = {}
+        for host in self._hosts_failed_from(db, src):
+            row = db.execute(f"SELECT MAX(event_time) {_FAILS} AND event_time BETWEEN ? AND ?",
+                             (src, host, t - w, t)).fetchone()
+            if row[0] is not None:
+                latest[host] = row[0]
+            row = db.execute(f"SELECT MIN(event_time) {_FAILS} AND event_time BETWEEN ? AND ?",
+                             (src, host, t, t + w)).fetchone()
+            if row[0] is not None:
+                earliest[host] = row[0]
         if len(set(latest) | set(earliest)) < need:
             return
         starts = sorted({s for s in (*latest.values(), *(v - w for v in earliest.values()))
@@ -123,12 +133,28 @@ class Detector:
             self._success_after_detection(db, "distributed_attack", src, fired_at, event.host)
             return
 
+    @staticmethod
+    def _hosts_failed_from(db: sqlite3.Connection, src: str) -> list[str]:
+        """Every host this source ever failed on, by skipping through the index (one seek each)."""
+        hosts: list[str] = []
+        host = ""
+        while len(hosts) < MAX_HOSTS_PER_SOURCE:
+            row = db.execute(
+                f"SELECT host FROM security_events INDEXED BY security_failures "
+                f"WHERE {FAILURES_WHERE} AND source_address = ? AND host > ? "
+                "ORDER BY host LIMIT 1", (src, host)).fetchone()
+            if row is None:
+                break
+            host = row[0]
+            hosts.append(host)
+        return hosts
+
     # --- success after failures ----------------------------------------------
 
     def _success_after(self, db: sqlite3.Connection, event: StoredEvent) -> None:
         row = db.execute(
-            "SELECT type, host, event_time FROM security_events WHERE source_address = ? "
-            "AND detection = 1 AND type IN ('brute_force', 'distributed_attack') "
+            f"SELECT type, host, event_time {_DETECTIONS} AND source_address = ? "
+            "AND type IN ('brute_force', 'distributed_attack') "
             "AND event_time BETWEEN ? AND ? ORDER BY event_time DESC LIMIT 1",
             (event.source_address, event.time - self.config.success_window,
              event.time)).fetchone()
@@ -215,7 +241,7 @@ class Detector:
         # Keys are column names from this module, never input.
         where = " AND ".join(f"{key} = ?" for key in match)
         row = db.execute(
-            f"SELECT 1 FROM security_events WHERE detection = 1 AND type = ? AND {where} "
+            f"SELECT 1 {_DETECTIONS} AND type = ? AND {where} "
             "AND event_time > ? AND event_time < ? LIMIT 1",
             (kind, *match.values(), when - within, when + within)).fetchone()
         return row is not None

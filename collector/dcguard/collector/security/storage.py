@@ -30,11 +30,14 @@ from dcguard.collector.store import Migration
 from dcguard.v1 import collector_pb2 as pb
 
 __all__ = [
-    "SECURITY_SCHEMA", "EventHook", "EventQuery", "Pruner", "connect", "insert_event",
-    "query_events",
+    "FAILURES_WHERE", "SECURITY_SCHEMA", "EventHook", "EventQuery", "Pruner", "connect",
+    "events_after", "insert_event", "query_events",
 ]
 
 log = logging.getLogger(__name__)
+
+# Written identically in the queries, so SQLite can use the partial index.
+FAILURES_WHERE = "type IN ('ssh_login_failed', 'ssh_invalid_user') AND detection = 0"
 
 SECURITY_SCHEMA: Migration = ("security-events-v1", (
     """
@@ -65,8 +68,15 @@ SECURITY_SCHEMA: Migration = ("security-events-v1", (
     "CREATE INDEX security_events_time ON security_events (event_time)",
     # `events --min-severity high` over a long period.
     "CREATE INDEX security_events_severity_time ON security_events (severity, event_time)",
-    # Brute-force and distributed-attack windows: one source, a time range.
+    # Accepted logins from one source in a time range.
     "CREATE INDEX security_events_source_time ON security_events (source_address, event_time)",
+    # Brute-force and distributed-attack windows: a partial index of failed
+    # logins only, so a window is a few index seeks even in a flood.
+    f"CREATE INDEX security_failures ON security_events (source_address, host, event_time) "
+    f"WHERE {FAILURES_WHERE}",
+    # Suppression and success-after-failures look up the few detections.
+    "CREATE INDEX security_detections ON security_events (type, event_time) "
+    "WHERE detection = 1",
     # New privileged account: one user on one host.
     "CREATE INDEX security_events_user ON security_events (host, user, event_time)",
     """
