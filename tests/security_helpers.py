@@ -160,6 +160,7 @@ class SyslogListener:
         self.port = port
         self.tls = tls
         self.messages: list[SyslogMessage] = []
+        self.raw: list[bytes] = []
         self.errors: list[str] = []
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
@@ -200,6 +201,8 @@ class SyslogListener:
             return list(self.messages)
 
     def _keep(self, data: bytes) -> None:
+        with self._lock:
+            self.raw.append(data)
         try:
             message = SyslogMessage(data)
         except (ValueError, UnicodeDecodeError) as exc:

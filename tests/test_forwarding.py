@@ -324,7 +324,7 @@ def test_a_siem_that_stops_reading_never_blocks_ingestion(tmp_path):
     ("[forward.syslog]\naddress = \"siem:514\"\nfacility = \"security\"", "facility: must be"),
     ("[forward.syslog]\naddress = \"siem:514\"\napp_name = \"dc guard\"", "app_name: must be"),
     ("[forward.syslog]\naddress = \"siem:514\"\nmin_severity = \"urgent\"", "min_severity: must"),
-    ("[forward.syslog]\naddress = \"siem:514\"\nudp_max_bytes = 100", "udp_max_bytes: must be"),
+    ("[forward.syslog]\naddress = \"siem:514\"\nudp_max_bytes = 1000", "udp_max_bytes: must be"),
     ("[forward.syslog]\naddress = \"siem:514\"\ntransport = \"tls\"\nverify = \"no\"",
      "verify: must be true or"),
     ("[forward.file]\nfsync = true", "forward.file.path: is required"),
@@ -342,3 +342,23 @@ def test_forward_config_garbage_is_one_line(tmp_path, snippet, expected):
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+def test_udp_datagrams_respect_their_size_limit_and_still_parse(tmp_path):
+    receiver = SyslogListener("udp").start()
+    collector = forwarding_collector(tmp_path, syslog_config(receiver, "udp_max_bytes = 1024"))
+    agent = FakeAgent(collector.grpc_address)
+    try:
+        agent.send([event("file_modified", time.time() - 60, path="/etc/" + "p" * 4000,
+                          raw="r" * 4096, user="u" * 4000, note="n" * 4000)])
+        wait_for(lambda: len(receiver.received()) == 1, message="the datagram")
+        assert receiver.errors == []
+        doc = receiver.received()[0].json
+        assert doc["labels"]["truncated"] == "true"
+        assert doc["event"]["action"] == "file_modified"
+        assert doc["message"].strip("r") == ""
+        assert len(receiver.raw[0]) <= 1024
+    finally:
+        agent.close()
+        collector.stop()
+        receiver.stop()

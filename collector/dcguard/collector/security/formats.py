@@ -116,8 +116,9 @@ def syslog_message(event: StoredEvent, facility: int, app_name: str,
                    max_bytes: int | None = None) -> bytes:
     """An RFC 5424 message: header, one SD element, and the ECS JSON as MSG.
 
-    With max_bytes (UDP), an oversized message loses its raw line first, then
-    is cut; the structured data still says what the event was.
+    With max_bytes (UDP), an oversized message has its long strings cut and
+    its details dropped (labels.truncated = "true"); only a message still too
+    long after that is cut at max_bytes.
     """
     pri = facility * 8 + SYSLOG_SEVERITY.get(event.severity, 6)
     params = (("id", str(event.id)), ("type", event.type), ("severity", event.severity),
@@ -127,12 +128,26 @@ def syslog_message(event: StoredEvent, facility: int, app_name: str,
               f"{_header_token(app_name, 48)} - {_header_token(event.type, 32)} {sd} ")
     data = (header + ecs_json(event)).encode("ascii")
     if max_bytes is not None and len(data) > max_bytes:
+        data = _shrunk_json(event, header, max_bytes)
+    return data
+
+
+def _shrunk_json(event: StoredEvent, header: str, max_bytes: int) -> bytes:
+    """Header + ECS JSON with details dropped and long strings cut until it fits."""
+    for cut in (512, 128, 32, 0):
         doc = ecs_document(event)
-        doc["message"] = event.raw[:256]
+        doc["message"] = event.raw[:cut]
+        doc.pop("dcguard", None)
+        for key, field in (("user", "name"), ("file", "path"), ("process", "name"),
+                           ("source", "address")):
+            if key in doc and field in doc[key]:
+                doc[key][field] = str(doc[key][field])[:cut]
         doc["labels"]["truncated"] = "true"
         data = (header + json.dumps(doc, ensure_ascii=True, separators=(",", ":"))
-                ).encode("ascii")[:max_bytes]
-    return data
+                ).encode("ascii")
+        if len(data) <= max_bytes:
+            return data
+    return data[:max_bytes]
 
 
 def syslog_frame(message: bytes) -> bytes:

@@ -27,7 +27,8 @@ from dcguard.collector.security.formats import ecs_json, syslog_frame, syslog_me
 from dcguard.collector.security.model import StoredEvent, severity_rank
 from dcguard.collector.security.storage import connect, events_after
 
-__all__ = ["Destination", "FileDestination", "Forwarder", "SyslogDestination", "load_cursor"]
+__all__ = ["Destination", "FileDestination", "Forwarder", "SyslogDestination", "load_cursor",
+    "save_cursor",]
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +171,7 @@ def load_cursor(db: sqlite3.Connection, name: str) -> int:
     return int(row[0]) if row else 0
 
 
-def _save_cursor(db: sqlite3.Connection, name: str, last_id: int) -> None:
+def save_cursor(db: sqlite3.Connection, name: str, last_id: int) -> None:
     db.execute("INSERT INTO security_forward_cursors VALUES (?, ?) ON CONFLICT (destination) "
                "DO UPDATE SET last_id = excluded.last_id", (name, last_id))
 
@@ -238,6 +239,18 @@ class Forwarder:
         finally:
             db.close()
 
+    def _save(self, db: sqlite3.Connection, last_id: int) -> None:
+        """Persist the cursor; if the database is busy, the next batch's save catches up.
+
+        Sending goes on from the in-memory cursor either way: a crash before
+        a later save only resends (at least once), it never skips.
+        """
+        try:
+            save_cursor(db, self._destination.name, last_id)
+        except sqlite3.Error as exc:
+            log.warning("forwarder %s cannot save its cursor yet: %s", self._destination.name,
+                        exc)
+
     def _step(self, db: sqlite3.Connection, cursor: int) -> int | None:
         """Send one batch after cursor; the new cursor, or None when there was nothing."""
         name = self._destination.name
@@ -253,7 +266,7 @@ class Forwarder:
                 self._counters.failed(name, len(wanted))
                 raise
             self._counters.forwarded(name, len(wanted))
-        _save_cursor(db, name, events[-1].id)
+        self._save(db, events[-1].id)
         newest = db.execute("SELECT COALESCE(MAX(id), 0) FROM security_events").fetchone()[0]
         self._counters.backlog(name, max(0, int(newest) - events[-1].id))
         return events[-1].id
