@@ -16,7 +16,7 @@ import json
 import sqlite3
 
 from dcguard.collector.security.config import DetectionConfig
-from dcguard.collector.security.model import StoredEvent
+from dcguard.collector.security.model import StoredEvent, format_time
 from dcguard.collector.security.storage import FAILURES_WHERE, insert_event
 
 __all__ = ["DETECTIONS", "Detector"]
@@ -83,7 +83,7 @@ class Detector:
         self._store(db, event, "brute_force", fired_at, "high", "T1110",
                     f"{count} failed SSH logins from {event.source_address} on {event.host} "
                     f"within {w:g}s", {"failures": str(count), "window_seconds": f"{w:g}",
-                                       "first_failure": str(times[start])})
+                                       "first_failure": format_time(times[start])})
         self._success_after_detection(db, "brute_force", event.source_address, fired_at,
                                       event.host)
 
