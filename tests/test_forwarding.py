@@ -327,6 +327,11 @@ def test_a_siem_that_stops_reading_never_blocks_ingestion(tmp_path):
     ("[forward.syslog]\naddress = \"siem:514\"\nudp_max_bytes = 1000", "udp_max_bytes: must be"),
     ("[forward.syslog]\naddress = \"siem:514\"\ntransport = \"tls\"\nverify = \"no\"",
      "verify: must be true or"),
+    ("[forward.syslog]\naddress = \"siem:514\"\ntransport = \"tls\"\nca_file = \"/etc/hostname\"",
+     "ca_file: cannot load CA certificates"),
+    ("[forward.syslog]\naddress = \"siem:514\"\ntransport = \"tls\"\n"
+     "cert_file = \"/etc/hostname\"\nkey_file = \"/etc/hostname\"",
+     "cert_file: cannot load the client certificate"),
     ("[forward.file]\nfsync = true", "forward.file.path: is required"),
     ("[forward.file]\npath = \"\"", "forward.file.path: must not be empty"),
     ("[forward]\nbatch_size = 0", "forward.batch_size: must be at least 1"),
@@ -362,3 +367,16 @@ def test_udp_datagrams_respect_their_size_limit_and_still_parse(tmp_path):
         agent.close()
         collector.stop()
         receiver.stop()
+
+
+def test_serve_with_a_bad_forward_table_is_one_line_and_exit_2(tmp_path):
+    from tests.support import run_cli
+
+    path = tmp_path / "collector.toml"
+    path.write_text(f'[server]\ninsecure = true\ngrpc_listen = "127.0.0.1:0"\n'
+                    f'metrics_listen = "127.0.0.1:0"\ndata_dir = "{tmp_path}"\n'
+                    '[forward.syslog]\naddress = "127.0.0.1:6514"\ntransport = "tls"\n'
+                    'ca_file = "/etc/hostname"\n')
+    result = run_cli("dcguard.collector", "serve", "--config", str(path))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "forward.syslog.ca_file" in result.stderr

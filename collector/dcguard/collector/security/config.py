@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from dcguard.common.config import Table, parse_listen_address
 
 __all__ = [
     "DetectionConfig", "EventsConfig", "FileForwardConfig", "ForwardConfig", "SecurityConfig",
-    "SyslogForwardConfig", "parse_security",
+    "SyslogForwardConfig", "parse_security", "tls_context",
 ]
 
 # RFC 5424 facility names → codes (section 6.2.1).
@@ -203,4 +204,37 @@ def _syslog(table: Table) -> SyslogForwardConfig:
     table.check("udp_max_bytes", config.udp_max_bytes, lambda n: n <= 65000,
                 f"must be at most 65000, got {config.udp_max_bytes}")
     table.finish()
+    if transport == "tls":
+        _check_tls_files(table, config)
     return config
+
+
+def tls_context(config: SyslogForwardConfig) -> ssl.SSLContext:
+    """The client TLS context for the SIEM connection (raises ssl.SSLError/OSError)."""
+    context = ssl.create_default_context(
+        cafile=str(config.ca_file) if config.ca_file else None)
+    if not config.verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if config.cert_file and config.key_file:
+        context.load_cert_chain(str(config.cert_file), str(config.key_file))
+    return context
+
+
+def _check_tls_files(table: Table, config: SyslogForwardConfig) -> None:
+    """Load the CA and client certificate now, so a bad file is a config error at start."""
+    try:
+        context = ssl.create_default_context(
+            cafile=str(config.ca_file) if config.ca_file else None)
+    except (ssl.SSLError, OSError) as exc:
+        raise table.error("ca_file", f"cannot load CA certificates: {_reason(exc)}") from None
+    if config.cert_file and config.key_file:
+        try:
+            context.load_cert_chain(str(config.cert_file), str(config.key_file))
+        except (ssl.SSLError, OSError) as exc:
+            raise table.error("cert_file", "cannot load the client certificate and key: "
+                              f"{_reason(exc)}") from None
+
+
+def _reason(exc: Exception) -> str:
+    return str(getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc)

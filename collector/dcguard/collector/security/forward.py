@@ -22,7 +22,11 @@ import threading
 from pathlib import Path
 from typing import Protocol
 
-from dcguard.collector.security.config import FileForwardConfig, SyslogForwardConfig
+from dcguard.collector.security.config import (
+    FileForwardConfig,
+    SyslogForwardConfig,
+    tls_context,
+)
 from dcguard.collector.security.formats import ecs_json, syslog_frame, syslog_message
 from dcguard.collector.security.model import StoredEvent, severity_rank
 from dcguard.collector.security.storage import connect, events_after
@@ -80,18 +84,7 @@ class SyslogDestination:
         self._timeout = timeout
         self.min_rank = severity_rank(config.min_severity)
         self._sock: socket.socket | None = None
-        self._tls = self._tls_context() if config.transport == "tls" else None
-
-    def _tls_context(self) -> ssl.SSLContext:
-        config = self._config
-        context = ssl.create_default_context(
-            cafile=str(config.ca_file) if config.ca_file else None)
-        if not config.verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        if config.cert_file and config.key_file:
-            context.load_cert_chain(str(config.cert_file), str(config.key_file))
-        return context
+        self._tls = tls_context(config) if config.transport == "tls" else None
 
     def _connect(self) -> socket.socket:
         config = self._config
