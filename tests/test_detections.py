@@ -202,7 +202,10 @@ def test_accepted_login_after_seven_failures_or_long_after_is_not(site):
 def test_accepted_login_stored_before_the_failures_arrive(site):
     site.send("web01", [accepted(T0 + 30)])
     site.send("web02", failures(ATTACKER, T0, 8))  # a backlog from another host, late
-    assert len(site.detections("success_after_failures")) == 1
+    (found,) = site.detections("success_after_failures")
+    assert (found["host"], found["event_time"]) == ("web01", pytest.approx(T0 + 30))
+    assert found["details"]["attacked_host"] == "web02"
+    assert found["received_at"] > T0 + 3000  # when it was stored, not 1970
 
 
 # --- new privileged account --------------------------------------------------------------------

@@ -84,8 +84,7 @@ class Detector:
                     f"{count} failed SSH logins from {event.source_address} on {event.host} "
                     f"within {w:g}s", {"failures": str(count), "window_seconds": f"{w:g}",
                                        "first_failure": format_time(times[start])})
-        self._success_after_detection(db, "brute_force", event.source_address, fired_at,
-                                      event.host)
+        self._success_after_detection(db, "brute_force", event, fired_at)
 
     # --- distributed attack --------------------------------------------------
 
@@ -130,7 +129,7 @@ class Detector:
                         f"{', '.join(hosts)}",
                         {"hosts": ",".join(hosts), "host_count": str(len(hosts)),
                          "window_seconds": f"{w:g}"})
-            self._success_after_detection(db, "distributed_attack", src, fired_at, event.host)
+            self._success_after_detection(db, "distributed_attack", event, fired_at)
             return
 
     @staticmethod
@@ -161,9 +160,10 @@ class Detector:
         if row is not None:
             self._success_detected(db, event, row[0], row[1])
 
-    def _success_after_detection(self, db: sqlite3.Connection, trigger: str, src: str,
-                                 fired_at: float, attacked_host: str) -> None:
+    def _success_after_detection(self, db: sqlite3.Connection, trigger: str,
+                                 failure: StoredEvent, fired_at: float) -> None:
         """A late attack detection still catches accepted logins already stored after it."""
+        src = failure.source_address
         rows = db.execute(
             "SELECT id, host, event_time, user, process, type FROM security_events "
             "WHERE source_address = ? AND type = 'ssh_login_accepted' AND detection = 0 "
@@ -171,9 +171,10 @@ class Detector:
             (src, fired_at, fired_at + self.config.success_window)).fetchall()
         for event_id, host, when, user, process, type_ in rows:
             accepted = StoredEvent(id=event_id, host=host, department="", time=when,
-                                   received_at=0, type=type_, severity="info", user=user,
-                                   source_address=src, process=process)
-            self._success_detected(db, accepted, trigger, attacked_host)
+                                   received_at=failure.received_at, type=type_,
+                                   severity="info", user=user, source_address=src,
+                                   process=process)
+            self._success_detected(db, accepted, trigger, failure.host)
 
     def _success_detected(self, db: sqlite3.Connection, accepted: StoredEvent,
                           trigger: str, trigger_host: str) -> None:
