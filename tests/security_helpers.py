@@ -51,8 +51,11 @@ def event(type_: str, when: float, *, source_address: str = "", user: str = "",
 
 def failures(address: str, start: float, count: int, step: float = 1.0,
              user: str = "root") -> list[pb.SecurityEvent]:
-    """count failed SSH passwords from address, step seconds apart."""
-    return [event("ssh_login_failed", start + i * step, source_address=address, user=user)
+    """count failed SSH passwords from address, step seconds apart (OpenSSH 9 wording,
+    as in /work/shared/corpus/auth-debian12-ubuntu24-rfc3339.log)."""
+    return [event("ssh_login_failed", start + i * step, source_address=address, user=user,
+                  raw=f"sshd[3411]: Failed password for {user} from {address} "
+                      f"port {54733 + i} ssh2", method="password")
             for i in range(count)]
 
 

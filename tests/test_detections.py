@@ -90,12 +90,32 @@ def test_seven_failures_or_eight_spread_over_more_than_120s_do_not_fire(site):
     assert site.detections("brute_force") == []
 
 
-def test_invalid_users_count_with_failed_passwords(site):
-    mixed = [*failures(ATTACKER, T0, 4),
-             *(event("ssh_invalid_user", T0 + 10 + i, source_address=ATTACKER, user=f"u{i}")
-               for i in range(4))]
-    site.send("web01", mixed)
-    assert len(site.detections("brute_force")) == 1
+def invalid_user_attempts(address: str, start: float, count: int) -> list[pb.SecurityEvent]:
+    """What sshd logs for each password guess on a missing account: two lines, two events."""
+    out = []
+    for i in range(count):
+        out.append(event("ssh_invalid_user", start + i, source_address=address, user=f"u{i}",
+                         raw=f"sshd[7]: Invalid user u{i} from {address} port {40000 + i}"))
+        out.append(event("ssh_login_failed", start + i, source_address=address, user=f"u{i}",
+                         raw=f"sshd[7]: Failed password for invalid user u{i} from {address} "
+                             f"port {40000 + i} ssh2", invalid_user="true"))
+    return out
+
+
+def test_invalid_user_attempts_count_once_each(site):
+    site.send("web01", invalid_user_attempts(ATTACKER, T0, 7))  # 14 events, 7 attempts
+    assert site.detections("brute_force") == []
+    site.send("web02", invalid_user_attempts(ATTACKER, T0, 8))
+    (found,) = site.detections("brute_force")
+    assert found["host"] == "web02"
+
+
+def test_invalid_users_alone_reach_the_threshold(site):
+    # A publickey-only server logs "Invalid user" without any "Failed password".
+    site.send("web01", [event("ssh_invalid_user", T0 + i, source_address=ATTACKER,
+                              user=f"u{i}") for i in range(8)])
+    (found,) = site.detections("brute_force")
+    assert found["details"]["counted"] == "ssh_invalid_user"
 
 
 def test_one_attack_is_one_detection_per_window_not_one_per_failure(site):

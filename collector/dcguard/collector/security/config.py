@@ -44,7 +44,7 @@ class DetectionConfig:
     success_window: float = 600.0
     privileged_account: bool = True
     privileged_window: float = 3600.0
-    privileged_groups: tuple[str, ...] = ("sudo", "wheel", "admin")
+    privileged_groups: tuple[str, ...] = ("sudo", "wheel", "admin", "root")
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,8 @@ def _detection(table: Table) -> DetectionConfig:
     distributed = table.table("distributed_attack")
     success = table.table("success_after_failures")
     privileged = table.table("new_privileged_account")
-    groups = privileged.string_list("groups", ["sudo", "wheel", "admin"], allow_empty=False)
+    groups = privileged.string_list("groups", list(DetectionConfig.privileged_groups),
+                                     allow_empty=False)
     for group in groups:
         privileged.check("groups", group, lambda g: bool(g.strip()),
                          "group names must not be empty")

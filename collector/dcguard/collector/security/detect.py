@@ -60,15 +60,19 @@ class Detector:
 
     def _brute_force(self, db: sqlite3.Connection, event: StoredEvent) -> None:
         n, w, t = self.config.brute_force_threshold, self.config.brute_force_window, event.time
-        args = (event.source_address, event.host, event.id)
+        # Failures are counted per type, as Wazuh's 5763 (failed password) and
+        # 5712 (invalid user) do: sshd logs one attempt on a missing account
+        # as both "Invalid user" and "Failed password for invalid user", and
+        # adding the two would fire at half the threshold.
+        args = (event.source_address, event.host, event.type, event.id)
         # The n-1 nearest failures on each side are enough to find any window
         # of n that contains this one.
         before = [r[0] for r in db.execute(
-            f"SELECT event_time {_FAILS} AND id != ? AND event_time BETWEEN ? AND ? "
+            f"SELECT event_time {_FAILS} AND type = ? AND id != ? AND event_time BETWEEN ? AND ? "
             "ORDER BY event_time DESC LIMIT ?", (*args, t - w, t, n - 1))]
         after = [r[0] for r in db.execute(
-            f"SELECT event_time {_FAILS} AND id != ? AND event_time > ? AND event_time <= ? "
-            "ORDER BY event_time LIMIT ?", (*args, t, t + w, n - 1))]
+            f"SELECT event_time {_FAILS} AND type = ? AND id != ? AND event_time > ? "
+            "AND event_time <= ? ORDER BY event_time LIMIT ?", (*args, t, t + w, n - 1))]
         times = sorted([*before, t, *after])
         start = _first_window(times, t, n, w)
         if start is None:
@@ -78,11 +82,14 @@ class Detector:
                         host=event.host, source_address=event.source_address):
             return
         count = db.execute(
-            f"SELECT COUNT(*) {_FAILS} AND event_time BETWEEN ? AND ?",
-            (event.source_address, event.host, times[start], times[start] + w)).fetchone()[0]
+            f"SELECT COUNT(*) {_FAILS} AND type = ? AND event_time BETWEEN ? AND ?",
+            (event.source_address, event.host, event.type, times[start], times[start] + w),
+        ).fetchone()[0]
+        what = "failed SSH logins" if event.type == "ssh_login_failed" else "invalid SSH users"
         self._store(db, event, "brute_force", fired_at, "high", "T1110",
-                    f"{count} failed SSH logins from {event.source_address} on {event.host} "
-                    f"within {w:g}s", {"failures": str(count), "window_seconds": f"{w:g}",
+                    f"{count} {what} from {event.source_address} on {event.host} "
+                    f"within {w:g}s", {"failures": str(count), "counted": event.type,
+                                       "window_seconds": f"{w:g}",
                                        "first_failure": format_time(times[start])})
         self._success_after_detection(db, "brute_force", event, fired_at)
 
