@@ -219,8 +219,12 @@ class Forwarder:
                     self._stop.wait(backoff)
                     continue
                 except sqlite3.Error as exc:
-                    log.warning("forwarder %s cannot read or save its cursor: %s", name, exc)
+                    log.warning("forwarder %s cannot read its events: %s", name, exc)
                     self._stop.wait(self._poll * 4)
+                    continue
+                except Exception:  # the thread must outlive any bug (logged with its traceback)
+                    log.exception("forwarder %s failed unexpectedly; retrying", name)
+                    self._stop.wait(self._retry_max)
                     continue
                 if failing:
                     log.info("forwarding to %s works again", name)

@@ -251,6 +251,8 @@ class Pruner:
                     self.prune_once(db)
                 except sqlite3.Error as exc:
                     log.warning("pruning old security events failed, will retry: %s", exc)
+                except Exception:  # the thread must outlive any bug (logged with its traceback)
+                    log.exception("pruning old security events failed unexpectedly")
                 self._stop.wait(self._interval)
         finally:
             db.close()
