@@ -177,7 +177,12 @@ class EventHook:
         stored = [insert_event(db, event) for event in events]
         for event in stored:
             for judge in self._judges:
-                judge.judge(db, event)
+                try:
+                    judge.judge(db, event)
+                except sqlite3.Error:
+                    raise  # the store rolls the report back; the agent resends it
+                except Exception:  # a bug in a rule must not stop events being stored
+                    log.exception("detection failed on event %d of %s", event.id, host)
 
 
 class EventQuery:
