@@ -166,3 +166,29 @@ def test_events_config_garbage_is_one_line(tmp_path, snippet, expected):
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_failing_detection_rule_does_not_lose_the_events(tmp_path):
+    import uuid
+
+    from dcguard.collector.auth import PeerIdentity
+    from dcguard.collector.security.storage import SECURITY_SCHEMA, EventHook
+    from dcguard.collector.store import AGENTS_SCHEMA, Store
+
+    class Broken:
+        def judge(self, db, event):
+            raise ValueError("a bug")
+
+    store = Store(tmp_path / "c.db", migrations=(AGENTS_SCHEMA, SECURITY_SCHEMA),
+                  hooks=[EventHook([Broken()])])
+    store.open()
+    try:
+        report = pb.Report(sequence=1, events=failures("198.51.100.1", time.time(), 2))
+        report.collected_at.FromNanoseconds(time.time_ns())
+        agent = pb.AgentInfo(host="web01", department="d", interval_seconds=15,
+                             instance_id=uuid.uuid4().hex)
+        result = store.apply(PeerIdentity("web01", "d"), agent, [report], time.time())
+        assert result.stored == 1
+        assert len(stored_events(tmp_path / "c.db")) == 2
+    finally:
+        store.close()
