@@ -97,6 +97,10 @@ def test_every_event_arrives_once_as_rfc5424_with_ecs_json(tmp_path, listener):
         assert "intrusion_detection" in brute["event"]["category"]
         sudo = next(m.json for m in by_id.values() if m.msgid == "sudo_command")
         assert sudo["process"] == {"name": "sudo"}
+        text = collector.metrics_text()
+        lint = subprocess.run(["promtool", "check", "metrics"], input=text, text=True,
+                              capture_output=True, timeout=60, check=False)
+        assert lint.returncode == 0, lint.stdout + lint.stderr
         samples = collector.metrics()
         assert metric(samples, "dcguard_collector_events_forwarded_total",
                       destination="syslog") == len(rows)
