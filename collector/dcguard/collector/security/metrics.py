@@ -55,7 +55,7 @@ class SecurityGroup:
         with self._lock:
             try:
                 if self._db is None:
-                    self._db = connect(self._database)
+                    self._db = connect(self._database, readonly=True)
                 return self._db.execute(
                     "SELECT type, severity, detection, count FROM security_event_counts "
                     "WHERE host = ? ORDER BY type, severity", (host,)).fetchall()
