@@ -89,7 +89,8 @@ def test_every_event_arrives_once_as_rfc5424_with_ecs_json(tmp_path, listener):
             assert doc["labels"]["department"] == "so-tu-phap"
             assert doc["event"]["action"] == row["type"]
             assert doc["event"]["severity"] == row["severity"]
-            assert doc["event"]["kind"] == ("alert" if row["detection"] else "event")
+            assert doc["event"]["kind"] == message.sd["kind"] == (
+                "alert" if row["detection"] else "event")
         brute = next(m.json for m in by_id.values() if m.msgid == "brute_force")
         assert brute["source"] == {"ip": ATTACKER}
         assert brute["user"] == {"name": "root"}

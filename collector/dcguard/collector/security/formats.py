@@ -17,24 +17,30 @@ __all__ = ["ecs_document", "ecs_json", "syslog_frame", "syslog_message"]
 
 # RFC 5424 severities: critical → 2 (crit) … info → 6 (informational).
 SYSLOG_SEVERITY = {"critical": 2, "high": 3, "medium": 4, "low": 5, "info": 6}
-# ECS event.category by event-type prefix; detections add intrusion_detection.
+# ECS event.category by event-type prefix.
 _CATEGORIES = (
     ("ssh_", ["authentication"]), ("su_", ["authentication"]),
     ("sudo_auth", ["authentication"]), ("sudo_", ["process"]), ("user_", ["iam"]),
     ("group_", ["iam"]), ("password_", ["iam"]), ("file_", ["file"]), ("port_", ["network"]),
-    ("brute_force", ["intrusion_detection", "authentication"]),
-    ("distributed_attack", ["intrusion_detection", "authentication"]),
-    ("success_after_failures", ["intrusion_detection", "authentication"]),
-    ("new_privileged_account", ["intrusion_detection", "iam"]),
 )
+# Only the collector's own detections are intrusion_detection alerts; an agent
+# event that merely calls itself "brute_force" is not.
+_DETECTION_CATEGORIES = {
+    "brute_force": ["intrusion_detection", "authentication"],
+    "distributed_attack": ["intrusion_detection", "authentication"],
+    "success_after_failures": ["intrusion_detection", "authentication"],
+    "new_privileged_account": ["intrusion_detection", "iam"],
+}
 _FAILURE_WORDS = ("failed", "failure", "invalid")
 _SUCCESS_WORDS = ("accepted", "success")
 SD_ID = "dcguard@32473"  # 32473: the documentation enterprise number (RFC 5612)
 
 
-def _category(event_type: str) -> list[str]:
+def _category(event: StoredEvent) -> list[str]:
+    if event.detection:
+        return _DETECTION_CATEGORIES.get(event.type, ["intrusion_detection"])
     for prefix, category in _CATEGORIES:
-        if event_type.startswith(prefix):
+        if event.type.startswith(prefix):
             return category
     return ["host"]
 
@@ -56,7 +62,7 @@ def ecs_document(event: StoredEvent) -> dict[str, Any]:
         "event": {
             "id": str(event.id),
             "kind": "alert" if event.detection else "event",
-            "category": _category(event.type),
+            "category": _category(event),
             "action": event.type,
             "outcome": _outcome(event.type),
             "severity": severity_rank(event.severity),
@@ -121,7 +127,8 @@ def syslog_message(event: StoredEvent, facility: int, app_name: str,
     long after that is cut at max_bytes.
     """
     pri = facility * 8 + SYSLOG_SEVERITY.get(event.severity, 6)
-    params = (("id", str(event.id)), ("type", event.type), ("severity", event.severity),
+    params = (("id", str(event.id)), ("kind", "alert" if event.detection else "event"),
+              ("type", event.type), ("severity", event.severity),
               ("department", event.department), ("technique", event.technique))
     sd = "[" + SD_ID + "".join(f' {k}="{_sd_value(v)}"' for k, v in params if v) + "]"
     header = (f"<{pri}>1 {format_time(event.time)} {_header_token(event.host, 255)} "
