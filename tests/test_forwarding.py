@@ -206,14 +206,17 @@ def test_hostile_content_never_breaks_framing_or_json(tmp_path, listener):
 def test_json_lines_file_holds_every_event_once(tmp_path):
     out = tmp_path / "siem" / "events.jsonl"
     out.parent.mkdir()
+    out.write_text('{"torn": "by a crash mid-wri')  # what an interrupted write leaves
     collector = forwarding_collector(tmp_path, f'[forward.file]\npath = "{out}"\n')
     agent = FakeAgent(collector.grpc_address, host="db01", department="so-y-te")
     try:
         attack(agent, time.time() - 60)
         expected = stored_ids(collector)
-        wait_for(lambda: out.exists() and out.read_text().count("\n") == len(expected),
+        wait_for(lambda: out.read_text().count("\n") == 1 + len(expected),
                  message="every event in the file")
-        docs = [json.loads(line) for line in out.read_text().splitlines()]
+        torn, *lines = out.read_text().splitlines()
+        assert torn == '{"torn": "by a crash mid-wri'
+        docs = [json.loads(line) for line in lines]
         assert [int(d["event"]["id"]) for d in docs] == expected
         assert {d["host"]["name"] for d in docs} == {"db01"}
         assert {d["labels"]["department"] for d in docs} == {"so-y-te"}

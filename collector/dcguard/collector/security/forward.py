@@ -60,8 +60,14 @@ class FileDestination:
         self.min_rank = severity_rank(config.min_severity)
 
     def send(self, events: list[StoredEvent]) -> None:
-        data = "".join(ecs_json(event) + "\n" for event in events)
-        with open(self._config.path, "a", encoding="ascii") as handle:
+        data = "".join(ecs_json(event) + "\n" for event in events).encode("ascii")
+        with open(self._config.path, "a+b") as handle:
+            # A crash in the middle of a write leaves a partial last line:
+            # end it, so the next event is not glued onto it.
+            if handle.seek(0, os.SEEK_END) > 0:
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":
+                    data = b"\n" + data
             handle.write(data)
             handle.flush()
             if self._config.fsync:
