@@ -57,7 +57,6 @@ def test_counters_never_go_backwards_across_a_restart(collector, agent):
     (lambda e: setattr(e, "technique", "T1110; drop"), "invalid_report"),
     (lambda e: setattr(e, "raw", "x" * 4097), "too_large"),
     (lambda e: e.details.update({"k": "v" * 5000}), "too_large"),
-    (lambda e: e.time.FromSeconds(0), "invalid_report"),
     (lambda e: setattr(e, "port", 70000), "invalid_report"),
 ])
 def test_malformed_events_are_a_counted_rejection_and_nothing_is_stored(
@@ -71,6 +70,17 @@ def test_malformed_events_are_a_counted_rejection_and_nothing_is_stored(
     assert stored_events(collector.data_dir / "collector.db") == []
     samples = collector.metrics()
     assert metric(samples, "dcguard_collector_reports_rejected_total", reason=reason) == 1
+
+
+def test_an_implausible_event_time_keeps_the_event_at_the_report_time(collector, agent):
+    bad = event("ssh_login_failed", 0, source_address="198.51.100.1")
+    future = event("sudo_command", time.time() + 300 * 86400, user="alice")  # a wrong year
+    report = agent.send([bad, future])
+    rows = stored_events(collector.data_dir / "collector.db")
+    collected = report.collected_at.ToNanoseconds() / 1e9
+    assert [r["event_time"] for r in rows] == [pytest.approx(collected)] * 2
+    assert all("time_adjusted" in str(r["tags"]) for r in rows)
+    assert rows[0]["details"]["original_time"] in ("0.000", f"{future.time.seconds:.3f}")
 
 
 def test_too_many_events_in_one_report_is_refused(collector, agent):

@@ -140,15 +140,32 @@ def insert_event(db: sqlite3.Connection, event: StoredEvent) -> StoredEvent:
     return replace(event, id=int(cursor.lastrowid or 0))
 
 
-def from_proto(host: str, event: pb.SecurityEvent, received_at: float) -> StoredEvent:
+# Event times further from the report's own time than this are a parsing or
+# clock error on the host (a year guessed wrong for a classic syslog line):
+# the event is kept, at the report's time, tagged so the analyst knows.
+MAX_EVENT_AGE = 400 * 86400.0
+MAX_EVENT_AHEAD = 3600.0
+TIME_ADJUSTED_TAG = "time_adjusted"
+
+
+def from_proto(host: str, event: pb.SecurityEvent, report: pb.Report,
+               received_at: float) -> StoredEvent:
     """An agent's event as it will be stored (never a detection, whatever its source says)."""
+    when = event.time.seconds + event.time.nanos / 1e9
+    tags = tuple(event.tags)
+    details = dict(event.details)
+    collected = report.collected_at.seconds + report.collected_at.nanos / 1e9
+    if not collected - MAX_EVENT_AGE <= when <= collected + MAX_EVENT_AHEAD:
+        details["original_time"] = f"{when:.3f}"
+        tags = (*tags, TIME_ADJUSTED_TAG)
+        when = collected
     return StoredEvent(
-        id=0, host=host, department="", time=event.time.seconds + event.time.nanos / 1e9,
+        id=0, host=host, department="", time=when,
         received_at=received_at, type=event.type, severity=severity_name(event.severity),
         technique=event.technique, user=event.user, source_address=event.source_address,
         process=event.process, raw=event.raw, source=event.source, path=event.path,
-        port=event.port, protocol=event.protocol, tags=tuple(event.tags),
-        details=dict(event.details), detection=False,
+        port=event.port, protocol=event.protocol, tags=tags,
+        details=details, detection=False,
     )
 
 
@@ -172,7 +189,7 @@ class EventHook:
         received_at = self._clock()
         # Every event of the report is stored before any is judged, so a
         # window sees the whole report whatever order its events came in.
-        events = sorted((from_proto(host, e, received_at) for e in report.events),
+        events = sorted((from_proto(host, e, report, received_at) for e in report.events),
                         key=lambda e: e.time)
         stored = [insert_event(db, event) for event in events]
         for event in stored:

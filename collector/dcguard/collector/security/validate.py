@@ -29,8 +29,12 @@ def _invalid(report: pb.Report, problem: str, reason: str = "invalid_report") ->
     return Rejection(code, reason, f"report {report.sequence}: {problem}")
 
 
-def validate_events(report: pb.Report, max_string: int, earliest: float, latest: float) -> None:
-    """Raise Rejection for the first malformed event of a report."""
+def validate_events(report: pb.Report, max_string: int) -> None:
+    """Raise Rejection for the first malformed event of a report.
+
+    An implausible event time is not a reason to refuse the report (it would
+    hold the host's other data back): storage replaces it, see storage.py.
+    """
     if len(report.events) > MAX_EVENTS_PER_REPORT:
         raise _invalid(report, f"{len(report.events)} events; at most {MAX_EVENTS_PER_REPORT}",
                        "too_large")
@@ -42,9 +46,6 @@ def validate_events(report: pb.Report, max_string: int, earliest: float, latest:
             raise _invalid(report, f"{where}: unknown severity {event.severity}")
         if not TECHNIQUE.fullmatch(event.technique):
             raise _invalid(report, f"{where}: technique must look like T1110 or T1548.003")
-        when = event.time.seconds + event.time.nanos / 1e9
-        if not earliest <= when <= latest:
-            raise _invalid(report, f"{where}: time is too far from now")
         texts = (event.user, event.source_address, event.process, event.raw, event.source,
                  event.path, event.protocol, *event.tags, *event.details.keys(),
                  *event.details.values())
