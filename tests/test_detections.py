@@ -25,7 +25,7 @@ from tests.security_helpers import FakeAgent, event, failures, stored_events
 from tests.support import Collector, metric, wait_for
 
 ATTACKER = "203.0.113.5"
-T0 = time.time() - 3600  # event times an hour ago: a backlog is judged as it happened
+T0 = time.time() - 2 * 86400  # two days ago: a backlog is judged as it happened
 
 
 class Site:
