@@ -9,14 +9,13 @@ import socket
 import sqlite3
 import ssl
 import threading
-import time
 import uuid
 from pathlib import Path
 
 import grpc
 
 from dcguard.v1 import collector_pb2 as pb
-from dcguard.v1 import collector_pb2_grpc
+from tests.submit import agent_info, make_report, submit
 
 # What the agent's auth_log source sets for each type (severity, technique).
 KINDS = {
@@ -63,26 +62,21 @@ class FakeAgent:
     """Speaks Submit like a real agent: its own instance id and increasing sequences."""
 
     def __init__(self, address: str, host: str = "web01", department: str = "so-tu-phap") -> None:
+        self.address = address
         self.channel = grpc.insecure_channel(address)
-        self.stub = collector_pb2_grpc.CollectorStub(self.channel)
-        self.info = pb.AgentInfo(host=host, department=department, agent_version="test",
-                                 os="linux", kernel="6", interval_seconds=15,
-                                 instance_id=uuid.uuid4().hex)
+        self.info = agent_info(host, department, instance_id=uuid.uuid4().hex)
         self.sequence = 0
 
     def report(self, events: list[pb.SecurityEvent], stats: pb.SecurityStats | None = None,
                ) -> pb.Report:
         self.sequence += 1
-        report = pb.Report(sequence=self.sequence, events=events)
-        report.collected_at.FromNanoseconds(time.time_ns())
+        report = make_report(self.sequence, events=events)
         if stats is not None:
             report.security_stats.CopyFrom(stats)
         return report
 
     def submit(self, *reports: pb.Report) -> pb.SubmitResponse:
-        request = pb.SubmitRequest(agent=self.info, reports=list(reports))
-        response: pb.SubmitResponse = self.stub.Submit(request, timeout=30)
-        return response
+        return submit(self.address, list(reports), self.info, channel=self.channel)
 
     def send(self, events: list[pb.SecurityEvent], **kwargs: pb.SecurityStats) -> pb.Report:
         """Submit one report with these events; returns it (to resend it)."""

@@ -12,8 +12,8 @@ from google.protobuf import json_format
 
 from dcguard.agent.config import DEFAULT_CONFIG, AgentConfig, load_config
 from dcguard.agent.runner import build_report
-from dcguard.agent.state import AgentState
 from dcguard.common.cli import run_cli, setup_logging
+from dcguard.common.config import ConfigError
 from dcguard.common.version import VERSION
 
 __all__ = ["main"]
@@ -88,25 +88,22 @@ def check_config(config_path: Path) -> None:
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status(config_path: Path, as_json: bool) -> None:
-    """Show the last sequence, what the collector acknowledged, and whether it answers."""
+    """Show the spool, what the collector acknowledged, and whether the collector answers.
+
+    Reads the state directory without locking or changing it, so it is safe
+    while `dcguard-agent run` is running.
+    """
+    from dcguard.agent.status import gather_status, render_status
+
     config = load_config(config_path)
-    state = AgentState(config.state_dir)
-    result = {
-        "host": config.host,
-        "state_dir": str(config.state_dir),
-        "instance_id": state.instance_id,
-        "last_sequence": state.last_sequence,
-        "acked_sequence": state.acked_sequence,
-        "collectors": {address: _probe(config, address) for address in
-                       config.collector.addresses},
-    }
-    if as_json:
-        click.echo(json.dumps(result, indent=2))
-        return
-    for key in ("host", "state_dir", "instance_id", "last_sequence", "acked_sequence"):
-        click.echo(f"{key:<16} {result[key]}")
-    for address, answer in result["collectors"].items():  # type: ignore[attr-defined]
-        click.echo(f"collector        {address}: {answer}")
+    setup_logging("error")
+    try:
+        result = gather_status(config, {address: _probe(config, address)
+                                        for address in config.collector.addresses})
+    except OSError as exc:
+        raise ConfigError(f"cannot read agent.state_dir {config.state_dir}: "
+                          f"{exc.strerror or exc}") from None
+    click.echo(json.dumps(result, indent=2) if as_json else render_status(result))
 
 
 def _probe(config: AgentConfig, address: str) -> str:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Callable
 
 import grpc
 
 from dcguard.agent.config import CollectorConfig
 from dcguard.v1 import collector_pb2 as pb
-from dcguard.v1 import collector_pb2_grpc as pb_grpc
 
-__all__ = ["DeliveryError", "PermanentError", "RetryableError", "Sender"]
+__all__ = ["DeliveryError", "PermanentError", "RetryableError", "Sender", "encode_request"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,28 @@ _RETRYABLE = frozenset({
 })
 # Codes after which the next address is worth a try within the same attempt.
 _FAILOVER = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+
+
+_SUBMIT = "/dcguard.v1.Collector/Submit"
+_AGENT_TAG = b"\x0a"    # SubmitRequest.agent: field 1, length-delimited
+_REPORT_TAG = b"\x12"   # SubmitRequest.reports: field 2, length-delimited
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def encode_request(agent: bytes, reports: Sequence[bytes]) -> bytes:
+    """The wire form of SubmitRequest(agent, reports) from already-serialized parts."""
+    parts = [_AGENT_TAG, _varint(len(agent)), agent]
+    for report in reports:
+        parts += [_REPORT_TAG, _varint(len(report)), report]
+    return b"".join(parts)
 
 
 class DeliveryError(Exception):
@@ -58,7 +80,7 @@ class Sender:
         if not config.insecure and credentials is None:
             raise ValueError("collector.insecure is false but no TLS credentials were given")
         self._config = config
-        self._agent = agent
+        self._agent_bytes = agent.SerializeToString()
         self._credentials = credentials
         self._index = 0
         self._channel: grpc.Channel | None = None
@@ -68,7 +90,7 @@ class Sender:
         """The collector address in use (or next to be tried)."""
         return self._config.addresses[self._index]
 
-    def _stub(self) -> pb_grpc.CollectorStub:
+    def _channel_for_address(self) -> grpc.Channel:
         if self._channel is None:
             options = [("grpc.enable_retries", 0), ("grpc.keepalive_time_ms", 60_000)]
             if self._credentials is None:
@@ -76,7 +98,14 @@ class Sender:
             else:
                 self._channel = grpc.secure_channel(self.address, self._credentials,
                                                     options=options)
-        return pb_grpc.CollectorStub(self._channel)
+        return self._channel
+
+    def _submit_call(self) -> Callable[..., pb.SubmitResponse]:
+        """Submit taking a ready-encoded request: spooled reports are sent as stored."""
+        call: Callable[..., pb.SubmitResponse] = self._channel_for_address().unary_unary(
+            _SUBMIT, request_serializer=None,
+            response_deserializer=pb.SubmitResponse.FromString)
+        return call
 
     def _next_address(self) -> None:
         self.close()
@@ -84,11 +113,16 @@ class Sender:
 
     def submit(self, reports: Sequence[pb.Report]) -> int:
         """Deliver reports (oldest first); return the collector's acknowledged sequence."""
-        request = pb.SubmitRequest(agent=self._agent, reports=reports)
+        return self.submit_serialized([report.SerializeToString() for report in reports])
+
+    def submit_serialized(self, reports: Sequence[bytes]) -> int:
+        """Deliver serialized reports (oldest first), gzip-compressed; return the ack."""
+        request = encode_request(self._agent_bytes, reports)
         last: grpc.RpcError = grpc.RpcError()
         for _ in self._config.addresses:
             try:
-                response = self._stub().Submit(request, timeout=self._config.timeout)
+                response = self._submit_call()(request, timeout=self._config.timeout,
+                                               compression=grpc.Compression.Gzip)
             except grpc.RpcError as exc:
                 last = exc
                 code = exc.code()

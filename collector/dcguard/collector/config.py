@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from dcguard.collector.risk.config import RiskConfig, parse_risk
 from dcguard.collector.security.config import SecurityConfig, parse_security
 from dcguard.common.config import (
     ConfigError,
@@ -32,6 +33,7 @@ class ServerConfig:
     down_after_intervals: int
     log_level: str
     max_message_bytes: int
+    risk: RiskConfig = field(default_factory=RiskConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
 
     @property
@@ -67,6 +69,7 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> ServerCo
         security=parse_security(root),
     )
     server.finish()
+    config = replace(config, risk=parse_risk(root.table("risk")))
     root.finish()
     if overrides:
         config = _apply_overrides(config, overrides)

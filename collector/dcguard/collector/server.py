@@ -14,6 +14,8 @@ from dcguard.collector.auth import Authenticator
 from dcguard.collector.config import ServerConfig
 from dcguard.collector.metrics.registry import HostRenderer, default_groups
 from dcguard.collector.metrics_http import MetricsServer
+from dcguard.collector.risk.engine import RiskEngine
+from dcguard.collector.risk.history import FS_HISTORY_SCHEMA
 from dcguard.collector.security.feature import SecurityFeature
 from dcguard.collector.selfmetrics import SelfMetrics
 from dcguard.collector.service import SERVICE_NAME, CollectorService
@@ -29,10 +31,13 @@ log = logging.getLogger(__name__)
 class CollectorServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
+        self.risk = RiskEngine(config.risk, config.down_after_intervals)
         self.security = SecurityFeature(config.security, config.database)
-        self.store = Store(config.database, migrations=(AGENTS_SCHEMA, *self.security.migrations),
-                           hooks=self.security.hooks)
-        self.state = StateCache(HostRenderer(default_groups(config)))
+        self.store = Store(config.database,
+                           migrations=(AGENTS_SCHEMA, FS_HISTORY_SCHEMA,
+                                       *self.security.migrations),
+                           hooks=(self.risk.history, *self.security.hooks))
+        self.state = StateCache(HostRenderer(default_groups(config, self.risk)))
         self.metrics = SelfMetrics()
         self._grpc: grpc.Server | None = None
         self._http: MetricsServer | None = None
@@ -42,6 +47,7 @@ class CollectorServer:
     def start(self) -> None:
         """Open the store, load state, then start serving (downstream first)."""
         self.store.open()
+        self.risk.history.load(self.config.database)
         self.security.start(self.metrics.registry)
         self.state.load(self.store.agents())
         self.metrics.agents.set(len(self.state))

@@ -12,6 +12,7 @@ import grpc
 
 from dcguard.collector.errors import Rejection
 from dcguard.collector.security.validate import validate_events
+from dcguard.collector.validate_storage import validate_storage
 from dcguard.v1 import collector_pb2 as pb
 
 __all__ = ["Limits", "parse_request", "validate_request"]
@@ -91,4 +92,5 @@ def _validate_report(report: pb.Report, now: float, limits: Limits) -> None:
         if _too_long(status.name, limits) or _too_long(status.error, limits):
             raise Rejection(grpc.StatusCode.INVALID_ARGUMENT, "too_large",
                             f"report {report.sequence}: a source status is too long")
+    validate_storage(report, limits.max_string)
     validate_events(report, limits.max_string)
