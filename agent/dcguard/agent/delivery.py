@@ -120,22 +120,8 @@ class Delivery(threading.Thread):
     def _send(self, batch: list[tuple[int, bytes]]) -> bool | None:
         try:
             acked = self._sender.submit_serialized([payload for _, payload in batch])
-        except PermanentError as exc:
-            if exc.code in _CONTENT_REFUSED:
-                return self._refused(batch, exc)
-            self._failed(exc)
-            return None
         except DeliveryError as exc:
-            if exc.retry_after > 0:
-                # Throttled: the same batch is welcome after the wait the
-                # collector named. Shrinking would mean more calls, and an
-                # escalating backoff would stall the backlog for no reason.
-                self._stopping.wait(exc.retry_after)
-                return True
-            if exc.code in _SHRINK and len(batch) > 1:
-                self._limit = max(1, len(batch) // 2)
-            self._failed(exc)
-            return None
+            return self._not_taken(batch, exc)
         first, last = batch[0][0], batch[-1][0]
         if acked < first:
             self._failed(DeliveryError(None, f"collector {self._sender.address} acknowledged "
@@ -145,6 +131,26 @@ class Delivery(threading.Thread):
         self._limit = min(self._config.batch_max_reports, self._limit * 2)
         self._succeeded(len(batch))
         return True
+
+    def _not_taken(self, batch: list[tuple[int, bytes]], exc: DeliveryError) -> bool | None:
+        """Decide what a refusal means for the batch: wait, shrink, isolate or back off."""
+        if isinstance(exc, PermanentError) and exc.code in _CONTENT_REFUSED:
+            return self._refused(batch, exc)
+        if exc.retry_after > 0:
+            # Throttled: the same batch is welcome after the wait the collector
+            # named. Shrinking would mean more calls, and an escalating backoff
+            # would stall the backlog for no reason.
+            self._stopping.wait(exc.retry_after)
+            return True
+        if exc.code in _SHRINK:
+            if len(batch) > 1:
+                self._limit = max(1, len(batch) // 2)
+            else:
+                # One report too large for the collector, and no "come back
+                # later": retrying it forever would wedge the spool behind it.
+                return self._refused(batch, exc)
+        self._failed(exc)
+        return None
 
     def _readable_prefix(self, batch: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
         """The batch up to the first record that no longer reads back (dropped if first)."""

@@ -15,6 +15,7 @@ import click
 from dcguard.collector.config import DEFAULT_CONFIG, ServerConfig, load_config
 from dcguard.collector.metrics.agent import is_up
 from dcguard.collector.risk.cli import assess, risk
+from dcguard.collector.security.cli import events
 from dcguard.collector.store import Store, StoreError
 from dcguard.common.cli import fail, run_cli, setup_logging
 from dcguard.common.version import VERSION
@@ -125,6 +126,7 @@ from dcguard.collector.cli_trust import ca, revoke, token  # noqa: E402 - after 
 cli.add_command(risk)
 cli.add_command(ca)
 cli.add_command(token)
+cli.add_command(events)
 agents.add_command(revoke)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dcguard.collector.risk.config import RiskConfig, parse_risk
+from dcguard.collector.security.config import SecurityConfig, parse_security
 from dcguard.collector.trustconfig import TlsConfig, parse_limits, parse_tls
 from dcguard.collector.validate import Limits
 from dcguard.common.config import (
@@ -37,6 +38,7 @@ class ServerConfig:
     tls: TlsConfig
     limits: Limits
     risk: RiskConfig = field(default_factory=RiskConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
 
     @property
     def tls_dir(self) -> Path:
@@ -75,6 +77,7 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> ServerCo
         tls=parse_tls(root.table("tls")),
         limits=parse_limits(root.table("limits")),
         risk=parse_risk(root.table("risk")),
+        security=parse_security(root),
     )
     server.finish()
     root.finish()

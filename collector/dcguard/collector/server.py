@@ -19,6 +19,7 @@ from dcguard.collector.metrics.registry import HostRenderer, default_groups
 from dcguard.collector.metrics_http import MetricsServer
 from dcguard.collector.risk.engine import RiskEngine
 from dcguard.collector.risk.history import FS_HISTORY_SCHEMA
+from dcguard.collector.security.feature import SecurityFeature
 from dcguard.collector.selfmetrics import SelfMetrics
 from dcguard.collector.service import SERVICE_NAME, CollectorService
 from dcguard.collector.state import StateCache
@@ -35,9 +36,11 @@ class CollectorServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.risk = RiskEngine(config.risk, config.down_after_intervals)
+        self.security = SecurityFeature(config.security, config.database)
         self.store = Store(config.database,
-                           migrations=(AGENTS_SCHEMA, ENROLLMENT_SCHEMA, FS_HISTORY_SCHEMA),
-                           hooks=(self.risk.history,))
+                           migrations=(AGENTS_SCHEMA, ENROLLMENT_SCHEMA, FS_HISTORY_SCHEMA,
+                                       *self.security.migrations),
+                           hooks=(self.risk.history, *self.security.hooks))
         self.registry = EnrollmentRegistry(config.database)
         self.state = StateCache(HostRenderer(default_groups(config, self.risk)))
         self.metrics = SelfMetrics()
@@ -52,6 +55,7 @@ class CollectorServer:
         self.store.open()
         self.registry.open()
         self.risk.history.load(self.config.database)
+        self.security.start(self.metrics.registry)
         self.state.load(self.store.agents())
         self.metrics.agents.set(len(self.state))
 
@@ -131,6 +135,7 @@ class CollectorServer:
             self._grpc.stop(grace).wait()
         if self._http is not None:
             self._http.stop()
+        self.security.stop()
         self.registry.close()
         self.store.close()
 

@@ -14,6 +14,7 @@ from dcguard.collector.metrics.host import HostGroup
 from dcguard.collector.metrics.risk import RiskGroup
 from dcguard.collector.metrics.storage import StorageGroup
 from dcguard.collector.risk.engine import RiskEngine
+from dcguard.collector.security.metrics import SecurityGroup
 from dcguard.collector.store import AgentRecord
 
 __all__ = ["HostRenderer", "default_groups"]
@@ -27,7 +28,7 @@ def default_groups(config: ServerConfig, risk: RiskEngine | None = None) -> list
     """
     engine = risk or RiskEngine(config.risk, config.down_after_intervals)
     return [AgentGroup(config.down_after_intervals), HostGroup(), FilesystemGroup(),
-            StorageGroup(), BackupGroup(), RiskGroup(engine)]
+            StorageGroup(), BackupGroup(), RiskGroup(engine), SecurityGroup(config.database)]
 
 
 class HostRenderer:
