@@ -11,6 +11,7 @@ from dcguard.agent.runner import Ticker, agent_info, build_report
 from dcguard.agent.sender import DeliveryError, Sender
 from dcguard.agent.state import AgentState
 from dcguard.common.config import ConfigError
+from dcguard.common.systemd import notify
 
 __all__ = ["run_agent"]
 
@@ -35,6 +36,7 @@ def run_agent(config: AgentConfig, stop: threading.Event | None = None) -> None:
     failing = False
     log.info("dcguard-agent %s for host %s: %d sources, every %gs, to %s", "started",
              config.host, len(config.sources), config.interval, sender.address)
+    notify("READY=1")
     try:
         while ticker.wait():
             report = build_report(config.sources, state.next_sequence())
@@ -52,6 +54,7 @@ def run_agent(config: AgentConfig, stop: threading.Event | None = None) -> None:
                 log.info("delivery recovered via %s", sender.address)
                 failing = False
     finally:
+        notify("STOPPING=1")
         sender.close()
         config.close_sources()
         log.info("dcguard-agent stopped")

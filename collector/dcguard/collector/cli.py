@@ -16,6 +16,7 @@ from dcguard.collector.config import DEFAULT_CONFIG, ServerConfig, load_config
 from dcguard.collector.metrics.agent import is_up
 from dcguard.collector.store import Store, StoreError
 from dcguard.common.cli import fail, run_cli, setup_logging
+from dcguard.common.systemd import notify
 from dcguard.common.version import VERSION
 
 __all__ = ["main"]
@@ -58,7 +59,9 @@ def serve(config_path: Path, grpc_listen: str | None, metrics_listen: str | None
         server.start()
     except (StoreError, RuntimeError, OSError) as exc:
         fail(PROG, f"cannot start: {exc}", 1)
+    notify("READY=1")
     stop.wait()
+    notify("STOPPING=1")
     server.stop()
 
 
