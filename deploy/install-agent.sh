@@ -19,6 +19,7 @@
 #   --python PATH         Python 3.9-3.12 to build the virtualenv with [python3]
 #   --wheels DIR          wheelhouse [the wheels/ directory next to this script]
 #   --force-config        rewrite agent.toml even if it exists (default: keep it)
+#   --reenroll            enroll again with --token even if an earlier run enrolled
 #
 # Running it again upgrades the agent in place: the virtualenv is refreshed
 # from the bundle, agent.toml and the state directory are kept. Nothing is
@@ -28,12 +29,12 @@ set -euo pipefail
 PROG=install-agent.sh
 die() { echo "$PROG: $*" >&2; exit 2; }
 say() { echo "$PROG: $*"; }
-usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
 
 here=$(cd "$(dirname "$0")" && pwd)
 department="" collectors="" host="" token="" fingerprint="" insecure=false
 prefix=/opt/dcguard-agent config_dir=/etc/dcguard state_dir=/var/lib/dcguard-agent
-unit_dir=/etc/systemd/system user=dcguard-agent python=python3 wheels="" force_config=false
+unit_dir=/etc/systemd/system user=dcguard-agent python=python3 wheels="" force_config=false reenroll=false
 
 need() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value"; }
 while [ $# -gt 0 ]; do
@@ -52,6 +53,7 @@ while [ $# -gt 0 ]; do
         --python) need "$@"; python=$2; shift 2 ;;
         --wheels) need "$@"; wheels=$2; shift 2 ;;
         --force-config) force_config=true; shift ;;
+        --reenroll) reenroll=true; shift ;;
         -h|--help) usage; exit 0 ;;
         *) die "unknown argument $1 (see --help)" ;;
     esac
@@ -99,13 +101,17 @@ if [ "$have" != "$want" ]; then
     rm -rf "$prefix"
     "$python" -m venv "$prefix"
 fi
+before=$("$prefix/bin/dcguard-agent" --version 2>/dev/null || true)
 pip=("$prefix/bin/python" -m pip --quiet)
 "${pip[@]}" install --no-index --find-links "$wheels" --upgrade pip >/dev/null 2>&1 || true
 "${pip[@]}" install --no-index --find-links "$wheels" --upgrade dcguard
 # Same version again (a rebuilt bundle): replace dcguard's own files too.
 "${pip[@]}" install --no-index --find-links "$wheels" --force-reinstall --no-deps dcguard
 agent="$prefix/bin/dcguard-agent"
-say "installed $("$agent" --version)"
+after=$("$agent" --version)
+if [ -z "$before" ]; then say "installed $after"
+elif [ "$before" != "$after" ]; then say "upgraded $before -> $after"
+else say "refreshed $after (same version)"; fi
 
 # The service user: no login, no home; systemd grants its groups (see the unit).
 if ! id "$user" >/dev/null 2>&1; then
@@ -144,9 +150,15 @@ fi
 chgrp "$user" "$config" 2>/dev/null || true
 "$agent" check-config --config "$config" || die "$config is not valid (see above); fix it and run again"
 
-if [ -n "$token" ]; then
+# A token is one-time: a host enrolled by an earlier run is not enrolled again
+# (so re-running the same command, or the Ansible role, is harmless).
+enrolled_marker="$state_dir/.enrolled-by-installer"
+if [ -n "$token" ] && [ -f "$enrolled_marker" ] && ! $reenroll; then
+    say "already enrolled (pass --reenroll with a new token to enroll again)"
+elif [ -n "$token" ]; then
     "$agent" enroll --config "$config" --token "$token" --ca-fingerprint "$fingerprint" \
         || die "enrollment failed (see above); get a new token with dcguard-collector token create"
+    date -u +%Y-%m-%dT%H:%M:%SZ > "$enrolled_marker"
     say "enrolled with the collector"
 fi
 chown -R "$user:$user" "$state_dir"
@@ -156,11 +168,17 @@ mkdir -p "$unit_dir"
 unit_src="$here/dcguard-agent.service"
 [ -f "$unit_src" ] || unit_src="$here/systemd/dcguard-agent.service"
 [ -f "$unit_src" ] || die "dcguard-agent.service not found next to this script"
+unit="$unit_dir/dcguard-agent.service"
 sed -e "s#/opt/dcguard-agent#$prefix#g" -e "s#/etc/dcguard#$config_dir#g" \
     -e "s#/var/lib/dcguard-agent#$state_dir#g" -e "s#^User=dcguard-agent#User=$user#" \
     -e "s#^Group=dcguard-agent#Group=$user#" -e "s#^StateDirectory=dcguard-agent#StateDirectory=$(basename "$state_dir")#" \
-    "$unit_src" > "$unit_dir/dcguard-agent.service"
-say "wrote $unit_dir/dcguard-agent.service"
+    "$unit_src" > "$unit.tmp.$$"
+if cmp -s "$unit.tmp.$$" "$unit"; then
+    rm -f "$unit.tmp.$$"
+else
+    mv "$unit.tmp.$$" "$unit"
+    say "wrote $unit"
+fi
 
 if [ -d /run/systemd/system ] && [ "$unit_dir" = /etc/systemd/system ]; then
     systemctl daemon-reload

@@ -196,3 +196,16 @@ def test_python_outside_the_bundle_is_refused(installer: tuple[Path, Path]) -> N
     result = install(script, root, *FIRST, "--python", old)
     assert result.returncode == 2
     assert "3.9 to 3.12" in result.stderr
+
+
+def test_failed_enrollment_stops_the_install_and_can_be_retried(
+        installer: tuple[Path, Path]) -> None:
+    """No collector is reachable from the namespace: the installer says so and marks nothing."""
+    script, root = installer
+    result = install(script, root, *FIRST, "--token", "T0KEN", "--ca-fingerprint",
+                     "sha256:" + "ab" * 32)
+    assert result.returncode == 2
+    assert "enrollment failed" in result.stderr.splitlines()[-1]
+    assert not (root / "var/lib/dcguard-agent/.enrolled-by-installer").exists()
+    assert not (root / "etc/systemd/system/dcguard-agent.service").exists()
+    assert agent(root, "check-config").returncode == 0  # installed; a re-run with a token enrolls
