@@ -5,7 +5,7 @@ and the Debian prometheus binary scraping it with dcguard's rules loaded. Each
 expression must evaluate without error; each one whose metrics exist in the
 scenario (and that is not empty by nature) must return data. Metrics of
 features that have not landed yet make their expressions empty, not failing:
-extend SCENARIO_AGENT_CONFIG (and LANDED) as they land, and the same test
+extend scenario_agent_config() (and LANDED) as they land, and the same test
 starts demanding data from their panels.
 """
 
@@ -31,10 +31,19 @@ ROOT = Path(__file__).resolve().parent.parent
 DASHBOARDS = ROOT / "dashboards"
 HOST, DEPARTMENT = "db01", "so-tu-phap"
 
-# Agent config added to the scenario's agent (sources of other features, e.g.
-# [[backup]] tables pointing at a real restic repo, an auth log with a brute
-# force). Empty on a checkout where those sources do not exist yet.
-SCENARIO_AGENT_CONFIG = ""
+
+
+def scenario_agent_config(workdir: Path) -> str:
+    """TOML added to the scenario agent's config; workdir is a directory for its files.
+
+    This is where the features of other issues get their data: e.g. a real
+    restic repository with a [[backup]] table pointing at it, an auth log
+    holding a brute force for [security], recorded mdstat/smartctl fixtures
+    for [storage]. Empty while those sources do not exist on this checkout.
+    """
+    del workdir
+    return ""
+
 
 # Families the scenario must produce. Move names here from PENDING as their
 # features land and the scenario feeds them.
@@ -142,8 +151,9 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
     workdir = tmp_path_factory.mktemp("stack")
     collector = Collector(workdir / "collector")
     collector.start()
+    (workdir / "scenario").mkdir()
     agent = Agent(workdir / "agent", [collector.grpc_address], host=HOST, department=DEPARTMENT,
-                  interval="500ms", extra_config=SCENARIO_AGENT_CONFIG)
+                  interval="500ms", extra_config=scenario_agent_config(workdir / "scenario"))
     prom = Prometheus(workdir / "prometheus", [f"127.0.0.1:{collector.metrics_port}"])
     try:
         agent.start()

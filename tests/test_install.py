@@ -64,6 +64,8 @@ def bundle() -> Path:
     found = sorted(out.glob("dcguard-agent-bundle-*.tar.gz"))
     if found:
         return found[0]
+    for stale in CACHE.glob("*"):  # bundles of older source trees
+        shutil.rmtree(stale, ignore_errors=True)
     result = subprocess.run(["bash", str(ROOT / "deploy/make-bundle.sh"), "--out", str(out)],
                             capture_output=True, text=True, timeout=900, check=False,
                             env={**os.environ, "PYTHON": sys.executable})
