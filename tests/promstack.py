@@ -7,13 +7,16 @@ within seconds.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import shutil
 import socket
 import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,18 +41,22 @@ def free_port() -> int:
 class Prometheus:
     """prometheus with a tmp TSDB, scraping the given collector targets every second."""
 
-    def __init__(self, workdir: Path, targets: list[str]) -> None:
+    def __init__(self, workdir: Path, targets: list[str], alertmanager: str = "") -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
         self.config = workdir / "prometheus.yml"
-        self.config.write_text(json.dumps({  # JSON is YAML: no YAML library needed here
+        config: dict[str, Any] = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s",
                        "scrape_timeout": "900ms"},
             "rule_files": [str(p) for p in RULE_FILES],
             # honor_labels: dcguard's backup series carry their own `job` label.
             "scrape_configs": [{"job_name": JOB, "honor_labels": True,
                                 "static_configs": [{"targets": targets}]}],
-        }, indent=2))
+        }
+        if alertmanager:
+            config["alerting"] = {"alertmanagers": [{"static_configs": [
+                {"targets": [alertmanager]}]}]}
+        self.config.write_text(json.dumps(config, indent=2))  # JSON is YAML
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / "prometheus.log"
@@ -116,3 +123,38 @@ class Prometheus:
         expression fail the "has data" check, not excuse it.
         """
         return all(self.query(name) for name, _ in SELECTOR.findall(expr))
+
+
+@contextlib.contextmanager
+def run_alertmanager(config: Path, workdir: Path) -> Iterator[str]:
+    """The real Alertmanager (Debian prometheus-alertmanager) on 127.0.0.1, clustering off."""
+    binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    assert binary, "alertmanager missing: apt-get install prometheus-alertmanager"
+    port = free_port()
+    log_path = workdir / "alertmanager.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [binary, f"--config.file={config}", f"--storage.path={workdir / 'am-data'}",
+             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(log_path.read_text()[-2000:])
+        try:
+            with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    try:
+        wait_for(ready, timeout=30, interval=0.2, message="alertmanager ready")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.promstack import free_port
+from tests.promstack import run_alertmanager
 from tests.support import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,7 +124,6 @@ def test_every_runbook_url_points_at_an_existing_section() -> None:
 # -- Alertmanager --------------------------------------------------------------------------
 
 AMTOOL = shutil.which("amtool")
-ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 
 
 def test_alertmanager_config_is_valid() -> None:
@@ -144,33 +143,9 @@ def test_pages_and_tickets_are_routed_apart(severity: str, receiver: str) -> Non
 
 @pytest.fixture
 def alertmanager(tmp_path: Path) -> Iterator[str]:
-    """The real Alertmanager with the example config, on 127.0.0.1, clustering off."""
-    assert ALERTMANAGER, "alertmanager missing: apt-get install prometheus-alertmanager"
-    port = free_port()
-    log = open(tmp_path / "alertmanager.log", "wb")  # noqa: SIM115  closed below
-    proc = subprocess.Popen(
-        [ALERTMANAGER, f"--config.file={ALERTMANAGER_CONFIG}",
-         f"--storage.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
-         "--cluster.listen-address="], stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError((tmp_path / "alertmanager.log").read_text()[-2000:])
-        try:
-            with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
-
-    try:
-        wait_for(ready, timeout=30, interval=0.2, message="alertmanager ready")
+    """The real Alertmanager with the example config, on 127.0.0.1."""
+    with run_alertmanager(ALERTMANAGER_CONFIG, tmp_path) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(15)
-        log.close()
 
 
 def _post_alerts(url: str, alerts: list[dict[str, str]]) -> None:
