@@ -116,8 +116,6 @@ def _servers_table(selector: str) -> Panel:
         Query(f"dcguard_agent_up{{{selector}}}", "up"),
         Query(f"time() - dcguard_agent_last_seen_timestamp_seconds{{{selector}}}", "silent for"),
         Query(f"dcguard_data_loss_risk_score{{{selector}}}", "risk", expect_data=False),
-        Query(f"max by (host, department) (dcguard_agent_info{{{selector}}})", "info"),
-        hide=("Time", "__name__", "job", "instance", "Value #D"),
         rename={"Value #A": "up", "Value #B": "silent for", "Value #C": "risk score"},
         overrides=[server_link(), _unit("silent for", "s")])
 
