@@ -36,7 +36,7 @@ department="" collectors="" host="" token="" fingerprint="" insecure=false
 prefix=/opt/dcguard-agent config_dir=/etc/dcguard state_dir=/var/lib/dcguard-agent
 unit_dir=/etc/systemd/system user=dcguard-agent python=python3 wheels="" force_config=false reenroll=false
 
-need() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value"; }
+need() { if [ $# -lt 2 ] || [ -z "$2" ]; then die "$1 needs a value"; fi; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --department) need "$@"; department=$2; shift 2 ;;

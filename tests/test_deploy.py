@@ -148,3 +148,12 @@ def test_ansible_role_installs_and_is_idempotent(tmp_path: Path,
     assert agent.returncode == 0, agent.stderr
     assert "host db01, department so-tu-phap" in agent.stdout
     assert not (tmp_path / "bundle").exists()
+
+
+def test_shell_scripts_pass_shellcheck() -> None:
+    shellcheck = shutil.which("shellcheck")
+    assert shellcheck, "shellcheck missing: apt-get install shellcheck (tests/run.sh does)"
+    scripts = [ROOT / "deploy/install-agent.sh", ROOT / "deploy/make-bundle.sh"]
+    result = subprocess.run([shellcheck, *map(str, scripts)], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stdout

@@ -170,6 +170,8 @@ def test_offline_install_then_upgrade_in_place(installer: tuple[Path, Path],
     ((*FIRST, "--token", "abc", "--ca-fingerprint", "md5:00"), "must look like sha256:"),
     ((*FIRST, "--prefix", "relative/path"), "paths must be absolute"),
     ((*FIRST, "--bogus"), "unknown argument --bogus"),
+    ((*FIRST, "--department"), "--department needs a value"),
+    (("--collector", "", *FIRST), "--collector needs a value"),
     ((*FIRST, "--python", "/nonexistent/python3"), "not found"),
 ])
 def test_bad_arguments_are_one_line_and_install_nothing(installer: tuple[Path, Path],
