@@ -20,6 +20,7 @@ from dcguard.agent.spool import Spool
 from dcguard.agent.state import AgentState, StateLocked
 from dcguard.agent.tls import Renewer, load_credentials
 from dcguard.common.config import ConfigError
+from dcguard.common.systemd import notify
 
 __all__ = ["run_agent"]
 
@@ -55,9 +56,11 @@ def run_agent(config: AgentConfig, stop: threading.Event | None = None) -> None:
              "%d reports spooled, next sequence %d", config.host, len(config.sources),
              config.interval, sender.address, len(spool), spool.next_sequence())
     delivery.start()
+    notify("READY=1")
     try:
         _report_loop(config, spool, delivery, Ticker(config.interval, stop))
     finally:
+        notify("STOPPING=1")
         stop.set()
         delivery.notify()
         delivery.join(config.collector.timeout * len(config.collector.addresses) + 5)

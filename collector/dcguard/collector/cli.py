@@ -18,6 +18,7 @@ from dcguard.collector.risk.cli import assess, risk
 from dcguard.collector.security.cli import events
 from dcguard.collector.store import Store, StoreError
 from dcguard.common.cli import fail, run_cli, setup_logging
+from dcguard.common.systemd import notify
 from dcguard.common.version import VERSION
 
 __all__ = ["main"]
@@ -60,7 +61,9 @@ def serve(config_path: Path, grpc_listen: str | None, metrics_listen: str | None
         server.start()
     except (StoreError, RuntimeError, OSError) as exc:
         fail(PROG, f"cannot start: {exc}", 1)
+    notify("READY=1")
     stop.wait()
+    notify("STOPPING=1")
     server.stop()
 
 
