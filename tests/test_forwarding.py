@@ -170,7 +170,8 @@ def test_hostile_content_never_breaks_framing_or_json(tmp_path, listener):
     nasty = [
         "line one\nline two\r\n<13>1 - forged - - - - injected",
         '"] [x@1 a="b"] \\ \\\\ ]',
-        "\u2028\u2029\u0085 \u202e\u0000 zero-width\u200b 😈 ñ 中文",
+        # No NUL: the agent strips it and the collector refuses it at the door.
+        "\u2028\u2029\u0085 \u202e zero-width\u200b 😈 ñ 中文",
         "9999 " + "A" * 4000,
     ]
     try:

@@ -288,10 +288,11 @@ def test_start_at_end_skips_history_on_first_start(tmp_path: Path) -> None:
     assert users(source) == [1]
 
 
-def test_real_agent_saves_the_position_only_once_the_collector_acknowledged(
+def test_real_agent_delivers_lines_read_during_an_outage_exactly_once(
         collector: Any, make_agent: Any, tmp_path: Path) -> None:
-    """dcguard-agent run, as a process: unacknowledged reports never advance the position,
-    so lines read while the collector is unreachable are sent again, not lost."""
+    """dcguard-agent run, as a process: the read position advances only once the report
+    carrying the lines is durably spooled, so lines read while the collector is
+    unreachable survive a kill -9 and reach the collector once, not twice, not never."""
     log = tmp_path / "auth.log"
     log.write_bytes(b"".join(line(i) for i in range(5)))
     extra = ('[sources]\nfim = false\nports = false\n'
@@ -300,12 +301,20 @@ def test_real_agent_saves_the_position_only_once_the_collector_acknowledged(
     unreachable = make_agent(["127.0.0.1:9"], extra_config=extra)  # nothing listens there
     unreachable.start()
     wait_for(lambda: "delivery failing" in unreachable.log(), message="delivery to fail")
-    time.sleep(0.5)  # a few more failed cycles, each of which read the log
+    wait_for(lambda: position.exists() and json.loads(position.read_text())["checkpoint"][
+        "offset"] == log.stat().st_size, message="the position to reach the end (spooled)")
     unreachable.kill()
-    assert not position.exists()
 
     agent = make_agent([collector.grpc_address], extra_config=extra)  # same state dir
     agent.start()
-    wait_for(lambda: position.exists() and json.loads(position.read_text())["checkpoint"][
-        "offset"] == log.stat().st_size, message="the position to reach the end of the log")
+
+    def invalid_users() -> float:
+        samples = collector.metrics()
+        return sum(v for (name, labels), v in samples.items()
+                   if name == "dcguard_security_events_total"
+                   and ("type", "ssh_invalid_user") in labels)
+
+    wait_for(lambda: invalid_users() >= 5, message="the outage's events at the collector")
+    time.sleep(1)  # a few more cycles: nothing may arrive twice
     agent.kill()
+    assert invalid_users() == 5

@@ -437,15 +437,16 @@ filesystem_almost_full = 0
     assert other.weights["filesystem_almost_full"] == 20
 
 
-def test_every_reason_is_exported_exactly_once_per_host_split_between_report_and_scrape():
-    from dcguard.collector.config import ServerConfig
+def test_every_reason_is_exported_exactly_once_per_host_split_between_report_and_scrape(
+        tmp_path):
+    from dcguard.collector.config import load_config
     from dcguard.collector.exposition import render_families
     from dcguard.collector.metrics.registry import HostRenderer, default_groups
     from tests.support import parse_metrics
 
-    config = ServerConfig(path=Path("x"), grpc_listen="127.0.0.1:0",
-                          metrics_listen="127.0.0.1:0", data_dir=Path("/tmp"), insecure=True,
-                          down_after_intervals=3, log_level="info", max_message_bytes=1 << 20)
+    path = tmp_path / "collector.toml"
+    path.write_text('[server]\ngrpc_listen = "127.0.0.1:0"\ninsecure = true\n')
+    config = load_config(path)
     renderer = HostRenderer(default_groups(config))
     rec = host(backups=[backup("a", last_success=NOW - 30 * HOUR, same_device=True)],
                io_errors=[io_errors("sdb", 3, NOW - HOUR), io_errors("sdc", 1, None)],
