@@ -1,0 +1,202 @@
+"""io_errors: storage I/O errors per device, counted from the kernel log.
+
+[storage] kernel_log is "journal" (journalctl, resumed from a saved cursor)
+or a file such as /var/log/kern.log (tailed from a saved inode + offset;
+after rotation the rest of the rotated file, "<path>.1", is read first; a
+truncated file is read from the start). Counts are cumulative since the
+agent's first run. Position and counts are saved in
+state_dir/io-errors.json only in commit(), once the report that carried
+them is durably stored: a crash re-reads lines rather than losing them.
+
+The journal is read with the match _TRANSPORT=kernel rather than -k,
+because -k implies "this boot only": the errors logged just before a crash
+are the ones that matter after the reboot.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from dcguard.agent.sources import Source, SourceContext, register
+from dcguard.agent.state import atomic_write
+from dcguard.agent.storage.config import StorageConfig, parse_storage
+from dcguard.agent.storage.kernlog import ErrorCounter, ata_port_map, line_timestamp
+from dcguard.agent.storage.tools import ToolError, last_line, run_tool
+from dcguard.common.config import Table
+from dcguard.v1 import collector_pb2 as pb
+
+__all__ = ["IoErrorsSource", "Position"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where reading stopped: a file's inode and offset, or a journal cursor."""
+
+    path: str = ""
+    inode: int = 0
+    offset: int = 0
+    cursor: str = ""
+
+
+class IoErrorsSource:
+    name = "io_errors"
+
+    def __init__(self, config: StorageConfig, state_file: Path) -> None:
+        self._config = config
+        self._state_file = state_file
+        self._loaded = False
+        self._counter = ErrorCounter()
+        self._position = Position()
+        self._pending: tuple[ErrorCounter, Position] | None = None
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        try:
+            data = json.loads(self._state_file.read_text())
+            self._counter = ErrorCounter.from_json(data["counter"])
+            pos = data["position"]
+            self._position = Position(str(pos["path"]), int(pos["inode"]), int(pos["offset"]),
+                                      str(pos["cursor"]))
+        except FileNotFoundError:
+            pass
+        except (ValueError, KeyError, TypeError) as exc:
+            # Starting over re-counts history; refusing to run would count nothing.
+            log.warning("io_errors: %s is unreadable (%s); counting from the start",
+                        self._state_file, exc)
+        self._counter.ata_ports.update(ata_port_map(self._config.sys_root))
+
+    def collect(self, report: pb.Report) -> None:
+        self._load()
+        # Continue from what the last collect read even if it is not committed yet:
+        # counts are cumulative, so the next report still carries those errors.
+        counter, position = self._pending or (self._counter, self._position)
+        counter = counter.copy()
+        if self._config.kernel_log == "journal":
+            position = self._read_journal(counter, position)
+        else:
+            position = self._read_file(counter, position)
+        counter.flush()
+        self._pending = (counter, position)
+        for device, count in sorted(counter.counts.items()):
+            entry = report.io_errors.add(device=device, errors_total=count.errors_total,
+                                         last_message=count.last_message)
+            if count.last_error_at:
+                entry.last_error_at.FromNanoseconds(int(count.last_error_at * 1e9))
+
+    def commit(self) -> None:
+        if self._pending is None:
+            return
+        counter, position = self._pending
+        data = {"counter": counter.to_json(), "position": position.__dict__}
+        self._state_file.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(self._state_file, json.dumps(data).encode())
+        self._counter, self._position = counter, position
+
+    def close(self) -> None:
+        pass
+
+    # -- a log file ------------------------------------------------------------------
+
+    def _feed_chunk(self, counter: ErrorCounter, handle: BinaryIO, offset: int,
+                    budget: int) -> int:
+        """Feed complete lines from offset, at most budget bytes; returns the new offset."""
+        handle.seek(offset)
+        data = handle.read(budget)
+        end = data.rfind(b"\n")
+        if end < 0:
+            return offset
+        now = time.time()
+        for raw in data[:end].split(b"\n"):
+            line = raw.decode("utf-8", errors="replace")
+            counter.feed(line, line_timestamp(line, now) or now)
+        return offset + end + 1
+
+    def _read_file(self, counter: ErrorCounter, position: Position) -> Position:
+        path = self._config.kernel_log
+        budget = self._config.max_read_bytes
+        with open(path, "rb") as handle:
+            inode = os.fstat(handle.fileno()).st_ino
+            size = os.fstat(handle.fileno()).st_size
+            offset = 0
+            if position.path == path and position.inode == inode:
+                offset = position.offset if position.offset <= size else 0
+            elif position.path == path and position.inode:
+                budget -= self._drain_rotated(counter, position, budget)
+            offset = self._feed_chunk(counter, handle, offset, max(budget, 0))
+        return Position(path=path, inode=inode, offset=offset)
+
+    def _drain_rotated(self, counter: ErrorCounter, position: Position, budget: int) -> int:
+        """Read the unread tail of the file we were reading before rotation; bytes used."""
+        rotated = Path(f"{position.path}.1")
+        try:
+            with open(rotated, "rb") as handle:
+                if os.fstat(handle.fileno()).st_ino != position.inode:
+                    return 0
+                end = self._feed_chunk(counter, handle, position.offset, budget)
+                return end - position.offset
+        except OSError:
+            return 0
+
+    # -- the journal -----------------------------------------------------------------
+
+    def _read_journal(self, counter: ErrorCounter, position: Position) -> Position:
+        argv = [self._config.journalctl, "-o", "json", "--no-pager", "-q"]
+        if self._config.journal_directory:
+            argv += ["--directory", self._config.journal_directory]
+        argv += [f"--after-cursor={position.cursor}"] if position.cursor else ["-b"]
+        argv.append("_TRANSPORT=kernel")
+        try:
+            result = run_tool(argv, self._config.journal_timeout)
+        except ToolError as exc:
+            raise RuntimeError(f"cannot read the kernel journal: {exc}") from None
+        if result.returncode != 0:
+            raise RuntimeError(f"journalctl exited with {result.returncode}: "
+                               f"{last_line(result.stderr) or 'no message'}")
+        cursor = position.cursor
+        for line in result.stdout.splitlines():
+            entry = _journal_entry(line)
+            if entry is None:
+                continue
+            message, when, entry_cursor = entry
+            counter.feed(message, when)
+            cursor = entry_cursor or cursor
+        return replace(position, cursor=cursor, path="", inode=0, offset=0)
+
+
+def _journal_entry(line: str) -> tuple[str, float, str] | None:
+    """MESSAGE, time and cursor of one `journalctl -o json` line; None if unusable."""
+    try:
+        data: Any = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    message = data.get("MESSAGE")
+    if isinstance(message, list):  # journald writes non-UTF-8 messages as byte arrays
+        try:
+            message = bytes(message).decode("utf-8", errors="replace")
+        except (TypeError, ValueError):
+            return None
+    if not isinstance(message, str):
+        return None
+    try:
+        when = int(data.get("__REALTIME_TIMESTAMP", "")) / 1e6
+    except (TypeError, ValueError):
+        when = time.time()
+    cursor = data.get("__CURSOR")
+    return message, when, cursor if isinstance(cursor, str) else ""
+
+
+@register("io_errors", default_enabled=True)
+def create(config: Table, context: SourceContext) -> Source:
+    return IoErrorsSource(parse_storage(config), context.state_dir / "io-errors.json")
