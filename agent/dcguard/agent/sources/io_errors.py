@@ -10,7 +10,9 @@ them is durably stored: a crash re-reads lines rather than losing them.
 
 The journal is read with the match _TRANSPORT=kernel rather than -k,
 because -k implies "this boot only": the errors logged just before a crash
-are the ones that matter after the reboot.
+are the ones that matter after the reboot. The first run reads the newest
+20,000 kernel entries of the journal (all boots it keeps), then resumes from
+the cursor.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from dcguard.v1 import collector_pb2 as pb
 __all__ = ["IoErrorsSource", "Position"]
 
 log = logging.getLogger(__name__)
+FIRST_RUN_JOURNAL_LINES = 20000
 
 
 @dataclass(frozen=True)
@@ -153,7 +156,9 @@ class IoErrorsSource:
         argv = [self._config.journalctl, "-o", "json", "--no-pager", "-q"]
         if self._config.journal_directory:
             argv += ["--directory", self._config.journal_directory]
-        argv += [f"--after-cursor={position.cursor}"] if position.cursor else ["-b"]
+        # First run: the newest kernel entries of every boot the journal keeps, bounded.
+        argv += ([f"--after-cursor={position.cursor}"] if position.cursor
+                 else [f"--lines={FIRST_RUN_JOURNAL_LINES}"])
         argv.append("_TRANSPORT=kernel")
         try:
             result = run_tool(argv, self._config.journal_timeout)
