@@ -55,8 +55,9 @@ def _devices(table: Table) -> tuple[SmartDevice, ...]:
 
 
 def _attributes(table: Table) -> frozenset[int]:
-    values = table._get("smart_attributes", list, "a list of integers",
-                        list(DEFAULT_SMART_ATTRIBUTES))
+    values = table.raw("smart_attributes", list(DEFAULT_SMART_ATTRIBUTES))
+    if not isinstance(values, list):
+        raise table.error("smart_attributes", "must be a list of SMART attribute ids 1-255")
     for value in values:
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 255:
             raise table.error("smart_attributes",
