@@ -17,7 +17,6 @@ import base64
 import json
 import logging
 import threading
-import time
 from pathlib import Path
 
 from dcguard.agent.sources import Source, SourceContext, register
@@ -189,10 +188,7 @@ class SmartSource:
 
     def wait_rounds(self, rounds: int, timeout: float) -> bool:
         """For tests and one-shot commands: wait until the thread finished n rounds."""
-        deadline = time.monotonic() + timeout
-        while self._poller.rounds < rounds and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return self._poller.rounds >= rounds
+        return self._poller.wait_rounds(rounds, timeout)
 
     def wake(self) -> None:
         self._poller.wake()

@@ -33,6 +33,7 @@ class Poller:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._last_error = ""
+        self._rounds = threading.Condition()
         self.rounds = 0
 
     def start(self) -> None:
@@ -57,9 +58,16 @@ class Poller:
                     log.warning("%s: check failed: %s", self._name, message)
                 self._last_error = message
                 delay = self._retry
-            self.rounds += 1
+            with self._rounds:
+                self.rounds += 1
+                self._rounds.notify_all()
             self._wake.wait(max(0.0, delay))
             self._wake.clear()
+
+    def wait_rounds(self, rounds: int, timeout: float) -> bool:
+        """Wait until step() has finished `rounds` times in all (for tests and one-shot use)."""
+        with self._rounds:
+            return self._rounds.wait_for(lambda: self.rounds >= rounds, timeout)
 
     def close(self, timeout: float = 5.0) -> None:
         self._stop.set()
