@@ -10,6 +10,7 @@ import click
 import grpc
 from google.protobuf import json_format
 
+from dcguard.agent.backup_report import backup_report
 from dcguard.agent.config import DEFAULT_CONFIG, AgentConfig, load_config
 from dcguard.agent.runner import build_report
 from dcguard.agent.state import AgentState
@@ -123,6 +124,9 @@ def _probe(config: AgentConfig, address: str) -> str:
             return f"unreachable ({exc.code().name})"
     return "reachable" if answer.status == health_pb2.HealthCheckResponse.SERVING else (
         f"not serving ({answer.status})")
+
+
+cli.add_command(backup_report)
 
 
 def main() -> None:
