@@ -20,8 +20,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["NETWORK_FSTYPES", "Location", "is_remote_repository", "locate", "shared_disks",
-           "underlying_disks"]
+__all__ = ["NETWORK_FSTYPES", "Location", "disks_of_device", "is_remote_repository",
+           "local_repository_path", "locate", "shared_disks", "underlying_disks"]
 
 NETWORK_FSTYPES = frozenset((
     "nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "afs", "9p", "ceph", "glusterfs",
@@ -108,11 +108,12 @@ def underlying_disks(sys_root: Path, name: str, depth: int = 0) -> set[str]:
     return {node.name}
 
 
-def _block_name(sys_root: Path, major: int, minor: int) -> str:
+def disks_of_device(sys_root: Path, major: int, minor: int) -> frozenset[str]:
+    """The disks under block device MAJ:MIN; empty if it is not a block device (tmpfs)."""
     link = sys_root / "dev" / "block" / f"{major}:{minor}"
     if not link.exists():
-        return ""
-    return link.resolve().name
+        return frozenset()
+    return frozenset(underlying_disks(sys_root, link.resolve().name))
 
 
 def _existing(path: str) -> str:
@@ -131,15 +132,14 @@ def locate(path: str, sys_root: Path, mounts_file: Path) -> Location:
     mount_device, fstype = _mount_of(real, mounts_file)
     if fstype in NETWORK_FSTYPES:
         return Location(f"{major}:{minor}", mount_device, fstype, frozenset(), remote=True)
-    name = _block_name(sys_root, major, minor)
-    if not name and mount_device.startswith("/dev/"):
+    disks = disks_of_device(sys_root, major, minor)
+    if not disks and mount_device.startswith("/dev/"):
         # btrfs and others report an anonymous st_dev: use the mounted device node.
         try:
             rdev = Path(mount_device).stat().st_rdev
-            name = _block_name(sys_root, os.major(rdev), os.minor(rdev))
+            disks = disks_of_device(sys_root, os.major(rdev), os.minor(rdev))
         except OSError:
-            name = ""
-    disks = frozenset(underlying_disks(sys_root, name)) if name else frozenset()
+            pass
     return Location(f"{major}:{minor}", mount_device, fstype, disks)
 
 
