@@ -75,7 +75,12 @@ class Table:
 
     def raw(self, key: str, default: Any = _MISSING) -> Any:
         """The value as TOML gave it, for keys that accept several types; caller checks it."""
-        return self._get(key, object, "a value", default)
+        self._seen.add(key)
+        if key not in self._data:
+            if default is _MISSING:
+                raise self.error(key, "is required")
+            return default
+        return self._data[key]
 
     def _get(self, key: str, kind: type[T], kind_name: str, default: Any) -> T:
         self._seen.add(key)

@@ -26,6 +26,9 @@ __all__ = ["CheckError", "RunResult", "VerifyResult", "check_files", "check_repo
 
 MAX_FILES_SCANNED = 200_000  # a backup directory is walked, but not forever
 _FRACTION = re.compile(r"\.(\d{6})\d+")
+# restic: "unable to create lock in backend: repository is already locked by PID ...";
+# borg: "Failed to create/acquire the lock ...". Not "create exclusive lock", printed always.
+_LOCKED = re.compile(r"already locked|unable to create lock|Failed to create/acquire the lock")
 
 
 class CheckError(Exception):
@@ -202,12 +205,16 @@ def verify_repository(job: BackupJob, now: float) -> VerifyResult:
     A repository locked by a running backup is not a verdict: CheckError, so
     the last result stands and the check is tried again later.
     """
-    args = ("check",) if job.kind == "restic" else ("check", job.repository)
+    if job.kind == "restic":
+        args = ("check", "--read-data") if job.verify_data else ("check",)
+    else:
+        args = ("check", "--verify-data", job.repository) if job.verify_data else (
+            "check", job.repository)
     result = _run(job, *args)
     output = result.stderr + result.stdout
     if result.returncode == 0:
         return VerifyResult(now, True, "")
-    if re.search(r"\block\b|locked|Failed to create/acquire the lock", output, re.I):
+    if _LOCKED.search(output):
         raise CheckError(f"{job.kind} check could not lock the repository (a backup "
                          f"running?): {last_line(result.stderr)}")
     return VerifyResult(now, False, f"{job.kind} check exited with {result.returncode}: "

@@ -25,9 +25,9 @@ _UNITS = {None: 1, "B": 1, "K": 2**10, "KiB": 2**10, "M": 2**20, "MiB": 2**20, "
 _KIND_KEYS = {
     "files": ("path",),
     "restic": ("repository", "binary", "password_file", "password_command", "env",
-               "verify_every"),
+               "verify_every", "verify_data"),
     "borg": ("repository", "binary", "password_file", "password_command", "env",
-             "verify_every"),
+             "verify_every", "verify_data"),
     "push": ("path",),
 }
 _ALL_KIND_KEYS = {key for keys in _KIND_KEYS.values() for key in keys}
@@ -57,6 +57,7 @@ class BackupJob:
     password_command: str = ""
     env: dict[str, str] = field(default_factory=dict)
     verify_every: float = 0.0
+    verify_data: bool = False
 
 
 def _size(table: Table, key: str) -> int:
@@ -125,6 +126,7 @@ def _with_repository(table: Table, job: BackupJob) -> BackupJob:
         job, repository=table.string("repository"), binary=table.string("binary", job.kind),
         password_file=password_file, password_command=password_command, env=_env(table),
         verify_every=table.duration("verify_every", "0"),
+        verify_data=table.boolean("verify_data", False),
     )
 
 
