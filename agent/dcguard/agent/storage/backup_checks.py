@@ -205,11 +205,11 @@ def verify_repository(job: BackupJob, now: float) -> VerifyResult:
     A repository locked by a running backup is not a verdict: CheckError, so
     the last result stands and the check is tried again later.
     """
-    if job.kind == "restic":
-        args = ("check", "--read-data") if job.verify_data else ("check",)
-    else:
-        args = ("check", "--verify-data", job.repository) if job.verify_data else (
-            "check", job.repository)
+    args = ["check"]
+    if job.verify_data:
+        args.append("--read-data" if job.kind == "restic" else "--verify-data")
+    if job.kind == "borg":
+        args.append(job.repository)
     result = _run(job, *args)
     output = result.stderr + result.stdout
     if result.returncode == 0:
