@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sys
@@ -195,6 +196,16 @@ sys.exit(int(open({code!r}).read()))
 """
 
 
+def journal_source(tmp_path: Path, storage: dict[str, Any]) -> IoErrorsSource:
+    """A journal-mode source whose background thread has read the journal once."""
+    source = make_source("io_errors", {"storage": storage}, tmp_path / "state")
+    assert isinstance(source, IoErrorsSource)
+    with contextlib.suppress(RuntimeError):
+        collect(source)  # starts the reader thread
+    assert source.wait_rounds(1, timeout=30)
+    return source
+
+
 def journal_entry(message: Any, usec: int, cursor: str) -> str:
     return json.dumps({"__CURSOR": cursor, "__REALTIME_TIMESTAMP": str(usec),
                        "_TRANSPORT": "kernel", "PRIORITY": "3", "SYSLOG_FACILITY": "0",
@@ -214,35 +225,47 @@ def test_journal_resumes_from_its_cursor(tmp_path: Path) -> None:
         + "{truncated\n")
     code.write_text("0")
     storage = {"kernel_log": "journal", "journalctl": str(script), "sys_root": str(tmp_path)}
-    source = make_source("io_errors", {"storage": storage}, tmp_path / "state")
+    source = journal_source(tmp_path, storage)
     found = {e.device: e for e in collect(source).io_errors}
     assert found["sdg"].errors_total == 1 and found["sdg1"].errors_total == 1
     assert found["sdg"].last_error_at.seconds == 10**9
     source.commit()
+    source.close()
     out.write_text("")
-    restarted = make_source("io_errors", {"storage": storage}, tmp_path / "state")
+    restarted = journal_source(tmp_path, storage)
     assert {e.device: e.errors_total for e in collect(restarted).io_errors} == {
         "sdg": 1, "sdg1": 1}
-    first, second = (json.loads(line) for line in calls.read_text().splitlines())
+    first, second = (json.loads(line) for line in calls.read_text().splitlines()[:2])
     assert "--lines=20000" in first and "_TRANSPORT=kernel" in first and "-k" not in first
     assert "--after-cursor=c2" in second and "--lines=20000" not in second
     code.write_text("1")
-    with pytest.raises(RuntimeError, match="journalctl exited with 1"):
-        collect(restarted)
+    restarted.close()
+    failing = journal_source(tmp_path, storage)
+    try:
+        with pytest.raises(RuntimeError, match="journalctl exited with 1"):
+            collect(failing)
+    finally:
+        failing.close()
 
 
 def test_real_journalctl_without_journal_files(tmp_path: Path) -> None:
     storage = {"kernel_log": "journal", "journalctl": "/usr/bin/journalctl",
                "journal_directory": str(tmp_path), "sys_root": str(tmp_path)}
-    source = make_source("io_errors", {"storage": storage}, tmp_path / "state")
-    assert len(collect(source).io_errors) == 0
+    source = journal_source(tmp_path, storage)
+    try:
+        assert len(collect(source).io_errors) == 0
+    finally:
+        source.close()
 
 
 def test_journalctl_missing_is_a_clear_status(tmp_path: Path) -> None:
     storage = {"kernel_log": "journal", "journalctl": str(tmp_path / "nope")}
-    source = make_source("io_errors", {"storage": storage}, tmp_path / "state")
-    with pytest.raises(RuntimeError, match=r"cannot read the kernel journal: .*nope not found"):
-        collect(source)
+    source = journal_source(tmp_path, storage)
+    try:
+        with pytest.raises(RuntimeError, match=r"cannot read the kernel journal: .*nope not found"):
+            collect(source)
+    finally:
+        source.close()
 
 
 @pytest.mark.parametrize(("storage", "needle"), [

@@ -1,6 +1,7 @@
 """io_errors: storage I/O errors per device, counted from the kernel log.
 
-[storage] kernel_log is "journal" (journalctl, resumed from a saved cursor)
+[storage] kernel_log is "journal" (journalctl, resumed from a saved cursor,
+run every agent interval in a background thread, never inside collect())
 or a file such as /var/log/kern.log (tailed from a saved inode + offset;
 after rotation the rest of the rotated file, "<path>.1", is read first; a
 truncated file is read from the start). Counts are cumulative since the
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,6 +31,7 @@ from dcguard.agent.sources import Source, SourceContext, register
 from dcguard.agent.state import atomic_write
 from dcguard.agent.storage.config import StorageConfig, parse_storage
 from dcguard.agent.storage.kernlog import ErrorCounter, ata_port_map, line_timestamp
+from dcguard.agent.storage.poller import Poller
 from dcguard.agent.storage.tools import ToolError, last_line, run_tool
 from dcguard.common.config import Table
 from dcguard.v1 import collector_pb2 as pb
@@ -52,13 +55,15 @@ class Position:
 class IoErrorsSource:
     name = "io_errors"
 
-    def __init__(self, config: StorageConfig, state_file: Path) -> None:
+    def __init__(self, config: StorageConfig, state_file: Path, interval: float) -> None:
         self._config = config
         self._state_file = state_file
         self._loaded = False
         self._counter = ErrorCounter()
         self._position = Position()
         self._pending: tuple[ErrorCounter, Position] | None = None
+        self._journal: JournalReader | None = None
+        self._interval = interval
 
     def _load(self) -> None:
         if self._loaded:
@@ -82,11 +87,14 @@ class IoErrorsSource:
         self._load()
         # Continue from what the last collect read even if it is not committed yet:
         # counts are cumulative, so the next report still carries those errors.
-        counter, position = self._pending or (self._counter, self._position)
-        counter = counter.copy()
         if self._config.kernel_log == "journal":
-            position = self._read_journal(counter, position)
+            if self._journal is None:
+                self._journal = JournalReader(self._config, self._counter, self._position,
+                                              self._interval)
+            counter, position = self._journal.latest()
         else:
+            counter, position = self._pending or (self._counter, self._position)
+            counter = counter.copy()
             position = self._read_file(counter, position)
         counter.flush()
         self._pending = (counter, position)
@@ -105,8 +113,13 @@ class IoErrorsSource:
         atomic_write(self._state_file, json.dumps(data).encode())
         self._counter, self._position = counter, position
 
+    def wait_rounds(self, rounds: int, timeout: float) -> bool:
+        """For tests and one-shot commands: wait until the journal was read n times."""
+        return self._journal is not None and self._journal.poller.wait_rounds(rounds, timeout)
+
     def close(self) -> None:
-        pass
+        if self._journal is not None:
+            self._journal.close()
 
     # -- a log file ------------------------------------------------------------------
 
@@ -150,32 +163,77 @@ class IoErrorsSource:
         except OSError:
             return 0
 
-    # -- the journal -----------------------------------------------------------------
 
-    def _read_journal(self, counter: ErrorCounter, position: Position) -> Position:
-        argv = [self._config.journalctl, "-o", "json", "--no-pager", "-q"]
-        if self._config.journal_directory:
-            argv += ["--directory", self._config.journal_directory]
-        # First run: the newest kernel entries of every boot the journal keeps, bounded.
-        argv += ([f"--after-cursor={position.cursor}"] if position.cursor
-                 else [f"--lines={FIRST_RUN_JOURNAL_LINES}"])
-        argv.append("_TRANSPORT=kernel")
+class JournalReader:
+    """Reads new kernel journal entries in a background thread, every agent interval.
+
+    journalctl can be slow on a large journal, so it never runs inside
+    collect(): collect() takes the counts and cursor this thread reached.
+    """
+
+    def __init__(self, config: StorageConfig, counter: ErrorCounter, position: Position,
+                 interval: float) -> None:
+        self._config = config
+        self._lock = threading.Lock()
+        self._counter = counter.copy()
+        self._position = position
+        self._error = ""
+        self._interval = interval
+        self.poller = Poller("io_errors journal", self._step, retry=interval)
+        self.poller.start()
+
+    def latest(self) -> tuple[ErrorCounter, Position]:
+        """The counts and cursor reached so far; raises while the journal cannot be read."""
+        with self._lock:
+            if self._error:
+                raise RuntimeError(self._error)
+            return self._counter.copy(), self._position
+
+    def _step(self) -> float:
+        with self._lock:
+            counter, position = self._counter.copy(), self._position
         try:
-            result = run_tool(argv, self._config.journal_timeout)
-        except ToolError as exc:
-            raise RuntimeError(f"cannot read the kernel journal: {exc}") from None
-        if result.returncode != 0:
-            raise RuntimeError(f"journalctl exited with {result.returncode}: "
-                               f"{last_line(result.stderr) or 'no message'}")
-        cursor = position.cursor
-        for line in result.stdout.splitlines():
-            entry = _journal_entry(line)
-            if entry is None:
-                continue
-            message, when, entry_cursor = entry
-            counter.feed(message, when)
-            cursor = entry_cursor or cursor
-        return replace(position, cursor=cursor, path="", inode=0, offset=0)
+            position = read_journal(self._config, counter, position)
+            error = ""
+        except RuntimeError as exc:
+            error = str(exc)
+        with self._lock:
+            if error and error != self._error:
+                log.warning("io_errors: %s", error)
+            self._error = error
+            if not error:
+                self._counter, self._position = counter, position
+        return self._interval
+
+    def close(self) -> None:
+        self.poller.close()
+
+
+def read_journal(config: StorageConfig, counter: ErrorCounter, position: Position) -> Position:
+    """Feed kernel journal entries after position's cursor to counter; the new position."""
+    argv = [config.journalctl, "-o", "json", "--no-pager", "-q"]
+    if config.journal_directory:
+        argv += ["--directory", config.journal_directory]
+    # First run: the newest kernel entries of every boot the journal keeps, bounded.
+    argv += ([f"--after-cursor={position.cursor}"] if position.cursor
+             else [f"--lines={FIRST_RUN_JOURNAL_LINES}"])
+    argv.append("_TRANSPORT=kernel")
+    try:
+        result = run_tool(argv, config.journal_timeout)
+    except ToolError as exc:
+        raise RuntimeError(f"cannot read the kernel journal: {exc}") from None
+    if result.returncode != 0:
+        raise RuntimeError(f"journalctl exited with {result.returncode}: "
+                           f"{last_line(result.stderr) or 'no message'}")
+    cursor = position.cursor
+    for line in result.stdout.splitlines():
+        entry = _journal_entry(line)
+        if entry is None:
+            continue
+        message, when, entry_cursor = entry
+        counter.feed(message, when)
+        cursor = entry_cursor or cursor
+    return replace(position, cursor=cursor, path="", inode=0, offset=0)
 
 
 def _journal_entry(line: str) -> tuple[str, float, str] | None:
@@ -204,4 +262,5 @@ def _journal_entry(line: str) -> tuple[str, float, str] | None:
 
 @register("io_errors", default_enabled=True)
 def create(config: Table, context: SourceContext) -> Source:
-    return IoErrorsSource(parse_storage(config), context.state_dir / "io-errors.json")
+    return IoErrorsSource(parse_storage(config), context.state_dir / "io-errors.json",
+                          context.interval)
