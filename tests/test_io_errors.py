@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dcguard.agent.sources.io_errors import IoErrorsSource
+from dcguard.agent.storage.kernlog import ErrorCounter, line_timestamp
 from dcguard.common.config import ConfigError
 from tests.storage_helpers import FIXTURES, collect, make_source
 
@@ -280,3 +283,16 @@ def test_journalctl_missing_is_a_clear_status(tmp_path: Path) -> None:
 def test_io_errors_config_garbage(tmp_path: Path, storage: dict[str, Any], needle: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(needle)):
         make_source("io_errors", {"storage": storage}, tmp_path)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(kernel_lines()) | st.text(max_size=80), max_size=40))
+def test_any_mix_of_kernel_lines_counts_without_error(lines: list[str]) -> None:
+    counter = ErrorCounter()
+    for line in lines:
+        counter.feed(line, line_timestamp(line, 1.7e9) or 1.7e9)
+    counter.flush()
+    assert all(c.errors_total > 0 and len(c.last_message) <= 300
+               for c in counter.counts.values())
+    assert ErrorCounter.from_json(json.loads(json.dumps(counter.to_json()))).counts == \
+        counter.counts

@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dcguard.agent.storage.mdstat import parse_mdstat
 from dcguard.common.config import ConfigError
@@ -128,3 +130,24 @@ def test_mdstat_key_garbage(tmp_path: Path, value: object, needle: str) -> None:
 def test_unknown_storage_key_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"storage\.mdstats: unknown key"):
         make_source("mdraid", {"storage": {"mdstats": "/proc/mdstat"}}, tmp_path)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([
+    "md0 : active raid1 sda1[0] sdb1[1](F)", "md1 : inactive sdc[0](S)", "      [2/1] [U_]",
+    "      [=>...]  recovery = 12.5% (1/8) finish=1.0min speed=1K/sec", "resync=DELAYED",
+    "Personalities : [raid1]", "unused devices: <none>", "   ", "", "md2 : active",
+    "      1024 blocks super external:imsm", "      [9/x] [UU", "md3 :", "\x00\xff",
+]) | st.text(max_size=40), max_size=30))
+def test_any_mix_of_mdstat_lines_parses_without_error(lines: list[str]) -> None:
+    for array in parse_mdstat("\n".join(lines)):
+        assert 0.0 <= array.sync_progress_ratio <= 1.0
+        assert array.disks_active >= 0 and array.disks_total >= 0
+
+
+def test_absurd_disk_counts_do_not_break_the_report(tmp_path: Path) -> None:
+    mdstat = tmp_path / "mdstat"
+    mdstat.write_text("md0 : active raid1 sda1[0]\n      10 blocks [99999999999/1] [U_]\n")
+    source = make_source("mdraid", {"storage": {"mdstat": str(mdstat)}}, tmp_path)
+    [array] = collect(source).raid_arrays
+    assert array.degraded and array.disks_total == 65536

@@ -17,8 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dcguard.agent.sources.smart import SmartSource, SmartUnavailableError
+from dcguard.agent.storage.smartctl import disk_from_json, is_standby
 from dcguard.common.config import ConfigError
 from dcguard.v1 import collector_pb2 as pb
 from tests.storage_helpers import FIXTURES, collect, make_source
@@ -332,3 +335,35 @@ def test_real_smartctl_on_this_machine(tmp_path: Path) -> None:
 def test_smart_config_garbage(tmp_path: Path, storage: dict[str, Any], needle: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(needle)):
         make_source("smart", {"storage": storage}, tmp_path)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.recursive(
+    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from([
+        "smart_status", "passed", "temperature", "current", "power_on_time", "hours",
+        "ata_smart_attributes", "table", "id", "raw", "value", "when_failed", "device",
+        "protocol", "nvme_smart_health_information_log", "critical_warning", "smartctl",
+        "messages", "string", "power_mode", "name", "exit_status", "model_name"]), inner,
+        max_size=5),
+    max_leaves=30), st.integers(0, 255))
+def test_any_json_shape_from_smartctl_makes_a_disk(data: Any, returncode: int) -> None:
+    if not isinstance(data, dict):
+        data = {"x": data}
+    if not is_standby(data, returncode):
+        disk = disk_from_json("/dev/sda", data, returncode, range(1, 256))
+        assert disk.device == "/dev/sda" and disk.smartctl_exit_status == returncode
+        disk.SerializeToString()
+
+
+def test_out_of_range_numbers_are_clamped_not_fatal() -> None:
+    data = {"smart_status": {"passed": True}, "power_on_time": {"hours": 2**70},
+            "temperature": {"current": -5},
+            "nvme_smart_health_information_log": {"critical_warning": 2**40, "media_errors": -3,
+                                                  "percentage_used": 2**33},
+            "ata_smart_attributes": {"table": [{"id": 5, "value": -1, "worst": 2**40,
+                                                "thresh": 10, "raw": {"value": 2**80}}]}}
+    disk = disk_from_json("/dev/nvme0", data, 0, [5])
+    assert disk.power_on_hours == 2**64 - 1 and disk.nvme_critical_warning == 2**32 - 1
+    assert disk.nvme_media_errors == 0 and disk.temperature_celsius == -5
+    assert disk.attributes[0].raw == 2**63 - 1 and disk.attributes[0].value == 0

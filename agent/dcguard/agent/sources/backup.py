@@ -241,7 +241,7 @@ def _fill_run(entry: pb.Backup, result: RunResult) -> None:
         entry.last_run_success = result.last_run_success
     if result.last_success is not None:
         entry.last_success.FromNanoseconds(int(result.last_success * 1e9))
-    entry.size_bytes = max(0, result.size_bytes)
+    entry.size_bytes = max(0, min(result.size_bytes, 2**64 - 1))
     entry.message = result.message[:500]
 
 

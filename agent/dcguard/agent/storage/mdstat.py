@@ -21,6 +21,7 @@ _LEVEL = re.compile(r"^(raid\d+|linear|multipath|faulty|container)$")
 _STATUS = re.compile(r"\[(\d+)/(\d+)\]\s*\[([U_]*)\]")
 _PROGRESS = re.compile(r"\b(resync|recovery|check|reshape|repair)\s*=\s*([\d.]+)%")
 _PENDING = re.compile(r"\b(resync|recovery|check|reshape|repair)\s*=\s*(DELAYED|PENDING)\b")
+_MAX_DISKS = 1 << 16
 _EXTERNAL = re.compile(r"\bsuper external:(?!/)")
 
 
@@ -86,8 +87,9 @@ def _parse_detail(array: MdArray, line: str) -> None:
     status = _STATUS.search(line)
     if status and not array.has_status:
         array.has_status = True
-        array.disks_total = int(status.group(1))
-        array.disks_active = int(status.group(2))
+        # Bounded: a garbled line must not overflow the report's uint32 fields.
+        array.disks_total = min(int(status.group(1)), _MAX_DISKS)
+        array.disks_active = min(int(status.group(2)), _MAX_DISKS)
     if _EXTERNAL.search(line):
         array.container = True
     progress = _PROGRESS.search(line)

@@ -29,6 +29,8 @@ _SLEEP_MESSAGE = re.compile(r"Device is in (\w+) mode")
 _SLEEP_MODES = frozenset(("STANDBY", "SLEEP", "IDLE", "IDLE_A", "IDLE_B", "IDLE_C",
                           "STANDBY_Y", "STANDBY_Z", "OFF"))
 _INT64_MAX = 2**63 - 1
+_U32_MAX = 2**32 - 1
+_U64_MAX = 2**64 - 1
 
 
 class SmartctlOutputError(ValueError):
@@ -56,6 +58,14 @@ def _int(data: Any, key: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return int(value)
+
+
+def _u32(value: int | None) -> int:
+    return max(0, min(_U32_MAX, value or 0))
+
+
+def _u64(value: int | None) -> int:
+    return max(0, min(_U64_MAX, value or 0))
 
 
 def _str(data: Any, key: str) -> str:
@@ -115,8 +125,8 @@ def _attributes(data: dict[str, Any], wanted: Iterable[int]) -> list[pb.SmartAtt
         found.append(pb.SmartAttribute(
             id=ident, name=_str(row, "name"),
             raw=max(-_INT64_MAX, min(_INT64_MAX, raw or 0)),
-            value=max(0, _int(row, "value") or 0), worst=max(0, _int(row, "worst") or 0),
-            threshold=max(0, _int(row, "thresh") or 0), failing_now=failing,
+            value=_u32(_int(row, "value")), worst=_u32(_int(row, "worst")),
+            threshold=_u32(_int(row, "thresh")), failing_now=failing,
         ))
     return found
 
@@ -143,18 +153,18 @@ def disk_from_json(device: str, data: dict[str, Any], returncode: int,
     if temperature is not None:
         disk.temperature_celsius = float(temperature)
     hours = _int(_dict(data, "power_on_time"), "hours")
-    if hours is not None and hours >= 0:
-        disk.power_on_hours = hours
+    if hours is not None:
+        disk.power_on_hours = _u64(hours)
     disk.attributes.extend(_attributes(data, attributes))
     nvme = _dict(data, "nvme_smart_health_information_log")
     if nvme:
-        disk.nvme_critical_warning = max(0, _int(nvme, "critical_warning") or 0)
-        disk.nvme_media_errors = max(0, _int(nvme, "media_errors") or 0)
-        disk.nvme_percentage_used = max(0, _int(nvme, "percentage_used") or 0)
+        disk.nvme_critical_warning = _u32(_int(nvme, "critical_warning"))
+        disk.nvme_media_errors = _u64(_int(nvme, "media_errors"))
+        disk.nvme_percentage_used = _u32(_int(nvme, "percentage_used"))
         if temperature is None and _int(nvme, "temperature") is not None:
             disk.temperature_celsius = float(_int(nvme, "temperature") or 0)
-        if hours is None and (_int(nvme, "power_on_hours") or 0) > 0:
-            disk.power_on_hours = _int(nvme, "power_on_hours") or 0
+        if hours is None:
+            disk.power_on_hours = _u64(_int(nvme, "power_on_hours"))
     # Bit 2 (a SMART command failed) with a health status present is often just
     # "based on an Attribute check" behind a RAID controller: the status bits say so.
     return disk
