@@ -25,6 +25,7 @@ from dcguard.agent.storage.smartctl import disk_from_json, is_standby
 from dcguard.common.config import ConfigError
 from dcguard.v1 import collector_pb2 as pb
 from tests.storage_helpers import FIXTURES, collect, make_source
+from tests.support import run_cli
 
 REPLAY = """\
 import json, sys
@@ -367,3 +368,16 @@ def test_out_of_range_numbers_are_clamped_not_fatal() -> None:
     assert disk.power_on_hours == 2**64 - 1 and disk.nvme_critical_warning == 2**32 - 1
     assert disk.nvme_media_errors == 0 and disk.temperature_celsius == -5
     assert disk.attributes[0].raw == 2**63 - 1 and disk.attributes[0].value == 0
+
+
+def test_one_shot_collect_waits_for_the_first_read(tmp_path: Path, disks: FakeDisks) -> None:
+    disks.set("/dev/sdc", "smartctl-sata-hdd-FAILING-hds721050dle630-usbjmicron-v7.1.json")
+    config = tmp_path / "agent.toml"
+    config.write_text(f'[agent]\ndepartment = "t"\nstate_dir = "{tmp_path / "state"}"\n'
+                      '[collector]\naddresses = ["127.0.0.1:1"]\ninsecure = true\n'
+                      f'[sources]\ndisable_defaults = true\nsmart = true\n'
+                      f'[storage]\nsmartctl = "{disks.script}"\n')
+    result = run_cli("dcguard.agent", "collect", "--config", str(config), "--json")
+    assert result.returncode == 0, result.stderr
+    [disk] = json.loads(result.stdout)["disks"]
+    assert disk["device"] == "/dev/sdc" and disk["smart_available"] and "healthy" not in disk

@@ -65,7 +65,12 @@ class Poller:
             self._wake.clear()
 
     def wait_rounds(self, rounds: int, timeout: float) -> bool:
-        """Wait until step() has finished `rounds` times in all (for tests and one-shot use)."""
+        """Wait until step() has finished `rounds` times in all (for tests and one-shot use).
+
+        False at once if the thread was never started: there is nothing to wait for.
+        """
+        if self._thread is None:
+            return False
         with self._rounds:
             return self._rounds.wait_for(lambda: self.rounds >= rounds, timeout)
 
