@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from dcguard.agent.sources import Source, SourceContext, load_all
+from dcguard.agent.sources.backup import BackupSource
 from dcguard.common.config import Table
 from dcguard.v1 import collector_pb2 as pb
 
@@ -23,3 +24,10 @@ def collect(source: Source) -> pb.Report:
     report = pb.Report()
     source.collect(report)
     return report
+
+
+def backup_source(tmp_path: Path, *jobs: dict[str, Any]) -> BackupSource:
+    jobs_with_defaults = [{"rpo": "26h", **job} for job in jobs]
+    source = make_source("backup", {"backup": jobs_with_defaults}, tmp_path / "state")
+    assert isinstance(source, BackupSource)
+    return source

@@ -8,28 +8,19 @@ import re
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dcguard.agent.sources.backup import BackupSource
-from dcguard.agent.storage.push import read_record, record_run
 from dcguard.common.config import ConfigError
 from dcguard.v1 import collector_pb2 as pb
-from tests.storage_helpers import collect, make_source
-from tests.support import run_cli
+from tests.storage_helpers import backup_source, collect, make_source
+from tests.support import wait_for
 
 STALE = "2020-01-01 10:00:00"
 STALE_EPOCH = time.mktime(time.strptime(STALE, "%Y-%m-%d %H:%M:%S"))  # both tools: local time
-
-
-def backup_source(tmp_path: Path, *jobs: dict[str, Any]) -> BackupSource:
-    jobs_with_defaults = [{"rpo": "26h", **job} for job in jobs]
-    source = make_source("backup", {"backup": jobs_with_defaults}, tmp_path / "state")
-    assert isinstance(source, BackupSource)
-    return source
 
 
 def check(source: BackupSource) -> dict[str, pb.Backup]:
@@ -312,82 +303,6 @@ def test_one_broken_job_does_not_hide_the_others(tmp_path: Path) -> None:
     assert found["broken"].error and not found["fine"].error and found["fine"].last_run_success
 
 
-# -- push --------------------------------------------------------------------------------
-
-def agent_config(tmp_path: Path, jobs: str) -> Path:
-    path = tmp_path / "agent.toml"
-    path.write_text(f'[agent]\ndepartment = "test"\nstate_dir = "{tmp_path / "state"}"\n'
-                    '[collector]\naddresses = ["127.0.0.1:1"]\ninsecure = true\n' + jobs)
-    return path
-
-
-PUSH_JOB = '[[backup]]\nname = "pg"\nkind = "push"\nrpo = "26h"\nmin_size = "1K"\n'
-
-
-def test_backup_report_while_the_source_runs_and_after_restart(tmp_path: Path) -> None:
-    config = agent_config(tmp_path, PUSH_JOB + '[[backup]]\nname = "f"\nkind = "files"\n'
-                          f'rpo = "1d"\npath = "{tmp_path}"\n')
-    source = backup_source(tmp_path, {"name": "pg", "kind": "push", "min_size": "1K"})
-    try:
-        [before] = [b for b in collect(source).backups if b.job == "pg"]
-        assert not before.HasField("last_run") and before.message == "no run recorded yet"
-        done = run_cli("dcguard.agent", "backup-report", "--config", str(config), "--job", "pg",
-                       "--status", "success", "--bytes", "5000", "--message", "nightly ok")
-        assert done.returncode == 0, done.stderr
-        [after] = [b for b in collect(source).backups if b.job == "pg"]
-    finally:
-        source.close()
-    assert after.last_run_success and after.size_bytes == 5000 and after.message == "nightly ok"
-    assert after.last_success == after.last_run
-    small = run_cli("dcguard.agent", "backup-report", "--config", str(config), "--job", "pg",
-                    "--status", "success", "--bytes", "10")
-    assert small.returncode == 0 and "below min_size" in small.stdout
-    restarted = backup_source(tmp_path, {"name": "pg", "kind": "push", "min_size": "1K"})
-    [again] = [b for b in collect(restarted).backups if b.job == "pg"]
-    restarted.close()
-    assert not again.last_run_success and again.size_bytes == 10
-    assert again.last_success == after.last_success       # the earlier success is kept
-
-
-def test_concurrent_reports_leave_a_whole_record(tmp_path: Path) -> None:
-    state = tmp_path / "state"
-
-    def report(index: int) -> None:
-        record_run(state, "pg", index % 2 == 0, index, f"run {index}")
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(report, range(64)))
-    record = read_record(state, "pg")
-    assert record is not None and record.message == f"run {record.size_bytes}"
-    assert record.last_success is not None and record.last_success_bytes is not None
-    assert record.last_success_bytes % 2 == 0
-
-
-def test_damaged_push_record_is_a_status(tmp_path: Path) -> None:
-    (tmp_path / "state" / "backup-runs").mkdir(parents=True)
-    (tmp_path / "state" / "backup-runs" / "pg.json").write_text('{"last_run": "soon"')
-    source = backup_source(tmp_path, {"name": "pg", "kind": "push"})
-    [backup] = collect(source).backups
-    source.close()
-    assert "cannot read the recorded run" in backup.error
-
-
-@pytest.mark.parametrize(("args", "needle"), [
-    (["--job", "nope", "--status", "success"], "no [[backup]] job named 'nope'"),
-    (["--job", "f", "--status", "success"], "only push jobs"),
-    (["--job", "pg", "--status", "ok"], "'ok' is not one of"),
-    (["--job", "pg", "--status", "success", "--bytes", "-1"], "--bytes"),
-    (["--job", "pg", "--status", "success", "--bytes", "lots"], "--bytes"),
-    (["--status", "success"], "--job"),
-])
-def test_backup_report_flag_garbage(tmp_path: Path, args: list[str], needle: str) -> None:
-    config = agent_config(tmp_path, PUSH_JOB + '[[backup]]\nname = "f"\nkind = "files"\n'
-                          f'rpo = "1d"\npath = "{tmp_path}"\n')
-    result = run_cli("dcguard.agent", "backup-report", "--config", str(config), *args)
-    assert result.returncode == 2
-    assert needle in result.stderr and len(result.stderr.strip().splitlines()) == 1
-
-
 # -- config ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("job", "needle"), [
@@ -433,3 +348,27 @@ def test_duplicate_job_names_and_a_plain_table(tmp_path: Path) -> None:
         make_source("backup", {"backup": [job, job]}, tmp_path)
     with pytest.raises(ConfigError, match="backup: must be an array of tables"):
         make_source("backup", {"backup": job}, tmp_path)
+
+
+def test_borg_locked_by_a_running_backup(tmp_path: Path, borg_repo: dict[str, Any]) -> None:
+    """While `borg create` holds the lock: the archive time is read, size and check wait."""
+    run("borg", "create", f"{borg_repo['repo']}::one", str(borg_repo["data"]),
+        env=borg_repo["env"])
+    job = borg_job(borg_repo, verify_every="1d", timeout="4s")
+    first = check(backup_source(tmp_path, job))["borg"]
+    assert first.size_bytes == 10000 and first.last_verify_success
+    holder = subprocess.Popen(
+        ["borg", "with-lock", str(borg_repo["repo"]), "sleep", "60"],
+        env={**os.environ, **borg_repo["env"]}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    try:
+        lock_dir = borg_repo["repo"] / "lock.exclusive"
+        wait_for(lock_dir.exists, timeout=30, message="borg with-lock to take the lock")
+        (tmp_path / "state" / "backup-verify.json").unlink()   # make the check due now
+        locked = check(backup_source(tmp_path, job))["borg"]
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert not locked.error and locked.last_success == first.last_success
+    assert locked.size_bytes == 0            # unknown for now, not a failure
+    assert not locked.HasField("last_verified")   # postponed, not recorded as failed

@@ -15,7 +15,7 @@ import json
 import logging
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -115,6 +115,8 @@ class BackupSource:
         with self._lock:
             state.same_device, state.shared_disks = same, shared
             state.error = error
+            if result is not None and result.size_bytes is None and state.result is not None:
+                result = replace(result, size_bytes=state.result.size_bytes)
             if result is not None:
                 state.result = result
 
@@ -241,7 +243,7 @@ def _fill_run(entry: pb.Backup, result: RunResult) -> None:
         entry.last_run_success = result.last_run_success
     if result.last_success is not None:
         entry.last_success.FromNanoseconds(int(result.last_success * 1e9))
-    entry.size_bytes = max(0, min(result.size_bytes, 2**64 - 1))
+    entry.size_bytes = max(0, min(result.size_bytes or 0, 2**64 - 1))
     entry.message = result.message[:500]
 
 

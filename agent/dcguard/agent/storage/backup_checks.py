@@ -40,7 +40,7 @@ class RunResult:
     last_run: float | None          # None: never ran
     last_run_success: bool
     last_success: float | None
-    size_bytes: int
+    size_bytes: int | None          # None: not readable right now (keep the last known)
     message: str = ""
 
 
@@ -143,7 +143,7 @@ def _json(job: BackupJob, *args: str) -> Any:
         raise CheckError(f"{job.kind} {args[0]} printed invalid JSON") from None
 
 
-def _restic_latest(job: BackupJob) -> tuple[float, int] | None:
+def _restic_latest(job: BackupJob) -> tuple[float, int | None] | None:
     snapshots = _json(job, "snapshots", "--json", "--latest", "1", "--no-lock")
     if not isinstance(snapshots, list):
         raise CheckError("restic snapshots printed JSON that is not a list")
@@ -165,7 +165,8 @@ def _restic_latest(job: BackupJob) -> tuple[float, int] | None:
     return best[0], size
 
 
-def _borg_latest(job: BackupJob) -> tuple[float, int] | None:
+def _borg_latest(job: BackupJob) -> tuple[float, int | None] | None:
+    # list reads only the repository's manifest: safe without the lock while a backup runs.
     listing = _json(job, "list", "--json", "--last", "1", "--bypass-lock", job.repository)
     archives = listing.get("archives") if isinstance(listing, dict) else None
     if not isinstance(archives, list):
@@ -177,10 +178,18 @@ def _borg_latest(job: BackupJob) -> tuple[float, int] | None:
         when = parse_time(archives[-1].get("start") or archives[-1]["time"])
     except (TypeError, KeyError, ValueError, AttributeError):
         raise CheckError("borg list printed an archive without a valid name or time") from None
-    info = _json(job, "info", "--json", "--bypass-lock", f"{job.repository}::{name}")
+    # info opens borg's cache, shared with the backup job: it takes the lock like any
+    # borg command instead of bypassing it. Locked by a running backup: size unknown now.
+    lock_wait = str(max(1, int(min(10.0, job.timeout / 2))))
+    result = _run(job, "info", "--json", "--lock-wait", lock_wait, f"{job.repository}::{name}")
+    if result.returncode != 0 and _LOCKED.search(result.stderr):
+        return when, None
+    if result.returncode != 0:
+        raise CheckError(f"borg info exited with {result.returncode}: "
+                         f"{last_line(result.stderr) or 'no message'}")
     try:
-        size = info["archives"][0]["stats"]["original_size"]
-    except (TypeError, KeyError, IndexError):
+        size = json.loads(result.stdout)["archives"][0]["stats"]["original_size"]
+    except (ValueError, TypeError, KeyError, IndexError):
         raise CheckError("borg info printed no archive stats") from None
     if isinstance(size, bool) or not isinstance(size, int):
         raise CheckError("borg info printed no archive stats")
@@ -193,7 +202,7 @@ def check_repository(job: BackupJob) -> RunResult:
     if latest is None:
         return RunResult(None, False, None, 0, "the repository holds no snapshots")
     when, size = latest
-    if size < job.min_size:
+    if size is not None and size < job.min_size:
         return RunResult(when, False, None, size,
                          f"latest snapshot is {size} bytes, below min_size {job.min_size}")
     return RunResult(when, True, when, size)
