@@ -331,6 +331,16 @@ def test_one_broken_job_does_not_hide_the_others(tmp_path: Path) -> None:
      "backup[0].verify_data: does not apply to kind 'files'"),
     ({"name": "a", "kind": "restic", "repository": "/r", "verify_data": "yes"},
      "backup[0].verify_data: must be true or false"),
+    ({"name": "a", "kind": "borg", "repository": "/r", "host": "db01"},
+     "backup[0].host: does not apply to kind 'borg'"),
+    ({"name": "a", "kind": "restic", "repository": "/r", "tags": "mysql"},
+     "backup[0].tags: must be a list of strings"),
+    ({"name": "a", "kind": "restic", "repository": "/r", "paths": [1]},
+     "backup[0].paths: must be a list of strings"),
+    ({"name": "a", "kind": "restic", "repository": "/r", "glob_archives": "x-*"},
+     "backup[0].glob_archives: does not apply to kind 'restic'"),
+    ({"name": "a", "kind": "borg", "repository": "/r", "glob_archives": ""},
+     "backup[0].glob_archives: must not be empty"),
     ({"name": "a", "kind": "push", "check_every": "0s"}, "check_every: must be at least 1s"),
     ({"name": "a", "kind": "push", "timeout": 5}, "backup[0].timeout: must be a duration"),
     ({"name": "a", "kind": "push", "source": 5}, "backup[0].source: must be a string"),
@@ -372,3 +382,32 @@ def test_borg_locked_by_a_running_backup(tmp_path: Path, borg_repo: dict[str, An
     assert not locked.error and locked.last_success == first.last_success
     assert locked.size_bytes == 0            # unknown for now, not a failure
     assert not locked.HasField("last_verified")   # postponed, not recorded as failed
+
+
+def test_restic_repository_shared_by_hosts_and_jobs(tmp_path: Path,
+                                                    restic_repo: dict[str, Any]) -> None:
+    """Another host's fresh snapshot must not hide this host's stale one."""
+    env = restic_repo["env"]
+    run("restic", "backup", "--host", "db01", "--tag", "mysql", "--time", STALE,
+        str(restic_repo["data"]), env=env)
+    run("restic", "backup", "--host", "web02", str(restic_repo["data"]), env=env)
+    found = check(backup_source(
+        tmp_path,
+        restic_job(restic_repo, name="any"),
+        restic_job(restic_repo, name="db01", host="db01", tags=["mysql"],
+                   paths=[str(restic_repo["data"])]),
+        restic_job(restic_repo, name="db01-etc", host="db01", tags=["etc"]),
+    ))
+    assert found["any"].last_success.seconds > STALE_EPOCH
+    assert found["db01"].last_success.seconds == STALE_EPOCH
+    assert not found["db01-etc"].HasField("last_success") and not found["db01-etc"].error
+
+
+def test_borg_glob_archives_selects_the_job(tmp_path: Path, borg_repo: dict[str, Any]) -> None:
+    run("borg", "create", "--timestamp", STALE.replace(" ", "T"),
+        f"{borg_repo['repo']}::mail-2020", str(borg_repo["data"]), env=borg_repo["env"])
+    run("borg", "create", f"{borg_repo['repo']}::www-now", str(borg_repo["data"]),
+        env=borg_repo["env"])
+    found = check(backup_source(tmp_path, borg_job(borg_repo, name="mail",
+                                                   glob_archives="mail-*")))
+    assert found["mail"].last_success.seconds == STALE_EPOCH

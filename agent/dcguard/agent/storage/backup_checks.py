@@ -144,7 +144,12 @@ def _json(job: BackupJob, *args: str) -> Any:
 
 
 def _restic_latest(job: BackupJob) -> tuple[float, int | None] | None:
-    snapshots = _json(job, "snapshots", "--json", "--latest", "1", "--no-lock")
+    filters: list[str] = ["--host", job.host] if job.host else []
+    if job.tags:
+        filters += ["--tag", ",".join(job.tags)]
+    for path in job.paths:
+        filters += ["--path", path]
+    snapshots = _json(job, "snapshots", "--json", "--latest", "1", "--no-lock", *filters)
     if not isinstance(snapshots, list):
         raise CheckError("restic snapshots printed JSON that is not a list")
     best: tuple[float, str] | None = None
@@ -167,7 +172,9 @@ def _restic_latest(job: BackupJob) -> tuple[float, int | None] | None:
 
 def _borg_latest(job: BackupJob) -> tuple[float, int | None] | None:
     # list reads only the repository's manifest: safe without the lock while a backup runs.
-    listing = _json(job, "list", "--json", "--last", "1", "--bypass-lock", job.repository)
+    filters = ["--glob-archives", job.glob_archives] if job.glob_archives else []
+    listing = _json(job, "list", "--json", "--last", "1", "--bypass-lock", *filters,
+                    job.repository)
     archives = listing.get("archives") if isinstance(listing, dict) else None
     if not isinstance(archives, list):
         raise CheckError("borg list printed no archives list")

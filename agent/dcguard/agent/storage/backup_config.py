@@ -25,9 +25,9 @@ _UNITS = {None: 1, "B": 1, "K": 2**10, "KiB": 2**10, "M": 2**20, "MiB": 2**20, "
 _KIND_KEYS = {
     "files": ("path",),
     "restic": ("repository", "binary", "password_file", "password_command", "env",
-               "verify_every", "verify_data"),
+               "verify_every", "verify_data", "host", "tags", "paths"),
     "borg": ("repository", "binary", "password_file", "password_command", "env",
-             "verify_every", "verify_data"),
+             "verify_every", "verify_data", "glob_archives"),
     "push": ("path",),
 }
 _ALL_KIND_KEYS = {key for keys in _KIND_KEYS.values() for key in keys}
@@ -58,6 +58,11 @@ class BackupJob:
     env: dict[str, str] = field(default_factory=dict)
     verify_every: float = 0.0
     verify_data: bool = False
+    # Which snapshots are this job's, in a repository shared by hosts or jobs.
+    host: str = ""
+    tags: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+    glob_archives: str = ""
 
 
 def _size(table: Table, key: str) -> int:
@@ -127,6 +132,10 @@ def _with_repository(table: Table, job: BackupJob) -> BackupJob:
         password_file=password_file, password_command=password_command, env=_env(table),
         verify_every=table.duration("verify_every", "0"),
         verify_data=table.boolean("verify_data", False),
+        host=table.string("host", "") if job.kind == "restic" else "",
+        tags=tuple(table.string_list("tags", [])) if job.kind == "restic" else (),
+        paths=tuple(table.string_list("paths", [])) if job.kind == "restic" else (),
+        glob_archives=table.string("glob_archives", "") if job.kind == "borg" else "",
     )
 
 
