@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dcguard.agent.sources.io_errors import IoErrorsSource
+from dcguard.agent.storage.isotime import parse_iso_time
 from dcguard.agent.storage.kernlog import ErrorCounter, line_timestamp
 from dcguard.common.config import ConfigError
 from tests.storage_helpers import FIXTURES, collect, make_source
@@ -296,3 +297,14 @@ def test_any_mix_of_kernel_lines_counts_without_error(lines: list[str]) -> None:
                for c in counter.counts.values())
     assert ErrorCounter.from_json(json.loads(json.dumps(counter.to_json()))).counts == \
         counter.counts
+
+
+@pytest.mark.parametrize(("text", "epoch"), [
+    ("2025-03-06T05:10:10+11:00", 1741198210.0),
+    ("2025-03-05T18:10:10Z", 1741198210.0),
+    ("2025-03-05T18:10:10.5+0000", 1741198210.5),
+    ("2024-05-01T03:00:00.123456789Z", 1714532400.123456),
+    ("2024-05-01T03:00:00.1234Z", 1714532400.1234),
+])
+def test_iso_times_as_tools_print_them(text: str, epoch: float) -> None:
+    assert parse_iso_time(text) == pytest.approx(epoch, abs=1e-6)

@@ -14,18 +14,17 @@ import json
 import re
 import stat
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from dcguard.agent.storage.backup_config import BackupJob
+from dcguard.agent.storage.isotime import parse_iso_time
 from dcguard.agent.storage.tools import ToolError, ToolResult, last_line, run_tool
 
 __all__ = ["CheckError", "RunResult", "VerifyResult", "check_files", "check_repository",
            "verify_repository"]
 
 MAX_FILES_SCANNED = 200_000  # a backup directory is walked, but not forever
-_FRACTION = re.compile(r"\.(\d{6})\d+")
 # restic: "unable to create lock in backend: repository is already locked by PID ...";
 # borg: "Failed to create/acquire the lock ...". Not "create exclusive lock", printed always.
 _LOCKED = re.compile(r"already locked|unable to create lock|Failed to create/acquire the lock")
@@ -49,12 +48,6 @@ class VerifyResult:
     at: float
     success: bool
     message: str
-
-
-def parse_time(text: str) -> float:
-    """RFC 3339 (restic, with nanoseconds) or naive local ISO time (borg 1.x)."""
-    cleaned = _FRACTION.sub(lambda m: "." + m.group(1), text.strip().replace("Z", "+00:00"))
-    return datetime.fromisoformat(cleaned).timestamp()
 
 
 # -- files ---------------------------------------------------------------------------
@@ -155,7 +148,7 @@ def _restic_latest(job: BackupJob) -> tuple[float, int | None] | None:
     best: tuple[float, str] | None = None
     for snap in snapshots:
         try:
-            when, ident = parse_time(snap["time"]), str(snap["id"])
+            when, ident = parse_iso_time(snap["time"]), str(snap["id"])
         except (TypeError, KeyError, ValueError):
             raise CheckError("restic snapshots printed a snapshot without a valid "
                              "time or id") from None
@@ -182,7 +175,7 @@ def _borg_latest(job: BackupJob) -> tuple[float, int | None] | None:
         return None
     try:
         name = str(archives[-1]["name"])
-        when = parse_time(archives[-1].get("start") or archives[-1]["time"])
+        when = parse_iso_time(archives[-1].get("start") or archives[-1]["time"])
     except (TypeError, KeyError, ValueError, AttributeError):
         raise CheckError("borg list printed an archive without a valid name or time") from None
     # info opens borg's cache, shared with the backup job: it takes the lock like any

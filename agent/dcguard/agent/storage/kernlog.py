@@ -19,8 +19,9 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
+
+from dcguard.agent.storage.isotime import parse_iso_time
 
 __all__ = ["DeviceCount", "ErrorCounter", "ata_port_map", "line_timestamp"]
 
@@ -41,7 +42,7 @@ _DMESG_T = re.compile(r"^\[([A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \
 
 
 def _rfc3339(text: str, now: float) -> float:
-    return datetime.fromisoformat(_fix_offset(text.replace("Z", "+00:00"))).timestamp()
+    return parse_iso_time(text)
 
 
 def _syslog(text: str, now: float) -> float:
@@ -68,12 +69,6 @@ def line_timestamp(line: str, now: float) -> float | None:
             except (ValueError, OverflowError):
                 return None  # e.g. a dmesg -T line in a non-English locale
     return None
-
-
-def _fix_offset(text: str) -> str:
-    # Python 3.9's fromisoformat wants "+11:00", at most 6 fraction digits.
-    text = re.sub(r"([+-]\d\d)(\d\d)$", r"\1:\2", text)
-    return re.sub(r"\.(\d{6})\d+", r".\1", text)
 
 
 def ata_port_map(sys_root: Path) -> dict[str, str]:
