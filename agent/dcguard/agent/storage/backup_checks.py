@@ -27,6 +27,7 @@ __all__ = ["CheckError", "RunResult", "VerifyResult", "check_files", "check_repo
 MAX_FILES_SCANNED = 200_000  # a backup directory is walked, but not forever
 # restic: "unable to create lock in backend: repository is already locked by PID ...";
 # borg: "Failed to create/acquire the lock ...". Not "create exclusive lock", printed always.
+_GLOB_MAGIC = re.compile(r"[*?\[]")
 _LOCKED = re.compile(r"already locked|unable to create lock|Failed to create/acquire the lock")
 
 
@@ -53,8 +54,8 @@ class VerifyResult:
 # -- files ---------------------------------------------------------------------------
 
 def _candidates(path: str) -> list[Path]:
-    if glob.has_magic(path):
-        base = Path(re.split(r"[*?\[]", path, maxsplit=1)[0]).parent
+    if _GLOB_MAGIC.search(path):
+        base = Path(_GLOB_MAGIC.split(path, maxsplit=1)[0]).parent
         if not base.exists():
             raise CheckError(f"{base} does not exist (backup disk not mounted?)")
         # Path.glob takes no absolute patterns; the operator writes an absolute one.
