@@ -30,7 +30,7 @@ from typing import Any, BinaryIO
 from dcguard.agent.sources import Source, SourceContext, register
 from dcguard.agent.state import atomic_write
 from dcguard.agent.storage.config import StorageConfig, parse_storage
-from dcguard.agent.storage.kernlog import ErrorCounter, ata_port_map, line_timestamp
+from dcguard.agent.storage.kernlog import ErrorCounter, ata_port_map
 from dcguard.agent.storage.poller import Poller
 from dcguard.agent.storage.tools import ToolError, last_line, run_tool
 from dcguard.common.config import Table
@@ -134,7 +134,7 @@ class IoErrorsSource:
         now = time.time()
         for raw in data[:end].split(b"\n"):
             line = raw.decode("utf-8", errors="replace")
-            counter.feed(line, line_timestamp(line, now) or now)
+            counter.feed(line, now)
         return offset + end + 1
 
     def _read_file(self, counter: ErrorCounter, position: Position) -> Position:

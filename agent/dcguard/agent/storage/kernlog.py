@@ -71,6 +71,10 @@ def line_timestamp(line: str, now: float) -> float | None:
     return None
 
 
+def _time_of(line: str, fallback: float) -> float:
+    return line_timestamp(line, fallback) or fallback
+
+
 def ata_port_map(sys_root: Path) -> dict[str, str]:
     """ataN -> disk name, from where each disk sits in sysfs (.../ataN/host*/.../block/sdX)."""
     mapping: dict[str, str] = {}
@@ -116,22 +120,31 @@ class ErrorCounter:
             entry.last_message = message[:MESSAGE_CAP]
 
     def feed(self, line: str, when: float) -> None:
-        """Count the errors one line reports; when is its time (or the time it was read)."""
+        """Count the errors one line reports.
+
+        when is the line's time if its source knows it (the journal), else when it
+        was read; a timestamp prefix in the line itself wins. Lines that cannot
+        matter are skipped before any regular expression runs: a kern.log is
+        mostly other messages.
+        """
         text = line.strip()
+        if "rror" not in text and "failed command" not in text and not (
+                self._pending and ("sd " in text or "EH complete" in text)):
+            return
         for pattern in _PATTERNS:
             match = pattern.search(text)
             if match:
-                self._add(match.group(1), 1, when, text)
+                self._add(match.group(1), 1, _time_of(text, when), text)
                 return
         failed = _ATA_FAILED.search(text)
         if failed:
             port = f"ata{failed.group(1)}"
             device = self.ata_ports.get(port)
             if device:
-                self._add(device, 1, when, text)
+                self._add(device, 1, _time_of(text, when), text)
             else:
                 count, _, _ = self._pending.get(port, (0, 0.0, ""))
-                self._pending[port] = (count + 1, when, text)
+                self._pending[port] = (count + 1, _time_of(text, when), text)
             return
         named = _SD_NAME.search(text)
         if named and len(self._pending) == 1:
