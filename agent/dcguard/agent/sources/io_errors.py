@@ -221,7 +221,8 @@ def read_journal(config: StorageConfig, counter: ErrorCounter, position: Positio
     try:
         result = run_tool(argv, config.journal_timeout)
     except ToolError as exc:
-        raise RuntimeError(f"cannot read the kernel journal: {exc}") from None
+        raise RuntimeError(f"cannot read the kernel journal: {exc}; without journald, set "
+                           "storage.kernel_log to a file such as /var/log/kern.log") from None
     if result.returncode != 0:
         raise RuntimeError(f"journalctl exited with {result.returncode}: "
                            f"{last_line(result.stderr) or 'no message'}")
