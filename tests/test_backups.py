@@ -411,3 +411,29 @@ def test_borg_glob_archives_selects_the_job(tmp_path: Path, borg_repo: dict[str,
     found = check(backup_source(tmp_path, borg_job(borg_repo, name="mail",
                                                    glob_archives="mail-*")))
     assert found["mail"].last_success.seconds == STALE_EPOCH
+
+
+def test_restic_size_is_read_once_per_snapshot(tmp_path: Path,
+                                               restic_repo: dict[str, Any]) -> None:
+    """`restic stats` walks a snapshot's trees: not again for a snapshot already measured."""
+    calls = tmp_path / "calls"
+    shim = tmp_path / "restic-shim"
+    shim.write_text(f'#!/bin/sh\necho "$1" >> {calls}\nexec restic "$@"\n')
+    shim.chmod(0o755)
+    run("restic", "backup", str(restic_repo["data"]), env=restic_repo["env"])
+    source = backup_source(tmp_path, restic_job(restic_repo, binary=str(shim)))
+    try:
+        collect(source)
+        assert source.wait_rounds(1, timeout=120)
+        source.wake()
+        assert source.wait_rounds(2, timeout=120)
+        assert calls.read_text().split().count("stats") == 1
+        (restic_repo["data"] / "new.sql").write_bytes(os.urandom(1000))
+        run("restic", "backup", str(restic_repo["data"]), env=restic_repo["env"])
+        source.wake()
+        assert source.wait_rounds(3, timeout=120)
+        [backup] = collect(source).backups
+    finally:
+        source.close()
+    assert calls.read_text().split().count("stats") == 2
+    assert backup.size_bytes == 53000

@@ -105,7 +105,7 @@ class BackupSource:
             if job.kind == "files":
                 result = check_files(job)
             elif job.kind in ("restic", "borg"):
-                result = check_repository(job)
+                result = check_repository(job, state.result)
         except CheckError as exc:
             error = str(exc)
         except Exception as exc:  # noqa: BLE001 - one job's surprise must not stop the others

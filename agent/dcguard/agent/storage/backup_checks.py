@@ -42,6 +42,7 @@ class RunResult:
     last_success: float | None
     size_bytes: int | None          # None: not readable right now (keep the last known)
     message: str = ""
+    snapshot: str = ""              # restic snapshot id / borg archive, to reuse its size
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,8 @@ def _json(job: BackupJob, *args: str) -> Any:
         raise CheckError(f"{job.kind} {args[0]} printed invalid JSON") from None
 
 
-def _restic_latest(job: BackupJob) -> tuple[float, int | None] | None:
+def _restic_latest(job: BackupJob, known: dict[str, int]
+                   ) -> tuple[float, str, int | None] | None:
     filters: list[str] = ["--host", job.host] if job.host else []
     if job.tags:
         filters += ["--tag", ",".join(job.tags)]
@@ -157,14 +159,17 @@ def _restic_latest(job: BackupJob) -> tuple[float, int | None] | None:
             best = (when, ident)
     if best is None:
         return None
+    if best[1] in known:  # restic stats walks every tree: once per snapshot is enough
+        return best[0], best[1], known[best[1]]
     stats = _json(job, "stats", "--json", "--no-lock", best[1])
     size = stats.get("total_size") if isinstance(stats, dict) else None
     if isinstance(size, bool) or not isinstance(size, int):
         raise CheckError("restic stats printed no total_size")
-    return best[0], size
+    return best[0], best[1], size
 
 
-def _borg_latest(job: BackupJob) -> tuple[float, int | None] | None:
+def _borg_latest(job: BackupJob, known: dict[str, int]
+                 ) -> tuple[float, str, int | None] | None:
     # list reads only the repository's manifest: safe without the lock while a backup runs.
     filters = ["--glob-archives", job.glob_archives] if job.glob_archives else []
     listing = _json(job, "list", "--json", "--last", "1", "--bypass-lock", *filters,
@@ -179,12 +184,15 @@ def _borg_latest(job: BackupJob) -> tuple[float, int | None] | None:
         when = parse_iso_time(archives[-1].get("start") or archives[-1]["time"])
     except (TypeError, KeyError, ValueError, AttributeError):
         raise CheckError("borg list printed an archive without a valid name or time") from None
+    ident = f"{name} {archives[-1].get('id', '')}"
+    if ident in known:
+        return when, ident, known[ident]
     # info opens borg's cache, shared with the backup job: it takes the lock like any
     # borg command instead of bypassing it. Locked by a running backup: size unknown now.
     lock_wait = str(max(1, int(min(10.0, job.timeout / 2))))
     result = _run(job, "info", "--json", "--lock-wait", lock_wait, f"{job.repository}::{name}")
     if result.returncode != 0 and _LOCKED.search(result.stderr):
-        return when, None
+        return when, ident, None
     if result.returncode != 0:
         raise CheckError(f"borg info exited with {result.returncode}: "
                          f"{last_line(result.stderr) or 'no message'}")
@@ -194,19 +202,28 @@ def _borg_latest(job: BackupJob) -> tuple[float, int | None] | None:
         raise CheckError("borg info printed no archive stats") from None
     if isinstance(size, bool) or not isinstance(size, int):
         raise CheckError("borg info printed no archive stats")
-    return when, size
+    return when, ident, size
 
 
-def check_repository(job: BackupJob) -> RunResult:
-    """The latest snapshot/archive as the latest (successful) run."""
-    latest = _restic_latest(job) if job.kind == "restic" else _borg_latest(job)
+def check_repository(job: BackupJob, previous: RunResult | None = None) -> RunResult:
+    """The latest snapshot/archive as the latest (successful) run.
+
+    Its size is read once per snapshot: previous carries the size already
+    known for a snapshot id, so a big remote repository is not walked every check.
+    """
+    known = {}
+    if previous is not None and previous.snapshot and previous.size_bytes is not None:
+        known[previous.snapshot] = previous.size_bytes
+    latest = (_restic_latest(job, known) if job.kind == "restic"
+              else _borg_latest(job, known))
     if latest is None:
         return RunResult(None, False, None, 0, "the repository holds no snapshots")
-    when, size = latest
+    when, snapshot, size = latest
     if size is not None and size < job.min_size:
         return RunResult(when, False, None, size,
-                         f"latest snapshot is {size} bytes, below min_size {job.min_size}")
-    return RunResult(when, True, when, size)
+                         f"latest snapshot is {size} bytes, below min_size {job.min_size}",
+                         snapshot=snapshot)
+    return RunResult(when, True, when, size, snapshot=snapshot)
 
 
 def verify_repository(job: BackupJob, now: float) -> VerifyResult:
