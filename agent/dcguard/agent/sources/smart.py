@@ -31,7 +31,7 @@ from dcguard.agent.storage.smartctl import (
     parse_json,
     parse_scan,
 )
-from dcguard.agent.storage.tools import ToolError, last_line, run_tool
+from dcguard.agent.storage.tools import ToolError, ToolUnavailableError, last_line, run_tool
 from dcguard.common.config import Table
 from dcguard.v1 import collector_pb2 as pb
 
@@ -88,10 +88,10 @@ class SmartReader:
         for device in devices:
             try:
                 disk = self._read(device)
+            except ToolUnavailableError as exc:
+                self._set_unavailable(str(exc))
+                return self._config.smart_interval
             except ToolError as exc:
-                if "not found" in str(exc) or "permission denied" in str(exc):
-                    self._set_unavailable(str(exc))
-                    return self._config.smart_interval
                 disk = self._previous_or_new(device.path)
                 disk.error = str(exc)
             with self._lock:

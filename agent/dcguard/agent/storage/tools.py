@@ -12,11 +12,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ToolError", "ToolResult", "last_line", "run_tool"]
+__all__ = ["ToolError", "ToolResult", "ToolUnavailableError", "last_line", "run_tool"]
 
 
 class ToolError(Exception):
     """The tool could not be run or did not finish: the message says why, in one line."""
+
+
+class ToolUnavailableError(ToolError):
+    """The tool cannot be run at all (missing, not executable): no device will fare better."""
 
 
 @dataclass(frozen=True)
@@ -51,10 +55,10 @@ def run_tool(argv: Sequence[str], timeout: float,
             env=full_env, check=False,
         )
     except FileNotFoundError:
-        raise ToolError(f"{argv[0]} not found (install it or set its path in the config)"
+        raise ToolUnavailableError(f"{argv[0]} not found (install it or set its path in the config)"
                         ) from None
     except PermissionError:
-        raise ToolError(f"{argv[0]}: permission denied") from None
+        raise ToolUnavailableError(f"{argv[0]}: permission denied") from None
     except subprocess.TimeoutExpired:
         raise ToolError(f"{Path(argv[0]).name} did not finish within {timeout:g}s"
                         ) from None
