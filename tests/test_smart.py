@@ -28,7 +28,7 @@ from tests.storage_helpers import FIXTURES, collect, make_source
 from tests.support import run_cli
 
 REPLAY = """\
-import json, sys
+import json, sys, time
 plan = json.load(open({plan!r}))
 with open({calls!r}, "a") as log:
     log.write(json.dumps(sys.argv[1:]) + "\\n")
@@ -36,6 +36,7 @@ if "--scan-open" in sys.argv:
     sys.stdout.write(plan["scan"])
     sys.exit(plan.get("scan_exit", 0))
 entry = plan["devices"][sys.argv[-1]]
+time.sleep(entry.get("sleep", 0))
 sys.stdout.write(open(entry["file"]).read()[: entry.get("cut")])
 sys.exit(entry["exit"])
 """
@@ -54,11 +55,12 @@ class FakeDisks:
         self.devices: dict[str, dict[str, Any]] = {}
 
     def set(self, device: str, fixture: str | Path, exit_code: int | None = None,
-            cut: int | None = None, dtype: str = "sat") -> None:
+            cut: int | None = None, dtype: str = "sat", sleep: float = 0) -> None:
         path = fixture if isinstance(fixture, Path) else FIXTURES / fixture
         if exit_code is None:
             exit_code = json.loads(path.read_text())["smartctl"]["exit_status"]
-        self.devices[device] = {"file": str(path), "exit": exit_code, "cut": cut, "type": dtype}
+        self.devices[device] = {"file": str(path), "exit": exit_code, "cut": cut, "type": dtype,
+                                "sleep": sleep}
         self.write()
 
     def write(self, scan: str | None = None, scan_exit: int = 0) -> None:
@@ -381,3 +383,15 @@ def test_one_shot_collect_waits_for_the_first_read(tmp_path: Path, disks: FakeDi
     assert result.returncode == 0, result.stderr
     [disk] = json.loads(result.stdout)["disks"]
     assert disk["device"] == "/dev/sdc" and disk["smart_available"] and "healthy" not in disk
+
+
+def test_a_hung_disk_times_out_alone(tmp_path: Path, disks: FakeDisks) -> None:
+    disks.set("/dev/sda", "smartctl-sata-hdd-healthy-wd140edfz-v7.0.json", sleep=30)
+    disks.set("/dev/sdb", "smartctl-sata-hdd-healthy-wd181kryz-v7.3.json")
+    source = smart_source(tmp_path, disks.script, smart_timeout="1s")
+    try:
+        found = read_once(source)
+    finally:
+        source.close()
+    assert "did not finish within 1s" in found["/dev/sda"].error
+    assert found["/dev/sdb"].healthy and not found["/dev/sdb"].error
