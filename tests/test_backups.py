@@ -17,7 +17,7 @@ from dcguard.agent.sources.backup import BackupSource
 from dcguard.common.config import ConfigError
 from dcguard.v1 import collector_pb2 as pb
 from tests.storage_helpers import backup_source, collect, make_source
-from tests.support import wait_for
+from tests.support import run_cli, wait_for
 
 STALE = "2020-01-01 10:00:00"
 STALE_EPOCH = time.mktime(time.strptime(STALE, "%Y-%m-%d %H:%M:%S"))  # both tools: local time
@@ -437,3 +437,14 @@ def test_restic_size_is_read_once_per_snapshot(tmp_path: Path,
         source.close()
     assert calls.read_text().split().count("stats") == 2
     assert backup.size_bytes == 53000
+
+
+def test_the_documented_example_config_is_valid(tmp_path: Path) -> None:
+    doc = (Path(__file__).parent.parent / "docs" / "storage-and-backups.md").read_text()
+    example = doc.split("## Example", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    config = tmp_path / "agent.toml"
+    config.write_text(f'[agent]\ndepartment = "t"\nstate_dir = "{tmp_path}"\n[collector]\n'
+                      f'addresses = ["127.0.0.1:1"]\ninsecure = true\n{example}')
+    result = run_cli("dcguard.agent", "check-config", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "backup" in result.stdout and "smart" in result.stdout
