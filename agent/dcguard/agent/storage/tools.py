@@ -30,11 +30,17 @@ class ToolResult:
     stderr: str
 
 
+# borg ends a crash report with where it ran; the error is the line before.
+_ENVIRONMENT_LINES = ("Platform:", "Linux:", "Borg:", "PID:", "sys.argv:",
+                      "SSH_ORIGINAL_COMMAND:")
+
+
 def last_line(text: str, limit: int = 300) -> str:
-    """The last non-empty line of a tool's output, capped: what an error message needs."""
+    """The last meaningful line of a tool's output, capped: what an error message needs."""
     for line in reversed(text.splitlines()):
-        if line.strip():
-            return line.strip()[:limit]
+        stripped = line.strip()
+        if stripped and not stripped.startswith(_ENVIRONMENT_LINES):
+            return stripped[:limit]
     return ""
 
 
