@@ -6,11 +6,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Real tools the tests use: promtool/prometheus, restic, borg.
+# Real tools the tests use: promtool/prometheus, amtool/alertmanager, systemd-analyze,
+# shellcheck, restic, borg.
 packages=()
 command -v promtool >/dev/null || packages+=(prometheus)
 command -v restic >/dev/null || packages+=(restic)
 command -v borg >/dev/null || packages+=(borgbackup)
+command -v amtool >/dev/null || packages+=(prometheus-alertmanager)
+command -v systemd-analyze >/dev/null || packages+=(systemd)
+command -v shellcheck >/dev/null || packages+=(shellcheck)
 python3 -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv)
 if [ ${#packages[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then

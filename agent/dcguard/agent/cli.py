@@ -16,8 +16,8 @@ from dcguard.agent.backup_report import backup_report
 from dcguard.agent.config import DEFAULT_CONFIG, AgentConfig, load_config
 from dcguard.agent.runner import build_report
 from dcguard.agent.sources import Source
-from dcguard.agent.state import AgentState
 from dcguard.common.cli import run_cli, setup_logging
+from dcguard.common.config import ConfigError
 from dcguard.common.version import VERSION
 from dcguard.v1 import collector_pb2 as pb
 
@@ -100,6 +100,43 @@ def _prime(sources: tuple[Source, ...], timeout: float) -> None:
         wait(1, max(0.0, deadline - time.monotonic()))
 
 
+@cli.command("enroll")
+@config_option
+@click.option("--token", required=True, help="The one-time token from "
+              "`dcguard-collector token create`.")
+@click.option("--ca-fingerprint", required=True,
+              help="sha256:… of the collector's CA, as printed with the token.")
+@click.option("--address", help="The collector's enrollment host:port (default: the first "
+              "collector address, port 4741).")
+def enroll_command(config_path: Path, token: str, ca_fingerprint: str,
+                   address: str | None) -> None:
+    """Enroll with the collector: make a key here, get it certified, store the credentials."""
+    from dcguard.agent.enroll import EnrollError, default_enroll_address, enroll
+    from dcguard.common.cli import fail
+    from dcguard.common.config import parse_listen_address
+    from dcguard.common.pki import parse_fingerprint
+
+    try:
+        pin = parse_fingerprint(ca_fingerprint)
+    except ValueError as exc:
+        fail(PROG, f"--ca-fingerprint: {exc}")
+    if address is not None:
+        try:
+            parse_listen_address(address)
+        except ValueError as exc:
+            fail(PROG, f"--address: {exc}")
+    config = load_config(config_path)
+    target = address or default_enroll_address(config)
+    try:
+        enroll(config, token, pin, target)
+    except EnrollError as exc:
+        fail(PROG, str(exc), 1)
+    except OSError as exc:
+        fail(PROG, f"cannot store the credentials in {config.state_dir}: {exc}", 1)
+    click.echo(f"enrolled {config.host} ({config.department}) with the collector at {target}; "
+               f"credentials are in {config.state_dir / 'tls'}")
+
+
 @cli.command("check-config")
 @config_option
 def check_config(config_path: Path) -> None:
@@ -114,25 +151,22 @@ def check_config(config_path: Path) -> None:
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status(config_path: Path, as_json: bool) -> None:
-    """Show the last sequence, what the collector acknowledged, and whether it answers."""
+    """Show the spool, what the collector acknowledged, and whether the collector answers.
+
+    Reads the state directory without locking or changing it, so it is safe
+    while `dcguard-agent run` is running.
+    """
+    from dcguard.agent.status import gather_status, render_status
+
     config = load_config(config_path)
-    state = AgentState(config.state_dir)
-    result = {
-        "host": config.host,
-        "state_dir": str(config.state_dir),
-        "instance_id": state.instance_id,
-        "last_sequence": state.last_sequence,
-        "acked_sequence": state.acked_sequence,
-        "collectors": {address: _probe(config, address) for address in
-                       config.collector.addresses},
-    }
-    if as_json:
-        click.echo(json.dumps(result, indent=2))
-        return
-    for key in ("host", "state_dir", "instance_id", "last_sequence", "acked_sequence"):
-        click.echo(f"{key:<16} {result[key]}")
-    for address, answer in result["collectors"].items():  # type: ignore[attr-defined]
-        click.echo(f"collector        {address}: {answer}")
+    setup_logging("error")
+    try:
+        result = gather_status(config, {address: _probe(config, address)
+                                        for address in config.collector.addresses})
+    except OSError as exc:
+        raise ConfigError(f"cannot read agent.state_dir {config.state_dir}: "
+                          f"{exc.strerror or exc}") from None
+    click.echo(json.dumps(result, indent=2) if as_json else render_status(result))
 
 
 def _probe(config: AgentConfig, address: str) -> str:

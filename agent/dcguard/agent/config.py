@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dcguard.agent.sources import Source, SourceContext, load_all
+from dcguard.agent.spool_config import SpoolConfig, parse_spool
 from dcguard.common.config import Table, load_toml, parse_listen_address
 from dcguard.common.names import check_name
 
@@ -33,6 +34,7 @@ class AgentConfig:
     log_level: str
     collector: CollectorConfig
     sources: tuple[Source, ...]
+    spool: SpoolConfig = field(default_factory=SpoolConfig)
 
     def close_sources(self) -> None:
         for source in self.sources:
@@ -77,11 +79,12 @@ def load_config(path: Path) -> AgentConfig:
     agent.finish()
 
     collector = _collector(root.table("collector"))
+    spool = parse_spool(root.table("spool"))
     context = SourceContext(host=host, interval=interval, state_dir=state_dir)
     sources = _sources(root, context)
     root.finish()
     return AgentConfig(path, host, department, interval, state_dir, log_level, collector,
-                       tuple(sources))
+                       tuple(sources), spool)
 
 
 def _sources(root: Table, context: SourceContext) -> list[Source]:

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Callable
 
 import grpc
 
 from dcguard.agent.config import CollectorConfig
 from dcguard.v1 import collector_pb2 as pb
-from dcguard.v1 import collector_pb2_grpc as pb_grpc
 
-__all__ = ["DeliveryError", "PermanentError", "RetryableError", "Sender"]
+__all__ = ["DeliveryError", "PermanentError", "RetryableError", "Sender", "encode_request"]
 
 log = logging.getLogger(__name__)
 
 # Codes that say "not now" rather than "never": the report stays queued.
+# The collector's trailing-metadata key for a rate limit's "retry after" (ms).
+RETRY_AFTER_KEY = "dcguard-retry-after-ms"
+
 _RETRYABLE = frozenset({
     grpc.StatusCode.UNAVAILABLE,
     grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -34,12 +37,49 @@ _RETRYABLE = frozenset({
 _FAILOVER = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 
 
+_SUBMIT = "/dcguard.v1.Collector/Submit"
+_AGENT_TAG = b"\x0a"    # SubmitRequest.agent: field 1, length-delimited
+_REPORT_TAG = b"\x12"   # SubmitRequest.reports: field 2, length-delimited
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def encode_request(agent: bytes, reports: Sequence[bytes]) -> bytes:
+    """The wire form of SubmitRequest(agent, reports) from already-serialized parts."""
+    parts = [_AGENT_TAG, _varint(len(agent)), agent]
+    for report in reports:
+        parts += [_REPORT_TAG, _varint(len(report)), report]
+    return b"".join(parts)
+
+
 class DeliveryError(Exception):
     """Delivery failed. The tree: DeliveryError ⊃ RetryableError, PermanentError."""
 
-    def __init__(self, code: grpc.StatusCode | None, message: str) -> None:
+    def __init__(self, code: grpc.StatusCode | None, message: str,
+                 retry_after: float = 0.0) -> None:
         super().__init__(message)
         self.code = code
+        # When the collector said to come back (a rate limit), in seconds; 0 if it did not.
+        self.retry_after = retry_after
+
+
+def _retry_after(error: grpc.RpcError) -> float:
+    """The collector's "come back in N ms" hint, bounded to a minute; 0 without one."""
+    try:
+        metadata = error.trailing_metadata() or ()
+    except AttributeError:  # not a call error: no metadata
+        return 0.0
+    for key, value in metadata:
+        if key == RETRY_AFTER_KEY and str(value).isdigit():
+            return min(int(value), 60_000) / 1000
+    return 0.0
 
 
 class RetryableError(DeliveryError):
@@ -58,17 +98,26 @@ class Sender:
         if not config.insecure and credentials is None:
             raise ValueError("collector.insecure is false but no TLS credentials were given")
         self._config = config
-        self._agent = agent
+        self._agent_bytes = agent.SerializeToString()
         self._credentials = credentials
         self._index = 0
         self._channel: grpc.Channel | None = None
+        self._renewed: grpc.ChannelCredentials | None = None
 
     @property
     def address(self) -> str:
         """The collector address in use (or next to be tried)."""
         return self._config.addresses[self._index]
 
-    def _stub(self) -> pb_grpc.CollectorStub:
+    def set_credentials(self, credentials: grpc.ChannelCredentials) -> None:
+        """Use renewed credentials from the next call on (safe from another thread)."""
+        self._renewed = credentials
+
+    def _channel_for_address(self) -> grpc.Channel:
+        renewed, self._renewed = self._renewed, None
+        if renewed is not None:
+            self._credentials = renewed
+            self.close()
         if self._channel is None:
             options = [("grpc.enable_retries", 0), ("grpc.keepalive_time_ms", 60_000)]
             if self._credentials is None:
@@ -76,7 +125,14 @@ class Sender:
             else:
                 self._channel = grpc.secure_channel(self.address, self._credentials,
                                                     options=options)
-        return pb_grpc.CollectorStub(self._channel)
+        return self._channel
+
+    def _submit_call(self) -> Callable[..., pb.SubmitResponse]:
+        """Submit taking a ready-encoded request: spooled reports are sent as stored."""
+        call: Callable[..., pb.SubmitResponse] = self._channel_for_address().unary_unary(
+            _SUBMIT, request_serializer=None,
+            response_deserializer=pb.SubmitResponse.FromString)
+        return call
 
     def _next_address(self) -> None:
         self.close()
@@ -84,11 +140,16 @@ class Sender:
 
     def submit(self, reports: Sequence[pb.Report]) -> int:
         """Deliver reports (oldest first); return the collector's acknowledged sequence."""
-        request = pb.SubmitRequest(agent=self._agent, reports=reports)
+        return self.submit_serialized([report.SerializeToString() for report in reports])
+
+    def submit_serialized(self, reports: Sequence[bytes]) -> int:
+        """Deliver serialized reports (oldest first), gzip-compressed; return the ack."""
+        request = encode_request(self._agent_bytes, reports)
         last: grpc.RpcError = grpc.RpcError()
         for _ in self._config.addresses:
             try:
-                response = self._stub().Submit(request, timeout=self._config.timeout)
+                response = self._submit_call()(request, timeout=self._config.timeout,
+                                               compression=grpc.Compression.Gzip)
             except grpc.RpcError as exc:
                 last = exc
                 code = exc.code()
@@ -101,7 +162,7 @@ class Sender:
         code = last.code()
         message = f"collector {self.address}: {code.name if code else 'error'}: {last.details()}"
         if code in _RETRYABLE:
-            raise RetryableError(code, message)
+            raise RetryableError(code, message, _retry_after(last))
         raise PermanentError(code, message)
 
     def close(self) -> None:

@@ -1,4 +1,10 @@
-"""The long-running agent: the cycle plus delivery, started and stopped in order."""
+"""The long-running agent: the report loop and the delivery thread, started and stopped in order.
+
+The report loop only builds reports and spools them; the delivery thread
+(delivery.py) sends them. A report is durable in the spool before any
+source commits its read positions, so a crash at any point re-reads rather
+than loses.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,14 @@ import signal
 import threading
 
 from dcguard.agent.config import AgentConfig
+from dcguard.agent.delivery import STATUS_FILE, Delivery
 from dcguard.agent.runner import Ticker, agent_info, build_report
-from dcguard.agent.sender import DeliveryError, Sender
-from dcguard.agent.state import AgentState
+from dcguard.agent.sender import Sender
+from dcguard.agent.spool import Spool
+from dcguard.agent.state import AgentState, StateLocked
+from dcguard.agent.tls import Renewer, load_credentials
 from dcguard.common.config import ConfigError
+from dcguard.common.systemd import notify
 
 __all__ = ["run_agent"]
 
@@ -23,35 +33,61 @@ def run_agent(config: AgentConfig, stop: threading.Event | None = None) -> None:
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
+    credentials = None
     if not config.collector.insecure:
-        raise ConfigError(
-            f"config {config.path}: collector.insecure is false, and no TLS credentials are "
-            f"in {config.state_dir}: enroll the agent first"
-        )
+        credentials = load_credentials(config.state_dir, config.path)
     state = AgentState(config.state_dir)
-    state.open()
-    sender = Sender(config.collector, agent_info(config, state.instance_id))
-    ticker = Ticker(config.interval, stop)
-    failing = False
-    log.info("dcguard-agent %s for host %s: %d sources, every %gs, to %s", "started",
-             config.host, len(config.sources), config.interval, sender.address)
+    spool = Spool(state.spool_dir, config.spool)
     try:
-        while ticker.wait():
-            report = build_report(config.sources, state.next_sequence())
-            try:
-                acked = sender.submit([report])
-            except DeliveryError as exc:
-                if not failing:  # once per episode, not once per cycle
-                    log.error("delivery failing: %s", exc)
-                failing = True
-                continue
-            state.record_ack(acked)
-            for source in config.sources:
-                source.commit()
-            if failing:
-                log.info("delivery recovered via %s", sender.address)
-                failing = False
+        state.open()
+        state.lock()
+        spool.open()
+    except StateLocked as exc:
+        raise ConfigError(str(exc)) from None
+    except OSError as exc:
+        raise ConfigError(f"config {config.path}: agent.state_dir {config.state_dir}: "
+                          f"{exc.strerror or exc}") from None
+    sender = Sender(config.collector, agent_info(config, state.instance_id), credentials)
+    if credentials is not None:
+        Renewer(config.state_dir, config.collector.addresses, config.collector.timeout,
+                sender.set_credentials, stop, config.host).start()
+    delivery = Delivery(spool, sender, config.spool, stop, config.state_dir / STATUS_FILE)
+    log.info("dcguard-agent started for host %s: %d sources, every %gs, to %s; "
+             "%d reports spooled, next sequence %d", config.host, len(config.sources),
+             config.interval, sender.address, len(spool), spool.next_sequence())
+    delivery.start()
+    notify("READY=1")
+    try:
+        _report_loop(config, spool, delivery, Ticker(config.interval, stop))
     finally:
+        notify("STOPPING=1")
+        stop.set()
+        delivery.notify()
+        delivery.join(config.collector.timeout * len(config.collector.addresses) + 5)
         sender.close()
         config.close_sources()
-        log.info("dcguard-agent stopped")
+        state.unlock()
+        log.info("dcguard-agent stopped; %d reports spooled", len(spool))
+
+
+def _report_loop(config: AgentConfig, spool: Spool, delivery: Delivery, ticker: Ticker) -> None:
+    spool_failing = False
+    while ticker.wait():
+        report = build_report(config.sources, spool.next_sequence())
+        try:
+            spool.append(report)
+        except OSError as exc:  # disk full or failing: sources keep their positions
+            if not spool_failing:  # once per episode
+                log.error("cannot write the spool in %s: %s; reports are not being kept",
+                          spool.directory, exc.strerror or exc)
+            spool_failing = True
+            continue
+        if spool_failing:
+            log.info("spool writable again")
+            spool_failing = False
+        for source in config.sources:
+            try:
+                source.commit()
+            except Exception as exc:  # noqa: BLE001 - one source must not stop the loop
+                log.warning("source %s: commit failed: %s", source.name, exc)
+        delivery.notify()

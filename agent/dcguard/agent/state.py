@@ -1,18 +1,29 @@
-"""What the agent keeps in its state directory: its instance id and sequence numbers.
+"""What the agent keeps in its state directory: its instance id, and the one-runner lock.
 
+Sequence numbers, acknowledgements and drop counts live with the reports in
+the spool (spool.py), so they can never disagree with what was spooled.
 Files are replaced atomically (write, fsync, rename, fsync the directory) so
-a crash or power loss leaves either the old or the new value, never a torn
-one. The sequence is persisted before a report carrying it leaves the agent:
-after any restart the next report gets a higher number, never a reused one.
+a crash or power loss leaves either the old or the new value, never a torn one.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import uuid
 from pathlib import Path
+from typing import IO
 
-__all__ = ["AgentState", "atomic_write"]
+__all__ = ["AgentState", "StateLocked", "atomic_write", "fsync_directory"]
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a file's creation, rename or removal in directory survive power loss."""
+    handle = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -23,22 +34,21 @@ def atomic_write(path: Path, data: bytes) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     tmp.replace(path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    fsync_directory(path.parent)
+
+
+class StateLocked(Exception):
+    """Another dcguard-agent run already uses this state directory."""
 
 
 class AgentState:
-    """The agent's identity and counters under state_dir."""
+    """The agent's identity under state_dir, and the lock that keeps one runner per dir."""
 
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
-        self._sequence_file = state_dir / "sequence"
-        self._acked_file = state_dir / "acked_sequence"
+        self.spool_dir = state_dir / "spool"
         self._instance_file = state_dir / "instance_id"
-        self._sequence: int | None = None
+        self._lock: IO[bytes] | None = None
 
     def open(self) -> None:
         """Create the state directory and instance id on first use."""
@@ -46,42 +56,30 @@ class AgentState:
         if not self._instance_file.exists():
             atomic_write(self._instance_file, uuid.uuid4().hex.encode())
 
+    def lock(self) -> None:
+        """Take the runner lock (released when the process exits, even by kill -9).
+
+        Two runners on one spool would hand out the same sequences; readers such
+        as `status` never take this lock, so they never block the runner.
+        """
+        # Held open for the life of the process: the lock goes with the descriptor.
+        handle = open(self.state_dir / "run.lock", "ab")  # noqa: SIM115
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise StateLocked(f"another dcguard-agent is running with state_dir "
+                              f"{self.state_dir}") from None
+        self._lock = handle
+
+    def unlock(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
     @property
     def instance_id(self) -> str:
         try:
             return self._instance_file.read_text().strip()
         except FileNotFoundError:
             return ""
-
-    def _read_int(self, path: Path) -> int:
-        try:
-            text = path.read_text().strip()
-        except FileNotFoundError:
-            return 0
-        # A corrupt counter must not reuse sequences: refuse to guess.
-        if not text.isdigit():
-            raise ValueError(f"{path} is corrupt ({text[:20]!r}); "
-                             "remove the state directory to start a new agent instance")
-        return int(text)
-
-    @property
-    def last_sequence(self) -> int:
-        """The last sequence number handed out (0 before the first report)."""
-        if self._sequence is None:
-            self._sequence = self._read_int(self._sequence_file)
-        return self._sequence
-
-    def next_sequence(self) -> int:
-        """Hand out and persist the next sequence number."""
-        value = self.last_sequence + 1
-        atomic_write(self._sequence_file, str(value).encode())
-        self._sequence = value
-        return value
-
-    @property
-    def acked_sequence(self) -> int:
-        """The highest sequence the collector has acknowledged as stored."""
-        return self._read_int(self._acked_file)
-
-    def record_ack(self, sequence: int) -> None:
-        atomic_write(self._acked_file, str(sequence).encode())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
@@ -21,6 +21,12 @@ def fail(prog: str, message: str, code: int = EXIT_USAGE) -> NoReturn:
     sys.exit(code)
 
 
+# click 8.2 added NoArgsIsHelpError; Python 3.9 installs click 8.1, where an
+# except clause naming it raised AttributeError on every error exit (even
+# fail()'s SystemExit). An empty tuple matches nothing.
+_NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 def run_cli(group: click.Group, prog: str) -> None:
     """Invoke a click group; usage and config errors become one line, exit 2.
 
@@ -29,7 +35,7 @@ def run_cli(group: click.Group, prog: str) -> None:
     """
     try:
         group.main(prog_name=prog, standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as exc:
+    except _NO_ARGS_IS_HELP as exc:
         click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
         sys.exit(EXIT_USAGE)
     except click.UsageError as exc:

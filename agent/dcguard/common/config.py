@@ -8,6 +8,7 @@ unmonitored.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import sys
 from pathlib import Path
@@ -52,10 +53,12 @@ class Table:
     reported as unknown, with its full dotted path.
     """
 
-    def __init__(self, data: dict[str, Any], path: str = "", source: str = "config") -> None:
+    def __init__(self, data: dict[str, Any], path: str = "", source: str = "config",
+                 hint: str = "") -> None:
         self._data = data
         self._path = path
         self._source = source
+        self._hint = hint  # said with "is required" errors of an absent table
         self._seen: set[str] = set()
 
     def key_path(self, key: str) -> str:
@@ -86,7 +89,7 @@ class Table:
         self._seen.add(key)
         if key not in self._data:
             if default is _MISSING:
-                raise self.error(key, "is required")
+                raise self.error(key, f"is required{self._hint}")
             return default  # type: ignore[no-any-return]
         value = self._data[key]
         # bool is an int in Python; a config that says `interval = true` is wrong.
@@ -113,7 +116,7 @@ class Table:
         self._seen.add(key)
         value = self._data.get(key, default)
         if value is _MISSING:
-            raise self.error(key, "is required")
+            raise self.error(key, f"is required{self._hint}")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.error(key, f"must be a number, got {_describe(value)}")
         if minimum is not None and value < minimum:
@@ -144,10 +147,32 @@ class Table:
             raise self.error(key, "must not be empty")
         return list(values)
 
+    def integer_list(self, key: str, default: Any = _MISSING, *, minimum: int,
+                     maximum: int) -> list[int]:
+        """A list of integers, each within [minimum, maximum]."""
+        values = self._get(key, list, "a list of integers", default)
+        for item in values:
+            if isinstance(item, bool) or not isinstance(item, int) or not (
+                    minimum <= item <= maximum):
+                raise self.error(key, f"must be a list of integers {minimum}-{maximum}, "
+                                      f"found {_describe(item)}")
+        return list(values)
+
+    def names(self) -> list[str]:
+        """The keys present, for tables whose keys are names (e.g. one sub-table per host)."""
+        return list(self._data)
+
     def table(self, key: str) -> Table:
         """A sub-table; an absent one reads as empty so defaults apply."""
         value = self._get(key, dict, "a table", {})
-        return Table(value, self.key_path(key), self._source)
+        hint = ""
+        if key not in self._data:
+            # An absent table is most often a misspelt one: name the near miss.
+            tables = [k for k, v in self._data.items() if isinstance(v, dict)]
+            close = difflib.get_close_matches(key, tables, n=1)
+            if close:
+                hint = f" ([{self.key_path(close[0])}] is not known: did you mean [{key}]?)"
+        return Table(value, self.key_path(key), self._source, hint)
 
     def table_list(self, key: str) -> list[Table]:
         """An array of tables ([[key]]); absent reads as empty."""

@@ -1,21 +1,34 @@
 """Deciding who the peer is: the one place a request's identity comes from.
 
 In insecure mode (loopback demos and tests only) the identity is what the
-agent claims. With mTLS the host is the client certificate's, and a claim
-that differs is refused.
+agent claims. With mTLS the identity is the client certificate's: host in
+the CN, department in the OU. The TLS layer has already checked the chain
+on the agent port; it is checked again here (so a configuration mistake
+in the TLS layer cannot let a foreign certificate in), together with what
+TLS cannot know: revocation, and whether the claim matches the certificate.
 """
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
+from typing import Protocol
 
 import grpc
+from cryptography import x509
 
 from dcguard.collector.errors import Rejection
 from dcguard.common.names import check_name
+from dcguard.common.pki import (
+    CertificateError,
+    common_name,
+    load_certificate,
+    unit_name,
+    verify_issued,
+)
 from dcguard.v1 import collector_pb2 as pb
 
-__all__ = ["Authenticator", "PeerIdentity"]
+__all__ = ["Authenticator", "PeerIdentity", "RevocationCheck"]
 
 
 @dataclass(frozen=True)
@@ -24,19 +37,61 @@ class PeerIdentity:
     department: str
 
 
+class RevocationCheck(Protocol):
+    def is_revoked(self, serial: int) -> bool: ...
+
+
 class Authenticator:
     """Turns a gRPC call and the agent's claim into a PeerIdentity, or refuses."""
 
-    def __init__(self, *, insecure: bool) -> None:
+    def __init__(self, *, insecure: bool, ca: x509.Certificate | None = None,
+                 revocations: RevocationCheck | None = None) -> None:
+        if not insecure and (ca is None or revocations is None):
+            raise ValueError("mTLS needs the CA certificate and the revocation registry")
         self._insecure = insecure
+        self._ca = ca
+        self._revocations = revocations
 
     def identify(self, context: grpc.ServicerContext, claim: pb.AgentInfo) -> PeerIdentity:
+        # Who is calling comes before what they claim: an unauthenticated
+        # peer learns nothing from how its claim would have been judged.
+        identity = None if self._insecure else self.certificate_identity(context)
         for field in ("host", "department"):
             problem = check_name(getattr(claim, field))
             if problem:
                 raise Rejection(grpc.StatusCode.INVALID_ARGUMENT, "invalid_identity",
                                 f"agent.{field} {problem}")
-        if self._insecure:
+        if identity is None:
             return PeerIdentity(host=claim.host, department=claim.department)
-        raise Rejection(grpc.StatusCode.UNAUTHENTICATED, "unauthenticated",
-                        "a client certificate is required")
+        if (claim.host, claim.department) != (identity.host, identity.department):
+            raise Rejection(
+                grpc.StatusCode.PERMISSION_DENIED, "permission_denied",
+                f"the client certificate is for host {identity.host!r} in "
+                f"{identity.department!r}; this batch claims {claim.host!r} in "
+                f"{claim.department!r}")
+        return identity
+
+    def certificate_identity(self, context: grpc.ServicerContext,
+                             now: datetime.datetime | None = None) -> PeerIdentity:
+        """The identity in the peer's client certificate, if it is ours, current and unrevoked."""
+        if self._ca is None or self._revocations is None:
+            raise Rejection(grpc.StatusCode.UNAUTHENTICATED, "unauthenticated",
+                            "this collector runs without TLS")
+        pems = context.auth_context().get("x509_pem_cert") or []
+        if not pems:
+            raise Rejection(grpc.StatusCode.UNAUTHENTICATED, "unauthenticated",
+                            "a client certificate is required (enroll the agent first)")
+        try:
+            cert = load_certificate(pems[0])
+            verify_issued(cert, self._ca, now=now, client=True)
+        except CertificateError as exc:
+            raise Rejection(grpc.StatusCode.UNAUTHENTICATED, "unauthenticated",
+                            f"client certificate refused: {exc}") from None
+        if self._revocations.is_revoked(cert.serial_number):
+            raise Rejection(grpc.StatusCode.PERMISSION_DENIED, "permission_denied",
+                            "this client certificate was revoked; enroll the agent again")
+        host, department = common_name(cert), unit_name(cert)
+        if check_name(host) or check_name(department):
+            raise Rejection(grpc.StatusCode.UNAUTHENTICATED, "unauthenticated",
+                            "the client certificate names no valid host and department")
+        return PeerIdentity(host=host, department=department)

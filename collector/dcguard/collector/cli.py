@@ -14,8 +14,11 @@ import click
 
 from dcguard.collector.config import DEFAULT_CONFIG, ServerConfig, load_config
 from dcguard.collector.metrics.agent import is_up
+from dcguard.collector.risk.cli import assess, risk
+from dcguard.collector.security.cli import events
 from dcguard.collector.store import Store, StoreError
 from dcguard.common.cli import fail, run_cli, setup_logging
+from dcguard.common.systemd import notify
 from dcguard.common.version import VERSION
 
 __all__ = ["main"]
@@ -58,7 +61,9 @@ def serve(config_path: Path, grpc_listen: str | None, metrics_listen: str | None
         server.start()
     except (StoreError, RuntimeError, OSError) as exc:
         fail(PROG, f"cannot start: {exc}", 1)
+    notify("READY=1")
     stop.wait()
+    notify("STOPPING=1")
     server.stop()
 
 
@@ -78,6 +83,7 @@ def _agents(config: ServerConfig) -> list[dict[str, Any]]:
     finally:
         store.close()
     now = time.time()
+    scores = {a.host: a.score for a in assess(config, records, now)}
     return [
         {
             "host": r.host,
@@ -88,6 +94,7 @@ def _agents(config: ServerConfig) -> list[dict[str, Any]]:
             "os": r.os,
             "reports_stored": r.reports_stored,
             "reports_lost": r.reports_lost,
+            "risk_score": scores[r.host],
         }
         for r in sorted(records, key=lambda r: (r.department, r.host))
     ]
@@ -98,7 +105,7 @@ def _agents(config: ServerConfig) -> list[dict[str, Any]]:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.pass_context
 def agents(ctx: click.Context, config_path: Path, as_json: bool) -> None:
-    """List every known agent: host, department, last seen, up."""
+    """List every known agent: host, department, last seen, up, risk score."""
     if ctx.invoked_subcommand is not None:
         return
     rows = _agents(load_config(config_path))
@@ -106,14 +113,24 @@ def agents(ctx: click.Context, config_path: Path, as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     click.echo(f"{'HOST':<24} {'DEPARTMENT':<20} {'UP':<4} {'LAST SEEN':<20} "
-               f"{'STORED':>8} {'LOST':>6}")
+               f"{'STORED':>8} {'LOST':>6} {'RISK':>4}")
     for row in rows:
         seen = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["last_seen"]))
         click.echo(f"{row['host']:<24} {row['department']:<20} "
                    f"{'yes' if row['up'] else 'NO':<4} {seen:<20} "
-                   f"{row['reports_stored']:>8} {row['reports_lost']:>6}")
+                   f"{row['reports_stored']:>8} {row['reports_lost']:>6} "
+                   f"{row['risk_score']:>4}")
     if not rows:
         click.echo("(no agents have reported yet)")
+
+
+from dcguard.collector.cli_trust import ca, revoke, token  # noqa: E402 - after the groups
+
+cli.add_command(risk)
+cli.add_command(ca)
+cli.add_command(token)
+cli.add_command(events)
+agents.add_command(revoke)
 
 
 def main() -> None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from dcguard.collector.risk.config import RiskConfig, parse_risk
+from dcguard.collector.security.config import SecurityConfig, parse_security
+from dcguard.collector.trustconfig import TlsConfig, parse_limits, parse_tls
+from dcguard.collector.validate import Limits
 from dcguard.common.config import (
     ConfigError,
     Table,
@@ -31,6 +35,14 @@ class ServerConfig:
     down_after_intervals: int
     log_level: str
     max_message_bytes: int
+    tls: TlsConfig
+    limits: Limits
+    risk: RiskConfig = field(default_factory=RiskConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.tls.resolve(self.data_dir)
 
     @property
     def database(self) -> Path:
@@ -62,6 +74,10 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> ServerCo
         down_after_intervals=server.integer("down_after_intervals", 3, minimum=1),
         log_level=log_level,
         max_message_bytes=server.integer("max_message_bytes", 4 * 1024 * 1024, minimum=1024),
+        tls=parse_tls(root.table("tls")),
+        limits=parse_limits(root.table("limits")),
+        risk=parse_risk(root.table("risk")),
+        security=parse_security(root),
     )
     server.finish()
     root.finish()

@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import grpc
 
-__all__ = ["REJECTION_REASONS", "Rejection"]
+__all__ = ["REJECTION_REASONS", "RETRY_AFTER_KEY", "Rejection"]
+
+# Trailing metadata telling a throttled agent when to come back, in
+# milliseconds (the role of OTel's RetryInfo), so it neither hammers the
+# collector nor backs off for a minute and stalls its backlog.
+RETRY_AFTER_KEY = "dcguard-retry-after-ms"
 
 # Every reason is exported at 0 from the start so alert rules see the series.
 REJECTION_REASONS = (
@@ -27,10 +32,14 @@ REJECTION_REASONS = (
 class Rejection(Exception):
     """A request refused with a gRPC status and a counted reason."""
 
-    def __init__(self, code: grpc.StatusCode, reason: str, message: str) -> None:
+    def __init__(self, code: grpc.StatusCode, reason: str, message: str,
+                 retry_after: float = 0.0) -> None:
         super().__init__(message)
         if reason not in REJECTION_REASONS:
             raise ValueError(f"unknown rejection reason {reason!r}")
         self.code = code
         self.reason = reason
         self.message = message
+        # Seconds after which the same request would be taken (rate limits):
+        # sent to the agent as RETRY_AFTER_KEY trailing metadata.
+        self.retry_after = retry_after

@@ -11,14 +11,21 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import generate_latest
 
 from dcguard.collector.auth import Authenticator
+from dcguard.collector.ca import CertificateAuthority, TlsFiles
 from dcguard.collector.config import ServerConfig
+from dcguard.collector.enroll_service import EnrollService
+from dcguard.collector.enrollment import ENROLLMENT_SCHEMA, EnrollmentRegistry
 from dcguard.collector.metrics.registry import HostRenderer, default_groups
 from dcguard.collector.metrics_http import MetricsServer
+from dcguard.collector.risk.engine import RiskEngine
+from dcguard.collector.risk.history import FS_HISTORY_SCHEMA
+from dcguard.collector.security.feature import SecurityFeature
 from dcguard.collector.selfmetrics import SelfMetrics
 from dcguard.collector.service import SERVICE_NAME, CollectorService
 from dcguard.collector.state import StateCache
-from dcguard.collector.store import Store
+from dcguard.collector.store import AGENTS_SCHEMA, Store
 from dcguard.common.config import parse_listen_address
+from dcguard.common.pki import CertificateError
 
 __all__ = ["CollectorServer"]
 
@@ -28,34 +35,60 @@ log = logging.getLogger(__name__)
 class CollectorServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.store = Store(config.database)
-        self.state = StateCache(HostRenderer(default_groups(config)))
+        self.risk = RiskEngine(config.risk, config.down_after_intervals)
+        self.security = SecurityFeature(config.security, config.database)
+        self.store = Store(config.database,
+                           migrations=(AGENTS_SCHEMA, ENROLLMENT_SCHEMA, FS_HISTORY_SCHEMA,
+                                       *self.security.migrations),
+                           hooks=(self.risk.history, *self.security.hooks))
+        self.registry = EnrollmentRegistry(config.database)
+        self.state = StateCache(HostRenderer(default_groups(config, self.risk)))
         self.metrics = SelfMetrics()
         self._grpc: grpc.Server | None = None
         self._http: MetricsServer | None = None
         self.grpc_port = 0
         self.metrics_port = 0
+        self.enroll_port = 0
 
     def start(self) -> None:
         """Open the store, load state, then start serving (downstream first)."""
         self.store.open()
+        self.registry.open()
+        self.risk.history.load(self.config.database)
+        self.security.start(self.metrics.registry)
         self.state.load(self.store.agents())
         self.metrics.agents.set(len(self.state))
 
-        service = CollectorService(self.store, self.state,
-                                   Authenticator(insecure=self.config.insecure), self.metrics)
+        handlers: list[grpc.GenericRpcHandler] = []
+        ca: CertificateAuthority | None = None
+        if self.config.insecure:
+            auth = Authenticator(insecure=True)
+        else:
+            try:
+                ca = CertificateAuthority(TlsFiles(self.config.tls_dir))
+            except CertificateError as exc:
+                raise RuntimeError(str(exc)) from None
+            auth = Authenticator(insecure=False, ca=ca.cert, revocations=self.registry)
+            handlers.append(EnrollService(ca, self.registry, auth,
+                                          self.config.tls.client_cert_lifetime,
+                                          self.metrics.registry).handler())
+        service = CollectorService(self.store, self.state, auth, self.metrics,
+                                   self.config.limits)
+        handlers.insert(0, service.handler())
         size = self.config.max_message_bytes
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="grpc"),
-            handlers=[service.handler()],
+            handlers=handlers,
             options=[("grpc.max_receive_message_length", size),
                      ("grpc.max_send_message_length", size)],
         )
         health_servicer = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        host, port = parse_listen_address(self.config.grpc_listen)
-        target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        self.grpc_port = server.add_insecure_port(target)
+        host, _ = parse_listen_address(self.config.grpc_listen)
+        if ca is None:
+            self.grpc_port = server.add_insecure_port(_target(self.config.grpc_listen))
+        else:
+            self._add_tls_ports(server, ca)
         server.start()
         for name in ("", SERVICE_NAME):
             health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -69,6 +102,28 @@ class CollectorServer:
         log.info("listening grpc=%s:%d metrics=%s:%d data_dir=%s hosts=%d", host,
                  self.grpc_port, mhost, self.metrics_port, self.config.data_dir, len(self.state))
 
+    def _add_tls_ports(self, server: grpc.Server, ca: CertificateAuthority) -> None:
+        """The agent port requires a client certificate; the enrollment port cannot.
+
+        grpc-python either requires and verifies a client certificate or never
+        asks for one, so Enroll (the agent has no certificate yet) gets its
+        own port. Submit and Renew on the enrollment port are refused as
+        unauthenticated by auth.py: there is never a client certificate there.
+        """
+        try:
+            pair = TlsFiles(self.config.tls_dir).server_credentials()
+        except (OSError, CertificateError) as exc:
+            raise RuntimeError(f"cannot read the server certificate: {exc}") from None
+        mutual = grpc.ssl_server_credentials([pair], root_certificates=ca.pem,
+                                             require_client_auth=True)
+        self.grpc_port = server.add_secure_port(_target(self.config.grpc_listen), mutual)
+        enroll = grpc.ssl_server_credentials([pair], require_client_auth=False)
+        self.enroll_port = server.add_secure_port(_target(self.config.tls.enroll_listen),
+                                                  enroll)
+        ehost, _ = parse_listen_address(self.config.tls.enroll_listen)
+        log.info("enroll listening on %s:%d (TLS, CA %s)", ehost, self.enroll_port,
+                 ca.fingerprint)
+
     def render_metrics(self) -> bytes:
         """The whole /metrics page: per-host families, then the collector's own."""
         text = self.state.render(time.time())
@@ -80,4 +135,11 @@ class CollectorServer:
             self._grpc.stop(grace).wait()
         if self._http is not None:
             self._http.stop()
+        self.security.stop()
+        self.registry.close()
         self.store.close()
+
+
+def _target(listen: str) -> str:
+    host, port = parse_listen_address(listen)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

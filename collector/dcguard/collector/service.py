@@ -14,7 +14,8 @@ from typing import Any, Callable
 import grpc
 
 from dcguard.collector.auth import Authenticator
-from dcguard.collector.errors import Rejection
+from dcguard.collector.errors import RETRY_AFTER_KEY, Rejection
+from dcguard.collector.ratelimit import RateLimiter
 from dcguard.collector.selfmetrics import SelfMetrics
 from dcguard.collector.state import StateCache
 from dcguard.collector.store import Store, StoreError
@@ -39,6 +40,7 @@ class CollectorService:
         self._metrics = metrics
         self._limits = limits or Limits()
         self._clock = clock
+        self._rate = RateLimiter(self._limits.rate_per_second, self._limits.rate_burst)
 
     def handler(self) -> grpc.GenericRpcHandler:
         """A generic handler taking raw request bytes (see module docstring)."""
@@ -54,12 +56,18 @@ class CollectorService:
             reports = len(request.reports)
             self._metrics.received.inc(reports)
             identity = self._auth.identify(context, request.agent)
+            self._rate.check(identity.host)
             now = self._clock()
             validate_request(request, now, self._limits)
             result = self._store.apply(identity, request.agent, request.reports, now)
         except Rejection as exc:
             self._metrics.rejected.labels(reason=exc.reason).inc(max(reports, 1))
-            log.info("refused a batch from %s: %s", context.peer(), exc.message)
+            # A throttled agent is told when to come back; one line per call would flood.
+            log.log(logging.DEBUG if exc.reason == "rate_limited" else logging.INFO,
+                    "refused a batch from %s: %s", context.peer(), exc.message)
+            if exc.retry_after > 0:
+                context.set_trailing_metadata(
+                    ((RETRY_AFTER_KEY, str(max(1, round(exc.retry_after * 1000)))),))
             _abort(context, exc.code, exc.message)
         except StoreError as exc:
             log.error("%s", exc)

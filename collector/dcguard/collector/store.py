@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -101,6 +101,19 @@ def _record(row: tuple[Any, ...]) -> AgentRecord:
     )
 
 
+@dataclass
+class _Job:
+    """One apply() call waiting to be committed."""
+
+    identity: PeerIdentity
+    agent: pb.AgentInfo
+    reports: Sequence[pb.Report]
+    received_at: float
+    done: threading.Event = field(default_factory=threading.Event)
+    result: ApplyResult | None = None
+    error: StoreError | None = None
+
+
 class Store:
     """Thread-safe access to the collector database (one writer at a time)."""
 
@@ -111,7 +124,9 @@ class Store:
         self._readonly = readonly
         self._migrations = tuple(migrations)
         self._hooks = tuple(hooks)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held by whoever is committing
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Job] = []
         self._db: sqlite3.Connection | None = None
 
     def open(self) -> None:
@@ -171,22 +186,52 @@ class Store:
               reports: Sequence[pb.Report], received_at: float) -> ApplyResult:
         """Store a batch once: sequences already stored count as duplicates, gaps as lost.
 
-        A new instance_id for a known host means the agent was reinstalled and
-        counts from 1 again; its earlier counters are kept.
+        Returns only after the batch is committed durably. Concurrent calls
+        are committed together (group commit): whichever caller holds the
+        write lock commits every batch queued meanwhile in one transaction,
+        each in its own savepoint, so one fsync serves many agents and one
+        failing batch does not undo the others.
         """
-        with self._lock:
-            db = self._conn()
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                row = db.execute(f"SELECT {_COLUMNS} FROM agents WHERE host = ?",
-                                 (identity.host,)).fetchone()
-                result = self._apply(db, row, identity, agent, reports, received_at)
-                db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise StoreError(f"cannot store reports for {identity.host}: {exc}") from exc
-        return result
+        job = _Job(identity, agent, reports, received_at)
+        with self._queue_lock:
+            self._queue.append(job)
+        while not job.done.is_set():
+            with self._lock:
+                if job.done.is_set():
+                    break
+                with self._queue_lock:
+                    jobs, self._queue = self._queue, []
+                self._commit(jobs)
+        if job.error is not None:
+            raise job.error
+        assert job.result is not None  # noqa: S101 - set together with done
+        return job.result
+
+    def _commit(self, jobs: list[_Job]) -> None:
+        db = self._conn()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for job in jobs:
+                db.execute("SAVEPOINT batch")
+                try:
+                    row = db.execute(f"SELECT {_COLUMNS} FROM agents WHERE host = ?",
+                                     (job.identity.host,)).fetchone()
+                    job.result = self._apply(db, row, job.identity, job.agent, job.reports,
+                                             job.received_at)
+                except Exception as exc:  # noqa: BLE001 - a bad batch or hook must not sink the rest
+                    db.execute("ROLLBACK TO batch")
+                    job.result = None
+                    job.error = StoreError(f"cannot store reports for {job.identity.host}: {exc}")
+                db.execute("RELEASE batch")
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            for job in jobs:
+                job.result, job.error = None, StoreError(f"cannot commit reports: {exc}")
+        finally:
+            for job in jobs:
+                job.done.set()
 
     def _apply(self, db: sqlite3.Connection, row: tuple[Any, ...] | None, identity: PeerIdentity,
                agent: pb.AgentInfo, reports: Sequence[pb.Report],

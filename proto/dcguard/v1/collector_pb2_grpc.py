@@ -40,6 +40,16 @@ class CollectorStub(object):
                 request_serializer=dcguard_dot_v1_dot_collector__pb2.SubmitRequest.SerializeToString,
                 response_deserializer=dcguard_dot_v1_dot_collector__pb2.SubmitResponse.FromString,
                 _registered_method=True)
+        self.Enroll = channel.unary_unary(
+                '/dcguard.v1.Collector/Enroll',
+                request_serializer=dcguard_dot_v1_dot_collector__pb2.EnrollRequest.SerializeToString,
+                response_deserializer=dcguard_dot_v1_dot_collector__pb2.EnrollResponse.FromString,
+                _registered_method=True)
+        self.Renew = channel.unary_unary(
+                '/dcguard.v1.Collector/Renew',
+                request_serializer=dcguard_dot_v1_dot_collector__pb2.RenewRequest.SerializeToString,
+                response_deserializer=dcguard_dot_v1_dot_collector__pb2.RenewResponse.FromString,
+                _registered_method=True)
 
 
 class CollectorServicer(object):
@@ -56,6 +66,22 @@ class CollectorServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Enroll(self, request, context):
+        """Enroll trades a one-time token for a client certificate. It is served
+        over TLS without a client certificate; the agent has pinned the CA.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Renew(self, request, context):
+        """Renew trades a valid, unrevoked client certificate (presented over
+        mTLS) for a new one for the same host, before the old one expires.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CollectorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -63,6 +89,16 @@ def add_CollectorServicer_to_server(servicer, server):
                     servicer.Submit,
                     request_deserializer=dcguard_dot_v1_dot_collector__pb2.SubmitRequest.FromString,
                     response_serializer=dcguard_dot_v1_dot_collector__pb2.SubmitResponse.SerializeToString,
+            ),
+            'Enroll': grpc.unary_unary_rpc_method_handler(
+                    servicer.Enroll,
+                    request_deserializer=dcguard_dot_v1_dot_collector__pb2.EnrollRequest.FromString,
+                    response_serializer=dcguard_dot_v1_dot_collector__pb2.EnrollResponse.SerializeToString,
+            ),
+            'Renew': grpc.unary_unary_rpc_method_handler(
+                    servicer.Renew,
+                    request_deserializer=dcguard_dot_v1_dot_collector__pb2.RenewRequest.FromString,
+                    response_serializer=dcguard_dot_v1_dot_collector__pb2.RenewResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -93,6 +129,60 @@ class Collector(object):
             '/dcguard.v1.Collector/Submit',
             dcguard_dot_v1_dot_collector__pb2.SubmitRequest.SerializeToString,
             dcguard_dot_v1_dot_collector__pb2.SubmitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Enroll(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dcguard.v1.Collector/Enroll',
+            dcguard_dot_v1_dot_collector__pb2.EnrollRequest.SerializeToString,
+            dcguard_dot_v1_dot_collector__pb2.EnrollResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Renew(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dcguard.v1.Collector/Renew',
+            dcguard_dot_v1_dot_collector__pb2.RenewRequest.SerializeToString,
+            dcguard_dot_v1_dot_collector__pb2.RenewResponse.FromString,
             options,
             channel_credentials,
             insecure,

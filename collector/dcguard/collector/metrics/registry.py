@@ -8,16 +8,27 @@ from dcguard.collector.config import ServerConfig
 from dcguard.collector.exposition import Family, labels, sample
 from dcguard.collector.metrics import AddSample, Labels, MetricGroup
 from dcguard.collector.metrics.agent import AgentGroup
+from dcguard.collector.metrics.backup import BackupGroup
 from dcguard.collector.metrics.filesystem import FilesystemGroup
 from dcguard.collector.metrics.host import HostGroup
+from dcguard.collector.metrics.risk import RiskGroup
+from dcguard.collector.metrics.storage import StorageGroup
+from dcguard.collector.risk.engine import RiskEngine
+from dcguard.collector.security.metrics import SecurityGroup
 from dcguard.collector.store import AgentRecord
 
 __all__ = ["HostRenderer", "default_groups"]
 
 
-def default_groups(config: ServerConfig) -> list[MetricGroup]:
-    """Every group, in exposition order. A new feature adds its group here."""
-    return [AgentGroup(config.down_after_intervals), HostGroup(), FilesystemGroup()]
+def default_groups(config: ServerConfig, risk: RiskEngine | None = None) -> list[MetricGroup]:
+    """Every group, in exposition order. A new feature adds its group here.
+
+    risk is the server's engine (sharing its filesystem history); without one
+    a fresh engine is made, whose filesystem trends start empty.
+    """
+    engine = risk or RiskEngine(config.risk, config.down_after_intervals)
+    return [AgentGroup(config.down_after_intervals), HostGroup(), FilesystemGroup(),
+            StorageGroup(), BackupGroup(), RiskGroup(engine), SecurityGroup(config.database)]
 
 
 class HostRenderer:
@@ -52,8 +63,14 @@ class HostRenderer:
 def _adder(record: AgentRecord, out: dict[str, list[str]]) -> AddSample:
     """An add() that appends samples labelled with the host and department to out."""
     base = (("host", record.host), ("department", record.department))
+    # Many families share a label set (every filesystem family, say): render it once.
+    rendered: dict[tuple[tuple[str, str], ...], str] = {}
 
     def add(name: str, extra: Labels, value: float) -> None:
-        out.setdefault(name, []).append(sample(name, labels((*base, *extra)), value))
+        key = tuple(extra)
+        text = rendered.get(key)
+        if text is None:
+            text = rendered[key] = labels((*base, *key))
+        out.setdefault(name, []).append(sample(name, text, value))
 
     return add

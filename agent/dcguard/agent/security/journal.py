@@ -1,0 +1,178 @@
+"""Reading the systemd journal through `journalctl -o json --follow` in a reader thread.
+
+The reader thread parses entries into a bounded queue; when the queue is full
+the thread blocks, journalctl blocks on its pipe, and nothing is read ahead
+beyond what the source can hold. Each entry carries the cursor of the entry
+before it, so a restart resumes with --after-cursor at exactly the first
+entry not yet committed. Oversized JSON lines are skipped without being held.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import queue
+import signal
+import subprocess
+import threading
+from dataclasses import dataclass
+from typing import IO
+
+__all__ = ["JournalEntry", "JournalReader"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    when: float | None
+    program: str
+    pid: str
+    message: str
+    cursor: str          # this entry's cursor
+    previous: str        # the cursor before it: resuming there re-reads this entry
+    oversized: bool = False
+    comm: str = ""       # _COMM, set by journald itself: the sender cannot forge it
+
+
+class JournalReader:
+    """Runs journalctl and parses its JSON lines in a daemon thread."""
+
+    def __init__(self, command: list[str], capacity: int, max_line_bytes: int,
+                 after_cursor: str) -> None:
+        self._command = command
+        self._queue: queue.Queue[JournalEntry] = queue.Queue(maxsize=capacity)
+        self._max_line = max_line_bytes
+        self._cursor = after_cursor
+        self._stop = threading.Event()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._thread: threading.Thread | None = None
+        self.error = ""
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="journal-reader", daemon=True)
+        self._thread.start()
+
+    def running(self) -> bool:
+        """False once journalctl could not start or has exited (see error)."""
+        return not self.error
+
+    def _spawn(self) -> subprocess.Popen[bytes] | None:
+        command = list(self._command)
+        if self._cursor:
+            command.append(f"--after-cursor={self._cursor}")
+        else:
+            command.append("--lines=0")  # first start: from now on, like the file's start_at
+        try:
+            # Spawned from this thread: the parent-death signal follows the spawning thread,
+            # and this one lives exactly as long as the reader.
+            return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                    stdin=subprocess.DEVNULL,
+                                    preexec_fn=_die_with_parent)  # noqa: PLW1509
+        except OSError as exc:
+            self.error = f"cannot run {command[0]}: {exc.strerror or exc}"
+            return None
+
+    def _run(self) -> None:
+        self._process = self._spawn()
+        if self._process is None or self._process.stdout is None:
+            return
+        stream = self._process.stdout
+        while not self._stop.is_set():
+            line, oversized = _read_line(stream, self._max_line)
+            if line is None:
+                break
+            entry = self._parse(line, oversized)
+            if entry is None:
+                continue
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(entry, timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
+        code = self._process.poll()
+        if not self._stop.is_set():
+            self.error = f"journalctl exited (status {code})"
+
+    def _parse(self, line: bytes, oversized: bool) -> JournalEntry | None:
+        previous = self._cursor
+        if oversized:
+            # The cursor is lost with the line; the next entry's "previous" stays at the
+            # last good one, so a restart re-reads this oversized entry and skips it again.
+            return JournalEntry(None, "", "", "", previous, previous, oversized=True)
+        try:
+            data = json.loads(line)
+            cursor = str(data["__CURSOR"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        message = data.get("MESSAGE", "")
+        if isinstance(message, list):  # journald sends non-UTF-8 messages as byte arrays
+            try:
+                message = bytes(b for b in message if isinstance(b, int) and 0 <= b < 256)
+                message = message.decode("utf-8", "replace")
+            except ValueError:
+                message = ""
+        try:
+            when: float | None = int(data["__REALTIME_TIMESTAMP"]) / 1e6
+        except (KeyError, ValueError, TypeError):
+            when = None
+        self._cursor = cursor
+        return JournalEntry(when, str(data.get("SYSLOG_IDENTIFIER", "")),
+                            str(data.get("_PID", "")), str(message), cursor, previous,
+                            comm=str(data.get("_COMM", "")))
+
+    def pending(self) -> int:
+        """Entries read from journalctl and not yet taken."""
+        return self._queue.qsize()
+
+    def get(self, limit: int) -> list[JournalEntry]:
+        """Up to limit entries read so far, without waiting."""
+        entries: list[JournalEntry] = []
+        while len(entries) < limit:
+            try:
+                entries.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return entries
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self._process is not None and self._process.stdout is not None:
+            self._process.stdout.close()
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the agent dies, even by kill -9.
+
+    `journalctl --follow` on a quiet journal never writes, so it would never
+    get SIGPIPE and would outlive an agent that was killed.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _read_line(stream: IO[bytes], limit: int) -> tuple[bytes | None, bool]:
+    """One line of at most limit bytes; longer lines are drained and flagged, never held."""
+    line = stream.readline(limit + 1)
+    if not line:
+        return None, False
+    if line.endswith(b"\n") or len(line) <= limit:
+        return line, False
+    while True:
+        rest = stream.readline(65536)
+        if not rest or rest.endswith(b"\n"):
+            return b"", True

@@ -1,0 +1,188 @@
+"""ports: a listening socket that appears or vanishes (port, protocol, address, process).
+
+A background thread lists sockets every `interval` (psutil, which reads
+/proc/net and maps inodes to processes: slow on busy hosts, so never inside
+collect()). The first scan is the baseline; the baseline on disk advances
+only in commit(), so a restart neither repeats nor loses a change.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import psutil
+
+from dcguard.agent.security.events import (
+    SecurityCounters,
+    SecuritySettings,
+    bare_ip,
+    counters_for,
+    make_event,
+    security_settings,
+)
+from dcguard.agent.security.queue import EventQueue
+from dcguard.agent.security.scanner import PeriodicScanner
+from dcguard.agent.sources import SourceContext, register
+from dcguard.agent.state import atomic_write
+from dcguard.common.config import Table
+from dcguard.v1 import collector_pb2 as pb
+
+__all__ = ["PortsSource", "listening_sockets", "ports_factory"]
+
+log = logging.getLogger(__name__)
+
+PROTOCOLS = ("tcp", "udp")
+Listener = dict[str, Any]     # {"protocol", "address", "port", "process"}
+Listeners = dict[str, Listener]
+
+
+def _process_name(pid: int | None) -> str:
+    if not pid:
+        return ""
+    try:
+        return psutil.Process(pid).name()
+    except (psutil.Error, OSError):
+        return ""  # gone already, or not ours to see
+
+
+def listening_sockets(protocols: tuple[str, ...]) -> Listeners:
+    """Listening TCP sockets and unconnected bound UDP sockets, keyed by proto/address/port."""
+    found: Listeners = {}
+    names: dict[int, str] = {}
+    for conn in psutil.net_connections(kind="inet"):
+        is_tcp = conn.type == socket.SOCK_STREAM
+        if is_tcp and conn.status != psutil.CONN_LISTEN:
+            continue
+        if not is_tcp and (conn.raddr or conn.type != socket.SOCK_DGRAM):
+            continue
+        protocol = "tcp" if is_tcp else "udp"
+        if protocol not in protocols or not conn.laddr:
+            continue
+        if conn.family == socket.AF_INET6:
+            protocol += "6"
+        address, port = conn.laddr[0], int(conn.laddr[1])
+        pid = conn.pid or 0
+        if pid not in names:
+            names[pid] = _process_name(pid)
+        found[f"{protocol}/{address}/{port}"] = {"protocol": protocol, "address": address,
+                                                 "port": port, "process": names[pid]}
+    return found
+
+
+class PortsSource:
+    """Reports listening sockets that appear or vanish between scans."""
+
+    name = "ports"
+
+    def __init__(self, *, interval: float, protocols: tuple[str, ...],
+                 settings: SecuritySettings, state_file: Path, counters: SecurityCounters,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._protocols = protocols
+        self._settings = settings
+        self._state_file = state_file
+        self._counters = counters
+        self._clock = clock
+        self._queue: EventQueue[Listeners | None] = EventQueue(
+            settings.max_events_per_report, settings.max_pending_events, counters, None,
+            settings.max_event_bytes_per_report)
+        self._scanner = PeriodicScanner("ports", interval, self._scan)
+        self._working: Listeners | None = None
+        self._persisted: Listeners | None = None
+        self._started = False
+
+    @property
+    def scans(self) -> int:
+        return self._scanner.scans
+
+    def _load(self) -> Listeners | None:
+        try:
+            data = json.loads(self._state_file.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            log.warning("ports: baseline %s is unreadable (%s); taking a new one",
+                        self._state_file, exc)
+            return None
+        if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+            return None
+        return data
+
+    def collect(self, report: pb.Report) -> None:
+        # A hand-out not committed by now went into a report that was not stored; and if
+        # this collect fails, the report stored next will not carry it either.
+        self._queue.withdraw()
+        if not self._started:
+            self._started = True
+            self._working = self._persisted = self._load()
+            self._queue.set_tail(self._working)
+            self._scanner.start()
+        handed = self._queue.hand_out(report)
+        self._counters.fill(report.security_stats)
+        if self._scanner.error and handed == 0:
+            self._queue.withdraw()  # a failed source's part is dropped: hand out nothing
+            raise RuntimeError(self._scanner.error)
+
+    def commit(self) -> None:
+        handed, baseline = self._queue.commit()
+        if not handed or baseline is None or baseline is self._persisted:
+            return
+        self._state_file.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(self._state_file, json.dumps(baseline, sort_keys=True).encode())
+        self._persisted = baseline
+
+    def close(self) -> None:
+        self._scanner.close()
+
+    def _scan(self, stop: threading.Event) -> None:
+        if self._queue.room() == 0:
+            return
+        now = self._clock()
+        current = listening_sockets(self._protocols)
+        previous = self._working
+        events: list[pb.SecurityEvent] = []
+        if previous is not None:
+            for key in sorted(current.keys() - previous.keys()):
+                events.append(self._event("port_opened", current[key], now))
+            for key in sorted(previous.keys() - current.keys()):
+                events.append(self._event("port_closed", previous[key], now))
+        if events and len(events) > self._queue.room() and len(self._queue) > 0:
+            return
+        self._working = current
+        self._queue.push_scan(events, previous, current)
+
+    def _event(self, type_: str, listener: Listener, when: float) -> pb.SecurityEvent:
+        address = str(listener.get("address", ""))
+        ip = bare_ip(address)
+        loopback = ip in ("127.0.0.1", "::1") or ip.startswith("127.")
+        severity = "info" if type_ == "port_closed" else ("low" if loopback else "medium")
+        port = int(listener.get("port", 0))
+        protocol = str(listener.get("protocol", ""))
+        process = str(listener.get("process", ""))
+        return make_event(
+            self.name, type_, severity, when, process=process,
+            raw=f"{type_} {protocol} {address}:{port} {process}".strip(),
+            raw_max_bytes=self._settings.raw_max_bytes,
+            details={"listen_address": address}, port=port, protocol=protocol)
+
+
+@register("ports", default_enabled=True)
+def ports_factory(root: Table, context: SourceContext) -> PortsSource:
+    """Read [security.ports]; no I/O here (check-config runs this too)."""
+    settings = security_settings(root)
+    table = root.table("security").table("ports")
+    protocols = table.string_list("protocols", list(PROTOCOLS), allow_empty=False)
+    for protocol in protocols:
+        table.check("protocols", protocol, lambda value: value in PROTOCOLS,
+                    f'must hold "tcp" and/or "udp", got {protocol!r}')
+    source = PortsSource(interval=table.duration("interval", "30s", minimum=0.05),
+                         protocols=tuple(protocols), settings=settings,
+                         state_file=context.state_dir / "ports-baseline.json",
+                         counters=counters_for(context.state_dir))
+    table.finish()
+    return source

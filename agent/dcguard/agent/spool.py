@@ -1,0 +1,366 @@
+"""The durable on-disk spool: every report is written here before any send.
+
+Layout under <state_dir>/spool/:
+  <first sequence, 20 digits>.seg   append-only segment files of framed records
+                                    (records.py: length + CRC32, torn records skipped)
+  meta.json                         what is gone (acknowledged, dropped, refused),
+                                    the cumulative counters, and the last sequence
+
+A report is appended and fsynced before it is sent and before sources commit
+their read positions; it is forgotten only when the collector acknowledges
+its sequence, a bound forces it out (oldest first, counted), or the
+collector refused it for good (counted). Segments are deleted once every
+record in them is gone. The spool is also the sequence authority: the next
+sequence is one above the highest ever spooled, taken from meta.json
+(rewritten after each append, before the report can be sent) and from the
+records, so restarts, kill -9, reboots and torn records never reuse a number
+that may have left the agent.
+
+A second process (``dcguard-agent status``) may open the spool read-only
+while the runner writes: it takes no lock and changes nothing.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, NamedTuple
+
+from dcguard.agent.records import decode, encode
+from dcguard.agent.spool_config import SpoolConfig
+from dcguard.agent.state import atomic_write, fsync_directory
+from dcguard.v1 import collector_pb2 as pb
+
+__all__ = ["Spool", "SpoolConfig", "SpoolStats"]
+
+log = logging.getLogger(__name__)
+
+_SUFFIX = ".seg"
+_META = "meta.json"
+
+
+@dataclass(frozen=True)
+class SpoolStats:
+    """What `dcguard-agent status` shows about the spool."""
+
+    reports: int
+    bytes: int
+    oldest_collected: float | None
+    last_sequence: int
+    acked_sequence: int
+    dropped_total: int
+    rejected_total: int
+    skipped_bytes: int
+
+
+class _Entry(NamedTuple):
+    """Where one live record is; a tuple, since a full spool holds tens of thousands."""
+
+    sequence: int
+    collected_ns: int
+    segment: Path
+    offset: int
+    size: int
+
+
+class Spool:
+    """Append, peek oldest first, forget on acknowledgement; thread-safe within a process."""
+
+    def __init__(self, directory: Path, config: SpoolConfig, *, read_only: bool = False,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.directory = directory
+        self.config = config
+        self._read_only = read_only
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: deque[_Entry] = deque()
+        self._segments: dict[Path, int] = {}  # segment → highest sequence in it
+        self._bytes = 0
+        self._skipped_bytes = 0
+        self._active: Path | None = None
+        self._active_size = 0
+        self._meta = {"last_sequence": 0, "removed_through": 0, "acked_sequence": 0,
+                      "dropped_total": 0, "rejected_total": 0}
+        self._dropping = 0  # reports dropped in the current episode (0: not dropping)
+        self._in_flight_through = 0  # peeked and not yet acknowledged or released
+
+    # -- opening -------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Read meta.json and every segment; a torn or corrupt record is logged and skipped."""
+        if not self._read_only:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._read_meta()
+        names = sorted(p for p in self._list() if p.name.endswith(_SUFFIX))
+        for segment in names:
+            try:
+                data = segment.read_bytes()
+            except FileNotFoundError:  # read-only view: the runner deleted it meanwhile
+                continue
+            self._segments[segment] = 0
+            for item in decode(data):
+                if isinstance(item, tuple):
+                    offset, length = item
+                    self._skipped_bytes += length
+                    if not self._read_only:
+                        log.warning("spool %s: skipped %d unreadable bytes at offset %d "
+                                    "(torn or corrupt record)", segment.name, length, offset)
+                    continue
+                self._segments[segment] = max(self._segments[segment], item.sequence)
+                self._meta["last_sequence"] = max(self._meta["last_sequence"], item.sequence)
+                if item.sequence <= self._meta["removed_through"]:
+                    continue
+                if self._entries and item.sequence <= self._entries[-1].sequence:
+                    log.warning("spool %s: sequence %d out of order; skipped",
+                                segment.name, item.sequence)
+                    continue
+                self._entries.append(_Entry(item.sequence, item.collected_ns, segment,
+                                            item.offset, item.size))
+                self._bytes += item.size
+        if not self._read_only:
+            self._delete_consumed_segments()
+        # Appends always go to a fresh segment: never write after a torn tail.
+
+    def _list(self) -> list[Path]:
+        try:
+            return list(self.directory.iterdir())
+        except FileNotFoundError:
+            return []
+
+    def _read_meta(self) -> None:
+        path = self.directory / _META
+        try:
+            loaded = json.loads(path.read_text())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            # A wrong user or path is the operator's to fix: let it fail in one line.
+            if isinstance(exc, OSError) and exc.errno != errno.EIO:
+                raise
+            # atomic_write makes this a disk fault; the records still carry the sequence.
+            log.error("spool %s is unreadable (%s); continuing from the records", path, exc)
+            return
+        if isinstance(loaded, dict):
+            for key in self._meta:
+                value = loaded.get(key)
+                if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                    self._meta[key] = value
+
+    def _write_meta(self) -> None:
+        atomic_write(self.directory / _META, json.dumps(self._meta, sort_keys=True).encode())
+
+    # -- the report loop's side ------------------------------------------------------------
+
+    @property
+    def last_sequence(self) -> int:
+        return self._meta["last_sequence"]
+
+    @property
+    def dropped_total(self) -> int:
+        return self._meta["dropped_total"]
+
+    def next_sequence(self) -> int:
+        """The sequence the next appended report must carry."""
+        return self._meta["last_sequence"] + 1
+
+    def append(self, report: pb.Report) -> int:
+        """Make room (oldest first), stamp sequence and drop count, write and fsync.
+
+        The report's sequence is set here, under the lock, to one above the
+        last: normally what next_sequence() said, but an acknowledgement that
+        moved the sequence meanwhile must not make the report loop fail.
+        """
+        if self._read_only:
+            raise RuntimeError("spool opened read-only")
+        with self._lock:
+            report.sequence = self._meta["last_sequence"] + 1
+            now_ns = int(self._clock() * 1e9)
+            collected_ns = report.collected_at.seconds * 10**9 + report.collected_at.nanos
+            size_guess = len(report.SerializeToString()) + 64
+            dropped = self._enforce_bounds(now_ns, size_guess)
+            report.spool_dropped_total = self._meta["dropped_total"]
+            record = encode(report.sequence, collected_ns, report.SerializeToString())
+            segment = self._segment_for(len(record))
+            with open(segment, "ab") as handle:
+                offset = handle.tell()
+                handle.write(record)
+                handle.flush()
+                os.fsync(handle.fileno())
+            self._active_size = offset + len(record)
+            self._segments[segment] = report.sequence
+            self._entries.append(_Entry(report.sequence, collected_ns, segment, offset,
+                                        len(record)))
+            self._bytes += len(record)
+            self._meta["last_sequence"] = report.sequence
+            # Before the report can be sent: if its record is later torn or
+            # corrupted on disk, its sequence is still never handed out again.
+            self._write_meta()
+            if dropped:
+                self._delete_consumed_segments(meta_written=True)
+            self._log_episode(dropped, now_ns)
+            return report.sequence
+
+    def _segment_for(self, size: int) -> Path:
+        """The segment to append to, starting a new one when needed (and fsyncing the dir)."""
+        if self._active is None or self._active_size + size > self.config.segment_bytes:
+            self._active = self.directory / f"{self._meta['last_sequence'] + 1:020d}{_SUFFIX}"
+            self._active.touch()
+            self._active_size = self._active.stat().st_size
+            fsync_directory(self.directory)
+        return self._active
+
+    def _enforce_bounds(self, now_ns: int, incoming: int) -> int:
+        """Drop the oldest records past max_age, then until incoming fits in max_bytes."""
+        cutoff = now_ns - int(self.config.max_age * 1e9)
+        dropped = 0
+        while self._entries and (self._entries[0].collected_ns < cutoff
+                                 or self._bytes + incoming > self.config.max_bytes):
+            if self._entries[0].sequence <= self._in_flight_through:
+                # Being sent right now: it may be stored, so it is not "dropped".
+                # The bound is exceeded by at most this one batch until it resolves.
+                break
+            entry = self._entries.popleft()
+            self._bytes -= entry.size
+            self._meta["removed_through"] = entry.sequence
+            dropped += 1
+        self._meta["dropped_total"] += dropped
+        return dropped
+
+    def _log_episode(self, dropped: int, now_ns: int) -> None:
+        """One warning when dropping starts and one line when it stops, never per report.
+
+        At the bound nearly every append drops one report, but not quite every
+        one (report sizes and timing vary), so the episode only ends once the
+        spool is back under half of its bounds or delivery removes reports.
+        """
+        if dropped and not self._dropping:
+            log.warning("spool bound reached (max_bytes %d, max_age %gs): dropping the oldest "
+                        "reports; %d dropped so far in total", self.config.max_bytes,
+                        self.config.max_age, self._meta["dropped_total"])
+        if dropped:
+            self._dropping += dropped
+        elif self._dropping and self._has_margin(now_ns):
+            self._end_episode()
+
+    def _has_margin(self, now_ns: int) -> bool:
+        oldest_age = (now_ns - self._entries[0].collected_ns) / 1e9 if self._entries else 0.0
+        return (self._bytes < self.config.max_bytes / 2
+                and oldest_age < self.config.max_age / 2)
+
+    def _end_episode(self) -> None:
+        log.warning("spool no longer dropping: %d reports dropped in that episode",
+                    self._dropping)
+        self._dropping = 0
+
+    # -- the delivery side -------------------------------------------------------------------
+
+    def peek(self, max_reports: int, max_bytes: int) -> list[tuple[int, bytes]]:
+        """The oldest spooled reports (sequence, serialized Report), at least one if any.
+
+        They count as in flight, exempt from the bounds, until release().
+        """
+        with self._lock:
+            chosen: list[_Entry] = []
+            total = 0
+            for entry in self._entries:
+                if chosen and (len(chosen) >= max_reports or total + entry.size > max_bytes):
+                    break
+                chosen.append(entry)
+                total += entry.size
+            if chosen:
+                self._in_flight_through = chosen[-1].sequence
+            return self._read(chosen)
+
+    def release(self) -> None:
+        """The peeked batch is resolved (acknowledged, refused or failed)."""
+        with self._lock:
+            self._in_flight_through = 0
+
+    def _read(self, entries: list[_Entry]) -> list[tuple[int, bytes]]:
+        out: list[tuple[int, bytes]] = []
+        handles: dict[Path, BinaryIO] = {}
+        with ExitStack() as stack:
+            for entry in entries:
+                handle = handles.get(entry.segment)
+                if handle is None:
+                    handle = handles[entry.segment] = stack.enter_context(
+                        open(entry.segment, "rb"))
+                handle.seek(entry.offset)
+                data = handle.read(entry.size)
+                for item in decode(data):
+                    if not isinstance(item, tuple) and item.sequence == entry.sequence:
+                        out.append((entry.sequence, item.payload))
+                        break
+                else:  # changed on disk since it was written: the caller drops it
+                    out.append((entry.sequence, b""))
+        return out
+
+    def ack(self, sequence: int) -> int:
+        """The collector stored everything up to sequence: forget it. Returns how many."""
+        with self._lock:
+            removed = self._remove_through(sequence)
+            if removed and self._dropping:
+                self._end_episode()
+            if sequence <= self._meta["acked_sequence"]:
+                return removed
+            self._meta["acked_sequence"] = sequence
+            # The collector holds a sequence we never spooled (a state dir restored
+            # from backup): continue above it, so new reports are not duplicates.
+            self._meta["last_sequence"] = max(self._meta["last_sequence"], sequence)
+            self._write_meta()
+            self._delete_consumed_segments(meta_written=True)
+            return removed
+
+    def reject(self, sequence: int) -> None:
+        """The collector refused this (oldest) report for good: forget it and count it."""
+        with self._lock:
+            if self._remove_through(sequence):
+                self._meta["rejected_total"] += 1
+            self._write_meta()
+            self._delete_consumed_segments()
+
+    def _remove_through(self, sequence: int) -> int:
+        removed = 0
+        while self._entries and self._entries[0].sequence <= sequence:
+            self._bytes -= self._entries.popleft().size
+            removed += 1
+        self._meta["removed_through"] = max(self._meta["removed_through"], sequence)
+        return removed
+
+    def _delete_consumed_segments(self, meta_written: bool = False) -> None:
+        """Delete segments whose every record is gone, once meta.json says so."""
+        gone = [segment for segment, highest in self._segments.items()
+                if highest <= self._meta["removed_through"] and segment != self._active]
+        if not gone:
+            return
+        # meta.json must cover every deleted sequence before the files go, or a
+        # restart could hand out a sequence the collector already has.
+        if not meta_written:
+            self._write_meta()
+        for segment in gone:
+            segment.unlink(missing_ok=True)
+            del self._segments[segment]
+        fsync_directory(self.directory)
+
+    def stats(self) -> SpoolStats:
+        with self._lock:
+            oldest = self._entries[0].collected_ns / 1e9 if self._entries else None
+            return SpoolStats(
+                reports=len(self._entries), bytes=self._bytes, oldest_collected=oldest,
+                last_sequence=self._meta["last_sequence"],
+                acked_sequence=self._meta["acked_sequence"],
+                dropped_total=self._meta["dropped_total"],
+                rejected_total=self._meta["rejected_total"],
+                skipped_bytes=self._skipped_bytes)
+
+    def __len__(self) -> int:
+        return len(self._entries)

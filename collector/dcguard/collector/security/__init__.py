@@ -1,0 +1,1 @@
+"""Security events at the collector: storage, detections, metrics, the events command, SIEM out."""

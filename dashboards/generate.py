@@ -1,0 +1,355 @@
+"""Generates the dcguard Grafana dashboards: python dashboards/generate.py [--check].
+
+The JSON files beside this script are its output; edit the panels here, run
+it, and commit both. --check exits non-zero when a file is out of date (CI).
+Dashboard uids are stable: links and bookmarks depend on them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from grafana import (
+    Json,
+    Panel,
+    Query,
+    bargauge,
+    dashboard,
+    department_link,
+    server_link,
+    stat,
+    steps,
+    table,
+    timeseries,
+    variable_datasource,
+    variable_query,
+)
+
+HERE = Path(__file__).resolve().parent
+DEPTS = 'department=~"$department"'
+DEPT = 'department="$department"'
+HOST = 'host="$host"'
+RED_ABOVE_0 = steps(("green", None), ("red", 1))
+RISK = steps(("green", None), ("yellow", 1), ("orange", 40), ("red", 70))
+RPO_RATIO = steps(("green", None), ("yellow", 0.8), ("red", 1))
+DETECTIONS = "dcguard_security_detections_total"
+
+
+@dataclass(frozen=True)
+class Board:
+    filename: str
+    uid: str
+    title: str
+    description: str
+    variables: list[Json]
+    rows: list[tuple[str, list[Panel]]]
+
+    def json(self) -> Json:
+        return dashboard(self.uid, self.title, self.description, self.variables, self.rows)
+
+    def queries(self) -> list[tuple[str, Query]]:
+        """(panel title, query) for every target: what tests run against Prometheus."""
+        return [(p.title, q) for _, panels in self.rows for p in panels for q in p.queries]
+
+
+def _departments(multi: bool) -> Json:
+    return variable_query("department", "Department", "dcguard_agent_info", multi=multi)
+
+
+def _hosts() -> Json:
+    return variable_query("host", "Server", f"dcguard_agent_info{{{DEPT}}}", multi=False)
+
+
+def _at_risk(selector: str) -> Panel:
+    # One row per (server, reason), carrying the server's score: sorted worst first.
+    return table(
+        "Servers at risk of data loss, worst first",
+        Query(f"sort_desc((dcguard_data_loss_risk{{{selector}}} == 1) * on (host, department)"
+              f" group_left dcguard_data_loss_risk_score)", expect_data=False),
+        rename={"Value": "risk score"}, sort_by="risk score",
+        overrides=[server_link(), department_link()],
+        description="Each reason a server is at risk, with the server's risk score (0-100).")
+
+
+def _detections_over_time(selector: str) -> Panel:
+    return timeseries(
+        "Security detections",
+        Query(f"sum by (detection) (increase({DETECTIONS}{{{selector}}}[$__rate_interval]))",
+              "{{detection}}"),
+        bars=True, stack=True,
+        description="Brute force, distributed attacks, logins after failures, new privileged "
+                    "accounts.")
+
+
+def _backup_table(selector: str) -> Panel:
+    age = f"time() - dcguard_backup_last_success_timestamp_seconds{{{selector}}}"
+    return table(
+        "Backup jobs",
+        Query(f"sort_desc(({age}) / dcguard_backup_rpo_seconds{{{selector}}})", "age / RPO"),
+        Query(age, "age"),
+        Query(f"dcguard_backup_rpo_seconds{{{selector}}}", "RPO"),
+        Query(f"dcguard_backup_last_run_success{{{selector}}}", "last run ok"),
+        Query(f"dcguard_backup_same_device{{{selector}}}", "same device"),
+        Query(f"dcguard_backup_size_bytes{{{selector}}}", "size"),
+        rename={"Value #A": "age / RPO", "Value #B": "age", "Value #C": "RPO",
+                "Value #D": "last run ok", "Value #E": "same device", "Value #F": "size"},
+        sort_by="age / RPO", overrides=[server_link(), _unit("age", "s"), _unit("RPO", "s"),
+                                         _unit("size", "bytes"), _unit("age / RPO",
+                                                                       "percentunit")],
+        description="Age of the last successful backup against the job's RPO: above 100% is "
+                    "stale.")
+
+
+def _unit(field_name: str, unit: str) -> Json:
+    return {"matcher": {"id": "byName", "options": field_name},
+            "properties": [{"id": "unit", "value": unit}]}
+
+
+def _servers_table(selector: str) -> Panel:
+    return table(
+        "Servers",
+        Query(f"dcguard_agent_up{{{selector}}}", "up"),
+        Query(f"time() - dcguard_agent_last_seen_timestamp_seconds{{{selector}}}", "silent for"),
+        Query(f"dcguard_data_loss_risk_score{{{selector}}}", "risk", expect_data=False),
+        rename={"Value #A": "up", "Value #B": "silent for", "Value #C": "risk score"},
+        overrides=[server_link(), _unit("silent for", "s")])
+
+
+PROVINCE = Board(
+    "province.json", "dcguard-province", "dcguard / Province",
+    "Every department's servers at a glance: who is down, who is at risk of data loss.",
+    [variable_datasource(), _departments(multi=True)],
+    [
+        ("Servers", [
+            stat("Servers reporting", f"sum(dcguard_agent_up{{{DEPTS}}})"),
+            stat("Servers down", f"count(dcguard_agent_up{{{DEPTS}}} == 0) or vector(0)",
+                 thresholds=RED_ABOVE_0),
+            stat("Servers at risk", f"count(dcguard_data_loss_risk_score{{{DEPTS}}} > 0) "
+                 "or vector(0)", thresholds=RED_ABOVE_0),
+            stat("Stale backups", f"sum(department:dcguard_backups_stale:count{{{DEPTS}}}) "
+                 "or vector(0)", thresholds=RED_ABOVE_0),
+            table("Departments",
+                  Query(f"department:dcguard_agents:count{{{DEPTS}}}", "servers"),
+                  Query(f"department:dcguard_agents_up:sum{{{DEPTS}}}", "up"),
+                  Query(f"department:dcguard_hosts_at_risk:count{{{DEPTS}}}", "at risk",
+                        expect_data=False),
+                  Query(f"department:dcguard_data_loss_risk_score:max{{{DEPTS}}}",
+                        "worst risk", expect_data=False),
+                  rename={"Value #A": "servers", "Value #B": "up", "Value #C": "at risk",
+                          "Value #D": "worst risk score"},
+                  overrides=[department_link()], width=12),
+            timeseries("Servers up by department",
+                       Query(f"department:dcguard_agents_up:sum{{{DEPTS}}}", "{{department}}"),
+                       stack=True),
+        ]),
+        ("Risk and backups", [
+            _at_risk(DEPTS),
+            bargauge("Backup freshness by department (oldest job, share of its RPO)",
+                     Query(f"department:dcguard_backup_age_rpo_ratio:max{{{DEPTS}}}",
+                           "{{department}}"),
+                     unit="percentunit", thresholds=RPO_RATIO),
+            bargauge("Risk reasons", Query(f"sum by (reason) (dcguard_data_loss_risk{{{DEPTS}}})",
+                                           "{{reason}}"), thresholds=RED_ABOVE_0),
+        ]),
+        ("Security and fleet", [
+            _detections_over_time(DEPTS),
+            bargauge("Agents by version",
+                     Query(f"count by (agent_version) (dcguard_agent_info{{{DEPTS}}})",
+                           "{{agent_version}}")),
+        ]),
+    ])
+
+DEPARTMENT = Board(
+    "department.json", "dcguard-department", "dcguard / Department",
+    "One department's servers: liveness, data-loss risk, backups and security.",
+    [variable_datasource(), _departments(multi=False)],
+    [
+        ("Servers", [
+            stat("Servers reporting", f"sum(dcguard_agent_up{{{DEPT}}})"),
+            stat("Servers down", f"count(dcguard_agent_up{{{DEPT}}} == 0) or vector(0)",
+                 thresholds=RED_ABOVE_0),
+            stat("Servers at risk", f"count(dcguard_data_loss_risk_score{{{DEPT}}} > 0) "
+                 "or vector(0)", thresholds=RED_ABOVE_0),
+            stat("Worst risk score", f"max(dcguard_data_loss_risk_score{{{DEPT}}})",
+                 thresholds=RISK, expect_data=False),
+            _servers_table(DEPT),
+        ]),
+        ("Risk and backups", [_at_risk(DEPT), _backup_table(DEPT)]),
+        ("Security", [
+            _detections_over_time(DEPT),
+            timeseries("Security events by severity",
+                       Query(f"sum by (severity) (rate(dcguard_security_events_total{{{DEPT}}}"
+                             "[$__rate_interval]))", "{{severity}}"), unit="ops", stack=True),
+        ]),
+    ])
+
+_FS = f"dcguard_filesystem_avail_bytes{{{HOST}}}"
+SERVER = Board(
+    "server.json", "dcguard-server", "dcguard / Server",
+    "One server: health, filesystems with their fill forecast, disks, RAID, backups, security.",
+    [variable_datasource(), _departments(multi=False), _hosts()],
+    [
+        ("Health", [
+            stat("Reporting", f"dcguard_agent_up{{{HOST}}}",
+                 thresholds=steps(("red", None), ("green", 1))),
+            stat("Silent for", f"time() - dcguard_agent_last_seen_timestamp_seconds{{{HOST}}}",
+                 unit="s", thresholds=steps(("green", None), ("red", 120))),
+            stat("Risk score", f"dcguard_data_loss_risk_score{{{HOST}}}", thresholds=RISK,
+                 expect_data=False),
+            stat("Up since", f"dcguard_host_boot_timestamp_seconds{{{HOST}}} * 1000",
+                 unit="dateTimeFromNow"),
+            timeseries("CPU busy", Query(f"dcguard_host_cpu_utilization_ratio{{{HOST}}}", "cpu"),
+                       unit="percentunit", width=8),
+            timeseries("Memory available",
+                       Query(f"dcguard_host_memory_available_bytes{{{HOST}}} / "
+                             f"dcguard_host_memory_total_bytes{{{HOST}}}", "available"),
+                       unit="percentunit", width=8),
+            timeseries("Load", Query(f"dcguard_host_load1{{{HOST}}}", "load1"), width=8),
+            table("Risk reasons", Query(f"dcguard_data_loss_risk{{{HOST}}} == 1",
+                                        expect_data=False),
+                  hide=("Time", "__name__", "job", "instance", "Value"), height=5),
+        ]),
+        ("Filesystems", [
+            table("Filesystems",
+                  Query(f"1 - {_FS} / dcguard_filesystem_size_bytes{{{HOST}}}", "used"),
+                  Query(f"dcguard_filesystem_size_bytes{{{HOST}}}", "size"),
+                  Query(f"(predict_linear({_FS}[6h], 24 * 3600) < 0) * 0 + 1 or {_FS} * 0",
+                        "full within 24 h"),
+                  Query(f"dcguard_filesystem_readonly{{{HOST}}}", "read-only"),
+                  rename={"Value #A": "used", "Value #B": "size",
+                          "Value #C": "full within 24 h", "Value #D": "read-only"},
+                  overrides=[_unit("used", "percentunit"), _unit("size", "bytes")],
+                  hide=("Time", "__name__", "job", "instance", "host", "department")),
+            timeseries("Free space, with the 6 h trend 24 h ahead",
+                       Query(_FS, "{{mountpoint}}"),
+                       Query(f"clamp_min(predict_linear({_FS}[6h], 24 * 3600), 0)",
+                             "{{mountpoint}} in 24 h"),
+                       unit="bytes", width=24),
+        ]),
+        ("Disks and RAID", [
+            table("SMART health", Query(f"dcguard_disk_smart_healthy{{{HOST}}}",
+                                        expect_data=False),
+                  rename={"Value": "healthy"}, width=12,
+                  hide=("Time", "__name__", "job", "instance", "host", "department")),
+            table("SMART failure predictors (raw)",
+                  Query(f'dcguard_disk_smart_attribute_raw{{{HOST},'
+                        f'attribute=~"5|187|188|197|198"}}', expect_data=False),
+                  rename={"Value": "raw"}, width=12,
+                  hide=("Time", "__name__", "job", "instance", "host", "department")),
+            table("RAID arrays",
+                  Query(f"dcguard_raid_degraded{{{HOST}}}", expect_data=False),
+                  Query(f"dcguard_raid_disks_active{{{HOST}}}", expect_data=False),
+                  Query(f"dcguard_raid_disks_total{{{HOST}}}", expect_data=False),
+                  rename={"Value #A": "degraded", "Value #B": "active", "Value #C": "total"},
+                  hide=("Time", "__name__", "job", "instance", "host", "department")),
+        ]),
+        ("Backups", [_backup_table(HOST)]),
+        ("Security", [
+            timeseries("Security events by type",
+                       Query(f"sum by (type, severity) (increase(dcguard_security_events_total"
+                             f"{{{HOST}}}[$__rate_interval]))", "{{type}} ({{severity}})"),
+                       bars=True, stack=True),
+            _detections_over_time(HOST),
+        ]),
+    ])
+
+BACKUPS = Board(
+    "backups.json", "dcguard-backups", "dcguard / Backups",
+    "Every backup job of the province: age against its RPO, failures, same-device backups.",
+    [variable_datasource(), _departments(multi=True)],
+    [
+        ("Summary", [
+            stat("Backup jobs", f"count(dcguard_backup_rpo_seconds{{{DEPTS}}}) or vector(0)"),
+            stat("Stale", f"sum(department:dcguard_backups_stale:count{{{DEPTS}}}) or vector(0)",
+                 thresholds=RED_ABOVE_0),
+            stat("Last run failed", f"sum(department:dcguard_backups_failed:count{{{DEPTS}}}) "
+                 "or vector(0)", thresholds=RED_ABOVE_0),
+            stat("On the same disk", f"count(dcguard_backup_same_device{{{DEPTS}}} == 1) "
+                 "or vector(0)", thresholds=RED_ABOVE_0),
+            stat("Servers without backup",
+                 f'count(dcguard_data_loss_risk{{{DEPTS},reason="backup_missing"}} == 1) '
+                 "or vector(0)", thresholds=RED_ABOVE_0),
+            stat("Never verified",
+                 f'count(dcguard_data_loss_risk{{{DEPTS},reason="backup_unverified"}} == 1) '
+                 "or vector(0)", thresholds=RED_ABOVE_0),
+        ]),
+        ("Jobs", [
+            _backup_table(DEPTS),
+            timeseries("Oldest backup by department (share of its RPO)",
+                       Query(f"department:dcguard_backup_age_rpo_ratio:max{{{DEPTS}}}",
+                             "{{department}}"), unit="percentunit"),
+            timeseries("Backup size",
+                       Query(f"dcguard_backup_size_bytes{{{DEPTS}}}", "{{host}} {{job}}"),
+                       unit="bytes"),
+        ]),
+    ])
+
+SECURITY = Board(
+    "security.json", "dcguard-security", "dcguard / Security",
+    "Security events and detections across the province, for the SOC.",
+    [variable_datasource(), _departments(multi=True)],
+    [
+        ("Detections", [
+            stat("Brute force (1 h)",
+                 f'sum(increase({DETECTIONS}{{{DEPTS},detection="brute_force"}}[1h])) '
+                 "or vector(0)", thresholds=RED_ABOVE_0),
+            stat("Distributed attacks (1 h)",
+                 f'sum(increase({DETECTIONS}{{{DEPTS},detection="distributed_attack"}}[1h])) '
+                 "or vector(0)", thresholds=RED_ABOVE_0),
+            stat("Logins after failures (1 h)",
+                 f'sum(increase({DETECTIONS}{{{DEPTS},detection="success_after_failures"}}'
+                 "[1h])) or vector(0)", thresholds=RED_ABOVE_0),
+            stat("New privileged accounts (1 h)",
+                 f'sum(increase({DETECTIONS}{{{DEPTS},detection="new_privileged_account"}}'
+                 "[1h])) or vector(0)", thresholds=RED_ABOVE_0),
+            _detections_over_time(DEPTS),
+            timeseries("Detections by department",
+                       Query(f"sum by (department) (increase({DETECTIONS}{{{DEPTS}}}"
+                             "[$__rate_interval]))", "{{department}}"), bars=True, stack=True),
+        ]),
+        ("Events", [
+            timeseries("Events by severity",
+                       Query(f"sum by (severity) (rate(dcguard_security_events_total{{{DEPTS}}}"
+                             "[$__rate_interval]))", "{{severity}}"), unit="ops", stack=True),
+            timeseries("Events by type",
+                       Query(f"sum by (type) (rate(dcguard_security_events_total{{{DEPTS}}}"
+                             "[$__rate_interval]))", "{{type}}"), unit="ops", stack=True),
+            table("Servers with the most events (last hour)",
+                  Query(f"sort_desc(topk(20, sum by (host, department) "
+                        f"(increase(dcguard_security_events_total{{{DEPTS}}}[1h]))))"),
+                  rename={"Value": "events"}, sort_by="events",
+                  overrides=[server_link(), department_link()]),
+        ]),
+    ])
+
+BOARDS = (PROVINCE, DEPARTMENT, SERVER, BACKUPS, SECURITY)
+
+
+def render(board: Board) -> str:
+    return json.dumps(board.json(), indent=2, sort_keys=True) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    stale = []
+    for board in BOARDS:
+        path = HERE / board.filename
+        text = render(board)
+        if argv == ["--check"]:
+            if not path.exists() or path.read_text() != text:
+                stale.append(board.filename)
+        else:
+            path.write_text(text)
+    if stale:
+        print(f"out of date: {', '.join(stale)}: run python dashboards/generate.py",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

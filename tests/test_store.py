@@ -1,0 +1,120 @@
+"""The SQLite store on real files: group commit, isolation of a failing batch, migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from dcguard.collector.auth import PeerIdentity
+from dcguard.collector.store import AGENTS_SCHEMA, Store, StoreError
+from dcguard.v1 import collector_pb2 as pb
+from tests.submit import agent_info, make_report
+from tests.support import wait_for
+
+
+def _apply(store: Store, host: str, *sequences: int):
+    return store.apply(PeerIdentity(host, "dept"), agent_info(host=host),
+                       [make_report(s) for s in sequences], 1000.0)
+
+
+def test_concurrent_batches_are_each_stored_exactly_once(tmp_path: Path):
+    store = Store(tmp_path / "c.db")
+    store.open()
+    errors: list[BaseException] = []
+
+    def agent(host: str) -> None:
+        try:
+            for sequence in range(1, 26):
+                assert _apply(store, host, sequence).record.max_sequence == sequence
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=agent, args=(f"h{i}",)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    store.close()
+
+    reopened = Store(tmp_path / "c.db")
+    reopened.open()
+    records = {r.host: r for r in reopened.agents()}
+    assert len(records) == 16
+    assert all(r.reports_stored == 25 and r.reports_lost == 0 for r in records.values())
+
+
+class FailFor:
+    """A hook that fails for one host, as a buggy feature or a full disk would."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        self.seen: list[tuple[str, int]] = []
+
+    def on_stored(self, db: sqlite3.Connection, host: str, report: pb.Report) -> None:
+        if host == self.host:
+            raise sqlite3.OperationalError("disk I/O error")
+        db.execute("INSERT INTO seen VALUES (?, ?)", (host, report.sequence))
+
+
+def test_a_failing_batch_does_not_undo_the_others_in_its_group(tmp_path: Path):
+    seen_table = ("seen-v1", ("CREATE TABLE seen (host TEXT, sequence INTEGER)",))
+    store = Store(tmp_path / "c.db", migrations=(AGENTS_SCHEMA, seen_table),
+                  hooks=[FailFor("bad")])
+    store.open()
+    outcome: dict[str, object] = {}
+
+    def agent(host: str) -> None:
+        try:
+            outcome[host] = _apply(store, host, 1, 2)
+        except StoreError as exc:
+            outcome[host] = exc
+
+    threads = [threading.Thread(target=agent, args=(h,)) for h in ("good1", "bad", "good2")]
+    # Hold the commit lock until all three are queued, so they share one transaction.
+    with store._lock:
+        for t in threads:
+            t.start()
+        wait_for(lambda: len(store._queue) == 3, timeout=10, message="three queued batches")
+    for t in threads:
+        t.join(30)
+    assert isinstance(outcome["bad"], StoreError)
+    assert {h: r.record.max_sequence for h, r in outcome.items()  # type: ignore[union-attr]
+            if h != "bad"} == {"good1": 2, "good2": 2}
+    hosts = {r.host for r in store.agents()}
+    assert hosts == {"good1", "good2"}, "the failed batch must leave nothing behind"
+    rows = sqlite3.connect(tmp_path / "c.db").execute("SELECT COUNT(*) FROM seen").fetchone()
+    assert rows[0] == 4
+    # The failed batch can be resent later and is then stored in full.
+    store._hooks = ()  # the disk recovered
+    assert _apply(store, "bad", 1, 2).record.reports_stored == 2
+
+
+def test_named_migrations_apply_once_and_survive_reopening(tmp_path: Path):
+    extra = ("extra-v1", ("CREATE TABLE extra (x INTEGER)", "INSERT INTO extra VALUES (1)"))
+    for _ in range(2):
+        store = Store(tmp_path / "c.db", migrations=(AGENTS_SCHEMA, extra))
+        store.open()
+        store.close()
+    db = sqlite3.connect(tmp_path / "c.db")
+    assert db.execute("SELECT COUNT(*) FROM extra").fetchone()[0] == 1
+    names = [r[0] for r in db.execute("SELECT name FROM schema_migrations ORDER BY name")]
+    assert names == ["agents-v1", "extra-v1"]
+
+
+def test_a_broken_migration_leaves_the_database_as_it_was(tmp_path: Path):
+    broken = ("broken-v1", ("CREATE TABLE half (x INTEGER)", "THIS IS NOT SQL"))
+    store = Store(tmp_path / "c.db", migrations=(AGENTS_SCHEMA, broken))
+    with pytest.raises(StoreError):
+        store.open()
+    db = sqlite3.connect(tmp_path / "c.db")
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "half" not in tables and "agents" in tables
+
+
+def test_a_readonly_store_on_a_missing_database_says_so(tmp_path: Path):
+    with pytest.raises(StoreError, match="no collector database"):
+        Store(tmp_path / "none.db", readonly=True).open()
