@@ -377,7 +377,7 @@ def test_borg_locked_by_a_running_backup(tmp_path: Path, borg_repo: dict[str, An
     try:
         lock_dir = borg_repo["repo"] / "lock.exclusive"
         wait_for(lock_dir.exists, timeout=30, message="borg with-lock to take the lock")
-        (tmp_path / "state" / "backup-verify.json").unlink()   # make the check due now
+        (tmp_path / "state" / "backup-state.json").unlink()   # as if never checked before
         locked = check(backup_source(tmp_path, job))["borg"]
     finally:
         holder.kill()
@@ -451,3 +451,38 @@ def test_the_documented_example_config_is_valid(tmp_path: Path) -> None:
     result = run_cli("dcguard.agent", "check-config", "--config", str(config))
     assert result.returncode == 0, result.stderr
     assert "backup" in result.stdout and "smart" in result.stdout
+
+
+def test_restart_reports_the_saved_results_before_checking_again(tmp_path: Path) -> None:
+    dump = tmp_path / "dump.sql"
+    dump.write_bytes(b"x" * 100)
+    os.utime(dump, (STALE_EPOCH, STALE_EPOCH))
+    job = {"name": "dump", "kind": "files", "path": str(dump)}
+    first = check(backup_source(tmp_path, job))["dump"]
+    restarted = backup_source(tmp_path, job, {"name": "new", "kind": "files",
+                                              "path": str(dump)})
+    try:
+        # No check has run in this instance yet: the saved job is reported as it was,
+        # the never-checked one not at all (an empty entry would read "never succeeded").
+        report = collect(restarted)
+    finally:
+        restarted.close()
+    assert [b.job for b in report.backups] == ["dump"]
+    assert report.backups[0] == first
+
+
+@pytest.mark.parametrize("saved", [
+    '{"dump": {"result": {"last_run": "x", "last_run_success": true, "last_success": null,'
+    ' "size_bytes": 1, "message": "", "snapshot": ""}}}',
+    '{"dump": {"result": {"unknown": 1}}}',
+    '{"dump": {"verify": {"at": "soon"}}}',
+    '["not", "an", "object"]',
+    '{"dump": {"result": {"last_run',
+])
+def test_damaged_saved_state_is_ignored(tmp_path: Path, saved: str) -> None:
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "backup-state.json").write_text(saved)
+    (tmp_path / "d").write_text("x")
+    found = check(backup_source(tmp_path, {"name": "dump", "kind": "files",
+                                           "path": str(tmp_path / "d")}))
+    assert found["dump"].last_run_success and not found["dump"].error

@@ -40,7 +40,7 @@ from dcguard.v1 import collector_pb2 as pb
 __all__ = ["BackupSource"]
 
 log = logging.getLogger(__name__)
-VERIFY_FILE = "backup-verify.json"
+STATE_FILE = "backup-state.json"
 LOCKED_RETRY = 600.0  # a repository locked by a running backup: try its check again later
 
 
@@ -48,7 +48,10 @@ LOCKED_RETRY = 600.0  # a repository locked by a running backup: try its check a
 class _JobState:
     job: BackupJob
     result: RunResult | None = None
-    error: str = "not checked yet"
+    error: str = ""
+    # Not reported before its first check (or one saved by an earlier run): an
+    # empty entry would read as "never succeeded" on the collector.
+    checked: bool = False
     verify: VerifyResult | None = None
     same_device: bool = False
     shared_disks: list[str] = field(default_factory=list)
@@ -78,13 +81,13 @@ class BackupSource:
         self._clock = clock
         self._lock = threading.Lock()
         self._states = [_JobState(job) for job in jobs]
-        self._verify_loaded = False
+        self._state_loaded = False
         self._poller = Poller("backup", self._step)
 
     # -- the background thread -------------------------------------------------------
 
     def _step(self) -> float:
-        self._load_verifications()
+        self._load_state()
         now = self._clock()
         for state in self._states:
             if state.next_check <= now:
@@ -119,6 +122,8 @@ class BackupSource:
                 result = replace(result, size_bytes=state.result.size_bytes)
             if result is not None:
                 state.result = result
+            state.checked = True
+        self._save_state()
 
     def _verify(self, state: _JobState) -> None:
         job = state.job
@@ -131,7 +136,7 @@ class BackupSource:
         with self._lock:
             state.verify = verdict
         state.next_verify = self._clock() + job.verify_every
-        self._save_verifications()
+        self._save_state()
 
     def _same_device(self, job: BackupJob) -> tuple[bool, list[str]]:
         target = backup_location(job)
@@ -146,37 +151,36 @@ class BackupSource:
         shared = blockdev.shared_disks(source, backup)
         return bool(shared), shared
 
-    def _load_verifications(self) -> None:
-        if self._verify_loaded:
+    def _load_state(self) -> None:
+        """Last results and verdicts saved by an earlier run: reported until checked again."""
+        if self._state_loaded:
             return
-        self._verify_loaded = True
+        self._state_loaded = True
         try:
-            data = json.loads((self._state_dir / VERIFY_FILE).read_text())
+            data = json.loads((self._state_dir / STATE_FILE).read_text())
         except FileNotFoundError:
             return
         except ValueError as exc:
-            log.warning("backup: ignoring unreadable %s: %s", VERIFY_FILE, exc)
+            log.warning("backup: ignoring unreadable %s: %s", STATE_FILE, exc)
             return
         for state in self._states:
             entry: Any = data.get(state.job.name) if isinstance(data, dict) else None
-            try:
-                verdict = VerifyResult(float(entry["at"]), bool(entry["success"]),
-                                       str(entry["message"]))
-            except (TypeError, KeyError, ValueError):
+            if not isinstance(entry, dict):
                 continue
-            state.verify = verdict
-            # Next check when it falls due by the wall clock, not at once after a restart.
-            due_in = verdict.at + state.job.verify_every - time.time()
-            state.next_verify = self._clock() + max(0.0, due_in)
+            with self._lock:
+                _restore(state, entry, self._clock())
 
-    def _save_verifications(self) -> None:
+    def _save_state(self) -> None:
         with self._lock:
-            data = {s.job.name: asdict(s.verify) for s in self._states if s.verify}
+            data = {s.job.name: {"result": asdict(s.result) if s.result else None,
+                                 "verify": asdict(s.verify) if s.verify else None,
+                                 "same_device": s.same_device, "shared_disks": s.shared_disks}
+                    for s in self._states if s.checked or s.verify}
         try:
             self._state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            atomic_write(self._state_dir / VERIFY_FILE, json.dumps(data).encode())
+            atomic_write(self._state_dir / STATE_FILE, json.dumps(data).encode())
         except OSError as exc:
-            log.warning("backup: cannot save %s: %s", VERIFY_FILE, exc)
+            log.warning("backup: cannot save %s: %s", STATE_FILE, exc)
 
     # -- the report ------------------------------------------------------------------
 
@@ -185,7 +189,8 @@ class BackupSource:
             self._poller.start()
         with self._lock:
             for state in self._states:
-                report.backups.append(self._message(state))
+                if state.checked or state.job.kind == "push":
+                    report.backups.append(self._message(state))
 
     def _message(self, state: _JobState) -> pb.Backup:
         job = state.job
@@ -235,6 +240,37 @@ class BackupSource:
 
     def close(self) -> None:
         self._poller.close()
+
+
+def _restore(state: _JobState, entry: dict[str, Any], monotonic_now: float) -> None:
+    """Take what an earlier run saved for this job; a malformed part is skipped."""
+    verify, result = entry.get("verify"), entry.get("result")
+    try:
+        if isinstance(verify, dict):
+            state.verify = VerifyResult(float(verify["at"]), bool(verify["success"]),
+                                        str(verify["message"]))
+            # Next check when it falls due by the wall clock, not at once after a restart.
+            due_in = state.verify.at + state.job.verify_every - time.time()
+            state.next_verify = monotonic_now + max(0.0, due_in)
+        if isinstance(result, dict):
+            state.result = _checked_result(RunResult(**result))
+            state.same_device = bool(entry.get("same_device"))
+            state.shared_disks = [str(d) for d in entry.get("shared_disks") or []]
+            state.checked = True
+    except (TypeError, KeyError, ValueError):
+        log.warning("backup %s: ignoring a malformed saved state", state.job.name)
+
+
+def _checked_result(result: RunResult) -> RunResult:
+    """A RunResult read back from JSON, with every field of the type it must have."""
+    for when in (result.last_run, result.last_success):
+        if when is not None and (isinstance(when, bool) or not isinstance(when, (int, float))):
+            raise TypeError("a time is not a number")
+    if not (isinstance(result.last_run_success, bool) and isinstance(result.message, str)
+            and isinstance(result.snapshot, str)
+            and (result.size_bytes is None or type(result.size_bytes) is int)):
+        raise TypeError("a field has the wrong type")
+    return result
 
 
 def _fill_run(entry: pb.Backup, result: RunResult) -> None:
