@@ -80,7 +80,9 @@ def test_composite_stress_file() -> None:
     assert (found["md10"].disks_active, found["md10"].disks_total) == (2, 2)
     assert found["md120"].level == "linear" and not found["md120"].degraded
     # An IMSM container is always "inactive": it is not a broken array.
-    assert found["md219"].container and not found["md219"].degraded
+    md219 = found["md219"]
+    assert md219.container and not md219.degraded and not md219.spares
+    assert md219.disks_active == md219.disks_total == 3
     assert found["md4"].degraded  # inactive raid1 with a failed member
     assert found["md101"].state == "active (read-only)"
 

@@ -131,7 +131,12 @@ def _finish(array: MdArray) -> None:
     """Fill the counts that levels without a "[n/m]" status (raid0, linear, inactive) lack."""
     working = [m for m in array.members
                if m not in array.failed_members and m not in array.spares]
-    if array.state.startswith("inactive"):
+    if array.container:
+        # An IMSM/DDF container holds its disks for the arrays inside it: the kernel
+        # marks them (S) and the container "inactive", but none of them is missing.
+        array.disks_total = array.disks_active = len(array.members)
+        array.spares = []
+    elif array.state.startswith("inactive"):
         array.disks_total = array.disks_total or len(array.members)
         array.disks_active = 0
     elif not array.has_status:
