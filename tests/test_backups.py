@@ -459,8 +459,11 @@ def test_restart_reports_the_saved_results_before_checking_again(tmp_path: Path)
     os.utime(dump, (STALE_EPOCH, STALE_EPOCH))
     job = {"name": "dump", "kind": "files", "path": str(dump)}
     first = check(backup_source(tmp_path, job))["dump"]
-    restarted = backup_source(tmp_path, job, {"name": "new", "kind": "files",
-                                              "path": str(dump)})
+    slow = fake_tool(tmp_path, "slow-restic", "", 0)
+    Path(slow).write_text("#!/bin/sh\nsleep 20\n")   # a check that cannot finish first
+    restarted = backup_source(tmp_path, job, {"name": "new", "kind": "restic",
+                                              "repository": "/r", "binary": slow,
+                                              "timeout": "2s"})
     try:
         # No check has run in this instance yet: the saved job is reported as it was,
         # the never-checked one not at all (an empty entry would read "never succeeded").

@@ -82,6 +82,7 @@ class BackupSource:
         self._lock = threading.Lock()
         self._states = [_JobState(job) for job in jobs]
         self._state_loaded = False
+        self._load_lock = threading.Lock()
         self._poller = Poller("backup", self._step)
 
     # -- the background thread -------------------------------------------------------
@@ -153,14 +154,18 @@ class BackupSource:
 
     def _load_state(self) -> None:
         """Last results and verdicts saved by an earlier run: reported until checked again."""
-        if self._state_loaded:
-            return
-        self._state_loaded = True
+        # collect() and the thread may both get here first; the loser waits for the load.
+        with self._load_lock:
+            if not self._state_loaded:
+                self._state_loaded = True
+                self._read_state()
+
+    def _read_state(self) -> None:
         try:
             data = json.loads((self._state_dir / STATE_FILE).read_text())
         except FileNotFoundError:
             return
-        except ValueError as exc:
+        except (OSError, ValueError) as exc:
             log.warning("backup: ignoring unreadable %s: %s", STATE_FILE, exc)
             return
         for state in self._states:
@@ -185,6 +190,7 @@ class BackupSource:
     # -- the report ------------------------------------------------------------------
 
     def collect(self, report: pb.Report) -> None:
+        self._load_state()
         if any(s.job.kind != "push" or s.job.source for s in self._states):
             self._poller.start()
         with self._lock:
