@@ -24,6 +24,9 @@ from dcguard.v1 import collector_pb2 as pb
 __all__ = ["Ticker", "agent_info", "build_report"]
 
 log = logging.getLogger(__name__)
+# The last error logged per source: a source that stays broken (smartctl not
+# installed) is logged when it breaks and when it recovers, not every cycle.
+_last_errors: dict[str, str] = {}
 
 
 def agent_info(config: AgentConfig, instance_id: str) -> pb.AgentInfo:
@@ -63,10 +66,14 @@ def build_report(sources: tuple[Source, ...], sequence: int,
         except Exception as exc:  # noqa: BLE001 - one failing source must not stop the cycle
             status.success = False
             status.error = f"{type(exc).__name__}: {exc}"[:500]
-            log.warning("source %s failed: %s", source.name, status.error)
+            if _last_errors.get(source.name) != status.error:
+                log.warning("source %s failed: %s", source.name, status.error)
+            _last_errors[source.name] = status.error
         else:
             status.success = True
             report.MergeFrom(part)
+            if _last_errors.pop(source.name, None) is not None:
+                log.info("source %s works again", source.name)
         status.duration_seconds = time.monotonic() - started
     return report
 

@@ -72,6 +72,19 @@ class Table:
     def has(self, key: str) -> bool:
         return key in self._data
 
+    def key_names(self) -> list[str]:
+        """The keys present, for free-form tables such as environment variables."""
+        return list(self._data)
+
+    def raw(self, key: str, default: Any = _MISSING) -> Any:
+        """The value as TOML gave it, for keys that accept several types; caller checks it."""
+        self._seen.add(key)
+        if key not in self._data:
+            if default is _MISSING:
+                raise self.error(key, "is required")
+            return default
+        return self._data[key]
+
     def _get(self, key: str, kind: type[T], kind_name: str, default: Any) -> T:
         self._seen.add(key)
         if key not in self._data:
