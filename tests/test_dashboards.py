@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -25,6 +28,7 @@ import pytest
 import yaml
 
 from tests.promstack import Prometheus
+from tests.storage_helpers import FIXTURES, FakeDisks
 from tests.support import Agent, Collector, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,13 +40,54 @@ HOST, DEPARTMENT = "db01", "so-tu-phap"
 def scenario_agent_config(workdir: Path) -> str:
     """TOML added to the scenario agent's config; workdir is a directory for its files.
 
-    This is where the features of other issues get their data: e.g. a real
-    restic repository with a [[backup]] table pointing at it, an auth log
-    holding a brute force for [security], recorded mdstat/smartctl fixtures
-    for [storage]. Empty while those sources do not exist on this checkout.
+    A server with something wrong in every area, so every panel and rule has
+    data: two recorded disks (one degrading), a degraded md array, kernel I/O
+    errors, a fresh and a stale backup on the same disk as their data, and
+    an SSH brute force in its auth log.
     """
-    del workdir
-    return ""
+    disks = FakeDisks(workdir)
+    disks.set("/dev/sda", "smartctl-sata-hdd-healthy-wd181kryz-v7.3.json")
+    disks.set("/dev/sdb", "smartctl-sata-hdd-passed-reallocated304-st3500418as-v7.3.json")
+    data = workdir / "data"
+    data.mkdir()
+    (data / "db.sqlite").write_bytes(b"x" * 4096)
+    for name, age in (("fresh", 3600), ("stale", 3 * 86400)):
+        directory = workdir / f"backup-{name}"
+        directory.mkdir()
+        dump = directory / "dump.sql.gz"
+        dump.write_bytes(b"y" * 8192)
+        stamp = time.time() - age
+        os.utime(dump, (stamp, stamp))
+    auth_log = workdir / "auth.log"
+    now = time.time()
+    auth_log.write_text("".join(
+        f"{datetime.fromtimestamp(now - 20 + i, timezone.utc).isoformat()} {HOST} "
+        f"sshd[{4000 + i}]: Failed password for root from 203.0.113.7 port {52100 + i} ssh2\n"
+        for i in range(10)))
+    return f"""
+[storage]
+smartctl = "{disks.script}"
+mdstat = "{FIXTURES / 'mdstat-raid1-healthy-and-degraded-U_-linux-raid-2020.txt'}"
+kernel_log = "{FIXTURES / 'kernel-io-errors.log'}"
+
+[security.auth_log]
+path = "{auth_log}"
+start_at = "beginning"
+
+[[backup]]
+name = "mysql-nightly"
+kind = "files"
+rpo = "26h"
+path = "{workdir / 'backup-fresh'}/*.sql.gz"
+source = "{data}"
+
+[[backup]]
+name = "files-weekly"
+kind = "files"
+rpo = "26h"
+path = "{workdir / 'backup-stale'}/*.sql.gz"
+source = "{data}"
+"""
 
 
 # Families the scenario must produce. Move names here from PENDING as their
@@ -55,8 +100,6 @@ LANDED = {
     "dcguard_host_load1", "dcguard_host_boot_timestamp_seconds",
     "dcguard_filesystem_size_bytes", "dcguard_filesystem_avail_bytes",
     "dcguard_filesystem_readonly",
-}
-PENDING = {
     "dcguard_disk_smart_healthy", "dcguard_disk_smart_attribute_raw", "dcguard_raid_degraded",
     "dcguard_raid_disks_active", "dcguard_raid_disks_total",
     "dcguard_backup_last_success_timestamp_seconds", "dcguard_backup_last_run_success",
@@ -64,6 +107,7 @@ PENDING = {
     "dcguard_data_loss_risk_score", "dcguard_data_loss_risk", "dcguard_security_events_total",
     "dcguard_security_detections_total",
 }
+PENDING: set[str] = set()
 # Grafana's interval variables, as a dashboard at "last 6 hours" would set them.
 GRAFANA_VARS = {"$__rate_interval": "10s", "$__interval": "5s", "$__range": "1h"}
 
@@ -255,10 +299,18 @@ def test_prometheus_evaluates_every_rule_without_error(prometheus: Prometheus) -
     assert not bad
 
 
-def test_healthy_scenario_fires_no_alert(prometheus: Prometheus) -> None:
-    """A reporting agent pages nobody (about itself: this machine's real filesystems may
+def test_the_scenario_pages_for_what_is_wrong_and_for_nothing_else(
+        prometheus: Prometheus) -> None:
+    """The alerts without a `for` that the scenario provokes fire through the real
+    pipeline; nothing else about the host fires (this machine's own filesystems may
     legitimately be read-only or full, so Filesystem* alerts are not judged here)."""
-    firing = [a["labels"]["alertname"] for a in prometheus.api("alerts")["alerts"]
-              if a["labels"].get("host") == HOST
-              and not a["labels"]["alertname"].startswith("Filesystem")]
-    assert firing == []
+    provoked = {"RaidDegraded", "DiskIoErrors", "SshBruteForce"}
+
+    def firing() -> set[str]:
+        return {a["labels"]["alertname"] for a in prometheus.api("alerts")["alerts"]
+                if a["labels"].get("host") == HOST and a["state"] == "firing"
+                and not a["labels"]["alertname"].startswith("Filesystem")}
+
+    wait_for(lambda: firing() >= provoked, timeout=30, interval=0.5,
+             message=f"{sorted(provoked)} to fire")
+    assert firing() == provoked
