@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from dcguard.agent.security.baseline import BaselineScanSource
 from dcguard.agent.security.events import (
     SecurityCounters,
     SecuritySettings,
@@ -33,10 +34,7 @@ from dcguard.agent.security.fimscan import (
     scan,
     technique_for,
 )
-from dcguard.agent.security.queue import EventQueue
-from dcguard.agent.security.scanner import PeriodicScanner
 from dcguard.agent.sources import SourceContext, register
-from dcguard.agent.state import atomic_write
 from dcguard.common.config import Table
 from dcguard.v1 import collector_pb2 as pb
 
@@ -55,7 +53,7 @@ DEFAULT_PACKAGE_LOGS = ("/var/log/dpkg.log", "/var/log/apt/history.log", "/var/l
 Baseline = dict[str, Any]  # {"roots": [...], "files": Snapshot}
 
 
-class FimSource:
+class FimSource(BaselineScanSource[Baseline]):
     """Reports changes to watched files, found by a rate-limited background scan."""
 
     name = "fim"
@@ -65,6 +63,8 @@ class FimSource:
                  package_logs: list[Path], proc_locks: Path, settings: SecuritySettings,
                  state_file: Path, counters: SecurityCounters,
                  clock: Callable[[], float] = time.time) -> None:
+        super().__init__(interval=interval, settings=settings, state_file=state_file,
+                         counters=counters, clock=clock)
         self._paths = paths
         self._bytes_per_second = bytes_per_second
         self._max_files = max_files
@@ -72,24 +72,8 @@ class FimSource:
         self._locks = package_locks
         self._package_logs = package_logs
         self._proc_locks = proc_locks
-        self._settings = settings
-        self._state_file = state_file
-        self._counters = counters
-        self._clock = clock
-        self._queue: EventQueue[Baseline | None] = EventQueue(
-            settings.max_events_per_report, settings.max_pending_events, counters, None,
-            settings.max_event_bytes_per_report)
-        self._scanner = PeriodicScanner("fim", interval, self._scan)
-        self._working: Baseline | None = None
-        self._persisted: Baseline | None = None
         self._last_scan_start = 0.0
-        self._started = False
         self._warned_truncated = False
-
-    @property
-    def scans(self) -> int:
-        """Completed scans (tests wait on this instead of sleeping)."""
-        return self._scanner.scans
 
     def _load(self) -> Baseline | None:
         try:
@@ -106,31 +90,6 @@ class FimSource:
             return None
         return data
 
-    def collect(self, report: pb.Report) -> None:
-        # A hand-out not committed by now went into a report that was not stored; and if
-        # this collect fails, the report stored next will not carry it either.
-        self._queue.withdraw()
-        if not self._started:
-            self._started = True
-            self._working = self._persisted = self._load()
-            self._queue.set_tail(self._working)
-            self._scanner.start()
-        handed = self._queue.hand_out(report)
-        self._counters.fill(report.security_stats)
-        if self._scanner.error and handed == 0:
-            self._queue.withdraw()  # a failed source's part is dropped: hand out nothing
-            raise RuntimeError(self._scanner.error)
-
-    def commit(self) -> None:
-        handed, baseline = self._queue.commit()
-        if not handed or baseline is None or baseline is self._persisted:
-            return
-        self._state_file.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(self._state_file, json.dumps(baseline, sort_keys=True).encode())
-        self._persisted = baseline
-
-    def close(self) -> None:
-        self._scanner.close()
 
     # --- the scan thread --------------------------------------------------------------
     def _scan(self, stop: threading.Event) -> None:

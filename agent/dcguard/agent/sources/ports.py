@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import psutil
 
+from dcguard.agent.security.baseline import BaselineScanSource
 from dcguard.agent.security.events import (
     SecurityCounters,
     SecuritySettings,
@@ -26,10 +27,7 @@ from dcguard.agent.security.events import (
     make_event,
     security_settings,
 )
-from dcguard.agent.security.queue import EventQueue
-from dcguard.agent.security.scanner import PeriodicScanner
 from dcguard.agent.sources import SourceContext, register
-from dcguard.agent.state import atomic_write
 from dcguard.common.config import Table
 from dcguard.v1 import collector_pb2 as pb
 
@@ -75,7 +73,7 @@ def listening_sockets(protocols: tuple[str, ...]) -> Listeners:
     return found
 
 
-class PortsSource:
+class PortsSource(BaselineScanSource[Listeners]):
     """Reports listening sockets that appear or vanish between scans."""
 
     name = "ports"
@@ -83,22 +81,9 @@ class PortsSource:
     def __init__(self, *, interval: float, protocols: tuple[str, ...],
                  settings: SecuritySettings, state_file: Path, counters: SecurityCounters,
                  clock: Callable[[], float] = time.time) -> None:
+        super().__init__(interval=interval, settings=settings, state_file=state_file,
+                         counters=counters, clock=clock)
         self._protocols = protocols
-        self._settings = settings
-        self._state_file = state_file
-        self._counters = counters
-        self._clock = clock
-        self._queue: EventQueue[Listeners | None] = EventQueue(
-            settings.max_events_per_report, settings.max_pending_events, counters, None,
-            settings.max_event_bytes_per_report)
-        self._scanner = PeriodicScanner("ports", interval, self._scan)
-        self._working: Listeners | None = None
-        self._persisted: Listeners | None = None
-        self._started = False
-
-    @property
-    def scans(self) -> int:
-        return self._scanner.scans
 
     def _load(self) -> Listeners | None:
         try:
@@ -112,32 +97,6 @@ class PortsSource:
         if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
             return None
         return data
-
-    def collect(self, report: pb.Report) -> None:
-        # A hand-out not committed by now went into a report that was not stored; and if
-        # this collect fails, the report stored next will not carry it either.
-        self._queue.withdraw()
-        if not self._started:
-            self._started = True
-            self._working = self._persisted = self._load()
-            self._queue.set_tail(self._working)
-            self._scanner.start()
-        handed = self._queue.hand_out(report)
-        self._counters.fill(report.security_stats)
-        if self._scanner.error and handed == 0:
-            self._queue.withdraw()  # a failed source's part is dropped: hand out nothing
-            raise RuntimeError(self._scanner.error)
-
-    def commit(self) -> None:
-        handed, baseline = self._queue.commit()
-        if not handed or baseline is None or baseline is self._persisted:
-            return
-        self._state_file.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(self._state_file, json.dumps(baseline, sort_keys=True).encode())
-        self._persisted = baseline
-
-    def close(self) -> None:
-        self._scanner.close()
 
     def _scan(self, stop: threading.Event) -> None:
         if self._queue.room() == 0:
