@@ -87,9 +87,12 @@ def per_host_payloads(text: str) -> dict[str, str]:
             headers.setdefault(line.split()[2], []).append(line)
             continue
         host = re.search(r'host="([^"]+)"', line)
+        # Pushgateway reserves the job label (the grouping key); the backup
+        # series carry their own, so push it as backup_job: same series count.
+        pushed = line.replace(',job="', ',backup_job="')
         if host:
-            name = line.split("{", 1)[0]
-            samples.setdefault(host.group(1), {}).setdefault(name, []).append(line)
+            name = pushed.split("{", 1)[0]
+            samples.setdefault(host.group(1), {}).setdefault(name, []).append(pushed)
     return {host: "".join("\n".join([*headers.get(name, []), *lines]) + "\n"
                           for name, lines in families.items())
             for host, families in samples.items()}
@@ -145,7 +148,7 @@ def main() -> None:
     for n in [int(x) for x in args.agents.split(",")]:
         tmp = tempfile.TemporaryDirectory()
         collector = Collector(Path(tmp.name),
-                              server_extra='insecure = true\nlog_level = "warning"\n')
+                              server_extra='insecure = true\n')
         collector.start()
         load = run_load(collector, n, args.duration)
         assert collector.proc is not None
