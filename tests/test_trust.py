@@ -7,6 +7,7 @@ gets, the counter on /metrics, and that nothing was stored.
 from __future__ import annotations
 
 import datetime
+import json
 import stat
 import time
 from concurrent import futures
@@ -50,6 +51,8 @@ def enrollments(collector, result):
 
 def test_enroll_then_run_delivers_over_mtls(tls_collector, make_agent):
     agent = make_agent([tls_collector.grpc_address], insecure=False)
+    before = json.loads(agent.cli("status", "--json").stdout)
+    assert before["collectors"][tls_collector.grpc_address].startswith("not checked: not enrolled")
     result = enroll(agent, tls_collector, tls_collector.token("testhost"))
     assert result.returncode == 0, result.stderr
     files = agent.state_dir / "tls"
@@ -67,6 +70,9 @@ def test_enroll_then_run_delivers_over_mtls(tls_collector, make_agent):
              message="the enrolled agent to be up")
     assert enrollments(tls_collector, "ok") == 1
     assert tls_collector.rejected("unauthenticated") == 0
+    # status probes the collector over mTLS, exactly as run connects.
+    after = json.loads(agent.cli("status", "--json").stdout)
+    assert after["collectors"][tls_collector.grpc_address] == "reachable"
     import subprocess
 
     check = subprocess.run(["promtool", "check", "metrics"], input=tls_collector.metrics_text(),

@@ -170,12 +170,20 @@ def status(config_path: Path, as_json: bool) -> None:
 
 
 def _probe(config: AgentConfig, address: str) -> str:
-    """Ask the collector's standard gRPC health service whether it serves."""
+    """Ask the collector's standard gRPC health service whether it serves, as `run` connects."""
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    if not config.collector.insecure:
-        return "not checked: TLS credentials are not set up (enroll first)"
-    with grpc.insecure_channel(address) as channel:
+    from dcguard.agent.tls import load_credentials
+
+    if config.collector.insecure:
+        channel = grpc.insecure_channel(address)
+    else:
+        try:
+            channel = grpc.secure_channel(address, load_credentials(config.state_dir,
+                                                                    config.path))
+        except ConfigError:
+            return "not checked: not enrolled yet (dcguard-agent enroll)"
+    with channel:
         try:
             answer = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=config.collector.timeout)

@@ -138,10 +138,6 @@ class Sender:
         self.close()
         self._index = (self._index + 1) % len(self._config.addresses)
 
-    def submit(self, reports: Sequence[pb.Report]) -> int:
-        """Deliver reports (oldest first); return the collector's acknowledged sequence."""
-        return self.submit_serialized([report.SerializeToString() for report in reports])
-
     def submit_serialized(self, reports: Sequence[bytes]) -> int:
         """Deliver serialized reports (oldest first), gzip-compressed; return the ack."""
         request = encode_request(self._agent_bytes, reports)
