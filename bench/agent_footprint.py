@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import gzip
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -32,24 +31,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.procstat import cpu_seconds, rss_mib
 from dcguard.common.durations import parse_duration
 from tests.support import Agent, Collector, metric, wait_for
 
 NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
-TICKS = os.sysconf("SC_CLK_TCK")
 CYCLES_PER_HOUR = 240  # at a 15 s interval
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 class CountingProxy:

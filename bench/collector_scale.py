@@ -27,16 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.procstat import rss_mib
 from tests.support import Collector, parse_metrics, wait_for
 
 PUSHGATEWAY = "/usr/bin/prometheus-pushgateway"
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def timed_get(url: str, repeat: int = 5) -> tuple[float, int, int]:
