@@ -26,8 +26,9 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/pyproject.toml" | head -1)
-[ -n "$version" ] || die "cannot read the version from pyproject.toml"
+version_file="$root/agent/dcguard/common/version.py"
+version=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$version_file" | head -1)
+[ -n "$version" ] || die "cannot read the version from $version_file"
 name="dcguard-agent-$version"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
