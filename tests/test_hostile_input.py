@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dcguard.agent.tls import _fetch_chain_tls12, certificates_from_tls12
+from dcguard.agent.pinning import _fetch_chain_tls12, certificates_from_tls12
 from dcguard.collector.auth import Authenticator
 from dcguard.collector.errors import REJECTION_REASONS, Rejection
 from dcguard.collector.ratelimit import RateLimiter
@@ -375,7 +375,7 @@ def test_enroll_and_renew_decoders_only_refuse(data):
 
 
 def test_a_dead_collector_address_is_refused_quickly(tmp_path: Path):
-    from dcguard.agent.tls import PinError, pinned_ca
+    from dcguard.agent.pinning import PinError, pinned_ca
 
     with pytest.raises(PinError, match="cannot reach"):
         pinned_ca("127.0.0.1:1", "sha256:" + "0" * 64, timeout=5)

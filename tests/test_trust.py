@@ -15,7 +15,7 @@ from concurrent import futures
 import grpc
 import pytest
 
-from dcguard.agent.tls import PinError, pinned_ca
+from dcguard.agent.pinning import PinError, pinned_ca
 from dcguard.common.pki import fingerprint, load_certificate
 from tests.support import metric, wait_for
 from tests.trust_support import (

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from dcguard.agent.tls import make_key_and_csr
+from dcguard.agent.keys import make_key_and_csr
 from dcguard.v1 import collector_pb2 as pb
 from tests.support import Agent, Collector, run_cli, wait_for
 

@@ -114,7 +114,7 @@ def enroll_command(config_path: Path, token: str, ca_fingerprint: str,
     from dcguard.agent.enroll import EnrollError, default_enroll_address, enroll
     from dcguard.common.cli import fail
     from dcguard.common.config import parse_listen_address
-    from dcguard.common.pki import parse_fingerprint
+    from dcguard.common.pem import parse_fingerprint
 
     try:
         pin = parse_fingerprint(ca_fingerprint)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import grpc
 
 from dcguard.agent.config import AgentConfig
-from dcguard.agent.tls import AgentTlsFiles, PinError, make_key_and_csr, pinned_ca
+from dcguard.agent.keys import make_key_and_csr
+from dcguard.agent.pinning import PinError, pinned_ca
+from dcguard.agent.tls import AgentTlsFiles
 from dcguard.common.config import parse_listen_address
 from dcguard.common.pki import (
     CertificateError,
