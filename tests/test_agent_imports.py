@@ -1,0 +1,88 @@
+"""What `dcguard-agent run` loads, checked in a real run up to its first report.
+
+The agent's RSS budget (docs/performance.md) depends on the run path not
+importing what only other commands need: `cryptography` (enroll and
+renewal), `importlib.metadata`. A child process runs the real command
+line with mTLS credentials, so the certificate renewer runs too, and lists
+sys.modules once the first report is built and the renewer has read its
+certificate; the test asserts on that list.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import subprocess
+import sys
+import textwrap
+
+from dcguard.agent.tls import AgentTlsFiles
+from tests.support import Agent
+from tests.trust_support import issue, self_signed_ca
+
+# Loaded on the run path: if these were missing the check below would be empty.
+EXPECTED = ("grpc", "click", "dcguard.agent.service", "dcguard.agent.tls",
+            "dcguard.common.validity", "dcguard.v1.collector_pb2")
+# Only other commands need these; each costs the long-running agent RSS.
+FORBIDDEN = ("cryptography", "importlib.metadata", "dcguard.common.pki",
+             "dcguard.agent.pinning", "dcguard.agent.keys", "dcguard.collector")
+
+CHILD = textwrap.dedent("""
+    import json, os, signal, sys, threading
+    from dcguard.agent import cli, service, tls
+
+    renewer_read = threading.Event()
+    read_validity = tls.AgentTlsFiles.validity
+    def validity(self):
+        try:
+            return read_validity(self)
+        finally:
+            renewer_read.set()
+    tls.AgentTlsFiles.validity = validity
+
+    build_report = service.build_report
+    listed = threading.Event()
+    def first_report(*args, **kwargs):
+        report = build_report(*args, **kwargs)
+        if not listed.is_set():
+            listed.set()
+            renewer_read.wait(30)
+            print(json.dumps({"renewer_read": renewer_read.is_set(),
+                              "modules": sorted(sys.modules)}), flush=True)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return report
+    service.build_report = first_report
+
+    sys.argv = ["dcguard-agent", "run", "--config", sys.argv[1]]
+    cli.main()
+""")
+
+
+def _modules_at_first_report(agent: Agent) -> set[str]:
+    result = subprocess.run([sys.executable, "-c", CHILD, str(agent.config_path)],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    answer = json.loads(line)
+    assert answer["renewer_read"], "the renewer never read its certificate"
+    return set(answer["modules"])
+
+
+def _top_level(modules: set[str], name: str) -> bool:
+    return any(module == name or module.startswith(name + ".") for module in modules)
+
+
+def test_run_path_loads_no_x509_library_and_no_package_metadata(tmp_path):
+    # Enrolled, so `run` starts the renewer; nothing listens on port 1.
+    agent = Agent(tmp_path / "agent", ["127.0.0.1:1"], insecure=False)
+    ca_key, ca_cert = self_signed_ca("imports-test-ca")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    key_pem, cert_pem = issue(ca_key, ca_cert, "testhost", not_before=now,
+                              not_after=now + datetime.timedelta(days=90))
+    from cryptography.hazmat.primitives import serialization
+
+    AgentTlsFiles(agent.state_dir).store(key_pem, cert_pem,
+                                         ca_cert.public_bytes(serialization.Encoding.PEM))
+    modules = _modules_at_first_report(agent)
+    assert [name for name in EXPECTED if name not in modules] == []
+    assert [name for name in FORBIDDEN if _top_level(modules, name)] == []
