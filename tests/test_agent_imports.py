@@ -2,8 +2,9 @@
 
 The agent's RSS budget (docs/performance.md) depends on the run path not
 importing what only other commands need: `cryptography` (enroll and
-renewal), `importlib.metadata`. A child process runs the real command
-line with mTLS credentials, so the certificate renewer runs too, and lists
+renewal), `importlib.metadata`, and OpenSSL's libcrypto through `ssl` or
+`_hashlib` (lean.py). A child process runs the real entry point with mTLS
+credentials, so the certificate renewer runs too, and lists
 sys.modules once the first report is built and the renewer has read its
 certificate; the test asserts on that list.
 """
@@ -21,15 +22,19 @@ from tests.support import Agent
 from tests.trust_support import issue, self_signed_ca
 
 # Loaded on the run path: if these were missing the check below would be empty.
-EXPECTED = ("grpc", "click", "dcguard.agent.service", "dcguard.agent.tls",
-            "dcguard.common.validity", "dcguard.v1.collector_pb2")
+EXPECTED = ("grpc", "click", "asyncio", "hashlib", "dcguard.agent.service",
+            "dcguard.agent.tls", "dcguard.common.validity", "dcguard.v1.collector_pb2")
 # Only other commands need these; each costs the long-running agent RSS.
-FORBIDDEN = ("cryptography", "importlib.metadata", "dcguard.common.pki",
-             "dcguard.agent.pinning", "dcguard.agent.keys", "dcguard.collector")
+FORBIDDEN = ("cryptography", "importlib.metadata", "ssl", "_ssl", "_hashlib",
+             "dcguard.common.pki", "dcguard.agent.pinning", "dcguard.agent.keys",
+             "dcguard.collector")
 
 CHILD = textwrap.dedent("""
     import json, os, signal, sys, threading
-    from dcguard.agent import cli, service, tls
+    from dcguard.agent.main import main
+    from dcguard.agent.lean import load_without_libcrypto
+    load_without_libcrypto()  # as main() does first: before the modules patched below
+    from dcguard.agent import service, tls
 
     renewer_read = threading.Event()
     read_validity = tls.AgentTlsFiles.validity
@@ -54,7 +59,7 @@ CHILD = textwrap.dedent("""
     service.build_report = first_report
 
     sys.argv = ["dcguard-agent", "run", "--config", sys.argv[1]]
-    cli.main()
+    main()
 """)
 
 

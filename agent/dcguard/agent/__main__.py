@@ -1,3 +1,3 @@
-from dcguard.agent.cli import main
+from dcguard.agent.main import main
 
 main()
