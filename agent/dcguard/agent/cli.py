@@ -10,7 +10,6 @@ from pathlib import Path
 
 import click
 import grpc
-from google.protobuf import json_format
 
 from dcguard.agent.backup_report import backup_report
 from dcguard.agent.config import DEFAULT_CONFIG, AgentConfig, load_config
@@ -54,6 +53,9 @@ def run(config_path: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def collect(config_path: Path, as_json: bool) -> None:
     """Build one report from every enabled source and print it; send nothing."""
+    # Only this command prints JSON: json_format stays out of the running agent.
+    from google.protobuf import json_format
+
     config = load_config(config_path)
     setup_logging("warning")
     _prime(config.sources, PRIME_TIMEOUT)

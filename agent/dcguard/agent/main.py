@@ -1,7 +1,7 @@
-"""The `dcguard-agent` entry point: the imports that keep the agent small, then the CLI.
+"""The `dcguard-agent` entry point: what keeps the agent small, then the CLI.
 
-Kept apart from cli.py because those imports must come before anything
-cli.py imports (see lean.py).
+Kept apart from cli.py because this must come before anything cli.py
+imports (lean.py).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import threading
 
 from dcguard.agent.config import AgentConfig
 from dcguard.agent.delivery import STATUS_FILE, Delivery
+from dcguard.agent.memory import release_startup_memory
 from dcguard.agent.runner import Ticker, agent_info, build_report
 from dcguard.agent.sender import Sender
 from dcguard.agent.spool import Spool
@@ -72,6 +73,7 @@ def run_agent(config: AgentConfig, stop: threading.Event | None = None) -> None:
 
 def _report_loop(config: AgentConfig, spool: Spool, delivery: Delivery, ticker: Ticker) -> None:
     spool_failing = False
+    started = False
     while ticker.wait():
         report = build_report(config.sources, spool.next_sequence())
         try:
@@ -91,3 +93,6 @@ def _report_loop(config: AgentConfig, spool: Spool, delivery: Delivery, ticker: 
             except Exception as exc:  # noqa: BLE001 - one source must not stop the loop
                 log.warning("source %s: commit failed: %s", source.name, exc)
         delivery.notify()
+        if not started:  # start-up's garbage is made by now: hand it back once
+            started = True
+            release_startup_memory()

@@ -1,0 +1,31 @@
+"""Hand the agent's start-up garbage back to the system, once (measured: about 0.4 MiB).
+
+Importing the agent and building its first report leave freed memory in
+glibc's heap that glibc keeps: free() returns only what lies at the top of
+the heap. After the first cycle a full collection frees start-up's
+garbage and malloc_trim() releases the free pages wherever they are.
+Doing it periodically measured no better than noise, nor did capping
+malloc arenas (M_ARENA_MAX), so neither is done.
+
+malloc_trim is a glibc call made through ctypes; on another C library
+(musl) it is skipped.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+
+__all__ = ["release_startup_memory"]
+
+
+def release_startup_memory() -> None:
+    """Collect garbage, then return the heap's free pages to the system."""
+    gc.collect()
+    try:
+        libc = ctypes.CDLL(None)  # the symbols already loaded: the C library's among them
+    except OSError:
+        return
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
