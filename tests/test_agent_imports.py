@@ -2,8 +2,8 @@
 
 The agent's RSS budget (docs/performance.md) depends on the run path not
 importing what only other commands need: `cryptography` (enroll and
-renewal), `importlib.metadata`, and OpenSSL's libcrypto through `ssl` or
-`_hashlib` (lean.py). A child process runs the real entry point with mTLS
+renewal), `importlib.metadata`, click (main.py), and OpenSSL's libcrypto
+through `ssl` or `_hashlib` (lean.py). A child process runs the real entry point with mTLS
 credentials, so the certificate renewer runs too, and lists
 sys.modules once the first report is built and the renewer has read its
 certificate; the test asserts on that list.
@@ -16,16 +16,20 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
+import pytest
+
+from dcguard.agent.main import plain_run_config
 from dcguard.agent.tls import AgentTlsFiles
 from tests.support import Agent
 from tests.trust_support import issue, self_signed_ca
 
 # Loaded on the run path: if these were missing the check below would be empty.
-EXPECTED = ("grpc", "click", "asyncio", "hashlib", "dcguard.agent.service",
+EXPECTED = ("grpc", "asyncio", "hashlib", "dcguard.agent.service",
             "dcguard.agent.tls", "dcguard.common.validity", "dcguard.v1.collector_pb2")
 # Only other commands need these; each costs the long-running agent RSS.
-FORBIDDEN = ("cryptography", "importlib.metadata", "ssl", "_ssl", "_hashlib",
+FORBIDDEN = ("cryptography", "importlib.metadata", "click", "ssl", "_ssl", "_hashlib",
              "dcguard.common.pki", "dcguard.agent.pinning", "dcguard.agent.keys",
              "dcguard.collector")
 
@@ -91,3 +95,40 @@ def test_run_path_loads_no_x509_library_and_no_package_metadata(tmp_path):
     modules = _modules_at_first_report(agent)
     assert [name for name in EXPECTED if name not in modules] == []
     assert [name for name in FORBIDDEN if _top_level(modules, name)] == []
+
+
+DEFAULT = Path("/etc/dcguard/agent.toml")
+
+
+@pytest.mark.parametrize("args", [
+    ["run"], ["run", "--config", "a.toml"], ["run", "--config=a.toml"],
+    ["run", "--config", "/x y/agent.toml"], ["run", "--config", "agent.toml=1"],
+])
+def test_a_plain_run_is_read_as_click_reads_it(args, monkeypatch):
+    from dcguard.agent import cli, service
+
+    seen: list[Path] = []
+    monkeypatch.setattr(service, "run_from_file", seen.append)
+    cli.cli.main(args=args, prog_name="dcguard-agent", standalone_mode=False)
+    assert [plain_run_config(args, cli.DEFAULT_CONFIG)] == seen
+
+
+@pytest.mark.parametrize("args", [
+    [], ["collect"], ["run", "--help"], ["run", "-h"], ["run", "--config"],
+    ["run", "--config", ""], ["run", "--config="], ["run", "--config", "--help"],
+    ["run", "--config", "a", "--config", "b"], ["run", "--bogus"], ["run", "x"],
+    ["--version"], ["run", "--conf", "a"], ["run", "--config=--odd"],
+])
+def test_anything_else_is_left_to_click(args):
+    assert plain_run_config(args, DEFAULT) is None
+
+
+def test_run_failures_are_one_line_without_click(tmp_path):
+    bad = tmp_path / "agent.toml"
+    bad.write_text("[agent]\ninterval = 'soon'\n")
+    for args in (["run", "--config", str(bad)], ["run", "--config", str(tmp_path / "none")]):
+        result = subprocess.run([sys.executable, "-m", "dcguard.agent", *args],
+                                capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode == 2, result.stderr
+        [line] = result.stderr.splitlines()
+        assert line.startswith("dcguard-agent: ") and "Traceback" not in line

@@ -13,6 +13,7 @@ import grpc
 
 from dcguard.agent.backup_report import backup_report
 from dcguard.agent.config import DEFAULT_CONFIG, AgentConfig, load_config
+from dcguard.agent.main import PROG
 from dcguard.agent.runner import build_report
 from dcguard.agent.sources import Source
 from dcguard.common.cli import run_cli, setup_logging
@@ -22,7 +23,6 @@ from dcguard.v1 import collector_pb2 as pb
 
 __all__ = ["main"]
 
-PROG = "dcguard-agent"
 PRIME_TIMEOUT = 30.0  # how long `collect` waits for background readers' first round
 
 config_option = click.option(
@@ -41,11 +41,9 @@ def cli() -> None:
 @config_option
 def run(config_path: Path) -> None:
     """Run the agent: a report every interval, delivered to the collector."""
-    from dcguard.agent.service import run_agent
+    from dcguard.agent.service import run_from_file
 
-    config = load_config(config_path)
-    setup_logging(config.log_level)
-    run_agent(config)
+    run_from_file(config_path)
 
 
 @cli.command()

@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from pathlib import Path
 
-from dcguard.agent.config import AgentConfig
+from dcguard.agent.config import AgentConfig, load_config
 from dcguard.agent.delivery import STATUS_FILE, Delivery
 from dcguard.agent.memory import release_startup_memory
 from dcguard.agent.runner import Ticker, agent_info, build_report
@@ -21,11 +22,19 @@ from dcguard.agent.spool import Spool
 from dcguard.agent.state import AgentState, StateLocked
 from dcguard.agent.tls import Renewer, load_credentials
 from dcguard.common.config import ConfigError
+from dcguard.common.console import setup_logging
 from dcguard.common.systemd import notify
 
-__all__ = ["run_agent"]
+__all__ = ["run_agent", "run_from_file"]
 
 log = logging.getLogger(__name__)
+
+
+def run_from_file(config_path: Path) -> None:
+    """`dcguard-agent run`: load the config, log at its level, run until stopped."""
+    config = load_config(config_path)
+    setup_logging(config.log_level)
+    run_agent(config)
 
 
 def run_agent(config: AgentConfig, stop: threading.Event | None = None) -> None:

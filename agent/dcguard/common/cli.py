@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 import sys
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
 from dcguard.common.config import ConfigError
+from dcguard.common.console import EXIT_USAGE, fail, setup_logging
 
 __all__ = ["EXIT_USAGE", "fail", "run_cli", "setup_logging"]
-
-EXIT_USAGE = 2
-
-
-def fail(prog: str, message: str, code: int = EXIT_USAGE) -> NoReturn:
-    """Print one line to stderr and exit."""
-    click.echo(f"{prog}: {message}", err=True)
-    sys.exit(code)
 
 
 # click 8.2 added NoArgsIsHelpError; Python 3.9 installs click 8.1, where an
@@ -51,11 +43,3 @@ def run_cli(group: click.Group, prog: str) -> None:
     except KeyboardInterrupt:
         sys.exit(130)
 
-
-def setup_logging(level: str) -> None:
-    """Log to stderr in a journald-friendly form (journald adds the time)."""
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )

@@ -1,0 +1,31 @@
+"""What a dcguard process writes to stderr: its one-line failures and its log.
+
+Without click, so that `dcguard-agent run` can fail the same way as every
+other command without loading a CLI framework it does not otherwise need
+(see dcguard.agent.main). dcguard.common.cli re-exports these.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import NoReturn
+
+__all__ = ["EXIT_USAGE", "fail", "setup_logging"]
+
+EXIT_USAGE = 2
+
+
+def fail(prog: str, message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """Print one line to stderr and exit."""
+    print(f"{prog}: {message}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+def setup_logging(level: str) -> None:
+    """Log to stderr in a journald-friendly form (journald adds the time)."""
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
