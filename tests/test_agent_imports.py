@@ -29,7 +29,7 @@ from tests.trust_support import issue, self_signed_ca
 EXPECTED = ("grpc", "asyncio", "hashlib", "dcguard.agent.service",
             "dcguard.agent.tls", "dcguard.common.validity", "dcguard.v1.collector_pb2")
 # Only other commands need these; each costs the long-running agent RSS.
-FORBIDDEN = ("cryptography", "importlib.metadata", "click", "ssl", "_ssl", "_hashlib",
+FORBIDDEN = ("cryptography", "importlib.metadata", "click", "difflib", "ssl", "_ssl", "_hashlib",
              "dcguard.common.pki", "dcguard.agent.pinning", "dcguard.agent.keys",
              "dcguard.collector")
 

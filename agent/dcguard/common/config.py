@@ -8,7 +8,7 @@ unmonitored.
 
 from __future__ import annotations
 
-import difflib
+import functools
 import ipaddress
 import sys
 from pathlib import Path
@@ -54,11 +54,12 @@ class Table:
     """
 
     def __init__(self, data: dict[str, Any], path: str = "", source: str = "config",
-                 hint: str = "") -> None:
+                 hint: Callable[[], str] | None = None) -> None:
         self._data = data
         self._path = path
         self._source = source
-        self._hint = hint  # said with "is required" errors of an absent table
+        # Said with "is required" errors of an absent table; worked out only then.
+        self._hint = hint or str
         self._seen: set[str] = set()
 
     def key_path(self, key: str) -> str:
@@ -89,7 +90,7 @@ class Table:
         self._seen.add(key)
         if key not in self._data:
             if default is _MISSING:
-                raise self.error(key, f"is required{self._hint}")
+                raise self.error(key, f"is required{self._hint()}")
             return default  # type: ignore[no-any-return]
         value = self._data[key]
         # bool is an int in Python; a config that says `interval = true` is wrong.
@@ -116,7 +117,7 @@ class Table:
         self._seen.add(key)
         value = self._data.get(key, default)
         if value is _MISSING:
-            raise self.error(key, f"is required{self._hint}")
+            raise self.error(key, f"is required{self._hint()}")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.error(key, f"must be a number, got {_describe(value)}")
         if minimum is not None and value < minimum:
@@ -165,14 +166,21 @@ class Table:
     def table(self, key: str) -> Table:
         """A sub-table; an absent one reads as empty so defaults apply."""
         value = self._get(key, dict, "a table", {})
-        hint = ""
+        hint = None
         if key not in self._data:
             # An absent table is most often a misspelt one: name the near miss.
             tables = [k for k, v in self._data.items() if isinstance(v, dict)]
-            close = difflib.get_close_matches(key, tables, n=1)
-            if close:
-                hint = f" ([{self.key_path(close[0])}] is not known: did you mean [{key}]?)"
+            hint = functools.partial(self._near_miss, key, tables)
         return Table(value, self.key_path(key), self._source, hint)
+
+    def _near_miss(self, key: str, tables: list[str]) -> str:
+        # Only when an error is being reported: difflib stays out of a running agent.
+        import difflib
+
+        close = difflib.get_close_matches(key, tables, n=1)
+        if not close:
+            return ""
+        return f" ([{self.key_path(close[0])}] is not known: did you mean [{key}]?)"
 
     def table_list(self, key: str) -> list[Table]:
         """An array of tables ([[key]]); absent reads as empty."""
