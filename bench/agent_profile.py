@@ -101,9 +101,13 @@ def thread_cpu() -> dict[str, float]:
     return out
 
 
+_not_agent: list[int] = []  # the collector: a child of this process, but not the agent's
+
+
 def children_cpu() -> float:
     """CPU of the tools this process ran: reaped, and still running (journalctl --follow)."""
-    return tree_cpu_seconds(os.getpid()) - cpu_seconds(os.getpid())
+    others = sum(tree_cpu_seconds(pid) for pid in _not_agent)
+    return tree_cpu_seconds(os.getpid()) - cpu_seconds(os.getpid()) - others
 
 
 def main() -> None:
@@ -116,6 +120,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         collector = Collector(Path(tmp) / "collector")
         collector.start()
+        assert collector.proc is not None
+        _not_agent.append(collector.proc.pid)
         try:
             run(Path(tmp), collector, args.cycles, interval, args.cprofile)
         finally:
