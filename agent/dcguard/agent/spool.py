@@ -280,10 +280,13 @@ class Spool:
             report.sequence = self._meta["last_sequence"] + 1
             now_ns = int(self._clock() * 1e9)
             collected_ns = report.collected_at.seconds * 10**9 + report.collected_at.nanos
-            size_guess = len(report.SerializeToString()) + 64
-            dropped = self._enforce_bounds(now_ns, size_guess)
             report.spool_dropped_total = self._meta["dropped_total"]
-            record = encode(report.sequence, collected_ns, report.SerializeToString())
+            payload = report.SerializeToString()
+            dropped = self._enforce_bounds(now_ns, len(payload) + 64)
+            if dropped:  # the count it carries changed: serialize again (only when dropping)
+                report.spool_dropped_total = self._meta["dropped_total"]
+                payload = report.SerializeToString()
+            record = encode(report.sequence, collected_ns, payload)
             segment = self._segment_for(len(record))
             with open(segment, "ab") as handle:
                 offset = handle.tell()
