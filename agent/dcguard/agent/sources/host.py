@@ -75,29 +75,42 @@ class HostSource:
 
     def _memory(self) -> tuple[int, int, int, int]:
         """Memory total and available, swap total and used, in bytes, as psutil has them."""
-        fields: dict[bytes, int] = {}
         with open(self._meminfo, "rb") as handle:
-            for line in handle.read().split(b"\n"):
-                parts = line.split()
-                if len(parts) >= 2:
-                    fields[parts[0]] = int(parts[1]) * 1024
-        total = fields[b"MemTotal:"]
-        available = fields.get(b"MemAvailable:", 0)
-        if not 0 < available <= total:  # an old kernel, a kernel bug, a container
-            available = psutil.virtual_memory().available
-        if b"SwapTotal:" in fields and b"SwapFree:" in fields:
-            swap_total = fields[b"SwapTotal:"]
-            swap_used = swap_total - fields[b"SwapFree:"]
+            meminfo = b"\n" + handle.read()
+        total = _kib(meminfo, b"MemTotal:")
+        if total is None:
+            memory = psutil.virtual_memory()
+            total, available = memory.total, memory.available
         else:
+            available = _kib(meminfo, b"MemAvailable:") or 0
+            if not 0 < available <= total:  # an old kernel, a kernel bug, a container
+                available = psutil.virtual_memory().available
+        swap_total = _kib(meminfo, b"SwapTotal:")
+        swap_free = _kib(meminfo, b"SwapFree:")
+        if swap_total is None or swap_free is None:
             swap = psutil.swap_memory()
-            swap_total, swap_used = swap.total, swap.used
-        return total, available, swap_total, swap_used
+            return total, available, swap.total, swap.used
+        return total, available, swap_total, swap_total - swap_free
 
     def commit(self) -> None:
         pass
 
     def close(self) -> None:
         pass
+
+
+def _kib(meminfo: bytes, key: bytes) -> int | None:
+    """The value of one "Key:   N kB" line of meminfo (which starts with a newline), in bytes."""
+    start = meminfo.find(b"\n" + key)
+    if start < 0:
+        return None
+    start += len(key) + 1
+    end = meminfo.find(b"\n", start)
+    fields = meminfo[start:end if end >= 0 else len(meminfo)].split()
+    try:
+        return int(fields[0]) * 1024
+    except (IndexError, ValueError):
+        return None
 
 
 @register("host", default_enabled=True)
