@@ -105,6 +105,47 @@ def test_a_hung_statvfs_is_reported_and_not_waited_on_again():
     assert not isinstance(watcher.stat("/mnt/nfs"), str)
 
 
+def test_one_statvfs_worker_serves_every_call_until_one_gets_stuck():
+    release = threading.Event()
+    threads: list[threading.Thread] = []
+
+    def statvfs(path: str) -> os.statvfs_result:
+        threads.append(threading.current_thread())
+        if path == "/mnt/nfs":
+            release.wait(30)
+        return os.statvfs("/")
+
+    watcher = StatWatcher(timeout=0.2, statvfs=statvfs)
+    for _ in range(20):
+        assert not isinstance(watcher.stat("/"), str)
+    assert len(set(threads)) == 1  # not a thread per call
+    assert watcher.stat("/mnt/nfs") == "timeout"
+    stuck = threads[-1]
+    # The stuck worker is replaced once; the replacement serves every later call.
+    for _ in range(5):
+        assert not isinstance(watcher.stat("/"), str)
+    assert len(set(threads)) == 2 and stuck.is_alive()
+    release.set()
+    stuck.join(10)
+    assert not stuck.is_alive()  # it exits once its call returns
+    assert not isinstance(watcher.stat("/mnt/nfs"), str)
+    assert len(set(threads)) == 2
+    watcher.close()
+
+
+def test_a_statvfs_that_raises_something_else_is_reported_and_the_worker_lives_on():
+    def statvfs(path: str) -> os.statvfs_result:
+        if path == "/bad":
+            raise ValueError("embedded null byte")
+        return os.statvfs("/")
+
+    watcher = StatWatcher(timeout=1, statvfs=statvfs)
+    assert watcher.stat("/bad") == "ValueError: embedded null byte"
+    assert not isinstance(watcher.stat("/"), str)
+    assert watcher.stuck() == set()
+    watcher.close()
+
+
 def test_statvfs_errors_are_reported_as_text():
     watcher = StatWatcher(timeout=1)
     assert watcher.stat("/definitely/not/here") == "No such file or directory"

@@ -1,7 +1,7 @@
 """filesystem: size, free space, inodes and read-only state of every real mounted filesystem.
 
 Pseudo filesystems are skipped by type and by mount point. Every statvfs
-runs in a worker thread with a deadline: a hung network mount is reported
+runs in a long-lived worker thread with a deadline: a hung network mount is reported
 with error "timeout" instead of hanging the agent (node_exporter #244,
 #3058). A mount that timed out is not stat'ed again until its stuck call
 returns, so a dead NFS server does not pile up threads.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import re
 import threading
 from dataclasses import dataclass
@@ -72,14 +73,24 @@ def parse_mounts(text: str) -> list[Mount]:
 StatFunction = Callable[[str], os.statvfs_result]
 
 
+_Job = tuple[str, list["os.statvfs_result | str"], threading.Lock]
+
+
 class StatWatcher:
-    """Runs statvfs with a deadline and remembers mounts whose call is still stuck."""
+    """Runs statvfs with a deadline and remembers mounts whose call is still stuck.
+
+    The calls run one at a time in one long-lived worker thread (starting a
+    thread per call cost more than the call). A worker whose call misses the
+    deadline is left to finish it and then exit; the next call gets a new one.
+    Called from one thread (the report loop).
+    """
 
     def __init__(self, timeout: float, statvfs: StatFunction = os.statvfs) -> None:
         self._timeout = timeout
         self._statvfs = statvfs
         self._stuck: set[str] = set()
         self._lock = threading.Lock()
+        self._jobs: queue.SimpleQueue[_Job | None] | None = None
 
     def stuck(self) -> set[str]:
         with self._lock:
@@ -90,27 +101,47 @@ class StatWatcher:
         with self._lock:
             if mountpoint in self._stuck:
                 return "timeout"
+            self._stuck.add(mountpoint)
+        jobs = self._jobs
+        if jobs is None:
+            jobs = self._jobs = queue.SimpleQueue()
+            threading.Thread(target=self._work, args=(jobs,), name="statvfs",
+                             daemon=True).start()
         outcome: list[os.statvfs_result | str] = []
+        done = threading.Lock()
+        done.acquire()
+        jobs.put((mountpoint, outcome, done))
+        if done.acquire(timeout=self._timeout):
+            return outcome[0]
+        # The worker is stuck in this call: it exits once the call returns.
+        jobs.put(None)
+        self._jobs = None
+        log.warning("statvfs(%s) did not return within %gs; reporting it as stuck",
+                    mountpoint, self._timeout)
+        return "timeout"
 
-        def work() -> None:
+    def close(self) -> None:
+        """Let the worker exit (a stuck one once its call returns)."""
+        if self._jobs is not None:
+            self._jobs.put(None)
+            self._jobs = None
+
+    def _work(self, jobs: queue.SimpleQueue[_Job | None]) -> None:
+        while True:
+            job = jobs.get()
+            if job is None:
+                return
+            mountpoint, outcome, done = job
             try:
                 outcome.append(self._statvfs(mountpoint))
             except OSError as exc:
                 outcome.append(exc.strerror or str(exc))
+            except Exception as exc:  # noqa: BLE001 - the worker must outlive any one mount
+                outcome.append(f"{type(exc).__name__}: {exc}")
             finally:
                 with self._lock:
                     self._stuck.discard(mountpoint)
-
-        worker = threading.Thread(target=work, name=f"statvfs {mountpoint}", daemon=True)
-        with self._lock:
-            self._stuck.add(mountpoint)
-        worker.start()
-        worker.join(self._timeout)
-        if outcome:
-            return outcome[0]
-        log.warning("statvfs(%s) did not return within %gs; reporting it as stuck",
-                    mountpoint, self._timeout)
-        return "timeout"
+                done.release()
 
 
 class FilesystemSource:
@@ -153,7 +184,7 @@ class FilesystemSource:
         pass
 
     def close(self) -> None:
-        pass
+        self._watcher.close()
 
 
 @register("filesystem", default_enabled=True)
