@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -11,9 +13,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dcguard.agent.sources.filesystem import StatWatcher, parse_mounts
+from dcguard.agent.sources.filesystem import FilesystemSource, StatWatcher, parse_mounts
 from dcguard.collector.exposition import escape_label_value, format_value
 from dcguard.common.durations import format_duration, parse_duration
+from dcguard.v1 import collector_pb2 as pb
+from tests.mounts import tmpfs
 from tests.support import parse_metrics
 
 
@@ -78,6 +82,32 @@ def test_filesystem_source_skips_pseudo_filesystems(tmp_path: Path):
     assert [fs.mountpoint for fs in report.filesystems] == ["/"]
     root = os.statvfs("/")
     assert report.filesystems[0].size_bytes == root.f_blocks * root.f_frsize
+
+
+def test_the_mount_table_is_read_again_on_every_mount_remount_and_unmount(tmp_path):
+    # tmpfs is excluded by default; this source reports it so a test can mount one.
+    # statvfs says "read-write" always: only the table can say read-only.
+    writable = os.statvfs_result((4096,) * 2 + (0,) * 8)
+    source = FilesystemSource(Path("/proc/self/mounts"), frozenset({"proc", "sysfs"}),
+                              re.compile(r"(?!)"),
+                              StatWatcher(timeout=5, statvfs=lambda path: writable))
+    place = str(tmp_path / "m")
+
+    def seen() -> dict[str, bool]:
+        report = pb.Report()
+        source.collect(report)
+        return {fs.mountpoint: fs.readonly for fs in report.filesystems}
+
+    try:
+        assert place not in seen()
+        with tmpfs(tmp_path / "m"):
+            assert seen()[place] is False
+            assert seen()[place] is False  # unchanged: from the cached table
+            subprocess.run(["mount", "-o", "remount,ro", place], check=True, timeout=60)
+            assert seen()[place] is True
+        assert place not in seen()
+    finally:
+        source.close()
 
 
 def test_a_hung_statvfs_is_reported_and_not_waited_on_again():

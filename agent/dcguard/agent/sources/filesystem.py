@@ -13,7 +13,9 @@ import logging
 import os
 import queue
 import re
+import select
 import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -144,6 +146,45 @@ class StatWatcher:
                 done.release()
 
 
+class _MountTable:
+    """A /proc mounts file, read again only once the kernel says the mount table changed.
+
+    The kernel flags every mount, unmount and remount in the namespace to
+    poll() on an open mounts file as POLLPRI|POLLERR (what systemd watches),
+    once per open file; the file is read from the start again after each
+    flag, so a change during a read is flagged again and read on the next call.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._fd = -1
+        self._poll = select.poll()
+        self._close: Callable[[], object] | None = None
+
+    def changed(self) -> str | None:
+        """The file's text if it may have changed since the last call, else None."""
+        if self._close is None:
+            self._fd = os.open(self._path, os.O_RDONLY)
+            self._close = weakref.finalize(self, os.close, self._fd)
+            self._poll.register(self._fd, select.POLLPRI | select.POLLERR)
+        elif not self._poll.poll(0):
+            return None
+        os.lseek(self._fd, 0, os.SEEK_SET)
+        chunks = []
+        while True:
+            chunk = os.read(self._fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks).decode("utf-8", errors="replace")
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._poll.unregister(self._fd)
+            self._close()
+            self._close = None
+
+
 class FilesystemSource:
     name = "filesystem"
 
@@ -153,15 +194,23 @@ class FilesystemSource:
         self._exclude_fstypes = exclude_fstypes
         self._exclude_mountpoints = exclude_mountpoints
         self._watcher = watcher
+        self._table = _MountTable(mounts_file) if str(mounts_file).startswith("/proc/") else None
+        self._mounts: list[Mount] = []
 
     def mounts(self) -> list[Mount]:
         """The mounts this source reports on, pseudo filesystems left out."""
-        text = self._mounts_file.read_text(encoding="utf-8", errors="replace")
-        return [
+        if self._table is not None:
+            text = self._table.changed()
+            if text is None:
+                return self._mounts
+        else:
+            text = self._mounts_file.read_text(encoding="utf-8", errors="replace")
+        self._mounts = [
             m for m in parse_mounts(text)
             if m.fstype not in self._exclude_fstypes
             and not self._exclude_mountpoints.search(m.mountpoint)
         ]
+        return self._mounts
 
     def collect(self, report: pb.Report) -> None:
         for mount in self.mounts():
@@ -185,6 +234,8 @@ class FilesystemSource:
 
     def close(self) -> None:
         self._watcher.close()
+        if self._table is not None:
+            self._table.close()
 
 
 @register("filesystem", default_enabled=True)
