@@ -212,18 +212,20 @@ class Spool:
     def _read_position(self) -> None:
         """Merge the position record; a torn, empty or corrupt one is ignored (duplicates only)."""
         path = self.directory / _POSITION
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return
         size = _POSITION_BODY.size
-        if (len(data) == size + 4
-                and zlib.crc32(data[:size]) == int.from_bytes(data[size:], "big")):
-            magic, *values = _POSITION_BODY.unpack_from(data)
-            if magic == _POSITION_MAGIC:
-                for key, value in zip(_POSITION_FIELDS, values):
-                    self._meta[key] = max(self._meta[key], value)
+        # A read-only view may read while the runner overwrites it: try again.
+        for _ in range(3 if self._read_only else 1):
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
                 return
+            if (len(data) == size + 4
+                    and zlib.crc32(data[:size]) == int.from_bytes(data[size:], "big")):
+                magic, *values = _POSITION_BODY.unpack_from(data)
+                if magic == _POSITION_MAGIC:
+                    for key, value in zip(_POSITION_FIELDS, values):
+                        self._meta[key] = max(self._meta[key], value)
+                    return
         if not self._read_only:
             log.warning("spool %s is torn or corrupt (%d bytes); continuing from meta.json "
                         "and the records: acknowledged reports may be sent again", path,
@@ -244,9 +246,10 @@ class Spool:
         except BaseException:
             os.close(fd)
             raise
-        # Kept open for one pwrite per update; closed when the Spool goes away.
+        # Kept open for one pwrite per update; closed when the Spool goes away, but
+        # not at interpreter exit, while a daemon delivery thread may still ack.
         self._position_fd = fd
-        weakref.finalize(self, os.close, fd)
+        weakref.finalize(self, os.close, fd).atexit = False
 
     def _write_position(self) -> None:
         """Overwrite the position record in place, without fsync (see the module docstring)."""

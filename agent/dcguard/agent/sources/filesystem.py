@@ -165,7 +165,9 @@ class _MountTable:
         """The file's text if it may have changed since the last call, else None."""
         if self._close is None:
             self._fd = os.open(self._path, os.O_RDONLY)
-            self._close = weakref.finalize(self, os.close, self._fd)
+            finalizer = weakref.finalize(self, os.close, self._fd)
+            finalizer.atexit = False  # never close it under a late call at exit
+            self._close = finalizer
             self._poll.register(self._fd, select.POLLPRI | select.POLLERR)
         elif not self._poll.poll(0):
             return None
