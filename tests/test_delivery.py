@@ -347,3 +347,35 @@ def test_a_throttled_agent_drains_its_backlog_at_the_pace_the_collector_names(do
     samples = collector.metrics()
     assert metric(samples, "dcguard_collector_reports_rejected_total", reason="rate_limited") > 0
     assert "delivery failing" not in agent.log(), "throttling is not a delivery failure"
+
+
+def test_after_a_power_cut_acknowledged_reports_come_again_as_duplicates_and_none_is_lost(
+        down_collector, make_agent):
+    collector = down_collector()
+    collector.start()
+    agent = make_agent([collector.grpc_address], interval="50ms")
+    agent.start()
+    wait_for(lambda: status(agent)["acked_sequence"] >= 5, message="reports acknowledged")
+    agent.stop()
+    position = agent.state_dir / "spool" / "position"
+    older = position.read_bytes()  # what the disk may still hold after the cut below
+    agent.start()
+    wait_for(lambda: status(agent)["acked_sequence"] >= 30, message="more acknowledged")
+    agent.kill()
+    before = status(agent)
+    # The power cut: the acknowledgements since `older` were never fsynced.
+    position.write_bytes(older)
+    after_cut = status(agent)
+    assert after_cut["acked_sequence"] < before["acked_sequence"]
+    assert after_cut["last_sequence"] == before["last_sequence"]  # the records keep it
+
+    agent.start()
+    wait_for(lambda: host_metric(collector, "dcguard_agent_reports_stored_total")
+             > before["last_sequence"] + 5, message="the spooled reports and newer ones")
+    agent.stop()
+    samples = collector.metrics()
+    assert metric(samples, "dcguard_agent_reports_lost_total", **HOST) == 0
+    # Sent again (the collector holds them): dropped as duplicates, counted.
+    assert metric(samples, "dcguard_collector_reports_duplicate_total") >= (
+        before["acked_sequence"] - after_cut["acked_sequence"])
+    assert_exactly_once(collector, agent)

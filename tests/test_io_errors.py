@@ -18,6 +18,7 @@ from dcguard.agent.storage.isotime import parse_iso_time
 from dcguard.agent.storage.kernlog import ErrorCounter, line_timestamp
 from dcguard.common.config import ConfigError
 from tests.storage_helpers import FIXTURES, collect, make_source
+from tests.support import wait_for
 
 CORPUS = FIXTURES / "kernel-io-errors.log"
 
@@ -192,12 +193,39 @@ def test_garbage_lines_count_nothing(tmp_path: Path) -> None:
 
 
 JOURNALCTL = """\
-import json, sys
+import json, os, sys, time
 with open({calls!r}, "a") as log:
     log.write(json.dumps(sys.argv[1:]) + "\\n")
+if "--follow" in sys.argv:
+    # What journald logged after the catch-up run; then wait for more, like journalctl -f.
+    follow = {out!r} + ".follow"
+    lines = open(follow).read().splitlines(True) if os.path.exists(follow) else []
+    cursors = [json.loads(line)["__CURSOR"] for line in lines]
+    after = [a.split("=", 1)[1] for a in sys.argv if a.startswith("--after-cursor=")]
+    if after and after[0] in cursors:
+        lines = lines[cursors.index(after[0]) + 1:]
+    sys.stdout.write("".join(lines))
+    sys.stdout.flush()
+    while not os.path.exists(follow + ".exit"):
+        time.sleep(0.05)
+    os.remove(follow + ".exit")  # one exit per touch
+    sys.exit(0)
 sys.stdout.write(open({out!r}).read())
 sys.exit(int(open({code!r}).read()))
 """
+
+
+def fake_journalctl(tmp_path: Path) -> tuple[dict[str, Any], Path, Path, Path]:
+    """storage settings using a script that prints `journalctl -o json` lines, and its files."""
+    out, code, calls = tmp_path / "out", tmp_path / "code", tmp_path / "calls"
+    script = tmp_path / "journalctl"
+    script.write_text(f"#!{sys.executable}\n" + JOURNALCTL.format(
+        calls=str(calls), out=str(out), code=str(code)))
+    script.chmod(0o755)
+    code.write_text("0")
+    out.write_text("")
+    storage = {"kernel_log": "journal", "journalctl": str(script), "sys_root": str(tmp_path)}
+    return storage, out, code, calls
 
 
 def journal_source(tmp_path: Path, storage: dict[str, Any]) -> IoErrorsSource:
@@ -218,17 +246,11 @@ def journal_entry(message: Any, usec: int, cursor: str) -> str:
 
 def test_journal_resumes_from_its_cursor(tmp_path: Path) -> None:
     """journald cannot run here: a script prints `journalctl -o json` lines in journald's format."""
-    out, code, calls = tmp_path / "out", tmp_path / "code", tmp_path / "calls"
-    script = tmp_path / "journalctl"
-    script.write_text(f"#!{sys.executable}\n" + JOURNALCTL.format(
-        calls=str(calls), out=str(out), code=str(code)))
-    script.chmod(0o755)
+    storage, out, code, calls = fake_journalctl(tmp_path)
     out.write_text(
         journal_entry("I/O error, dev sdg, sector 17416 op 0x0:(READ) flags 0x80700", 10**15, "c1")
         + journal_entry(list(b"Buffer I/O error on dev sdg1, logical block 9, \xff"), 10**15, "c2")
         + "{truncated\n")
-    code.write_text("0")
-    storage = {"kernel_log": "journal", "journalctl": str(script), "sys_root": str(tmp_path)}
     source = journal_source(tmp_path, storage)
     found = {e.device: e for e in collect(source).io_errors}
     assert found["sdg"].errors_total == 1 and found["sdg1"].errors_total == 1
@@ -239,7 +261,10 @@ def test_journal_resumes_from_its_cursor(tmp_path: Path) -> None:
     restarted = journal_source(tmp_path, storage)
     assert {e.device: e.errors_total for e in collect(restarted).io_errors} == {
         "sdg": 1, "sdg1": 1}
-    first, second = (json.loads(line) for line in calls.read_text().splitlines()[:2])
+    runs = [json.loads(line) for line in calls.read_text().splitlines()]
+    catch_ups = [argv for argv in runs if "--follow" not in argv]
+    assert len(catch_ups) == 2, "one catch-up run per start, then only the follower"
+    first, second = catch_ups
     assert "--lines=20000" in first and "_TRANSPORT=kernel" in first and "-k" not in first
     assert "--after-cursor=c2" in second and "--lines=20000" not in second
     code.write_text("1")
@@ -250,6 +275,39 @@ def test_journal_resumes_from_its_cursor(tmp_path: Path) -> None:
             collect(failing)
     finally:
         failing.close()
+
+
+def test_journal_is_followed_after_the_catch_up_and_read_again_when_the_follower_exits(
+        tmp_path: Path) -> None:
+    storage, out, _, calls = fake_journalctl(tmp_path)
+    out.write_text(journal_entry("I/O error, dev sdg, sector 1 op 0x0:(READ)", 10**15, "c1"))
+    follow = Path(f"{out}.follow")
+    follow.write_text(journal_entry("I/O error, dev sdh, sector 2 op 0x0:(READ)", 10**15, "c3"))
+    source = journal_source(tmp_path, storage)
+    try:
+        out.write_text("")  # journald has nothing more before c3
+        wait_for(lambda: "sdh" in counts(source), message="the followed entry")
+        assert counts(source) == {"sdg": 1, "sdh": 1}
+        follower = next(argv for argv in map(json.loads, calls.read_text().splitlines())
+                        if "--follow" in argv)
+        assert "--after-cursor=c1" in follower and "_TRANSPORT=kernel" in follower
+        Path(f"{follow}.exit").touch()
+
+        def follower_exit_reported() -> bool:
+            try:
+                collect(source)
+            except RuntimeError as exc:
+                assert "reading it again" in str(exc)
+                return True
+            return False
+        wait_for(follower_exit_reported, message="the follower's exit reported")
+        assert source.wait_rounds(2, timeout=30)
+        assert counts(source) == {"sdg": 1, "sdh": 1}
+        second_catch_up = [argv for argv in map(json.loads, calls.read_text().splitlines())
+                           if "--follow" not in argv][1]
+        assert "--after-cursor=c3" in second_catch_up
+    finally:
+        source.close()
 
 
 def test_real_journalctl_without_journal_files(tmp_path: Path) -> None:

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
 import zlib
 from pathlib import Path
+from typing import Callable
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
@@ -304,3 +312,191 @@ def test_spool_config_garbage_is_one_line_naming_the_key(tmp_path, line, problem
         load_config(write_config(tmp_path, line))
     message = str(raised.value)
     assert problem in message and "\n" not in message
+
+
+# -- durability: kill -9, power loss, a damaged position record ------------------------------
+
+
+def position_file(directory: Path) -> Path:
+    return directory / "position"
+
+
+def test_one_fsync_per_append_and_none_per_ack(tmp_path):
+    spool = open_spool(tmp_path)
+    fill(spool, 2)
+    calls: list[int] = []
+    real = os.fsync
+    with mock.patch.object(os, "fsync", lambda fd: (calls.append(fd), real(fd))[1]):
+        fill(spool, 1)
+        assert len(calls) == 1  # the record's
+        spool.ack(2)
+        assert len(calls) == 1
+
+
+_KILL_AFTER_ACK = """
+import os, signal, sys
+from pathlib import Path
+from dcguard.agent.spool import Spool, SpoolConfig
+from dcguard.v1 import collector_pb2 as pb
+spool = Spool(Path(sys.argv[1]), SpoolConfig())
+spool.open()
+for _ in range(10):
+    report = pb.Report(sequence=spool.next_sequence())
+    report.collected_at.GetCurrentTime()
+    spool.append(report)
+spool.ack(6)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_kill_9_right_after_an_ack_repeats_nothing(tmp_path):
+    done = subprocess.run([sys.executable, "-c", _KILL_AFTER_ACK, str(tmp_path)], check=False)
+    assert done.returncode == -signal.SIGKILL
+    # Only the position record (page cache, no fsync) knows about the ack.
+    assert not (tmp_path / "meta.json").exists()
+    again = open_spool(tmp_path)
+    assert sequences(again) == [7, 8, 9, 10]
+    assert again.stats().acked_sequence == 6
+    assert again.next_sequence() == 11
+
+
+@pytest.mark.parametrize("damage", ["empty", "zeros", "torn", "flipped", "too long"])
+def test_a_damaged_position_record_is_one_line_and_falls_back_to_duplicates(tmp_path, caplog,
+                                                                            damage):
+    spool = open_spool(tmp_path)
+    fill(spool, 10)
+    old = position_file(tmp_path).read_bytes()
+    spool.ack(6)
+    new = position_file(tmp_path).read_bytes()
+    damaged = {"empty": b"", "zeros": bytes(len(new)),
+               "torn": old[:20] + new[20:],  # the new acked_sequence did not land
+               "flipped": new[:3] + bytes([new[3] ^ 1]) + new[4:],
+               "too long": new + b"\0"}[damage]
+    position_file(tmp_path).write_bytes(damaged)
+    with caplog.at_level(logging.WARNING, logger="dcguard.agent.spool"):
+        again = open_spool(tmp_path)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "position" in warnings[0] and "\n" not in warnings[0]
+    # The durable meta.json never saw the ack: 1-6 are sent again (duplicates), none lost.
+    assert sequences(again) == list(range(1, 11))
+    assert again.next_sequence() == 11
+    # The record is whole again for the next start.
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="dcguard.agent.spool"):
+        assert open_spool(tmp_path).next_sequence() == 11
+    assert not caplog.records
+
+
+def test_power_loss_keeps_an_ack_above_everything_spooled(tmp_path):
+    spool = open_spool(tmp_path)
+    fill(spool, 2)
+    before = position_file(tmp_path).read_bytes()
+    spool.ack(50)  # a state dir restored from an old backup: no record shows 50
+    position_file(tmp_path).write_bytes(before)  # the unsynced write never reached the disk
+    assert open_spool(tmp_path).next_sequence() == 51
+
+
+def test_power_loss_keeps_drops_and_what_they_removed(tmp_path):
+    config = SpoolConfig(max_bytes=64 * 1024)
+    spool = open_spool(tmp_path, config)
+    before = position_file(tmp_path).read_bytes()
+    fill(spool, 200, padding=1000)
+    kept, dropped = sequences(spool), spool.stats().dropped_total
+    assert dropped > 0
+    position_file(tmp_path).write_bytes(before)
+    again = open_spool(tmp_path, config)
+    assert again.stats().dropped_total == dropped
+    assert sequences(again) == kept
+    assert again.next_sequence() == 201
+
+
+class _Disk:
+    """The spool directory as a power cut would leave it, at every fsync.
+
+    Each snapshot is the directory right after one fsync (of a record, meta.json's
+    temporary file, the position record or the directory). Files other than the
+    position record only change through fsynced writes and renames, so a cut
+    between two fsyncs leaves the earlier snapshot. The position record is never
+    fsynced after open, so for it every content it had up to the cut is possible
+    (even older than its last fsync, which is harsher than a real disk), as is
+    any torn mix of two of them, or nothing at all.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.snapshots: list[dict[str, bytes]] = []
+        # (snapshots taken before it was seen, content): possible after a cut at any later one.
+        self.positions: list[tuple[int, bytes]] = []
+
+    def fsync(self, fd: int, real: Callable[[int], None] = os.fsync) -> None:
+        real(fd)
+        self.note_position()
+        self.snapshots.append({p.name: p.read_bytes() for p in self.directory.iterdir()})
+
+    def note_position(self) -> None:
+        path = position_file(self.directory)
+        if path.exists() and (not self.positions or self.positions[-1][1] != path.read_bytes()):
+            self.positions.append((len(self.snapshots), path.read_bytes()))
+
+    def possible_positions(self, cut: int) -> list[bytes]:
+        return [data for seen, data in self.positions if seen <= cut + 1]
+
+    def restore(self, snapshot: int, position: bytes | None, to: Path) -> None:
+        shutil.rmtree(to, ignore_errors=True)
+        to.mkdir()
+        for name, data in self.snapshots[snapshot].items():
+            if name != "position":
+                (to / name).write_bytes(data)
+        if position is not None:
+            position_file(to).write_bytes(position)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.one_of(st.tuples(st.just("append"), st.integers(0, 2500)),
+                          st.tuples(st.just("ack"), st.floats(0, 1)),
+                          st.tuples(st.just("reopen"), st.just(0))),
+                min_size=1, max_size=40),
+       st.randoms(use_true_random=False))
+def test_a_power_cut_at_any_fsync_loses_nothing_and_never_lowers_a_sequence(ops, rng):
+    config = SpoolConfig(max_bytes=64 * 1024)  # 16 KiB segments: rolls, deletions, drops
+    with tempfile.TemporaryDirectory() as workdir:
+        directory = Path(workdir) / "spool"
+        disk = _Disk(Path(workdir) / "spool")
+        # After each op returned: (snapshots so far, live sequences, dropped, highest
+        # sequence that may have left the agent).
+        history: list[tuple[int, list[int], int, int]] = []
+        with mock.patch.object(os, "fsync", disk.fsync):
+            spool = open_spool(directory, config)
+            left = 0
+            for op, arg in ops:
+                if op == "append":
+                    left = max(left, spool.append(make_report(0, padding=arg)))
+                elif op == "ack" and spool.last_sequence:
+                    acked = spool.stats().acked_sequence
+                    spool.ack(acked + round((spool.last_sequence - acked) * arg))
+                elif op == "reopen":
+                    spool = open_spool(directory, config)
+                disk.note_position()
+                history.append((len(disk.snapshots), sequences(spool),
+                                spool.stats().dropped_total, left))
+                spool.release()
+        for cut in range(len(disk.snapshots)):
+            # The ops that had returned before the cut, and the one under way.
+            done = [h for h in history if h[0] <= cut + 1]
+            under_way = next((h for h in history if h[0] > cut + 1), None)
+            live, dropped, left = done[-1][1:] if done else ([], 0, 0)
+            must_keep = set(live) & set(under_way[1] if under_way else live)
+            possible = disk.possible_positions(cut)
+            choices: list[bytes | None] = [None, b"", *possible]
+            if len(possible) > 1:
+                a, b = rng.sample(possible, 2)
+                choices.append(a[:len(a) // 2] + b[len(b) // 2:])
+            restored = Path(workdir) / "restored"
+            disk.restore(cut, rng.choice(choices), restored)
+            again = open_spool(restored, config)
+            found = sequences(again)
+            assert must_keep <= set(found), f"cut {cut}: lost {sorted(must_keep - set(found))}"
+            assert found == sorted(set(found))
+            assert again.next_sequence() > left, f"cut {cut}: sequence {left} reused"
+            assert again.stats().dropped_total >= dropped
+            assert again.append(make_report(0)) > max([left, *found])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -11,9 +13,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dcguard.agent.sources.filesystem import StatWatcher, parse_mounts
+from dcguard.agent.sources.filesystem import FilesystemSource, StatWatcher, parse_mounts
 from dcguard.collector.exposition import escape_label_value, format_value
 from dcguard.common.durations import format_duration, parse_duration
+from dcguard.v1 import collector_pb2 as pb
+from tests.mounts import tmpfs
 from tests.support import parse_metrics
 
 
@@ -80,6 +84,32 @@ def test_filesystem_source_skips_pseudo_filesystems(tmp_path: Path):
     assert report.filesystems[0].size_bytes == root.f_blocks * root.f_frsize
 
 
+def test_the_mount_table_is_read_again_on_every_mount_remount_and_unmount(tmp_path):
+    # tmpfs is excluded by default; this source reports it so a test can mount one.
+    # statvfs says "read-write" always: only the table can say read-only.
+    writable = os.statvfs_result((4096,) * 2 + (0,) * 8)
+    source = FilesystemSource(Path("/proc/self/mounts"), frozenset({"proc", "sysfs"}),
+                              re.compile(r"(?!)"),
+                              StatWatcher(timeout=5, statvfs=lambda path: writable))
+    place = str(tmp_path / "m")
+
+    def seen() -> dict[str, bool]:
+        report = pb.Report()
+        source.collect(report)
+        return {fs.mountpoint: fs.readonly for fs in report.filesystems}
+
+    try:
+        assert place not in seen()
+        with tmpfs(tmp_path / "m"):
+            assert seen()[place] is False
+            assert seen()[place] is False  # unchanged: from the cached table
+            subprocess.run(["mount", "-o", "remount,ro", place], check=True, timeout=60)
+            assert seen()[place] is True
+        assert place not in seen()
+    finally:
+        source.close()
+
+
 def test_a_hung_statvfs_is_reported_and_not_waited_on_again():
     release = threading.Event()
     calls: list[str] = []
@@ -103,6 +133,47 @@ def test_a_hung_statvfs_is_reported_and_not_waited_on_again():
     while watcher.stuck() and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not isinstance(watcher.stat("/mnt/nfs"), str)
+
+
+def test_one_statvfs_worker_serves_every_call_until_one_gets_stuck():
+    release = threading.Event()
+    threads: list[threading.Thread] = []
+
+    def statvfs(path: str) -> os.statvfs_result:
+        threads.append(threading.current_thread())
+        if path == "/mnt/nfs":
+            release.wait(30)
+        return os.statvfs("/")
+
+    watcher = StatWatcher(timeout=0.2, statvfs=statvfs)
+    for _ in range(20):
+        assert not isinstance(watcher.stat("/"), str)
+    assert len(set(threads)) == 1  # not a thread per call
+    assert watcher.stat("/mnt/nfs") == "timeout"
+    stuck = threads[-1]
+    # The stuck worker is replaced once; the replacement serves every later call.
+    for _ in range(5):
+        assert not isinstance(watcher.stat("/"), str)
+    assert len(set(threads)) == 2 and stuck.is_alive()
+    release.set()
+    stuck.join(10)
+    assert not stuck.is_alive()  # it exits once its call returns
+    assert not isinstance(watcher.stat("/mnt/nfs"), str)
+    assert len(set(threads)) == 2
+    watcher.close()
+
+
+def test_a_statvfs_that_raises_something_else_is_reported_and_the_worker_lives_on():
+    def statvfs(path: str) -> os.statvfs_result:
+        if path == "/bad":
+            raise ValueError("embedded null byte")
+        return os.statvfs("/")
+
+    watcher = StatWatcher(timeout=1, statvfs=statvfs)
+    assert watcher.stat("/bad") == "ValueError: embedded null byte"
+    assert not isinstance(watcher.stat("/"), str)
+    assert watcher.stuck() == set()
+    watcher.close()
 
 
 def test_statvfs_errors_are_reported_as_text():

@@ -102,6 +102,7 @@ class Sender:
         self._credentials = credentials
         self._index = 0
         self._channel: grpc.Channel | None = None
+        self._call: Callable[..., pb.SubmitResponse] | None = None
         self._renewed: grpc.ChannelCredentials | None = None
 
     @property
@@ -128,11 +129,16 @@ class Sender:
         return self._channel
 
     def _submit_call(self) -> Callable[..., pb.SubmitResponse]:
-        """Submit taking a ready-encoded request: spooled reports are sent as stored."""
-        call: Callable[..., pb.SubmitResponse] = self._channel_for_address().unary_unary(
-            _SUBMIT, request_serializer=None,
-            response_deserializer=pb.SubmitResponse.FromString)
-        return call
+        """Submit taking a ready-encoded request: spooled reports are sent as stored.
+
+        Made once per channel, not once per batch.
+        """
+        channel = self._channel_for_address()
+        if self._call is None:
+            self._call = channel.unary_unary(
+                _SUBMIT, request_serializer=None,
+                response_deserializer=pb.SubmitResponse.FromString)
+        return self._call
 
     def _next_address(self) -> None:
         self.close()
@@ -162,6 +168,7 @@ class Sender:
         raise PermanentError(code, message)
 
     def close(self) -> None:
+        self._call = None
         if self._channel is not None:
             self._channel.close()
             self._channel = None

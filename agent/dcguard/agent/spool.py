@@ -3,18 +3,49 @@
 Layout under <state_dir>/spool/:
   <first sequence, 20 digits>.seg   append-only segment files of framed records
                                     (records.py: length + CRC32, torn records skipped)
-  meta.json                         what is gone (acknowledged, dropped, refused),
-                                    the cumulative counters, and the last sequence
+  meta.json                         the durable state: what is gone (acknowledged,
+                                    dropped, refused), the cumulative counters and
+                                    the last sequence; replaced atomically and fsynced
+  position                          one 32-byte CRC-checked record, overwritten in
+                                    place and never fsynced: last sequence, acknowledged
+                                    sequence and removed-through as of the last append
+                                    or acknowledgement
 
 A report is appended and fsynced before it is sent and before sources commit
 their read positions; it is forgotten only when the collector acknowledges
 its sequence, a bound forces it out (oldest first, counted), or the
 collector refused it for good (counted). Segments are deleted once every
-record in them is gone. The spool is also the sequence authority: the next
-sequence is one above the highest ever spooled, taken from meta.json
-(rewritten after each append, before the report can be sent) and from the
-records, so restarts, kill -9, reboots and torn records never reuse a number
-that may have left the agent.
+record in them is gone.
+
+Durability contract (one fsync per cycle: the record's):
+
+* On open, every field is the highest of meta.json, the position record and
+  the segments (each record's sequence; each segment's name, its first
+  sequence, so the last sequence is at least the name minus one).
+* kill -9 loses nothing and repeats nothing: written-but-unsynced data lives
+  in the page cache and survives the process, so the position record holds
+  every acknowledgement that returned.
+* Power loss or an OS crash keeps what was fsynced. Every record was fsynced
+  before it could be sent, so no unacknowledged report is lost. The position
+  record may come back older, torn or empty: a torn or empty one fails its
+  CRC and is ignored (one log line), an older one only means older values.
+  Either way reports already acknowledged may be sent again, which the
+  collector drops as counted duplicates (it keeps a max sequence per host),
+  and the last sequence is still at least every sequence that was sent,
+  since those are in fsynced records, or in meta.json once their segment
+  is deleted.
+* Whatever is the only durable record of a value is written to meta.json
+  with fsync before it can matter: segments are deleted only once a
+  meta.json covering them is durable; drops (dropped_total, removed_through)
+  and refusals write meta.json at once; an acknowledgement above every
+  spooled sequence (a state directory restored from an old backup) writes
+  meta.json before the agent numbers a report above it.
+* The spool is the sequence authority: the next sequence is one above the
+  highest ever spooled, so restarts, kill -9, reboots and torn records never
+  reuse or lower a number that may have left the agent. A record damaged on
+  disk after it was written still counts through the position record and
+  meta.json (barring that damage together with a power loss that also lost
+  the position record).
 
 A second process (``dcguard-agent status``) may open the spool read-only
 while the runner writes: it takes no lock and changes nothing.
@@ -26,8 +57,11 @@ import errno
 import json
 import logging
 import os
+import struct
 import threading
 import time
+import weakref
+import zlib
 from collections import deque
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -46,6 +80,11 @@ log = logging.getLogger(__name__)
 
 _SUFFIX = ".seg"
 _META = "meta.json"
+_POSITION = "position"
+# magic | last_sequence | acked_sequence | removed_through, then a CRC32 of those.
+_POSITION_BODY = struct.Struct(">4sQQQ")
+_POSITION_MAGIC = b"DGP1"
+_POSITION_FIELDS = ("last_sequence", "acked_sequence", "removed_through")
 
 
 @dataclass(frozen=True)
@@ -92,6 +131,7 @@ class Spool:
                       "dropped_total": 0, "rejected_total": 0}
         self._dropping = 0  # reports dropped in the current episode (0: not dropping)
         self._in_flight_through = 0  # peeked and not yet acknowledged or released
+        self._position_fd: int | None = None
 
     # -- opening -------------------------------------------------------------------------
 
@@ -100,8 +140,13 @@ class Spool:
         if not self._read_only:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._read_meta()
+        self._read_position()
         names = sorted(p for p in self._list() if p.name.endswith(_SUFFIX))
         for segment in names:
+            first = segment.name[:-len(_SUFFIX)]
+            if first.isdigit() and int(first) > 0:
+                # Named before its first record was written: that sequence minus one was used.
+                self._meta["last_sequence"] = max(self._meta["last_sequence"], int(first) - 1)
             try:
                 data = segment.read_bytes()
             except FileNotFoundError:  # read-only view: the runner deleted it meanwhile
@@ -128,6 +173,7 @@ class Spool:
                 self._bytes += item.size
         if not self._read_only:
             self._delete_consumed_segments()
+            self._open_position()
         # Appends always go to a fresh segment: never write after a torn tail.
 
     def _list(self) -> list[Path]:
@@ -158,6 +204,58 @@ class Spool:
     def _write_meta(self) -> None:
         atomic_write(self.directory / _META, json.dumps(self._meta, sort_keys=True).encode())
 
+    def _position_bytes(self) -> bytes:
+        body = _POSITION_BODY.pack(_POSITION_MAGIC,
+                                   *(self._meta[key] for key in _POSITION_FIELDS))
+        return body + zlib.crc32(body).to_bytes(4, "big")
+
+    def _read_position(self) -> None:
+        """Merge the position record; a torn, empty or corrupt one is ignored (duplicates only)."""
+        path = self.directory / _POSITION
+        size = _POSITION_BODY.size
+        # A read-only view may read while the runner overwrites it: try again.
+        for _ in range(3 if self._read_only else 1):
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                return
+            if (len(data) == size + 4
+                    and zlib.crc32(data[:size]) == int.from_bytes(data[size:], "big")):
+                magic, *values = _POSITION_BODY.unpack_from(data)
+                if magic == _POSITION_MAGIC:
+                    for key, value in zip(_POSITION_FIELDS, values):
+                        self._meta[key] = max(self._meta[key], value)
+                    return
+        if not self._read_only:
+            log.warning("spool %s is torn or corrupt (%d bytes); continuing from meta.json "
+                        "and the records: acknowledged reports may be sent again", path,
+                        len(data))
+
+    def _open_position(self) -> None:
+        """Open the position record for in-place writes; its size and inode made durable once."""
+        if self._position_fd is not None:
+            return
+        # Not O_APPEND, which would make pwrite append on Linux.
+        fd = os.open(self.directory / _POSITION, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            data = self._position_bytes()
+            os.pwrite(fd, data, 0)
+            os.ftruncate(fd, len(data))
+            os.fsync(fd)
+            fsync_directory(self.directory)
+        except BaseException:
+            os.close(fd)
+            raise
+        # Kept open for one pwrite per update; closed when the Spool goes away, but
+        # not at interpreter exit, while a daemon delivery thread may still ack.
+        self._position_fd = fd
+        weakref.finalize(self, os.close, fd).atexit = False
+
+    def _write_position(self) -> None:
+        """Overwrite the position record in place, without fsync (see the module docstring)."""
+        if self._position_fd is not None:
+            os.pwrite(self._position_fd, self._position_bytes(), 0)
+
     # -- the report loop's side ------------------------------------------------------------
 
     @property
@@ -185,10 +283,13 @@ class Spool:
             report.sequence = self._meta["last_sequence"] + 1
             now_ns = int(self._clock() * 1e9)
             collected_ns = report.collected_at.seconds * 10**9 + report.collected_at.nanos
-            size_guess = len(report.SerializeToString()) + 64
-            dropped = self._enforce_bounds(now_ns, size_guess)
             report.spool_dropped_total = self._meta["dropped_total"]
-            record = encode(report.sequence, collected_ns, report.SerializeToString())
+            payload = report.SerializeToString()
+            dropped = self._enforce_bounds(now_ns, len(payload) + 64)
+            if dropped:  # the count it carries changed: serialize again (only when dropping)
+                report.spool_dropped_total = self._meta["dropped_total"]
+                payload = report.SerializeToString()
+            record = encode(report.sequence, collected_ns, payload)
             segment = self._segment_for(len(record))
             with open(segment, "ab") as handle:
                 offset = handle.tell()
@@ -201,11 +302,14 @@ class Spool:
                                         len(record)))
             self._bytes += len(record)
             self._meta["last_sequence"] = report.sequence
-            # Before the report can be sent: if its record is later torn or
-            # corrupted on disk, its sequence is still never handed out again.
-            self._write_meta()
             if dropped:
+                # The only record of the drops: durable before the segments go.
+                self._write_meta()
                 self._delete_consumed_segments(meta_written=True)
+            else:
+                # The fsynced record carries the sequence; this copy only keeps it
+                # should that record be damaged on disk later (module docstring).
+                self._write_position()
             self._log_episode(dropped, now_ns)
             return report.sequence
 
@@ -313,11 +417,18 @@ class Spool:
             if sequence <= self._meta["acked_sequence"]:
                 return removed
             self._meta["acked_sequence"] = sequence
-            # The collector holds a sequence we never spooled (a state dir restored
-            # from backup): continue above it, so new reports are not duplicates.
-            self._meta["last_sequence"] = max(self._meta["last_sequence"], sequence)
-            self._write_meta()
-            self._delete_consumed_segments(meta_written=True)
+            if sequence > self._meta["last_sequence"]:
+                # The collector holds a sequence we never spooled (a state dir restored
+                # from backup): continue above it, so new reports are not duplicates.
+                # No record shows that sequence, so meta.json must, durably.
+                self._meta["last_sequence"] = sequence
+                self._write_meta()
+                self._delete_consumed_segments(meta_written=True)
+                return removed
+            # Losing this to a power cut only re-sends acknowledged reports, which the
+            # collector counts as duplicates: no fsync (module docstring).
+            self._write_position()
+            self._delete_consumed_segments()
             return removed
 
     def reject(self, sequence: int) -> None:

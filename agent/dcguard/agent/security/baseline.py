@@ -50,6 +50,11 @@ class BaselineScanSource(ABC, Generic[B]):
         """Completed scans (tests wait on this instead of sleeping)."""
         return self._scanner.scans
 
+    @property
+    def interval(self) -> float:
+        """Seconds between scans (benchmarks scale the cost per scan by it)."""
+        return self._scanner.interval
+
     @abstractmethod
     def _load(self) -> B | None:
         """The persisted baseline, or None to take a new one silently."""

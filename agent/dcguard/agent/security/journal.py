@@ -40,8 +40,9 @@ class JournalReader:
     """Runs journalctl and parses its JSON lines in a daemon thread."""
 
     def __init__(self, command: list[str], capacity: int, max_line_bytes: int,
-                 after_cursor: str) -> None:
+                 after_cursor: str, first_start: str = "--lines=0") -> None:
         self._command = command
+        self._first_start = first_start
         self._queue: queue.Queue[JournalEntry] = queue.Queue(maxsize=capacity)
         self._max_line = max_line_bytes
         self._cursor = after_cursor
@@ -63,7 +64,8 @@ class JournalReader:
         if self._cursor:
             command.append(f"--after-cursor={self._cursor}")
         else:
-            command.append("--lines=0")  # first start: from now on, like the file's start_at
+            # Without a cursor: by default from now on, like the file's start_at.
+            command.append(self._first_start)
         try:
             # Spawned from this thread: the parent-death signal follows the spawning thread,
             # and this one lives exactly as long as the reader.
@@ -139,6 +141,16 @@ class JournalReader:
 
     def close(self) -> None:
         self._stop.set()
+        self._terminate()  # unblocks the thread's read
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        # A close right after start() can come before the thread spawned journalctl.
+        self._terminate()
+        if self._process is not None and self._process.stdout is not None:
+            self._process.stdout.close()
+
+
+    def _terminate(self) -> None:
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()
             try:
@@ -146,10 +158,6 @@ class JournalReader:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        if self._process is not None and self._process.stdout is not None:
-            self._process.stdout.close()
 
 
 def _die_with_parent() -> None:

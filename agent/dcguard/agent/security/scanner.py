@@ -28,6 +28,10 @@ class PeriodicScanner:
         self.error = ""
         self.scans = 0
 
+    @property
+    def interval(self) -> float:
+        return self._interval
+
     def start(self) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name=f"{self._name}-scanner",

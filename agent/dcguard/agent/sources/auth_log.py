@@ -75,6 +75,7 @@ class AuthLogSource:
         self._journal_cursor = ""   # the last entry taken from the reader
         self._journal_error = ""
         self._started = False
+        self._written = b""  # what commit() last wrote: an unchanged position is not rewritten
 
     # --- start-up (first collect, never in the factory) --------------------------------
     def _saved(self) -> dict[str, Any]:
@@ -151,8 +152,12 @@ class AuthLogSource:
                                      "checkpoint": checkpoint.to_json()}
         else:
             state = checkpoint
-        self._state_file.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(self._state_file, json.dumps(state, sort_keys=True).encode())
+        encoded = json.dumps(state, sort_keys=True).encode()
+        # A quiet log leaves the position where it was: no atomic write (two fsyncs) then.
+        if encoded != self._written:
+            self._state_file.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(self._state_file, encoded)
+            self._written = encoded
 
     def close(self) -> None:
         if self._tailer is not None:

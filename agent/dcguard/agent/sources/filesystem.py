@@ -1,7 +1,7 @@
 """filesystem: size, free space, inodes and read-only state of every real mounted filesystem.
 
 Pseudo filesystems are skipped by type and by mount point. Every statvfs
-runs in a worker thread with a deadline: a hung network mount is reported
+runs in a long-lived worker thread with a deadline: a hung network mount is reported
 with error "timeout" instead of hanging the agent (node_exporter #244,
 #3058). A mount that timed out is not stat'ed again until its stuck call
 returns, so a dead NFS server does not pile up threads.
@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import re
+import select
 import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -72,14 +75,24 @@ def parse_mounts(text: str) -> list[Mount]:
 StatFunction = Callable[[str], os.statvfs_result]
 
 
+_Job = tuple[str, list["os.statvfs_result | str"], threading.Lock]
+
+
 class StatWatcher:
-    """Runs statvfs with a deadline and remembers mounts whose call is still stuck."""
+    """Runs statvfs with a deadline and remembers mounts whose call is still stuck.
+
+    The calls run one at a time in one long-lived worker thread (starting a
+    thread per call cost more than the call). A worker whose call misses the
+    deadline is left to finish it and then exit; the next call gets a new one.
+    Called from one thread (the report loop).
+    """
 
     def __init__(self, timeout: float, statvfs: StatFunction = os.statvfs) -> None:
         self._timeout = timeout
         self._statvfs = statvfs
         self._stuck: set[str] = set()
         self._lock = threading.Lock()
+        self._jobs: queue.SimpleQueue[_Job | None] | None = None
 
     def stuck(self) -> set[str]:
         with self._lock:
@@ -90,27 +103,88 @@ class StatWatcher:
         with self._lock:
             if mountpoint in self._stuck:
                 return "timeout"
+            self._stuck.add(mountpoint)
+        jobs = self._jobs
+        if jobs is None:
+            jobs = self._jobs = queue.SimpleQueue()
+            threading.Thread(target=self._work, args=(jobs,), name="statvfs",
+                             daemon=True).start()
         outcome: list[os.statvfs_result | str] = []
+        done = threading.Lock()
+        done.acquire()
+        jobs.put((mountpoint, outcome, done))
+        if done.acquire(timeout=self._timeout):
+            return outcome[0]
+        # The worker is stuck in this call: it exits once the call returns.
+        jobs.put(None)
+        self._jobs = None
+        log.warning("statvfs(%s) did not return within %gs; reporting it as stuck",
+                    mountpoint, self._timeout)
+        return "timeout"
 
-        def work() -> None:
+    def close(self) -> None:
+        """Let the worker exit (a stuck one once its call returns)."""
+        if self._jobs is not None:
+            self._jobs.put(None)
+            self._jobs = None
+
+    def _work(self, jobs: queue.SimpleQueue[_Job | None]) -> None:
+        while True:
+            job = jobs.get()
+            if job is None:
+                return
+            mountpoint, outcome, done = job
             try:
                 outcome.append(self._statvfs(mountpoint))
             except OSError as exc:
                 outcome.append(exc.strerror or str(exc))
+            except Exception as exc:  # noqa: BLE001 - the worker must outlive any one mount
+                outcome.append(f"{type(exc).__name__}: {exc}")
             finally:
                 with self._lock:
                     self._stuck.discard(mountpoint)
+                done.release()
 
-        worker = threading.Thread(target=work, name=f"statvfs {mountpoint}", daemon=True)
-        with self._lock:
-            self._stuck.add(mountpoint)
-        worker.start()
-        worker.join(self._timeout)
-        if outcome:
-            return outcome[0]
-        log.warning("statvfs(%s) did not return within %gs; reporting it as stuck",
-                    mountpoint, self._timeout)
-        return "timeout"
+
+class _MountTable:
+    """A /proc mounts file, read again only once the kernel says the mount table changed.
+
+    The kernel flags every mount, unmount and remount in the namespace to
+    poll() on an open mounts file as POLLPRI|POLLERR (what systemd watches),
+    once per open file; the file is read from the start again after each
+    flag, so a change during a read is flagged again and read on the next call.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._fd = -1
+        self._poll = select.poll()
+        self._close: Callable[[], object] | None = None
+
+    def changed(self) -> str | None:
+        """The file's text if it may have changed since the last call, else None."""
+        if self._close is None:
+            self._fd = os.open(self._path, os.O_RDONLY)
+            finalizer = weakref.finalize(self, os.close, self._fd)
+            finalizer.atexit = False  # never close it under a late call at exit
+            self._close = finalizer
+            self._poll.register(self._fd, select.POLLPRI | select.POLLERR)
+        elif not self._poll.poll(0):
+            return None
+        os.lseek(self._fd, 0, os.SEEK_SET)
+        chunks = []
+        while True:
+            chunk = os.read(self._fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks).decode("utf-8", errors="replace")
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._poll.unregister(self._fd)
+            self._close()
+            self._close = None
 
 
 class FilesystemSource:
@@ -122,15 +196,23 @@ class FilesystemSource:
         self._exclude_fstypes = exclude_fstypes
         self._exclude_mountpoints = exclude_mountpoints
         self._watcher = watcher
+        self._table = _MountTable(mounts_file) if str(mounts_file).startswith("/proc/") else None
+        self._mounts: list[Mount] = []
 
     def mounts(self) -> list[Mount]:
         """The mounts this source reports on, pseudo filesystems left out."""
-        text = self._mounts_file.read_text(encoding="utf-8", errors="replace")
-        return [
+        if self._table is not None:
+            text = self._table.changed()
+            if text is None:
+                return self._mounts
+        else:
+            text = self._mounts_file.read_text(encoding="utf-8", errors="replace")
+        self._mounts = [
             m for m in parse_mounts(text)
             if m.fstype not in self._exclude_fstypes
             and not self._exclude_mountpoints.search(m.mountpoint)
         ]
+        return self._mounts
 
     def collect(self, report: pb.Report) -> None:
         for mount in self.mounts():
@@ -153,7 +235,9 @@ class FilesystemSource:
         pass
 
     def close(self) -> None:
-        pass
+        self._watcher.close()
+        if self._table is not None:
+            self._table.close()
 
 
 @register("filesystem", default_enabled=True)

@@ -1,8 +1,8 @@
 """ports: a listening socket that appears or vanishes (port, protocol, address, process).
 
-A background thread lists sockets every `interval` (psutil, which reads
-/proc/net and maps inodes to processes: slow on busy hosts, so never inside
-collect()). The first scan is the baseline; the baseline on disk advances
+A background thread lists sockets every `interval` (/proc/net, and
+/proc/*/fd to find the owner of a socket not seen before: slow on busy
+hosts, so never inside collect()). The first scan is the baseline; the baseline on disk advances
 only in commit(), so a restart neither repeats nor loses a change.
 """
 
@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
-
-import psutil
 
 from dcguard.agent.security.baseline import BaselineScanSource
 from dcguard.agent.security.events import (
@@ -27,6 +24,7 @@ from dcguard.agent.security.events import (
     make_event,
     security_settings,
 )
+from dcguard.agent.security.listeners import SocketOwners, read_listeners
 from dcguard.agent.sources import SourceContext, register
 from dcguard.common.config import Table
 from dcguard.v1 import collector_pb2 as pb
@@ -40,37 +38,17 @@ Listener = dict[str, Any]     # {"protocol", "address", "port", "process"}
 Listeners = dict[str, Listener]
 
 
-def _process_name(pid: int | None) -> str:
-    if not pid:
-        return ""
-    try:
-        return psutil.Process(pid).name()
-    except (psutil.Error, OSError):
-        return ""  # gone already, or not ours to see
+def listening_sockets(protocols: tuple[str, ...],
+                      owners: SocketOwners | None = None) -> Listeners:
+    """Listening TCP sockets and unconnected bound UDP sockets, keyed by proto/address/port.
 
-
-def listening_sockets(protocols: tuple[str, ...]) -> Listeners:
-    """Listening TCP sockets and unconnected bound UDP sockets, keyed by proto/address/port."""
-    found: Listeners = {}
-    names: dict[int, str] = {}
-    for conn in psutil.net_connections(kind="inet"):
-        is_tcp = conn.type == socket.SOCK_STREAM
-        if is_tcp and conn.status != psutil.CONN_LISTEN:
-            continue
-        if not is_tcp and (conn.raddr or conn.type != socket.SOCK_DGRAM):
-            continue
-        protocol = "tcp" if is_tcp else "udp"
-        if protocol not in protocols or not conn.laddr:
-            continue
-        if conn.family == socket.AF_INET6:
-            protocol += "6"
-        address, port = conn.laddr[0], int(conn.laddr[1])
-        pid = conn.pid or 0
-        if pid not in names:
-            names[pid] = _process_name(pid)
-        found[f"{protocol}/{address}/{port}"] = {"protocol": protocol, "address": address,
-                                                 "port": port, "process": names[pid]}
-    return found
+    owners remembers who holds each socket between calls (see listeners.py).
+    """
+    sockets = list(read_listeners(protocols))
+    names = (owners or SocketOwners()).names({s.inode for s in sockets})
+    return {f"{s.protocol}/{s.address}/{s.port}": {"protocol": s.protocol, "address": s.address,
+                                                  "port": s.port, "process": names[s.inode]}
+            for s in sockets}
 
 
 class PortsSource(BaselineScanSource[Listeners]):
@@ -84,6 +62,7 @@ class PortsSource(BaselineScanSource[Listeners]):
         super().__init__(interval=interval, settings=settings, state_file=state_file,
                          counters=counters, clock=clock)
         self._protocols = protocols
+        self._owners = SocketOwners()
 
     def _load(self) -> Listeners | None:
         try:
@@ -102,7 +81,7 @@ class PortsSource(BaselineScanSource[Listeners]):
         if self._queue.room() == 0:
             return
         now = self._clock()
-        current = listening_sockets(self._protocols)
+        current = listening_sockets(self._protocols, self._owners)
         previous = self._working
         events: list[pb.SecurityEvent] = []
         if previous is not None:
