@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass
 
 from dcguard.collector.exposition import render_families
-from dcguard.collector.metrics.registry import HostRenderer
+from dcguard.collector.metrics.registry import HostRenderer, Rendered
 from dcguard.collector.store import AgentRecord
 
 __all__ = ["HostState", "StateCache"]
@@ -21,7 +21,11 @@ __all__ = ["HostState", "StateCache"]
 @dataclass(frozen=True)
 class HostState:
     record: AgentRecord
-    fragments: dict[str, str]
+    rendered: Rendered
+
+    @property
+    def fragments(self) -> dict[str, str]:
+        return self.rendered.fragments
 
 
 class StateCache:
@@ -33,14 +37,15 @@ class StateCache:
         self._lock = threading.Lock()
 
     def load(self, records: list[AgentRecord]) -> None:
-        states = {r.host: HostState(r, self.renderer.render(r)) for r in records}
+        states = {r.host: HostState(r, self.renderer.render_host(r)) for r in records}
         with self._lock:
             self._hosts = states
 
     def update(self, record: AgentRecord) -> None:
-        state = HostState(record, self.renderer.render(record))
+        previous = self._hosts.get(record.host)  # a dict read is atomic; the lock guards writes
+        rendered = self.renderer.render_host(record, previous.rendered if previous else None)
         with self._lock:
-            self._hosts[record.host] = state
+            self._hosts[record.host] = HostState(record, rendered)
 
     def snapshot(self) -> list[HostState]:
         """Every host, sorted by department then host (a stable exposition order)."""

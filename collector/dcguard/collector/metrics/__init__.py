@@ -8,13 +8,15 @@ Names are a contract with dashboards and alert rules: add freely, never rename.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from typing import Callable, Protocol
+
+from google.protobuf.message import Message
 
 from dcguard.collector.exposition import Family
 from dcguard.collector.store import AgentRecord
 
-__all__ = ["AddSample", "Labels", "MetricGroup"]
+__all__ = ["AddSample", "Labels", "MetricGroup", "serialized"]
 
 Labels = Sequence[tuple[str, str]]
 # add(family_name, labels, value): labels beyond host and department.
@@ -25,8 +27,21 @@ class MetricGroup(Protocol):
     families: tuple[Family, ...]
     live_families: tuple[Family, ...]
 
+    def key(self, record: AgentRecord) -> Hashable | None:
+        """Everything render() reads besides host and department, or None: always render.
+
+        Equal keys mean equal samples, so the host's previous fragments of
+        this group are reused: what rarely changes (disks, backups) is not
+        re-rendered with every report.
+        """
+
     def render(self, record: AgentRecord, add: AddSample) -> None:
         """Samples that change only when the host's record changes."""
 
     def render_live(self, record: AgentRecord, now: float, add: AddSample) -> None:
         """Samples that depend on the clock, rendered at scrape time."""
+
+
+def serialized(*fields: Iterable[Message]) -> tuple[tuple[bytes, ...], ...]:
+    """The wire bytes of each message of some repeated fields, as a MetricGroup key."""
+    return tuple(tuple([m.SerializeToString() for m in field]) for field in fields)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from collections.abc import Hashable
 from pathlib import Path
 
 from dcguard.collector.exposition import Family
@@ -64,6 +65,15 @@ class SecurityGroup:
                 # a locked file: the samples are missing this time, not wrong.
                 log.warning("cannot read security event counts for %s: %s", host, exc)
                 return []
+
+    def key(self, record: AgentRecord) -> Hashable | None:
+        report = record.latest
+        # A host's counts change only when a report of its own with events is
+        # stored (detections are stored under the triggering event's host), so
+        # without events the counts read last time still hold.
+        if report is None or report.events:
+            return None
+        return report.security_stats.SerializeToString()
 
     def render(self, record: AgentRecord, add: AddSample) -> None:
         by_type: dict[tuple[str, str], int] = {}
