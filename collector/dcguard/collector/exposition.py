@@ -31,10 +31,11 @@ def escape_label_value(value: str) -> str:
 
 
 def format_value(value: float) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int):
+    # The exact type first: ints (byte counts) are most samples.
+    if type(value) is int:
         return str(value)
+    if isinstance(value, int):  # bool and other int subclasses: True is 1
+        return str(int(value))
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):

@@ -6,7 +6,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 from dcguard.collector.config import ServerConfig
-from dcguard.collector.exposition import Family, labels, sample
+from dcguard.collector.exposition import Family, format_value, labels
 from dcguard.collector.metrics import Labels, MetricGroup
 from dcguard.collector.metrics.agent import AgentGroup
 from dcguard.collector.metrics.backup import BackupGroup
@@ -40,6 +40,9 @@ class Rendered:
     keys: tuple[Hashable | None, ...]      # per group, MetricGroup.key
     parts: tuple[dict[str, str], ...]      # per group: family name -> samples
     fragments: dict[str, str]              # every group's parts together
+    # Extra labels -> the host's rendered label set, kept for the next report:
+    # the same filesystems and reasons come back every time.
+    label_sets: dict[tuple[tuple[str, str], ...], str]
 
 
 class HostRenderer:
@@ -62,7 +65,7 @@ class HostRenderer:
         """Like render(), reusing previous's part of every group whose key is unchanged."""
         if previous is not None and previous.department != record.department:
             previous = None  # every label set changes
-        adder = _Adder(record)
+        adder = _Adder(record, previous.label_sets if previous is not None else None)
         keys: list[Hashable | None] = []
         parts: list[dict[str, str]] = []
         fragments: dict[str, str] = {}
@@ -77,7 +80,8 @@ class HostRenderer:
             keys.append(key)
             parts.append(part)
             fragments.update(part)
-        return Rendered(record.department, tuple(keys), tuple(parts), fragments)
+        return Rendered(record.department, tuple(keys), tuple(parts), fragments,
+                        adder.label_sets)
 
     def render_live(self, record: AgentRecord, now: float) -> dict[str, str]:
         """The clock-dependent samples of one host."""
@@ -90,15 +94,25 @@ class HostRenderer:
 class _Adder:
     """An add() that collects samples labelled with the host and department in out."""
 
-    def __init__(self, record: AgentRecord) -> None:
+    def __init__(self, record: AgentRecord,
+                 known: dict[tuple[tuple[str, str], ...], str] | None = None) -> None:
         self._base = (("host", record.host), ("department", record.department))
-        # Many families share a label set (every filesystem family, say): render it once.
-        self._rendered: dict[tuple[tuple[str, str], ...], str] = {}
+        self._known = known or {}
+        # Many families share a label set (every filesystem family, say): render
+        # it once, or take it from the host's previous render. Only the sets
+        # used this time are kept, so a removed filesystem's set goes.
+        self.label_sets: dict[tuple[tuple[str, str], ...], str] = {}
         self.out: dict[str, list[str]] = {}
 
     def add(self, name: str, extra: Labels, value: float) -> None:
         key = tuple(extra)
-        text = self._rendered.get(key)
+        text = self.label_sets.get(key)
         if text is None:
-            text = self._rendered[key] = labels((*self._base, *key))
-        self.out.setdefault(name, []).append(sample(name, text, value))
+            text = self._known.get(key) or labels((*self._base, *key))
+            self.label_sets[key] = text
+        line = f"{name}{text} {format_value(value)}\n"
+        lines = self.out.get(name)
+        if lines is None:
+            self.out[name] = [line]
+        else:
+            lines.append(line)
