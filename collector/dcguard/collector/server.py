@@ -55,9 +55,17 @@ class CollectorServer:
         """Open the store, load state, then start serving (downstream first)."""
         self.store.open()
         self.registry.open()
-        self.risk.history.load(self.config.database)
+        # Loading makes millions of objects that all live on (every host's
+        # state): collecting during it only walks them again and again, a
+        # third of the load time at 10,000 hosts. Nothing cyclic is left
+        # behind by the load that one collection afterwards does not free.
+        gc.disable()
+        try:
+            self.risk.history.load(self.config.database)
+            self.state.load(self.store.agents())
+        finally:
+            gc.enable()
         self.security.start(self.metrics.registry)
-        self.state.load(self.store.agents())
         self.metrics.agents.set(len(self.state))
         _calm_gc()
 
@@ -158,7 +166,9 @@ def _calm_gc() -> None:
     cyclic), so collecting rarely costs little memory. What exists at start
     (modules, configuration, the state just loaded) is frozen out of the
     collector's walks; frozen objects are still freed when no longer used.
+    The startup garbage is collected first, so it is not frozen in.
     """
+    gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
 

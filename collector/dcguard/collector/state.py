@@ -37,7 +37,9 @@ class StateCache:
         self._lock = threading.Lock()
 
     def load(self, records: list[AgentRecord]) -> None:
-        states = {r.host: HostState(r, self.renderer.render_host(r)) for r in records}
+        by_host = {r.host: r for r in records}
+        rendered = self.renderer.render_all(by_host.values())
+        states = {host: HostState(by_host[host], r) for host, r in rendered.items()}
         with self._lock:
             self._hosts = states
 

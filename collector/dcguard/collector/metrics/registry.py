@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
+from typing import Callable
 
 from dcguard.collector.config import ServerConfig
 from dcguard.collector.exposition import Family, format_value, labels
@@ -60,6 +62,20 @@ class HostRenderer:
     def render(self, record: AgentRecord) -> dict[str, str]:
         """The clock-independent samples of one host, one text fragment per family."""
         return self.render_host(record).fragments
+
+    def render_all(self, records: Iterable[AgentRecord]) -> dict[str, Rendered]:
+        """Render every host (at start), letting groups read what they need in bulk.
+
+        A group with a prefetched() context (security: one query for every
+        host's counts instead of one per host) is rendered inside it.
+        """
+        with ExitStack() as stack:
+            for group in self.groups:
+                bulk: Callable[[], AbstractContextManager[None]] | None = getattr(
+                    group, "prefetched", None)
+                if bulk is not None:
+                    stack.enter_context(bulk())
+            return {r.host: self.render_host(r) for r in records}
 
     def render_host(self, record: AgentRecord, previous: Rendered | None = None) -> Rendered:
         """Like render(), reusing previous's part of every group whose key is unchanged."""
