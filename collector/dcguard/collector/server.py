@@ -105,7 +105,7 @@ class CollectorServer:
         self._grpc = server
 
         mhost, mport = parse_listen_address(self.config.metrics_listen)
-        http = MetricsServer(mhost, mport, self.render_metrics)
+        http = MetricsServer(mhost, mport, self.metrics_page)
         http.start()
         self._http = http
         self.metrics_port = http.port
@@ -136,8 +136,13 @@ class CollectorServer:
 
     def render_metrics(self) -> bytes:
         """The whole /metrics page: per-host families, then the collector's own."""
-        text = self.state.render(time.time())
-        return text.encode("utf-8") + generate_latest(self.metrics.registry)
+        return "".join(self.metrics_page()).encode("utf-8")
+
+    def metrics_page(self) -> list[str]:
+        """The /metrics page in pieces, as MetricsServer writes it."""
+        chunks = self.state.chunks(time.time())
+        chunks.append(generate_latest(self.metrics.registry).decode("utf-8"))
+        return chunks
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop accepting, let calls in flight finish, then close the store."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from dcguard.collector.exposition import render_families
+from dcguard.collector.exposition import family_chunks
 from dcguard.collector.metrics.registry import HostRenderer, Rendered
 from dcguard.collector.store import AgentRecord
 
@@ -58,9 +58,13 @@ class StateCache:
 
     def render(self, now: float) -> str:
         """The per-host part of /metrics."""
+        return "".join(self.chunks(now))
+
+    def chunks(self, now: float) -> list[str]:
+        """The per-host part of /metrics in pieces, to be written one after another."""
         hosts = self.snapshot()
         live = [self.renderer.render_live(h.record, now) for h in hosts]
-        return render_families(self.renderer.families, [*live, *(h.fragments for h in hosts)])
+        return family_chunks(self.renderer.families, [*live, *(h.fragments for h in hosts)])
 
     def __len__(self) -> int:
         return len(self._hosts)
