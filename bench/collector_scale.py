@@ -1,14 +1,22 @@
 """Collector at the centre: how many agents one collector carries, side by side with Pushgateway.
 
-For each N in --agents: a fresh collector, the load generator (its own
-process) simulating N agents at a 15 s interval for --duration seconds; the
-run passes when nothing is lost (every acknowledged report is stored, no
-failed call) and p99 Submit latency is under 100 ms. At the largest N it
-then measures /metrics scrape time and size, RSS, database growth and
-restart time, and loads the same per-host series into Pushgateway to
-compare scrape time and push rate. Prints a Markdown table.
+For each N in --agents (past --detail-at, stopping at the first that fails): a fresh
+collector and the load generator (its own process) simulating N agents at
+a 15 s interval for --duration seconds. N passes when nothing is lost
+(every acknowledged report is stored, no failed call, no sequence gap) and
+p99 Submit latency is under 100 ms. Each row also has the collector's CPU
+per report, its RSS, and the database's steady-state growth: bytes added
+per stored report between the end of the first round (every host known)
+and the end of the run, extrapolated to a day at N agents.
 
-    .venv/bin/python bench/collector_scale.py --agents 2500,5000,10000 --duration 60
+At --detail-at hosts (10,000 by default) it measures, directly: /metrics
+scrape time and size, the database's size by table, restart to serving
+/metrics, RSS after the restart; then it pushes the same per-host series to
+Pushgateway for --push-budget seconds and compares. Prints JSON lines, then
+a Markdown table.
+
+    flock /tmp/dcguard-bench.lock .venv/bin/python bench/collector_scale.py \
+        --agents 2500,5000,10000,12500,15000 --duration 45 --push-budget 150
 """
 
 from __future__ import annotations
@@ -16,160 +24,175 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import statistics
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.procstat import rss_mib
-from tests.support import Collector, parse_metrics, wait_for
+from bench.procstat import cpu_seconds, rss_mib
+from bench.pushgw import ok, pushgateway, timed_get
+from tests.support import Collector, wait_for
 
-PUSHGATEWAY = "/usr/bin/prometheus-pushgateway"
-
-
-def timed_get(url: str, repeat: int = 5) -> tuple[float, int, int]:
-    """Median seconds of a GET (gzip accepted, as Prometheus asks), raw and gzip'd bytes."""
-    times, raw, packed = [], 0, 0
-    for _ in range(repeat):
-        request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
-        started = time.perf_counter()
-        with urllib.request.urlopen(request, timeout=300) as response:
-            body = response.read()
-            gz = response.headers.get("Content-Encoding") == "gzip"
-        times.append(time.perf_counter() - started)
-        packed = len(body)
-        if gz:
-            import gzip
-
-            raw = len(gzip.decompress(body))
-        else:
-            raw = len(body)
-    return statistics.median(times), raw, packed
+INTERVAL = 15.0
+_COUNTER = re.compile(r"^(dcguard_agent_reports_(?:stored|lost)_total)\{[^}]*\} (\S+)$", re.M)
 
 
 def database_bytes(data_dir: Path) -> int:
     return sum(p.stat().st_size for p in data_dir.glob("collector.db*"))
 
 
-def run_load(collector: Collector, agents: int, duration: float) -> dict[str, object]:
-    result = subprocess.run(
+def stored_reports(data_dir: Path) -> int:
+    """Reports stored so far, read beside the running collector (WAL lets it)."""
+    db = sqlite3.connect(f"file:{data_dir / 'collector.db'}?mode=ro", uri=True, timeout=30)
+    try:
+        return int(db.execute("SELECT COALESCE(SUM(reports_stored), 0) FROM agents")
+                   .fetchone()[0])
+    finally:
+        db.close()
+
+
+def table_sizes(data_dir: Path) -> dict[str, dict[str, int]]:
+    """Bytes and rows of each table with its indexes (dbstat), after a checkpoint."""
+    db = sqlite3.connect(data_dir / "collector.db")
+    try:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        pages = dict(db.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name"))
+        out: dict[str, dict[str, int]] = {}
+        for table, index in db.execute("SELECT tbl_name, name FROM sqlite_schema "
+                                       "WHERE type IN ('table', 'index')"):
+            entry = out.setdefault(table, {"bytes": 0, "rows": 0})
+            entry["bytes"] += int(pages.get(index, 0))
+        for table, entry in out.items():
+            # Names come from sqlite_schema, not from input.
+            count = f'SELECT COUNT(*) FROM "{table}"'  # noqa: S608
+            entry["rows"] = int(db.execute(count).fetchone()[0])
+        return out
+    finally:
+        db.close()
+
+
+def reported_counters(collector: Collector) -> tuple[int, int]:
+    """Sum of stored and lost reports as /metrics shows them (a line filter: fast at 10k hosts)."""
+    text = fetch(collector.metrics_url)
+    totals = {"dcguard_agent_reports_stored_total": 0.0, "dcguard_agent_reports_lost_total": 0.0}
+    for name, value in _COUNTER.findall(text):
+        totals[name] += float(value)
+    return (int(totals["dcguard_agent_reports_stored_total"]),
+            int(totals["dcguard_agent_reports_lost_total"]))
+
+
+def fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=300) as response:
+        return str(response.read().decode())
+
+
+def run_load(collector: Collector, agents: int, duration: float) -> dict[str, Any]:
+    """Drive N agents; sample the database after the first round and at the end."""
+    assert collector.proc is not None
+    pid = collector.proc.pid
+    cpu0 = cpu_seconds(pid)
+    proc = subprocess.Popen(
         [sys.executable, str(ROOT / "bench" / "loadgen.py"), "--target", collector.grpc_address,
-         "--agents", str(agents), "--duration", str(duration)],
-        capture_output=True, text=True, timeout=duration * 4 + 120, check=True)
-    load: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
-    samples = parse_metrics(collector.metrics_text())
-    stored = sum(v for (n, _), v in samples.items() if n == "dcguard_agent_reports_stored_total")
-    lost = sum(v for (n, _), v in samples.items() if n == "dcguard_agent_reports_lost_total")
-    load.update(stored=int(stored), lost=int(lost),
-                zero_loss=not load["failures"] and stored == load["stored_ok"] and lost == 0)
-    load["passed"] = bool(load["zero_loss"]) and float(load["p99_ms"]) < 100  # type: ignore[arg-type]
+         "--agents", str(agents), "--duration", str(duration), "--interval", str(INTERVAL)],
+        stdout=subprocess.PIPE, text=True)
+    started = time.monotonic()
+    warm: tuple[int, int] | None = None
+    while proc.poll() is None:
+        time.sleep(0.5)
+        if warm is None and time.monotonic() - started > INTERVAL + 2:
+            warm = (database_bytes(collector.data_dir), stored_reports(collector.data_dir))
+    out, _ = proc.communicate()
+    if proc.returncode:
+        raise RuntimeError(f"loadgen failed with {proc.returncode}")
+    cpu = cpu_seconds(pid) - cpu0
+    load: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    stored, lost = reported_counters(collector)
+    end = (database_bytes(collector.data_dir), stored_reports(collector.data_dir))
+    load.update(stored=stored, lost=lost,
+                zero_loss=not load["failures"] and stored == load["stored_ok"] and lost == 0,
+                collector_cpu_ms_per_report=round(cpu * 1000 / max(1, stored), 3),
+                rss_mib=round(rss_mib(pid), 1), db_bytes=end[0])
+    load["passed"] = bool(load["zero_loss"]) and float(load["p99_ms"]) < 100
+    if warm is not None and end[1] > warm[1]:
+        per_report = (end[0] - warm[0]) / (end[1] - warm[1])
+        load["db_bytes_per_report"] = round(per_report)
+        load["db_growth_gb_per_day"] = round(per_report * agents / INTERVAL * 86400 / 1e9, 1)
     return load
 
 
-def per_host_payloads(text: str) -> dict[str, str]:
-    """Split the collector's exposition into one push body per host (HELP/TYPE included)."""
-    headers: dict[str, list[str]] = {}
-    samples: dict[str, dict[str, list[str]]] = {}
-    for line in text.splitlines():
-        if line.startswith("#"):
-            headers.setdefault(line.split()[2], []).append(line)
-            continue
-        host = re.search(r'host="([^"]+)"', line)
-        # Pushgateway reserves the job label (the grouping key); the backup
-        # series carry their own, so push it as backup_job: same series count.
-        pushed = line.replace(',job="', ',backup_job="')
-        if host:
-            name = pushed.split("{", 1)[0]
-            samples.setdefault(host.group(1), {}).setdefault(name, []).append(pushed)
-    return {host: "".join("\n".join([*headers.get(name, []), *lines]) + "\n"
-                          for name, lines in families.items())
-            for host, families in samples.items()}
+def detail(collector: Collector, n: int) -> tuple[dict[str, Any], str]:
+    """Scrape, size by table and restart at n hosts; returns the figures and the page."""
+    scrape_s, raw, packed = timed_get(collector.metrics_url)
+    page = fetch(collector.metrics_url)
+    collector.stop()
+    tables = table_sizes(collector.data_dir)
+    started = time.monotonic()
+    collector.start()
+    wait_for(lambda: ok(collector.metrics_url), timeout=120, message="metrics after restart")
+    restart_s = time.monotonic() - started
+    assert collector.proc is not None
+    figures = {"agents": n, "scrape_s": round(scrape_s, 3), "bytes": raw, "gzip_bytes": packed,
+               "restart_s": round(restart_s, 2),
+               "rss_after_restart_mib": round(rss_mib(collector.proc.pid), 1),
+               "tables": tables}
+    return figures, page
 
 
-def pushgateway(text: str, budget: float) -> dict[str, object]:
-    """Push each host's series as its own group; time the pushes and the scrape."""
-    payloads = per_host_payloads(text)
-    with tempfile.TemporaryDirectory() as tmp:
-        port = 29091
-        proc = subprocess.Popen([PUSHGATEWAY, f"--web.listen-address=127.0.0.1:{port}"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_for(lambda: _ok(f"{base}/-/ready"), timeout=30, message="pushgateway")
-            started, durations = time.monotonic(), []
-            for host, body in payloads.items():
-                request = urllib.request.Request(f"{base}/metrics/job/dcguard/instance/{host}",
-                                                 data=body.encode(), method="PUT")
-                t0 = time.perf_counter()
-                with urllib.request.urlopen(request, timeout=120):
-                    pass
-                durations.append(time.perf_counter() - t0)
-                if time.monotonic() - started > budget:
-                    break
-            tail = durations[-100:]
-            scrape_s, raw, packed = timed_get(f"{base}/metrics", repeat=3)
-            return {"groups": len(durations), "of": len(payloads),
-                    "push_rate_at_end_per_s": round(len(tail) / sum(tail), 1),
-                    "scrape_s": scrape_s, "bytes": raw, "gzip_bytes": packed,
-                    "rss_mib": round(rss_mib(proc.pid), 1)}
-        finally:
-            proc.terminate()
-            proc.wait(30)
-
-
-def _ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2):
-            return True
-    except OSError:
-        return False
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| agents | reports/s | stored | lost | failures | p50 ms | p99 ms | collector CPU "
+             "ms/report | RSS MiB | DB bytes/report | DB growth GB/day | passed |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['agents']:,} | {r['rate_per_s']} | {r['stored']:,} | {r['lost']} | "
+            f"{sum(r['failures'].values())} | {r['p50_ms']} | {r['p99_ms']} | "
+            f"{r['collector_cpu_ms_per_report']} | {r['rss_mib']} | "
+            f"{r.get('db_bytes_per_report', '—')} | {r.get('db_growth_gb_per_day', '—')} | "
+            f"{'yes' if r['passed'] else '**no**'} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--agents", default="2500,5000,10000")
-    parser.add_argument("--duration", type=float, default=60)
+    parser.add_argument("--agents", default="2500,5000,10000,12500,15000")
+    parser.add_argument("--duration", type=float, default=45)
+    parser.add_argument("--detail-at", type=int, default=10_000)
     parser.add_argument("--push-budget", type=float, default=600)
     args = parser.parse_args()
-    rows = []
-    largest: tuple[int, Collector, tempfile.TemporaryDirectory[str]] | None = None
+    rows: list[dict[str, Any]] = []
+    page = ""
     for n in [int(x) for x in args.agents.split(",")]:
-        tmp = tempfile.TemporaryDirectory()
-        collector = Collector(Path(tmp.name),
-                              server_extra='insecure = true\n')
-        collector.start()
-        load = run_load(collector, n, args.duration)
-        assert collector.proc is not None
-        load["rss_mib"] = round(rss_mib(collector.proc.pid), 1)
-        load["db_bytes"] = database_bytes(collector.data_dir)
-        rows.append(load)
-        print(json.dumps(load), flush=True)
-        if largest is not None:
-            largest[1].stop()
-            largest[2].cleanup()
-        largest = (n, collector, tmp)
-        if not load["passed"]:
+        with tempfile.TemporaryDirectory() as tmp:
+            collector = Collector(Path(tmp), server_extra="insecure = true\n")
+            collector.start()
+            try:
+                load = run_load(collector, n, args.duration)
+                rows.append(load)
+                print(json.dumps(load), flush=True)
+                if n == args.detail_at:
+                    figures, page = detail(collector, n)
+                    print(json.dumps(figures), flush=True)
+            finally:
+                collector.stop()
+        # The 10,000-host figures are always measured; past them, stop at the first miss.
+        if not load["passed"] and n >= args.detail_at:
             break
-    assert largest is not None
-    n, collector, tmp = largest
-    scrape_s, raw, packed = timed_get(collector.metrics_url)
-    text = collector.metrics_text()
-    collector.stop()
-    started = time.monotonic()
-    collector.start()
-    wait_for(lambda: _ok(collector.metrics_url), timeout=120, message="metrics after restart")
-    restart_s = time.monotonic() - started
-    collector.stop()
-    tmp.cleanup()
-    push = pushgateway(text, args.push_budget)
-    print(json.dumps({"agents": n, "scrape_s": scrape_s, "bytes": raw, "gzip_bytes": packed,
-                      "restart_s": restart_s, "pushgateway": push}))
+    if page:
+        print(json.dumps({"pushgateway": pushgateway(page, args.push_budget)}), flush=True)
+    print(table(rows))
+    passed = 0
+    for r in rows:  # the largest N with every smaller N passing too
+        if not r["passed"]:
+            break
+        passed = r["agents"]
+    print(f"max agents passed: {passed:,}")
 
 
 if __name__ == "__main__":

@@ -57,3 +57,59 @@ def report(sequence: int, now: float | None = None, events: int = 2) -> pb.Repor
                          raw="Failed password for admin from 203.0.113.9 port 52100 ssh2")
         e.time.FromNanoseconds(int(now * 1e9))
     return r
+
+
+class Cycle:
+    """Re-stamps one template request per call, so a generator need not build reports.
+
+    Every simulated agent still sends its own, changing numbers: free space
+    shrinks by an agent-specific amount each cycle, CPU, memory and load move,
+    timestamps are now. What a real agent refreshes less often moves at its
+    real pace: SMART is read every 10 minutes (read_at, temperature), backups
+    run daily and are verified weekly. Serializing one re-stamped template
+    costs a few microseconds; building a report from scratch costs hundreds.
+    """
+
+    SMART_EVERY = 600
+    DAY = 86400
+
+    def __init__(self, agents: list[pb.AgentInfo], events: int = 2) -> None:
+        self._agents = agents
+        self._request = pb.SubmitRequest()
+        self._report = self._request.reports.add()
+        self._report.CopyFrom(report(1, events=events))
+        self._avail = [fs.avail_bytes for fs in self._report.filesystems]
+
+    def request(self, index: int, sequence: int, now: float) -> bytes:
+        """Agent index's report number sequence, as collected at now, serialized."""
+        self._request.agent.CopyFrom(self._agents[index])
+        r = self._report
+        r.sequence = sequence
+        ns = int(now * 1e9)
+        r.collected_at.FromNanoseconds(ns)
+        wobble = (index * 2654435761 + sequence * 40503) % 1000 / 1000  # 0..1, per agent and cycle
+        h = r.host
+        h.cpu_utilization_ratio = round(0.05 + 0.5 * wobble, 3)
+        h.memory_available_bytes = (6 << 30) + int(wobble * (4 << 30))
+        h.load1, h.load5, h.load15 = round(4 * wobble, 2), round(3 * wobble, 2), 0.2
+        h.processes = 150 + int(wobble * 60)
+        for k, fs in enumerate(r.filesystems):
+            fs.avail_bytes = self._avail[k] - (index % 97 + k) * (sequence << 16)
+            fs.free_bytes = fs.avail_bytes + (20 << 30)
+            fs.files_free = 29_000_000 - sequence * (k + 1)
+        for source in r.sources:
+            source.duration_seconds = round(0.001 + 0.004 * wobble, 4)
+        phase = index * 7919 % self.SMART_EVERY  # each agent polls SMART on its own schedule
+        smart_at = now - (now - phase) % self.SMART_EVERY
+        for d in r.disks:
+            d.read_at.FromNanoseconds(int(smart_at * 1e9))
+            d.temperature_celsius = 30 + int(smart_at // self.SMART_EVERY + index) % 8
+            d.power_on_hours = 21000 + int(smart_at // 3600) % 1000
+        ran_at = now - (now - index * 13 % self.DAY) % self.DAY
+        for b in r.backups:
+            b.last_success.FromNanoseconds(int(ran_at * 1e9))
+            b.last_run.FromNanoseconds(int(ran_at * 1e9))
+            b.last_verified.FromNanoseconds(int((ran_at - ran_at % (7 * self.DAY)) * 1e9))
+        for e in r.events:
+            e.time.FromNanoseconds(ns)
+        return self._request.SerializeToString()

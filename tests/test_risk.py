@@ -519,7 +519,7 @@ def _any_report(draw: st.DrawFn):
 def test_any_valid_report_gets_a_bounded_score_and_one_line_sentences(rep, now):
     from dcguard.collector.validate_storage import validate_storage
 
-    validate_storage(rep, 4096)
+    validate_storage(rep)
     assessment = engine().assess(record(rep, last_seen=NOW), now)
     assert 0 <= assessment.score <= 100
     assert (assessment.score == 0) == (not assessment.statements)

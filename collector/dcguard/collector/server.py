@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from concurrent import futures
@@ -54,10 +55,19 @@ class CollectorServer:
         """Open the store, load state, then start serving (downstream first)."""
         self.store.open()
         self.registry.open()
-        self.risk.history.load(self.config.database)
+        # Loading makes millions of objects that all live on (every host's
+        # state): collecting during it only walks them again and again, a
+        # third of the load time at 10,000 hosts. Nothing cyclic is left
+        # behind by the load that one collection afterwards does not free.
+        gc.disable()
+        try:
+            self.risk.history.load(self.config.database)
+            self.state.load(self.store.agents())
+        finally:
+            gc.enable()
         self.security.start(self.metrics.registry)
-        self.state.load(self.store.agents())
         self.metrics.agents.set(len(self.state))
+        _calm_gc()
 
         handlers: list[grpc.GenericRpcHandler] = []
         ca: CertificateAuthority | None = None
@@ -95,7 +105,7 @@ class CollectorServer:
         self._grpc = server
 
         mhost, mport = parse_listen_address(self.config.metrics_listen)
-        http = MetricsServer(mhost, mport, self.render_metrics)
+        http = MetricsServer(mhost, mport, self.metrics_page)
         http.start()
         self._http = http
         self.metrics_port = http.port
@@ -126,8 +136,13 @@ class CollectorServer:
 
     def render_metrics(self) -> bytes:
         """The whole /metrics page: per-host families, then the collector's own."""
-        text = self.state.render(time.time())
-        return text.encode("utf-8") + generate_latest(self.metrics.registry)
+        return "".join(self.metrics_page()).encode("utf-8")
+
+    def metrics_page(self) -> list[str]:
+        """The /metrics page in pieces, as MetricsServer writes it."""
+        chunks = self.state.chunks(time.time())
+        chunks.append(generate_latest(self.metrics.registry).decode("utf-8"))
+        return chunks
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop accepting, let calls in flight finish, then close the store."""
@@ -138,6 +153,29 @@ class CollectorServer:
         self.security.stop()
         self.registry.close()
         self.store.close()
+
+
+# Collections of the youngest generation every this many new container
+# objects (Python's default is 700), and of the oldest one only after this
+# many of the middle one (default 10).
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def _calm_gc() -> None:
+    """Keep the cyclic GC from stalling every request with thousands of hosts in memory.
+
+    A full collection walks every tracked object: with 10,000 hosts' state
+    that is a pause of a few hundred milliseconds, which with the default
+    thresholds came often enough to dominate the p99 Submit latency. Almost
+    all garbage here is freed by reference counting (state is replaced, not
+    cyclic), so collecting rarely costs little memory. What exists at start
+    (modules, configuration, the state just loaded) is frozen out of the
+    collector's walks; frozen objects are still freed when no longer used.
+    The startup garbage is collected first, so it is not frozen in.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _target(listen: str) -> str:

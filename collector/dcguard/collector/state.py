@@ -11,8 +11,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from dcguard.collector.exposition import render_families
-from dcguard.collector.metrics.registry import HostRenderer
+from dcguard.collector.exposition import family_chunks
+from dcguard.collector.metrics.registry import HostRenderer, Rendered
 from dcguard.collector.store import AgentRecord
 
 __all__ = ["HostState", "StateCache"]
@@ -21,7 +21,11 @@ __all__ = ["HostState", "StateCache"]
 @dataclass(frozen=True)
 class HostState:
     record: AgentRecord
-    fragments: dict[str, str]
+    rendered: Rendered
+
+    @property
+    def fragments(self) -> dict[str, str]:
+        return self.rendered.fragments
 
 
 class StateCache:
@@ -33,14 +37,17 @@ class StateCache:
         self._lock = threading.Lock()
 
     def load(self, records: list[AgentRecord]) -> None:
-        states = {r.host: HostState(r, self.renderer.render(r)) for r in records}
+        by_host = {r.host: r for r in records}
+        rendered = self.renderer.render_all(by_host.values())
+        states = {host: HostState(by_host[host], r) for host, r in rendered.items()}
         with self._lock:
             self._hosts = states
 
     def update(self, record: AgentRecord) -> None:
-        state = HostState(record, self.renderer.render(record))
+        previous = self._hosts.get(record.host)  # a dict read is atomic; the lock guards writes
+        rendered = self.renderer.render_host(record, previous.rendered if previous else None)
         with self._lock:
-            self._hosts[record.host] = state
+            self._hosts[record.host] = HostState(record, rendered)
 
     def snapshot(self) -> list[HostState]:
         """Every host, sorted by department then host (a stable exposition order)."""
@@ -51,9 +58,13 @@ class StateCache:
 
     def render(self, now: float) -> str:
         """The per-host part of /metrics."""
+        return "".join(self.chunks(now))
+
+    def chunks(self, now: float) -> list[str]:
+        """The per-host part of /metrics in pieces, to be written one after another."""
         hosts = self.snapshot()
         live = [self.renderer.render_live(h.record, now) for h in hosts]
-        return render_families(self.renderer.families, [*live, *(h.fragments for h in hosts)])
+        return family_chunks(self.renderer.families, [*live, *(h.fragments for h in hosts)])
 
     def __len__(self) -> int:
         return len(self._hosts)

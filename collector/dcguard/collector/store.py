@@ -57,6 +57,9 @@ class ReportHook(Protocol):
     def on_stored(self, db: sqlite3.Connection, host: str, report: pb.Report) -> None: ...
 _COLUMNS = ("host, department, agent_version, os, kernel, interval_seconds, instance_id, "
             "first_seen, last_seen, max_sequence, reports_stored, reports_lost, latest_report")
+# What a batch needs of the agent's row: everything but the latest report,
+# which is only read back (and parsed) when the batch stores nothing new.
+_COUNTERS = "first_seen, max_sequence, reports_stored, reports_lost, instance_id"
 
 
 class StoreError(Exception):
@@ -214,7 +217,7 @@ class Store:
             for job in jobs:
                 db.execute("SAVEPOINT batch")
                 try:
-                    row = db.execute(f"SELECT {_COLUMNS} FROM agents WHERE host = ?",
+                    row = db.execute(f"SELECT {_COUNTERS} FROM agents WHERE host = ?",
                                      (job.identity.host,)).fetchone()
                     job.result = self._apply(db, row, job.identity, job.agent, job.reports,
                                              job.received_at)
@@ -236,17 +239,13 @@ class Store:
     def _apply(self, db: sqlite3.Connection, row: tuple[Any, ...] | None, identity: PeerIdentity,
                agent: pb.AgentInfo, reports: Sequence[pb.Report],
                received_at: float) -> ApplyResult:
-        previous = _record(row) if row is not None else None
         max_sequence = 0
         stored_total = lost_total = 0
-        latest: pb.Report | None = None
         first_seen = received_at
-        if previous is not None:
-            first_seen = previous.first_seen
-            stored_total, lost_total = previous.reports_stored, previous.reports_lost
-            latest = previous.latest
-            if previous.instance_id == agent.instance_id:
-                max_sequence = previous.max_sequence
+        if row is not None:
+            first_seen, previous_max, stored_total, lost_total, instance_id = row
+            if instance_id == agent.instance_id:
+                max_sequence = previous_max
         stored = duplicates = 0
         newest: pb.Report | None = None
         for report in sorted(reports, key=lambda r: r.sequence):
@@ -259,8 +258,11 @@ class Store:
             newest = report
             for hook in self._hooks:
                 hook.on_stored(db, identity.host, report)
-        if newest is not None:
-            latest = newest
+        latest, blob = newest, newest.SerializeToString() if newest is not None else None
+        if newest is None and row is not None:
+            blob = db.execute("SELECT latest_report FROM agents WHERE host = ?",
+                              (identity.host,)).fetchone()[0]
+            latest = pb.Report.FromString(blob) if isinstance(blob, bytes) else None
         record = AgentRecord(
             host=identity.host, department=identity.department,
             agent_version=agent.agent_version, os=agent.os, kernel=agent.kernel,
@@ -268,7 +270,6 @@ class Store:
             first_seen=first_seen, last_seen=received_at, max_sequence=max_sequence,
             reports_stored=stored_total + stored, reports_lost=lost_total, latest=latest,
         )
-        blob = latest.SerializeToString() if latest is not None else None
         db.execute(
             f"INSERT OR REPLACE INTO agents ({_COLUMNS}) VALUES "
             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

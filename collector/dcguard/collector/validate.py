@@ -7,15 +7,13 @@ breaking the exposition format or poisoning another host's state.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import grpc
-from google.protobuf.descriptor import FieldDescriptor
-from google.protobuf.message import Message
 
 from dcguard.collector.errors import Rejection
 from dcguard.collector.security.validate import validate_events
 from dcguard.collector.validate_storage import validate_storage
+from dcguard.collector.validate_walk import first_problem, within_limits
 from dcguard.v1 import collector_pb2 as pb
 
 __all__ = ["Limits", "parse_request", "validate_request"]
@@ -101,55 +99,12 @@ def _validate_report(report: pb.Report, now: float, limits: Limits) -> None:
         raise Rejection(grpc.StatusCode.RESOURCE_EXHAUSTED, "too_large",
                         f"report {report.sequence}: {len(report.events)} events; at most "
                         f"{limits.max_events_per_report}")
-    problem = _check_message(report, limits, "report")
-    if problem:
+    if not within_limits(report, limits.max_string, limits.max_entries):
+        problem = first_problem(report, limits.max_string, limits.max_entries, "report")
         raise Rejection(grpc.StatusCode.INVALID_ARGUMENT, "too_large",
-                        f"report {report.sequence}: {problem}")
-    validate_storage(report, limits.max_string)
+                        f"report {report.sequence}: {problem or 'a field breaks a limit'}")
+    validate_storage(report)
     # An implausible event time does not refuse the report (it is kept at the
     # report's time and tagged time_adjusted): one odd log line must not cost
     # every other event in the report.
     validate_events(report, limits.max_string)
-
-
-def _check_message(message: Message, limits: Limits, path: str) -> str | None:
-    """Walk every field, present and future: bound strings, lists and maps, no NUL.
-
-    Generic on purpose, so a field added to the proto later is bounded
-    without anyone remembering to add a check here.
-    """
-    for field, value in message.ListFields():
-        kind = field.type
-        if kind not in _CHECKED_TYPES:
-            continue  # numbers and enums: fixed size
-        repeated = _is_repeated(field)
-        if repeated and field.name != "events" and len(value) > limits.max_entries:
-            return f"{path}.{field.name} has {len(value)} entries; at most {limits.max_entries}"
-        if kind == FieldDescriptor.TYPE_MESSAGE:
-            if field.message_type is not None and field.message_type.GetOptions().map_entry:
-                texts = [t for pair in value.items() for t in pair if isinstance(t, str)]
-                if any(_bad_string(t, limits) for t in texts):
-                    return f"{path}.{field.name} has a key or value too long or with NUL"
-                continue
-            for item in (value if repeated else (value,)):
-                problem = _check_message(item, limits, f"{path}.{field.name}")
-                if problem:
-                    return problem
-        elif any(_bad_string(item, limits) for item in (value if repeated else (value,))):
-            return f"{path}.{field.name} is longer than {limits.max_string} or contains NUL"
-    return None
-
-
-_CHECKED_TYPES = frozenset({FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_STRING,
-                            FieldDescriptor.TYPE_BYTES})
-
-
-def _is_repeated(field: Any) -> bool:
-    # .label works on every protobuf 6.x runtime (the stubs omit it).
-    return bool(field.label == FieldDescriptor.LABEL_REPEATED)
-
-
-def _bad_string(value: str | bytes, limits: Limits) -> bool:
-    # NUL ends strings in C tools and log viewers the values end up in.
-    nul = "\0" if isinstance(value, str) else b"\0"
-    return len(value) > limits.max_string or nul in value  # type: ignore[operator]

@@ -1,9 +1,10 @@
 """Checking the storage and backup parts of a report (Report fields 10-13).
 
-Same rules as the rest of validate.py: bounded counts and string lengths,
-no two entries with the same identity (they would be duplicate series and
-Prometheus would drop the whole scrape), and numbers the risk rules can
-trust (a NaN or infinite objective would make a backup never stale).
+Same rules as the rest of validate.py: bounded counts, no two entries with
+the same identity (they would be duplicate series and Prometheus would drop
+the whole scrape), and numbers the risk rules can trust (a NaN or infinite
+objective would make a backup never stale). String lengths are bounded for
+every field by validate_walk, which validate_request runs first.
 """
 
 from __future__ import annotations
@@ -39,31 +40,21 @@ def _finite(report: pb.Report, what: str, *values: float) -> None:
         raise _invalid(report, f"{what} must be finite and not negative")
 
 
-def validate_storage(report: pb.Report, max_string: int) -> None:
+def validate_storage(report: pb.Report) -> None:
     """Raise Rejection for the first thing wrong with disks, arrays, I/O errors or backups."""
     lists = (report.disks, report.raid_arrays, report.io_errors, report.backups)
     if any(len(items) > MAX_ENTRIES for items in lists) or any(
             len(d.attributes) > MAX_ENTRIES for d in report.disks):
         raise Rejection(grpc.StatusCode.RESOURCE_EXHAUSTED, "too_large",
                         f"report {report.sequence}: too many storage entries")
-    strings: list[str] = []
     for d in report.disks:
-        strings += (d.device, d.model, d.serial, d.protocol, d.error)
-        strings += (a.name for a in d.attributes)
         _unique(report, f"disk {d.device} attribute", (str(a.id) for a in d.attributes))
         _finite(report, f"disk {d.device[:64]} temperature", d.temperature_celsius)
     for a in report.raid_arrays:
-        strings += (a.name, a.level, a.state, a.sync_action, *a.members, *a.failed_members)
         _finite(report, f"array {a.name[:64]} sync progress", a.sync_progress_ratio)
-    for e in report.io_errors:
-        strings += (e.device, e.last_message)
     for b in report.backups:
-        strings += (b.job, b.kind, b.message, b.error, *b.shared_disks)
         _finite(report, f"backup {b.job[:64]!r} rpo_seconds and verify_every_seconds",
                 b.rpo_seconds, b.verify_every_seconds)
-    if any(len(s) > max_string for s in strings):
-        raise Rejection(grpc.StatusCode.INVALID_ARGUMENT, "too_large",
-                        f"report {report.sequence}: a storage or backup field is too long")
     _unique(report, "disk", (d.device for d in report.disks))
     _unique(report, "array", (a.name for a in report.raid_arrays))
     _unique(report, "I/O error device", (e.device for e in report.io_errors))

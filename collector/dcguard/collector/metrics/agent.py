@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 from dcguard.collector.exposition import Family
 from dcguard.collector.metrics import AddSample
 from dcguard.collector.store import AgentRecord
@@ -38,6 +40,9 @@ class AgentGroup:
 
     def __init__(self, down_after_intervals: int) -> None:
         self._down_after = down_after_intervals
+
+    def key(self, record: AgentRecord) -> Hashable | None:
+        return None  # changes with every report
 
     def render(self, record: AgentRecord, add: AddSample) -> None:
         add("dcguard_agent_last_seen_timestamp_seconds", (), record.last_seen)

@@ -7,8 +7,10 @@ shows 1970; the risk reasons backup_missing and backup_unverified say it.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 from dcguard.collector.exposition import Family
-from dcguard.collector.metrics import AddSample
+from dcguard.collector.metrics import AddSample, serialized
 from dcguard.collector.store import AgentRecord
 
 __all__ = ["BackupGroup"]
@@ -37,6 +39,10 @@ class BackupGroup:
         Family("dcguard_backup_info", _G, "The job's kind; always 1."),
     )
     live_families: tuple[Family, ...] = ()
+
+    def key(self, record: AgentRecord) -> Hashable | None:
+        # Jobs run daily or so: most reports repeat the last one's bytes.
+        return () if record.latest is None else serialized(record.latest.backups)
 
     def render(self, record: AgentRecord, add: AddSample) -> None:
         if record.latest is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 from dcguard.collector.exposition import Family
 from dcguard.collector.metrics import AddSample
 from dcguard.collector.store import AgentRecord
@@ -25,6 +27,9 @@ class FilesystemGroup:
                "1 if the filesystem could not be read (e.g. a hung network mount)."),
     )
     live_families: tuple[Family, ...] = ()
+
+    def key(self, record: AgentRecord) -> Hashable | None:
+        return None  # changes with every report
 
     def render(self, record: AgentRecord, add: AddSample) -> None:
         if record.latest is None:

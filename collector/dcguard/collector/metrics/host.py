@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 from dcguard.collector.exposition import Family
 from dcguard.collector.metrics import AddSample
 from dcguard.collector.store import AgentRecord
@@ -27,6 +29,9 @@ _FIELDS = (
 class HostGroup:
     families: tuple[Family, ...] = tuple(Family(name, "gauge", text) for name, _, text in _FIELDS)
     live_families: tuple[Family, ...] = ()
+
+    def key(self, record: AgentRecord) -> Hashable | None:
+        return None  # changes with every report
 
     def render(self, record: AgentRecord, add: AddSample) -> None:
         if record.latest is None or not record.latest.HasField("host"):

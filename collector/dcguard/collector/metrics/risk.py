@@ -11,6 +11,8 @@ tells "fine" from "not reported".
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 from dcguard.collector.exposition import Family
 from dcguard.collector.metrics import AddSample
 from dcguard.collector.risk.config import REASONS
@@ -33,6 +35,9 @@ class RiskGroup:
 
     def __init__(self, engine: RiskEngine) -> None:
         self.engine = engine
+
+    def key(self, record: AgentRecord) -> Hashable | None:
+        return None  # the rules read the whole record and the filesystem trends
 
     def render(self, record: AgentRecord, add: AddSample) -> None:
         prepared = self.engine.prepare(record)

@@ -9,10 +9,10 @@ series, which would make Prometheus drop the whole scrape.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 
 from dcguard.collector.exposition import Family
-from dcguard.collector.metrics import AddSample
+from dcguard.collector.metrics import AddSample, serialized
 from dcguard.collector.store import AgentRecord
 from dcguard.v1 import collector_pb2 as pb
 
@@ -69,6 +69,14 @@ class StorageGroup:
                "Time of the last kernel I/O error for the device."),
     )
     live_families: tuple[Family, ...] = ()
+
+    def key(self, record: AgentRecord) -> Hashable | None:
+        report = record.latest
+        if report is None:
+            return ()
+        # SMART is read every few minutes and arrays rarely change: most
+        # reports carry the same bytes here as the one before.
+        return serialized(report.disks, report.raid_arrays, report.io_errors)
 
     def render(self, record: AgentRecord, add: AddSample) -> None:
         report = record.latest

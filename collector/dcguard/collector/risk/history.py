@@ -80,6 +80,11 @@ class FilesystemHistory:
         self.settings = settings
         self._trends: dict[str, dict[str, Trend]] = {}
         self._lock = threading.Lock()
+        # host -> mountpoint -> time of its newest sample, so deciding whether
+        # a report adds a sample costs no query. Written only by on_stored
+        # (under the store's write lock) and load(). A batch rolled back after
+        # its sample was noted only delays that filesystem's next sample.
+        self._newest: dict[str, dict[str, float]] = {}
 
     def trends(self, host: str) -> dict[str, Trend]:
         """mountpoint → trend for one host (those with enough history)."""
@@ -90,15 +95,20 @@ class FilesystemHistory:
         at = report.collected_at.seconds + report.collected_at.nanos / 1e9
         window = self.settings.window_seconds
         fitted: dict[str, Trend | None] = {}
+        newest = self._newest.get(host)
+        if newest is None:
+            newest = self._newest[host] = dict(db.execute(
+                "SELECT mountpoint, MAX(ts) FROM fs_history WHERE host = ? GROUP BY mountpoint",
+                (host,)).fetchall())
         for fs in report.filesystems:
             # Read-only filesystems (snaps, ISO images) cannot fill: no rows for them.
             if fs.error or fs.size_bytes == 0 or fs.readonly:
                 continue
-            row = db.execute("SELECT MAX(ts) FROM fs_history WHERE host = ? AND mountpoint = ?",
-                             (host, fs.mountpoint)).fetchone()
+            last = newest.get(fs.mountpoint)
             # Downsample; a report older than the newest sample adds nothing new.
-            if row[0] is not None and at < row[0] + self.settings.sample_every_seconds:
+            if last is not None and at < last + self.settings.sample_every_seconds:
                 continue
+            newest[fs.mountpoint] = at
             db.execute("INSERT INTO fs_history VALUES (?, ?, ?, ?, ?)",
                        (host, fs.mountpoint, at, float(fs.avail_bytes), float(fs.size_bytes)))
             points = db.execute(
@@ -108,8 +118,10 @@ class FilesystemHistory:
         if not fitted:
             return
         # Retention covers every mountpoint of the host, including unmounted ones.
-        db.execute("DELETE FROM fs_history WHERE host = ? AND ts < ?",
-                   (host, at - self.settings.retention_seconds))
+        cutoff = at - self.settings.retention_seconds
+        db.execute("DELETE FROM fs_history WHERE host = ? AND ts < ?", (host, cutoff))
+        for mountpoint in [m for m, ts in newest.items() if ts < cutoff]:
+            del newest[mountpoint]
         with self._lock:
             trends = dict(self._trends.get(host, {}))
             for mountpoint, trend in fitted.items():
@@ -137,8 +149,10 @@ class FilesystemHistory:
             finally:
                 db.close()
         series: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        newest: dict[str, dict[str, float]] = {}
         for host, mountpoint, ts, avail in rows:
             series.setdefault((host, mountpoint), []).append((ts, avail))
+            newest.setdefault(host, {})[mountpoint] = ts  # rows come oldest first
         trends: dict[str, dict[str, Trend]] = {}
         for (host, mountpoint), points in series.items():
             start = points[-1][0] - self.settings.window_seconds
@@ -147,3 +161,4 @@ class FilesystemHistory:
                 trends.setdefault(host, {})[mountpoint] = trend
         with self._lock:
             self._trends = trends
+            self._newest = newest

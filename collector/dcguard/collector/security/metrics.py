@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from collections.abc import Hashable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from dcguard.collector.exposition import Family
@@ -35,6 +37,11 @@ _STATS = (
      "Events the agent held for a later report by its per-report cap (since it started)."),
 )
 
+_ALL_COUNTS = ("SELECT host, type, severity, detection, count FROM security_event_counts "
+               "ORDER BY host, type, severity")
+_HOST_COUNTS = ("SELECT host, type, severity, detection, count FROM security_event_counts "
+                "WHERE host = ? ORDER BY type, severity")
+
 
 class SecurityGroup:
     families: tuple[Family, ...] = (
@@ -50,20 +57,57 @@ class SecurityGroup:
         self._database = database
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        self._prefetched: dict[str, list[tuple[str, int, int, int]]] | None = None
+
+    def _query(self, host: str | None) -> list[tuple[str, str, int, int, int]]:
+        # Called with the lock held. None: every host.
+        if self._db is None:
+            self._db = connect(self._database, readonly=True)
+        if host is None:
+            return self._db.execute(_ALL_COUNTS).fetchall()
+        return self._db.execute(_HOST_COUNTS, (host,)).fetchall()
 
     def _counts(self, host: str) -> list[tuple[str, int, int, int]]:
         with self._lock:
+            if self._prefetched is not None:
+                return self._prefetched.get(host, [])
             try:
-                if self._db is None:
-                    self._db = connect(self._database, readonly=True)
-                return self._db.execute(
-                    "SELECT type, severity, detection, count FROM security_event_counts "
-                    "WHERE host = ? ORDER BY type, severity", (host,)).fetchall()
+                return [row[1:] for row in self._query(host)]
             except sqlite3.Error as exc:
                 # No table yet (a store opened without the security schema) or
                 # a locked file: the samples are missing this time, not wrong.
                 log.warning("cannot read security event counts for %s: %s", host, exc)
                 return []
+
+    @contextmanager
+    def prefetched(self) -> Iterator[None]:
+        """Every host's counts read in one query, for rendering every host at start.
+
+        Only while nothing else writes counts (before the server accepts
+        reports): inside, render() reads the counts read on entry.
+        """
+        counts: dict[str, list[tuple[str, int, int, int]]] = {}
+        with self._lock:
+            try:
+                for host, type_, severity, detection, count in self._query(None):
+                    counts.setdefault(host, []).append((type_, severity, detection, count))
+            except sqlite3.Error as exc:
+                log.warning("cannot read security event counts: %s", exc)
+            self._prefetched = counts
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._prefetched = None
+
+    def key(self, record: AgentRecord) -> Hashable | None:
+        report = record.latest
+        # A host's counts change only when a report of its own with events is
+        # stored (detections are stored under the triggering event's host), so
+        # without events the counts read last time still hold.
+        if report is None or report.events:
+            return None
+        return report.security_stats.SerializeToString()
 
     def render(self, record: AgentRecord, add: AddSample) -> None:
         by_type: dict[tuple[str, str], int] = {}
