@@ -56,3 +56,39 @@ def test_a_realistic_report_is_within_the_default_limits():
     assert not within_limits(report, 4096, 1024)
     assert first_problem(report, 4096, 1024, "report") == (
         "report.disks.attributes.name is longer than 4096 or contains NUL")
+
+
+def test_first_reports_arriving_together_all_see_complete_plans(monkeypatch):
+    """The first Submits after start build the plans while others read them (a real race, seen
+    under load as UNKNOWN: '_Plan' object has no attribute 'counted')."""
+    import sys
+    import threading
+
+    from dcguard.collector import validate_walk
+
+    failures: list[BaseException] = []
+    verdicts: list[bool] = []
+    for _ in range(20):
+        monkeypatch.setattr(validate_walk, "_plans", {})
+        start = threading.Barrier(8)
+
+        def check(start: threading.Barrier = start) -> None:
+            report = realistic_report(1)
+            start.wait()
+            try:
+                verdicts.append(within_limits(report, 4096, 1024))
+            except BaseException as exc:  # noqa: BLE001 - the race shows as any exception
+                failures.append(exc)
+
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)  # switch threads as often as possible
+        try:
+            threads = [threading.Thread(target=check) for _ in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=30)
+        finally:
+            sys.setswitchinterval(interval)
+    assert failures == []
+    assert verdicts == [True] * 160

@@ -19,6 +19,7 @@ Numbers and enums are fixed-size and not walked.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from itertools import chain
 from operator import attrgetter
@@ -85,7 +86,7 @@ class _Plan:
         self.maps: list[tuple[str, bool, bool]] = []  # name, key is text, value is text
         self.singles: list[tuple[str, _Plan]] = []
         self.lists: list[tuple[_Getter, _Plan]] = []
-        _plans[descriptor.full_name] = self  # before the children: a type may contain itself
+        _building[descriptor.full_name] = self  # before the children: a type may contain itself
         for field in descriptor.fields:
             if field.type not in _CHECKED_TYPES:
                 continue
@@ -127,11 +128,31 @@ class _Plan:
         return out
 
 
+# Complete plans only: Submit threads read this without the lock.
 _plans: dict[str, _Plan] = {}
+# Plans under construction, published to _plans once the outermost one is done:
+# another thread must never see a plan whose fields are not all set yet.
+_building: dict[str, _Plan] = {}
+_building_lock = threading.RLock()
 
 
 def _plan(descriptor: Any) -> _Plan:
-    return _plans.get(descriptor.full_name) or _Plan(descriptor)
+    plan = _plans.get(descriptor.full_name)
+    if plan is not None:
+        return plan
+    with _building_lock:
+        plan = _plans.get(descriptor.full_name) or _building.get(descriptor.full_name)
+        if plan is not None:
+            return plan
+        outermost = not _building
+        try:
+            plan = _Plan(descriptor)
+            if outermost:
+                _plans.update(_building)
+        finally:
+            if outermost:
+                _building.clear()
+        return plan
 
 
 def _all_fine(messages: list[Message], plan: _Plan, max_string: int, max_entries: int) -> bool:
