@@ -53,15 +53,10 @@ while the runner writes: it takes no lock and changes nothing.
 
 from __future__ import annotations
 
-import errno
-import json
 import logging
 import os
-import struct
 import threading
 import time
-import weakref
-import zlib
 from collections import deque
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -71,7 +66,8 @@ from typing import BinaryIO, NamedTuple
 
 from dcguard.agent.records import decode, encode
 from dcguard.agent.spool_config import SpoolConfig
-from dcguard.agent.state import atomic_write, fsync_directory
+from dcguard.agent.spool_files import META_FIELDS, PositionRecord, read_meta, write_meta
+from dcguard.agent.state import fsync_directory
 from dcguard.v1 import collector_pb2 as pb
 
 __all__ = ["Spool", "SpoolConfig", "SpoolStats"]
@@ -79,12 +75,6 @@ __all__ = ["Spool", "SpoolConfig", "SpoolStats"]
 log = logging.getLogger(__name__)
 
 _SUFFIX = ".seg"
-_META = "meta.json"
-_POSITION = "position"
-# magic | last_sequence | acked_sequence | removed_through, then a CRC32 of those.
-_POSITION_BODY = struct.Struct(">4sQQQ")
-_POSITION_MAGIC = b"DGP1"
-_POSITION_FIELDS = ("last_sequence", "acked_sequence", "removed_through")
 
 
 @dataclass(frozen=True)
@@ -127,11 +117,10 @@ class Spool:
         self._skipped_bytes = 0
         self._active: Path | None = None
         self._active_size = 0
-        self._meta = {"last_sequence": 0, "removed_through": 0, "acked_sequence": 0,
-                      "dropped_total": 0, "rejected_total": 0}
+        self._meta = dict.fromkeys(META_FIELDS, 0)
         self._dropping = 0  # reports dropped in the current episode (0: not dropping)
         self._in_flight_through = 0  # peeked and not yet acknowledged or released
-        self._position_fd: int | None = None
+        self._position = PositionRecord(directory)
 
     # -- opening -------------------------------------------------------------------------
 
@@ -139,8 +128,8 @@ class Spool:
         """Read meta.json and every segment; a torn or corrupt record is logged and skipped."""
         if not self._read_only:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._read_meta()
-        self._read_position()
+        read_meta(self.directory, self._meta)
+        self._position.merge_into(self._meta, read_only=self._read_only)
         names = sorted(p for p in self._list() if p.name.endswith(_SUFFIX))
         for segment in names:
             first = segment.name[:-len(_SUFFIX)]
@@ -173,7 +162,7 @@ class Spool:
                 self._bytes += item.size
         if not self._read_only:
             self._delete_consumed_segments()
-            self._open_position()
+            self._position.open(self._meta)
         # Appends always go to a fresh segment: never write after a torn tail.
 
     def _list(self) -> list[Path]:
@@ -181,80 +170,6 @@ class Spool:
             return list(self.directory.iterdir())
         except FileNotFoundError:
             return []
-
-    def _read_meta(self) -> None:
-        path = self.directory / _META
-        try:
-            loaded = json.loads(path.read_text())
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError) as exc:
-            # A wrong user or path is the operator's to fix: let it fail in one line.
-            if isinstance(exc, OSError) and exc.errno != errno.EIO:
-                raise
-            # atomic_write makes this a disk fault; the records still carry the sequence.
-            log.error("spool %s is unreadable (%s); continuing from the records", path, exc)
-            return
-        if isinstance(loaded, dict):
-            for key in self._meta:
-                value = loaded.get(key)
-                if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-                    self._meta[key] = value
-
-    def _write_meta(self) -> None:
-        atomic_write(self.directory / _META, json.dumps(self._meta, sort_keys=True).encode())
-
-    def _position_bytes(self) -> bytes:
-        body = _POSITION_BODY.pack(_POSITION_MAGIC,
-                                   *(self._meta[key] for key in _POSITION_FIELDS))
-        return body + zlib.crc32(body).to_bytes(4, "big")
-
-    def _read_position(self) -> None:
-        """Merge the position record; a torn, empty or corrupt one is ignored (duplicates only)."""
-        path = self.directory / _POSITION
-        size = _POSITION_BODY.size
-        # A read-only view may read while the runner overwrites it: try again.
-        for _ in range(3 if self._read_only else 1):
-            try:
-                data = path.read_bytes()
-            except FileNotFoundError:
-                return
-            if (len(data) == size + 4
-                    and zlib.crc32(data[:size]) == int.from_bytes(data[size:], "big")):
-                magic, *values = _POSITION_BODY.unpack_from(data)
-                if magic == _POSITION_MAGIC:
-                    for key, value in zip(_POSITION_FIELDS, values):
-                        self._meta[key] = max(self._meta[key], value)
-                    return
-        if not self._read_only:
-            log.warning("spool %s is torn or corrupt (%d bytes); continuing from meta.json "
-                        "and the records: acknowledged reports may be sent again", path,
-                        len(data))
-
-    def _open_position(self) -> None:
-        """Open the position record for in-place writes; its size and inode made durable once."""
-        if self._position_fd is not None:
-            return
-        # Not O_APPEND, which would make pwrite append on Linux.
-        fd = os.open(self.directory / _POSITION, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            data = self._position_bytes()
-            os.pwrite(fd, data, 0)
-            os.ftruncate(fd, len(data))
-            os.fsync(fd)
-            fsync_directory(self.directory)
-        except BaseException:
-            os.close(fd)
-            raise
-        # Kept open for one pwrite per update; closed when the Spool goes away, but
-        # not at interpreter exit, while a daemon delivery thread may still ack.
-        self._position_fd = fd
-        weakref.finalize(self, os.close, fd).atexit = False
-
-    def _write_position(self) -> None:
-        """Overwrite the position record in place, without fsync (see the module docstring)."""
-        if self._position_fd is not None:
-            os.pwrite(self._position_fd, self._position_bytes(), 0)
 
     # -- the report loop's side ------------------------------------------------------------
 
@@ -304,12 +219,12 @@ class Spool:
             self._meta["last_sequence"] = report.sequence
             if dropped:
                 # The only record of the drops: durable before the segments go.
-                self._write_meta()
+                write_meta(self.directory, self._meta)
                 self._delete_consumed_segments(meta_written=True)
             else:
                 # The fsynced record carries the sequence; this copy only keeps it
                 # should that record be damaged on disk later (module docstring).
-                self._write_position()
+                self._position.write(self._meta)
             self._log_episode(dropped, now_ns)
             return report.sequence
 
@@ -422,12 +337,12 @@ class Spool:
                 # from backup): continue above it, so new reports are not duplicates.
                 # No record shows that sequence, so meta.json must, durably.
                 self._meta["last_sequence"] = sequence
-                self._write_meta()
+                write_meta(self.directory, self._meta)
                 self._delete_consumed_segments(meta_written=True)
                 return removed
             # Losing this to a power cut only re-sends acknowledged reports, which the
             # collector counts as duplicates: no fsync (module docstring).
-            self._write_position()
+            self._position.write(self._meta)
             self._delete_consumed_segments()
             return removed
 
@@ -436,7 +351,7 @@ class Spool:
         with self._lock:
             if self._remove_through(sequence):
                 self._meta["rejected_total"] += 1
-            self._write_meta()
+            write_meta(self.directory, self._meta)
             self._delete_consumed_segments()
 
     def _remove_through(self, sequence: int) -> int:
@@ -456,7 +371,7 @@ class Spool:
         # meta.json must cover every deleted sequence before the files go, or a
         # restart could hand out a sequence the collector already has.
         if not meta_written:
-            self._write_meta()
+            write_meta(self.directory, self._meta)
         for segment in gone:
             segment.unlink(missing_ok=True)
             del self._segments[segment]
