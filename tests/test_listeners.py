@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pytest
@@ -88,3 +89,29 @@ def test_owners_are_looked_up_only_for_new_sockets(sockets: dict[str, str]) -> N
         assert again[sockets["listener"]] == first[sockets["listener"]]
     finally:
         extra.close()
+
+
+def test_a_garbled_sock_diag_answer_is_refused_not_looped_on() -> None:
+    # A zero-length message would never advance; a truncated one would be read past its end.
+    header = listeners._NLMSG
+    for data in (header.pack(0, 20, 2, 1, 0),
+                 header.pack(200, 20, 2, 1, 0) + b"\0" * 10,
+                 header.pack(header.size + 8, 20, 2, 1, 0) + b"\0" * 8):
+        with pytest.raises(OSError):
+            list(listeners._diag_messages(data, "tcp", socket.AF_INET))
+
+
+def test_garbled_proc_net_lines_are_skipped(tmp_path, sockets: dict[str, str]) -> None:
+    net = tmp_path / "net"
+    net.mkdir()
+    real = (Path("/proc/net/tcp").read_text().splitlines())
+    garbage = ["  0: zz:zz 00000000:0000 0A 0:0 0:0 0 0 0 1 x",
+               "  1: 0100007F 00000000:0000 0A 0:0 0:0 0 0 0 1",
+               "  2: 0100007F:1F90 nonsense 0A 0:0 0:0 0 0 0 1",
+               "not even close", "", "\x00\xff"]
+    (net / "tcp").write_text("\n".join([real[0], *garbage, *real[1:]]) + "\n")
+    found = {f"{s.protocol}/{s.address}/{s.port}" for s in listeners._proc_listeners(("tcp",),
+                                                                                    tmp_path)}
+    assert sockets["listener"] in found
+    assert len(found) == len({line.split()[1] for line in real[1:]
+                              if line.split()[3] == "0A"})

@@ -149,7 +149,6 @@ class JournalReader:
         if self._process is not None and self._process.stdout is not None:
             self._process.stdout.close()
 
-
     def _terminate(self) -> None:
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()

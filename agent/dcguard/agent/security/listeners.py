@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,27 +79,43 @@ def _diag_dump(sock: socket.socket, protocol: str, family: int) -> Iterator[List
     request = _DIAG_REQ.pack(family, number, 0, _STATES[protocol])
     sock.send(_NLMSG.pack(_NLMSG.size + len(request), _SOCK_DIAG_BY_FAMILY,
                           _NLM_F_DUMP_REQUEST, 1, 0) + request)
-    suffix = "6" if family == socket.AF_INET6 else ""
-    size = 16 if family == socket.AF_INET6 else 4
     while True:
         data = sock.recv(65536)
-        offset = 0
-        while offset + _NLMSG.size <= len(data):
-            length, kind = _NLMSG.unpack_from(data, offset)[:2]
-            if kind == _NLMSG_DONE:
-                return
-            if kind == _NLMSG_ERROR:
-                code = struct.unpack_from("=i", data, offset + _NLMSG.size)[0]
-                raise OSError(-code, os.strerror(-code))
-            fields = _DIAG_MSG.unpack_from(data, offset + _NLMSG.size)
-            sport, dport, src, inode = (socket.ntohs(fields[4]), socket.ntohs(fields[5]),
-                                        fields[6], fields[-1])
-            if sport and not dport:
-                yield Listener(protocol + suffix, socket.inet_ntop(family, src[:size]), sport,
-                               str(inode))
-            offset += (length + 3) & ~3
         if not data:
             return
+        done = yield from _diag_messages(data, protocol, family)
+        if done:
+            return
+
+
+def _diag_messages(data: bytes, protocol: str, family: int) -> Generator[Listener, None, bool]:
+    """The listeners in one netlink read; True once the dump's end is in it.
+
+    A message that does not fit raises OSError, so the caller falls back to
+    /proc/net instead of looping on, or trusting, a garbled answer.
+    """
+    suffix = "6" if family == socket.AF_INET6 else ""
+    size = 16 if family == socket.AF_INET6 else 4
+    offset = 0
+    while offset + _NLMSG.size <= len(data):
+        length, kind = _NLMSG.unpack_from(data, offset)[:2]
+        if length < _NLMSG.size or offset + length > len(data):
+            raise OSError(f"sock_diag: malformed message of length {length}")
+        if kind == _NLMSG_DONE:
+            return True
+        if kind == _NLMSG_ERROR:
+            code = struct.unpack_from("=i", data, offset + _NLMSG.size)[0]
+            raise OSError(-code, os.strerror(-code))
+        if length < _NLMSG.size + _DIAG_MSG.size:
+            raise OSError(f"sock_diag: short message of length {length}")
+        fields = _DIAG_MSG.unpack_from(data, offset + _NLMSG.size)
+        sport, dport, src, inode = (socket.ntohs(fields[4]), socket.ntohs(fields[5]),
+                                    fields[6], fields[-1])
+        if sport and not dport:
+            yield Listener(protocol + suffix, socket.inet_ntop(family, src[:size]), sport,
+                           str(inode))
+        offset += (length + 3) & ~3
+    return False
 
 
 def _proc_listeners(protocols: tuple[str, ...], proc: Path) -> Iterator[Listener]:
@@ -110,21 +126,31 @@ def _proc_listeners(protocols: tuple[str, ...], proc: Path) -> Iterator[Listener
             lines = (proc / "net" / table).read_text().splitlines()[1:]
         except FileNotFoundError:  # no IPv6 on this host
             continue
+        suffix = "6" if family == socket.AF_INET6 else ""
         for line in lines:
-            fields = line.split()
-            if len(fields) < 10:
-                continue
-            local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
-            ip, port_hex = local.split(":")
-            port = int(port_hex, 16)
-            if protocol == "tcp" and state != _TCP_LISTEN:
-                continue
-            if protocol == "udp" and int(remote.split(":")[1], 16):
-                continue  # connected: a client's socket, not a listener
-            if not port:
-                continue
-            suffix = "6" if family == socket.AF_INET6 else ""
-            yield Listener(protocol + suffix, _address(ip, family), port, inode)
+            listener = _proc_line(line, protocol + suffix, family)
+            if listener is not None:
+                yield listener
+
+
+def _proc_line(line: str, protocol: str, family: int) -> Listener | None:
+    """The listener one /proc/net line describes; None for another socket or a garbled line."""
+    fields = line.split()
+    if len(fields) < 10:
+        return None
+    local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
+    try:
+        ip, port_hex = local.split(":")
+        port = int(port_hex, 16)
+        remote_port = int(remote.split(":")[1], 16)
+        address = _address(ip, family)
+    except (ValueError, IndexError, struct.error):
+        return None
+    if protocol.startswith("tcp") and state != _TCP_LISTEN:
+        return None
+    if protocol.startswith("udp") and remote_port:
+        return None  # connected: a client's socket, not a listener
+    return Listener(protocol, address, port, inode) if port else None
 
 
 class SocketOwners:

@@ -1,8 +1,9 @@
 """ports: a listening socket that appears or vanishes (port, protocol, address, process).
 
-A background thread lists sockets every `interval` (/proc/net, and
-/proc/*/fd to find the owner of a socket not seen before: slow on busy
-hosts, so never inside collect()). The first scan is the baseline; the baseline on disk advances
+A background thread lists listening sockets every `interval` (the kernel's
+sock_diag, or /proc/net where that is refused; /proc/*/fd only to find the
+owner of a socket not seen before: slow on busy hosts, so never inside
+collect()). The first scan is the baseline; the baseline on disk advances
 only in commit(), so a restart neither repeats nor loses a change.
 """
 
