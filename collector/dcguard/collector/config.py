@@ -22,6 +22,7 @@ __all__ = ["DEFAULT_CONFIG", "ServerConfig", "load_config"]
 
 DEFAULT_CONFIG = Path("/etc/dcguard/collector.toml")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+MAX_INGEST_PROCESSES = 64
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class ServerConfig:
     tls: TlsConfig
     limits: Limits
     risk: RiskConfig = field(default_factory=RiskConfig)
+    # Child processes serving the agent port (0: this process serves it).
+    ingest_processes: int = 0
     security: SecurityConfig = field(default_factory=SecurityConfig)
 
     @property
@@ -78,7 +81,11 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> ServerCo
         limits=parse_limits(root.table("limits")),
         risk=parse_risk(root.table("risk")),
         security=parse_security(root),
+        ingest_processes=server.integer("ingest_processes", 0, minimum=0),
     )
+    server.check("ingest_processes", config.ingest_processes,
+                 lambda v: v <= MAX_INGEST_PROCESSES,
+                 f"must be at most {MAX_INGEST_PROCESSES}, got {config.ingest_processes}")
     server.finish()
     root.finish()
     if overrides:

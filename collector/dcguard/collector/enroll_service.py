@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from dcguard.collector.auth import Authenticator
 from dcguard.collector.ca import CertificateAuthority
+from dcguard.collector.calls import RenewCall, Reply, answer
 from dcguard.collector.enrollment import EnrollmentRegistry, TokenError
 from dcguard.collector.errors import Rejection
 from dcguard.collector.ratelimit import RateLimiter
@@ -26,7 +27,7 @@ from dcguard.common.names import check_name
 from dcguard.common.pki import CertificateError
 from dcguard.v1 import collector_pb2 as pb
 
-__all__ = ["EnrollService"]
+__all__ = ["EnrollService", "admit_renew"]
 
 log = logging.getLogger(__name__)
 
@@ -75,18 +76,23 @@ class EnrollService:
             self.renewals.labels(result=result)
 
     def handler(self) -> grpc.GenericRpcHandler:
-        enroll = grpc.unary_unary_rpc_method_handler(
-            self.enroll, request_deserializer=None,
-            response_serializer=pb.EnrollResponse.SerializeToString)
-        renew = grpc.unary_unary_rpc_method_handler(
-            self.renew, request_deserializer=None,
-            response_serializer=pb.RenewResponse.SerializeToString)
-        return grpc.method_handlers_generic_handler(SERVICE_NAME,
-                                                    {"Enroll": enroll, "Renew": renew})
+        """Enroll and Renew served in this process."""
+        return grpc.method_handlers_generic_handler(SERVICE_NAME, self.methods())
 
-    def enroll(self, data: bytes, context: grpc.ServicerContext) -> pb.EnrollResponse:
+    def methods(self) -> dict[str, grpc.RpcMethodHandler]:
+        def renew(data: bytes, context: grpc.ServicerContext) -> bytes:
+            return answer(self.settle_renew(admit_renew(self._auth, data, context)), context)
+
+        def enroll(data: bytes, context: grpc.ServicerContext) -> bytes:
+            return answer(self.enroll(context.peer(), data), context)
+
+        return {name: grpc.unary_unary_rpc_method_handler(
+                    method, request_deserializer=None, response_serializer=None)
+                for name, method in (("Enroll", enroll), ("Renew", renew))}
+
+    def enroll(self, peer: str, data: bytes) -> Reply:
         try:
-            self._limit(context)
+            self._limit(peer)
             request = _parse(pb.EnrollRequest, data)
             for field in ("host", "department"):
                 problem = check_name(getattr(request, field))
@@ -105,34 +111,38 @@ class EnrollService:
             pem = self._issue(request.csr_pem, grant.host, grant.department)
         except _Refused as exc:
             self.enrollments.labels(result=exc.result).inc()
-            log.warning("refused an enrollment from %s: %s", context.peer(), exc.message)
-            _abort(context, exc.code, exc.message)
+            log.warning("refused an enrollment from %s: %s", peer, exc.message)
+            return Reply.refusal(exc.code, exc.message)
         self.enrollments.labels(result="ok").inc()
         log.info("enrolled host %s (department %s)", grant.host, grant.department)
-        return pb.EnrollResponse(certificate_pem=pem, ca_pem=self._ca.pem)
+        return Reply(pb.EnrollResponse(certificate_pem=pem, ca_pem=self._ca.pem)
+                     .SerializeToString())
 
-    def renew(self, data: bytes, context: grpc.ServicerContext) -> pb.RenewResponse:
+    def settle_renew(self, call: RenewCall) -> Reply:
+        """The back half of Renew: limit, check the CSR, sign, record, count."""
         try:
-            try:
-                identity = self._auth.certificate_identity(context)
-            except Rejection as exc:
-                raise _Refused(exc.code, exc.reason, exc.message) from None
-            self._limit(context)
-            request = _parse(pb.RenewRequest, data)
+            if call.rejection is not None or call.identity is None:
+                exc = call.rejection or Rejection(grpc.StatusCode.UNAUTHENTICATED,
+                                                  "unauthenticated", "no identity")
+                raise _Refused(exc.code, exc.reason, exc.message)
+            identity = call.identity
+            self._limit(call.peer)
+            request = _parse(pb.RenewRequest, call.data)
             self._check_csr(request.csr_pem)
             pem = self._issue(request.csr_pem, identity.host, identity.department)
         except _Refused as exc:
             self.renewals.labels(result=exc.result).inc()
-            log.warning("refused a renewal from %s: %s", context.peer(), exc.message)
-            _abort(context, exc.code, exc.message)
+            log.warning("refused a renewal from %s: %s", call.peer, exc.message)
+            return Reply.refusal(exc.code, exc.message)
         self.renewals.labels(result="ok").inc()
         log.info("renewed the certificate of host %s", identity.host)
-        return pb.RenewResponse(certificate_pem=pem, ca_pem=self._ca.pem)
+        return Reply(pb.RenewResponse(certificate_pem=pem, ca_pem=self._ca.pem)
+                     .SerializeToString())
 
-    def _limit(self, context: grpc.ServicerContext) -> None:
-        peer = context.peer().rsplit(":", 1)[0]  # the address without the port
+    def _limit(self, peer: str) -> None:
+        address = peer.rsplit(":", 1)[0]  # without the port
         try:
-            self._limiter.check(peer)
+            self._limiter.check(address)
         except Rejection as exc:
             raise _Refused(exc.code, "rate_limited", exc.message) from None
 
@@ -160,6 +170,15 @@ class EnrollService:
         return cert.public_bytes(serialization.Encoding.PEM)
 
 
+def admit_renew(auth: Authenticator, data: bytes, context: grpc.ServicerContext) -> RenewCall:
+    """The front half of Renew: whose certificate is presented (any process can tell)."""
+    try:
+        identity = auth.certificate_identity(context)
+    except Rejection as exc:
+        return RenewCall(context.peer(), b"", None, exc)
+    return RenewCall(context.peer(), data, identity, None)
+
+
 def _parse(kind: Any, data: bytes) -> Any:
     message = kind()
     try:
@@ -169,7 +188,3 @@ def _parse(kind: Any, data: bytes) -> Any:
                        f"not a {kind.__name__}") from None
     return message
 
-
-def _abort(context: Any, code: grpc.StatusCode, message: str) -> None:
-    context.abort(code, message)
-    raise AssertionError("context.abort returned")  # pragma: no cover - abort always raises

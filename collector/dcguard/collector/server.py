@@ -5,10 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from concurrent import futures
 
-import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import generate_latest
 
 from dcguard.collector.auth import Authenticator
@@ -16,13 +13,15 @@ from dcguard.collector.ca import CertificateAuthority, TlsFiles
 from dcguard.collector.config import ServerConfig
 from dcguard.collector.enroll_service import EnrollService
 from dcguard.collector.enrollment import ENROLLMENT_SCHEMA, EnrollmentRegistry
+from dcguard.collector.grpcserve import GrpcServer
+from dcguard.collector.ingest_pool import IngestPool
 from dcguard.collector.metrics.registry import HostRenderer, default_groups
 from dcguard.collector.metrics_http import MetricsServer
 from dcguard.collector.risk.engine import RiskEngine
 from dcguard.collector.risk.history import FS_HISTORY_SCHEMA
 from dcguard.collector.security.feature import SecurityFeature
 from dcguard.collector.selfmetrics import SelfMetrics
-from dcguard.collector.service import SERVICE_NAME, CollectorService
+from dcguard.collector.service import CollectorService, SubmitFront, submit_handler
 from dcguard.collector.state import StateCache
 from dcguard.collector.store import AGENTS_SCHEMA, Store
 from dcguard.common.config import parse_listen_address
@@ -45,7 +44,8 @@ class CollectorServer:
         self.registry = EnrollmentRegistry(config.database)
         self.state = StateCache(HostRenderer(default_groups(config, self.risk)))
         self.metrics = SelfMetrics()
-        self._grpc: grpc.Server | None = None
+        self._grpc: GrpcServer | None = None
+        self._pool: IngestPool | None = None
         self._http: MetricsServer | None = None
         self.grpc_port = 0
         self.metrics_port = 0
@@ -69,8 +69,8 @@ class CollectorServer:
         self.metrics.agents.set(len(self.state))
         _calm_gc()
 
-        handlers: list[grpc.GenericRpcHandler] = []
         ca: CertificateAuthority | None = None
+        enroll: EnrollService | None = None
         if self.config.insecure:
             auth = Authenticator(insecure=True)
         else:
@@ -79,30 +79,30 @@ class CollectorServer:
             except CertificateError as exc:
                 raise RuntimeError(str(exc)) from None
             auth = Authenticator(insecure=False, ca=ca.cert, revocations=self.registry)
-            handlers.append(EnrollService(ca, self.registry, auth,
-                                          self.config.tls.client_cert_lifetime,
-                                          self.metrics.registry).handler())
-        service = CollectorService(self.store, self.state, auth, self.metrics,
-                                   self.config.limits)
-        handlers.insert(0, service.handler())
-        size = self.config.max_message_bytes
-        server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="grpc"),
-            handlers=handlers,
-            options=[("grpc.max_receive_message_length", size),
-                     ("grpc.max_send_message_length", size)],
-        )
-        health_servicer = health.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+            enroll = EnrollService(ca, self.registry, auth,
+                                   self.config.tls.client_cert_lifetime, self.metrics.registry)
+        back = CollectorService(self.store, self.state, self.metrics, self.config.limits)
+        # Submit stays here even with ingest processes: on the enrollment port
+        # it is refused as unauthenticated (and counted) like anywhere else.
+        methods = {"Submit": submit_handler(SubmitFront(auth, self.config.limits), back)}
+        if enroll is not None:
+            methods.update(enroll.methods())
+        if self.config.ingest_processes:
+            self._pool = IngestPool(self.config, self.config.ingest_processes, back, enroll,
+                                    self.metrics.registry)
+            self.grpc_port = self._pool.start()
+        if self._pool is None or ca is not None:
+            server = GrpcServer(self.config, methods)
+            if self._pool is None:
+                self.grpc_port = server.bind_agent_port()
+            if ca is not None:
+                self.enroll_port = server.bind_enroll_port()
+                ehost, _ = parse_listen_address(self.config.tls.enroll_listen)
+                log.info("enroll listening on %s:%d (TLS, CA %s)", ehost, self.enroll_port,
+                         ca.fingerprint)
+            server.start()
+            self._grpc = server
         host, _ = parse_listen_address(self.config.grpc_listen)
-        if ca is None:
-            self.grpc_port = server.add_insecure_port(_target(self.config.grpc_listen))
-        else:
-            self._add_tls_ports(server, ca)
-        server.start()
-        for name in ("", SERVICE_NAME):
-            health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-        self._grpc = server
 
         mhost, mport = parse_listen_address(self.config.metrics_listen)
         http = MetricsServer(mhost, mport, self.metrics_page)
@@ -111,28 +111,6 @@ class CollectorServer:
         self.metrics_port = http.port
         log.info("listening grpc=%s:%d metrics=%s:%d data_dir=%s hosts=%d", host,
                  self.grpc_port, mhost, self.metrics_port, self.config.data_dir, len(self.state))
-
-    def _add_tls_ports(self, server: grpc.Server, ca: CertificateAuthority) -> None:
-        """The agent port requires a client certificate; the enrollment port cannot.
-
-        grpc-python either requires and verifies a client certificate or never
-        asks for one, so Enroll (the agent has no certificate yet) gets its
-        own port. Submit and Renew on the enrollment port are refused as
-        unauthenticated by auth.py: there is never a client certificate there.
-        """
-        try:
-            pair = TlsFiles(self.config.tls_dir).server_credentials()
-        except (OSError, CertificateError) as exc:
-            raise RuntimeError(f"cannot read the server certificate: {exc}") from None
-        mutual = grpc.ssl_server_credentials([pair], root_certificates=ca.pem,
-                                             require_client_auth=True)
-        self.grpc_port = server.add_secure_port(_target(self.config.grpc_listen), mutual)
-        enroll = grpc.ssl_server_credentials([pair], require_client_auth=False)
-        self.enroll_port = server.add_secure_port(_target(self.config.tls.enroll_listen),
-                                                  enroll)
-        ehost, _ = parse_listen_address(self.config.tls.enroll_listen)
-        log.info("enroll listening on %s:%d (TLS, CA %s)", ehost, self.enroll_port,
-                 ca.fingerprint)
 
     def render_metrics(self) -> bytes:
         """The whole /metrics page: per-host families, then the collector's own."""
@@ -146,8 +124,10 @@ class CollectorServer:
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop accepting, let calls in flight finish, then close the store."""
+        if self._pool is not None:
+            self._pool.stop(grace)
         if self._grpc is not None:
-            self._grpc.stop(grace).wait()
+            self._grpc.stop(grace)
         if self._http is not None:
             self._http.stop()
         self.security.stop()
@@ -177,7 +157,3 @@ def _calm_gc() -> None:
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
 
-
-def _target(listen: str) -> str:
-    host, port = parse_listen_address(listen)
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

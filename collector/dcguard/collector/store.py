@@ -19,6 +19,7 @@ from dcguard.v1 import collector_pb2 as pb
 
 __all__ = [
     "AGENTS_SCHEMA", "AgentRecord", "ApplyResult", "Migration", "ReportHook", "Store", "StoreError",
+    "StoreJob",
 ]
 
 # Named schema steps, each applied once, in order. A feature that needs
@@ -104,17 +105,29 @@ def _record(row: tuple[Any, ...]) -> AgentRecord:
     )
 
 
-@dataclass
-class _Job:
-    """One apply() call waiting to be committed."""
+@dataclass(frozen=True)
+class StoreJob:
+    """One agent's batch to store."""
 
     identity: PeerIdentity
     agent: pb.AgentInfo
     reports: Sequence[pb.Report]
     received_at: float
+
+
+@dataclass
+class _Job:
+    """One batch waiting to be committed."""
+
+    batch: StoreJob
     done: threading.Event = field(default_factory=threading.Event)
     result: ApplyResult | None = None
     error: StoreError | None = None
+
+
+def _result(job: _Job) -> ApplyResult:
+    assert job.result is not None  # noqa: S101 - set with done unless error is
+    return job.result
 
 
 class Store:
@@ -187,28 +200,36 @@ class Store:
 
     def apply(self, identity: PeerIdentity, agent: pb.AgentInfo,
               reports: Sequence[pb.Report], received_at: float) -> ApplyResult:
-        """Store a batch once: sequences already stored count as duplicates, gaps as lost.
+        """Store one batch (see apply_many); raise StoreError if it could not be."""
+        result = self.apply_many([StoreJob(identity, agent, reports, received_at)])[0]
+        if isinstance(result, StoreError):
+            raise result
+        return result
 
-        Returns only after the batch is committed durably. Concurrent calls
-        are committed together (group commit): whichever caller holds the
-        write lock commits every batch queued meanwhile in one transaction,
-        each in its own savepoint, so one fsync serves many agents and one
-        failing batch does not undo the others.
+    def apply_many(self, batches: Sequence[StoreJob]) -> list[ApplyResult | StoreError]:
+        """Store batches once: sequences already stored count as duplicates, gaps as lost.
+
+        Returns only after the batches are committed durably, with each one's
+        result or error in order. Concurrent calls are committed together
+        (group commit): whichever caller holds the write lock commits every
+        batch queued meanwhile in one transaction, each in its own savepoint,
+        so one fsync serves many agents and one failing batch does not undo
+        the others.
         """
-        job = _Job(identity, agent, reports, received_at)
+        if not batches:
+            return []
+        jobs = [_Job(batch) for batch in batches]
         with self._queue_lock:
-            self._queue.append(job)
-        while not job.done.is_set():
+            self._queue.extend(jobs)
+        while not jobs[-1].done.is_set():
             with self._lock:
-                if job.done.is_set():
+                if jobs[-1].done.is_set():
                     break
                 with self._queue_lock:
-                    jobs, self._queue = self._queue, []
-                self._commit(jobs)
-        if job.error is not None:
-            raise job.error
-        assert job.result is not None  # noqa: S101 - set together with done
-        return job.result
+                    queued, self._queue = self._queue, []
+                self._commit(queued)
+        # Queued together, so committed together: every job is done now.
+        return [job.error or _result(job) for job in jobs]
 
     def _commit(self, jobs: list[_Job]) -> None:
         db = self._conn()
@@ -217,14 +238,16 @@ class Store:
             for job in jobs:
                 db.execute("SAVEPOINT batch")
                 try:
+                    batch = job.batch
                     row = db.execute(f"SELECT {_COUNTERS} FROM agents WHERE host = ?",
-                                     (job.identity.host,)).fetchone()
-                    job.result = self._apply(db, row, job.identity, job.agent, job.reports,
-                                             job.received_at)
+                                     (batch.identity.host,)).fetchone()
+                    job.result = self._apply(db, row, batch.identity, batch.agent,
+                                             batch.reports, batch.received_at)
                 except Exception as exc:  # noqa: BLE001 - a bad batch or hook must not sink the rest
                     db.execute("ROLLBACK TO batch")
                     job.result = None
-                    job.error = StoreError(f"cannot store reports for {job.identity.host}: {exc}")
+                    job.error = StoreError(
+                        f"cannot store reports for {job.batch.identity.host}: {exc}")
                 db.execute("RELEASE batch")
             db.execute("COMMIT")
         except sqlite3.Error as exc:

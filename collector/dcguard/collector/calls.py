@@ -1,0 +1,78 @@
+"""A call as the two halves of the collector see it: admitted by the front, settled behind.
+
+The front (the gRPC side: TLS, parsing, authentication, validation) and the
+back (rate limit, counters, store, state) meet only through these values,
+so they run in one thread or in different processes (ingest_pool.py)
+without either knowing which.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from dcguard.collector.auth import PeerIdentity
+from dcguard.collector.errors import RETRY_AFTER_KEY, Rejection
+from dcguard.v1 import collector_pb2 as pb
+
+__all__ = ["Admission", "RenewCall", "Reply", "answer"]
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A Submit after the front: who sent it, and the first problem found, if any.
+
+    `identity` is None when the caller was not authenticated (or the request
+    did not parse); a rejection with an identity was found by validation,
+    which comes after the caller's rate limit is charged.
+    """
+
+    peer: str
+    received_at: float
+    reports: int
+    identity: PeerIdentity | None
+    rejection: Rejection | None
+    data: bytes = b""  # the request as received; empty when rejected
+    request: pb.SubmitRequest | None = None  # the parsed request, within one process only
+
+    def for_transfer(self) -> Admission:
+        """This admission without the parsed request, which the back parses again."""
+        return Admission(self.peer, self.received_at, self.reports, self.identity,
+                         self.rejection, self.data)
+
+
+@dataclass(frozen=True)
+class RenewCall:
+    """A Renew after the front: the certificate's identity, or why it was refused."""
+
+    peer: str
+    data: bytes
+    identity: PeerIdentity | None
+    rejection: Rejection | None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """How a call is answered: a serialized response, or a status and message."""
+
+    payload: bytes = b""
+    code: grpc.StatusCode | None = None
+    message: str = ""
+    retry_after_ms: int = 0
+
+    @classmethod
+    def refusal(cls, code: grpc.StatusCode, message: str, retry_after: float = 0.0) -> Reply:
+        return cls(code=code, message=message,
+                   retry_after_ms=max(1, round(retry_after * 1000)) if retry_after > 0 else 0)
+
+
+def answer(reply: Reply, context: Any) -> bytes:
+    """Return the reply's payload to gRPC, or end the call with its status."""
+    if reply.code is None:
+        return reply.payload
+    if reply.retry_after_ms:
+        context.set_trailing_metadata(((RETRY_AFTER_KEY, str(reply.retry_after_ms)),))
+    context.abort(reply.code, reply.message)
+    raise AssertionError("context.abort returned")  # pragma: no cover - abort always raises
