@@ -13,9 +13,18 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture
-def collector(tmp_path: Path) -> Iterator[Collector]:
+def ingest_processes() -> int:
+    """How many ingest processes serve the collector's agent port (0: the collector itself).
+
+    A module runs its tests both ways by overriding this with params.
+    """
+    return 0
+
+
+@pytest.fixture
+def collector(tmp_path: Path, ingest_processes: int) -> Iterator[Collector]:
     """A running insecure collector on ephemeral loopback ports."""
-    process = Collector(tmp_path / "collector")
+    process = Collector(tmp_path / "collector", ingest_processes=ingest_processes)
     process.start()
     yield process
     process.stop()

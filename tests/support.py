@@ -110,12 +110,15 @@ class Process:
 class Collector(Process):
     """dcguard-collector serve on 127.0.0.1, insecure unless the config says otherwise."""
 
-    def __init__(self, workdir: Path, extra_config: str = "", server_extra: str = "") -> None:
+    def __init__(self, workdir: Path, extra_config: str = "", server_extra: str = "",
+                 ingest_processes: int = 0) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
         self.data_dir = workdir / "data"
         self.config_path = workdir / "collector.toml"
         server = textwrap.dedent(server_extra) if server_extra else "insecure = true\n"
+        if ingest_processes:
+            server += f"\ningest_processes = {ingest_processes}\n"
         self.config_path.write_text(
             "[server]\n"
             'grpc_listen = "127.0.0.1:0"\n'

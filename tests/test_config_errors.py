@@ -129,6 +129,10 @@ def _collector(tmp_path: Path, text: str, *extra: str):
     (("insecure = true", "insecure = true\nretention = \"90d\""), ["server.retention", "unknown"]),
     (("[server]", "[server]\ndown_after_intervals = 0"), ["server.down_after_intervals"]),
     (("[server]", "[sever]\n[server]"), ["sever", "unknown"]),
+    (("[server]", "[server]\ningest_processes = -1"), ["server.ingest_processes", "at least 0"]),
+    (("[server]", "[server]\ningest_processes = 65"), ["server.ingest_processes", "at most 64"]),
+    (("[server]", '[server]\ningest_processes = "auto"'), ["server.ingest_processes",
+                                                          "an integer"]),
 ])
 def test_each_bad_collector_config_is_one_line(tmp_path, change, fragments):
     old, new = change

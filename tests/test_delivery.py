@@ -29,12 +29,14 @@ HOST = {"host": "testhost", "department": "test-dept"}
 
 
 @pytest.fixture
-def down_collector(tmp_path: Path) -> Iterator[Callable[[str], Collector]]:
+def down_collector(tmp_path: Path,
+                   ingest_processes: int) -> Iterator[Callable[[str], Collector]]:
     """Collectors that have run once (so their ports are known) and are now down."""
     made: list[Collector] = []
 
     def make(name: str = "collector", extra_config: str = "") -> Collector:
-        collector = Collector(tmp_path / name, extra_config=extra_config)
+        collector = Collector(tmp_path / name, extra_config=extra_config,
+                              ingest_processes=ingest_processes)
         made.append(collector)
         collector.start()
         collector.stop()
@@ -90,6 +92,7 @@ def assert_exactly_once(collector: Collector, agent: Agent, lost: int = 0) -> di
     return final
 
 
+@pytest.mark.parametrize("ingest_processes", [0, 2], ids=["in-process", "ingest-processes"])
 def test_collector_killed_mid_backlog_every_sequence_is_stored_once(down_collector, make_agent):
     # Tiny batches make hundreds of calls; the rate limit is not what this tests.
     collector = down_collector(extra_config="[limits]\nrate_limit_per_second = 1000\n"

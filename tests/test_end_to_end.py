@@ -6,6 +6,8 @@ import os
 import subprocess
 import time
 
+import pytest
+
 from tests.support import metric, wait_for
 
 HOST = {"host": "testhost", "department": "test-dept"}
@@ -82,6 +84,7 @@ def test_agent_restart_continues_the_sequence_without_gaps_or_duplicates(collect
     assert metric(samples, "dcguard_collector_reports_duplicate_total") == 0
 
 
+@pytest.mark.parametrize("ingest_processes", [0, 2], ids=["in-process", "ingest-processes"])
 def test_metrics_pass_promtool_check(collector, make_agent):
     agent = make_agent([collector.grpc_address])
     agent.start()

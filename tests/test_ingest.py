@@ -11,6 +11,12 @@ from tests.support import metric
 HOST = {"host": "db01", "department": "so-tu-phap"}
 
 
+@pytest.fixture(params=[0, 2], ids=["in-process", "ingest-processes"])
+def ingest_processes(request):
+    """Every test here runs against both ways of serving the agent port."""
+    return request.param
+
+
 def test_the_same_batch_twice_is_stored_once(collector):
     batch = [make_report(1), make_report(2), make_report(3)]
     assert submit(collector.grpc_address, batch).acked_sequence == 3

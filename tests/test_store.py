@@ -6,9 +6,14 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import grpc
 import pytest
 
-from dcguard.collector.auth import PeerIdentity
+from dcguard.collector.auth import Authenticator, PeerIdentity
+from dcguard.collector.metrics.registry import HostRenderer
+from dcguard.collector.selfmetrics import SelfMetrics
+from dcguard.collector.service import CollectorService, SubmitFront
+from dcguard.collector.state import StateCache
 from dcguard.collector.store import AGENTS_SCHEMA, Store, StoreError
 from dcguard.v1 import collector_pb2 as pb
 from tests.submit import agent_info, make_report
@@ -118,3 +123,38 @@ def test_a_broken_migration_leaves_the_database_as_it_was(tmp_path: Path):
 def test_a_readonly_store_on_a_missing_database_says_so(tmp_path: Path):
     with pytest.raises(StoreError, match="no collector database"):
         Store(tmp_path / "none.db", readonly=True).open()
+
+
+def test_one_settle_of_many_admissions_answers_each_and_commits_them_together(tmp_path: Path):
+    """What an ingest loop hands over at once: the same host twice, a refusal, another host."""
+    class Peer:
+        def peer(self) -> str:
+            return "ipv4:127.0.0.1:5000"
+
+    store = Store(tmp_path / "c.db")
+    store.open()
+    metrics = SelfMetrics()
+    back = CollectorService(store, StateCache(HostRenderer([])), metrics)
+    front = SubmitFront(Authenticator(insecure=True))
+
+    def request(host: str, *sequences: int) -> bytes:
+        return pb.SubmitRequest(agent=agent_info(host=host),
+                                reports=[make_report(s) for s in sequences]).SerializeToString()
+
+    admissions = [front.admit(request("a", 1, 2), Peer()),  # type: ignore[arg-type]
+                  front.admit(request("a", 1, 2, 3), Peer()),  # type: ignore[arg-type]
+                  front.admit(b"\xff garbage", Peer()),  # type: ignore[arg-type]
+                  front.admit(request("b", 7), Peer())]  # type: ignore[arg-type]
+    # As they cross between processes: the parsed request stays behind.
+    replies = back.settle([a.for_transfer() for a in admissions])
+    acks = [pb.SubmitResponse.FromString(r.payload).acked_sequence if r.code is None else r.code
+            for r in replies]
+    assert acks == [2, 3, grpc.StatusCode.INVALID_ARGUMENT, 7]
+    counts = {row[0]: row[1:] for row in sqlite3.connect(tmp_path / "c.db").execute(
+        "SELECT host, max_sequence, reports_stored, reports_lost FROM agents")}
+    assert counts == {"a": (3, 3, 0), "b": (7, 1, 6)}
+    sample = metrics.registry.get_sample_value
+    assert sample("dcguard_collector_reports_duplicate_total") == 2  # a's 1 and 2 again
+    assert sample("dcguard_collector_reports_rejected_total", {"reason": "malformed"}) == 1
+    assert sample("dcguard_collector_reports_received_total") == 2 + 3 + 0 + 1
+    store.close()

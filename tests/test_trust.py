@@ -33,9 +33,15 @@ from tests.trust_support import (
 HOST = {"host": "testhost", "department": "test-dept"}
 
 
+@pytest.fixture(params=[0, 2], ids=["in-process", "ingest-processes"])
+def ingest_processes(request):
+    """Every trust test runs against both ways of serving the agent port."""
+    return request.param
+
+
 @pytest.fixture
-def tls_collector(tmp_path):
-    process = TlsCollector(tmp_path / "collector")
+def tls_collector(tmp_path, ingest_processes):
+    process = TlsCollector(tmp_path / "collector", ingest_processes=ingest_processes)
     process.start()
     yield process
     process.stop()

@@ -28,8 +28,10 @@ FINGERPRINT = re.compile(r"^CA fingerprint: (sha256:[0-9a-f]{64})$", re.M)
 class TlsCollector(Collector):
     """A collector serving mTLS on 127.0.0.1, with a CA made by `ca init`."""
 
-    def __init__(self, workdir: Path, tls_extra: str = "", extra_config: str = "") -> None:
+    def __init__(self, workdir: Path, tls_extra: str = "", extra_config: str = "",
+                 ingest_processes: int = 0) -> None:
         super().__init__(workdir, server_extra="insecure = false\n",
+                         ingest_processes=ingest_processes,
                          extra_config="[tls]\nenroll_listen = \"127.0.0.1:0\"\n"
                                       f"{tls_extra}\n{extra_config}")
         init = self.cli("ca", "init", "--name", "localhost", "--address", "127.0.0.1")
