@@ -5,9 +5,11 @@ collector and the load generator (its own process) simulating N agents at
 a 15 s interval for --duration seconds. N passes when nothing is lost
 (every acknowledged report is stored, no failed call, no sequence gap) and
 p99 Submit latency is under 100 ms. Each row also has the collector's CPU
-per report, its RSS, and the database's steady-state growth: bytes added
-per stored report between the end of the first round (every host known)
-and the end of the run, extrapolated to a day at N agents.
+per report and its RSS (its ingest processes included), and the
+database's steady-state growth: bytes added per stored report between the
+end of the first round (every host known) and the end of the run,
+extrapolated to a day at N agents. The collector runs with
+--ingest-processes (2 by default, one per core here; 0 for none).
 
 At --detail-at hosts (10,000 by default) it measures, directly: /metrics
 scrape time and size, the database's size by table, restart to serving
@@ -16,7 +18,7 @@ Pushgateway for --push-budget seconds and compares. Prints JSON lines, then
 a Markdown table.
 
     flock /tmp/dcguard-bench.lock .venv/bin/python bench/collector_scale.py \
-        --agents 2500,5000,10000,12500,15000 --duration 45 --push-budget 150
+        --agents 2500,5000,7500,10000,12500,15000 --duration 45 --push-budget 150
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.procstat import cpu_seconds, rss_mib
+from bench.procstat import tree_cpu_seconds, tree_rss_mib
 from bench.pushgw import ok, pushgateway, timed_get
 from tests.support import Collector, wait_for
 
@@ -97,7 +99,7 @@ def run_load(collector: Collector, agents: int, duration: float) -> dict[str, An
     """Drive N agents; sample the database after the first round and at the end."""
     assert collector.proc is not None
     pid = collector.proc.pid
-    cpu0 = cpu_seconds(pid)
+    cpu0 = tree_cpu_seconds(pid)
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "bench" / "loadgen.py"), "--target", collector.grpc_address,
          "--agents", str(agents), "--duration", str(duration), "--interval", str(INTERVAL)],
@@ -111,14 +113,14 @@ def run_load(collector: Collector, agents: int, duration: float) -> dict[str, An
     out, _ = proc.communicate()
     if proc.returncode:
         raise RuntimeError(f"loadgen failed with {proc.returncode}")
-    cpu = cpu_seconds(pid) - cpu0
+    cpu = tree_cpu_seconds(pid) - cpu0
     load: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     stored, lost = reported_counters(collector)
     end = (database_bytes(collector.data_dir), stored_reports(collector.data_dir))
     load.update(stored=stored, lost=lost,
                 zero_loss=not load["failures"] and stored == load["stored_ok"] and lost == 0,
                 collector_cpu_ms_per_report=round(cpu * 1000 / max(1, stored), 3),
-                rss_mib=round(rss_mib(pid), 1), db_bytes=end[0])
+                rss_mib=round(tree_rss_mib(pid), 1), db_bytes=end[0])
     load["passed"] = bool(load["zero_loss"]) and float(load["p99_ms"]) < 100
     if warm is not None and end[1] > warm[1]:
         per_report = (end[0] - warm[0]) / (end[1] - warm[1])
@@ -140,18 +142,20 @@ def detail(collector: Collector, n: int) -> tuple[dict[str, Any], str]:
     assert collector.proc is not None
     figures = {"agents": n, "scrape_s": round(scrape_s, 3), "bytes": raw, "gzip_bytes": packed,
                "restart_s": round(restart_s, 2),
-               "rss_after_restart_mib": round(rss_mib(collector.proc.pid), 1),
+               "rss_after_restart_mib": round(tree_rss_mib(collector.proc.pid), 1),
                "tables": tables}
     return figures, page
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| agents | reports/s | stored | lost | failures | p50 ms | p99 ms | collector CPU "
-             "ms/report | RSS MiB | DB bytes/report | DB growth GB/day | passed |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| agents | ingest processes | reports/s | stored | lost | failures | p50 ms | "
+             "p99 ms | collector CPU ms/report | RSS MiB | DB bytes/report | DB growth GB/day "
+             "| passed |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(
-            f"| {r['agents']:,} | {r['rate_per_s']} | {r['stored']:,} | {r['lost']} | "
+            f"| {r['agents']:,} | {r['ingest_processes']} | {r['rate_per_s']} | "
+            f"{r['stored']:,} | {r['lost']} | "
             f"{sum(r['failures'].values())} | {r['p50_ms']} | {r['p99_ms']} | "
             f"{r['collector_cpu_ms_per_report']} | {r['rss_mib']} | "
             f"{r.get('db_bytes_per_report', '—')} | {r.get('db_growth_gb_per_day', '—')} | "
@@ -165,15 +169,19 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=45)
     parser.add_argument("--detail-at", type=int, default=10_000)
     parser.add_argument("--push-budget", type=float, default=600)
+    parser.add_argument("--ingest-processes", type=int, default=2,
+                        help="[server] ingest_processes of the collector (0: none)")
     args = parser.parse_args()
     rows: list[dict[str, Any]] = []
     page = ""
     for n in [int(x) for x in args.agents.split(",")]:
         with tempfile.TemporaryDirectory() as tmp:
-            collector = Collector(Path(tmp), server_extra="insecure = true\n")
+            collector = Collector(Path(tmp), server_extra="insecure = true\n",
+                                  ingest_processes=args.ingest_processes)
             collector.start()
             try:
                 load = run_load(collector, n, args.duration)
+                load["ingest_processes"] = args.ingest_processes
                 rows.append(load)
                 print(json.dumps(load), flush=True)
                 if n == args.detail_at:

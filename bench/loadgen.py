@@ -25,8 +25,13 @@ from dcguard.v1 import collector_pb2 as pb
 
 
 async def run(target: str, agents: int, duration: float, interval: float,
-              concurrency: int) -> dict[str, object]:
-    channels = [grpc.aio.insecure_channel(target) for _ in range(4)]
+              concurrency: int, connections: int) -> dict[str, object]:
+    # Each agent has a connection of its own; a local subchannel pool per
+    # channel makes these separate TCP connections too (gRPC would otherwise
+    # share one), so a collector with several ingest processes sees them
+    # spread over its processes as real agents' connections would be.
+    channels = [grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+                for _ in range(connections)]
     # Raw bytes both ways: the generator serializes each request itself
     # (Cycle re-stamps one template) and only reads the acknowledged sequence.
     calls = [c.unary_unary("/dcguard.v1.Collector/Submit",
@@ -95,9 +100,10 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60)
     parser.add_argument("--interval", type=float, default=15)
     parser.add_argument("--concurrency", type=int, default=256)
+    parser.add_argument("--connections", type=int, default=64)
     args = parser.parse_args()
     print(json.dumps(asyncio.run(run(args.target, args.agents, args.duration, args.interval,
-                                     args.concurrency))))
+                                     args.concurrency, args.connections))))
 
 
 if __name__ == "__main__":

@@ -49,3 +49,12 @@ def tree_cpu_seconds(pid: int) -> float:
     # utime, stime, cutime, cstime: cutime/cstime hold the reaped children's totals.
     own = sum(int(value) for value in fields[11:15]) / TICKS
     return own + sum(tree_cpu_seconds(child) for child in _children(pid))
+
+
+def tree_rss_mib(pid: int) -> float:
+    """Resident memory of the process and every descendant (shared pages counted in each)."""
+    try:
+        own = rss_mib(pid)
+    except FileNotFoundError:
+        return 0.0
+    return own + sum(tree_rss_mib(child) for child in _children(pid))

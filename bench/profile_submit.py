@@ -3,7 +3,7 @@
 Builds a real CollectorServer (insecure, fresh data dir, real SQLite with
 synchronous=FULL), warms N hosts up, then submits --rounds more rounds of
 distinct, changing reports (free bytes and timestamps move each cycle)
-straight into CollectorService.submit from --threads threads (so the store's
+straight into SubmitFront.admit and CollectorService.settle from --threads threads (so the store's
 group commit works as under load), and reports process CPU per report;
 with --profile, one thread under cProfile.
 gRPC's own transport cost is not in this figure (see collector_scale.py for
@@ -31,20 +31,15 @@ from bench.realistic import Cycle, agent
 from dcguard.collector.auth import Authenticator
 from dcguard.collector.config import load_config
 from dcguard.collector.server import CollectorServer
-from dcguard.collector.service import CollectorService
+from dcguard.collector.service import CollectorService, SubmitFront
 
 
 class _Context:
-    """The little of grpc.ServicerContext that a successful Submit touches."""
+    """The little of grpc.ServicerContext that admitting a Submit touches (insecure)."""
 
     def peer(self) -> str:
         return "ipv4:127.0.0.1:1"
 
-    def abort(self, code: Any, message: str) -> None:
-        raise RuntimeError(f"{code}: {message}")
-
-    def set_trailing_metadata(self, metadata: Any) -> None:
-        pass
 
 
 def requests(cycle: Cycle, hosts: int, round_no: int, now: float) -> list[bytes]:
@@ -68,13 +63,20 @@ def main() -> None:
         server = CollectorServer(load_config(path))
         server.start()
         try:
-            service = CollectorService(server.store, server.state, Authenticator(insecure=True),
-                                       server.metrics, server.config.limits)
+            front = SubmitFront(Authenticator(insecure=True), server.config.limits)
+            back = CollectorService(server.store, server.state, server.metrics,
+                                    server.config.limits)
+
+            def submit(data: bytes) -> None:
+                reply = back.settle([front.admit(data, context)])[0]
+                if reply.code is not None:
+                    raise RuntimeError(f"{reply.code}: {reply.message}")
+
             context: Any = _Context()
             now = time.time()
             cycle = Cycle([agent(i) for i in range(args.hosts)])
             for data in requests(cycle, args.hosts, 1, now):  # warm-up: every host known
-                service.submit(data, context)
+                submit(data)
             batches = [requests(cycle, args.hosts, r, now + 15 * (r - 1))
                        for r in range(2, args.rounds + 2)]
             # CPU time, not wall: an fsync waited for is not work done.
@@ -85,10 +87,10 @@ def main() -> None:
             every = [data for batch in batches for data in batch]
             if profiler:  # cProfile sees only its own thread
                 for data in every:
-                    service.submit(data, context)
+                    submit(data)
             else:
                 with ThreadPoolExecutor(args.threads) as pool:
-                    list(pool.map(lambda data: service.submit(data, context), every))
+                    list(pool.map(submit, every))
             if profiler:
                 profiler.disable()
             cpu = time.process_time() - cpu
