@@ -30,8 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.realistic import Cycle, agent
 from dcguard.collector.auth import Authenticator
 from dcguard.collector.config import load_config
+from dcguard.collector.front import SubmitFront
 from dcguard.collector.server import CollectorServer
-from dcguard.collector.service import CollectorService, SubmitFront
+from dcguard.collector.service import CollectorService
 
 
 class _Context:

@@ -10,9 +10,10 @@ import grpc
 import pytest
 
 from dcguard.collector.auth import Authenticator, PeerIdentity
+from dcguard.collector.front import SubmitFront
 from dcguard.collector.metrics.registry import HostRenderer
 from dcguard.collector.selfmetrics import SelfMetrics
-from dcguard.collector.service import CollectorService, SubmitFront
+from dcguard.collector.service import CollectorService
 from dcguard.collector.state import StateCache
 from dcguard.collector.store import AGENTS_SCHEMA, Store, StoreError
 from dcguard.v1 import collector_pb2 as pb

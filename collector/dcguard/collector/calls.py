@@ -17,7 +17,9 @@ from dcguard.collector.auth import PeerIdentity
 from dcguard.collector.errors import RETRY_AFTER_KEY, Rejection
 from dcguard.v1 import collector_pb2 as pb
 
-__all__ = ["Admission", "RenewCall", "Reply", "answer"]
+__all__ = ["SERVICE_NAME", "Admission", "RenewCall", "Reply", "answer"]
+
+SERVICE_NAME = "dcguard.v1.Collector"
 
 
 @dataclass(frozen=True)

@@ -18,16 +18,16 @@ from prometheus_client import CollectorRegistry, Counter
 
 from dcguard.collector.auth import Authenticator
 from dcguard.collector.ca import CertificateAuthority
-from dcguard.collector.calls import RenewCall, Reply, answer
+from dcguard.collector.calls import SERVICE_NAME, RenewCall, Reply, answer
 from dcguard.collector.enrollment import EnrollmentRegistry, TokenError
 from dcguard.collector.errors import Rejection
+from dcguard.collector.front import admit_renew
 from dcguard.collector.ratelimit import RateLimiter
-from dcguard.collector.service import SERVICE_NAME
 from dcguard.common.names import check_name
 from dcguard.common.pki import CertificateError
 from dcguard.v1 import collector_pb2 as pb
 
-__all__ = ["EnrollService", "admit_renew"]
+__all__ = ["EnrollService"]
 
 log = logging.getLogger(__name__)
 
@@ -168,15 +168,6 @@ class EnrollService:
         self._registry.record_certificate(cert.serial_number, host, department,
                                           cert.not_valid_after_utc.timestamp())
         return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def admit_renew(auth: Authenticator, data: bytes, context: grpc.ServicerContext) -> RenewCall:
-    """The front half of Renew: whose certificate is presented (any process can tell)."""
-    try:
-        identity = auth.certificate_identity(context)
-    except Rejection as exc:
-        return RenewCall(context.peer(), b"", None, exc)
-    return RenewCall(context.peer(), data, identity, None)
 
 
 def _parse(kind: Any, data: bytes) -> Any:

@@ -12,8 +12,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from dcguard.collector.ca import TlsFiles
+from dcguard.collector.calls import SERVICE_NAME
 from dcguard.collector.config import ServerConfig
-from dcguard.collector.service import SERVICE_NAME
 from dcguard.common.config import parse_listen_address
 from dcguard.common.pki import CertificateError
 

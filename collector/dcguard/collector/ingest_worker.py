@@ -28,11 +28,10 @@ from dcguard.collector.auth import Authenticator
 from dcguard.collector.ca import TlsFiles
 from dcguard.collector.calls import Reply, answer
 from dcguard.collector.config import ServerConfig
-from dcguard.collector.enroll_service import admit_renew
 from dcguard.collector.enrollment import EnrollmentRegistry
+from dcguard.collector.front import SubmitFront, admit_renew
 from dcguard.collector.grpcserve import GrpcServer
 from dcguard.collector.ipc import FrameSocket
-from dcguard.collector.service import SubmitFront
 from dcguard.common.console import setup_logging
 from dcguard.common.pki import CertificateError, load_certificate
 

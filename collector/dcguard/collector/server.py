@@ -13,6 +13,7 @@ from dcguard.collector.ca import CertificateAuthority, TlsFiles
 from dcguard.collector.config import ServerConfig
 from dcguard.collector.enroll_service import EnrollService
 from dcguard.collector.enrollment import ENROLLMENT_SCHEMA, EnrollmentRegistry
+from dcguard.collector.front import SubmitFront
 from dcguard.collector.grpcserve import GrpcServer
 from dcguard.collector.ingest_pool import IngestPool
 from dcguard.collector.metrics.registry import HostRenderer, default_groups
@@ -21,7 +22,7 @@ from dcguard.collector.risk.engine import RiskEngine
 from dcguard.collector.risk.history import FS_HISTORY_SCHEMA
 from dcguard.collector.security.feature import SecurityFeature
 from dcguard.collector.selfmetrics import SelfMetrics
-from dcguard.collector.service import CollectorService, SubmitFront, submit_handler
+from dcguard.collector.service import CollectorService, submit_handler
 from dcguard.collector.state import StateCache
 from dcguard.collector.store import AGENTS_SCHEMA, Store
 from dcguard.common.config import parse_listen_address

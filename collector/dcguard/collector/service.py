@@ -1,59 +1,31 @@
-"""The gRPC Collector service: receive → authenticate → validate → store → state.
+"""The back half of Submit: count, rate-limit, store, update state.
 
-Requests arrive as raw bytes and are decoded here, so a garbage or truncated
-message is answered INVALID_ARGUMENT and counted, instead of failing inside
-gRPC where nobody would count it. The work is split in two halves that meet
-only through calls.py: SubmitFront (parse, authenticate, validate: what can
-run in any process) and CollectorService (count, rate-limit, store, update
-state: what needs the one database and the one state).
+What front.py admitted is settled here, in the process that owns the one
+database and the one state: called from gRPC's threads when the collector
+serves the agent port itself, or from ingest_pool.py's loop when ingest
+processes do.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
-from typing import Callable
 
 import grpc
 
-from dcguard.collector.auth import Authenticator
 from dcguard.collector.calls import Admission, Reply, answer
 from dcguard.collector.errors import Rejection
+from dcguard.collector.front import SubmitFront
 from dcguard.collector.ratelimit import RateLimiter
 from dcguard.collector.selfmetrics import SelfMetrics
 from dcguard.collector.state import StateCache
 from dcguard.collector.store import Store, StoreError, StoreJob
-from dcguard.collector.validate import Limits, parse_request, validate_request
+from dcguard.collector.validate import Limits, parse_request
 from dcguard.v1 import collector_pb2 as pb
 
-__all__ = ["SERVICE_NAME", "CollectorService", "SubmitFront", "submit_handler"]
+__all__ = ["CollectorService", "submit_handler"]
 
 log = logging.getLogger(__name__)
-SERVICE_NAME = "dcguard.v1.Collector"
-
-
-class SubmitFront:
-    """Parse, authenticate and validate a Submit; refuses nothing itself, only finds why."""
-
-    def __init__(self, auth: Authenticator, limits: Limits | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
-        self._auth = auth
-        self._limits = limits or Limits()
-        self._clock = clock
-
-    def admit(self, data: bytes, context: grpc.ServicerContext) -> Admission:
-        now = self._clock()
-        reports = 0
-        identity = None
-        try:
-            request = parse_request(data)
-            reports = len(request.reports)
-            identity = self._auth.identify(context, request.agent)
-            validate_request(request, now, self._limits)
-        except Rejection as exc:
-            return Admission(context.peer(), now, reports, identity, exc)
-        return Admission(context.peer(), now, reports, identity, None, data, request)
 
 
 class CollectorService:
