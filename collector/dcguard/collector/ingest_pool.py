@@ -174,13 +174,13 @@ class IngestPool:
             log.exception("settling %d calls failed", len(submits))
             replies = [Reply.refusal(grpc.StatusCode.UNAVAILABLE,
                                      "the collector cannot store now")] * len(submits)
-        by_child: dict[int, list[tuple[int, Reply]]] = defaultdict(list)
+        by_child: dict[int, tuple[_Child, list[tuple[int, Reply]]]] = {}
         for (child, call_id, _), reply in zip(submits, replies):
-            by_child[child.index].append((call_id, reply))
-        for index, answers in by_child.items():
-            alive = self._children.get(index)
-            if alive is not None:
-                self._reply(alive, answers)
+            by_child.setdefault(id(child), (child, []))[1].append((call_id, reply))
+        for child, answers in by_child.values():
+            # Call ids are a child's own: never answer its successor in its place.
+            if self._children.get(child.index) is child:
+                self._reply(child, answers)
 
     def _renew(self, call: RenewCall) -> Reply:
         if self._renewals is None:

@@ -68,6 +68,7 @@ class IngestWorker:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._waiting: dict[int, _Waiter] = {}
+        self._closed = False  # the channel is gone: nobody would answer a new call
         self._registry: EnrollmentRegistry | None = None
         self._server: GrpcServer | None = None
 
@@ -106,6 +107,8 @@ class IngestWorker:
     def _settle(self, kind: str, call: object) -> Reply:
         waiter = _Waiter()
         with self._lock:
+            if self._closed:
+                return _GONE
             call_id = next(self._ids)
             self._waiting[call_id] = waiter
         try:
@@ -133,7 +136,7 @@ class IngestWorker:
             pass
         finally:
             with self._lock:
-                waiting, self._waiting = self._waiting, {}
+                waiting, self._waiting, self._closed = self._waiting, {}, True
             for waiter in waiting.values():
                 waiter.done.set()  # no reply: answered as _GONE
             if self._server is not None:
