@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from dcguard.collector.auth import Authenticator
 from dcguard.collector.ca import CertificateAuthority
-from dcguard.collector.calls import SERVICE_NAME, RenewCall, Reply, answer
+from dcguard.collector.calls import RenewCall, Reply, answer
 from dcguard.collector.enrollment import EnrollmentRegistry, TokenError
 from dcguard.collector.errors import Rejection
 from dcguard.collector.front import admit_renew
@@ -75,11 +75,8 @@ class EnrollService:
             self.enrollments.labels(result=result)
             self.renewals.labels(result=result)
 
-    def handler(self) -> grpc.GenericRpcHandler:
-        """Enroll and Renew served in this process."""
-        return grpc.method_handlers_generic_handler(SERVICE_NAME, self.methods())
-
     def methods(self) -> dict[str, grpc.RpcMethodHandler]:
+        """Enroll and Renew served in this process (Renew admitted here too)."""
         def renew(data: bytes, context: grpc.ServicerContext) -> bytes:
             return answer(self.settle_renew(admit_renew(self._auth, data, context)), context)
 
