@@ -255,8 +255,11 @@ def test_revoking_an_unknown_host_is_one_line(tls_collector):
     assert result.returncode == 2 and "Traceback" not in result.stderr
 
 
-def test_certificate_renews_before_expiry_and_delivery_continues(tmp_path, make_agent):
-    collector = TlsCollector(tmp_path / "short", tls_extra='client_cert_lifetime = "6s"')
+def test_certificate_renews_before_expiry_and_delivery_continues(tmp_path, make_agent,
+                                                                ingest_processes):
+    # With ingest processes, Renew is admitted by one and signed by the collector.
+    collector = TlsCollector(tmp_path / "short", tls_extra='client_cert_lifetime = "6s"',
+                             ingest_processes=ingest_processes)
     collector.start()
     try:
         agent = make_agent([collector.grpc_address], insecure=False)
