@@ -9,7 +9,6 @@ than loses.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from dcguard.agent.state import AgentState, StateLocked
 from dcguard.agent.tls import Renewer, load_credentials
 from dcguard.common.config import ConfigError
 from dcguard.common.console import setup_logging
+from dcguard.common.signals import stop_on_signals
 from dcguard.common.systemd import notify
 
 __all__ = ["run_agent", "run_from_file"]
@@ -41,8 +41,7 @@ def run_agent(config: AgentConfig, stop: threading.Event | None = None) -> None:
     """Run cycles until stop is set (or SIGTERM/SIGINT arrives in the main thread)."""
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop.set())
+        stop_on_signals(stop)
     credentials = None
     if not config.collector.insecure:
         credentials = load_credentials(config.state_dir, config.path)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import threading
 import time
@@ -18,6 +17,7 @@ from dcguard.collector.risk.cli import assess, risk
 from dcguard.collector.security.cli import events
 from dcguard.collector.store import Store, StoreError
 from dcguard.common.cli import fail, run_cli, setup_logging
+from dcguard.common.signals import stop_on_signals
 from dcguard.common.systemd import notify
 from dcguard.common.version import VERSION
 
@@ -54,8 +54,7 @@ def serve(config_path: Path, grpc_listen: str | None, metrics_listen: str | None
                                        "data_dir": data_dir})
     setup_logging(config.log_level)
     stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    stop_on_signals(stop)
     server = CollectorServer(config)
     try:
         server.start()
