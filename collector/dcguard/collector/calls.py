@@ -9,7 +9,7 @@ without either knowing which.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import grpc
 
@@ -17,7 +17,7 @@ from dcguard.collector.auth import PeerIdentity
 from dcguard.collector.errors import RETRY_AFTER_KEY, Rejection
 from dcguard.v1 import collector_pb2 as pb
 
-__all__ = ["SERVICE_NAME", "Admission", "RenewCall", "Reply", "answer"]
+__all__ = ["SERVICE_NAME", "Admission", "RenewCall", "Reply", "answer", "raw_method"]
 
 SERVICE_NAME = "dcguard.v1.Collector"
 
@@ -68,6 +68,13 @@ class Reply:
     def refusal(cls, code: grpc.StatusCode, message: str, retry_after: float = 0.0) -> Reply:
         return cls(code=code, message=message,
                    retry_after_ms=max(1, round(retry_after * 1000)) if retry_after > 0 else 0)
+
+
+def raw_method(behaviour: Callable[[bytes, Any], bytes]) -> grpc.RpcMethodHandler:
+    """A unary method taking and returning raw bytes: requests are decoded (and
+    garbage counted) by our code, responses come serialized in a Reply."""
+    return grpc.unary_unary_rpc_method_handler(behaviour, request_deserializer=None,
+                                               response_serializer=None)
 
 
 def answer(reply: Reply, context: Any) -> bytes:

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from dcguard.collector.auth import Authenticator
 from dcguard.collector.ca import CertificateAuthority
-from dcguard.collector.calls import RenewCall, Reply, answer
+from dcguard.collector.calls import RenewCall, Reply, answer, raw_method
 from dcguard.collector.enrollment import EnrollmentRegistry, TokenError
 from dcguard.collector.errors import Rejection
 from dcguard.collector.front import admit_renew
@@ -83,9 +83,7 @@ class EnrollService:
         def enroll(data: bytes, context: grpc.ServicerContext) -> bytes:
             return answer(self.enroll(context.peer(), data), context)
 
-        return {name: grpc.unary_unary_rpc_method_handler(
-                    method, request_deserializer=None, response_serializer=None)
-                for name, method in (("Enroll", enroll), ("Renew", renew))}
+        return {"Enroll": raw_method(enroll), "Renew": raw_method(renew)}
 
     def enroll(self, peer: str, data: bytes) -> Reply:
         try:

@@ -23,12 +23,11 @@ __all__ = ["GrpcServer", "listen_target"]
 class GrpcServer:
     """A gRPC server with the Collector methods given, health, and the ports bound on it."""
 
-    def __init__(self, config: ServerConfig, methods: dict[str, grpc.RpcMethodHandler],
-                 threads: int = 16) -> None:
+    def __init__(self, config: ServerConfig, methods: dict[str, grpc.RpcMethodHandler]) -> None:
         self._config = config
         size = config.max_message_bytes
         self.server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc"),
+            futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="grpc"),
             handlers=[grpc.method_handlers_generic_handler(SERVICE_NAME, methods)],
             options=[("grpc.max_receive_message_length", size),
                      ("grpc.max_send_message_length", size)],

@@ -86,7 +86,7 @@ class IngestPool:
         self.port = self._await_ready([first])
         rest = [self._spawn(index, self.port) for index in range(1, self._count)]
         self._await_ready(rest)
-        self._running.set(len(self._children))
+        self._count_running()
         self._thread = threading.Thread(target=self._loop, name="ingest", daemon=True)
         self._thread.start()
         return self.port
@@ -161,7 +161,7 @@ class IngestPool:
         elif kind == "ready":
             child.port = frame[1]
             child.ready.set()
-            self._running.set(sum(c.ready.is_set() for c in self._children.values()))
+            self._count_running()
         elif kind == "failed":
             child.failure = frame[1]
             child.ready.set()
@@ -206,7 +206,7 @@ class IngestPool:
         except subprocess.TimeoutExpired:
             child.process.kill()
             status = child.process.wait()
-        self._running.set(sum(c.ready.is_set() for c in self._children.values()))
+        self._count_running()
         if self._stopping:
             return
         now = time.monotonic()
@@ -218,6 +218,9 @@ class IngestPool:
         self._due[child.index] = now + delay
         log.error("ingest process %d (pid %d) exited with status %s; starting it again in "
                   "%.0f s", child.index, child.process.pid, status, delay)
+
+    def _count_running(self) -> None:
+        self._running.set(sum(c.ready.is_set() for c in self._children.values()))
 
     def _wait(self) -> float:
         if not self._due:

@@ -26,7 +26,7 @@ import grpc
 
 from dcguard.collector.auth import Authenticator
 from dcguard.collector.ca import TlsFiles
-from dcguard.collector.calls import Reply, answer
+from dcguard.collector.calls import Reply, answer, raw_method
 from dcguard.collector.config import ServerConfig
 from dcguard.collector.enrollment import EnrollmentRegistry
 from dcguard.collector.front import SubmitFront, admit_renew
@@ -93,11 +93,9 @@ class IngestWorker:
         def renew(data: bytes, context: grpc.ServicerContext) -> bytes:
             return answer(self._settle("renew", admit_renew(auth, data, context)), context)
 
-        methods = {"Submit": grpc.unary_unary_rpc_method_handler(
-            submit, request_deserializer=None, response_serializer=None)}
+        methods = {"Submit": raw_method(submit)}
         if not self._config.insecure:
-            methods["Renew"] = grpc.unary_unary_rpc_method_handler(
-                renew, request_deserializer=None, response_serializer=None)
+            methods["Renew"] = raw_method(renew)
         server = GrpcServer(self._config, methods)
         bound = server.bind_agent_port(port)
         server.start()

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import grpc
 
-from dcguard.collector.calls import Admission, Reply, answer
+from dcguard.collector.calls import Admission, Reply, answer, raw_method
 from dcguard.collector.errors import Rejection
 from dcguard.collector.front import SubmitFront
 from dcguard.collector.ratelimit import RateLimiter
@@ -70,7 +70,9 @@ class CollectorService:
         if admission.rejection is not None:
             raise admission.rejection
         assert admission.identity is not None  # noqa: S101 - admitted means identified
-        request = admission.request or parse_request(admission.data)
+        request = admission.request
+        if request is None:  # it came from an ingest process: parse it here again
+            request = parse_request(admission.data)
         return StoreJob(admission.identity, request.agent, request.reports,
                         admission.received_at)
 
@@ -88,5 +90,4 @@ def submit_handler(front: SubmitFront, back: CollectorService) -> grpc.RpcMethod
     def submit(data: bytes, context: grpc.ServicerContext) -> bytes:
         return answer(back.settle([front.admit(data, context)])[0], context)
 
-    return grpc.unary_unary_rpc_method_handler(submit, request_deserializer=None,
-                                               response_serializer=None)
+    return raw_method(submit)
