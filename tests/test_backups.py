@@ -311,6 +311,7 @@ def test_one_broken_job_does_not_hide_the_others(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("job", "needle"), [
     ({"kind": "files", "path": "/x"}, "backup[0].name: is required"),
     ({"name": "a b", "kind": "files", "path": "/x"}, "backup[0].name: must be 1-64"),
+    ({"name": "nightly\n", "kind": "files", "path": "/x"}, "backup[0].name: must be 1-64"),
     ({"name": "a", "kind": "tape"}, "backup[0].kind: must be one of files, restic, borg, push"),
     ({"name": "a", "kind": "files", "path": "/x", "rpo": "daily"}, "backup[0].rpo: not a dur"),
     ({"name": "a", "kind": "files", "path": "/x", "rpo": "0s"}, "backup[0].rpo: must be at"),
@@ -326,6 +327,8 @@ def test_one_broken_job_does_not_hide_the_others(tmp_path: Path) -> None:
       "password_command": "pass"}, "give password_file or password_command, not both"),
     ({"name": "a", "kind": "restic", "repository": "/r", "env": {"1BAD": "x"}},
      "backup[0].env.1BAD: is not a valid environment variable name"),
+    ({"name": "a", "kind": "restic", "repository": "/r", "env": {"BAD\n": "x"}},
+     "is not a valid environment variable name"),
     ({"name": "a", "kind": "borg", "repository": "/r", "env": {"BORG_X": 1}},
      "backup[0].env.BORG_X: must be a string"),
     ({"name": "a", "kind": "borg", "repository": "/r", "verify_every": "weekly"},

@@ -305,6 +305,12 @@ def test_validate_accepts_only_what_the_limits_allow(request, max_string, max_en
             NOW + limits.max_future_seconds)
 
 
+@pytest.mark.parametrize("name", ["db01\n", "0\n", "db01\r\n", "\ndb01", "db 01"])
+def test_a_name_with_a_newline_or_space_anywhere_is_refused(name):
+    # Found by the fuzz test below: a pattern ending in `$` matched before a final newline.
+    assert check_name(name) is not None
+
+
 @FUZZ
 @given(st.text(max_size=200))
 def test_names_that_pass_check_name_are_safe_label_values(name):

@@ -12,7 +12,7 @@ import re
 __all__ = ["MAX_NAME_LENGTH", "check_name"]
 
 MAX_NAME_LENGTH = 128
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def check_name(value: str) -> str | None:
@@ -21,6 +21,7 @@ def check_name(value: str) -> str | None:
         return "must not be empty"
     if len(value) > MAX_NAME_LENGTH:
         return f"must be at most {MAX_NAME_LENGTH} characters"
-    if not _NAME.match(value):
+    # fullmatch: `$` would let a trailing newline through, into label values and logs.
+    if not _NAME.fullmatch(value):
         return "may contain only letters, digits, '.', '_' and '-', starting with a letter or digit"
     return None

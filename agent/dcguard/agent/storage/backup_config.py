@@ -16,8 +16,8 @@ from dcguard.common.config import Table
 __all__ = ["KINDS", "BackupJob", "parse_backups", "parse_size"]
 
 KINDS = ("files", "restic", "borg", "push")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(B|K|KiB|M|MiB|G|GiB|T|TiB|KB|MB|GB|TB)?$")
 _UNITS = {None: 1, "B": 1, "K": 2**10, "KiB": 2**10, "M": 2**20, "MiB": 2**20, "G": 2**30,
           "GiB": 2**30, "T": 2**40, "TiB": 2**40, "KB": 10**3, "MB": 10**6, "GB": 10**9,
@@ -85,7 +85,7 @@ def _env(table: Table) -> dict[str, str]:
     env = table.table("env")
     values: dict[str, str] = {}
     for key in env.key_names():
-        if not _ENV_NAME.match(key):
+        if not _ENV_NAME.fullmatch(key):  # `$` would pass a final newline
             raise env.error(key, "is not a valid environment variable name")
         values[key] = env.string(key, allow_empty=True)
     env.finish()
@@ -94,7 +94,7 @@ def _env(table: Table) -> dict[str, str]:
 
 def _job(table: Table) -> BackupJob:
     name = table.string("name")
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):  # `$` would pass a final newline
         raise table.error("name", "must be 1-64 letters, digits, '.', '_' or '-', starting "
                           f"with a letter or digit, got {name!r}")
     kind = table.string("kind")
