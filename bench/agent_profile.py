@@ -34,8 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.procstat import TICKS, cpu_seconds, tree_cpu_seconds
-from dcguard.agent import delivery, service, spool
 from dcguard.agent.config import load_config
+from dcguard.agent.cycle import agent_loop as service
+from dcguard.agent.delivery import loop as delivery
+from dcguard.agent.delivery import spool
 from dcguard.common.durations import parse_duration
 from tests.support import Agent, Collector
 

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from dcguard.collector.config import ServerConfig
-from dcguard.collector.metrics.registry import HostRenderer, default_groups
-from dcguard.collector.state import StateCache
+from dcguard.collector.exposition.families.registry import HostRenderer, default_groups
+from dcguard.collector.state.hosts import StateCache
 from tests.storage_reports import GIB, REALLOCATED_304, ata_disk, backup, fs, raid, record, report
 
 

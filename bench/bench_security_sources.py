@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dcguard.agent.security.fimscan import RateLimiter, scan
+from dcguard.agent.sources.security.fimscan import RateLimiter, scan
 from tests.security_support import collect, make_source
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "auth"

@@ -28,11 +28,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.realistic import Cycle, agent
-from dcguard.collector.auth import Authenticator
 from dcguard.collector.config import load_config
-from dcguard.collector.front import SubmitFront
+from dcguard.collector.receive.admit import SubmitFront
+from dcguard.collector.receive.auth import Authenticator
 from dcguard.collector.server import CollectorServer
-from dcguard.collector.service import CollectorService
+from dcguard.collector.settle.submit import CollectorService
 
 
 class _Context:

@@ -26,9 +26,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dcguard.agent.config import load_config
-from dcguard.agent.security.baseline import BaselineScanSource
+from dcguard.agent.sources.security.baseline import BaselineScanSource
 from dcguard.agent.sources.smart import SmartReader
-from dcguard.agent.storage.config import parse_storage
+from dcguard.agent.sources.storage.config import parse_storage
 from dcguard.common.config import Table, load_toml
 from dcguard.v1 import collector_pb2 as pb
 

@@ -2,8 +2,8 @@
 
 The agent's RSS budget (docs/performance.md) depends on the run path not
 importing what only other commands need: `cryptography` (enroll and
-renewal), `importlib.metadata`, click (main.py), and OpenSSL's libcrypto
-through `ssl` or `_hashlib` (lean.py). A child process runs the real entry point with mTLS
+renewal), `importlib.metadata`, click (cli/main.py), and OpenSSL's libcrypto
+through `ssl` or `_hashlib` (runtime/no_libcrypto.py). A child process runs the real entry point with mTLS
 credentials, so the certificate renewer runs too, and lists
 sys.modules once the first report is built and the renewer has read its
 certificate; the test asserts on that list.
@@ -20,25 +20,27 @@ from pathlib import Path
 
 import pytest
 
-from dcguard.agent.main import plain_run_config
-from dcguard.agent.tls import AgentTlsFiles
+from dcguard.agent.cli.main import plain_run_config
+from dcguard.agent.trust.credentials import AgentTlsFiles
 from tests.support import Agent
 from tests.trust_support import issue, self_signed_ca
 
 # Loaded on the run path: if these were missing the check below would be empty.
-EXPECTED = ("grpc", "asyncio", "hashlib", "dcguard.agent.service",
-            "dcguard.agent.tls", "dcguard.common.validity", "dcguard.v1.collector_pb2")
+EXPECTED = ("grpc", "asyncio", "hashlib", "dcguard.agent.cycle.agent_loop",
+            "dcguard.agent.trust.credentials", "dcguard.common.validity",
+            "dcguard.v1.collector_pb2")
 # Only other commands need these; each costs the long-running agent RSS.
 FORBIDDEN = ("cryptography", "importlib.metadata", "click", "difflib", "ssl", "_ssl", "_hashlib",
-             "dcguard.common.pki", "dcguard.agent.pinning", "dcguard.agent.keys",
+             "dcguard.common.pki", "dcguard.agent.trust.pinning", "dcguard.agent.trust.keys",
              "dcguard.collector")
 
 CHILD = textwrap.dedent("""
     import json, os, signal, sys, threading
-    from dcguard.agent.main import main
-    from dcguard.agent.lean import load_without_libcrypto
+    from dcguard.agent.cli.main import main
+    from dcguard.agent.runtime.no_libcrypto import load_without_libcrypto
     load_without_libcrypto()  # as main() does first: before the modules patched below
-    from dcguard.agent import service, tls
+    from dcguard.agent.cycle import agent_loop as service
+    from dcguard.agent.trust import credentials as tls
 
     renewer_read = threading.Event()
     read_validity = tls.AgentTlsFiles.validity
@@ -105,7 +107,8 @@ DEFAULT = Path("/etc/dcguard/agent.toml")
     ["run", "--config", "/x y/agent.toml"], ["run", "--config", "agent.toml=1"],
 ])
 def test_a_plain_run_is_read_as_click_reads_it(args, monkeypatch):
-    from dcguard.agent import cli, service
+    from dcguard.agent.cli import commands as cli
+    from dcguard.agent.cycle import agent_loop as service
 
     seen: list[Path] = []
     monkeypatch.setattr(service, "run_from_file", seen.append)

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dcguard.agent.security.authparse import parse_line, syslog_time
-from dcguard.agent.security.events import bare_ip
+from dcguard.agent.sources.security.authparse import parse_line, syslog_time
+from dcguard.agent.sources.security.events import bare_ip
 from dcguard.common.config import ConfigError
 from dcguard.v1 import collector_pb2 as pb
 from tests.security_support import collect, make_source

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dcguard.agent.storage.push import read_record, record_run
+from dcguard.agent.sources.storage.push import read_record, record_run
 from tests.storage_helpers import backup_source, collect
 from tests.support import run_cli
 

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dcguard.agent.tls import RENEW_AT, AgentTlsFiles, renewal_due
+from dcguard.agent.trust.credentials import RENEW_AT, AgentTlsFiles, renewal_due
 from dcguard.common.pem import CertificateError
 from dcguard.common.validity import Validity, certificate_validity
 from tests.trust_support import issue, self_signed_ca

@@ -18,11 +18,11 @@ from typing import Any, Callable
 import pytest
 
 from dcguard.agent.config import load_config
-from dcguard.agent.delivery import Backoff, Delivery
-from dcguard.agent.runner import agent_info, build_report
-from dcguard.agent.sender import Sender
-from dcguard.agent.spool import Spool
-from dcguard.agent.state import AgentState
+from dcguard.agent.cycle.report_builder import agent_info, build_report
+from dcguard.agent.delivery.loop import Backoff, Delivery
+from dcguard.agent.delivery.sender import Sender
+from dcguard.agent.delivery.spool import Spool
+from dcguard.agent.state_dir import AgentState
 from tests.support import Agent, Collector, metric, wait_for
 
 HOST = {"host": "testhost", "department": "test-dept"}

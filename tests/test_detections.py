@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from dcguard.collector.auth import PeerIdentity
 from dcguard.collector.config import load_config
+from dcguard.collector.receive.auth import PeerIdentity
 from dcguard.collector.security.config import DetectionConfig
 from dcguard.collector.security.detect import Detector
 from dcguard.collector.security.storage import SECURITY_SCHEMA, EventHook

@@ -181,7 +181,7 @@ def test_events_config_garbage_is_one_line(tmp_path, snippet, expected):
 def test_a_failing_detection_rule_does_not_lose_the_events(tmp_path):
     import uuid
 
-    from dcguard.collector.auth import PeerIdentity
+    from dcguard.collector.receive.auth import PeerIdentity
     from dcguard.collector.security.storage import SECURITY_SCHEMA, EventHook
     from dcguard.collector.store import AGENTS_SCHEMA, Store
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from dcguard.agent.security.fimscan import RateLimiter, scan
 from dcguard.agent.sources import Source
+from dcguard.agent.sources.security.fimscan import RateLimiter, scan
 from dcguard.common.config import ConfigError
 from dcguard.v1 import collector_pb2 as pb
 from tests.security_support import collect, make_source

@@ -19,11 +19,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dcguard.agent.pinning import _fetch_chain_tls12, certificates_from_tls12
-from dcguard.collector.auth import Authenticator
+from dcguard.agent.trust.pinning import _fetch_chain_tls12, certificates_from_tls12
 from dcguard.collector.errors import REJECTION_REASONS, Rejection
-from dcguard.collector.ratelimit import RateLimiter
-from dcguard.collector.validate import Limits, parse_request, validate_request
+from dcguard.collector.receive.auth import Authenticator
+from dcguard.collector.receive.validate import Limits, parse_request, validate_request
+from dcguard.collector.settle.ratelimit import RateLimiter
 from dcguard.common.names import check_name
 from dcguard.common.pki import fingerprint, load_certificate, parse_fingerprint
 from dcguard.v1 import collector_pb2 as pb
@@ -371,7 +371,7 @@ def test_rate_limiter_never_allows_more_than_burst_plus_rate(calls, rate, burst)
 @FUZZ
 @given(st.binary(max_size=2000))
 def test_enroll_and_renew_decoders_only_refuse(data):
-    from dcguard.collector.enroll_service import _parse, _Refused
+    from dcguard.collector.trust.enroll_service import _parse, _Refused
 
     for kind in (pb.EnrollRequest, pb.RenewRequest):
         try:
@@ -381,7 +381,7 @@ def test_enroll_and_renew_decoders_only_refuse(data):
 
 
 def test_a_dead_collector_address_is_refused_quickly(tmp_path: Path):
-    from dcguard.agent.pinning import PinError, pinned_ca
+    from dcguard.agent.trust.pinning import PinError, pinned_ca
 
     with pytest.raises(PinError, match="cannot reach"):
         pinned_ca("127.0.0.1:1", "sha256:" + "0" * 64, timeout=5)
@@ -419,7 +419,7 @@ def test_garbage_enroll_calls_are_counted_and_enrollment_still_works(tmp_path, m
 def test_escaped_label_values_round_trip_through_the_prometheus_parser(value):
     from prometheus_client.parser import text_string_to_metric_families
 
-    from dcguard.collector.exposition import labels
+    from dcguard.collector.exposition.text import labels
 
     text = f"# TYPE m gauge\nm{labels([('mountpoint', value)])} 1\n"
     [family] = list(text_string_to_metric_families(text))
@@ -442,8 +442,8 @@ def test_credential_bundle_splitter_only_refuses(data):
 @FUZZ
 @given(st.lists(st.text(max_size=80), max_size=5), st.sampled_from(["h1", "h2"]))
 def test_tokens_enroll_once_and_only_the_bound_host(tmp_path_factory, guesses, host):
-    from dcguard.collector.enrollment import ENROLLMENT_SCHEMA, EnrollmentRegistry, TokenError
     from dcguard.collector.store import AGENTS_SCHEMA, Store
+    from dcguard.collector.trust.registry import ENROLLMENT_SCHEMA, EnrollmentRegistry, TokenError
 
     database = tmp_path_factory.mktemp("registry") / "collector.db"
     store = Store(database, migrations=(AGENTS_SCHEMA, ENROLLMENT_SCHEMA))

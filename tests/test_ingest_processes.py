@@ -18,7 +18,7 @@ import grpc
 import psutil
 import pytest
 
-from dcguard.collector.ipc import FrameSocket, encode
+from dcguard.collector.ingest.frames import FrameSocket, encode
 from dcguard.v1 import collector_pb2 as pb
 from dcguard.v1 import collector_pb2_grpc as pb_grpc
 from tests.submit import agent_info, make_report
@@ -30,7 +30,7 @@ CONNECTIONS = 16  # with two processes, all on one: a chance of 2 ** -15
 def ingest_children(collector: Collector) -> list[psutil.Process]:
     assert collector.proc is not None
     return [child for child in psutil.Process(collector.proc.pid).children()
-            if "dcguard.collector.ingest_worker" in " ".join(child.cmdline())]
+            if "dcguard.collector.ingest.worker" in " ".join(child.cmdline())]
 
 
 def own_channels(address: str, count: int) -> list[grpc.Channel]:

@@ -151,7 +151,7 @@ def test_offline_install_then_upgrade_in_place(installer: tuple[Path, Path],
     config.write_text(config.read_text() + "# edited by the operator\n")
     (state / "spool-marker").write_text("kept")
     installed_cli = next((root / "opt/dcguard-agent/lib").glob("python3*/site-packages/"
-                                                               "dcguard/agent/cli.py"))
+                                                               "dcguard/agent/cli/commands.py"))
     installed_cli.write_text(installed_cli.read_text() + "\n# stale\n")
 
     again = install(script, root, python=python)  # no flags needed the second time

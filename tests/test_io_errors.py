@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dcguard.agent.sources.io_errors import IoErrorsSource
-from dcguard.agent.storage.isotime import parse_iso_time
-from dcguard.agent.storage.kernlog import ErrorCounter, line_timestamp
+from dcguard.agent.sources.storage.isotime import parse_iso_time
+from dcguard.agent.sources.storage.kernlog import ErrorCounter, line_timestamp
 from dcguard.common.config import ConfigError
 from tests.storage_helpers import FIXTURES, collect, make_source
 from tests.support import wait_for

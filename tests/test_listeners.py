@@ -9,9 +9,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from dcguard.agent.security import listeners
-from dcguard.agent.security.listeners import SocketOwners, read_listeners
 from dcguard.agent.sources.ports import listening_sockets
+from dcguard.agent.sources.security import listeners
+from dcguard.agent.sources.security.listeners import SocketOwners, read_listeners
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dcguard.agent.security.events import SecurityCounters
-from dcguard.agent.security.queue import EventQueue
 from dcguard.agent.sources import Source
+from dcguard.agent.sources.security.events import SecurityCounters
+from dcguard.agent.sources.security.queue import EventQueue
 from dcguard.v1 import collector_pb2 as pb
 from tests.security_support import collect, make_source
 from tests.support import wait_for

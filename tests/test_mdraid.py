@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dcguard.agent.storage.mdstat import parse_mdstat
+from dcguard.agent.sources.storage.mdstat import parse_mdstat
 from dcguard.common.config import ConfigError
 from tests.storage_helpers import FIXTURES, collect, make_source
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from bench.realistic import agent as realistic_agent
 from bench.realistic import report as realistic_report
 from dcguard.collector.config import load_config
-from dcguard.collector.metrics_http import MetricsServer
+from dcguard.collector.exposition.http import MetricsServer
 from dcguard.collector.server import CollectorServer
 from dcguard.v1 import collector_pb2 as pb
 from tests.submit import submit

@@ -15,7 +15,7 @@ import pytest
 
 from bench.realistic import report as realistic_report
 from dcguard.collector.config import load_config
-from dcguard.collector.metrics.registry import HostRenderer, default_groups
+from dcguard.collector.exposition.families.registry import HostRenderer, default_groups
 from dcguard.collector.store import AgentRecord
 from dcguard.v1 import collector_pb2 as pb
 

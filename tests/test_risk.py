@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dcguard.collector.config import load_config
-from dcguard.collector.risk.config import REASONS, RiskConfig, parse_risk
-from dcguard.collector.risk.engine import RiskEngine
-from dcguard.collector.risk.history import FS_HISTORY_SCHEMA, FilesystemHistory, fit_trend
+from dcguard.collector.state.risk.config import REASONS, RiskConfig, parse_risk
+from dcguard.collector.state.risk.engine import RiskEngine
+from dcguard.collector.state.risk.history import FS_HISTORY_SCHEMA, FilesystemHistory, fit_trend
 from dcguard.collector.store import AgentRecord
 from dcguard.common.config import ConfigError, Table
 from tests.storage_reports import (
@@ -333,7 +333,7 @@ def test_score_is_the_capped_sum_of_distinct_reasons_and_weights_override():
 
 
 def test_a_backup_turns_stale_as_time_passes_without_a_new_report():
-    from dcguard.collector.metrics.risk import RiskGroup
+    from dcguard.collector.exposition.families.risk import RiskGroup
 
     # An agent reporting every 30 min: still up 1 h after its last report.
     rec = record(report(collected_at=NOW, backups=[backup("db", rpo=HOUR, last_success=NOW)]),
@@ -440,8 +440,8 @@ filesystem_almost_full = 0
 def test_every_reason_is_exported_exactly_once_per_host_split_between_report_and_scrape(
         tmp_path):
     from dcguard.collector.config import load_config
-    from dcguard.collector.exposition import render_families
-    from dcguard.collector.metrics.registry import HostRenderer, default_groups
+    from dcguard.collector.exposition.families.registry import HostRenderer, default_groups
+    from dcguard.collector.exposition.text import render_families
     from tests.support import parse_metrics
 
     path = tmp_path / "collector.toml"
@@ -517,7 +517,7 @@ def _any_report(draw: st.DrawFn):
 @settings(max_examples=150, deadline=None)
 @given(_any_report(), st.floats(min_value=NOW - 86400, max_value=NOW + 400 * 86400))
 def test_any_valid_report_gets_a_bounded_score_and_one_line_sentences(rep, now):
-    from dcguard.collector.validate_storage import validate_storage
+    from dcguard.collector.receive.validate_storage import validate_storage
 
     validate_storage(rep)
     assessment = engine().assess(record(rep, last_seen=NOW), now)

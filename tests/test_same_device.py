@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from dcguard.agent.sources.backup import BackupSource
-from dcguard.agent.storage.blockdev import (
+from dcguard.agent.sources.storage.blockdev import (
     disks_of_device,
     is_remote_repository,
     locate,

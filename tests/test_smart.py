@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dcguard.agent.sources.smart import SmartSource, SmartUnavailableError
-from dcguard.agent.storage.smartctl import disk_from_json, is_standby
+from dcguard.agent.sources.storage.smartctl import disk_from_json, is_standby
 from dcguard.common.config import ConfigError
 from dcguard.v1 import collector_pb2 as pb
 from tests.storage_helpers import FIXTURES, FakeDisks, collect, make_source

@@ -19,9 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dcguard.agent.config import load_config
-from dcguard.agent.records import MAGIC, decode, encode
-from dcguard.agent.spool import Spool
-from dcguard.agent.spool_config import SpoolConfig, parse_size
+from dcguard.agent.delivery.config import SpoolConfig, parse_size
+from dcguard.agent.delivery.records import MAGIC, decode, encode
+from dcguard.agent.delivery.spool import Spool
 from dcguard.common.config import ConfigError
 from dcguard.v1 import collector_pb2 as pb
 
@@ -114,7 +114,7 @@ def test_append_numbers_the_report_above_the_last_whatever_it_carried(tmp_path):
 def test_byte_bound_drops_oldest_first_counts_and_stamps_reports(tmp_path, caplog):
     config = SpoolConfig(max_bytes=64 * 1024)
     spool = open_spool(tmp_path, config)
-    with caplog.at_level(logging.WARNING, logger="dcguard.agent.spool"):
+    with caplog.at_level(logging.WARNING, logger="dcguard.agent.delivery.spool"):
         fill(spool, 300, padding=1000)
     stats = spool.stats()
     assert stats.bytes <= config.max_bytes
@@ -137,7 +137,7 @@ def test_byte_bound_drops_oldest_first_counts_and_stamps_reports(tmp_path, caplo
 
 def test_episode_ends_when_the_spool_drains(tmp_path, caplog):
     spool = open_spool(tmp_path, SpoolConfig(max_bytes=64 * 1024))
-    with caplog.at_level(logging.WARNING, logger="dcguard.agent.spool"):
+    with caplog.at_level(logging.WARNING, logger="dcguard.agent.delivery.spool"):
         fill(spool, 200, padding=1000)
         spool.ack(spool.last_sequence)
         fill(spool, 3, padding=1000)
@@ -181,7 +181,7 @@ def test_torn_tail_is_skipped_and_appends_continue(tmp_path, caplog):
     segment = segments(tmp_path)[-1]
     with open(segment, "r+b") as handle:
         handle.truncate(segment.stat().st_size - 7)
-    with caplog.at_level(logging.WARNING, logger="dcguard.agent.spool"):
+    with caplog.at_level(logging.WARNING, logger="dcguard.agent.delivery.spool"):
         again = open_spool(tmp_path)
     assert sequences(again) == [1, 2]
     assert again.stats().skipped_bytes > 0
@@ -336,7 +336,7 @@ def test_one_fsync_per_append_and_none_per_ack(tmp_path):
 _KILL_AFTER_ACK = """
 import os, signal, sys
 from pathlib import Path
-from dcguard.agent.spool import Spool, SpoolConfig
+from dcguard.agent.delivery.spool import Spool, SpoolConfig
 from dcguard.v1 import collector_pb2 as pb
 spool = Spool(Path(sys.argv[1]), SpoolConfig())
 spool.open()
@@ -373,7 +373,7 @@ def test_a_damaged_position_record_is_one_line_and_falls_back_to_duplicates(tmp_
                "flipped": new[:3] + bytes([new[3] ^ 1]) + new[4:],
                "too long": new + b"\0"}[damage]
     position_file(tmp_path).write_bytes(damaged)
-    with caplog.at_level(logging.WARNING, logger="dcguard.agent.spool"):
+    with caplog.at_level(logging.WARNING, logger="dcguard.agent.delivery.spool"):
         again = open_spool(tmp_path)
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1 and "position" in warnings[0] and "\n" not in warnings[0]
@@ -382,7 +382,7 @@ def test_a_damaged_position_record_is_one_line_and_falls_back_to_duplicates(tmp_
     assert again.next_sequence() == 11
     # The record is whole again for the next start.
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="dcguard.agent.spool"):
+    with caplog.at_level(logging.WARNING, logger="dcguard.agent.delivery.spool"):
         assert open_spool(tmp_path).next_sequence() == 11
     assert not caplog.records
 

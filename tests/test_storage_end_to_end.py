@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from dcguard.agent.runner import build_report
+from dcguard.agent.cycle.report_builder import build_report
 from dcguard.v1 import collector_pb2 as pb
 from tests.storage_helpers import FIXTURES, make_source
 from tests.support import wait_for

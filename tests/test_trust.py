@@ -15,7 +15,7 @@ from concurrent import futures
 import grpc
 import pytest
 
-from dcguard.agent.pinning import PinError, pinned_ca
+from dcguard.agent.trust.pinning import PinError, pinned_ca
 from dcguard.common.pki import fingerprint, load_certificate
 from tests.support import metric, wait_for
 from tests.trust_support import (
@@ -333,7 +333,7 @@ def test_damaged_credentials_are_one_line_not_a_traceback(tls_collector, make_ag
 
 def test_enroll_address_defaults_to_the_first_collector_on_4741(tmp_path, make_agent):
     from dcguard.agent.config import load_config
-    from dcguard.agent.enroll import default_enroll_address
+    from dcguard.agent.trust.enroll import default_enroll_address
 
     agent = make_agent(["collector.example:4740", "[::1]:4740"], insecure=False)
     config = load_config(agent.config_path)

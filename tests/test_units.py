@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dcguard.agent.sources.filesystem import FilesystemSource, StatWatcher, parse_mounts
-from dcguard.collector.exposition import escape_label_value, format_value
+from dcguard.collector.exposition.text import escape_label_value, format_value
 from dcguard.common.durations import format_duration, parse_duration
 from dcguard.v1 import collector_pb2 as pb
 from tests.mounts import tmpfs

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.realistic import report as realistic_report
-from dcguard.collector.validate_walk import first_problem, within_limits
+from dcguard.collector.receive.validate_walk import first_problem, within_limits
 from dcguard.v1 import collector_pb2 as pb
 
 # Short strings that may hold a NUL, so both bounds are exercised at small limits.
@@ -64,7 +64,7 @@ def test_first_reports_arriving_together_all_see_complete_plans(monkeypatch):
     import sys
     import threading
 
-    from dcguard.collector import validate_walk
+    from dcguard.collector.receive import validate_walk
 
     failures: list[BaseException] = []
     verdicts: list[bool] = []

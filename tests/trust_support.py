@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from dcguard.agent.keys import make_key_and_csr
+from dcguard.agent.trust.keys import make_key_and_csr
 from dcguard.v1 import collector_pb2 as pb
 from tests.support import Agent, Collector, run_cli, wait_for
 
@@ -74,7 +74,7 @@ def enroll(agent: Agent, collector: TlsCollector, token: str,
 
 
 def agent_credentials(agent: Agent) -> tuple[bytes, bytes]:
-    from dcguard.agent.tls import AgentTlsFiles
+    from dcguard.agent.trust.credentials import AgentTlsFiles
 
     return AgentTlsFiles(agent.state_dir).load()
 

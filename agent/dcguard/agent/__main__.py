@@ -1,3 +1,3 @@
-from dcguard.agent.main import main
+from dcguard.agent.cli.main import main
 
 main()

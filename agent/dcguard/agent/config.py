@@ -6,8 +6,8 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dcguard.agent.delivery.config import SpoolConfig, parse_spool
 from dcguard.agent.sources import Source, SourceContext, load_all
-from dcguard.agent.spool_config import SpoolConfig, parse_spool
 from dcguard.common.config import Table, load_toml, parse_listen_address
 from dcguard.common.names import check_name
 

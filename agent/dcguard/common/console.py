@@ -2,7 +2,7 @@
 
 Without click, so that `dcguard-agent run` can fail the same way as every
 other command without loading a CLI framework it does not otherwise need
-(see dcguard.agent.main). dcguard.common.cli re-exports these.
+(see dcguard.agent.cli.main). dcguard.common.cli re-exports these.
 """
 
 from __future__ import annotations

@@ -1,3 +1,3 @@
-from dcguard.collector.cli import main
+from dcguard.collector.cli.main import main
 
 main()

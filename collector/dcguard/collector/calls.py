@@ -2,7 +2,7 @@
 
 The front (the gRPC side: TLS, parsing, authentication, validation) and the
 back (rate limit, counters, store, state) meet only through these values,
-so they run in one thread or in different processes (ingest_pool.py)
+so they run in one thread or in different processes (ingest/pool.py)
 without either knowing which.
 """
 
@@ -13,8 +13,8 @@ from typing import Any, Callable
 
 import grpc
 
-from dcguard.collector.auth import PeerIdentity
 from dcguard.collector.errors import RETRY_AFTER_KEY, Rejection
+from dcguard.collector.receive.auth import PeerIdentity
 from dcguard.v1 import collector_pb2 as pb
 
 __all__ = ["SERVICE_NAME", "Admission", "RenewCall", "Reply", "answer", "raw_method"]

@@ -8,23 +8,23 @@ import time
 
 from prometheus_client import generate_latest
 
-from dcguard.collector.auth import Authenticator
-from dcguard.collector.ca import CertificateAuthority, TlsFiles
 from dcguard.collector.config import ServerConfig
-from dcguard.collector.enroll_service import EnrollService
-from dcguard.collector.enrollment import ENROLLMENT_SCHEMA, EnrollmentRegistry
-from dcguard.collector.front import SubmitFront
-from dcguard.collector.grpcserve import GrpcServer
-from dcguard.collector.ingest_pool import IngestPool
-from dcguard.collector.metrics.registry import HostRenderer, default_groups
-from dcguard.collector.metrics_http import MetricsServer
-from dcguard.collector.risk.engine import RiskEngine
-from dcguard.collector.risk.history import FS_HISTORY_SCHEMA
+from dcguard.collector.exposition.families.registry import HostRenderer, default_groups
+from dcguard.collector.exposition.http import MetricsServer
+from dcguard.collector.exposition.selfmetrics import SelfMetrics
+from dcguard.collector.ingest.pool import IngestPool
+from dcguard.collector.receive.admit import SubmitFront
+from dcguard.collector.receive.auth import Authenticator
+from dcguard.collector.receive.grpc_server import GrpcServer
 from dcguard.collector.security.feature import SecurityFeature
-from dcguard.collector.selfmetrics import SelfMetrics
-from dcguard.collector.service import CollectorService, submit_handler
-from dcguard.collector.state import StateCache
+from dcguard.collector.settle.submit import CollectorService, submit_handler
+from dcguard.collector.state.hosts import StateCache
+from dcguard.collector.state.risk.engine import RiskEngine
+from dcguard.collector.state.risk.history import FS_HISTORY_SCHEMA
 from dcguard.collector.store import AGENTS_SCHEMA, Store
+from dcguard.collector.trust.ca import CertificateAuthority, TlsFiles
+from dcguard.collector.trust.enroll_service import EnrollService
+from dcguard.collector.trust.registry import ENROLLMENT_SCHEMA, EnrollmentRegistry
 from dcguard.common.config import parse_listen_address
 from dcguard.common.pki import CertificateError
 

@@ -75,7 +75,11 @@ def register(name: str, *, default_enabled: bool) -> Callable[[Factory], Factory
 
 
 def load_all() -> dict[str, SourceSpec]:
-    """Import every source module in this package so each registers itself."""
+    """Import every source module in this package so each registers itself.
+
+    Subpackages (storage/, security/) hold what sources share; they are not sources.
+    """
     for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")
+        if not module.ispkg:
+            importlib.import_module(f"{__name__}.{module.name}")
     return REGISTRY

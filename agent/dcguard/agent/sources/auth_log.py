@@ -18,19 +18,24 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Union
 
-from dcguard.agent.security.authparse import EventSpec, parse_line, parse_message, syslog_time
-from dcguard.agent.security.events import (
+from dcguard.agent.sources import SourceContext, register
+from dcguard.agent.sources.security.authparse import (
+    EventSpec,
+    parse_line,
+    parse_message,
+    syslog_time,
+)
+from dcguard.agent.sources.security.events import (
     SecurityCounters,
     SecuritySettings,
     counters_for,
     make_event,
     security_settings,
 )
-from dcguard.agent.security.journal import JournalEntry, JournalReader
-from dcguard.agent.security.queue import EventQueue
-from dcguard.agent.security.tailer import Checkpoint, FileTailer
-from dcguard.agent.sources import SourceContext, register
-from dcguard.agent.state import atomic_write
+from dcguard.agent.sources.security.journal import JournalEntry, JournalReader
+from dcguard.agent.sources.security.queue import EventQueue
+from dcguard.agent.sources.security.tailer import Checkpoint, FileTailer
+from dcguard.agent.state_dir import atomic_write
 from dcguard.common.config import Table
 from dcguard.v1 import collector_pb2 as pb
 

@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from dcguard.agent.sources import Source, SourceContext, register
-from dcguard.agent.state import atomic_write
-from dcguard.agent.storage import blockdev
-from dcguard.agent.storage.backup_checks import (
+from dcguard.agent.sources.storage import blockdev
+from dcguard.agent.sources.storage.backup_checks import (
     CheckError,
     RunResult,
     VerifyResult,
@@ -30,10 +29,11 @@ from dcguard.agent.storage.backup_checks import (
     check_repository,
     verify_repository,
 )
-from dcguard.agent.storage.backup_config import BackupJob, parse_backups
-from dcguard.agent.storage.config import parse_storage
-from dcguard.agent.storage.poller import Poller
-from dcguard.agent.storage.push import read_record
+from dcguard.agent.sources.storage.backup_config import BackupJob, parse_backups
+from dcguard.agent.sources.storage.config import parse_storage
+from dcguard.agent.sources.storage.poller import Poller
+from dcguard.agent.sources.storage.push import read_record
+from dcguard.agent.state_dir import atomic_write
 from dcguard.common.config import Table
 from dcguard.v1 import collector_pb2 as pb
 

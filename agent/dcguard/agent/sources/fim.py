@@ -17,15 +17,16 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from dcguard.agent.security.baseline import BaselineScanSource
-from dcguard.agent.security.events import (
+from dcguard.agent.sources import SourceContext, register
+from dcguard.agent.sources.security.baseline import BaselineScanSource
+from dcguard.agent.sources.security.events import (
     SecurityCounters,
     SecuritySettings,
     counters_for,
     make_event,
     security_settings,
 )
-from dcguard.agent.security.fimscan import (
+from dcguard.agent.sources.security.fimscan import (
     Change,
     RateLimiter,
     Snapshot,
@@ -34,7 +35,6 @@ from dcguard.agent.security.fimscan import (
     scan,
     technique_for,
 )
-from dcguard.agent.sources import SourceContext, register
 from dcguard.common.config import Table
 from dcguard.v1 import collector_pb2 as pb
 

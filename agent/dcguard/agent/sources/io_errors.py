@@ -27,13 +27,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from dcguard.agent.security.journal import JournalReader
 from dcguard.agent.sources import Source, SourceContext, register
-from dcguard.agent.state import atomic_write
-from dcguard.agent.storage.config import StorageConfig, parse_storage
-from dcguard.agent.storage.kernlog import ErrorCounter, ata_port_map
-from dcguard.agent.storage.poller import Poller
-from dcguard.agent.storage.tools import ToolError, last_line, run_tool
+from dcguard.agent.sources.security.journal import JournalReader
+from dcguard.agent.sources.storage.config import StorageConfig, parse_storage
+from dcguard.agent.sources.storage.kernlog import ErrorCounter, ata_port_map
+from dcguard.agent.sources.storage.poller import Poller
+from dcguard.agent.sources.storage.tools import ToolError, last_line, run_tool
+from dcguard.agent.state_dir import atomic_write
 from dcguard.common.config import Table
 from dcguard.v1 import collector_pb2 as pb
 

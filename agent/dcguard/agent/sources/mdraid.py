@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from dcguard.agent.sources import Source, SourceContext, register
-from dcguard.agent.storage.config import parse_storage
-from dcguard.agent.storage.mdstat import parse_mdstat
+from dcguard.agent.sources.storage.config import parse_storage
+from dcguard.agent.sources.storage.mdstat import parse_mdstat
 from dcguard.common.config import Table
 from dcguard.v1 import collector_pb2 as pb
 

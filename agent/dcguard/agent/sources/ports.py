@@ -16,8 +16,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from dcguard.agent.security.baseline import BaselineScanSource
-from dcguard.agent.security.events import (
+from dcguard.agent.sources import SourceContext, register
+from dcguard.agent.sources.security.baseline import BaselineScanSource
+from dcguard.agent.sources.security.events import (
     SecurityCounters,
     SecuritySettings,
     bare_ip,
@@ -25,8 +26,7 @@ from dcguard.agent.security.events import (
     make_event,
     security_settings,
 )
-from dcguard.agent.security.listeners import SocketOwners, read_listeners
-from dcguard.agent.sources import SourceContext, register
+from dcguard.agent.sources.security.listeners import SocketOwners, read_listeners
 from dcguard.common.config import Table
 from dcguard.v1 import collector_pb2 as pb
 

@@ -20,10 +20,9 @@ import threading
 from pathlib import Path
 
 from dcguard.agent.sources import Source, SourceContext, register
-from dcguard.agent.state import atomic_write
-from dcguard.agent.storage.config import SmartDevice, StorageConfig, parse_storage
-from dcguard.agent.storage.poller import Poller
-from dcguard.agent.storage.smartctl import (
+from dcguard.agent.sources.storage.config import SmartDevice, StorageConfig, parse_storage
+from dcguard.agent.sources.storage.poller import Poller
+from dcguard.agent.sources.storage.smartctl import (
     SmartctlOutputError,
     disk_from_json,
     exit_status,
@@ -31,7 +30,8 @@ from dcguard.agent.storage.smartctl import (
     parse_json,
     parse_scan,
 )
-from dcguard.agent.storage.tools import ToolError, ToolUnavailableError, last_line, run_tool
+from dcguard.agent.sources.storage.tools import ToolError, ToolUnavailableError, last_line, run_tool
+from dcguard.agent.state_dir import atomic_write
 from dcguard.common.config import Table
 from dcguard.v1 import collector_pb2 as pb
 

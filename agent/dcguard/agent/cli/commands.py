@@ -1,0 +1,201 @@
+"""dcguard-agent command line."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+import grpc
+
+from dcguard.agent.cli.backup_report import backup_report
+from dcguard.agent.cli.main import PROG
+from dcguard.agent.config import DEFAULT_CONFIG, AgentConfig, load_config
+from dcguard.agent.cycle.report_builder import build_report
+from dcguard.agent.sources import Source
+from dcguard.common.cli import run_cli, setup_logging
+from dcguard.common.config import ConfigError
+from dcguard.common.version import VERSION
+from dcguard.v1 import collector_pb2 as pb
+
+__all__ = ["main"]
+
+PRIME_TIMEOUT = 30.0  # how long `collect` waits for background readers' first round
+
+config_option = click.option(
+    "--config", "config_path", type=click.Path(path_type=Path), default=DEFAULT_CONFIG,
+    show_default=True, help="Agent config file (TOML).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(VERSION, prog_name=PROG)
+def cli() -> None:
+    """dcguard agent: reports this server's health, backups and security events."""
+
+
+@cli.command()
+@config_option
+def run(config_path: Path) -> None:
+    """Run the agent: a report every interval, delivered to the collector."""
+    from dcguard.agent.cycle.agent_loop import run_from_file
+
+    run_from_file(config_path)
+
+
+@cli.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def collect(config_path: Path, as_json: bool) -> None:
+    """Build one report from every enabled source and print it; send nothing."""
+    # Only this command prints JSON: json_format stays out of the running agent.
+    from google.protobuf import json_format
+
+    config = load_config(config_path)
+    setup_logging("warning")
+    _prime(config.sources, PRIME_TIMEOUT)
+    report = build_report(config.sources, sequence=0)
+    config.close_sources()
+    if as_json:
+        click.echo(json_format.MessageToJson(report, preserving_proto_field_name=True,
+                                             indent=2))
+        return
+    for status in report.sources:
+        outcome = "ok" if status.success else f"FAILED: {status.error}"
+        click.echo(f"{status.name:<12} {status.duration_seconds * 1000:7.1f} ms  {outcome}")
+    if report.HasField("host"):
+        host = report.host
+        click.echo(f"cpu {host.cpu_utilization_ratio:.0%}  load1 {host.load1:.2f}  "
+                   f"memory available {host.memory_available_bytes / 2**30:.1f} GiB "
+                   f"of {host.memory_total_bytes / 2**30:.1f} GiB")
+    for fs in report.filesystems:
+        if fs.error:
+            click.echo(f"{fs.mountpoint:<24} {fs.fstype:<8} ERROR {fs.error}")
+        else:
+            used = 1 - fs.avail_bytes / fs.size_bytes if fs.size_bytes else 0.0
+            ro = " read-only" if fs.readonly else ""
+            click.echo(f"{fs.mountpoint:<24} {fs.fstype:<8} {used:4.0%} used of "
+                       f"{fs.size_bytes / 2**30:.1f} GiB{ro}")
+
+
+def _prime(sources: tuple[Source, ...], timeout: float) -> None:
+    """Start sources that read in background threads (SMART, journal, backups); wait one round.
+
+    In `run` their first results arrive within a report or two; a one-shot
+    collect would otherwise print them empty.
+    """
+    deadline = time.monotonic() + timeout
+    waits = []
+    for source in sources:
+        wait = getattr(source, "wait_rounds", None)
+        if wait is None:
+            continue
+        with contextlib.suppress(Exception):  # the real collect below reports any failure
+            source.collect(pb.Report())
+        waits.append(wait)
+    for wait in waits:
+        wait(1, max(0.0, deadline - time.monotonic()))
+
+
+@cli.command("enroll")
+@config_option
+@click.option("--token", required=True, help="The one-time token from "
+              "`dcguard-collector token create`.")
+@click.option("--ca-fingerprint", required=True,
+              help="sha256:… of the collector's CA, as printed with the token.")
+@click.option("--address", help="The collector's enrollment host:port (default: the first "
+              "collector address, port 4741).")
+def enroll_command(config_path: Path, token: str, ca_fingerprint: str,
+                   address: str | None) -> None:
+    """Enroll with the collector: make a key here, get it certified, store the credentials."""
+    from dcguard.agent.trust.enroll import EnrollError, default_enroll_address, enroll
+    from dcguard.common.cli import fail
+    from dcguard.common.config import parse_listen_address
+    from dcguard.common.pem import parse_fingerprint
+
+    try:
+        pin = parse_fingerprint(ca_fingerprint)
+    except ValueError as exc:
+        fail(PROG, f"--ca-fingerprint: {exc}")
+    if address is not None:
+        try:
+            parse_listen_address(address)
+        except ValueError as exc:
+            fail(PROG, f"--address: {exc}")
+    config = load_config(config_path)
+    target = address or default_enroll_address(config)
+    try:
+        enroll(config, token, pin, target)
+    except EnrollError as exc:
+        fail(PROG, str(exc), 1)
+    except OSError as exc:
+        fail(PROG, f"cannot store the credentials in {config.state_dir}: {exc}", 1)
+    click.echo(f"enrolled {config.host} ({config.department}) with the collector at {target}; "
+               f"credentials are in {config.state_dir / 'tls'}")
+
+
+@cli.command("check-config")
+@config_option
+def check_config(config_path: Path) -> None:
+    """Validate the config: exit 0, or one line naming the key and exit 2."""
+    config = load_config(config_path)
+    names = ", ".join(source.name for source in config.sources)
+    click.echo(f"{config_path}: OK; host {config.host}, department {config.department}, "
+               f"sources: {names}")
+
+
+@cli.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status(config_path: Path, as_json: bool) -> None:
+    """Show the spool, what the collector acknowledged, and whether the collector answers.
+
+    Reads the state directory without locking or changing it, so it is safe
+    while `dcguard-agent run` is running.
+    """
+    from dcguard.agent.delivery.status import gather_status, render_status
+
+    config = load_config(config_path)
+    setup_logging("error")
+    try:
+        result = gather_status(config, {address: _probe(config, address)
+                                        for address in config.collector.addresses})
+    except OSError as exc:
+        raise ConfigError(f"cannot read agent.state_dir {config.state_dir}: "
+                          f"{exc.strerror or exc}") from None
+    click.echo(json.dumps(result, indent=2) if as_json else render_status(result))
+
+
+def _probe(config: AgentConfig, address: str) -> str:
+    """Ask the collector's standard gRPC health service whether it serves, as `run` connects."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from dcguard.agent.trust.credentials import load_credentials
+
+    if config.collector.insecure:
+        channel = grpc.insecure_channel(address)
+    else:
+        try:
+            channel = grpc.secure_channel(address, load_credentials(config.state_dir,
+                                                                    config.path))
+        except ConfigError:
+            return "not checked: not enrolled yet (dcguard-agent enroll)"
+    with channel:
+        try:
+            answer = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=config.collector.timeout)
+        except grpc.RpcError as exc:
+            return f"unreachable ({exc.code().name})"
+    return "reachable" if answer.status == health_pb2.HealthCheckResponse.SERVING else (
+        f"not serving ({answer.status})")
+
+
+cli.add_command(backup_report)
+
+
+def main() -> None:
+    run_cli(cli, PROG)
+    sys.exit(0)

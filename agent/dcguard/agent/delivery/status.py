@@ -1,0 +1,69 @@
+"""`dcguard-agent status`: the spool and delivery as a second process sees them.
+
+Opens the spool read-only and reads the runner's delivery.json; takes no
+lock and writes nothing, so it is safe while `dcguard-agent run` runs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from dcguard.agent.config import AgentConfig
+from dcguard.agent.delivery.loop import STATUS_FILE
+from dcguard.agent.delivery.spool import Spool
+from dcguard.agent.state_dir import AgentState
+
+__all__ = ["gather_status", "render_status"]
+
+
+def _iso(timestamp: float | None) -> str | None:
+    if not timestamp:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+
+
+def _delivery(config: AgentConfig) -> dict[str, Any]:
+    try:
+        loaded = json.loads((config.state_dir / STATUS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def gather_status(config: AgentConfig, probes: dict[str, str]) -> dict[str, Any]:
+    """Everything status shows, as a JSON-ready dict (probes: address → answer)."""
+    state = AgentState(config.state_dir)
+    spool = Spool(state.spool_dir, config.spool, read_only=True)
+    spool.open()
+    stats = spool.stats()
+    delivery = _delivery(config)
+    address = delivery.get("address") or config.collector.addresses[0]
+    return {
+        "host": config.host,
+        "state_dir": str(config.state_dir),
+        "instance_id": state.instance_id,
+        "spool_reports": stats.reports,
+        "spool_bytes": stats.bytes,
+        "oldest_unsent": _iso(stats.oldest_collected),
+        "last_sequence": stats.last_sequence,
+        "acked_sequence": stats.acked_sequence,
+        "dropped_total": stats.dropped_total,
+        "rejected_total": stats.rejected_total,
+        "unreadable_bytes": stats.skipped_bytes,
+        "collector_in_use": address,
+        "delivery_failing": delivery.get("failing") or None,
+        "last_delivery": _iso(delivery.get("last_success")),
+        "collectors": probes,
+    }
+
+
+def render_status(result: dict[str, Any]) -> str:
+    """The human-readable form: one aligned line per field."""
+    lines = [f"{key:<18} {'-' if result[key] is None else result[key]}"
+             for key in result if key != "collectors"]
+    for address, answer in result["collectors"].items():
+        marker = " (in use)" if address == result["collector_in_use"] else ""
+        lines.append(f"{'collector':<18} {address}: {answer}{marker}")
+    return "\n".join(lines)

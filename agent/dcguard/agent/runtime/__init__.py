@@ -1,0 +1,1 @@
+"""What keeps the long-running agent process small: no libcrypto, start-up garbage returned."""

@@ -1,0 +1,1 @@
+"""Trust: the agent's key, the pinned CA, enrollment, and certificate renewal."""

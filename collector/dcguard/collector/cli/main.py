@@ -1,0 +1,137 @@
+"""dcguard-collector command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dcguard.collector.cli.events import events
+from dcguard.collector.cli.risk import assess, risk
+from dcguard.collector.config import DEFAULT_CONFIG, ServerConfig, load_config
+from dcguard.collector.exposition.families.agent import is_up
+from dcguard.collector.store import Store, StoreError
+from dcguard.common.cli import fail, run_cli, setup_logging
+from dcguard.common.signals import stop_on_signals
+from dcguard.common.systemd import notify
+from dcguard.common.version import VERSION
+
+__all__ = ["main"]
+
+PROG = "dcguard-collector"
+
+config_option = click.option(
+    "--config", "config_path", type=click.Path(path_type=Path), default=DEFAULT_CONFIG,
+    show_default=True, help="Collector config file (TOML).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(VERSION, prog_name=PROG)
+def cli() -> None:
+    """dcguard collector: receives agents' reports and serves Prometheus metrics."""
+
+
+@cli.command()
+@config_option
+@click.option("--grpc-listen", help="host:port for agents (overrides server.grpc_listen).")
+@click.option("--metrics-listen",
+              help="host:port for Prometheus (overrides server.metrics_listen).")
+@click.option("--data-dir", type=click.Path(path_type=Path),
+              help="Directory of the database (overrides server.data_dir).")
+def serve(config_path: Path, grpc_listen: str | None, metrics_listen: str | None,
+          data_dir: Path | None) -> None:
+    """Run the collector until SIGTERM or SIGINT."""
+    from dcguard.collector.server import CollectorServer
+
+    config = load_config(config_path, {"grpc_listen": grpc_listen,
+                                       "metrics_listen": metrics_listen,
+                                       "data_dir": data_dir})
+    setup_logging(config.log_level)
+    stop = threading.Event()
+    stop_on_signals(stop)
+    server = CollectorServer(config)
+    try:
+        server.start()
+    except (StoreError, RuntimeError, OSError) as exc:
+        fail(PROG, f"cannot start: {exc}", 1)
+    notify("READY=1")
+    stop.wait()
+    notify("STOPPING=1")
+    server.stop()
+
+
+def _open_store(config: ServerConfig) -> Store:
+    store = Store(config.database, readonly=True)
+    try:
+        store.open()
+    except StoreError as exc:
+        fail(PROG, str(exc), 1)
+    return store
+
+
+def _agents(config: ServerConfig) -> list[dict[str, Any]]:
+    store = _open_store(config)
+    try:
+        records = store.agents()
+    finally:
+        store.close()
+    now = time.time()
+    scores = {a.host: a.score for a in assess(config, records, now)}
+    return [
+        {
+            "host": r.host,
+            "department": r.department,
+            "last_seen": r.last_seen,
+            "up": is_up(r, now, config.down_after_intervals),
+            "agent_version": r.agent_version,
+            "os": r.os,
+            "reports_stored": r.reports_stored,
+            "reports_lost": r.reports_lost,
+            "risk_score": scores[r.host],
+        }
+        for r in sorted(records, key=lambda r: (r.department, r.host))
+    ]
+
+
+@cli.group(invoke_without_command=True)
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.pass_context
+def agents(ctx: click.Context, config_path: Path, as_json: bool) -> None:
+    """List every known agent: host, department, last seen, up, risk score."""
+    if ctx.invoked_subcommand is not None:
+        return
+    rows = _agents(load_config(config_path))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(f"{'HOST':<24} {'DEPARTMENT':<20} {'UP':<4} {'LAST SEEN':<20} "
+               f"{'STORED':>8} {'LOST':>6} {'RISK':>4}")
+    for row in rows:
+        seen = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["last_seen"]))
+        click.echo(f"{row['host']:<24} {row['department']:<20} "
+                   f"{'yes' if row['up'] else 'NO':<4} {seen:<20} "
+                   f"{row['reports_stored']:>8} {row['reports_lost']:>6} "
+                   f"{row['risk_score']:>4}")
+    if not rows:
+        click.echo("(no agents have reported yet)")
+
+
+from dcguard.collector.cli.trust import ca, revoke, token  # noqa: E402 - after the groups
+
+cli.add_command(risk)
+cli.add_command(ca)
+cli.add_command(token)
+cli.add_command(events)
+agents.add_command(revoke)
+
+
+def main() -> None:
+    run_cli(cli, PROG)
+    sys.exit(0)

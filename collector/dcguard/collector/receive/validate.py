@@ -1,0 +1,110 @@
+"""Checking a SubmitRequest before anything is stored.
+
+The limits keep one misbehaving or hostile agent from filling the database,
+breaking the exposition format or poisoning another host's state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+
+from dcguard.collector.errors import Rejection
+from dcguard.collector.receive.validate_events import validate_events
+from dcguard.collector.receive.validate_storage import validate_storage
+from dcguard.collector.receive.validate_walk import first_problem, within_limits
+from dcguard.v1 import collector_pb2 as pb
+
+__all__ = ["Limits", "parse_request", "validate_request"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on one request (config table [limits]; see docs/security.md)."""
+
+    max_reports_per_batch: int = 1000
+    max_filesystems: int = 256
+    max_sources: int = 64
+    max_string: int = 4096
+    # Reports from further back than this are a broken clock, not a backlog.
+    max_age_seconds: float = 400 * 86400.0
+    max_future_seconds: float = 3600.0
+    # Any repeated or map field of a report (disks, backups, members, details…).
+    max_entries: int = 1024
+    # Report.events: the agent's security sources cap themselves lower.
+    # Above what an agent sends (three security sources, 500 events each per report).
+    max_events_per_report: int = 10_000
+    # Per agent (by authenticated host): a token bucket of requests; 0 = no limit.
+    rate_per_second: float = 20.0
+    rate_burst: int = 40
+
+
+def parse_request(data: bytes) -> pb.SubmitRequest:
+    """Decode a SubmitRequest; garbage is a counted INVALID_ARGUMENT, not a server error."""
+    request = pb.SubmitRequest()
+    try:
+        request.ParseFromString(data)
+    except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError and others
+        raise Rejection(grpc.StatusCode.INVALID_ARGUMENT, "malformed",
+                        f"not a SubmitRequest: {type(exc).__name__}") from None
+    return request
+
+
+def _too_long(value: str, limits: Limits) -> bool:
+    return len(value) > limits.max_string
+
+
+def validate_request(request: pb.SubmitRequest, now: float, limits: Limits) -> None:
+    """Raise Rejection for the first thing wrong with the request."""
+    if not request.reports:
+        raise Rejection(grpc.StatusCode.INVALID_ARGUMENT, "invalid_report", "no reports")
+    if len(request.reports) > limits.max_reports_per_batch:
+        raise Rejection(grpc.StatusCode.RESOURCE_EXHAUSTED, "too_large",
+                        f"{len(request.reports)} reports in one batch; at most "
+                        f"{limits.max_reports_per_batch}")
+    agent = request.agent
+    for text in (agent.agent_version, agent.os, agent.kernel, agent.instance_id):
+        if _too_long(text, limits):
+            raise Rejection(grpc.StatusCode.INVALID_ARGUMENT, "too_large",
+                            "an agent field is too long")
+    if not agent.interval_seconds > 0 or agent.interval_seconds > 86400:
+        raise Rejection(grpc.StatusCode.INVALID_ARGUMENT, "invalid_report",
+                        "agent.interval_seconds must be within (0, 86400]")
+    previous = 0
+    for report in request.reports:
+        if report.sequence <= previous:
+            raise Rejection(grpc.StatusCode.INVALID_ARGUMENT, "invalid_report",
+                            "sequences must be positive and strictly increasing in a batch")
+        previous = report.sequence
+        _validate_report(report, now, limits)
+
+
+def _validate_report(report: pb.Report, now: float, limits: Limits) -> None:
+    collected = report.collected_at.seconds + report.collected_at.nanos / 1e9
+    if not now - limits.max_age_seconds <= collected <= now + limits.max_future_seconds:
+        raise Rejection(grpc.StatusCode.INVALID_ARGUMENT, "invalid_report",
+                        f"report {report.sequence}: collected_at is too far from now")
+    if len(report.filesystems) > limits.max_filesystems or (
+            len(report.sources) > limits.max_sources):
+        raise Rejection(grpc.StatusCode.RESOURCE_EXHAUSTED, "too_large",
+                        f"report {report.sequence}: too many entries")
+    # Two entries with the same identity would be duplicate series, which
+    # makes Prometheus reject the whole scrape: refuse the report instead.
+    if len({fs.mountpoint for fs in report.filesystems}) != len(report.filesystems) or len(
+            {s.name for s in report.sources}) != len(report.sources):
+        raise Rejection(grpc.StatusCode.INVALID_ARGUMENT, "invalid_report",
+                        f"report {report.sequence}: a mountpoint or source appears twice")
+    if len(report.events) > limits.max_events_per_report:
+        raise Rejection(grpc.StatusCode.RESOURCE_EXHAUSTED, "too_large",
+                        f"report {report.sequence}: {len(report.events)} events; at most "
+                        f"{limits.max_events_per_report}")
+    if not within_limits(report, limits.max_string, limits.max_entries):
+        problem = first_problem(report, limits.max_string, limits.max_entries, "report")
+        raise Rejection(grpc.StatusCode.INVALID_ARGUMENT, "too_large",
+                        f"report {report.sequence}: {problem or 'a field breaks a limit'}")
+    validate_storage(report)
+    # An implausible event time does not refuse the report (it is kept at the
+    # report's time and tagged time_adjusted): one odd log line must not cost
+    # every other event in the report.
+    validate_events(report, limits.max_string)

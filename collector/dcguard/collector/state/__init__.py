@@ -1,0 +1,1 @@
+"""State and risk: the latest state of every host in memory, and the risk engine that judges it."""

@@ -1,0 +1,70 @@
+"""The latest state of every host, kept in memory for fast reads.
+
+Rebuilt from the store at start, so a restarted collector shows every host
+before any agent reports again; updated after each successful store. Each
+host carries its pre-rendered exposition fragments, so a scrape renders
+only the few clock-dependent samples.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from dcguard.collector.exposition.families.registry import HostRenderer, Rendered
+from dcguard.collector.exposition.text import family_chunks
+from dcguard.collector.store import AgentRecord
+
+__all__ = ["HostState", "StateCache"]
+
+
+@dataclass(frozen=True)
+class HostState:
+    record: AgentRecord
+    rendered: Rendered
+
+    @property
+    def fragments(self) -> dict[str, str]:
+        return self.rendered.fragments
+
+
+class StateCache:
+    """Host name → HostState; readers get a snapshot without holding the lock."""
+
+    def __init__(self, renderer: HostRenderer) -> None:
+        self.renderer = renderer
+        self._hosts: dict[str, HostState] = {}
+        self._lock = threading.Lock()
+
+    def load(self, records: list[AgentRecord]) -> None:
+        by_host = {r.host: r for r in records}
+        rendered = self.renderer.render_all(by_host.values())
+        states = {host: HostState(by_host[host], r) for host, r in rendered.items()}
+        with self._lock:
+            self._hosts = states
+
+    def update(self, record: AgentRecord) -> None:
+        previous = self._hosts.get(record.host)  # a dict read is atomic; the lock guards writes
+        rendered = self.renderer.render_host(record, previous.rendered if previous else None)
+        with self._lock:
+            self._hosts[record.host] = HostState(record, rendered)
+
+    def snapshot(self) -> list[HostState]:
+        """Every host, sorted by department then host (a stable exposition order)."""
+        with self._lock:
+            hosts = list(self._hosts.values())
+        hosts.sort(key=lambda s: (s.record.department, s.record.host))
+        return hosts
+
+    def render(self, now: float) -> str:
+        """The per-host part of /metrics."""
+        return "".join(self.chunks(now))
+
+    def chunks(self, now: float) -> list[str]:
+        """The per-host part of /metrics in pieces, to be written one after another."""
+        hosts = self.snapshot()
+        live = [self.renderer.render_live(h.record, now) for h in hosts]
+        return family_chunks(self.renderer.families, [*live, *(h.fragments for h in hosts)])
+
+    def __len__(self) -> int:
+        return len(self._hosts)
