@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dcguard.collector.config import ServerConfig
 from dcguard.collector.exposition.families.registry import HostRenderer, default_groups
-from dcguard.collector.state.hosts import StateCache
+from dcguard.collector.exposition.hosts import StateCache
 from tests.storage_reports import GIB, REALLOCATED_304, ata_disk, backup, fs, raid, record, report
 
 

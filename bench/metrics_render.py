@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dcguard.collector.config import load_config
 from dcguard.collector.exposition.families.registry import HostRenderer, default_groups
-from dcguard.collector.state.hosts import StateCache
+from dcguard.collector.exposition.hosts import StateCache
 from dcguard.collector.store import AgentRecord
 from tests.submit import make_report
 

@@ -3,8 +3,8 @@
 The agent's RSS budget (docs/performance.md) depends on the run path not
 importing what only other commands need: `cryptography` (enroll and
 renewal), `importlib.metadata`, click (cli/main.py), and OpenSSL's libcrypto
-through `ssl` or `_hashlib` (runtime/no_libcrypto.py). A child process runs the real entry point with mTLS
-credentials, so the certificate renewer runs too, and lists
+through `ssl` or `_hashlib` (runtime/no_libcrypto.py). A child process runs the
+real entry point with mTLS credentials, so the certificate renewer runs too, and lists
 sys.modules once the first report is built and the renewer has read its
 certificate; the test asserts on that list.
 """

@@ -20,10 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dcguard.agent.trust.pinning import _fetch_chain_tls12, certificates_from_tls12
+from dcguard.collector.calls import parse_request
 from dcguard.collector.errors import REJECTION_REASONS, Rejection
+from dcguard.collector.ratelimit import RateLimiter
 from dcguard.collector.receive.auth import Authenticator
-from dcguard.collector.receive.validate import Limits, parse_request, validate_request
-from dcguard.collector.settle.ratelimit import RateLimiter
+from dcguard.collector.receive.validate import Limits, validate_request
 from dcguard.common.names import check_name
 from dcguard.common.pki import fingerprint, load_certificate, parse_fingerprint
 from dcguard.v1 import collector_pb2 as pb

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dcguard.collector.config import load_config
-from dcguard.collector.state.risk.config import REASONS, RiskConfig, parse_risk
-from dcguard.collector.state.risk.engine import RiskEngine
-from dcguard.collector.state.risk.history import FS_HISTORY_SCHEMA, FilesystemHistory, fit_trend
+from dcguard.collector.risk.config import REASONS, RiskConfig, parse_risk
+from dcguard.collector.risk.engine import RiskEngine
+from dcguard.collector.risk.history import FS_HISTORY_SCHEMA, FilesystemHistory, fit_trend
 from dcguard.collector.store import AgentRecord
 from dcguard.common.config import ConfigError, Table
 from tests.storage_reports import (

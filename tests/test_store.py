@@ -10,11 +10,11 @@ import grpc
 import pytest
 
 from dcguard.collector.exposition.families.registry import HostRenderer
-from dcguard.collector.exposition.selfmetrics import SelfMetrics
+from dcguard.collector.exposition.hosts import StateCache
 from dcguard.collector.receive.admit import SubmitFront
 from dcguard.collector.receive.auth import Authenticator, PeerIdentity
+from dcguard.collector.selfmetrics import SelfMetrics
 from dcguard.collector.settle.submit import CollectorService
-from dcguard.collector.state.hosts import StateCache
 from dcguard.collector.store import AGENTS_SCHEMA, Store, StoreError
 from dcguard.v1 import collector_pb2 as pb
 from tests.submit import agent_info, make_report

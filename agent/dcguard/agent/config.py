@@ -7,21 +7,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dcguard.agent.delivery.config import SpoolConfig, parse_spool
+from dcguard.agent.delivery.endpoint import CollectorConfig, parse_collector
 from dcguard.agent.sources import Source, SourceContext, load_all
-from dcguard.common.config import Table, load_toml, parse_listen_address
+from dcguard.common.config import Table, load_toml
 from dcguard.common.names import check_name
 
 __all__ = ["DEFAULT_CONFIG", "AgentConfig", "CollectorConfig", "load_config"]
 
 DEFAULT_CONFIG = Path("/etc/dcguard/agent.toml")
 LOG_LEVELS = ("debug", "info", "warning", "error")
-
-
-@dataclass(frozen=True)
-class CollectorConfig:
-    addresses: tuple[str, ...]
-    insecure: bool
-    timeout: float
 
 
 @dataclass(frozen=True)
@@ -49,22 +43,6 @@ def _name(table: Table, key: str, default: str | None = None) -> str:
     return value
 
 
-def _collector(table: Table) -> CollectorConfig:
-    addresses = table.string_list("addresses", allow_empty=False)
-    for address in addresses:
-        try:
-            parse_listen_address(address)
-        except ValueError as exc:
-            raise table.error("addresses", str(exc)) from None
-    config = CollectorConfig(
-        addresses=tuple(addresses),
-        insecure=table.boolean("insecure", False),
-        timeout=table.duration("timeout", "10s", minimum=0.01),
-    )
-    table.finish()
-    return config
-
-
 def load_config(path: Path) -> AgentConfig:
     """Read and validate an agent config; any problem raises a one-line ConfigError."""
     root = Table(load_toml(path), source=f"config {path}")
@@ -78,7 +56,7 @@ def load_config(path: Path) -> AgentConfig:
                 f"must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
     agent.finish()
 
-    collector = _collector(root.table("collector"))
+    collector = parse_collector(root.table("collector"))
     spool = parse_spool(root.table("spool"))
     context = SourceContext(host=host, interval=interval, state_dir=state_dir)
     sources = _sources(root, context)

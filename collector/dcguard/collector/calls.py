@@ -14,10 +14,11 @@ from typing import Any, Callable
 import grpc
 
 from dcguard.collector.errors import RETRY_AFTER_KEY, Rejection
-from dcguard.collector.receive.auth import PeerIdentity
+from dcguard.collector.identity import PeerIdentity
 from dcguard.v1 import collector_pb2 as pb
 
-__all__ = ["SERVICE_NAME", "Admission", "RenewCall", "Reply", "answer", "raw_method"]
+__all__ = ["SERVICE_NAME", "Admission", "RenewCall", "Reply", "answer", "parse_request",
+           "raw_method"]
 
 SERVICE_NAME = "dcguard.v1.Collector"
 
@@ -85,3 +86,14 @@ def answer(reply: Reply, context: Any) -> bytes:
         context.set_trailing_metadata(((RETRY_AFTER_KEY, str(reply.retry_after_ms)),))
     context.abort(reply.code, reply.message)
     raise AssertionError("context.abort returned")  # pragma: no cover - abort always raises
+
+
+def parse_request(data: bytes) -> pb.SubmitRequest:
+    """Decode a SubmitRequest; garbage is a counted INVALID_ARGUMENT, not a server error."""
+    request = pb.SubmitRequest()
+    try:
+        request.ParseFromString(data)
+    except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError and others
+        raise Rejection(grpc.StatusCode.INVALID_ARGUMENT, "malformed",
+                        f"not a SubmitRequest: {type(exc).__name__}") from None
+    return request

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from dcguard.collector.receive.validate import Limits
+from dcguard.collector.risk.config import RiskConfig, parse_risk
 from dcguard.collector.security.config import SecurityConfig, parse_security
-from dcguard.collector.state.risk.config import RiskConfig, parse_risk
 from dcguard.collector.trust.config import TlsConfig, parse_limits, parse_tls
 from dcguard.common.config import (
     ConfigError,

@@ -6,21 +6,24 @@ import gc
 import logging
 import time
 
+import grpc
 from prometheus_client import generate_latest
 
+from dcguard.collector.calls import answer, raw_method
 from dcguard.collector.config import ServerConfig
 from dcguard.collector.exposition.families.registry import HostRenderer, default_groups
+from dcguard.collector.exposition.hosts import StateCache
 from dcguard.collector.exposition.http import MetricsServer
-from dcguard.collector.exposition.selfmetrics import SelfMetrics
 from dcguard.collector.ingest.pool import IngestPool
+from dcguard.collector.ratelimit import RateLimiter
 from dcguard.collector.receive.admit import SubmitFront
 from dcguard.collector.receive.auth import Authenticator
 from dcguard.collector.receive.grpc_server import GrpcServer
+from dcguard.collector.risk.engine import RiskEngine
+from dcguard.collector.risk.history import FS_HISTORY_SCHEMA
 from dcguard.collector.security.feature import SecurityFeature
-from dcguard.collector.settle.submit import CollectorService, submit_handler
-from dcguard.collector.state.hosts import StateCache
-from dcguard.collector.state.risk.engine import RiskEngine
-from dcguard.collector.state.risk.history import FS_HISTORY_SCHEMA
+from dcguard.collector.selfmetrics import SelfMetrics
+from dcguard.collector.settle.submit import CollectorService
 from dcguard.collector.store import AGENTS_SCHEMA, Store
 from dcguard.collector.trust.ca import CertificateAuthority, TlsFiles
 from dcguard.collector.trust.enroll_service import EnrollService
@@ -28,7 +31,7 @@ from dcguard.collector.trust.registry import ENROLLMENT_SCHEMA, EnrollmentRegist
 from dcguard.common.config import parse_listen_address
 from dcguard.common.pki import CertificateError
 
-__all__ = ["CollectorServer"]
+__all__ = ["CollectorServer", "submit_handler"]
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +85,9 @@ class CollectorServer:
             auth = Authenticator(insecure=False, ca=ca.cert, revocations=self.registry)
             enroll = EnrollService(ca, self.registry, auth,
                                    self.config.tls.client_cert_lifetime, self.metrics.registry)
-        back = CollectorService(self.store, self.state, self.metrics, self.config.limits)
+        limits = self.config.limits
+        back = CollectorService(self.store, self.state, self.metrics,
+                                RateLimiter(limits.rate_per_second, limits.rate_burst))
         # Submit stays here even with ingest processes: on the enrollment port
         # it is refused as unauthenticated (and counted) like anywhere else.
         methods = {"Submit": submit_handler(SubmitFront(auth, self.config.limits), back)}
@@ -158,3 +163,14 @@ def _calm_gc() -> None:
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
 
+
+def submit_handler(front: SubmitFront, back: CollectorService) -> grpc.RpcMethodHandler:
+    """Submit served in one process: admit, then settle (concurrent calls commit together).
+
+    The one place the two halves meet without ingest processes between them.
+    """
+
+    def submit(data: bytes, context: grpc.ServicerContext) -> bytes:
+        return answer(back.settle([front.admit(data, context)])[0], context)
+
+    return raw_method(submit)

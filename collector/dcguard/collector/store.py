@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from dcguard.collector.receive.auth import PeerIdentity
+from dcguard.collector.identity import PeerIdentity
 from dcguard.v1 import collector_pb2 as pb
 
 __all__ = [

@@ -156,7 +156,7 @@ def status(config_path: Path, as_json: bool) -> None:
     Reads the state directory without locking or changing it, so it is safe
     while `dcguard-agent run` is running.
     """
-    from dcguard.agent.delivery.status import gather_status, render_status
+    from dcguard.agent.cli.status import gather_status, render_status
 
     config = load_config(config_path)
     setup_logging("error")

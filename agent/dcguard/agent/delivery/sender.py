@@ -13,7 +13,7 @@ from typing import Callable
 
 import grpc
 
-from dcguard.agent.config import CollectorConfig
+from dcguard.agent.delivery.endpoint import CollectorConfig
 from dcguard.v1 import collector_pb2 as pb
 
 __all__ = ["DeliveryError", "PermanentError", "RetryableError", "Sender", "encode_request"]

@@ -6,9 +6,12 @@ TLS to the collector whose CA the operator pinned by fingerprint.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
 import grpc
 
-from dcguard.agent.config import AgentConfig
 from dcguard.agent.trust.credentials import AgentTlsFiles
 from dcguard.agent.trust.keys import make_key_and_csr
 from dcguard.agent.trust.pinning import PinError, pinned_ca
@@ -27,18 +30,44 @@ __all__ = ["DEFAULT_ENROLL_PORT", "EnrollError", "default_enroll_address", "enro
 DEFAULT_ENROLL_PORT = 4741
 
 
+class CollectorEndpoint(Protocol):
+    """Where the collector is ([collector] in the agent's config)."""
+
+    @property
+    def addresses(self) -> Sequence[str]: ...
+
+    @property
+    def timeout(self) -> float: ...
+
+
+class EnrollingAgent(Protocol):
+    """What enrollment needs of the agent's config: trust never imports the config itself."""
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def department(self) -> str: ...
+
+    @property
+    def state_dir(self) -> Path: ...
+
+    @property
+    def collector(self) -> CollectorEndpoint: ...
+
+
 class EnrollError(Exception):
     """Enrollment failed; the message says why and what to do."""
 
 
-def default_enroll_address(config: AgentConfig) -> str:
+def default_enroll_address(config: EnrollingAgent) -> str:
     """The first collector address, on the enrollment port."""
     host, _ = parse_listen_address(config.collector.addresses[0])
     host = f"[{host}]" if ":" in host else host
     return f"{host}:{DEFAULT_ENROLL_PORT}"
 
 
-def enroll(config: AgentConfig, token: str, pin: str, address: str) -> str:
+def enroll(config: EnrollingAgent, token: str, pin: str, address: str) -> str:
     """Enroll with the collector at address; store key, certificate and CA; return the CA pin."""
     try:
         ca_pem = pinned_ca(address, pin, config.collector.timeout)

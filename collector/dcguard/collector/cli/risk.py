@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from dcguard.collector.config import DEFAULT_CONFIG, ServerConfig, load_config
-from dcguard.collector.state.risk.engine import Assessment, RiskEngine
+from dcguard.collector.risk.engine import Assessment, RiskEngine
 from dcguard.collector.store import AgentRecord, Store, StoreError
 from dcguard.common.cli import fail
 

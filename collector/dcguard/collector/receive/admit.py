@@ -14,10 +14,10 @@ from typing import Callable
 
 import grpc
 
-from dcguard.collector.calls import Admission, RenewCall
+from dcguard.collector.calls import Admission, RenewCall, parse_request
 from dcguard.collector.errors import Rejection
 from dcguard.collector.receive.auth import Authenticator
-from dcguard.collector.receive.validate import Limits, parse_request, validate_request
+from dcguard.collector.receive.validate import Limits, validate_request
 
 __all__ = ["SubmitFront", "admit_renew"]
 

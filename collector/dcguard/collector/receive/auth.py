@@ -11,13 +11,13 @@ TLS cannot know: revocation, and whether the claim matches the certificate.
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
 from typing import Protocol
 
 import grpc
 from cryptography import x509
 
 from dcguard.collector.errors import Rejection
+from dcguard.collector.identity import PeerIdentity
 from dcguard.common.names import check_name
 from dcguard.common.pki import (
     CertificateError,
@@ -29,12 +29,6 @@ from dcguard.common.pki import (
 from dcguard.v1 import collector_pb2 as pb
 
 __all__ = ["Authenticator", "PeerIdentity", "RevocationCheck"]
-
-
-@dataclass(frozen=True)
-class PeerIdentity:
-    host: str
-    department: str
 
 
 class RevocationCheck(Protocol):

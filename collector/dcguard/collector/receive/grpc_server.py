@@ -7,23 +7,48 @@ agent port the same way; only the collector serves the enrollment port.
 from __future__ import annotations
 
 from concurrent import futures
+from pathlib import Path
+from typing import Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from dcguard.collector.calls import SERVICE_NAME
-from dcguard.collector.config import ServerConfig
 from dcguard.collector.trust.ca import TlsFiles
 from dcguard.common.config import parse_listen_address
 from dcguard.common.pki import CertificateError
 
-__all__ = ["GrpcServer", "listen_target"]
+__all__ = ["GrpcServer", "GrpcSettings", "listen_target"]
+
+
+class _EnrollSettings(Protocol):
+    @property
+    def enroll_listen(self) -> str: ...
+
+
+class GrpcSettings(Protocol):
+    """What the gRPC servers need of [server] and [tls]; the collector's ServerConfig has it."""
+
+    @property
+    def grpc_listen(self) -> str: ...
+
+    @property
+    def insecure(self) -> bool: ...
+
+    @property
+    def tls_dir(self) -> Path: ...
+
+    @property
+    def max_message_bytes(self) -> int: ...
+
+    @property
+    def tls(self) -> _EnrollSettings: ...
 
 
 class GrpcServer:
     """A gRPC server with the Collector methods given, health, and the ports bound on it."""
 
-    def __init__(self, config: ServerConfig, methods: dict[str, grpc.RpcMethodHandler]) -> None:
+    def __init__(self, config: GrpcSettings, methods: dict[str, grpc.RpcMethodHandler]) -> None:
         self._config = config
         size = config.max_message_bytes
         self.server = grpc.server(

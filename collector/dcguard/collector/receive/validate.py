@@ -16,7 +16,7 @@ from dcguard.collector.receive.validate_storage import validate_storage
 from dcguard.collector.receive.validate_walk import first_problem, within_limits
 from dcguard.v1 import collector_pb2 as pb
 
-__all__ = ["Limits", "parse_request", "validate_request"]
+__all__ = ["Limits", "validate_request"]
 
 
 @dataclass(frozen=True)
@@ -38,17 +38,6 @@ class Limits:
     # Per agent (by authenticated host): a token bucket of requests; 0 = no limit.
     rate_per_second: float = 20.0
     rate_burst: int = 40
-
-
-def parse_request(data: bytes) -> pb.SubmitRequest:
-    """Decode a SubmitRequest; garbage is a counted INVALID_ARGUMENT, not a server error."""
-    request = pb.SubmitRequest()
-    try:
-        request.ParseFromString(data)
-    except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError and others
-        raise Rejection(grpc.StatusCode.INVALID_ARGUMENT, "malformed",
-                        f"not a SubmitRequest: {type(exc).__name__}") from None
-    return request
 
 
 def _too_long(value: str, limits: Limits) -> bool:

@@ -2,28 +2,35 @@
 
 What receive/admit.py admitted is settled here, in the process that owns the one
 database and the one state: called from gRPC's threads when the collector
-serves the agent port itself, or from ingest/pool.py's loop when ingest
-processes do.
+serves the agent port itself (server.py joins the two halves), or from
+ingest/pool.py's loop when ingest processes do. It knows the front only
+through calls.py, and the host state only through HostStateSink.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Protocol
 
 import grpc
 
-from dcguard.collector.calls import Admission, Reply, answer, raw_method
+from dcguard.collector.calls import Admission, Reply, parse_request
 from dcguard.collector.errors import Rejection
-from dcguard.collector.exposition.selfmetrics import SelfMetrics
-from dcguard.collector.receive.admit import SubmitFront
-from dcguard.collector.receive.validate import Limits, parse_request
-from dcguard.collector.settle.ratelimit import RateLimiter
-from dcguard.collector.state.hosts import StateCache
-from dcguard.collector.store import Store, StoreError, StoreJob
+from dcguard.collector.ratelimit import RateLimiter
+from dcguard.collector.selfmetrics import SelfMetrics
+from dcguard.collector.store import AgentRecord, Store, StoreError, StoreJob
 from dcguard.v1 import collector_pb2 as pb
 
-__all__ = ["CollectorService", "submit_handler"]
+__all__ = ["CollectorService", "HostStateSink"]
+
+
+class HostStateSink(Protocol):
+    """Where a stored host's latest state goes (the exposition's host cache)."""
+
+    def update(self, record: AgentRecord) -> None: ...
+
+    def __len__(self) -> int: ...
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +38,12 @@ log = logging.getLogger(__name__)
 class CollectorService:
     """Settles admitted Submits; every outcome is counted."""
 
-    def __init__(self, store: Store, state: StateCache, metrics: SelfMetrics,
-                 limits: Limits | None = None) -> None:
+    def __init__(self, store: Store, state: HostStateSink, metrics: SelfMetrics,
+                 rate: RateLimiter | None = None) -> None:
         self._store = store
         self._state = state
         self._metrics = metrics
-        limits = limits or Limits()
-        self._rate = RateLimiter(limits.rate_per_second, limits.rate_burst)
+        self._rate = rate or RateLimiter(0, 0)
 
     def settle(self, admissions: Sequence[Admission]) -> list[Reply]:
         """Answer each admission; those accepted are stored together, in one commit."""
@@ -83,11 +89,3 @@ class CollectorService:
                 "refused a batch from %s: %s", admission.peer, exc.message)
         return Reply.refusal(exc.code, exc.message, exc.retry_after)
 
-
-def submit_handler(front: SubmitFront, back: CollectorService) -> grpc.RpcMethodHandler:
-    """Submit served in one process: admit, then settle (concurrent calls commit together)."""
-
-    def submit(data: bytes, context: grpc.ServicerContext) -> bytes:
-        return answer(back.settle([front.admit(data, context)])[0], context)
-
-    return raw_method(submit)

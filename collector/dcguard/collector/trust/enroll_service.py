@@ -18,9 +18,9 @@ from prometheus_client import CollectorRegistry, Counter
 
 from dcguard.collector.calls import RenewCall, Reply, answer, raw_method
 from dcguard.collector.errors import Rejection
+from dcguard.collector.ratelimit import RateLimiter
 from dcguard.collector.receive.admit import admit_renew
 from dcguard.collector.receive.auth import Authenticator
-from dcguard.collector.settle.ratelimit import RateLimiter
 from dcguard.collector.trust.ca import CertificateAuthority
 from dcguard.collector.trust.registry import EnrollmentRegistry, TokenError
 from dcguard.common.names import check_name

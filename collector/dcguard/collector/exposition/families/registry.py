@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Sequence
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Protocol
 
-from dcguard.collector.config import ServerConfig
 from dcguard.collector.exposition.families import Labels, MetricGroup
 from dcguard.collector.exposition.families.agent import AgentGroup
 from dcguard.collector.exposition.families.backup import BackupGroup
@@ -17,13 +17,28 @@ from dcguard.collector.exposition.families.risk import RiskGroup
 from dcguard.collector.exposition.families.security import SecurityGroup
 from dcguard.collector.exposition.families.storage import StorageGroup
 from dcguard.collector.exposition.text import Family, escape_label_value, format_value, labels
-from dcguard.collector.state.risk.engine import RiskEngine
+from dcguard.collector.risk.config import RiskConfig
+from dcguard.collector.risk.engine import RiskEngine
 from dcguard.collector.store import AgentRecord
 
-__all__ = ["HostRenderer", "Rendered", "default_groups"]
+__all__ = ["ExpositionSettings", "HostRenderer", "Rendered", "default_groups"]
 
 
-def default_groups(config: ServerConfig, risk: RiskEngine | None = None) -> list[MetricGroup]:
+class ExpositionSettings(Protocol):
+    """What the metric groups need of the collector's config (its ServerConfig has it)."""
+
+    @property
+    def risk(self) -> RiskConfig: ...
+
+    @property
+    def down_after_intervals(self) -> int: ...
+
+    @property
+    def database(self) -> Path: ...
+
+
+def default_groups(config: ExpositionSettings,
+                   risk: RiskEngine | None = None) -> list[MetricGroup]:
     """Every group, in exposition order. A new feature adds its group here.
 
     risk is the server's engine (sharing its filesystem history); without one

@@ -15,8 +15,8 @@ from collections.abc import Hashable
 
 from dcguard.collector.exposition.families import AddSample
 from dcguard.collector.exposition.text import Family
-from dcguard.collector.state.risk.config import REASONS
-from dcguard.collector.state.risk.engine import RiskEngine
+from dcguard.collector.risk.config import REASONS
+from dcguard.collector.risk.engine import RiskEngine
 from dcguard.collector.store import AgentRecord
 
 __all__ = ["RiskGroup"]

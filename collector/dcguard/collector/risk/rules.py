@@ -15,8 +15,8 @@ from typing import Callable
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from dcguard.collector.state.risk.config import Thresholds
-from dcguard.collector.state.risk.history import Trend
+from dcguard.collector.risk.config import Thresholds
+from dcguard.collector.risk.history import Trend
 from dcguard.collector.store import AgentRecord
 from dcguard.v1 import collector_pb2 as pb
 

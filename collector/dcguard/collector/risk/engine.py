@@ -14,9 +14,9 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from dcguard.collector.state.risk.config import REASONS, RiskConfig, Thresholds
-from dcguard.collector.state.risk.history import FilesystemHistory
-from dcguard.collector.state.risk.rules import Finding, evaluate, one_line
+from dcguard.collector.risk.config import REASONS, RiskConfig, Thresholds
+from dcguard.collector.risk.history import FilesystemHistory
+from dcguard.collector.risk.rules import Finding, evaluate, one_line
 from dcguard.collector.store import AgentRecord
 
 __all__ = ["Assessment", "Prepared", "RiskEngine", "Statement"]

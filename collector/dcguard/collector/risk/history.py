@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dcguard.collector.state.risk.config import History
+from dcguard.collector.risk.config import History
 from dcguard.collector.store import Migration
 from dcguard.v1 import collector_pb2 as pb
 
