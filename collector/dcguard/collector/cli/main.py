@@ -14,7 +14,7 @@ import click
 from dcguard.collector.cli.events import events
 from dcguard.collector.cli.risk import assess, risk
 from dcguard.collector.config import DEFAULT_CONFIG, ServerConfig, load_config
-from dcguard.collector.exposition.families.agent import is_up
+from dcguard.collector.liveness import is_up
 from dcguard.collector.store import Store, StoreError
 from dcguard.common.cli import fail, run_cli, setup_logging
 from dcguard.common.signals import stop_on_signals

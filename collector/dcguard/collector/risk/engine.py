@@ -14,6 +14,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
+from dcguard.collector.liveness import staleness_window
 from dcguard.collector.risk.config import REASONS, RiskConfig, Thresholds
 from dcguard.collector.risk.history import FilesystemHistory
 from dcguard.collector.risk.rules import Finding, evaluate, one_line
@@ -91,8 +92,8 @@ class RiskEngine:
         if cached is not None and cached.record is record:
             return cached
         th = self.config.for_host(record.host, record.department)
-        silent_after = th.silent_after_seconds or (
-            self.down_after_intervals * record.interval_seconds)
+        silent_after = th.silent_after_seconds or staleness_window(
+            record, self.down_after_intervals)
         try:
             findings = evaluate(record, th, self.history.trends(record.host), silent_after)
         except Exception:  # one odd report must not break /metrics for every host

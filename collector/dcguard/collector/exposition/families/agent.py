@@ -6,16 +6,12 @@ from collections.abc import Hashable
 
 from dcguard.collector.exposition.families import AddSample
 from dcguard.collector.exposition.text import Family
+from dcguard.collector.liveness import is_up
 from dcguard.collector.store import AgentRecord
 
 __all__ = ["AgentGroup"]
 
 _G, _C = "gauge", "counter"
-
-
-def is_up(record: AgentRecord, now: float, down_after_intervals: int) -> bool:
-    """An agent is up while its last report is younger than a few of its intervals."""
-    return now - record.last_seen <= down_after_intervals * record.interval_seconds
 
 
 class AgentGroup:
