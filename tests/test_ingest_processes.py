@@ -18,7 +18,17 @@ import grpc
 import psutil
 import pytest
 
-from dcguard.collector.ingest.frames import FrameSocket, encode
+from dcguard.collector.calls import Admission, RenewCall, Reply
+from dcguard.collector.errors import Rejection
+from dcguard.collector.identity import PeerIdentity
+from dcguard.collector.ingest.frames import (
+    FrameError,
+    FrameSocket,
+    WorkerSettings,
+    decode,
+    encode,
+)
+from dcguard.collector.receive.validate import Limits
 from dcguard.v1 import collector_pb2 as pb
 from dcguard.v1 import collector_pb2_grpc as pb_grpc
 from tests.submit import agent_info, make_report
@@ -184,7 +194,8 @@ def test_a_taken_agent_port_is_one_line_and_leaves_no_process_behind(tmp_path):
     assert f"cannot start: ingest process 0 did not start: cannot listen on 127.0.0.1:{port}" \
         in result.stderr
     leftovers = [p for p in psutil.process_iter(["pid", "cmdline"])
-                 if p.pid not in before and "ingest_worker" in " ".join(p.info["cmdline"] or [])]
+                 if p.pid not in before
+                 and "dcguard.collector.ingest.worker" in " ".join(p.info["cmdline"] or [])]
     assert not leftovers
 
 
@@ -212,3 +223,45 @@ def test_frames_arrive_whole_and_in_order_however_the_stream_is_cut():
     thread.join()
     receiver.close()
     assert received == frames
+
+
+def test_every_call_value_crosses_the_channel_as_plain_data(tmp_path: Path) -> None:
+    """What an ingest process and the collector exchange survives the trip; nothing else does."""
+    identity = PeerIdentity("db01", "so-tu-phap")
+    refused = Rejection(grpc.StatusCode.RESOURCE_EXHAUSTED, "rate_limited", "slow down", 0.25)
+    settings = WorkerSettings("127.0.0.1:0", False, tmp_path / "tls", tmp_path / "collector.db",
+                              4 << 20, "info", "127.0.0.1:0", Limits(max_filesystems=7))
+    frames = [
+        ("start", settings, 0, 1),
+        ("submit", 1, Admission("ipv4:127.0.0.1:5", 12.5, 3, identity, None, b"\x00report")),
+        ("submit", 2, Admission("ipv4:127.0.0.1:6", 13.0, 0, None, refused)),
+        ("renew", 3, RenewCall("ipv4:127.0.0.1:7", b"csr", identity, None)),
+        ("reply", 1, Reply(b"\x08\x07")),
+        ("reply", 2, Reply.refusal(grpc.StatusCode.UNAVAILABLE, "later", 1.5)),
+        ("stop", 2.0),
+    ]
+    ours, theirs = socket.socketpair()
+    sender, receiver = FrameSocket(ours), FrameSocket(theirs)
+    sender.send_all(frames)
+    sender.close()
+    received: list[tuple[object, ...]] = []
+    with pytest.raises(EOFError):
+        for _ in range(100):
+            received += receiver.receive()
+    receiver.close()
+    assert received[0] == frames[0] and received[0][1].tls.enroll_listen == "127.0.0.1:0"
+    assert received[1] == frames[1]
+    rejection = received[2][2].rejection
+    assert (rejection.code, rejection.reason, rejection.message, rejection.retry_after) == (
+        grpc.StatusCode.RESOURCE_EXHAUSTED, "rate_limited", "slow down", 0.25)
+    assert received[3:] == frames[3:]
+
+
+@pytest.mark.parametrize("header", [b"not json", b'{"a": 1}', b'[{"b": [0, 99]}]',
+                                    b'[{"rep": [1]}]', b'[{"evil": "os.system"}]', b"[[1, 2]]",
+                                    b'[{"rej": ["NOT_A_CODE", "malformed", "m", 0]}]'])
+def test_a_garbled_frame_is_a_broken_channel_not_a_crash(header: bytes) -> None:
+    with pytest.raises(FrameError):
+        decode(header, len(header))
+    with pytest.raises(TypeError):
+        encode([("submit", 1, object())])

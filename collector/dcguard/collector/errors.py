@@ -43,7 +43,3 @@ class Rejection(Exception):
         # Seconds after which the same request would be taken (rate limits):
         # sent to the agent as RETRY_AFTER_KEY trailing metadata.
         self.retry_after = retry_after
-
-    def __reduce__(self) -> tuple[type[Rejection], tuple[grpc.StatusCode, str, str, float]]:
-        # Exceptions pickle their args; these four rebuild it in an ingest process's peer.
-        return (Rejection, (self.code, self.reason, self.message, self.retry_after))

@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from dcguard.collector.calls import Admission, RenewCall, Reply
 from dcguard.collector.config import ServerConfig
-from dcguard.collector.ingest.frames import FrameSocket
+from dcguard.collector.ingest.frames import FrameSocket, WorkerSettings
 from dcguard.collector.settle.submit import CollectorService
 from dcguard.collector.trust.enroll_service import EnrollService
 from dcguard.common.config import parse_listen_address
@@ -100,7 +100,7 @@ class IngestPool:
         finally:
             theirs.close()
         child = _Child(index, process, FrameSocket(ours), time.monotonic())
-        child.channel.send(("start", self._config, port, index))
+        child.channel.send(("start", WorkerSettings.of(self._config), port, index))
         self._children[index] = child
         self._selector.register(child.channel, selectors.EVENT_READ, child)
         return child

@@ -25,8 +25,7 @@ from typing import Any
 import grpc
 
 from dcguard.collector.calls import Reply, answer, raw_method
-from dcguard.collector.config import ServerConfig
-from dcguard.collector.ingest.frames import FrameSocket
+from dcguard.collector.ingest.frames import FrameSocket, WorkerSettings
 from dcguard.collector.receive.admit import SubmitFront, admit_renew
 from dcguard.collector.receive.auth import Authenticator
 from dcguard.collector.receive.grpc_server import GrpcServer
@@ -62,7 +61,7 @@ _GONE = Reply.refusal(grpc.StatusCode.UNAVAILABLE, "the collector is restarting"
 class IngestWorker:
     """Serves Submit (and Renew with TLS) and forwards each admitted call over the channel."""
 
-    def __init__(self, channel: FrameSocket, config: ServerConfig) -> None:
+    def __init__(self, channel: FrameSocket, config: WorkerSettings) -> None:
         self._channel = channel
         self._config = config
         self._ids = itertools.count(1)
