@@ -335,7 +335,7 @@ def test_journalctl_missing_is_a_clear_status(tmp_path: Path) -> None:
     ({"kernel_log": 1}, "storage.kernel_log: must be a string"),
     ({"journal_timeout": "forever"}, "storage.journal_timeout: not a duration"),
     ({"kernel_log_max_read_bytes": 10}, "storage.kernel_log_max_read_bytes: must be at least"),
-    ({"kernel_log_max_read_bytes": "8M"}, "storage.kernel_log_max_read_bytes: must be an int"),
+    ({"kernel_log_max_read_bytes": "8 megs"}, "storage.kernel_log_max_read_bytes: must be a si"),
     ({"sys_root": False}, "storage.sys_root: must be a string"),
     ({"journal_directory": []}, "storage.journal_directory: must be a string"),
 ])

@@ -76,7 +76,7 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> ServerCo
         insecure=server.boolean("insecure", False),
         down_after_intervals=server.integer("down_after_intervals", 3, minimum=1),
         log_level=log_level,
-        max_message_bytes=server.integer("max_message_bytes", 4 * 1024 * 1024, minimum=1024),
+        max_message_bytes=server.size("max_message_bytes", 4 * 1024 * 1024, minimum=1024),
         tls=parse_tls(root.table("tls")),
         limits=parse_limits(root.table("limits")),
         risk=parse_risk(root.table("risk")),

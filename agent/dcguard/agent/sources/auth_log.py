@@ -282,7 +282,7 @@ def auth_log_factory(root: Table, context: SourceContext) -> AuthLogSource:
                 f'must be "end" or "beginning", got {start_at!r}')
     source = AuthLogSource(
         mode=mode, paths=paths, rotated=rotated, start_at_end=start_at == "end",
-        max_line_bytes=table.integer("max_line_bytes", 16384, minimum=256),
+        max_line_bytes=table.size("max_line_bytes", 16384, minimum=256),
         max_lines_per_collect=table.integer("max_lines_per_collect", 50000, minimum=1),
         journalctl=table.string("journalctl", "journalctl"),
         settings=settings, state_file=context.state_dir / "auth_log.position.json",
