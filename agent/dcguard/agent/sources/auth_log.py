@@ -18,6 +18,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Union
 
+from dcguard.agent.logs.journal import JournalEntry, JournalReader, journalctl_command
+from dcguard.agent.logs.tailer import DEFAULT_ROTATED, Checkpoint, FileTailer, rotated_globs
 from dcguard.agent.security.authparse import EventSpec, parse_line, parse_message, syslog_time
 from dcguard.agent.security.events import (
     SecurityCounters,
@@ -26,9 +28,7 @@ from dcguard.agent.security.events import (
     make_event,
     security_settings,
 )
-from dcguard.agent.security.journal import JournalEntry, JournalReader
 from dcguard.agent.security.queue import EventQueue
-from dcguard.agent.security.tailer import Checkpoint, FileTailer
 from dcguard.agent.sources import SourceContext, register
 from dcguard.agent.state import atomic_write
 from dcguard.common.config import Table
@@ -108,15 +108,15 @@ class AuthLogSource:
         checkpoint = None
         if saved.get("mode") == "file" and saved.get("path") == str(path):
             checkpoint = Checkpoint.from_json(saved.get("checkpoint"))
-        rotated = tuple(pattern.replace("{path}", str(path)) for pattern in self._rotated)
-        self._tailer = FileTailer(path, rotated, self._max_line, self._settings.raw_max_bytes)
+        self._tailer = FileTailer(path, rotated_globs(path, self._rotated), self._max_line,
+                                  self._settings.raw_max_bytes)
         self._tailer.restore(checkpoint, start_at_end=self._start_at_end)
         self._queue.set_tail(checkpoint)
 
     def _start_journal(self, cursor: str) -> None:
         self._journal_cursor = cursor
         self._journal = JournalReader(
-            [self._journalctl, "-o", "json", "--follow", "--no-pager", *JOURNAL_MATCHES],
+            [*journalctl_command(self._journalctl), "--follow", *JOURNAL_MATCHES],
             capacity=max(1, self._settings.max_pending_events // 4),
             max_line_bytes=self._max_line, after_cursor=cursor)
         self._journal.start()
@@ -276,7 +276,7 @@ def auth_log_factory(root: Table, context: SourceContext) -> AuthLogSource:
         paths = (table.path("path"),)
         if mode == "auto":
             mode = "file"  # a log named in the config is read even before it exists
-    rotated = tuple(table.string_list("rotated", ["{path}.[0-9]", "{path}-[0-9]*"]))
+    rotated = tuple(table.string_list("rotated", list(DEFAULT_ROTATED)))
     start_at = table.string("start_at", "end")
     table.check("start_at", start_at, lambda value: value in ("end", "beginning"),
                 f'must be "end" or "beginning", got {start_at!r}')
