@@ -16,16 +16,25 @@ so a restart resumes with --after-cursor at exactly the first entry not yet
 committed. Oversized JSON lines are skipped without being held.
 
 Why each journal source runs its own follower (about 7 MiB each) rather than
-one journalctl serving auth_log and io_errors: each source resumes from its
-own cursor, saved when its own part of a report is durable, and a follower
-has one --after-cursor. Serving both would mean starting at the older of two
-cursors, which journald does not let a client compare (cursors are opaque),
-and then dropping for one source what the other still needs; and a full
-queue of one source would stall the other (the reader blocks, by design, so
-nothing is read ahead). The two also start differently: io_errors catches
-up on the newest kernel entries of every boot kept, auth_log starts at the
-end. Where a host reads auth.log from a file (rsyslog), only io_errors
-follows the journal anyway.
+one journalctl serving auth_log and io_errors with `MATCHES + _TRANSPORT=kernel`
+and the entries demultiplexed:
+- Each source resumes from its own cursor, saved when its own part of a
+  report is durable, and a follower has one --after-cursor. Sharing means
+  starting at the older of two cursors and having the other source skip up
+  to its own. Cursors are opaque (sd_journal_get_cursor(3)): ordering them
+  means parsing their realtime field, and a clock stepped back between two
+  entries would then drop auth events or count a kernel error twice
+  (io_errors' counts are cumulative: a doubled error is a false alarm).
+  A source joining later (io_errors follows only after its catch-up run)
+  or a follower exiting would restart the shared process for both.
+- Backpressure couples them: the reader blocks when a source's queue is
+  full, by design, so nothing is read ahead. With one reader, auth_log's
+  queue filled during a long collector outage would stop io_errors from
+  counting the I/O errors of a dying disk.
+- They start differently: io_errors catches up on the newest kernel entries
+  of every boot kept, auth_log starts at the end.
+Where a host logs auth to a file (rsyslog), only io_errors follows the
+journal anyway.
 """
 
 from __future__ import annotations
