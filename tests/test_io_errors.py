@@ -217,6 +217,19 @@ def test_corrupt_state_file_starts_over(tmp_path: Path, caplog: pytest.LogCaptur
     assert "unreadable" in caplog.text
 
 
+def test_counts_without_a_readable_position_start_over_with_it(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Keeping the counts but reading the file again from its start would count twice."""
+    log = tmp_path / "kern.log"
+    log.write_text("[ 1.0] I/O error, dev sdz, sector 8 op 0x0:(READ)\n")
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state/io-errors.json").write_text(json.dumps(
+        {"counter": {"counts": {"sdz": [1, 1.0, "I/O error, dev sdz"]}, "ata_ports": {}},
+         "position": {"path": str(log), "cursor": "", "checkpoint": {"dev": "x"}}}))
+    assert counts(file_source(tmp_path, log)) == {"sdz": 1}
+    assert "unreadable" in caplog.text
+
+
 def test_missing_log_file_is_a_status(tmp_path: Path) -> None:
     source = file_source(tmp_path, tmp_path / "absent.log")
     with pytest.raises(FileNotFoundError):

@@ -70,7 +70,11 @@ class Position:
         """Read to_json(), or the {path, inode, offset, cursor} older agents saved."""
         path, cursor = str(data["path"]), str(data["cursor"])
         if "inode" not in data:
-            checkpoint = Checkpoint.from_json(data["checkpoint"]) if data["checkpoint"] else None
+            if data["checkpoint"] is None:
+                return cls(path, None, cursor)
+            checkpoint = Checkpoint.from_json(data["checkpoint"])
+            if checkpoint is None:  # counts without their position: both start over
+                raise ValueError("the file position is malformed")
             return cls(path, checkpoint, cursor)
         inode, offset = int(data["inode"]), int(data["offset"])
         if not inode:
@@ -106,8 +110,10 @@ class IoErrorsSource:
         self._loaded = True
         try:
             data = json.loads(self._state_file.read_text())
-            self._counter = ErrorCounter.from_json(data["counter"])
+            # Both or neither: counts kept with their position lost would count twice.
+            counter = ErrorCounter.from_json(data["counter"])
             self._position = Position.from_json(data["position"])
+            self._counter = counter
         except FileNotFoundError:
             pass
         except (ValueError, KeyError, TypeError) as exc:
