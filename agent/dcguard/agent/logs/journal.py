@@ -15,24 +15,25 @@ the source can hold. Each entry carries the cursor of the entry before it,
 so a restart resumes with --after-cursor at exactly the first entry not yet
 committed. Oversized JSON lines are skipped without being held.
 
-Why each journal source runs its own follower (about 7 MiB each) rather than
-one journalctl serving auth_log and io_errors with `MATCHES + _TRANSPORT=kernel`
-and the entries demultiplexed:
-- Each source resumes from its own cursor, saved when its own part of a
-  report is durable, and a follower has one --after-cursor. Sharing means
-  starting at the older of two cursors and having the other source skip up
-  to its own. Cursors are opaque (sd_journal_get_cursor(3)): ordering them
-  means parsing their realtime field, and a clock stepped back between two
-  entries would then drop auth events or count a kernel error twice
-  (io_errors' counts are cumulative: a doubled error is a false alarm).
-  A source joining later (io_errors follows only after its catch-up run)
-  or a follower exiting would restart the shared process for both.
-- Backpressure couples them: the reader blocks when a source's queue is
-  full, by design, so nothing is read ahead. With one reader, auth_log's
-  queue filled during a long collector outage would stop io_errors from
-  counting the I/O errors of a dying disk.
-- They start differently: io_errors catches up on the newest kernel entries
-  of every boot kept, auth_log starts at the end.
+Each journal source still runs its own follower (about 7 MiB each), because
+the obvious sharing is wrong: one `journalctl --follow` with
+`MATCHES + _TRANSPORT=kernel` has one --after-cursor, while auth_log and
+io_errors each resume from their own cursor (saved when their own part of
+a report is durable). Starting at the older of the two needs cursors
+ordered, and cursors are opaque (sd_journal_get_cursor(3)): ordering them
+by their realtime field loses auth events or counts a kernel error twice
+(the counts are cumulative) when the clock is stepped back. And one reader
+thread blocking on a full queue, as designed, would let auth_log's queue,
+full during a long collector outage, stop io_errors counting the errors of
+a dying disk.
+
+What would work, and is not done yet: one follower started at the journal's
+head, each source subscribing first and then catching up from its own
+cursor with a one-shot run (short-lived, as io_errors' catch-up is today),
+skipping the follower's entries whose cursor the catch-up already printed
+(a prefix: no ordering needed); a source whose queue is full is dropped
+from the follower and re-joins the same way once it has room. That moves
+auth_log to a catch-up run as well and changes both sources' journal tests.
 Where a host logs auth to a file (rsyslog), only io_errors follows the
 journal anyway.
 """
