@@ -180,7 +180,8 @@ class IoErrorsSource:
         read = 0
         now = time.time()
         while budget > 0:
-            lines = self._tailer.read(LINES_PER_READ)
+            # Even lines of LINE_BYTES each stay within the budget (plus one line).
+            lines = self._tailer.read(max(1, min(LINES_PER_READ, budget // LINE_BYTES)))
             for line in lines:
                 counter.feed(line.data.decode("utf-8", errors="replace"), now)
                 budget -= len(line.data) + 1
