@@ -307,7 +307,7 @@ def test_bad_config_is_one_clear_line(tmp_path: Path, keys: dict[str, object],
 @pytest.mark.parametrize(("settings", "message"), [
     ({"max_events_per_report": 0}, "security.max_events_per_report: must be at least 1"),
     ({"max_pending_events": 5, "max_events_per_report": 10}, "security.max_pending_events"),
-    ({"raw_max_bytes": "2k"}, "security.raw_max_bytes: must be an integer"),
+    ({"raw_max_bytes": "2 kilos"}, "security.raw_max_bytes: must be a size"),
     ({"max_event_bytes_per_report": 100}, "security.max_event_bytes_per_report: must be at least"),
     ({"typo": True}, "security.typo: unknown key"),
 ])

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from dcguard.common.sizes import parse_size
 from tests.support import run_cli
 
 GOOD_AGENT = """\
@@ -133,6 +134,10 @@ def _collector(tmp_path: Path, text: str, *extra: str):
     (("[server]", "[server]\ningest_processes = 65"), ["server.ingest_processes", "at most 64"]),
     (("[server]", '[server]\ningest_processes = "auto"'), ["server.ingest_processes",
                                                           "an integer"]),
+    (("[server]", '[server]\nmax_message_bytes = "4 megs"'), ["server.max_message_bytes",
+                                                              "must be a size like"]),
+    (("[server]", '[server]\nmax_message_bytes = "1000B"'), ["server.max_message_bytes",
+                                                         "at least 1024 bytes"]),
 ])
 def test_each_bad_collector_config_is_one_line(tmp_path, change, fragments):
     old, new = change
@@ -156,3 +161,64 @@ def test_listing_before_any_agent_reported_says_so(tmp_path):
     assert result.returncode == 1
     assert "no collector database" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+# -- one size grammar: every key that holds bytes reads the same forms -----------------------
+
+SIZE_KEYS = [  # (the table's TOML, the key, the key's dotted path in errors)
+    ("[spool]\n", "max_bytes", "spool.max_bytes"),
+    ("[spool]\n", "batch_max_bytes", "spool.batch_max_bytes"),
+    ('[[backup]]\nname = "db"\nkind = "push"\nrpo = "1d"\n', "min_size", "backup[0].min_size"),
+    ("[storage]\n", "kernel_log_max_read_bytes", "storage.kernel_log_max_read_bytes"),
+    ("[security]\n", "raw_max_bytes", "security.raw_max_bytes"),
+    ("[security]\n", "max_event_bytes_per_report", "security.max_event_bytes_per_report"),
+    ("[security.auth_log]\n", "max_line_bytes", "security.auth_log.max_line_bytes"),
+    ("[security.fim]\n", "hash_bytes_per_second", "security.fim.hash_bytes_per_second"),
+    ("[security.fim]\n", "max_file_bytes", "security.fim.max_file_bytes"),
+]
+
+
+def _with_sizes(values: dict[str, str]) -> str:
+    """GOOD_AGENT with each size key set to values[dotted path] (each table written once)."""
+    tables: dict[str, list[str]] = {}
+    for table, key, dotted in SIZE_KEYS:
+        if dotted in values:
+            tables.setdefault(table, []).append(f"{key} = {values[dotted]}\n")
+    return GOOD_AGENT + "".join(table + "".join(lines) for table, lines in tables.items())
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("500M", 500 * 2**20), ("500m", 500 * 2**20), ("500MiB", 500 * 2**20),
+    ("512mib", 512 * 2**20), ("500MB", 500 * 10**6), ("500 mb", 500 * 10**6),
+    ("1.5G", 3 * 2**29), ("2GiB", 2 * 2**30), ("1TB", 10**12), ("64K", 65536),
+    ("64kib", 65536), ("1048576", 2**20), ("4096B", 4096), (" 1k ", 1024),
+])
+def test_one_size_grammar(text, expected):
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "lots", "-5M", "5 parsecs", "10PiB", "1.M", ".5M", "5MM"])
+def test_what_is_not_a_size(text):
+    with pytest.raises(ValueError, match="must be a size like"):
+        parse_size(text)
+
+
+# Each within every key's bounds (batch_max_bytes: at most 64 MiB).
+@pytest.mark.parametrize("value", ['"50M"', '"60mib"', '"20MB"', "10485760"])
+def test_every_size_key_takes_every_form(tmp_path, value):
+    """`[spool] max_bytes = "500M"` and a backup's `min_size = "512mib"` were each refused."""
+    result = _agent(tmp_path, _with_sizes({dotted: value for _, _, dotted in SIZE_KEYS}))
+    assert result.returncode == 0, (value, result.stderr)
+
+
+@pytest.mark.parametrize(("dotted", "value", "problem"), [
+    *((dotted, '"lots"', "must be a size like") for _, _, dotted in SIZE_KEYS),
+    *((dotted, "true", "must be a size like") for _, _, dotted in SIZE_KEYS),
+    ("spool.max_bytes", "[1]", "must be a size like"),
+    ("spool.max_bytes", "-1", "must be at least"),
+    ("backup[0].min_size", "-1", "must be at least 0"),
+    ("security.auth_log.max_line_bytes", '"1B"', "must be at least 256"),
+    ("spool.batch_max_bytes", '"1GiB"', "must be at most"),
+])
+def test_size_garbage_is_one_line_naming_the_key(tmp_path, dotted, value, problem):
+    _one_line_error(_agent(tmp_path, _with_sizes({dotted: value})), f"{dotted}: {problem}")

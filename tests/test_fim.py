@@ -195,7 +195,7 @@ def test_max_files_bounds_the_scan(tmp_path: Path, watched: Path) -> None:
     ({"interval": "soon"}, "security.fim.interval"),
     ({"hash_bytes_per_second": 0}, "security.fim.hash_bytes_per_second: must be at least 4096"),
     ({"max_files": -1}, "security.fim.max_files: must be at least 1"),
-    ({"max_file_bytes": "big"}, "security.fim.max_file_bytes: must be an integer"),
+    ({"max_file_bytes": "big"}, "security.fim.max_file_bytes: must be a size like"),
     ({"package_locks": [1]}, "security.fim.package_locks: must be a list of strings"),
     ({"package_logs": "/var/log/dpkg.log"}, "security.fim.package_logs: must be a list"),
     ({"proc_locks": ""}, "security.fim.proc_locks: must not be empty"),

@@ -6,6 +6,7 @@ import contextlib
 import json
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +158,43 @@ def test_copytruncate_starts_again_from_the_top(tmp_path: Path) -> None:
     assert counts(source) == {"sda1": 3, "sdb1": 1}
 
 
+def test_dateext_rotation_reads_the_rest_of_the_old_file(tmp_path: Path) -> None:
+    """logrotate's dateext names the old file kern.log-YYYYMMDD: its tail is counted too."""
+    line = "[ 1.0] I/O error, dev sd{0}, sector 8 op 0x0:(READ) flags 0x0\n"
+    log = tmp_path / "kern.log"
+    log.write_text(line.format("a"))
+    source = file_source(tmp_path, log)
+    assert counts(source) == {"sda": 1}
+    source.commit()
+    with log.open("a") as handle:
+        handle.write(line.format("b"))       # written just before logrotate moved the file
+    log.rename(tmp_path / "kern.log-20261206")
+    log.write_text(line.format("c"))
+    assert counts(file_source(tmp_path, log)) == {"sda": 1, "sdb": 1, "sdc": 1}
+
+
+def test_a_position_saved_by_the_old_format_resumes(tmp_path: Path) -> None:
+    """An agent upgraded from a version that saved {path, inode, offset} loses nothing."""
+    line = "[ 1.0] I/O error, dev sd{0}, sector 8 op 0x0:(READ) flags 0x0\n"
+    log = tmp_path / "kern.log"
+    log.write_text(line.format("a") * 2)
+    (tmp_path / "state").mkdir()
+    saved = {"counter": {"counts": {"sda": [2, 1.0, "I/O error, dev sda"]}, "ata_ports": {}},
+             "position": {"path": str(log), "inode": log.stat().st_ino,
+                          "offset": log.stat().st_size, "cursor": ""}}
+    (tmp_path / "state/io-errors.json").write_text(json.dumps(saved))
+    with log.open("a") as handle:
+        handle.write(line.format("b"))
+    source = file_source(tmp_path, log)
+    assert counts(source) == {"sda": 2, "sdb": 1}
+    source.commit()
+    # ... and once rotated while the agent was stopped, from the rotated file.
+    (tmp_path / "state/io-errors.json").write_text(json.dumps(saved))
+    log.rename(tmp_path / "kern.log.1")
+    log.write_text(line.format("c"))
+    assert counts(file_source(tmp_path, log)) == {"sda": 2, "sdb": 1, "sdc": 1}
+
+
 def test_reading_is_bounded_per_cycle(tmp_path: Path) -> None:
     line = "[ 1.0] I/O error, dev sdx, sector 8 op 0x0:(READ) flags 0x0 phys_seg 1 prio class 0\n"
     log = tmp_path / "kern.log"
@@ -175,6 +213,19 @@ def test_corrupt_state_file_starts_over(tmp_path: Path, caplog: pytest.LogCaptur
     log.write_text("[ 1.0] I/O error, dev sdz, sector 8 op 0x0:(READ)\n")
     (tmp_path / "state").mkdir()
     (tmp_path / "state/io-errors.json").write_text('{"counter": {"counts": {"sda": "x"}}')
+    assert counts(file_source(tmp_path, log)) == {"sdz": 1}
+    assert "unreadable" in caplog.text
+
+
+def test_counts_without_a_readable_position_start_over_with_it(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Keeping the counts but reading the file again from its start would count twice."""
+    log = tmp_path / "kern.log"
+    log.write_text("[ 1.0] I/O error, dev sdz, sector 8 op 0x0:(READ)\n")
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state/io-errors.json").write_text(json.dumps(
+        {"counter": {"counts": {"sdz": [1, 1.0, "I/O error, dev sdz"]}, "ata_ports": {}},
+         "position": {"path": str(log), "cursor": "", "checkpoint": {"dev": "x"}}}))
     assert counts(file_source(tmp_path, log)) == {"sdz": 1}
     assert "unreadable" in caplog.text
 
@@ -277,6 +328,27 @@ def test_journal_resumes_from_its_cursor(tmp_path: Path) -> None:
         failing.close()
 
 
+def test_journal_entries_the_two_parsers_disagreed_on(tmp_path: Path) -> None:
+    """One parser for auth_log and io_errors: a byte array with stray values keeps its
+    message (io_errors dropped the entry), and an entry without a time gets the time it
+    was read, never a crash."""
+    storage, out, _, _ = fake_journalctl(tmp_path)
+    odd = [*b"I/O error, dev sdk, sector 1 op 0x0:(READ) \xff", 300, "x"]
+    untimed = json.loads(journal_entry("I/O error, dev sdm, sector 2 op 0x0:(READ)", 1, "c2"))
+    del untimed["__REALTIME_TIMESTAMP"]
+    out.write_text(journal_entry(odd, 10**15, "c1") + json.dumps(untimed) + "\n"
+                   + json.dumps({"MESSAGE": "I/O error, dev sdn, sector 3"}) + "\n")
+    before = time.time()
+    source = journal_source(tmp_path, storage)
+    try:
+        found = {e.device: e for e in collect(source).io_errors}
+        assert sorted(found) == ["sdk", "sdm"]  # the line without a cursor is skipped
+        assert "\ufffd" in found["sdk"].last_message
+        assert found["sdm"].last_error_at.seconds >= int(before)
+    finally:
+        source.close()
+
+
 def test_journal_is_followed_after_the_catch_up_and_read_again_when_the_follower_exits(
         tmp_path: Path) -> None:
     storage, out, _, calls = fake_journalctl(tmp_path)
@@ -335,7 +407,7 @@ def test_journalctl_missing_is_a_clear_status(tmp_path: Path) -> None:
     ({"kernel_log": 1}, "storage.kernel_log: must be a string"),
     ({"journal_timeout": "forever"}, "storage.journal_timeout: not a duration"),
     ({"kernel_log_max_read_bytes": 10}, "storage.kernel_log_max_read_bytes: must be at least"),
-    ({"kernel_log_max_read_bytes": "8M"}, "storage.kernel_log_max_read_bytes: must be an int"),
+    ({"kernel_log_max_read_bytes": "8 megs"}, "storage.kernel_log_max_read_bytes: must be a si"),
     ({"sys_root": False}, "storage.sys_root: must be a string"),
     ({"journal_directory": []}, "storage.journal_directory: must be a string"),
 ])

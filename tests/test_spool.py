@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dcguard.agent.config import load_config
-from dcguard.agent.delivery.config import SpoolConfig, parse_size
+from dcguard.agent.delivery.config import SpoolConfig
 from dcguard.agent.delivery.records import MAGIC, decode, encode
 from dcguard.agent.delivery.spool import Spool
 from dcguard.common.config import ConfigError
@@ -284,12 +284,12 @@ def test_spool_config_defaults_and_values(tmp_path):
         'batch_max_bytes = "256KiB"\n'))).spool
     assert config == SpoolConfig(max_bytes=2**30, max_age=14 * 86400.0,
                                  batch_max_reports=100, batch_max_bytes=256 * 1024)
-    assert parse_size("1048576") == parse_size("1 MiB") == 2**20
-    assert parse_size("2MB") == 2_000_000
+    config = load_config(write_config(tmp_path, 'max_bytes = "500M"\nbatch_max_bytes = 65536\n'))
+    assert (config.spool.max_bytes, config.spool.batch_max_bytes) == (500 * 2**20, 65536)
 
 
 @pytest.mark.parametrize(("line", "problem"), [
-    ("max_bytes = 5", "spool.max_bytes: must be a string"),
+    ("max_bytes = 5", "spool.max_bytes: must be at least 65536 bytes"),
     ('max_bytes = "lots"', "spool.max_bytes: must be a size"),
     ('max_bytes = "10PiB"', "spool.max_bytes: must be a size"),
     ('max_bytes = "1KiB"', "spool.max_bytes: must be at least"),
@@ -304,7 +304,7 @@ def test_spool_config_defaults_and_values(tmp_path):
     ("batch_max_reports = true", "spool.batch_max_reports: must be an integer"),
     ('batch_max_bytes = "1B"', "spool.batch_max_bytes: must be at least"),
     ('batch_max_bytes = "1GiB"', "spool.batch_max_bytes: must be at most"),
-    ("batch_max_bytes = [1]", "spool.batch_max_bytes: must be a string"),
+    ("batch_max_bytes = [1]", "spool.batch_max_bytes: must be a size"),
     ('max_size = "1GiB"', "spool.max_size: unknown key"),
 ])
 def test_spool_config_garbage_is_one_line_naming_the_key(tmp_path, line, problem):

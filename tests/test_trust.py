@@ -381,3 +381,46 @@ def test_enrolled_agent_does_not_deliver_to_a_collector_of_another_ca(tls_collec
         assert metric(impostor.metrics(), "dcguard_agent_up", **HOST) is None
     finally:
         impostor.stop()
+
+
+def test_stopping_the_agent_waits_for_the_certificate_renewer(tmp_path, monkeypatch):
+    """A renewal under way when the agent stops is finished before run returns, not
+    cut off by the interpreter's exit (it writes the agent's key and certificate)."""
+    import threading
+
+    from cryptography.hazmat.primitives import serialization
+
+    from dcguard.agent import keys
+    from dcguard.agent.config import load_config
+    from dcguard.agent.cycle.agent_loop import run_agent
+    from dcguard.agent.trust.credentials import AgentTlsFiles
+    from tests.support import Agent
+    from tests.trust_support import issue, self_signed_ca
+
+    agent = Agent(tmp_path / "agent", ["127.0.0.1:1"], insecure=False)  # nothing listens
+    ca_key, ca_cert = self_signed_ca("renewer-stop-ca")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    key_pem, cert_pem = issue(ca_key, ca_cert, "testhost",  # due: 2/3 of its life is over
+                              not_before=now - datetime.timedelta(days=80),
+                              not_after=now + datetime.timedelta(days=10))
+    AgentTlsFiles(agent.state_dir).store(key_pem, cert_pem,
+                                         ca_cert.public_bytes(serialization.Encoding.PEM))
+    renewing = threading.Event()
+    make_key_and_csr = keys.make_key_and_csr
+
+    def slow_key(host: str) -> tuple[bytes, bytes]:  # an old machine making its new key
+        renewing.set()
+        time.sleep(1.5)
+        return make_key_and_csr(host)
+
+    monkeypatch.setattr(keys, "make_key_and_csr", slow_key)
+    stop = threading.Event()
+    runner = threading.Thread(target=run_agent, args=(load_config(agent.config_path), stop))
+    runner.start()
+    try:
+        assert renewing.wait(30), "the renewer never started a renewal"
+    finally:
+        stop.set()
+        runner.join(30)
+    assert not runner.is_alive()
+    assert [t.name for t in threading.enumerate() if t.name == "cert-renewer"] == []

@@ -10,12 +10,12 @@ from dcguard.agent.delivery.config import SpoolConfig, parse_spool
 from dcguard.agent.delivery.endpoint import CollectorConfig, parse_collector
 from dcguard.agent.sources import Source, SourceContext, load_all
 from dcguard.common.config import Table, load_toml
+from dcguard.common.console import read_log_level
 from dcguard.common.names import check_name
 
 __all__ = ["DEFAULT_CONFIG", "AgentConfig", "CollectorConfig", "load_config"]
 
 DEFAULT_CONFIG = Path("/etc/dcguard/agent.toml")
-LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 @dataclass(frozen=True)
@@ -51,9 +51,7 @@ def load_config(path: Path) -> AgentConfig:
     department = _name(agent, "department")
     interval = agent.duration("interval", "15s", minimum=0.05)
     state_dir = agent.path("state_dir", "/var/lib/dcguard-agent")
-    log_level = agent.string("log_level", "info")
-    agent.check("log_level", log_level, lambda v: v in LOG_LEVELS,
-                f"must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+    log_level = read_log_level(agent)
     agent.finish()
 
     collector = parse_collector(root.table("collector"))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from dcguard.common.durations import parse_duration
+from dcguard.common.sizes import SIZE_EXAMPLES, parse_size
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -125,7 +126,13 @@ class Table:
         return float(value)
 
     def duration(self, key: str, default: Any = _MISSING, *, minimum: float = 0.0) -> float:
-        """A Prometheus-style duration string ("15s"), returned in seconds."""
+        """A Prometheus-style duration string ("15s"), returned in seconds.
+
+        The default is a duration string or seconds (a dataclass field's default).
+        """
+        if key not in self._data and isinstance(default, (int, float)):
+            self._seen.add(key)
+            return float(default)
         text = self._get(key, str, 'a duration string like "15s"', default)
         try:
             seconds = parse_duration(text)
@@ -134,6 +141,25 @@ class Table:
         if seconds < minimum:
             raise self.error(key, f"must be at least {minimum:g}s, got {text!r}")
         return seconds
+
+    def size(self, key: str, default: Any = _MISSING, *, minimum: int = 0,
+             maximum: int | None = None) -> int:
+        """A number of bytes: an integer, or a size string such as "500M" (common.sizes)."""
+        self._seen.add(key)
+        value = self._data.get(key, default)
+        if value is _MISSING:
+            raise self.error(key, f"is required{self._hint()}")
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise self.error(key, f"must be a size like {SIZE_EXAMPLES}, got {_describe(value)}")
+        try:
+            size = value if isinstance(value, int) else parse_size(value)
+        except ValueError as exc:
+            raise self.error(key, str(exc)) from None
+        if size < minimum:
+            raise self.error(key, f"must be at least {minimum} bytes, got {value!r}")
+        if maximum is not None and size > maximum:
+            raise self.error(key, f"must be at most {maximum} bytes, got {value!r}")
+        return size
 
     def path(self, key: str, default: Any = _MISSING) -> Path:
         return Path(self.string(key, default))

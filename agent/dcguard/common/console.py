@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-__all__ = ["EXIT_USAGE", "fail", "setup_logging"]
+if TYPE_CHECKING:
+    from dcguard.common.config import Table
+
+__all__ = ["EXIT_USAGE", "LOG_LEVELS", "fail", "read_log_level", "setup_logging"]
 
 EXIT_USAGE = 2
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def fail(prog: str, message: str, code: int = EXIT_USAGE) -> NoReturn:
@@ -29,3 +33,10 @@ def setup_logging(level: str) -> None:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+
+
+def read_log_level(table: Table) -> str:
+    """The table's log_level key ([agent] or [server]): one of LOG_LEVELS, default info."""
+    level = table.string("log_level", "info")
+    return table.check("log_level", level, lambda v: v in LOG_LEVELS,
+                       f"must be one of {', '.join(LOG_LEVELS)}, got {level!r}")

@@ -13,8 +13,9 @@ from typing import Any, Callable
 
 import grpc
 
-from dcguard.collector.errors import RETRY_AFTER_KEY, Rejection
+from dcguard.collector.errors import Rejection
 from dcguard.collector.identity import PeerIdentity
+from dcguard.common.wire import RETRY_AFTER_KEY
 from dcguard.v1 import collector_pb2 as pb
 
 __all__ = ["SERVICE_NAME", "Admission", "RenewCall", "Reply", "answer", "parse_request",

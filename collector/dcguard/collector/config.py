@@ -17,11 +17,11 @@ from dcguard.common.config import (
     load_toml,
     parse_listen_address,
 )
+from dcguard.common.console import read_log_level
 
 __all__ = ["DEFAULT_CONFIG", "ServerConfig", "load_config"]
 
 DEFAULT_CONFIG = Path("/etc/dcguard/collector.toml")
-LOG_LEVELS = ("debug", "info", "warning", "error")
 MAX_INGEST_PROCESSES = 64
 
 
@@ -65,9 +65,7 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> ServerCo
     """Read and validate a collector config; flags in overrides win over the file."""
     root = Table(load_toml(path), source=f"config {path}")
     server = root.table("server")
-    log_level = server.string("log_level", "info")
-    server.check("log_level", log_level, lambda v: v in LOG_LEVELS,
-                 f"must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+    log_level = read_log_level(server)
     config = ServerConfig(
         path=path,
         grpc_listen=_listen(server, "grpc_listen", "0.0.0.0:4740"),
@@ -76,7 +74,7 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> ServerCo
         insecure=server.boolean("insecure", False),
         down_after_intervals=server.integer("down_after_intervals", 3, minimum=1),
         log_level=log_level,
-        max_message_bytes=server.integer("max_message_bytes", 4 * 1024 * 1024, minimum=1024),
+        max_message_bytes=server.size("max_message_bytes", 4 * 1024 * 1024, minimum=1024),
         tls=parse_tls(root.table("tls")),
         limits=parse_limits(root.table("limits")),
         risk=parse_risk(root.table("risk")),

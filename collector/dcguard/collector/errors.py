@@ -10,12 +10,7 @@ from __future__ import annotations
 
 import grpc
 
-__all__ = ["REJECTION_REASONS", "RETRY_AFTER_KEY", "Rejection"]
-
-# Trailing metadata telling a throttled agent when to come back, in
-# milliseconds (the role of OTel's RetryInfo), so it neither hammers the
-# collector nor backs off for a minute and stalls its backlog.
-RETRY_AFTER_KEY = "dcguard-retry-after-ms"
+__all__ = ["REJECTION_REASONS", "Rejection"]
 
 # Every reason is exported at 0 from the start so alert rules see the series.
 REJECTION_REASONS = (

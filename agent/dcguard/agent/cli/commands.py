@@ -15,7 +15,7 @@ from dcguard.agent.cli.backup_report import backup_report
 from dcguard.agent.cli.main import PROG
 from dcguard.agent.config import DEFAULT_CONFIG, AgentConfig, load_config
 from dcguard.agent.cycle.report_builder import build_report
-from dcguard.agent.sources import Source
+from dcguard.agent.sources import BackgroundSource, Source
 from dcguard.common.cli import run_cli, setup_logging
 from dcguard.common.config import ConfigError
 from dcguard.common.version import VERSION
@@ -90,12 +90,11 @@ def _prime(sources: tuple[Source, ...], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     waits = []
     for source in sources:
-        wait = getattr(source, "wait_rounds", None)
-        if wait is None:
+        if not isinstance(source, BackgroundSource):
             continue
         with contextlib.suppress(Exception):  # the real collect below reports any failure
             source.collect(pb.Report())
-        waits.append(wait)
+        waits.append(source.wait_rounds)
     for wait in waits:
         wait(1, max(0.0, deadline - time.monotonic()))
 

@@ -57,9 +57,11 @@ def run_agent(config: AgentConfig, stop: threading.Event | None = None) -> None:
         raise ConfigError(f"config {config.path}: agent.state_dir {config.state_dir}: "
                           f"{exc.strerror or exc}") from None
     sender = Sender(config.collector, agent_info(config, state.instance_id), credentials)
+    renewer = None
     if credentials is not None:
-        Renewer(config.state_dir, config.collector.addresses, config.collector.timeout,
-                sender.set_credentials, stop, config.host).start()
+        renewer = Renewer(config.state_dir, config.collector.addresses,
+                          config.collector.timeout, sender.set_credentials, stop, config.host)
+        renewer.start()
     delivery = Delivery(spool, sender, config.spool, stop, config.state_dir / STATUS_FILE)
     log.info("dcguard-agent started for host %s: %d sources, every %gs, to %s; "
              "%d reports spooled, next sequence %d", config.host, len(config.sources),
@@ -72,7 +74,12 @@ def run_agent(config: AgentConfig, stop: threading.Event | None = None) -> None:
         notify("STOPPING=1")
         stop.set()
         delivery.notify()
-        delivery.join(config.collector.timeout * len(config.collector.addresses) + 5)
+        # Both may be inside a call to each address; a renewal under way finishes
+        # writing the new key and certificate rather than dying with the process.
+        calls_end = config.collector.timeout * len(config.collector.addresses) + 5
+        delivery.join(calls_end)
+        if renewer is not None:
+            renewer.join(calls_end)
         sender.close()
         config.close_sources()
         state.unlock()

@@ -14,6 +14,7 @@ from typing import Callable
 import grpc
 
 from dcguard.agent.delivery.endpoint import CollectorConfig
+from dcguard.common.wire import RETRY_AFTER_KEY
 from dcguard.v1 import collector_pb2 as pb
 
 __all__ = ["DeliveryError", "PermanentError", "RetryableError", "Sender", "encode_request"]
@@ -21,9 +22,6 @@ __all__ = ["DeliveryError", "PermanentError", "RetryableError", "Sender", "encod
 log = logging.getLogger(__name__)
 
 # Codes that say "not now" rather than "never": the report stays queued.
-# The collector's trailing-metadata key for a rate limit's "retry after" (ms).
-RETRY_AFTER_KEY = "dcguard-retry-after-ms"
-
 _RETRYABLE = frozenset({
     grpc.StatusCode.UNAVAILABLE,
     grpc.StatusCode.DEADLINE_EXCEEDED,

@@ -12,12 +12,13 @@ import importlib
 import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Protocol, runtime_checkable
 
 from dcguard.common.config import Table
 from dcguard.v1 import collector_pb2 as pb
 
-__all__ = ["REGISTRY", "Source", "SourceContext", "SourceSpec", "load_all", "register"]
+__all__ = ["REGISTRY", "BackgroundSource", "Source", "SourceContext", "SourceSpec", "load_all",
+           "register"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,18 @@ class Source(Protocol):
 
     def close(self) -> None:
         """Release threads or files; called once when the agent stops."""
+
+
+@runtime_checkable
+class BackgroundSource(Source, Protocol):
+    """A source that reads in a background thread (SMART, backups, the kernel journal).
+
+    Its first collect() starts the thread and reports what is known so far;
+    a one-shot command waits for the thread's first round before collecting.
+    """
+
+    def wait_rounds(self, rounds: int, timeout: float) -> bool:
+        """Wait until the background thread has completed rounds rounds; False on timeout."""
 
 
 Factory = Callable[[Table, SourceContext], Source]

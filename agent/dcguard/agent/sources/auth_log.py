@@ -18,6 +18,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Union
 
+from dcguard.agent.logs.journal import JournalEntry, JournalReader, journalctl_command
+from dcguard.agent.logs.tailer import DEFAULT_ROTATED, Checkpoint, FileTailer, rotated_globs
 from dcguard.agent.sources import SourceContext, register
 from dcguard.agent.sources.security.authparse import (
     EventSpec,
@@ -32,9 +34,7 @@ from dcguard.agent.sources.security.events import (
     make_event,
     security_settings,
 )
-from dcguard.agent.sources.security.journal import JournalEntry, JournalReader
 from dcguard.agent.sources.security.queue import EventQueue
-from dcguard.agent.sources.security.tailer import Checkpoint, FileTailer
 from dcguard.agent.state_dir import atomic_write
 from dcguard.common.config import Table
 from dcguard.v1 import collector_pb2 as pb
@@ -113,15 +113,15 @@ class AuthLogSource:
         checkpoint = None
         if saved.get("mode") == "file" and saved.get("path") == str(path):
             checkpoint = Checkpoint.from_json(saved.get("checkpoint"))
-        rotated = tuple(pattern.replace("{path}", str(path)) for pattern in self._rotated)
-        self._tailer = FileTailer(path, rotated, self._max_line, self._settings.raw_max_bytes)
+        self._tailer = FileTailer(path, rotated_globs(path, self._rotated), self._max_line,
+                                  self._settings.raw_max_bytes)
         self._tailer.restore(checkpoint, start_at_end=self._start_at_end)
         self._queue.set_tail(checkpoint)
 
     def _start_journal(self, cursor: str) -> None:
         self._journal_cursor = cursor
         self._journal = JournalReader(
-            [self._journalctl, "-o", "json", "--follow", "--no-pager", *JOURNAL_MATCHES],
+            [*journalctl_command(self._journalctl), "--follow", *JOURNAL_MATCHES],
             capacity=max(1, self._settings.max_pending_events // 4),
             max_line_bytes=self._max_line, after_cursor=cursor)
         self._journal.start()
@@ -281,13 +281,13 @@ def auth_log_factory(root: Table, context: SourceContext) -> AuthLogSource:
         paths = (table.path("path"),)
         if mode == "auto":
             mode = "file"  # a log named in the config is read even before it exists
-    rotated = tuple(table.string_list("rotated", ["{path}.[0-9]", "{path}-[0-9]*"]))
+    rotated = tuple(table.string_list("rotated", list(DEFAULT_ROTATED)))
     start_at = table.string("start_at", "end")
     table.check("start_at", start_at, lambda value: value in ("end", "beginning"),
                 f'must be "end" or "beginning", got {start_at!r}')
     source = AuthLogSource(
         mode=mode, paths=paths, rotated=rotated, start_at_end=start_at == "end",
-        max_line_bytes=table.integer("max_line_bytes", 16384, minimum=256),
+        max_line_bytes=table.size("max_line_bytes", 16384, minimum=256),
         max_lines_per_collect=table.integer("max_lines_per_collect", 50000, minimum=1),
         journalctl=table.string("journalctl", "journalctl"),
         settings=settings, state_file=context.state_dir / "auth_log.position.json",

@@ -161,9 +161,9 @@ def fim_factory(root: Table, context: SourceContext) -> FimSource:
     source = FimSource(
         paths=[path.rstrip("/") or "/" for path in paths],
         interval=table.duration("interval", "5m", minimum=0.05),
-        bytes_per_second=table.integer("hash_bytes_per_second", 20 * 1024 * 1024, minimum=4096),
+        bytes_per_second=table.size("hash_bytes_per_second", 20 * 1024 * 1024, minimum=4096),
         max_files=table.integer("max_files", 20000, minimum=1),
-        max_file_bytes=table.integer("max_file_bytes", 64 * 1024 * 1024, minimum=1),
+        max_file_bytes=table.size("max_file_bytes", 64 * 1024 * 1024, minimum=1),
         package_locks=[Path(p) for p in table.string_list("package_locks", list(DEFAULT_LOCKS))],
         package_logs=[Path(p) for p in table.string_list("package_logs",
                                                          list(DEFAULT_PACKAGE_LOGS))],

@@ -2,12 +2,13 @@
 
 [storage] kernel_log is "journal" (journalctl, resumed from a saved cursor:
 one catch-up run, then `journalctl --follow`, never inside collect())
-or a file such as /var/log/kern.log (tailed from a saved inode + offset;
-after rotation the rest of the rotated file, "<path>.1", is read first; a
-truncated file is read from the start). Counts are cumulative since the
-agent's first run. Position and counts are saved in
+or a file such as /var/log/kern.log, followed by the agent's one log
+tailer (logs/tailer.py: rotation by rename, with the rest of the rotated
+file read first, copytruncate and truncation, like auth_log). Counts are
+cumulative since the agent's first run. Position and counts are saved in
 state_dir/io-errors.json only in commit(), once the report that carried
 them is durably stored: a crash re-reads lines rather than losing them.
+A position saved by an older agent ({path, inode, offset}) still resumes.
 
 The journal is read with the match _TRANSPORT=kernel rather than -k,
 because -k implies "this boot only": the errors logged just before a crash
@@ -18,17 +19,18 @@ the cursor.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
+from dcguard.agent.logs.journal import JournalReader, journalctl_command, parse_entry
+from dcguard.agent.logs.tailer import Checkpoint, FileTailer, rotated_globs
 from dcguard.agent.sources import Source, SourceContext, register
-from dcguard.agent.sources.security.journal import JournalReader
 from dcguard.agent.sources.storage.config import StorageConfig, parse_storage
 from dcguard.agent.sources.storage.kernlog import ErrorCounter, ata_port_map
 from dcguard.agent.sources.storage.poller import Poller
@@ -46,16 +48,45 @@ KERNEL_MATCH = "_TRANSPORT=kernel"
 FOLLOW_QUEUE = 10000          # entries read ahead of collect(); journalctl waits beyond that
 FOLLOW_LINE_BYTES = 64 * 1024  # a longer JSON line is skipped, not held
 FOREVER = 10.0**9
+LINE_BYTES = 64 * 1024        # a longer kernel log line is cut to its first KEEP_BYTES
+KEEP_BYTES = 4096             # (the device and the error are at its start)
+LINES_PER_READ = 256          # lines asked of the tailer at a time, within max_read_bytes
 
 
 @dataclass(frozen=True)
 class Position:
-    """Where reading stopped: a file's inode and offset, or a journal cursor."""
+    """Where reading stopped: in a log file (the tailer's checkpoint) or a journal cursor."""
 
     path: str = ""
-    inode: int = 0
-    offset: int = 0
+    checkpoint: Checkpoint | None = None
     cursor: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "cursor": self.cursor,
+                "checkpoint": self.checkpoint.to_json() if self.checkpoint else None}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Position:
+        """Read to_json(), or the {path, inode, offset, cursor} older agents saved."""
+        path, cursor = str(data["path"]), str(data["cursor"])
+        if "inode" not in data:
+            if data["checkpoint"] is None:
+                return cls(path, None, cursor)
+            checkpoint = Checkpoint.from_json(data["checkpoint"])
+            if checkpoint is None:  # counts without their position: both start over
+                raise ValueError("the file position is malformed")
+            return cls(path, checkpoint, cursor)
+        inode, offset = int(data["inode"]), int(data["offset"])
+        if not inode:
+            return cls(path, None, cursor)
+        # The old format had no device and no fingerprint: the device is the log
+        # directory's (a rotated file stays beside the log), and an empty fingerprint
+        # matches any file, which is what the old inode + offset check did.
+        try:
+            device = Path(path).parent.stat().st_dev
+        except OSError:
+            return cls(path, None, cursor)
+        return cls(path, Checkpoint(device, inode, offset), cursor)
 
 
 class IoErrorsSource:
@@ -70,6 +101,7 @@ class IoErrorsSource:
         self._pending: tuple[ErrorCounter, Position] | None = None
         self._written = b""  # what commit() last wrote: an unchanged state is not rewritten
         self._journal: KernelJournal | None = None
+        self._tailer: FileTailer | None = None
         self._interval = interval
 
     def _load(self) -> None:
@@ -78,10 +110,10 @@ class IoErrorsSource:
         self._loaded = True
         try:
             data = json.loads(self._state_file.read_text())
-            self._counter = ErrorCounter.from_json(data["counter"])
-            pos = data["position"]
-            self._position = Position(str(pos["path"]), int(pos["inode"]), int(pos["offset"]),
-                                      str(pos["cursor"]))
+            # Both or neither: counts kept with their position lost would count twice.
+            counter = ErrorCounter.from_json(data["counter"])
+            self._position = Position.from_json(data["position"])
+            self._counter = counter
         except FileNotFoundError:
             pass
         except (ValueError, KeyError, TypeError) as exc:
@@ -100,9 +132,8 @@ class IoErrorsSource:
                                               self._interval)
             counter, position = self._journal.latest()
         else:
-            counter, position = self._pending or (self._counter, self._position)
-            counter = counter.copy()
-            position = self._read_file(counter, position)
+            counter = (self._pending[0] if self._pending else self._counter).copy()
+            position = self._read_file(counter)
         counter.flush()
         self._pending = (counter, position)
         for device, count in sorted(counter.counts.items()):
@@ -115,7 +146,7 @@ class IoErrorsSource:
         if self._pending is None:
             return
         counter, position = self._pending
-        data = {"counter": counter.to_json(), "position": position.__dict__}
+        data = {"counter": counter.to_json(), "position": position.to_json()}
         encoded = json.dumps(data).encode()
         # Most cycles read no new kernel error: the file already says this, and an
         # atomic write (two fsyncs) every cycle was a fifth of the agent's CPU.
@@ -132,48 +163,37 @@ class IoErrorsSource:
     def close(self) -> None:
         if self._journal is not None:
             self._journal.close()
+        if self._tailer is not None:
+            self._tailer.shutdown()
 
     # -- a log file ------------------------------------------------------------------
 
-    def _feed_chunk(self, counter: ErrorCounter, handle: BinaryIO, offset: int,
-                    budget: int) -> int:
-        """Feed complete lines from offset, at most budget bytes; returns the new offset."""
-        handle.seek(offset)
-        data = handle.read(budget)
-        end = data.rfind(b"\n")
-        if end < 0:
-            return offset
-        now = time.time()
-        for raw in data[:end].split(b"\n"):
-            line = raw.decode("utf-8", errors="replace")
-            counter.feed(line, now)
-        return offset + end + 1
-
-    def _read_file(self, counter: ErrorCounter, position: Position) -> Position:
-        path = self._config.kernel_log
+    def _read_file(self, counter: ErrorCounter) -> Position:
+        """Feed the lines written since the last read, at most about max_read_bytes."""
+        path = Path(self._config.kernel_log)
+        if self._tailer is None:
+            self._tailer = FileTailer(path, rotated_globs(path), LINE_BYTES, KEEP_BYTES)
+            saved = self._position
+            self._tailer.restore(saved.checkpoint if saved.path == str(path) else None,
+                                 start_at_end=False)  # the first run counts the history
         budget = self._config.max_read_bytes
-        with open(path, "rb") as handle:
-            inode = os.fstat(handle.fileno()).st_ino
-            size = os.fstat(handle.fileno()).st_size
-            offset = 0
-            if position.path == path and position.inode == inode:
-                offset = position.offset if position.offset <= size else 0
-            elif position.path == path and position.inode:
-                budget -= self._drain_rotated(counter, position, budget)
-            offset = self._feed_chunk(counter, handle, offset, max(budget, 0))
-        return Position(path=path, inode=inode, offset=offset)
-
-    def _drain_rotated(self, counter: ErrorCounter, position: Position, budget: int) -> int:
-        """Read the unread tail of the file we were reading before rotation; bytes used."""
-        rotated = Path(f"{position.path}.1")
-        try:
-            with open(rotated, "rb") as handle:
-                if os.fstat(handle.fileno()).st_ino != position.inode:
-                    return 0
-                end = self._feed_chunk(counter, handle, position.offset, budget)
-                return end - position.offset
-        except OSError:
-            return 0
+        read = 0
+        now = time.time()
+        while budget > 0:
+            # Even lines of LINE_BYTES each stay within the budget (plus one line).
+            lines = self._tailer.read(max(1, min(LINES_PER_READ, budget // LINE_BYTES)))
+            for line in lines:
+                counter.feed(line.data.decode("utf-8", errors="replace"), now)
+                budget -= len(line.data) + 1
+            if not lines:
+                break
+            read += len(lines)
+        if not read:  # what was read is reported; an error then shows next cycle
+            if self._tailer.error:
+                raise RuntimeError(self._tailer.error)
+            if not path.exists():  # a kernel log named in the config: its absence is news
+                raise FileNotFoundError(errno.ENOENT, "no kernel log at this path", str(path))
+        return Position(path=str(path), checkpoint=self._tailer.position())
 
 
 class KernelJournal:
@@ -264,10 +284,7 @@ class KernelJournal:
 
 
 def _journalctl(config: StorageConfig) -> list[str]:
-    argv = [config.journalctl, "-o", "json", "--no-pager", "-q"]
-    if config.journal_directory:
-        argv += ["--directory", config.journal_directory]
-    return argv
+    return journalctl_command(config.journalctl, config.journal_directory)
 
 
 def read_journal(config: StorageConfig, counter: ErrorCounter, position: Position) -> Position:
@@ -287,37 +304,12 @@ def read_journal(config: StorageConfig, counter: ErrorCounter, position: Positio
                            f"{last_line(result.stderr) or 'no message'}")
     cursor = position.cursor
     for line in result.stdout.splitlines():
-        entry = _journal_entry(line)
+        entry = parse_entry(line, cursor)
         if entry is None:
             continue
-        message, when, entry_cursor = entry
-        counter.feed(message, when)
-        cursor = entry_cursor or cursor
-    return replace(position, cursor=cursor, path="", inode=0, offset=0)
-
-
-def _journal_entry(line: str) -> tuple[str, float, str] | None:
-    """MESSAGE, time and cursor of one `journalctl -o json` line; None if unusable."""
-    try:
-        data: Any = json.loads(line)
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    message = data.get("MESSAGE")
-    if isinstance(message, list):  # journald writes non-UTF-8 messages as byte arrays
-        try:
-            message = bytes(message).decode("utf-8", errors="replace")
-        except (TypeError, ValueError):
-            return None
-    if not isinstance(message, str):
-        return None
-    try:
-        when = int(data.get("__REALTIME_TIMESTAMP", "")) / 1e6
-    except (TypeError, ValueError):
-        when = time.time()
-    cursor = data.get("__CURSOR")
-    return message, when, cursor if isinstance(cursor, str) else ""
+        counter.feed(entry.message, entry.when if entry.when is not None else time.time())
+        cursor = entry.cursor
+    return replace(position, cursor=cursor, path="", checkpoint=None)
 
 
 @register("io_errors", default_enabled=True)

@@ -200,7 +200,7 @@ def _syslog(table: Table) -> SyslogForwardConfig:
         verify=table.boolean("verify", True), server_name=table.string("server_name", ""),
         cert_file=cert_file, key_file=key_file, facility=FACILITIES[facility],
         app_name=app_name, min_severity=_min_severity(table),
-        udp_max_bytes=table.integer("udp_max_bytes", 8192, minimum=1024),
+        udp_max_bytes=table.size("udp_max_bytes", 8192, minimum=1024),
     )
     table.check("udp_max_bytes", config.udp_max_bytes, lambda n: n <= 65000,
                 f"must be at most 65000, got {config.udp_max_bytes}")

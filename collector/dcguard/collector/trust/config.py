@@ -55,7 +55,7 @@ def parse_limits(table: Table) -> Limits:
         max_entries=table.integer("max_entries", defaults.max_entries, minimum=1),
         max_events_per_report=table.integer(
             "max_events_per_report", defaults.max_events_per_report, minimum=0),
-        max_string=table.integer("max_string_bytes", defaults.max_string, minimum=64),
+        max_string=table.size("max_string_bytes", defaults.max_string, minimum=64),
         max_age_seconds=table.duration("max_report_age", "400d", minimum=60.0),
         max_future_seconds=table.duration("max_clock_ahead", "1h", minimum=1.0),
         rate_per_second=table.number(

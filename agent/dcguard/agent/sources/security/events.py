@@ -48,10 +48,10 @@ def security_settings(root: Table) -> SecuritySettings:
     table = root.table("security")
     settings = SecuritySettings(
         max_events_per_report=table.integer("max_events_per_report", 500, minimum=1),
-        max_event_bytes_per_report=table.integer("max_event_bytes_per_report", 512 * 1024,
-                                                 minimum=4096),
+        max_event_bytes_per_report=table.size("max_event_bytes_per_report", 512 * 1024,
+                                              minimum=4096),
         max_pending_events=table.integer("max_pending_events", 20000, minimum=1),
-        raw_max_bytes=table.integer("raw_max_bytes", 2048, minimum=64),
+        raw_max_bytes=table.size("raw_max_bytes", 2048, minimum=64),
     )
     if settings.max_pending_events < settings.max_events_per_report:
         raise table.error("max_pending_events",

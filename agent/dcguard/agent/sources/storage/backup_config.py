@@ -13,15 +13,11 @@ from dataclasses import dataclass, field, replace
 
 from dcguard.common.config import Table
 
-__all__ = ["KINDS", "BackupJob", "parse_backups", "parse_size"]
+__all__ = ["KINDS", "BackupJob", "parse_backups"]
 
 KINDS = ("files", "restic", "borg", "push")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(B|K|KiB|M|MiB|G|GiB|T|TiB|KB|MB|GB|TB)?$")
-_UNITS = {None: 1, "B": 1, "K": 2**10, "KiB": 2**10, "M": 2**20, "MiB": 2**20, "G": 2**30,
-          "GiB": 2**30, "T": 2**40, "TiB": 2**40, "KB": 10**3, "MB": 10**6, "GB": 10**9,
-          "TB": 10**12}
 _KIND_KEYS = {
     "files": ("path",),
     "restic": ("repository", "binary", "password_file", "password_command", "env",
@@ -31,14 +27,8 @@ _KIND_KEYS = {
     "push": ("path",),
 }
 _ALL_KIND_KEYS = {key for keys in _KIND_KEYS.values() for key in keys}
-
-
-def parse_size(text: str) -> int:
-    """Bytes in "500M", "2GiB", "1.5G" (K/M/G/T are powers of 1024, KB/MB/GB/TB of 1000)."""
-    match = _SIZE.match(text.strip())
-    if match is None:
-        raise ValueError(f'not a size like "500M", "2GiB" or "10GB": {text!r}')
-    return int(float(match.group(1)) * _UNITS[match.group(2)])
+# Local files are cheap to look at; repositories (restic, borg) take BackupJob's default.
+_CHECK_EVERY = {"files": 60.0, "push": 60.0}
 
 
 @dataclass(frozen=True)
@@ -65,22 +55,6 @@ class BackupJob:
     glob_archives: str = ""
 
 
-def _size(table: Table, key: str) -> int:
-    if not table.has(key):
-        return 0
-    raw = table.raw(key)
-    if isinstance(raw, bool) or not isinstance(raw, (int, str)):
-        raise table.error(key, f'must be a byte count or a size like "500M", got {raw!r}')
-    if isinstance(raw, int):
-        if raw < 0:
-            raise table.error(key, f"must not be negative, got {raw}")
-        return raw
-    try:
-        return parse_size(raw)
-    except ValueError as exc:
-        raise table.error(key, str(exc)) from None
-
-
 def _env(table: Table) -> dict[str, str]:
     env = table.table("env")
     values: dict[str, str] = {}
@@ -103,14 +77,14 @@ def _job(table: Table) -> BackupJob:
     for key in sorted(_ALL_KIND_KEYS - set(_KIND_KEYS[kind])):
         if table.has(key):
             raise table.error(key, f"does not apply to kind {kind!r}")
-    default_check = "1m" if kind in ("files", "push") else "5m"
     job = BackupJob(
         name=name, kind=kind,
         rpo=table.duration("rpo", minimum=1.0),
-        min_size=_size(table, "min_size"),
+        min_size=table.size("min_size", BackupJob.min_size),
         source=table.string("source", ""),
-        check_every=table.duration("check_every", default_check, minimum=1.0),
-        timeout=table.duration("timeout", "10m", minimum=0.1),
+        check_every=table.duration("check_every", _CHECK_EVERY.get(kind, BackupJob.check_every),
+                                   minimum=1.0),
+        timeout=table.duration("timeout", BackupJob.timeout, minimum=0.1),
         path=table.string("path", "") if kind in ("files", "push") else "",
     )
     if kind in ("restic", "borg"):
@@ -130,8 +104,8 @@ def _with_repository(table: Table, job: BackupJob) -> BackupJob:
     return replace(
         job, repository=table.string("repository"), binary=table.string("binary", job.kind),
         password_file=password_file, password_command=password_command, env=_env(table),
-        verify_every=table.duration("verify_every", "0"),
-        verify_data=table.boolean("verify_data", False),
+        verify_every=table.duration("verify_every", BackupJob.verify_every),
+        verify_data=table.boolean("verify_data", BackupJob.verify_data),
         host=table.string("host", "") if job.kind == "restic" else "",
         tags=tuple(table.string_list("tags", [])) if job.kind == "restic" else (),
         paths=tuple(table.string_list("paths", [])) if job.kind == "restic" else (),

@@ -86,7 +86,7 @@ def parse_storage(config: Table) -> StorageConfig:
         journal_timeout=table.duration("journal_timeout", "20s", minimum=0.1),
         sys_root=table.path("sys_root", "/sys"),
         mounts_file=table.path("mounts_file", "/proc/self/mounts"),
-        max_read_bytes=table.integer("kernel_log_max_read_bytes", 8 * 2**20, minimum=4096),
+        max_read_bytes=table.size("kernel_log_max_read_bytes", 8 * 2**20, minimum=4096),
     )
     table.finish()
     return result

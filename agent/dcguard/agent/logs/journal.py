@@ -1,10 +1,41 @@
-"""Reading the systemd journal through `journalctl -o json --follow` in a reader thread.
+"""Reading the systemd journal: `journalctl -o json` lines parsed in one place.
 
-The reader thread parses entries into a bounded queue; when the queue is full
-the thread blocks, journalctl blocks on its pipe, and nothing is read ahead
-beyond what the source can hold. Each entry carries the cursor of the entry
-before it, so a restart resumes with --after-cursor at exactly the first
-entry not yet committed. Oversized JSON lines are skipped without being held.
+parse_entry() turns one JSON line into a JournalEntry, for the follower and
+for one-shot runs alike. A message journald stored as bytes that are not
+UTF-8 comes as an array of numbers: it is decoded with replacement
+characters (numbers outside 0-255 dropped), never discarded. An entry
+without __REALTIME_TIMESTAMP has when=None: each source decides which clock
+stands in. A line without __CURSOR is skipped: a position could not resume
+after it (journalctl always prints one).
+
+JournalReader runs `journalctl -o json --follow` and parses its lines in a
+reader thread into a bounded queue; when the queue is full the thread
+blocks, journalctl blocks on its pipe, and nothing is read ahead beyond what
+the source can hold. Each entry carries the cursor of the entry before it,
+so a restart resumes with --after-cursor at exactly the first entry not yet
+committed. Oversized JSON lines are skipped without being held.
+
+Each journal source still runs its own follower (about 7 MiB each), because
+the obvious sharing is wrong: one `journalctl --follow` with
+`MATCHES + _TRANSPORT=kernel` has one --after-cursor, while auth_log and
+io_errors each resume from their own cursor (saved when their own part of
+a report is durable). Starting at the older of the two needs cursors
+ordered, and cursors are opaque (sd_journal_get_cursor(3)): ordering them
+by their realtime field loses auth events or counts a kernel error twice
+(the counts are cumulative) when the clock is stepped back. And one reader
+thread blocking on a full queue, as designed, would let auth_log's queue,
+full during a long collector outage, stop io_errors counting the errors of
+a dying disk.
+
+What would work, and is not done yet: one follower started at the journal's
+head, each source subscribing first and then catching up from its own
+cursor with a one-shot run (short-lived, as io_errors' catch-up is today),
+skipping the follower's entries whose cursor the catch-up already printed
+(a prefix: no ordering needed); a source whose queue is full is dropped
+from the follower and re-joins the same way once it has room. That moves
+auth_log to a catch-up run as well and changes both sources' journal tests.
+Where a host logs auth to a file (rsyslog), only io_errors follows the
+journal anyway.
 """
 
 from __future__ import annotations
@@ -19,7 +50,7 @@ import threading
 from dataclasses import dataclass
 from typing import IO
 
-__all__ = ["JournalEntry", "JournalReader"]
+__all__ = ["JournalEntry", "JournalReader", "journalctl_command", "parse_entry"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +65,38 @@ class JournalEntry:
     previous: str        # the cursor before it: resuming there re-reads this entry
     oversized: bool = False
     comm: str = ""       # _COMM, set by journald itself: the sender cannot forge it
+
+
+def journalctl_command(binary: str, directory: str = "") -> list[str]:
+    """The start of every journalctl command line: JSON, no pager, no info lines."""
+    command = [binary, "-o", "json", "--no-pager", "-q"]
+    if directory:
+        command += ["--directory", directory]
+    return command
+
+
+def parse_entry(line: bytes | str, previous: str) -> JournalEntry | None:
+    """One `journalctl -o json` line; previous is the cursor before it; None if unusable."""
+    try:
+        data = json.loads(line)
+        cursor = data["__CURSOR"]
+    except (ValueError, KeyError, TypeError):  # TypeError: a JSON list or string
+        return None
+    if not isinstance(cursor, str) or not cursor:
+        return None
+    message = data.get("MESSAGE", "")
+    if isinstance(message, list):  # journald sends non-UTF-8 messages as byte arrays
+        raw = bytes(b for b in message if isinstance(b, int) and 0 <= b < 256)
+        message = raw.decode("utf-8", "replace")
+    elif not isinstance(message, str):
+        message = ""
+    try:
+        when: float | None = int(data["__REALTIME_TIMESTAMP"]) / 1e6
+    except (KeyError, ValueError, TypeError):
+        when = None
+    return JournalEntry(when, str(data.get("SYSLOG_IDENTIFIER", "")),
+                        str(data.get("_PID", "")), message, cursor, previous,
+                        comm=str(data.get("_COMM", "")))
 
 
 class JournalReader:
@@ -104,26 +167,10 @@ class JournalReader:
             # The cursor is lost with the line; the next entry's "previous" stays at the
             # last good one, so a restart re-reads this oversized entry and skips it again.
             return JournalEntry(None, "", "", "", previous, previous, oversized=True)
-        try:
-            data = json.loads(line)
-            cursor = str(data["__CURSOR"])
-        except (ValueError, KeyError, TypeError):
-            return None
-        message = data.get("MESSAGE", "")
-        if isinstance(message, list):  # journald sends non-UTF-8 messages as byte arrays
-            try:
-                message = bytes(b for b in message if isinstance(b, int) and 0 <= b < 256)
-                message = message.decode("utf-8", "replace")
-            except ValueError:
-                message = ""
-        try:
-            when: float | None = int(data["__REALTIME_TIMESTAMP"]) / 1e6
-        except (KeyError, ValueError, TypeError):
-            when = None
-        self._cursor = cursor
-        return JournalEntry(when, str(data.get("SYSLOG_IDENTIFIER", "")),
-                            str(data.get("_PID", "")), str(message), cursor, previous,
-                            comm=str(data.get("_COMM", "")))
+        entry = parse_entry(line, previous)
+        if entry is not None:
+            self._cursor = entry.cursor
+        return entry
 
     def pending(self) -> int:
         """Entries read from journalctl and not yet taken."""

@@ -12,6 +12,10 @@ the path is looked for among the rotated files.
 
 Lines longer than max_line_bytes are never held whole: only the first
 keep_bytes are kept and the rest is skipped as it is read.
+
+The caller keeps the position of what it has handed on (position(), or a
+line's start) and saves it only once the report carrying those lines is
+durable; restore() resumes there after a restart.
 """
 
 from __future__ import annotations
@@ -23,12 +27,20 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Checkpoint", "FileTailer", "Line"]
+__all__ = ["DEFAULT_ROTATED", "Checkpoint", "FileTailer", "Line", "rotated_globs"]
 
 log = logging.getLogger(__name__)
 
 HEAD_BYTES = 256
 CHUNK = 65536
+# Where logrotate puts the old file: "auth.log.1" (and .2.gz: never matched, never
+# read), or with dateext "auth.log-20261206"; {path} is the log's own path.
+DEFAULT_ROTATED = ("{path}.[0-9]", "{path}-[0-9]*")
+
+
+def rotated_globs(path: Path, patterns: tuple[str, ...] = DEFAULT_ROTATED) -> tuple[str, ...]:
+    """The glob patterns of a log's rotated files, {path} replaced by the log's path."""
+    return tuple(pattern.replace("{path}", str(path)) for pattern in patterns)
 
 
 @dataclass(frozen=True)
