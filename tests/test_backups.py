@@ -148,14 +148,20 @@ def test_restic_check_passes_then_fails_on_a_corrupt_pack(tmp_path: Path,
     for offset in range(len(content) - 40, len(content)):
         content[offset] ^= 0xFF
     data_pack.write_bytes(bytes(content))
-    deep = check(backup_source(tmp_path / "deep", dict(job, verify_data=True)))["restic"]
+    deep_job = dict(job, verify_data=True)
+    deep = check(backup_source(tmp_path / "deep", deep_job))["restic"]
     assert deep.HasField("last_verified") and not deep.last_verify_success
-    assert "restic check exited with" in deep.message
+    # restic's error lines, never its progress bar ("[0:00] 100.00%  2 / 2 packs").
+    assert re.fullmatch(r"restic check exited with 1: Pack ID does not match, want [0-9a-f]{64}, "
+                        r"got [0-9a-f]{64}; Fatal: repository contains errors", deep.message)
+    # The verdict saved in the state directory carries the same message after a restart.
+    assert check(backup_source(tmp_path / "deep", deep_job))["restic"].message == deep.message
     # A lost pack: the structural check (the default) finds it.
     data_pack.unlink()
     failed = check(backup_source(tmp_path / "fresh-state", job))["restic"]
     assert failed.HasField("last_verified") and not failed.last_verify_success
-    assert "restic check exited with" in failed.message
+    assert re.fullmatch(r"restic check exited with 1: pack [0-9a-f]{64}: does not exist; "
+                        r"Fatal: repository contains errors", failed.message)
 
 
 def test_restic_password_command_and_wrong_password(tmp_path: Path,
@@ -233,10 +239,39 @@ def test_borg_check_fails_on_a_corrupt_segment(tmp_path: Path,
     biggest.write_bytes(bytes(content))
     failed = check(backup_source(tmp_path / "fresh-state", job))["borg"]
     assert failed.HasField("last_verified") and not failed.last_verify_success
-    assert "borg check exited with" in failed.message
+    assert failed.message.startswith("borg check exited with 1: Data integrity error: Segment "
+                                      "entry checksum mismatch [segment ")
+    assert failed.message.endswith("; Finished full repository check, errors found.")
     # The archive's metadata is damaged too: borg's crash report ends with its
     # environment, and the reported error is the line that names the damage.
     assert "checksum mismatch" in failed.error
+
+
+def test_tool_messages_drop_progress_and_carriage_returns(tmp_path: Path,
+                                                        borg_repo: dict[str, Any]) -> None:
+    """borg --progress writes "Checking segments 16.7%" and CRs into the same stream as its
+    errors; the message keeps the errors only."""
+    from dcguard.agent.storage.tools import error_line
+
+    run("borg", "create", f"{borg_repo['repo']}::one", str(borg_repo["data"]),
+        env=borg_repo["env"])
+    segment = max((p for p in (borg_repo["repo"] / "data").rglob("*")
+                   if p.is_file() and p.name.isdigit()), key=lambda p: p.stat().st_size)
+    content = bytearray(segment.read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    segment.write_bytes(bytes(content))
+    checked = subprocess.run(["borg", "check", "--progress", str(borg_repo["repo"])],
+                             capture_output=True, timeout=120,
+                             env={**os.environ, **borg_repo["env"]}, check=False)
+    stderr = checked.stderr.decode()  # bytes: text mode would turn the CRs into newlines
+    assert checked.returncode == 1 and "\r" in stderr and "%" in stderr
+    message = error_line(stderr, checked.stdout.decode())
+    assert message.startswith("Data integrity error: Segment entry checksum mismatch")
+    assert message.endswith("; Finished full repository check, errors found.")
+    assert "%" not in message and "\r" not in message and "Checking" not in message
+    assert error_line("\x1b[2K[0:00] 100.00%  2 / 2 packs\r\r\n", "") == ""
+    assert error_line("", "just a last line\n") == "just a last line"
+    assert len(error_line("error: " + "x" * 5000)) == 300
 
 
 def test_borg_wrong_passphrase_is_a_status(tmp_path: Path, borg_repo: dict[str, Any]) -> None:

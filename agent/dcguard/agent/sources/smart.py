@@ -31,7 +31,7 @@ from dcguard.agent.storage.smartctl import (
     parse_json,
     parse_scan,
 )
-from dcguard.agent.storage.tools import ToolError, ToolUnavailableError, last_line, run_tool
+from dcguard.agent.storage.tools import ToolError, ToolUnavailableError, error_line, run_tool
 from dcguard.common.config import Table
 from dcguard.v1 import collector_pb2 as pb
 
@@ -65,7 +65,7 @@ class SmartReader:
         result = run_tool([self._config.smartctl, *args], self._config.smart_timeout)
         if result.returncode & 1 and not result.stdout.strip():
             # Bit 0: smartctl rejected its command line (too old for --json?).
-            raise ToolError(f"smartctl rejected its arguments: {last_line(result.stderr)}")
+            raise ToolError(f"smartctl rejected its arguments: {error_line(result.stderr)}")
         return result.returncode, result.stdout
 
     def _devices(self) -> list[SmartDevice]:
