@@ -30,6 +30,7 @@ from dcguard.agent.storage.smartctl import (
     is_standby,
     parse_json,
     parse_scan,
+    says_asleep,
 )
 from dcguard.agent.storage.tools import ToolError, ToolUnavailableError, error_line, run_tool
 from dcguard.common.config import Table
@@ -120,17 +121,23 @@ class SmartReader:
         try:
             data = parse_json(out)
         except SmartctlOutputError as exc:
+            if says_asleep(out, returncode):
+                return self._asleep(device.path)
             disk = self._previous_or_new(device.path)
             disk.smartctl_exit_status = returncode & 0xFF
             disk.error = f"{exc} (smartctl exit status {returncode})"
             return disk
         returncode = returncode or exit_status(data)
         if is_standby(data, returncode):
-            disk = self._previous_or_new(device.path)
-            disk.in_standby = True
-            return disk
+            return self._asleep(device.path)
         disk = disk_from_json(device.path, data, returncode, self._config.smart_attributes)
         disk.read_at.GetCurrentTime()
+        return disk
+
+    def _asleep(self, path: str) -> pb.Disk:
+        """The last values read (none if the disk slept since the agent started), marked asleep."""
+        disk = self._previous_or_new(path)
+        disk.in_standby = True
         return disk
 
     def _set_unavailable(self, message: str) -> None:
