@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -14,9 +15,12 @@ from typing import Any
 import pytest
 
 from dcguard.agent.sources.backup import BackupSource
+from dcguard.collector.risk.config import RiskConfig
+from dcguard.collector.risk.engine import RiskEngine
 from dcguard.common.config import ConfigError
 from dcguard.v1 import collector_pb2 as pb
 from tests.storage_helpers import backup_source, collect, make_source
+from tests.storage_reports import record, report
 from tests.support import run_cli, wait_for
 
 STALE = "2020-01-01 10:00:00"
@@ -188,6 +192,36 @@ def test_restic_missing_binary_and_missing_repository(tmp_path: Path,
     ))
     assert "not found" in found["nobinary"].error
     assert "restic snapshots exited with" in found["norepo"].error
+
+
+def _closed_loopback_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize("where", ["sftp", "missing path"])
+def test_an_unreachable_repository_is_one_reason_that_says_what_is_known(
+        tmp_path: Path, restic_repo: dict[str, Any], where: str) -> None:
+    """restic cannot open the repository: "could not be checked", never "never succeeded"."""
+    repository = (f"sftp://dcguard@127.0.0.1:{_closed_loopback_port()}/srv/restic"
+                  if where == "sftp" else str(tmp_path / "not-mounted" / "restic"))
+    job = restic_job(restic_repo, repository=repository, timeout="60s")
+    backup = check(backup_source(tmp_path, job))["restic"]
+    assert backup.error.startswith("restic snapshots exited with 1: ")
+    assert not backup.HasField("last_success") and not backup.HasField("last_run")
+    now = time.time()
+    assessment = RiskEngine(RiskConfig(), down_after_intervals=3).assess(
+        record(report(collected_at=now, backups=[backup]), last_seen=now), now)
+    assert [s.reason for s in assessment.statements] == ["backup_failed"]
+    assert assessment.score == 40
+    sentence = assessment.statements[0].message
+    assert sentence.startswith("backup 'restic' could not be checked: restic snapshots exited "
+                               "with 1: ")
+    assert "never succeeded" not in sentence
+    assert sentence.endswith("whether it has ever succeeded is unknown - check that this "
+                             "server can reach and read where the backup is stored")
 
 
 # -- borg --------------------------------------------------------------------------------
