@@ -160,6 +160,13 @@ def test_restic_check_passes_then_fails_on_a_corrupt_pack(tmp_path: Path,
                         r"got [0-9a-f]{64}; Fatal: repository contains errors", deep.message)
     # The verdict saved in the state directory carries the same message after a restart.
     assert check(backup_source(tmp_path / "deep", deep_job))["restic"].message == deep.message
+    # The collector's risk sentence quotes it, so on-call reads the damage, not a progress bar.
+    now = time.time()
+    (statement,) = RiskEngine(RiskConfig(), down_after_intervals=3).assess(
+        record(report(collected_at=now, backups=[deep]), last_seen=now), now).statements
+    assert statement.reason == "backup_failed"
+    assert re.search(r"failed its last verification \d+ s ago \(" + re.escape(deep.message)
+                     + r"\); the repository may be damaged", statement.message)
     # A lost pack: the structural check (the default) finds it.
     data_pack.unlink()
     failed = check(backup_source(tmp_path / "fresh-state", job))["restic"]

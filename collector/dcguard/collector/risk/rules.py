@@ -171,9 +171,13 @@ def _verification(b: pb.Backup, job: str) -> Iterator[Finding]:
             f"{job} has never been verified; a check is due every {span(every)}"))
         return
     if not b.last_verify_success:
+        # The agent sends the check's error lines as the message when the run itself
+        # has none to say (a successful last run).
+        said = f" ({b.message})" if b.message and b.last_run_success else ""
         yield Finding("backup_failed", job, lambda now: (
-            f"{job} failed its last verification {span(now - verified)} ago; the repository "
-            "may be damaged - run the check by hand and repair or start a new repository"))
+            f"{job} failed its last verification {span(now - verified)} ago{said}; the "
+            "repository may be damaged - run the check by hand and repair or start a new "
+            "repository"))
     yield Finding("backup_unverified", job, lambda now: (
         f"{job} was last verified {span(now - verified)} ago; a check is due every "
         f"{span(every)}"), since=verified + every)
