@@ -81,8 +81,8 @@ class Prepared:
     always: frozenset[str]
     # Reasons whose state the clock can change before the next report.
     timed: frozenset[str]
-    # The findings of each subject with a time window: which one stands is decided
-    # at read time. A subject without one has its standing reason in always.
+    # Per subject whose standing finding the clock decides: its findings, most severe
+    # first, up to the first without a time window (nothing after it can stand).
     timed_subjects: tuple[tuple[Finding, ...], ...]
 
     @classmethod
@@ -94,19 +94,25 @@ class Prepared:
         always: set[str] = set()
         timed_subjects = []
         for group in subjects.values():
-            if all(f.permanent for f in group):
-                always.update(f.reason for f in standing(group, 0.0, thresholds.weights))
-            else:
-                timed_subjects.append(tuple(group))
+            ranked = sorted(group, key=lambda f: _severity(f, thresholds.weights), reverse=True)
+            if ranked[0].permanent:
+                always.add(ranked[0].reason)  # the heaviest is always active: it stands
+                continue
+            cut = next((i for i, f in enumerate(ranked) if f.permanent), len(ranked) - 1)
+            timed_subjects.append(tuple(ranked[:cut + 1]))
         timed = frozenset(f.reason for group in timed_subjects for f in group) - always
         return cls(record, thresholds, findings, frozenset(always), timed,
                    tuple(timed_subjects))
 
     def active_reasons(self, now: float) -> frozenset[str]:
-        """The reasons of the standing findings as of now."""
-        weights = self.thresholds.weights
-        return self.always.union(f.reason for group in self.timed_subjects
-                                 for f in standing(group, now, weights))
+        """The reasons of the standing findings as of now (what a scrape computes)."""
+        active = set(self.always)
+        for ranked in self.timed_subjects:
+            for finding in ranked:
+                if finding.active(now):
+                    active.add(finding.reason)
+                    break
+        return frozenset(active)
 
     def score(self, active: frozenset[str]) -> int:
         return min(MAX_SCORE, sum(self.thresholds.weights[r] for r in active))
