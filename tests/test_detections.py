@@ -356,7 +356,10 @@ def test_end_to_end_empty_password_root_login_after_a_brute_force(tmp_path, coll
                                                                    make_agent):
     """A real agent reads an auth log: eight failures, then "Accepted none for root"."""
     start = time.time() - 120
-    stamp = lambda t: time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(t))  # noqa: E731
+
+    def stamp(t: float) -> str:  # RFC 3339, as Debian 12's rsyslog writes it
+        return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(t))
+
     lines = [f"{stamp(start + i)} db01 sshd[3411]: Failed password for root from {ATTACKER} "
              f"port {54733 + i} ssh2" for i in range(8)]
     lines.append(f"{stamp(start + 30)} db01 sshd[3420]: Accepted none for root from {ATTACKER} "
