@@ -241,11 +241,21 @@ SERVER = Board(
                         f'attribute=~"5|187|188|197|198"}}', expect_data=False),
                   rename={"Value": "raw"}, width=12,
                   hide=("Time", "__name__", "job", "instance", "host", "department")),
+            table("SMART readable or asleep",
+                  Query(f"dcguard_disk_smart_available{{{HOST}}}", expect_data=False),
+                  Query(f"dcguard_disk_standby{{{HOST}}}", expect_data=False),
+                  rename={"Value #A": "readable", "Value #B": "asleep"}, width=12,
+                  description="asleep 1: the disk is in standby and was not woken; its SMART "
+                              "values are the last read (none if it slept since the agent "
+                              "started). readable 0 and asleep 0: smartctl could not read "
+                              "it; the agent's smart source status says why.",
+                  hide=("Time", "__name__", "job", "instance", "host", "department")),
             table("RAID arrays",
                   Query(f"dcguard_raid_degraded{{{HOST}}}", expect_data=False),
                   Query(f"dcguard_raid_disks_active{{{HOST}}}", expect_data=False),
                   Query(f"dcguard_raid_disks_total{{{HOST}}}", expect_data=False),
                   rename={"Value #A": "degraded", "Value #B": "active", "Value #C": "total"},
+                  width=12,
                   hide=("Time", "__name__", "job", "instance", "host", "department")),
         ]),
         ("Backups", [_backup_table(HOST)]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -141,6 +142,71 @@ def test_account_lines_in_shadow_utils_formats(message: str,
         assert parsed.events == []  # recognised, but the same change as another line
         return
     assert [(e.type, e.severity, e.user) for e in parsed.events] == [expected]
+
+
+# sshd's auth_log() writes "<Accepted|Failed> <method>[/<submethod>] for [invalid user ]<user>
+# from <addr> port <n> ssh2[: <extra>]": the methods are the ones sshd registers (auth2.c:
+# none, publickey, password, keyboard-interactive, hostbased, gssapi-with-mic; Debian adds
+# gssapi-keyex), keyboard-interactive with its PAM or BSD-auth submethod.
+SSHD_METHODS = ("none", "password", "publickey", "keyboard-interactive/pam",
+                "keyboard-interactive/bsdauth", "hostbased", "gssapi-with-mic", "gssapi-keyex")
+
+
+def _real_sshd_logins() -> list[str]:
+    """Every real "Accepted ..." or "Failed ..." sshd line of the three fixture files."""
+    lines = []
+    for name in FILES.values():
+        for line in (FIXTURES / name).read_text().splitlines():
+            if re.search(r"sshd(?:-session)?\[\d+\]: (?:Accepted|Failed) \S+ for ", line):
+                lines.append(line)
+    return lines
+
+
+@pytest.mark.parametrize("line", _real_sshd_logins())
+def test_accepted_and_failed_know_the_same_methods(line: str) -> None:
+    """Each real login line, with its outcome turned over, still gives its method back."""
+    if " Accepted " in line:
+        turned = line.replace(" Accepted ", " Failed ", 1)
+    else:
+        turned = line.replace(" Failed ", " Accepted ", 1).replace(" for invalid user ", " for ")
+    for text, kind in ((line, "ssh_login_accepted" if " Accepted " in line else
+                        "ssh_login_failed"),
+                       (turned, "ssh_login_accepted" if " Accepted " in turned else
+                        "ssh_login_failed")):
+        parsed = parse_line(text, NOW)
+        assert parsed is not None, text
+        (event,) = parsed.events
+        assert event.type == kind
+        method = re.search(r": (?:Accepted|Failed) (\S+) for ", text)
+        assert method is not None and event.details["method"] == method[1]
+
+
+@pytest.mark.parametrize("method", SSHD_METHODS)
+@pytest.mark.parametrize("outcome", ["Accepted", "Failed"])
+def test_every_sshd_method_is_known_to_both_outcomes(outcome: str, method: str) -> None:
+    line = (f"2024-07-09T15:00:29.099504+02:00 db01 sshd[19778]: {outcome} {method} for root "
+            "from 203.0.113.7 port 4711 ssh2")
+    parsed = parse_line(line, NOW)
+    assert parsed is not None
+    (event,) = parsed.events
+    assert event.type == ("ssh_login_accepted" if outcome == "Accepted" else "ssh_login_failed")
+    assert (event.user, event.address, event.details["method"]) == ("root", "203.0.113.7", method)
+
+
+@pytest.mark.parametrize("prefix", ["Dec 10 09:32:20 LabSZ sshd[24680]:",
+                                    "2024-07-09T15:00:29.099504+02:00 antoine-VirtualBox "
+                                    "sshd[19778]:",
+                                    "Jul  3 14:59:17 host sshd-session[1571]:"])
+def test_empty_password_login_is_an_event(prefix: str) -> None:
+    """ "Accepted none": sshd let an account without a password in (PermitEmptyPasswords)."""
+    root = parse_line(f"{prefix} Accepted none for root from 203.0.113.7 port 4711 ssh2", NOW)
+    assert root is not None
+    assert [(e.type, e.severity, e.technique, e.user, e.address, e.details["method"])
+            for e in root.events] == [("ssh_login_accepted", "high", "T1078", "root",
+                                       "203.0.113.7", "none")]
+    guest = parse_line(f"{prefix} Accepted none for guest from 203.0.113.7 port 4711 ssh2", NOW)
+    assert guest is not None
+    assert [(e.type, e.severity) for e in guest.events] == [("ssh_login_accepted", "medium")]
 
 
 def test_message_repeated_counts_every_failure() -> None:

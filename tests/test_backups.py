@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -14,9 +15,12 @@ from typing import Any
 import pytest
 
 from dcguard.agent.sources.backup import BackupSource
+from dcguard.collector.risk.config import RiskConfig
+from dcguard.collector.risk.engine import RiskEngine
 from dcguard.common.config import ConfigError
 from dcguard.v1 import collector_pb2 as pb
 from tests.storage_helpers import backup_source, collect, make_source
+from tests.storage_reports import record, report
 from tests.support import run_cli, wait_for
 
 STALE = "2020-01-01 10:00:00"
@@ -148,14 +152,27 @@ def test_restic_check_passes_then_fails_on_a_corrupt_pack(tmp_path: Path,
     for offset in range(len(content) - 40, len(content)):
         content[offset] ^= 0xFF
     data_pack.write_bytes(bytes(content))
-    deep = check(backup_source(tmp_path / "deep", dict(job, verify_data=True)))["restic"]
+    deep_job = dict(job, verify_data=True)
+    deep = check(backup_source(tmp_path / "deep", deep_job))["restic"]
     assert deep.HasField("last_verified") and not deep.last_verify_success
-    assert "restic check exited with" in deep.message
+    # restic's error lines, never its progress bar ("[0:00] 100.00%  2 / 2 packs").
+    assert re.fullmatch(r"restic check exited with 1: Pack ID does not match, want [0-9a-f]{64}, "
+                        r"got [0-9a-f]{64}; Fatal: repository contains errors", deep.message)
+    # The verdict saved in the state directory carries the same message after a restart.
+    assert check(backup_source(tmp_path / "deep", deep_job))["restic"].message == deep.message
+    # The collector's risk sentence quotes it, so on-call reads the damage, not a progress bar.
+    now = time.time()
+    (statement,) = RiskEngine(RiskConfig(), down_after_intervals=3).assess(
+        record(report(collected_at=now, backups=[deep]), last_seen=now), now).statements
+    assert statement.reason == "backup_failed"
+    assert re.search(r"failed its last verification \d+ s ago \(" + re.escape(deep.message)
+                     + r"\); the repository may be damaged", statement.message)
     # A lost pack: the structural check (the default) finds it.
     data_pack.unlink()
     failed = check(backup_source(tmp_path / "fresh-state", job))["restic"]
     assert failed.HasField("last_verified") and not failed.last_verify_success
-    assert "restic check exited with" in failed.message
+    assert re.fullmatch(r"restic check exited with 1: pack [0-9a-f]{64}: does not exist; "
+                        r"Fatal: repository contains errors", failed.message)
 
 
 def test_restic_password_command_and_wrong_password(tmp_path: Path,
@@ -182,6 +199,36 @@ def test_restic_missing_binary_and_missing_repository(tmp_path: Path,
     ))
     assert "not found" in found["nobinary"].error
     assert "restic snapshots exited with" in found["norepo"].error
+
+
+def _closed_loopback_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize("where", ["sftp", "missing path"])
+def test_an_unreachable_repository_is_one_reason_that_says_what_is_known(
+        tmp_path: Path, restic_repo: dict[str, Any], where: str) -> None:
+    """restic cannot open the repository: "could not be checked", never "never succeeded"."""
+    repository = (f"sftp://dcguard@127.0.0.1:{_closed_loopback_port()}/srv/restic"
+                  if where == "sftp" else str(tmp_path / "not-mounted" / "restic"))
+    job = restic_job(restic_repo, repository=repository, timeout="60s")
+    backup = check(backup_source(tmp_path, job))["restic"]
+    assert backup.error.startswith("restic snapshots exited with 1: ")
+    assert not backup.HasField("last_success") and not backup.HasField("last_run")
+    now = time.time()
+    assessment = RiskEngine(RiskConfig(), down_after_intervals=3).assess(
+        record(report(collected_at=now, backups=[backup]), last_seen=now), now)
+    assert [s.reason for s in assessment.statements] == ["backup_failed"]
+    assert assessment.score == 40
+    sentence = assessment.statements[0].message
+    assert sentence.startswith("backup 'restic' could not be checked: restic snapshots exited "
+                               "with 1: ")
+    assert "never succeeded" not in sentence
+    assert sentence.endswith("whether it has ever succeeded is unknown - check that this "
+                             "server can reach and read where the backup is stored")
 
 
 # -- borg --------------------------------------------------------------------------------
@@ -233,10 +280,39 @@ def test_borg_check_fails_on_a_corrupt_segment(tmp_path: Path,
     biggest.write_bytes(bytes(content))
     failed = check(backup_source(tmp_path / "fresh-state", job))["borg"]
     assert failed.HasField("last_verified") and not failed.last_verify_success
-    assert "borg check exited with" in failed.message
+    assert failed.message.startswith("borg check exited with 1: Data integrity error: Segment "
+                                      "entry checksum mismatch [segment ")
+    assert failed.message.endswith("; Finished full repository check, errors found.")
     # The archive's metadata is damaged too: borg's crash report ends with its
     # environment, and the reported error is the line that names the damage.
     assert "checksum mismatch" in failed.error
+
+
+def test_tool_messages_drop_progress_and_carriage_returns(tmp_path: Path,
+                                                        borg_repo: dict[str, Any]) -> None:
+    """borg --progress writes "Checking segments 16.7%" and CRs into the same stream as its
+    errors; the message keeps the errors only."""
+    from dcguard.agent.sources.storage.tools import error_line
+
+    run("borg", "create", f"{borg_repo['repo']}::one", str(borg_repo["data"]),
+        env=borg_repo["env"])
+    segment = max((p for p in (borg_repo["repo"] / "data").rglob("*")
+                   if p.is_file() and p.name.isdigit()), key=lambda p: p.stat().st_size)
+    content = bytearray(segment.read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    segment.write_bytes(bytes(content))
+    checked = subprocess.run(["borg", "check", "--progress", str(borg_repo["repo"])],
+                             capture_output=True, timeout=120,
+                             env={**os.environ, **borg_repo["env"]}, check=False)
+    stderr = checked.stderr.decode()  # bytes: text mode would turn the CRs into newlines
+    assert checked.returncode == 1 and "\r" in stderr and "%" in stderr
+    message = error_line(stderr, checked.stdout.decode())
+    assert message.startswith("Data integrity error: Segment entry checksum mismatch")
+    assert message.endswith("; Finished full repository check, errors found.")
+    assert "%" not in message and "\r" not in message and "Checking" not in message
+    assert error_line("\x1b[2K[0:00] 100.00%  2 / 2 packs\r\r\n", "") == ""
+    assert error_line("", "just a last line\n") == "just a last line"
+    assert len(error_line("error: " + "x" * 5000)) == 300
 
 
 def test_borg_wrong_passphrase_is_a_status(tmp_path: Path, borg_repo: dict[str, Any]) -> None:

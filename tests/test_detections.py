@@ -350,3 +350,41 @@ def test_end_to_end_new_privileged_account_and_restart(collector):
                       detection="new_privileged_account") == 1
     finally:
         agent.close()
+
+
+def test_end_to_end_empty_password_root_login_after_a_brute_force(tmp_path, collector,
+                                                                   make_agent):
+    """A real agent reads an auth log: eight failures, then "Accepted none for root"."""
+    start = time.time() - 120
+
+    def stamp(t: float) -> str:  # RFC 3339, as Debian 12's rsyslog writes it
+        return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(t))
+
+    lines = [f"{stamp(start + i)} db01 sshd[3411]: Failed password for root from {ATTACKER} "
+             f"port {54733 + i} ssh2" for i in range(8)]
+    lines.append(f"{stamp(start + 30)} db01 sshd[3420]: Accepted none for root from {ATTACKER} "
+                 "port 54800 ssh2")
+    log = tmp_path / "auth.log"
+    log.write_text("\n".join(lines) + "\n")
+    agent = make_agent([collector.grpc_address], host="db01", extra_config=f"""
+        [sources]
+        smart = false
+        io_errors = false
+        fim = false
+        ports = false
+
+        [security.auth_log]
+        mode = "file"
+        path = "{log}"
+        start_at = "beginning"
+        """)
+    agent.start()
+    shown = wait_for(lambda: (e := _events_json(collector, "--host", "db01")) and any(
+        x["type"] == "success_after_failures" for x in e) and e,
+        interval=0.5, message="success_after_failures from the agent's log")
+    kinds = {e["type"]: e for e in shown}
+    login = kinds["ssh_login_accepted"]
+    assert (login["user"], login["source_address"], login["severity"]) == ("root", ATTACKER,
+                                                                           "high")
+    assert kinds["success_after_failures"]["severity"] == "critical"
+    assert kinds["brute_force"]["host"] == "db01"

@@ -109,7 +109,8 @@ def test_backup_unverified_edges():
     never = host(backups=[backup("a", last_success=NOW, verify_every=daily)])
     assert active(never)["backup_unverified"] == ("backup 'a' has never been verified; a check "
                                                   "is due every 24h")
-    fresh = host(backups=[backup("a", last_success=NOW, verify_every=daily,
+    # A long objective: at NOW + 3 days the job is not stale, which would stand instead.
+    fresh = host(backups=[backup("a", rpo=30 * daily, last_success=NOW, verify_every=daily,
                                  last_verified=NOW - daily)])
     assert "backup_unverified" not in active(fresh, NOW)
     assert active(fresh, NOW + 3 * daily)["backup_unverified"] == (
@@ -133,8 +134,8 @@ def test_smart_failing_disk_from_a_real_capture():
         "disk /dev/sdc (Hitachi HDS721050DLE630, serial MSK423Y20S3HBC) fails its SMART health "
         "check; has SMART 5 Reallocated_Sector_Ct below its threshold now - copy its data off "
         "and replace it")
-    assert "1975 reallocated sectors (SMART 5), 8 pending sectors (SMART 197)" in reasons[
-        "disk_smart_degrading"]
+    # Its 1975 reallocated sectors are not listed beside it: one disk, one finding.
+    assert "disk_smart_degrading" not in reasons
 
 
 def test_nvme_critical_warning_fails_and_media_errors_degrade():
@@ -354,6 +355,71 @@ def test_a_backup_turns_stale_as_time_passes_without_a_new_report():
     assert later[("dcguard_data_loss_risk", (("reason", "agent_silent"),))] == 0
 
 
+# --- one subject, one finding -------------------------------------------------------------------
+
+def _scraped_reasons(rec: AgentRecord, now: float, eng: RiskEngine) -> tuple[set[str], float]:
+    """The reasons at 1 and the score, as /metrics renders them (report-time + scrape-time)."""
+    from dcguard.collector.exposition.families.risk import RiskGroup
+
+    samples: dict[tuple[str, tuple], float] = {}
+
+    def add(name: str, labels: tuple, value: float) -> None:
+        samples[(name, tuple(labels))] = value
+
+    group = RiskGroup(eng)
+    group.render(rec, add)
+    group.render_live(rec, now, add)
+    on = {dict(labels)["reason"] for (name, labels), v in samples.items()
+          if name == "dcguard_data_loss_risk" and v == 1}
+    return on, samples[("dcguard_data_loss_risk_score", ())]
+
+
+def test_a_failing_disk_is_listed_once_from_the_recorded_capture():
+    """The recorded failing Hitachi fails its health check AND has reallocated sectors:
+    "replace it now" stands alone, not beside "plan a replacement" (score 60, not 90)."""
+    from dcguard.agent.sources.storage.smartctl import disk_from_json, exit_status, parse_json
+    from tests.storage_helpers import FIXTURES
+
+    data = parse_json((FIXTURES / "smartctl-sata-hdd-FAILING-hds721050dle630-usbjmicron-v7.1"
+                                  ".json").read_text())
+    disk = disk_from_json("/dev/sdc", data, exit_status(data), (5, 187, 188, 197, 198))
+    assert not disk.healthy and {a.id: a.raw for a in disk.attributes}[5] == 1975
+    rec = host(disks=[disk])
+    eng = engine()
+    assessment = eng.assess(rec, NOW)
+    assert [(s.reason, s.subject) for s in assessment.statements] == [
+        ("disk_smart_failing", "/dev/sdc")]
+    assert assessment.score == 60
+    assert "replace it" in assessment.statements[0].message
+    assert _scraped_reasons(rec, NOW, eng) == ({"disk_smart_failing"}, 60)
+
+
+def test_for_one_subject_the_heaviest_active_finding_stands_as_time_passes():
+    """A job on its data's disk that turns stale: same_device (30) until stale (40)."""
+    # An agent reporting every 30 min: still up 1 h after its last report.
+    rec = record(report(collected_at=NOW, backups=[
+        backup("db", rpo=HOUR, last_success=NOW, same_device=True),
+        backup("www", last_success=NOW, same_device=True)]), last_seen=NOW, interval=1800)
+    eng = engine()
+    before = eng.assess(rec, NOW + HOUR)
+    assert [(s.reason, s.subject) for s in before.statements] == [
+        ("backup_same_device", "backup 'db'"), ("backup_same_device", "backup 'www'")]
+    assert before.score == 30
+    after = eng.assess(rec, NOW + HOUR + 1)
+    assert [(s.reason, s.subject) for s in after.statements] == [
+        ("backup_stale", "backup 'db'"), ("backup_same_device", "backup 'www'")]
+    assert after.score == 70  # www's same-device finding still stands: another subject
+    assert _scraped_reasons(rec, NOW + HOUR, eng) == ({"backup_same_device"}, 30)
+    assert _scraped_reasons(rec, NOW + HOUR + 1, eng) == (
+        {"backup_stale", "backup_same_device"}, 70)
+    # Severity is the weight in force for the host: weigh same_device above stale and it
+    # stands for db even once the job is stale.
+    heavy = engine({"weights": {"backup_same_device": 45}})
+    assert [s.reason for s in heavy.assess(rec, NOW + HOUR + 1).statements] == [
+        "backup_same_device", "backup_same_device"]
+    assert _scraped_reasons(rec, NOW + HOUR + 1, heavy) == ({"backup_same_device"}, 45)
+
+
 # --- config garbage ----------------------------------------------------------------------------
 
 GARBAGE = [
@@ -448,7 +514,8 @@ def test_every_reason_is_exported_exactly_once_per_host_split_between_report_and
     path.write_text('[server]\ngrpc_listen = "127.0.0.1:0"\ninsecure = true\n')
     config = load_config(path)
     renderer = HostRenderer(default_groups(config))
-    rec = host(backups=[backup("a", last_success=NOW - 30 * HOUR, same_device=True)],
+    rec = host(backups=[backup("a", last_success=NOW - 30 * HOUR, same_device=True),
+                        backup("b", last_success=NOW, same_device=True)],
                io_errors=[io_errors("sdb", 3, NOW - HOUR), io_errors("sdc", 1, None)],
                disks=[ata_disk("/dev/sda", "m", "s", REALLOCATED_304)])
     text = render_families(renderer.families, [renderer.render_live(rec, NOW + 1),
@@ -520,9 +587,16 @@ def test_any_valid_report_gets_a_bounded_score_and_one_line_sentences(rep, now):
     from dcguard.collector.receive.validate_storage import validate_storage
 
     validate_storage(rep)
-    assessment = engine().assess(record(rep, last_seen=NOW), now)
+    eng, rec = engine(), record(rep, last_seen=NOW)
+    assessment = eng.assess(rec, now)
     assert 0 <= assessment.score <= 100
     assert (assessment.score == 0) == (not assessment.statements)
+    # One subject, one finding; /metrics' split between report and scrape time agrees.
+    subjects = [s.subject for s in assessment.statements]
+    assert len(subjects) == len(set(subjects))
+    prepared = eng.prepare(rec)
+    assert set(assessment.reasons) == prepared.active_reasons(now)
+    assert prepared.always <= prepared.active_reasons(now)
     for s in assessment.statements:
         assert s.reason in REASONS
         assert s.message and s.message.isprintable() and len(s.message) <= 600

@@ -174,13 +174,17 @@ def test_standby_before_any_read_and_smartctl_before_7_5(tmp_path: Path,
     older.write_text(json.dumps(capture))
     disks.set("/dev/sdc", older)
     disks.set("/dev/sdd", "smartctl-sata-STANDBY-nocheck-standby-v7.5.json")
+    # smartctl 7.3's plain-text answer (its --json not honoured): the same message, exit 2.
+    disks.set("/dev/sde", "smartctl-STANDBY-text-output-exit2-v7.3.txt", exit_code=2)
     source = smart_source(tmp_path, disks.script)
     try:
         found = read_once(source)
     finally:
         source.close()
+    assert sorted(found) == ["/dev/sdc", "/dev/sdd", "/dev/sde"]
     for disk in found.values():
         assert disk.in_standby and not disk.smart_available and not disk.HasField("read_at")
+        assert not disk.error
 
 
 def test_smartctl_missing_is_one_status_logged_once(tmp_path: Path,

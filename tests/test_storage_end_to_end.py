@@ -10,8 +10,8 @@ from typing import Any
 
 from dcguard.agent.cycle.report_builder import build_report
 from dcguard.v1 import collector_pb2 as pb
-from tests.storage_helpers import FIXTURES, make_source
-from tests.support import wait_for
+from tests.storage_helpers import FIXTURES, FakeDisks, make_source
+from tests.support import metric, wait_for
 
 
 def latest_report(collector: Any, host: str) -> pb.Report | None:
@@ -80,3 +80,46 @@ def test_a_source_that_stays_broken_is_logged_once(tmp_path: Path,
     (tmp_path / "none").write_text("")
     build_report((source,), sequence=2)
     assert "source io_errors works again" in caplog.text
+
+
+def test_disks_asleep_since_the_agent_started_are_told_from_unreadable_ones(
+        tmp_path: Path, collector: Any, make_agent: Any) -> None:
+    """Recorded smartctl answers (no sleeping disk can exist here) through a real agent run.
+
+    sdc and sdd were asleep before the agent's first read: 7.5's JSON with power_mode, and
+    7.3's plain text "Device is in STANDBY mode, exit(2)". sde answers garbage.
+    """
+    (tmp_path / "disks").mkdir()
+    disks = FakeDisks(tmp_path / "disks")
+    disks.set("/dev/sdc", "smartctl-sata-STANDBY-nocheck-standby-v7.5.json")
+    disks.set("/dev/sdd", "smartctl-STANDBY-text-output-exit2-v7.3.txt", exit_code=2)
+    disks.set("/dev/sde", "smartctl-sata-hdd-healthy-wd181kryz-v7.3.json", exit_code=2, cut=40)
+    agent = make_agent([collector.grpc_address], extra_config=f"""
+        [sources]
+        io_errors = false
+        auth_log = false
+        fim = false
+        ports = false
+        [storage]
+        smartctl = "{disks.script}"
+        """)
+    agent.start()
+
+    def all_disks_on_metrics() -> dict[Any, float] | None:
+        samples = collector.metrics()
+        found = metric(samples, "dcguard_disk_smart_available", host="testhost",
+                       device="/dev/sde")
+        return samples if found is not None else None
+
+    samples = wait_for(all_disks_on_metrics, timeout=30, interval=0.2,
+                       message="the disks on /metrics")
+    for device, asleep in (("/dev/sdc", 1), ("/dev/sdd", 1), ("/dev/sde", 0)):
+        labels = {"host": "testhost", "department": "test-dept", "device": device}
+        assert metric(samples, "dcguard_disk_smart_available", **labels) == 0
+        assert metric(samples, "dcguard_disk_standby", **labels) == asleep, device
+    # Asleep is not failing: no disk reason.
+    for reason in ("disk_smart_failing", "disk_smart_degrading"):
+        assert not metric(samples, "dcguard_data_loss_risk", host="testhost", reason=reason)
+    risk = collector.cli("risk", "--json")
+    assert risk.returncode == 0, risk.stderr
+    assert "disk_smart" not in risk.stdout

@@ -108,6 +108,12 @@ CASES: dict[str, Case] = {
         quiet=Scenario({f'dcguard_data_loss_risk{{{DB01},reason="backup_stale"}}': "1x30"},
                        "20m"),
         labels={**HOST_LABELS, "reason": "backup_missing"}),
+    "BackupNotChecked": Case(
+        fires=Scenario({f'dcguard_backup_check_error{{{DB01},job="nas"}}': "1x90"}, "70m"),
+        # A repository out of reach for minutes (a network blip) is not yet a ticket.
+        quiet=Scenario({f'dcguard_backup_check_error{{{DB01},job="nas"}}': "0x30 1x60"},
+                       "70m"),
+        labels={**HOST_LABELS, "job": "nas"}),
     "BackupUnverified": Case(
         fires=Scenario({f'dcguard_data_loss_risk{{{DB01},reason="backup_unverified"}}': "1x90"},
                        "70m"),

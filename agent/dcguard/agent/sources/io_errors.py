@@ -34,7 +34,7 @@ from dcguard.agent.sources import Source, SourceContext, register
 from dcguard.agent.sources.storage.config import StorageConfig, parse_storage
 from dcguard.agent.sources.storage.kernlog import ErrorCounter, ata_port_map
 from dcguard.agent.sources.storage.poller import Poller
-from dcguard.agent.sources.storage.tools import ToolError, last_line, run_tool
+from dcguard.agent.sources.storage.tools import ToolError, error_line, run_tool
 from dcguard.agent.state_dir import atomic_write
 from dcguard.common.config import Table
 from dcguard.v1 import collector_pb2 as pb
@@ -301,7 +301,7 @@ def read_journal(config: StorageConfig, counter: ErrorCounter, position: Positio
                            "storage.kernel_log to a file such as /var/log/kern.log") from None
     if result.returncode != 0:
         raise RuntimeError(f"journalctl exited with {result.returncode}: "
-                           f"{last_line(result.stderr) or 'no message'}")
+                           f"{error_line(result.stderr) or 'no message'}")
     cursor = position.cursor
     for line in result.stdout.splitlines():
         entry = parse_entry(line, cursor)

@@ -29,8 +29,14 @@ from dcguard.agent.sources.storage.smartctl import (
     is_standby,
     parse_json,
     parse_scan,
+    says_asleep,
 )
-from dcguard.agent.sources.storage.tools import ToolError, ToolUnavailableError, last_line, run_tool
+from dcguard.agent.sources.storage.tools import (
+    ToolError,
+    ToolUnavailableError,
+    error_line,
+    run_tool,
+)
 from dcguard.agent.state_dir import atomic_write
 from dcguard.common.config import Table
 from dcguard.v1 import collector_pb2 as pb
@@ -65,7 +71,7 @@ class SmartReader:
         result = run_tool([self._config.smartctl, *args], self._config.smart_timeout)
         if result.returncode & 1 and not result.stdout.strip():
             # Bit 0: smartctl rejected its command line (too old for --json?).
-            raise ToolError(f"smartctl rejected its arguments: {last_line(result.stderr)}")
+            raise ToolError(f"smartctl rejected its arguments: {error_line(result.stderr)}")
         return result.returncode, result.stdout
 
     def _devices(self) -> list[SmartDevice]:
@@ -120,17 +126,23 @@ class SmartReader:
         try:
             data = parse_json(out)
         except SmartctlOutputError as exc:
+            if says_asleep(out, returncode):
+                return self._asleep(device.path)
             disk = self._previous_or_new(device.path)
             disk.smartctl_exit_status = returncode & 0xFF
             disk.error = f"{exc} (smartctl exit status {returncode})"
             return disk
         returncode = returncode or exit_status(data)
         if is_standby(data, returncode):
-            disk = self._previous_or_new(device.path)
-            disk.in_standby = True
-            return disk
+            return self._asleep(device.path)
         disk = disk_from_json(device.path, data, returncode, self._config.smart_attributes)
         disk.read_at.GetCurrentTime()
+        return disk
+
+    def _asleep(self, path: str) -> pb.Disk:
+        """The last values read (none if the disk slept since the agent started), marked asleep."""
+        disk = self._previous_or_new(path)
+        disk.in_standby = True
         return disk
 
     def _set_unavailable(self, message: str) -> None:

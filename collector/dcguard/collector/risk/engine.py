@@ -3,15 +3,18 @@
 Score: the sum of the weights of the distinct active reasons, capped at 100.
 A reason counts once however many jobs, disks or filesystems it names, so
 one host with ten stale jobs does not outrank one with a failing disk and no
-backup. A reason weighted 0 is switched off. Rules run once per state change
-(prepare); the clock is applied at read time (assess), which costs a few
-comparisons per finding.
+backup. For one subject (a job, a disk, an array, a mountpoint) only the most
+severe active finding stands: a failing disk is "replace it now", not that
+and "plan a replacement" beside it (DESIGN.md). A reason weighted 0 is
+switched off. Rules run once per state change (prepare); the clock is applied
+at read time (assess), which costs a few comparisons per finding.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from dcguard.collector.liveness import staleness_window
@@ -20,7 +23,7 @@ from dcguard.collector.risk.history import FilesystemHistory
 from dcguard.collector.risk.rules import Finding, evaluate, one_line
 from dcguard.collector.store import AgentRecord
 
-__all__ = ["Assessment", "Prepared", "RiskEngine", "Statement"]
+__all__ = ["Assessment", "Prepared", "RiskEngine", "Statement", "standing"]
 
 log = logging.getLogger(__name__)
 MAX_SCORE = 100
@@ -48,6 +51,26 @@ class Assessment:
         return tuple(dict.fromkeys(s.reason for s in self.statements))
 
 
+_ORDER = {reason: index for index, reason in enumerate(REASONS)}
+
+
+def standing(findings: Iterable[Finding], now: float,
+             weights: Mapping[str, int]) -> list[Finding]:
+    """The active findings, one per subject: the heaviest (ties: the first in REASONS)."""
+    best: dict[str, Finding] = {}
+    for finding in findings:
+        if not finding.active(now):
+            continue
+        held = best.get(finding.subject)
+        if held is None or _severity(finding, weights) > _severity(held, weights):
+            best[finding.subject] = finding
+    return list(best.values())
+
+
+def _severity(finding: Finding, weights: Mapping[str, int]) -> tuple[int, int]:
+    return weights[finding.reason], -_ORDER[finding.reason]
+
+
 @dataclass(frozen=True)
 class Prepared:
     """One record's findings and settings, computed once per state change."""
@@ -55,20 +78,42 @@ class Prepared:
     record: AgentRecord
     thresholds: Thresholds
     findings: tuple[Finding, ...]
-    # Reasons active whatever the time (a failing disk stays failing).
+    # Reasons standing whatever the time (a failing disk stays failing).
     always: frozenset[str]
     # Reasons whose state the clock can change before the next report.
     timed: frozenset[str]
+    # Per subject whose standing finding the clock decides: its findings, most severe
+    # first, up to the first without a time window (nothing after it can stand).
+    timed_subjects: tuple[tuple[Finding, ...], ...]
 
     @classmethod
     def of(cls, record: AgentRecord, thresholds: Thresholds,
            findings: tuple[Finding, ...]) -> Prepared:
-        always = frozenset(f.reason for f in findings if f.permanent)
-        timed = frozenset(f.reason for f in findings if not f.permanent) - always
-        return cls(record, thresholds, findings, always, timed)
+        subjects: dict[str, list[Finding]] = {}
+        for finding in findings:
+            subjects.setdefault(finding.subject, []).append(finding)
+        always: set[str] = set()
+        timed_subjects = []
+        for group in subjects.values():
+            ranked = sorted(group, key=lambda f: _severity(f, thresholds.weights), reverse=True)
+            if ranked[0].permanent:
+                always.add(ranked[0].reason)  # the heaviest is always active: it stands
+                continue
+            cut = next((i for i, f in enumerate(ranked) if f.permanent), len(ranked) - 1)
+            timed_subjects.append(tuple(ranked[:cut + 1]))
+        timed = frozenset(f.reason for group in timed_subjects for f in group) - always
+        return cls(record, thresholds, findings, frozenset(always), timed,
+                   tuple(timed_subjects))
 
     def active_reasons(self, now: float) -> frozenset[str]:
-        return frozenset(f.reason for f in self.findings if f.active(now))
+        """The reasons of the standing findings as of now (what a scrape computes)."""
+        active = set(self.always)
+        for ranked in self.timed_subjects:
+            for finding in ranked:
+                if finding.active(now):
+                    active.add(finding.reason)
+                    break
+        return frozenset(active)
 
     def score(self, active: frozenset[str]) -> int:
         return min(MAX_SCORE, sum(self.thresholds.weights[r] for r in active))
@@ -111,9 +156,8 @@ class RiskEngine:
         """The score and the active findings' sentences as of now, worst reason first."""
         prepared = self.prepare(record)
         weights = prepared.thresholds.weights
-        order = {reason: index for index, reason in enumerate(REASONS)}
-        active = [f for f in prepared.findings if f.active(now)]
-        active.sort(key=lambda f: (-weights[f.reason], order[f.reason], f.subject))
+        active = standing(prepared.findings, now, weights)
+        active.sort(key=lambda f: (-weights[f.reason], _ORDER[f.reason], f.subject))
         statements = tuple(Statement(f.reason, one_line(f.subject), weights[f.reason],
                                      f.sentence(now))
                            for f in active)

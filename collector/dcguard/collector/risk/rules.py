@@ -128,14 +128,22 @@ def _backup(b: pb.Backup, th: Thresholds) -> Iterator[Finding]:
     last_success = seconds_of(b.last_success)
     last_run = seconds_of(b.last_run)
     rpo = b.rpo_seconds if b.rpo_seconds > 0 else th.default_rpo_seconds
-    if b.error:
+    # The repository could not be read and nothing was ever read from it: whether the
+    # job ever succeeded is unknown, so one reason says so and "never succeeded" is not
+    # claimed beside it (an unreachable sftp: repository once scored 90, like a failing disk).
+    unknown = bool(b.error) and last_success is None and last_run is None
+    if unknown:
+        yield Finding("backup_failed", job, _fixed(
+            f"{job} could not be checked: {b.error}; whether it has ever succeeded is unknown "
+            "- check that this server can reach and read where the backup is stored"))
+    elif b.error:
         yield Finding("backup_failed", job, _fixed(f"{job} could not be checked: {b.error}"))
-    if last_success is None:
+    if last_success is None and not unknown:
         detail = f"; its last run failed: {b.message}" if last_run is not None and b.message \
             else ""
         yield Finding("backup_missing", job, _fixed(
             f"{job} has never succeeded{detail} - run it now and check its schedule"))
-    else:
+    elif last_success is not None:
         done = last_success
         yield Finding("backup_stale", job, lambda now: (
             f"{job} last succeeded {span(now - done)} ago; objective is {span(rpo)}"),
@@ -163,9 +171,13 @@ def _verification(b: pb.Backup, job: str) -> Iterator[Finding]:
             f"{job} has never been verified; a check is due every {span(every)}"))
         return
     if not b.last_verify_success:
+        # The agent sends the check's error lines as the message when the run itself
+        # has none to say (a successful last run).
+        said = f" ({b.message})" if b.message and b.last_run_success else ""
         yield Finding("backup_failed", job, lambda now: (
-            f"{job} failed its last verification {span(now - verified)} ago; the repository "
-            "may be damaged - run the check by hand and repair or start a new repository"))
+            f"{job} failed its last verification {span(now - verified)} ago{said}; the "
+            "repository may be damaged - run the check by hand and repair or start a new "
+            "repository"))
     yield Finding("backup_unverified", job, lambda now: (
         f"{job} was last verified {span(now - verified)} ago; a check is due every "
         f"{span(every)}"), since=verified + every)

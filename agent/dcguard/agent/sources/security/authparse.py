@@ -60,23 +60,33 @@ _FROM = r" from (?P<addr>\S+)(?: port (?P<port>\d+))?"
 R = re.compile
 
 
+# One grammar for both outcomes of sshd's auth_log(): "<Accepted|Failed> <method>[/<sub>]
+# for [invalid user ]<user> from <addr> port <n> ssh2[: <extra>]". The methods are the ones
+# sshd registers (auth2.c; Debian adds gssapi-keyex); keyboard-interactive carries its
+# PAM or BSD-auth submethod. A method known to one outcome and not the other loses events:
+# "Accepted none" (an empty password) once gave no event at all.
+_SSH_METHODS = ("none", "password", "publickey", "keyboard-interactive", "hostbased",
+               "gssapi-with-mic", "gssapi-keyex")
+_LOGIN = (r"^(?P<outcome>Accepted|Failed) (?P<method>(?:" + "|".join(_SSH_METHODS) + r")"
+          r"(?:/[\w-]+)?) for (?P<invalid>invalid user )?(?P<user>.*)" + _FROM
+          + r"(?: ssh2)?(?:: .*)?$")
+
+
 def _ssh_rules() -> list[tuple[re.Pattern[str], Callable[[re.Match[str]], EventSpec]]]:
-    def failed(m: re.Match[str]) -> EventSpec:
-        user = m["user"]
-        details = {"method": m["method"]}
+    def login(m: re.Match[str]) -> EventSpec:
+        user, method = m["user"], m["method"]
+        details = {"method": method}
         if m["invalid"]:
             details["invalid_user"] = "true"
-        return EventSpec("ssh_login_failed", "medium" if user == "root" else "low", "T1110",
-                         user, m["addr"], details)
-
-    def accepted(m: re.Match[str]) -> EventSpec:
-        method = m["method"]
-        user = m["user"]
+        if m["outcome"] == "Failed":
+            return EventSpec("ssh_login_failed", "medium" if user == "root" else "low",
+                             "T1110", user, m["addr"], details)
         severity = "info"
         if user == "root":
             severity = "high" if method != "publickey" else "medium"
-        return EventSpec("ssh_login_accepted", severity, "T1078", user, m["addr"],
-                         {"method": method})
+        elif method == "none":
+            severity = "medium"  # an account with an empty password let someone in
+        return EventSpec("ssh_login_accepted", severity, "T1078", user, m["addr"], details)
 
     def invalid(m: re.Match[str]) -> EventSpec:
         return EventSpec("ssh_invalid_user", "low", "T1110", m["user"], m["addr"])
@@ -96,11 +106,7 @@ def _ssh_rules() -> list[tuple[re.Pattern[str], Callable[[re.Match[str]], EventS
 
     who = r"(?:(?:invalid|authenticating) user (?P<user>.*) )?"
     return [
-        (R(r"^Failed (?P<method>password|publickey|keyboard-interactive/pam|none|hostbased)"
-           r" for (?P<invalid>invalid user )?(?P<user>.*)" + _FROM + r"(?: ssh2)?(?:: .*)?$"),
-         failed),
-        (R(r"^Accepted (?P<method>password|publickey|keyboard-interactive/pam|gssapi-with-mic"
-           r"|hostbased) for (?P<user>.*)" + _FROM + r"(?: ssh2)?(?:: .*)?$"), accepted),
+        (R(_LOGIN), login),
         (R(r"^Invalid user (?P<user>.*)" + _FROM + "$"), invalid),
         (R(r"^User (?P<user>.*)" + _FROM + r" not allowed because .*$"), not_allowed),
         (R(r"^error: maximum authentication attempts exceeded for (?:invalid user )?"

@@ -19,7 +19,7 @@ from typing import Any
 
 from dcguard.agent.sources.storage.backup_config import BackupJob
 from dcguard.agent.sources.storage.isotime import parse_iso_time
-from dcguard.agent.sources.storage.tools import ToolError, ToolResult, last_line, run_tool
+from dcguard.agent.sources.storage.tools import ToolError, ToolResult, error_line, run_tool
 
 __all__ = ["CheckError", "RunResult", "VerifyResult", "check_files", "check_repository",
            "verify_repository"]
@@ -131,7 +131,7 @@ def _json(job: BackupJob, *args: str) -> Any:
     result = _run(job, *args)
     if result.returncode != 0:
         raise CheckError(f"{job.kind} {args[0]} exited with {result.returncode}: "
-                         f"{last_line(result.stderr) or 'no message'}")
+                         f"{error_line(result.stderr) or 'no message'}")
     try:
         return json.loads(result.stdout)
     except ValueError:
@@ -195,7 +195,7 @@ def _borg_latest(job: BackupJob, known: dict[str, int]
         return when, ident, None
     if result.returncode != 0:
         raise CheckError(f"borg info exited with {result.returncode}: "
-                         f"{last_line(result.stderr) or 'no message'}")
+                         f"{error_line(result.stderr) or 'no message'}")
     try:
         size = json.loads(result.stdout)["archives"][0]["stats"]["original_size"]
     except (ValueError, TypeError, KeyError, IndexError):
@@ -238,11 +238,10 @@ def verify_repository(job: BackupJob, now: float) -> VerifyResult:
     if job.kind == "borg":
         args.append(job.repository)
     result = _run(job, *args)
-    output = result.stderr + result.stdout
     if result.returncode == 0:
         return VerifyResult(now, True, "")
-    if _LOCKED.search(output):
+    if _LOCKED.search(result.stderr + result.stdout):
         raise CheckError(f"{job.kind} check could not lock the repository (a backup "
-                         f"running?): {last_line(result.stderr)}")
+                         f"running?): {error_line(result.stderr)}")
     return VerifyResult(now, False, f"{job.kind} check exited with {result.returncode}: "
-                        f"{last_line(output) or 'no message'}")
+                        f"{error_line(result.stderr, result.stdout) or 'no message'}")

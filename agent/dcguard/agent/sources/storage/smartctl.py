@@ -17,7 +17,7 @@ from dcguard.agent.sources.storage.config import SmartDevice
 from dcguard.v1 import collector_pb2 as pb
 
 __all__ = ["STANDBY_STATUS", "SmartctlOutputError", "disk_from_json", "is_standby",
-           "parse_json", "parse_scan"]
+           "parse_json", "parse_scan", "says_asleep"]
 
 # smartctl exit status bits (smartctl(8) "RETURN VALUES").
 EXIT_COMMAND_LINE = 1
@@ -90,13 +90,16 @@ def is_standby(data: dict[str, Any], returncode: int) -> bool:
     """The disk was asleep and "-n standby" left it so (7.5 power_mode, or the 7.0-7.4 message)."""
     if _str(_dict(data, "power_mode"), "name").upper() in _SLEEP_MODES:
         return returncode & EXIT_OPEN_FAILED != 0 or not data.get("smart_status")
+    return any(says_asleep(text, returncode) for text in messages(data))
+
+
+def says_asleep(text: str, returncode: int) -> bool:
+    """smartctl's "Device is in STANDBY mode, exit(2)": in a JSON message, or as the plain
+    text a smartctl without working --json prints (corpus: smartctl 7.3 on Debian 12)."""
     if returncode & EXIT_OPEN_FAILED == 0:
         return False
-    for text in messages(data):
-        match = _SLEEP_MESSAGE.search(text)
-        if match and match.group(1).upper() in _SLEEP_MODES:
-            return True
-    return False
+    match = _SLEEP_MESSAGE.search(text)
+    return match is not None and match.group(1).upper() in _SLEEP_MODES
 
 
 def parse_scan(text: str) -> list[SmartDevice]:

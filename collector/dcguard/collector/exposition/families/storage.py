@@ -38,7 +38,8 @@ class StorageGroup:
         Family("dcguard_disk_smart_attribute_failing", _G,
                "1 if the attribute's normalised value is at or below its threshold now."),
         Family("dcguard_disk_standby", _G,
-               "1 if the disk was in standby and not woken; SMART values are the last read."),
+               "1 if the disk was in standby and not woken; SMART values are the last read "
+               "(none when it slept since the agent started)."),
         Family("dcguard_disk_smart_read_timestamp_seconds", _G,
                "Time the disk's SMART values were read."),
         Family("dcguard_disk_temperature_celsius", _G, "Disk temperature."),
@@ -119,11 +120,13 @@ class StorageGroup:
             seen.add(d.device)
             device = (("device", d.device),)
             add("dcguard_disk_smart_available", device, d.smart_available)
+            # Before the availability test: a disk asleep since the agent started has
+            # no SMART values yet, and "asleep" must still read apart from "unreadable".
+            add("dcguard_disk_standby", device, d.in_standby)
             if not d.smart_available:
                 continue
             add("dcguard_disk_smart_healthy",
                 (*device, ("model", d.model), ("serial", d.serial)), d.healthy)
-            add("dcguard_disk_standby", device, d.in_standby)
             if d.HasField("read_at"):
                 add("dcguard_disk_smart_read_timestamp_seconds", device,
                     _ts(d.read_at.seconds, d.read_at.nanos))
