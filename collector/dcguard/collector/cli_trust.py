@@ -11,8 +11,8 @@ import click
 
 from dcguard.collector.ca import CertificateAuthority, TlsFiles, default_server_names, init_ca
 from dcguard.collector.config import DEFAULT_CONFIG, ServerConfig, load_config
-from dcguard.collector.enrollment import ENROLLMENT_SCHEMA, EnrollmentRegistry
-from dcguard.collector.store import AGENTS_SCHEMA, Store, StoreError
+from dcguard.collector.enrollment import EnrollmentRegistry
+from dcguard.collector.store import StoreError, report_store
 from dcguard.common.cli import fail
 from dcguard.common.durations import parse_duration
 from dcguard.common.names import check_name
@@ -32,7 +32,7 @@ config_option = click.option(
 @contextmanager
 def _registry(config: ServerConfig) -> Iterator[EnrollmentRegistry]:
     """The enrollment registry, creating the database (and its tables) if needed."""
-    store = Store(config.database, migrations=(AGENTS_SCHEMA, ENROLLMENT_SCHEMA))
+    store = report_store(config.database)
     try:
         store.open()
     except StoreError as exc:

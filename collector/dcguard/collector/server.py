@@ -12,19 +12,18 @@ from dcguard.collector.auth import Authenticator
 from dcguard.collector.ca import CertificateAuthority, TlsFiles
 from dcguard.collector.config import ServerConfig
 from dcguard.collector.enroll_service import EnrollService
-from dcguard.collector.enrollment import ENROLLMENT_SCHEMA, EnrollmentRegistry
+from dcguard.collector.enrollment import EnrollmentRegistry
 from dcguard.collector.front import SubmitFront
 from dcguard.collector.grpcserve import GrpcServer
 from dcguard.collector.ingest_pool import IngestPool
 from dcguard.collector.metrics.registry import HostRenderer, default_groups
 from dcguard.collector.metrics_http import MetricsServer
 from dcguard.collector.risk.engine import RiskEngine
-from dcguard.collector.risk.history import FS_HISTORY_SCHEMA
 from dcguard.collector.security.feature import SecurityFeature
 from dcguard.collector.selfmetrics import SelfMetrics
 from dcguard.collector.service import CollectorService, submit_handler
 from dcguard.collector.state import StateCache
-from dcguard.collector.store import AGENTS_SCHEMA, Store
+from dcguard.collector.store import report_store
 from dcguard.common.config import parse_listen_address
 from dcguard.common.pki import CertificateError
 
@@ -38,10 +37,8 @@ class CollectorServer:
         self.config = config
         self.risk = RiskEngine(config.risk, config.down_after_intervals)
         self.security = SecurityFeature(config.security, config.database)
-        self.store = Store(config.database,
-                           migrations=(AGENTS_SCHEMA, ENROLLMENT_SCHEMA, FS_HISTORY_SCHEMA,
-                                       *self.security.migrations),
-                           hooks=(self.risk.history, *self.security.hooks))
+        self.store = report_store(config.database,
+                                  hooks=(self.risk.history, *self.security.hooks))
         self.registry = EnrollmentRegistry(config.database)
         self.state = StateCache(HostRenderer(default_groups(config, self.risk)))
         self.metrics = SelfMetrics()

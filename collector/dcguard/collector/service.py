@@ -19,7 +19,7 @@ from dcguard.collector.front import SubmitFront
 from dcguard.collector.ratelimit import RateLimiter
 from dcguard.collector.selfmetrics import SelfMetrics
 from dcguard.collector.state import StateCache
-from dcguard.collector.store import Store, StoreError, StoreJob
+from dcguard.collector.store import ReportStore, StoreError, StoreJob
 from dcguard.collector.validate import Limits, parse_request
 from dcguard.v1 import collector_pb2 as pb
 
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 class CollectorService:
     """Settles admitted Submits; every outcome is counted."""
 
-    def __init__(self, store: Store, state: StateCache, metrics: SelfMetrics,
+    def __init__(self, store: ReportStore, state: StateCache, metrics: SelfMetrics,
                  limits: Limits | None = None) -> None:
         self._store = store
         self._state = state
