@@ -83,8 +83,10 @@ class EventTransaction(Protocol):
 
     def detection_near(self, kind: str, when: float, within: float,
                        match: Mapping[str, str]) -> bool:
-        """True if a `kind` detection whose host/source_address/user equal match lies
-        strictly within `within` seconds of when."""
+        """True if a `kind` detection lies strictly within `within` seconds of when.
+
+        match narrows it by host, source_address and user (no other keys).
+        """
 
 
 class HistoryTransaction(Protocol):
