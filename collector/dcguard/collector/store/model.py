@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from dcguard.collector.auth import PeerIdentity
 from dcguard.v1 import collector_pb2 as pb
@@ -13,6 +12,11 @@ __all__ = [
     "AgentRecord", "ApplyResult", "CertificateRecord", "FsSample", "StoreError", "StoreJob",
     "TokenRecord",
 ]
+
+# One filesystem free-space sample of the filling-fast history: (host,
+# mountpoint, time, available bytes). A plain tuple, as the driver returns
+# it: a collector loads millions at start, and wrapping each costs seconds.
+FsSample = tuple[str, str, float, float]
 
 
 class StoreError(Exception):
@@ -76,14 +80,3 @@ class CertificateRecord:
     not_after: float
     revoked_at: float | None
 
-
-class FsSample(NamedTuple):
-    """One filesystem free-space sample of the filling-fast history.
-
-    A tuple: a collector loads millions of them at start.
-    """
-
-    host: str
-    mountpoint: str
-    at: float
-    avail_bytes: float

@@ -52,10 +52,11 @@ def read_fs_history(path: Path) -> list[FsSample]:
         return []
     db = connect(path, readonly=True)
     try:
-        rows = db.execute("SELECT host, mountpoint, ts, avail_bytes FROM fs_history "
-                          "ORDER BY host, mountpoint, ts").fetchall()
+        rows: list[FsSample] = db.execute(
+            "SELECT host, mountpoint, ts, avail_bytes FROM fs_history "
+            "ORDER BY host, mountpoint, ts").fetchall()
     except OperationalError:
         return []  # a database from before this table existed
     finally:
         db.close()
-    return list(map(FsSample._make, rows))
+    return rows
