@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from dcguard.collector.config import load_config
-from dcguard.collector.receive.auth import PeerIdentity
+from dcguard.collector.identity import PeerIdentity
 from dcguard.collector.security.config import DetectionConfig
 from dcguard.collector.security.detect import Detector
-from dcguard.collector.security.storage import SECURITY_SCHEMA, EventHook
-from dcguard.collector.store import AGENTS_SCHEMA, Store
+from dcguard.collector.security.storage import EventHook
+from dcguard.collector.store import ReportStore, report_store
 from dcguard.common.config import ConfigError
 from dcguard.v1 import collector_pb2 as pb
 from tests.security_helpers import FakeAgent, event, failures, stored_events
@@ -38,9 +38,8 @@ class Site:
         self.instance = uuid.uuid4().hex
         self.store = self._open()
 
-    def _open(self) -> Store:
-        store = Store(self.path, migrations=(AGENTS_SCHEMA, SECURITY_SCHEMA),
-                      hooks=[EventHook([Detector(self.config)])])
+    def _open(self) -> ReportStore:
+        store = report_store(self.path, hooks=[EventHook([Detector(self.config)])])
         store.open()
         return store
 

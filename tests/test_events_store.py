@@ -181,16 +181,15 @@ def test_events_config_garbage_is_one_line(tmp_path, snippet, expected):
 def test_a_failing_detection_rule_does_not_lose_the_events(tmp_path):
     import uuid
 
-    from dcguard.collector.receive.auth import PeerIdentity
-    from dcguard.collector.security.storage import SECURITY_SCHEMA, EventHook
-    from dcguard.collector.store import AGENTS_SCHEMA, Store
+    from dcguard.collector.identity import PeerIdentity
+    from dcguard.collector.security.storage import EventHook
+    from dcguard.collector.store import report_store
 
     class Broken:
-        def judge(self, db, event):
+        def judge(self, tx, event):
             raise ValueError("a bug")
 
-    store = Store(tmp_path / "c.db", migrations=(AGENTS_SCHEMA, SECURITY_SCHEMA),
-                  hooks=[EventHook([Broken()])])
+    store = report_store(tmp_path / "c.db", hooks=[EventHook([Broken()])])
     store.open()
     try:
         report = pb.Report(sequence=1, events=failures("198.51.100.1", time.time(), 2))

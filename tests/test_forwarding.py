@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dcguard.collector.security.model import format_time
+from dcguard.collector.events import format_time
 from tests.security_helpers import (
     FakeAgent,
     SyslogListener,

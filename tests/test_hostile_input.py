@@ -443,11 +443,11 @@ def test_credential_bundle_splitter_only_refuses(data):
 @FUZZ
 @given(st.lists(st.text(max_size=80), max_size=5), st.sampled_from(["h1", "h2"]))
 def test_tokens_enroll_once_and_only_the_bound_host(tmp_path_factory, guesses, host):
-    from dcguard.collector.store import AGENTS_SCHEMA, Store
-    from dcguard.collector.trust.registry import ENROLLMENT_SCHEMA, EnrollmentRegistry, TokenError
+    from dcguard.collector.store import report_store
+    from dcguard.collector.trust.registry import EnrollmentRegistry, TokenError
 
     database = tmp_path_factory.mktemp("registry") / "collector.db"
-    store = Store(database, migrations=(AGENTS_SCHEMA, ENROLLMENT_SCHEMA))
+    store = report_store(database)
     store.open()
     store.close()
     registry = EnrollmentRegistry(database)

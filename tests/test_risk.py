@@ -10,11 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dcguard.collector.config import load_config
+from dcguard.collector.identity import PeerIdentity
 from dcguard.collector.risk.config import REASONS, RiskConfig, parse_risk
 from dcguard.collector.risk.engine import RiskEngine
-from dcguard.collector.risk.history import FS_HISTORY_SCHEMA, FilesystemHistory, fit_trend
-from dcguard.collector.store import AgentRecord
+from dcguard.collector.risk.history import FilesystemHistory, fit_trend
+from dcguard.collector.store import AgentRecord, ReportStore, report_store
 from dcguard.common.config import ConfigError, Table
+from dcguard.v1 import collector_pb2 as pb
 from tests.storage_reports import (
     FAILING_HDS,
     GIB,
@@ -28,6 +30,7 @@ from tests.storage_reports import (
     record,
     report,
 )
+from tests.submit import agent_info
 
 NOW = 1_800_000_000.0
 HOUR = 3600.0
@@ -224,25 +227,34 @@ def test_almost_full_edge_is_strictly_below_the_ratio():
 
 
 def _history(tmp_path: Path, name: str = "c.db",
-             **settings: str) -> tuple[FilesystemHistory, sqlite3.Connection]:
+             **settings: str) -> tuple[FilesystemHistory, ReportStore]:
+    """The history as the collector hooks it: into a real store on a file of its own."""
     config = parse_risk(Table(dict(settings), "risk"))
-    db = sqlite3.connect(tmp_path / name, isolation_level=None)
-    for statement in FS_HISTORY_SCHEMA[1]:
-        db.execute(statement)
-    return FilesystemHistory(config.history), db
+    history = FilesystemHistory(config.history)
+    store = report_store(tmp_path / name, hooks=[history])
+    store.open()
+    return history, store
 
 
-def _fill(history: FilesystemHistory, db: sqlite3.Connection, avail_by_minute: list[tuple[float,
-          float]], mount: str = "/var") -> None:
-    for minute, avail in avail_by_minute:
-        history.on_stored(db, "db01", report(collected_at=NOW + minute * 60,
-                                             filesystems=[fs(mount, avail=int(avail))]))
+def _store(store: ReportStore, *reports: pb.Report) -> None:
+    """Store db01's reports in order, numbered on from its last one, as its agent would."""
+    last = {r.host: r.max_sequence for r in store.agents()}.get("db01", 0)
+    for sequence, r in enumerate(reports, last + 1):
+        r.sequence = sequence
+    store.apply(PeerIdentity("db01", "so-tu-phap"), agent_info(), reports, NOW)
+
+
+def _fill(store: ReportStore, avail_by_minute: list[tuple[float, float]],
+          mount: str = "/var") -> None:
+    _store(store, *(report(collected_at=NOW + minute * 60,
+                           filesystems=[fs(mount, avail=int(avail))])
+                    for minute, avail in avail_by_minute))
 
 
 def test_filling_fast_from_a_six_hour_trend(tmp_path):
-    history, db = _history(tmp_path)
+    history, store = _history(tmp_path)
     # 30 GiB left, falling 1.5 GiB/h: full in 20 h, within the 24 h horizon.
-    _fill(history, db, [(m, 30 * GIB + 1.5 * GIB * (360 - m) / 60) for m in range(0, 361, 5)])
+    _fill(store, [(m, 30 * GIB + 1.5 * GIB * (360 - m) / 60) for m in range(0, 361, 5)])
     eng = RiskEngine(RiskConfig(), 3, history)
     rec = record(report(collected_at=NOW + 6 * HOUR, filesystems=[fs("/var", avail=30 * GIB)]),
                  last_seen=NOW + 6 * HOUR)
@@ -252,19 +264,19 @@ def test_filling_fast_from_a_six_hour_trend(tmp_path):
 
 
 def test_filling_fast_does_not_fire_past_the_horizon_or_on_short_or_roomy_history(tmp_path):
-    history, db = _history(tmp_path)
+    history, store = _history(tmp_path)
     # Full in 25 h: past the 24 h horizon.
-    _fill(history, db, [(m, 30 * GIB + 1.2 * GIB * (360 - m) / 60) for m in range(0, 361, 5)])
+    _fill(store, [(m, 30 * GIB + 1.2 * GIB * (360 - m) / 60) for m in range(0, 361, 5)])
     rec = record(report(collected_at=NOW + 6 * HOUR, filesystems=[fs("/var", avail=30 * GIB)]))
     assert "filesystem_filling_fast" not in active(rec, NOW + 6 * HOUR,
                                                    RiskEngine(RiskConfig(), 3, history))
     # 45 minutes of steep fall: not enough history to predict (min span 1 h).
-    short, db2 = _history(tmp_path, "short.db")
-    _fill(short, db2, [(m, 30 * GIB - m * GIB / 2) for m in range(0, 46, 5)])
+    short, store2 = _history(tmp_path, "short.db")
+    _fill(store2, [(m, 30 * GIB - m * GIB / 2) for m in range(0, 46, 5)])
     assert short.trends("db01") == {}
     # Steep but with 50 % of the disk free: not predicted (max_avail_ratio 0.4).
-    roomy, db3 = _history(tmp_path, "roomy.db")
-    _fill(roomy, db3, [(m, 80 * GIB - m * GIB / 10) for m in range(0, 121, 5)])
+    roomy, store3 = _history(tmp_path, "roomy.db")
+    _fill(store3, [(m, 80 * GIB - m * GIB / 10) for m in range(0, 121, 5)])
     big = record(report(collected_at=NOW + 2 * HOUR, filesystems=[fs("/var", avail=50 * GIB)]))
     assert roomy.trends("db01")["/var"].seconds_to_full is not None
     assert "filesystem_filling_fast" not in active(big, NOW + 2 * HOUR,
@@ -272,16 +284,17 @@ def test_filling_fast_does_not_fire_past_the_horizon_or_on_short_or_roomy_histor
 
 
 def test_history_is_downsampled_and_kept_only_for_the_window(tmp_path):
-    history, db = _history(tmp_path, filling_fast_window="1h", history_sample_every="5m",
-                           filling_fast_min_span="10m")
+    history, store = _history(tmp_path, filling_fast_window="1h", history_sample_every="5m",
+                              filling_fast_min_span="10m")
     # A report every 15 s for 3 hours: 720 reports.
-    _fill(history, db, [(s / 4, 50 * GIB - s * 1000) for s in range(720)])
+    _fill(store, [(s / 4, 50 * GIB - s * 1000) for s in range(720)])
+    db = sqlite3.connect(tmp_path / "c.db")
     rows = db.execute("SELECT COUNT(*), MIN(ts), MAX(ts) FROM fs_history").fetchone()
     # One sample per 5 minutes over window + one step: 14 or 15 rows, never 720.
     assert 12 <= rows[0] <= 15
     assert rows[2] - rows[1] <= 3600 + 300
     # Read-only filesystems (a host with many snaps) add no rows.
-    history.on_stored(db, "db01", report(collected_at=NOW + 4 * HOUR, filesystems=[
+    _store(store, report(collected_at=NOW + 4 * HOUR, filesystems=[
         fs(f"/snap/core/{i}", fstype="squashfs", readonly=True, avail=0) for i in range(20)]))
     assert db.execute("SELECT COUNT(*) FROM fs_history WHERE mountpoint LIKE '/snap/%'"
                       ).fetchone() == (0,)

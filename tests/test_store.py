@@ -1,4 +1,4 @@
-"""The SQLite store on real files: group commit, isolation of a failing batch, migrations."""
+"""The SQLite report store on real files: group commit, isolation of a failing batch, migrations."""
 
 from __future__ import annotations
 
@@ -9,13 +9,17 @@ from pathlib import Path
 import grpc
 import pytest
 
+from dcguard.collector.events import StoredEvent
 from dcguard.collector.exposition.families.registry import HostRenderer
 from dcguard.collector.exposition.hosts import StateCache
+from dcguard.collector.identity import PeerIdentity
 from dcguard.collector.receive.admit import SubmitFront
-from dcguard.collector.receive.auth import Authenticator, PeerIdentity
+from dcguard.collector.receive.auth import Authenticator
 from dcguard.collector.selfmetrics import SelfMetrics
 from dcguard.collector.settle.submit import CollectorService
-from dcguard.collector.store import AGENTS_SCHEMA, Store, StoreError
+from dcguard.collector.store import StoreError, Transaction
+from dcguard.collector.store.sqlite import SqliteStore as Store
+from dcguard.collector.store.sqlite.schema import AGENTS_SCHEMA, SECURITY_SCHEMA
 from dcguard.v1 import collector_pb2 as pb
 from tests.submit import agent_info, make_report
 from tests.support import wait_for
@@ -60,15 +64,16 @@ class FailFor:
         self.host = host
         self.seen: list[tuple[str, int]] = []
 
-    def on_stored(self, db: sqlite3.Connection, host: str, report: pb.Report) -> None:
+    def on_stored(self, tx: Transaction, host: str, report: pb.Report) -> None:
         if host == self.host:
-            raise sqlite3.OperationalError("disk I/O error")
-        db.execute("INSERT INTO seen VALUES (?, ?)", (host, report.sequence))
+            raise StoreError("disk I/O error")
+        tx.insert_event(StoredEvent(id=0, host=host, department="", time=1000.0,
+                                    received_at=1000.0, type="seen", severity="info",
+                                    raw=str(report.sequence)))
 
 
 def test_a_failing_batch_does_not_undo_the_others_in_its_group(tmp_path: Path):
-    seen_table = ("seen-v1", ("CREATE TABLE seen (host TEXT, sequence INTEGER)",))
-    store = Store(tmp_path / "c.db", migrations=(AGENTS_SCHEMA, seen_table),
+    store = Store(tmp_path / "c.db", migrations=(AGENTS_SCHEMA, SECURITY_SCHEMA),
                   hooks=[FailFor("bad")])
     store.open()
     outcome: dict[str, object] = {}
@@ -92,8 +97,9 @@ def test_a_failing_batch_does_not_undo_the_others_in_its_group(tmp_path: Path):
             if h != "bad"} == {"good1": 2, "good2": 2}
     hosts = {r.host for r in store.agents()}
     assert hosts == {"good1", "good2"}, "the failed batch must leave nothing behind"
-    rows = sqlite3.connect(tmp_path / "c.db").execute("SELECT COUNT(*) FROM seen").fetchone()
-    assert rows[0] == 4
+    rows = sqlite3.connect(tmp_path / "c.db").execute(
+        "SELECT host, raw FROM security_events ORDER BY host, raw").fetchall()
+    assert rows == [("good1", "1"), ("good1", "2"), ("good2", "1"), ("good2", "2")]
     # The failed batch can be resent later and is then stored in full.
     store._hooks = ()  # the disk recovered
     assert _apply(store, "bad", 1, 2).record.reports_stored == 2

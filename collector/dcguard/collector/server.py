@@ -20,14 +20,13 @@ from dcguard.collector.receive.admit import SubmitFront
 from dcguard.collector.receive.auth import Authenticator
 from dcguard.collector.receive.grpc_server import GrpcServer
 from dcguard.collector.risk.engine import RiskEngine
-from dcguard.collector.risk.history import FS_HISTORY_SCHEMA
 from dcguard.collector.security.feature import SecurityFeature
 from dcguard.collector.selfmetrics import SelfMetrics
 from dcguard.collector.settle.submit import CollectorService
-from dcguard.collector.store import AGENTS_SCHEMA, Store
+from dcguard.collector.store import report_store
 from dcguard.collector.trust.ca import CertificateAuthority, TlsFiles
 from dcguard.collector.trust.enroll_service import EnrollService
-from dcguard.collector.trust.registry import ENROLLMENT_SCHEMA, EnrollmentRegistry
+from dcguard.collector.trust.registry import EnrollmentRegistry
 from dcguard.common.config import parse_listen_address
 from dcguard.common.pki import CertificateError
 
@@ -41,10 +40,8 @@ class CollectorServer:
         self.config = config
         self.risk = RiskEngine(config.risk, config.down_after_intervals)
         self.security = SecurityFeature(config.security, config.database)
-        self.store = Store(config.database,
-                           migrations=(AGENTS_SCHEMA, ENROLLMENT_SCHEMA, FS_HISTORY_SCHEMA,
-                                       *self.security.migrations),
-                           hooks=(self.risk.history, *self.security.hooks))
+        self.store = report_store(config.database,
+                                  hooks=(self.risk.history, *self.security.hooks))
         self.registry = EnrollmentRegistry(config.database)
         self.state = StateCache(HostRenderer(default_groups(config, self.risk)))
         self.metrics = SelfMetrics()

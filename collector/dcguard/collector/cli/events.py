@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from pathlib import Path
 
 import click
 
 from dcguard.collector.config import DEFAULT_CONFIG, load_config
-from dcguard.collector.security.model import SEVERITIES, StoredEvent
-from dcguard.collector.security.storage import EventQuery, connect, query_events
+from dcguard.collector.events import SEVERITIES, StoredEvent
+from dcguard.collector.security.storage import EventQuery, query_events
+from dcguard.collector.store import StoreError, open_event_store
 from dcguard.common.cli import fail
 from dcguard.common.durations import parse_duration
 
@@ -63,13 +63,13 @@ def events(config_path: Path, host: str | None, since: float | None, min_severit
     """Security events the collector stored (detections marked "!"), oldest first."""
     config = load_config(config_path)
     try:
-        db = connect(config.database, readonly=True)
+        store = open_event_store(config.database, readonly=True)
         try:
-            found = query_events(db, EventQuery(host=host, since=since,
-                                                min_severity=min_severity, limit=limit))
+            found = query_events(store, EventQuery(host=host, since=since,
+                                                   min_severity=min_severity, limit=limit))
         finally:
-            db.close()
-    except sqlite3.Error as exc:
+            store.close()
+    except StoreError as exc:
         fail(PROG, f"cannot read events from {config.database}: {exc}", 1)
     if as_json:
         click.echo(json.dumps([event.as_dict() for event in found], indent=2))

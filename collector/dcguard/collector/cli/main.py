@@ -15,7 +15,7 @@ from dcguard.collector.cli.events import events
 from dcguard.collector.cli.risk import assess, risk
 from dcguard.collector.config import DEFAULT_CONFIG, ServerConfig, load_config
 from dcguard.collector.liveness import is_up
-from dcguard.collector.store import Store, StoreError
+from dcguard.collector.store import ReportStore, StoreError, report_store
 from dcguard.common.cli import fail, run_cli, setup_logging
 from dcguard.common.signals import stop_on_signals
 from dcguard.common.systemd import notify
@@ -66,8 +66,8 @@ def serve(config_path: Path, grpc_listen: str | None, metrics_listen: str | None
     server.stop()
 
 
-def _open_store(config: ServerConfig) -> Store:
-    store = Store(config.database, readonly=True)
+def _open_store(config: ServerConfig) -> ReportStore:
+    store = report_store(config.database, readonly=True)
     try:
         store.open()
     except StoreError as exc:

@@ -15,7 +15,7 @@ import click
 
 from dcguard.collector.config import DEFAULT_CONFIG, ServerConfig, load_config
 from dcguard.collector.risk.engine import Assessment, RiskEngine
-from dcguard.collector.store import AgentRecord, Store, StoreError
+from dcguard.collector.store import AgentRecord, StoreError, report_store
 from dcguard.common.cli import fail
 
 __all__ = ["assess", "risk"]
@@ -31,7 +31,7 @@ def assess(config: ServerConfig, records: list[AgentRecord], now: float) -> list
 
 
 def _records(config: ServerConfig) -> list[AgentRecord]:
-    store = Store(config.database, readonly=True)
+    store = report_store(config.database, readonly=True)
     try:
         store.open()
         return store.agents()

@@ -10,9 +10,9 @@ from pathlib import Path
 import click
 
 from dcguard.collector.config import DEFAULT_CONFIG, ServerConfig, load_config
-from dcguard.collector.store import AGENTS_SCHEMA, Store, StoreError
+from dcguard.collector.store import StoreError, report_store
 from dcguard.collector.trust.ca import CertificateAuthority, TlsFiles, default_server_names, init_ca
-from dcguard.collector.trust.registry import ENROLLMENT_SCHEMA, EnrollmentRegistry
+from dcguard.collector.trust.registry import EnrollmentRegistry
 from dcguard.common.cli import fail
 from dcguard.common.durations import parse_duration
 from dcguard.common.names import check_name
@@ -32,7 +32,7 @@ config_option = click.option(
 @contextmanager
 def _registry(config: ServerConfig) -> Iterator[EnrollmentRegistry]:
     """The enrollment registry, creating the database (and its tables) if needed."""
-    store = Store(config.database, migrations=(AGENTS_SCHEMA, ENROLLMENT_SCHEMA))
+    store = report_store(config.database)
     try:
         store.open()
     except StoreError as exc:

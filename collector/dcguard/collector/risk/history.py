@@ -1,40 +1,24 @@
-"""Filesystem free-space history for the filling-fast trend, kept small in SQLite.
+"""Filesystem free-space history for the filling-fast trend, kept small in the store.
 
 A ReportHook records at most one sample per filesystem per `sample_every`
 (by the report's collected_at), deletes what is older than the window, and
 refits the trend of the filesystems it sampled. The trends live in memory,
 so rules and scrapes never query the database; a restarted collector or the
-CLI rebuilds them from the table with load().
+CLI rebuilds them from the stored samples with load().
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from dcguard.collector.risk.config import History
-from dcguard.collector.store import Migration
+from dcguard.collector.store import HistoryTransaction, fs_history
 from dcguard.v1 import collector_pb2 as pb
 
-__all__ = ["FS_HISTORY_SCHEMA", "FilesystemHistory", "Trend", "fit_trend"]
-
-FS_HISTORY_SCHEMA: Migration = ("risk-fs-history-v1", (
-    """
-    CREATE TABLE fs_history (
-        host TEXT NOT NULL,
-        mountpoint TEXT NOT NULL,
-        ts REAL NOT NULL,
-        -- REAL, not INTEGER: sizes are uint64 on the wire and SQLite integers
-        -- are signed 64-bit; a trend needs no byte-exact precision.
-        avail_bytes REAL NOT NULL,
-        size_bytes REAL NOT NULL,
-        PRIMARY KEY (host, mountpoint, ts)
-    ) WITHOUT ROWID
-    """,
-))
+__all__ = ["FilesystemHistory", "Trend", "fit_trend"]
 
 
 @dataclass(frozen=True)
@@ -91,15 +75,13 @@ class FilesystemHistory:
         with self._lock:
             return self._trends.get(host, {})
 
-    def on_stored(self, db: sqlite3.Connection, host: str, report: pb.Report) -> None:
+    def on_stored(self, tx: HistoryTransaction, host: str, report: pb.Report) -> None:
         at = report.collected_at.seconds + report.collected_at.nanos / 1e9
         window = self.settings.window_seconds
         fitted: dict[str, Trend | None] = {}
         newest = self._newest.get(host)
         if newest is None:
-            newest = self._newest[host] = dict(db.execute(
-                "SELECT mountpoint, MAX(ts) FROM fs_history WHERE host = ? GROUP BY mountpoint",
-                (host,)).fetchall())
+            newest = self._newest[host] = tx.newest_samples(host)
         for fs in report.filesystems:
             # Read-only filesystems (snaps, ISO images) cannot fill: no rows for them.
             if fs.error or fs.size_bytes == 0 or fs.readonly:
@@ -109,17 +91,14 @@ class FilesystemHistory:
             if last is not None and at < last + self.settings.sample_every_seconds:
                 continue
             newest[fs.mountpoint] = at
-            db.execute("INSERT INTO fs_history VALUES (?, ?, ?, ?, ?)",
-                       (host, fs.mountpoint, at, float(fs.avail_bytes), float(fs.size_bytes)))
-            points = db.execute(
-                "SELECT ts, avail_bytes FROM fs_history WHERE host = ? AND mountpoint = ? "
-                "AND ts >= ? ORDER BY ts", (host, fs.mountpoint, at - window)).fetchall()
+            tx.add_sample(host, fs.mountpoint, at, float(fs.avail_bytes), float(fs.size_bytes))
+            points = tx.samples_since(host, fs.mountpoint, at - window)
             fitted[fs.mountpoint] = self._usable(fit_trend(points))
         if not fitted:
             return
         # Retention covers every mountpoint of the host, including unmounted ones.
         cutoff = at - self.settings.retention_seconds
-        db.execute("DELETE FROM fs_history WHERE host = ? AND ts < ?", (host, cutoff))
+        tx.drop_samples_before(host, cutoff)
         for mountpoint in [m for m, ts in newest.items() if ts < cutoff]:
             del newest[mountpoint]
         with self._lock:
@@ -137,22 +116,12 @@ class FilesystemHistory:
         return trend
 
     def load(self, database: Path) -> None:
-        """Rebuild every trend from the table (at start, and in the CLI)."""
-        rows: list[tuple[str, str, float, float]] = []
-        if database.exists():
-            db = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-            try:
-                rows = db.execute("SELECT host, mountpoint, ts, avail_bytes FROM fs_history "
-                                  "ORDER BY host, mountpoint, ts").fetchall()
-            except sqlite3.OperationalError:
-                rows = []  # a database from before this table existed
-            finally:
-                db.close()
+        """Rebuild every trend from the stored samples (at start, and in the CLI)."""
         series: dict[tuple[str, str], list[tuple[float, float]]] = {}
         newest: dict[str, dict[str, float]] = {}
-        for host, mountpoint, ts, avail in rows:
+        for host, mountpoint, ts, avail in fs_history(database):
             series.setdefault((host, mountpoint), []).append((ts, avail))
-            newest.setdefault(host, {})[mountpoint] = ts  # rows come oldest first
+            newest.setdefault(host, {})[mountpoint] = ts  # samples come oldest first
         trends: dict[str, dict[str, Trend]] = {}
         for (host, mountpoint), points in series.items():
             start = points[-1][0] - self.settings.window_seconds

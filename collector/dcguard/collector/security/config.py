@@ -6,7 +6,7 @@ import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dcguard.collector.security.model import severity_rank
+from dcguard.collector.events import severity_rank
 from dcguard.common.config import Table, parse_listen_address
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Wiring the security side into the collector: schema, hook, pruner, forwarders, counters."""
+"""Wiring the security side into the collector: hook, pruner, forwarders, counters."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from dcguard.collector.security.forward import (
     Forwarder,
     SyslogDestination,
 )
-from dcguard.collector.security.storage import SECURITY_SCHEMA, EventHook, Pruner
-from dcguard.collector.store import Migration, ReportHook
+from dcguard.collector.security.storage import EventHook, Pruner
+from dcguard.collector.store import ReportHook
 
 __all__ = ["SecurityFeature"]
 
@@ -54,12 +54,11 @@ class _Counters:
 
 
 class SecurityFeature:
-    """What CollectorServer needs: a migration, a hook, and threads to start and stop."""
+    """What CollectorServer needs: a hook, and threads to start and stop."""
 
     def __init__(self, config: SecurityConfig, database: Path) -> None:
         self._config = config
         self._database = database
-        self.migrations: tuple[Migration, ...] = (SECURITY_SCHEMA,)
         self.hooks: tuple[ReportHook, ...] = (EventHook([Detector(config.detection)]),)
         forward = config.forward
         self._destinations: list[Destination] = []

@@ -11,7 +11,7 @@ import ipaddress
 import json
 from typing import Any
 
-from dcguard.collector.security.model import StoredEvent, format_time, severity_rank
+from dcguard.collector.events import StoredEvent, format_time, severity_rank
 
 __all__ = ["ecs_document", "ecs_json", "syslog_frame", "syslog_message"]
 

@@ -16,23 +16,21 @@ import logging
 import os
 import select
 import socket
-import sqlite3
 import ssl
 import threading
 from pathlib import Path
 from typing import Protocol
 
+from dcguard.collector.events import StoredEvent, severity_rank
 from dcguard.collector.security.config import (
     FileForwardConfig,
     SyslogForwardConfig,
     tls_context,
 )
 from dcguard.collector.security.formats import ecs_json, syslog_frame, syslog_message
-from dcguard.collector.security.model import StoredEvent, severity_rank
-from dcguard.collector.security.storage import connect, events_after
+from dcguard.collector.store import EventStore, StoreError, open_event_store
 
-__all__ = ["Destination", "FileDestination", "Forwarder", "SyslogDestination", "load_cursor",
-    "save_cursor",]
+__all__ = ["Destination", "FileDestination", "Forwarder", "SyslogDestination"]
 
 log = logging.getLogger(__name__)
 
@@ -164,17 +162,6 @@ def _peer_closed(sock: socket.socket) -> bool:
         return True
 
 
-def load_cursor(db: sqlite3.Connection, name: str) -> int:
-    row = db.execute("SELECT last_id FROM security_forward_cursors WHERE destination = ?",
-                     (name,)).fetchone()
-    return int(row[0]) if row else 0
-
-
-def save_cursor(db: sqlite3.Connection, name: str, last_id: int) -> None:
-    db.execute("INSERT INTO security_forward_cursors VALUES (?, ?) ON CONFLICT (destination) "
-               "DO UPDATE SET last_id = excluded.last_id", (name, last_id))
-
-
 class ForwardCounters(Protocol):
     def forwarded(self, destination: str, count: int) -> None: ...
     def failed(self, destination: str, count: int) -> None: ...
@@ -207,15 +194,14 @@ class Forwarder:
 
     def _run(self) -> None:
         name = self._destination.name
-        db = connect(self._database)
-        db.execute("PRAGMA synchronous=FULL")
+        events = open_event_store(self._database)
         backoff = 0.0
         failing = False
         try:
-            cursor = load_cursor(db, name)
+            cursor = events.load_cursor(name)
             while not self._stop.is_set():
                 try:
-                    sent = self._step(db, cursor)
+                    sent = self._step(events, cursor)
                 except (OSError, ssl.SSLError) as exc:
                     backoff = min(self._retry_max, max(0.5, backoff * 2))
                     if not failing:
@@ -224,7 +210,7 @@ class Forwarder:
                     failing = True
                     self._stop.wait(backoff)
                     continue
-                except sqlite3.Error as exc:
+                except StoreError as exc:
                     log.warning("forwarder %s cannot read its events: %s", name, exc)
                     self._stop.wait(self._poll * 4)
                     continue
@@ -240,24 +226,24 @@ class Forwarder:
                 else:
                     cursor = sent
         finally:
-            db.close()
+            events.close()
 
-    def _save(self, db: sqlite3.Connection, last_id: int) -> None:
+    def _save(self, events: EventStore, last_id: int) -> None:
         """Persist the cursor; if the database is busy, the next batch's save catches up.
 
         Sending goes on from the in-memory cursor either way: a crash before
         a later save only resends (at least once), it never skips.
         """
         try:
-            save_cursor(db, self._destination.name, last_id)
-        except sqlite3.Error as exc:
+            events.save_cursor(self._destination.name, last_id)
+        except StoreError as exc:
             log.warning("forwarder %s cannot save its cursor yet: %s", self._destination.name,
                         exc)
 
-    def _step(self, db: sqlite3.Connection, cursor: int) -> int | None:
+    def _step(self, store: EventStore, cursor: int) -> int | None:
         """Send one batch after cursor; the new cursor, or None when there was nothing."""
         name = self._destination.name
-        events = events_after(db, cursor, self._batch_size)
+        events = store.events_after(cursor, self._batch_size)
         if not events:
             self._counters.backlog(name, 0)
             return None
@@ -269,7 +255,6 @@ class Forwarder:
                 self._counters.failed(name, len(wanted))
                 raise
             self._counters.forwarded(name, len(wanted))
-        self._save(db, events[-1].id)
-        newest = db.execute("SELECT COALESCE(MAX(id), 0) FROM security_events").fetchone()[0]
-        self._counters.backlog(name, max(0, int(newest) - events[-1].id))
+        self._save(store, events[-1].id)
+        self._counters.backlog(name, max(0, store.newest_event_id() - events[-1].id))
         return events[-1].id

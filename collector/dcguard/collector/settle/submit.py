@@ -19,7 +19,7 @@ from dcguard.collector.calls import Admission, Reply, parse_request
 from dcguard.collector.errors import Rejection
 from dcguard.collector.ratelimit import RateLimiter
 from dcguard.collector.selfmetrics import SelfMetrics
-from dcguard.collector.store import AgentRecord, Store, StoreError, StoreJob
+from dcguard.collector.store import AgentRecord, ReportStore, StoreError, StoreJob
 from dcguard.v1 import collector_pb2 as pb
 
 __all__ = ["CollectorService", "HostStateSink"]
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 class CollectorService:
     """Settles admitted Submits; every outcome is counted."""
 
-    def __init__(self, store: Store, state: HostStateSink, metrics: SelfMetrics,
+    def __init__(self, store: ReportStore, state: HostStateSink, metrics: SelfMetrics,
                  rate: RateLimiter | None = None) -> None:
         self._store = store
         self._state = state

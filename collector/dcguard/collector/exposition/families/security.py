@@ -9,18 +9,16 @@ host's record changes (after each stored batch), never at scrape time.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from dcguard.collector.events import severity_name
 from dcguard.collector.exposition.families import AddSample
 from dcguard.collector.exposition.text import Family
 from dcguard.collector.security.detect import DETECTIONS
-from dcguard.collector.security.model import severity_name
-from dcguard.collector.security.storage import connect
-from dcguard.collector.store import AgentRecord
+from dcguard.collector.store import AgentRecord, EventStore, StoreError, open_event_store
 
 __all__ = ["SecurityGroup"]
 
@@ -37,11 +35,6 @@ _STATS = (
      "Events the agent held for a later report by its per-report cap (since it started)."),
 )
 
-_ALL_COUNTS = ("SELECT host, type, severity, detection, count FROM security_event_counts "
-               "ORDER BY host, type, severity")
-_HOST_COUNTS = ("SELECT host, type, severity, detection, count FROM security_event_counts "
-                "WHERE host = ? ORDER BY type, severity")
-
 
 class SecurityGroup:
     families: tuple[Family, ...] = (
@@ -55,17 +48,15 @@ class SecurityGroup:
 
     def __init__(self, database: Path) -> None:
         self._database = database
-        self._db: sqlite3.Connection | None = None
+        self._events: EventStore | None = None
         self._lock = threading.Lock()
         self._prefetched: dict[str, list[tuple[str, int, int, int]]] | None = None
 
     def _query(self, host: str | None) -> list[tuple[str, str, int, int, int]]:
         # Called with the lock held. None: every host.
-        if self._db is None:
-            self._db = connect(self._database, readonly=True)
-        if host is None:
-            return self._db.execute(_ALL_COUNTS).fetchall()
-        return self._db.execute(_HOST_COUNTS, (host,)).fetchall()
+        if self._events is None:
+            self._events = open_event_store(self._database, readonly=True)
+        return self._events.event_counts(host)
 
     def _counts(self, host: str) -> list[tuple[str, int, int, int]]:
         with self._lock:
@@ -73,7 +64,7 @@ class SecurityGroup:
                 return self._prefetched.get(host, [])
             try:
                 return [row[1:] for row in self._query(host)]
-            except sqlite3.Error as exc:
+            except StoreError as exc:
                 # No table yet (a store opened without the security schema) or
                 # a locked file: the samples are missing this time, not wrong.
                 log.warning("cannot read security event counts for %s: %s", host, exc)
@@ -91,7 +82,7 @@ class SecurityGroup:
             try:
                 for host, type_, severity, detection, count in self._query(None):
                     counts.setdefault(host, []).append((type_, severity, detection, count))
-            except sqlite3.Error as exc:
+            except StoreError as exc:
                 log.warning("cannot read security event counts: %s", exc)
             self._prefetched = counts
         try:
@@ -133,6 +124,6 @@ class SecurityGroup:
 
     def close(self) -> None:
         with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+            if self._events is not None:
+                self._events.close()
+                self._events = None

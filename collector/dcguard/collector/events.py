@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import datetime
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
-    "SEVERITIES", "StoredEvent", "event_from_row", "format_time", "severity_name",
-    "severity_rank",
+    "SEVERITIES", "StoredEvent", "format_time", "severity_name", "severity_rank",
 ]
 
 # Index = the proto Severity value; UNSPECIFIED is stored as info.
@@ -74,17 +72,3 @@ class StoredEvent:
             "received_at": format_time(self.received_at),
         }
 
-
-def event_from_row(row: tuple[Any, ...]) -> StoredEvent:
-    """Build a StoredEvent from a row of storage.SELECT_EVENTS."""
-    (event_id, host, department, event_time, received_at, type_, severity, technique, user,
-     source_address, process, raw, source, path, port, protocol, tags, details, detection) = row
-    return StoredEvent(
-        id=event_id, host=host, department=department, time=event_time,
-        received_at=received_at, type=type_, severity=SEVERITIES[severity]
-        if 0 <= severity < len(SEVERITIES) else "info",
-        technique=technique, user=user, source_address=source_address, process=process,
-        raw=raw, source=source, path=path, port=port, protocol=protocol,
-        tags=tuple(json.loads(tags)), details=dict(json.loads(details)),
-        detection=bool(detection),
-    )

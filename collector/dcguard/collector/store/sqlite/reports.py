@@ -1,4 +1,4 @@
-"""The collector's SQLite store: each agent's identity, counters and latest report.
+"""The SQLite engine's report store: each agent's identity, counters and latest report.
 
 The store is the source of truth; the in-memory state is rebuilt from it at
 start. Writes commit with synchronous=FULL before the agent is acknowledged,
@@ -7,90 +7,33 @@ so an acknowledged report survives a crash or power loss of the collector.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from dcguard.collector.identity import PeerIdentity
+from dcguard.collector.store.interface import ReportHook
+from dcguard.collector.store.model import AgentRecord, ApplyResult, StoreError, StoreJob
+from dcguard.collector.store.sqlite.connection import (
+    Connection,
+    DatabaseError,
+    Migration,
+    connect,
+    migrate,
+)
+from dcguard.collector.store.sqlite.schema import MIGRATIONS
+from dcguard.collector.store.sqlite.transaction import SqliteTransaction
 from dcguard.v1 import collector_pb2 as pb
 
-__all__ = [
-    "AGENTS_SCHEMA", "AgentRecord", "ApplyResult", "Migration", "ReportHook", "Store", "StoreError",
-    "StoreJob",
-]
+__all__ = ["SqliteStore"]
 
-# Named schema steps, each applied once, in order. A feature that needs
-# tables appends its own named steps (via Store(migrations=...)); names,
-# unlike numbers, never collide between features developed side by side.
-Migration = tuple[str, tuple[str, ...]]  # (name, statements)
-AGENTS_SCHEMA: Migration = ("agents-v1", (
-    """
-    CREATE TABLE agents (
-        host TEXT PRIMARY KEY,
-        department TEXT NOT NULL,
-        agent_version TEXT NOT NULL DEFAULT '',
-        os TEXT NOT NULL DEFAULT '',
-        kernel TEXT NOT NULL DEFAULT '',
-        interval_seconds REAL NOT NULL DEFAULT 15,
-        instance_id TEXT NOT NULL DEFAULT '',
-        first_seen REAL NOT NULL,
-        last_seen REAL NOT NULL,
-        max_sequence INTEGER NOT NULL DEFAULT 0,
-        reports_stored INTEGER NOT NULL DEFAULT 0,
-        reports_lost INTEGER NOT NULL DEFAULT 0,
-        latest_report BLOB
-    )
-    """,
-))
-
-
-class ReportHook(Protocol):
-    """Runs inside the storing transaction for each newly stored report.
-
-    What a hook writes (events, history samples) commits or rolls back with
-    the report itself, so it is stored exactly once too. Duplicates never
-    reach a hook.
-    """
-
-    def on_stored(self, db: sqlite3.Connection, host: str, report: pb.Report) -> None: ...
 _COLUMNS = ("host, department, agent_version, os, kernel, interval_seconds, instance_id, "
             "first_seen, last_seen, max_sequence, reports_stored, reports_lost, latest_report")
 # What a batch needs of the agent's row: everything but the latest report,
 # which is only read back (and parsed) when the batch stores nothing new.
 _COUNTERS = "first_seen, max_sequence, reports_stored, reports_lost, instance_id"
-
-
-class StoreError(Exception):
-    """The database could not be opened or written."""
-
-
-@dataclass(frozen=True)
-class AgentRecord:
-    """One agent as stored: identity, counters and its latest report."""
-
-    host: str
-    department: str
-    agent_version: str
-    os: str
-    kernel: str
-    interval_seconds: float
-    instance_id: str
-    first_seen: float
-    last_seen: float
-    max_sequence: int
-    reports_stored: int
-    reports_lost: int
-    latest: pb.Report | None
-
-
-@dataclass(frozen=True)
-class ApplyResult:
-    record: AgentRecord
-    stored: int
-    duplicates: int
 
 
 def _record(row: tuple[Any, ...]) -> AgentRecord:
@@ -103,16 +46,6 @@ def _record(row: tuple[Any, ...]) -> AgentRecord:
         reports_stored=stored, reports_lost=lost,
         latest=pb.Report.FromString(blob) if isinstance(blob, bytes) else None,
     )
-
-
-@dataclass(frozen=True)
-class StoreJob:
-    """One agent's batch to store."""
-
-    identity: PeerIdentity
-    agent: pb.AgentInfo
-    reports: Sequence[pb.Report]
-    received_at: float
 
 
 @dataclass
@@ -130,11 +63,11 @@ def _result(job: _Job) -> ApplyResult:
     return job.result
 
 
-class Store:
+class SqliteStore:
     """Thread-safe access to the collector database (one writer at a time)."""
 
     def __init__(self, path: Path, *, readonly: bool = False,
-                 migrations: Sequence[Migration] = (AGENTS_SCHEMA,),
+                 migrations: Sequence[Migration] = MIGRATIONS,
                  hooks: Sequence[ReportHook] = ()) -> None:
         self._path = path
         self._readonly = readonly
@@ -143,48 +76,22 @@ class Store:
         self._lock = threading.Lock()  # held by whoever is committing
         self._queue_lock = threading.Lock()
         self._queue: list[_Job] = []
-        self._db: sqlite3.Connection | None = None
+        self._db: Connection | None = None
 
     def open(self) -> None:
+        if self._readonly:
+            self._db = connect(self._path, readonly=True)
+            return
         try:
-            if self._readonly:
-                if not self._path.exists():
-                    raise StoreError(f"no collector database at {self._path}")
-                self._db = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True,
-                                           check_same_thread=False)
-                return
-            self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self._path, check_same_thread=False,
-                                       isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA busy_timeout=5000")
-            self._migrate()
-        except sqlite3.Error as exc:
+            self._db = connect(self._path)
+            migrate(self._db, self._migrations)
+        except StoreError as exc:
             raise StoreError(f"cannot open database {self._path}: {exc}") from exc
 
-    def _conn(self) -> sqlite3.Connection:
+    def _conn(self) -> Connection:
         if self._db is None:
             raise StoreError("store is not open")
         return self._db
-
-    def _migrate(self) -> None:
-        db = self._conn()
-        db.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
-                   "(name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
-        done = {row[0] for row in db.execute("SELECT name FROM schema_migrations")}
-        for name, statements in self._migrations:
-            if name in done:
-                continue
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in statements:
-                    db.execute(statement)
-                db.execute("INSERT INTO schema_migrations VALUES (?, julianday('now'))", (name,))
-                db.execute("COMMIT")
-            except sqlite3.Error:
-                db.execute("ROLLBACK")
-                raise
 
     def close(self) -> None:
         with self._lock:
@@ -195,7 +102,11 @@ class Store:
     def agents(self) -> list[AgentRecord]:
         """Every known agent with its latest report."""
         with self._lock:
-            rows = self._conn().execute(f"SELECT {_COLUMNS} FROM agents ORDER BY host").fetchall()
+            try:
+                rows = self._conn().execute(f"SELECT {_COLUMNS} FROM agents ORDER BY host"
+                                            ).fetchall()
+            except DatabaseError as exc:
+                raise StoreError(f"cannot read agents from {self._path}: {exc}") from exc
         return [_record(row) for row in rows]
 
     def apply(self, identity: PeerIdentity, agent: pb.AgentInfo,
@@ -250,7 +161,7 @@ class Store:
                         f"cannot store reports for {job.batch.identity.host}: {exc}")
                 db.execute("RELEASE batch")
             db.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except DatabaseError as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             for job in jobs:
@@ -259,7 +170,7 @@ class Store:
             for job in jobs:
                 job.done.set()
 
-    def _apply(self, db: sqlite3.Connection, row: tuple[Any, ...] | None, identity: PeerIdentity,
+    def _apply(self, db: Connection, row: tuple[Any, ...] | None, identity: PeerIdentity,
                agent: pb.AgentInfo, reports: Sequence[pb.Report],
                received_at: float) -> ApplyResult:
         max_sequence = 0
@@ -270,6 +181,7 @@ class Store:
             if instance_id == agent.instance_id:
                 max_sequence = previous_max
         stored = duplicates = 0
+        tx = SqliteTransaction(db)  # what hooks write through, inside this savepoint
         newest: pb.Report | None = None
         for report in sorted(reports, key=lambda r: r.sequence):
             if report.sequence <= max_sequence:
@@ -280,7 +192,7 @@ class Store:
             stored += 1
             newest = report
             for hook in self._hooks:
-                hook.on_stored(db, identity.host, report)
+                hook.on_stored(tx, identity.host, report)
         latest, blob = newest, newest.SerializeToString() if newest is not None else None
         if newest is None and row is not None:
             blob = db.execute("SELECT latest_report FROM agents WHERE host = ?",

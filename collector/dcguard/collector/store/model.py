@@ -1,0 +1,82 @@
+"""What the store hands out and takes in, whatever the engine: plain values, no database types."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from dcguard.collector.identity import PeerIdentity
+from dcguard.v1 import collector_pb2 as pb
+
+__all__ = [
+    "AgentRecord", "ApplyResult", "CertificateRecord", "FsSample", "StoreError", "StoreJob",
+    "TokenRecord",
+]
+
+# One filesystem free-space sample of the filling-fast history: (host,
+# mountpoint, time, available bytes). A plain tuple, as the driver returns
+# it: a collector loads millions at start, and wrapping each costs seconds.
+FsSample = tuple[str, str, float, float]
+
+
+class StoreError(Exception):
+    """The database could not be opened, read or written (the engine's own error, in words)."""
+
+
+@dataclass(frozen=True)
+class AgentRecord:
+    """One agent as stored: identity, counters and its latest report."""
+
+    host: str
+    department: str
+    agent_version: str
+    os: str
+    kernel: str
+    interval_seconds: float
+    instance_id: str
+    first_seen: float
+    last_seen: float
+    max_sequence: int
+    reports_stored: int
+    reports_lost: int
+    latest: pb.Report | None
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    record: AgentRecord
+    stored: int
+    duplicates: int
+
+
+@dataclass(frozen=True)
+class StoreJob:
+    """One agent's batch to store."""
+
+    identity: PeerIdentity
+    agent: pb.AgentInfo
+    reports: Sequence[pb.Report]
+    received_at: float
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """One enrollment token as stored (by its hash; the token itself is never kept)."""
+
+    host: str
+    department: str
+    expires_at: float
+    used_at: float | None
+
+
+@dataclass(frozen=True)
+class CertificateRecord:
+    """One certificate issued to an agent, by serial (lowercase hex)."""
+
+    serial: str
+    host: str
+    department: str
+    issued_at: float
+    not_after: float
+    revoked_at: float | None
+
