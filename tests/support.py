@@ -40,11 +40,18 @@ def wait_for(predicate: Callable[[], T], timeout: float = 15.0, interval: float 
 
 def run_cli(*args: str, timeout: float = 30.0, input_text: str | None = None,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run `python -m dcguard.<agent|collector> args...` and capture its output."""
+    """Run `python -m dcguard.<agent|collector> args...` and capture its output.
+
+    In English unless env or the arguments say otherwise: the tester's own locale
+    (LANG=vi_VN.UTF-8 on a Vietnamese desktop) must not decide what a test reads."""
     return subprocess.run(
         [sys.executable, "-m", *args], capture_output=True, text=True, timeout=timeout,
-        input=input_text, env={**os.environ, **(env or {})}, check=False,
+        input=input_text, env={**os.environ, **ENGLISH, **(env or {})}, check=False,
     )
+
+
+# The locale variables dcguard reads its language from (dcguard.common.i18n), set to English.
+ENGLISH = {"LC_ALL": "", "LC_MESSAGES": "", "LANG": "C.UTF-8"}
 
 
 def parse_metrics(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

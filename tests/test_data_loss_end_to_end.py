@@ -93,3 +93,12 @@ env = {{ RESTIC_CACHE_DIR = "{cache}" }}
     text = collector.cli("risk").stdout
     assert text.index("testhost") < text.index("web01") if "web01" in text else "testhost" in text
     assert "mysql-nightly" in text
+
+    # The same state, as a Vietnamese operator reads it.
+    vi = collector.cli("risk", "--lang", "vi")
+    assert vi.returncode == 0, vi.stderr
+    assert "testhost (test-dept): rủi ro " in vi.stdout
+    assert ("backup_stale: tác vụ sao lưu 'mysql-nightly': lần sao lưu thành công gần nhất "
+            "cách đây 3 ngày; mục tiêu điểm khôi phục (RPO) là 26 giờ") in vi.stdout
+    assert "raid_degraded: mảng RAID md" in vi.stdout and "bị suy giảm" in vi.stdout
+    assert "máy chủ có rủi ro mất dữ liệu" in vi.stdout

@@ -45,7 +45,7 @@ def _name(table: Table, key: str, default: str | None = None) -> str:
 
 def load_config(path: Path) -> AgentConfig:
     """Read and validate an agent config; any problem raises a one-line ConfigError."""
-    root = Table(load_toml(path), source=f"config {path}")
+    root = Table(load_toml(path), source=path)
     agent = root.table("agent")
     host = _name(agent, "host", socket.gethostname().split(".")[0] or "localhost")
     department = _name(agent, "department")

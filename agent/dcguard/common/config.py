@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from dcguard.common.durations import parse_duration
+from dcguard.common.i18n import N_, tr
 from dcguard.common.sizes import SIZE_EXAMPLES, parse_size
 
 if sys.version_info >= (3, 11):
@@ -37,14 +38,16 @@ def load_toml(path: Path) -> dict[str, Any]:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from exc
+        raise ConfigError(tr("cannot read config {path}: {error}", path=path,
+                             error=exc.strerror or exc)) from exc
     try:
         parsed: dict[str, Any] = tomllib.loads(data.decode("utf-8"))
         return parsed
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"config {path}: not UTF-8 text") from exc
+        raise ConfigError(tr("config {path}: not UTF-8 text", path=path)) from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config {path}: invalid TOML: {exc}") from exc
+        raise ConfigError(tr("config {path}: invalid TOML: {error}", path=path,
+                             error=exc)) from exc
 
 
 class Table:
@@ -54,7 +57,7 @@ class Table:
     reported as unknown, with its full dotted path.
     """
 
-    def __init__(self, data: dict[str, Any], path: str = "", source: str = "config",
+    def __init__(self, data: dict[str, Any], path: str = "", source: str | Path = "config",
                  hint: Callable[[], str] | None = None) -> None:
         self._data = data
         self._path = path
@@ -69,7 +72,10 @@ class Table:
 
     def error(self, key: str, problem: str) -> ConfigError:
         """A ConfigError about one key of this table."""
-        return ConfigError(f"{self._source}: {self.key_path(key)}: {problem}")
+        # A file is named in the reader's language only now: translations load on an error.
+        source = tr("config {path}", path=self._source) if isinstance(self._source, Path) \
+            else self._source
+        return ConfigError(f"{source}: {self.key_path(key)}: {problem}")
 
     def has(self, key: str) -> bool:
         return key in self._data
@@ -83,7 +89,7 @@ class Table:
         self._seen.add(key)
         if key not in self._data:
             if default is _MISSING:
-                raise self.error(key, "is required")
+                raise self.error(key, tr("is required"))
             return default
         return self._data[key]
 
@@ -91,38 +97,42 @@ class Table:
         self._seen.add(key)
         if key not in self._data:
             if default is _MISSING:
-                raise self.error(key, f"is required{self._hint()}")
+                raise self.error(key, tr("is required{hint}", hint=self._hint()))
             return default  # type: ignore[no-any-return]
         value = self._data[key]
         # bool is an int in Python; a config that says `interval = true` is wrong.
         if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-            raise self.error(key, f"must be {kind_name}, got {_describe(value)}")
+            raise self.error(key, tr("must be {kind}, got {value}", kind=tr(kind_name),
+                                     value=_describe(value)))
         return value
 
     def string(self, key: str, default: Any = _MISSING, *, allow_empty: bool = False) -> str:
-        value = self._get(key, str, "a string", default)
+        value = self._get(key, str, N_("a string"), default)
         if not allow_empty and value == "" and key in self._data:
-            raise self.error(key, "must not be empty")
+            raise self.error(key, tr("must not be empty"))
         return value
 
     def boolean(self, key: str, default: Any = _MISSING) -> bool:
-        return self._get(key, bool, "true or false", default)
+        return self._get(key, bool, N_("true or false"), default)
 
     def integer(self, key: str, default: Any = _MISSING, *, minimum: int | None = None) -> int:
-        value = self._get(key, int, "an integer", default)
+        value = self._get(key, int, N_("an integer"), default)
         if minimum is not None and value < minimum:
-            raise self.error(key, f"must be at least {minimum}, got {value}")
+            raise self.error(key, tr("must be at least {minimum}, got {value}",
+                                     minimum=minimum, value=value))
         return value
 
     def number(self, key: str, default: Any = _MISSING, *, minimum: float | None = None) -> float:
         self._seen.add(key)
         value = self._data.get(key, default)
         if value is _MISSING:
-            raise self.error(key, f"is required{self._hint()}")
+            raise self.error(key, tr("is required{hint}", hint=self._hint()))
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.error(key, f"must be a number, got {_describe(value)}")
+            raise self.error(key, tr("must be {kind}, got {value}", kind=tr("a number"),
+                                     value=_describe(value)))
         if minimum is not None and value < minimum:
-            raise self.error(key, f"must be at least {minimum}, got {value}")
+            raise self.error(key, tr("must be at least {minimum}, got {value}",
+                                     minimum=minimum, value=value))
         return float(value)
 
     def duration(self, key: str, default: Any = _MISSING, *, minimum: float = 0.0) -> float:
@@ -133,13 +143,15 @@ class Table:
         if key not in self._data and isinstance(default, (int, float)):
             self._seen.add(key)
             return float(default)
-        text = self._get(key, str, 'a duration string like "15s"', default)
+        text = self._get(key, str, N_('a duration string like "15s"'), default)
         try:
             seconds = parse_duration(text)
         except ValueError as exc:
             raise self.error(key, str(exc)) from None
         if seconds < minimum:
-            raise self.error(key, f"must be at least {minimum:g}s, got {text!r}")
+            least = "%gs" % minimum  # noqa: UP031 - an f-string here hides the message from Babel
+            raise self.error(key, tr("must be at least {minimum}, got {value}",
+                                     minimum=least, value=repr(text)))
         return seconds
 
     def size(self, key: str, default: Any = _MISSING, *, minimum: int = 0,
@@ -148,17 +160,21 @@ class Table:
         self._seen.add(key)
         value = self._data.get(key, default)
         if value is _MISSING:
-            raise self.error(key, f"is required{self._hint()}")
+            raise self.error(key, tr("is required{hint}", hint=self._hint()))
         if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise self.error(key, f"must be a size like {SIZE_EXAMPLES}, got {_describe(value)}")
+            raise self.error(key, tr("must be {kind}, got {value}",
+                                     kind=tr("a size like {examples}", examples=SIZE_EXAMPLES),
+                                     value=_describe(value)))
         try:
             size = value if isinstance(value, int) else parse_size(value)
         except ValueError as exc:
             raise self.error(key, str(exc)) from None
         if size < minimum:
-            raise self.error(key, f"must be at least {minimum} bytes, got {value!r}")
+            raise self.error(key, tr("must be at least {minimum} bytes, got {value}",
+                                     minimum=minimum, value=repr(value)))
         if maximum is not None and size > maximum:
-            raise self.error(key, f"must be at most {maximum} bytes, got {value!r}")
+            raise self.error(key, tr("must be at most {maximum} bytes, got {value}",
+                                     maximum=maximum, value=repr(value)))
         return size
 
     def path(self, key: str, default: Any = _MISSING) -> Path:
@@ -166,23 +182,26 @@ class Table:
 
     def string_list(self, key: str, default: Any = _MISSING, *,
                     allow_empty: bool = True) -> list[str]:
-        values = self._get(key, list, "a list of strings", default)
+        values = self._get(key, list, N_("a list of strings"), default)
         for item in values:
             if not isinstance(item, str):
-                raise self.error(key, f"must be a list of strings, found {_describe(item)}")
+                raise self.error(key, tr("must be {kind}, found {value}",
+                                         kind=tr("a list of strings"), value=_describe(item)))
         if not allow_empty and not values:
-            raise self.error(key, "must not be empty")
+            raise self.error(key, tr("must not be empty"))
         return list(values)
 
     def integer_list(self, key: str, default: Any = _MISSING, *, minimum: int,
                      maximum: int) -> list[int]:
         """A list of integers, each within [minimum, maximum]."""
-        values = self._get(key, list, "a list of integers", default)
+        values = self._get(key, list, N_("a list of integers"), default)
         for item in values:
             if isinstance(item, bool) or not isinstance(item, int) or not (
                     minimum <= item <= maximum):
-                raise self.error(key, f"must be a list of integers {minimum}-{maximum}, "
-                                      f"found {_describe(item)}")
+                raise self.error(key, tr("must be {kind}, found {value}",
+                                         kind=tr("a list of integers {minimum}-{maximum}",
+                                                 minimum=minimum, maximum=maximum),
+                                         value=_describe(item)))
         return list(values)
 
     def names(self) -> list[str]:
@@ -191,7 +210,7 @@ class Table:
 
     def table(self, key: str) -> Table:
         """A sub-table; an absent one reads as empty so defaults apply."""
-        value = self._get(key, dict, "a table", {})
+        value = self._get(key, dict, N_("a table"), {})
         hint = None
         if key not in self._data:
             # An absent table is most often a misspelt one: name the near miss.
@@ -206,15 +225,17 @@ class Table:
         close = difflib.get_close_matches(key, tables, n=1)
         if not close:
             return ""
-        return f" ([{self.key_path(close[0])}] is not known: did you mean [{key}]?)"
+        return tr(" ([{table}] is not known: did you mean [{key}]?)",
+                  table=self.key_path(close[0]), key=key)
 
     def table_list(self, key: str) -> list[Table]:
         """An array of tables ([[key]]); absent reads as empty."""
-        values = self._get(key, list, "an array of tables", [])
+        values = self._get(key, list, N_("an array of tables"), [])
         tables = []
         for index, item in enumerate(values):
             if not isinstance(item, dict):
-                raise self.error(key, f"must be an array of tables, found {_describe(item)}")
+                raise self.error(key, tr("must be {kind}, found {value}",
+                                         kind=tr("an array of tables"), value=_describe(item)))
             tables.append(Table(item, f"{self.key_path(key)}[{index}]", self._source))
         return tables
 
@@ -228,7 +249,7 @@ class Table:
         """Fail on the first key nobody read: it is misspelt or belongs elsewhere."""
         for key in self._data:
             if key not in self._seen:
-                raise ConfigError(f"{self._source}: {self.key_path(key)}: unknown key")
+                raise self.error(key, tr("unknown key"))
 
 
 def _describe(value: Any) -> str:
@@ -237,9 +258,9 @@ def _describe(value: Any) -> str:
     if isinstance(value, str):
         return f"{value!r}"
     if isinstance(value, dict):
-        return "a table"
+        return tr("a table")
     if isinstance(value, list):
-        return "a list"
+        return tr("a list")
     return f"{type(value).__name__} {value!r}"
 
 

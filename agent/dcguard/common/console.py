@@ -11,6 +11,8 @@ import logging
 import sys
 from typing import TYPE_CHECKING, NoReturn
 
+from dcguard.common.i18n import tr
+
 if TYPE_CHECKING:
     from dcguard.common.config import Table
 
@@ -38,5 +40,7 @@ def setup_logging(level: str) -> None:
 def read_log_level(table: Table) -> str:
     """The table's log_level key ([agent] or [server]): one of LOG_LEVELS, default info."""
     level = table.string("log_level", "info")
-    return table.check("log_level", level, lambda v: v in LOG_LEVELS,
-                       f"must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+    if level not in LOG_LEVELS:  # the message only then: translations load on an error
+        raise table.error("log_level", tr("must be one of {choices}, got {value}",
+                                          choices=", ".join(LOG_LEVELS), value=repr(level)))
+    return level

@@ -18,6 +18,7 @@ from dcguard.common.config import (
     parse_listen_address,
 )
 from dcguard.common.console import read_log_level
+from dcguard.common.i18n import LANGUAGES, tr
 
 __all__ = ["DEFAULT_CONFIG", "ServerConfig", "load_config"]
 
@@ -42,6 +43,8 @@ class ServerConfig:
     # Child processes serving the agent port (0: this process serves it).
     ingest_processes: int = 0
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    # The language of what people read (risk sentences, CLI); None: --lang or the locale.
+    language: str | None = None
 
     @property
     def tls_dir(self) -> Path:
@@ -61,9 +64,18 @@ def _listen(table: Table, key: str, default: str) -> str:
     return value
 
 
+def _language(table: Table) -> str | None:
+    """[server] language: "vi" or "en"; absent leaves it to --lang and the locale."""
+    value = table.raw("language", None)
+    if value is not None and value not in LANGUAGES:
+        raise table.error("language", tr("must be one of {choices}, got {value}",
+                                         choices=", ".join(LANGUAGES), value=repr(value)))
+    return value  # type: ignore[no-any-return]
+
+
 def load_config(path: Path, overrides: dict[str, Any] | None = None) -> ServerConfig:
     """Read and validate a collector config; flags in overrides win over the file."""
-    root = Table(load_toml(path), source=f"config {path}")
+    root = Table(load_toml(path), source=path)
     server = root.table("server")
     log_level = read_log_level(server)
     config = ServerConfig(
@@ -80,20 +92,21 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> ServerCo
         risk=parse_risk(root.table("risk")),
         security=parse_security(root),
         ingest_processes=server.integer("ingest_processes", 0, minimum=0),
+        language=_language(server),
     )
-    server.check("ingest_processes", config.ingest_processes,
-                 lambda v: v <= MAX_INGEST_PROCESSES,
-                 f"must be at most {MAX_INGEST_PROCESSES}, got {config.ingest_processes}")
+    if config.ingest_processes > MAX_INGEST_PROCESSES:
+        raise server.error("ingest_processes", tr(
+            "must be at most {maximum}, got {value}", maximum=MAX_INGEST_PROCESSES,
+            value=config.ingest_processes))
     server.finish()
     root.finish()
     if overrides:
         config = _apply_overrides(config, overrides)
     host, _ = parse_listen_address(config.grpc_listen)
     if config.insecure and not is_loopback_host(host):
-        raise ConfigError(
-            f"config {path}: server.insecure: plaintext is refused unless grpc_listen is a "
-            f"loopback address; {config.grpc_listen!r} is not"
-        )
+        raise ConfigError(tr(
+            "config {path}: server.insecure: plaintext is refused unless grpc_listen is a "
+            "loopback address; {address} is not", path=path, address=repr(config.grpc_listen)))
     return config
 
 

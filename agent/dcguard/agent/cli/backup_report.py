@@ -33,7 +33,7 @@ def backup_report(config_path: Path, job: str, status: str, size: int | None,
     """Record one run of a push backup job (call it at the end of your backup script)."""
     config = load_config(config_path)
     jobs = {j.name: j for j in parse_backups(Table(load_toml(config_path),
-                                                   source=f"config {config_path}"))}
+                                                   source=config_path))}
     if job not in jobs:
         known = ", ".join(sorted(n for n, j in jobs.items() if j.kind == "push")) or "none"
         raise click.BadParameter(f"no [[backup]] job named {job!r} (push jobs: {known})",

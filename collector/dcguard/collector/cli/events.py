@@ -14,11 +14,15 @@ from dcguard.collector.security.storage import EventQuery, query_events
 from dcguard.collector.store import StoreError, open_event_store
 from dcguard.common.cli import fail
 from dcguard.common.durations import parse_duration
+from dcguard.common.i18n import N_, resolve, tr
 
 __all__ = ["events"]
 
 PROG = "dcguard-collector"
 _CHOICES = tuple(dict.fromkeys(SEVERITIES))
+# The table's columns before the message: heading and width.
+_HEADINGS = ((N_("TIME"), 19), (N_("HOST"), 20), (N_("SEVERITY"), 8), (N_("TYPE"), 24),
+             (N_("TECHNIQUE"), 9), (N_("USER"), 16), (N_("SOURCE"), 15))
 
 
 def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -62,6 +66,7 @@ def events(config_path: Path, host: str | None, since: float | None, min_severit
            as_json: bool, limit: int) -> None:
     """Security events the collector stored (detections marked "!"), oldest first."""
     config = load_config(config_path)
+    lang = resolve(config.language)
     try:
         store = open_event_store(config.database, readonly=True)
         try:
@@ -70,13 +75,15 @@ def events(config_path: Path, host: str | None, since: float | None, min_severit
         finally:
             store.close()
     except StoreError as exc:
-        fail(PROG, f"cannot read events from {config.database}: {exc}", 1)
+        fail(PROG, tr("cannot read events from {path}: {error}", path=config.database,
+                      error=exc), 1)
     if as_json:
         click.echo(json.dumps([event.as_dict() for event in found], indent=2))
         return
-    click.echo(f"{'TIME':<19} {'HOST':<20} {'SEVERITY':<8} {'TYPE':<24} {'TECHNIQUE':<9} "
-               f"{'USER':<16} {'SOURCE':<15} MESSAGE")
+    # Headings are translated; the columns keep their widths (values are codes and names).
+    click.echo(" ".join(f"{lang.tr(name):<{width}}" for name, width in _HEADINGS)
+               + " " + lang.tr("MESSAGE"))
     for event in found:
         click.echo(_row(event))
     if not found:
-        click.echo("(no events match)")
+        click.echo(lang.tr("(no events match)"))

@@ -17,6 +17,7 @@ from dcguard.collector.config import DEFAULT_CONFIG, ServerConfig, load_config
 from dcguard.collector.liveness import is_up
 from dcguard.collector.store import ReportStore, StoreError, report_store
 from dcguard.common.cli import fail, run_cli, setup_logging
+from dcguard.common.i18n import N_, resolve, tr
 from dcguard.common.signals import stop_on_signals
 from dcguard.common.systemd import notify
 from dcguard.common.version import VERSION
@@ -59,7 +60,7 @@ def serve(config_path: Path, grpc_listen: str | None, metrics_listen: str | None
     try:
         server.start()
     except (StoreError, RuntimeError, OSError) as exc:
-        fail(PROG, f"cannot start: {exc}", 1)
+        fail(PROG, tr("cannot start: {error}", error=exc), 1)
     notify("READY=1")
     stop.wait()
     notify("STOPPING=1")
@@ -107,20 +108,33 @@ def agents(ctx: click.Context, config_path: Path, as_json: bool) -> None:
     """List every known agent: host, department, last seen, up, risk score."""
     if ctx.invoked_subcommand is not None:
         return
-    rows = _agents(load_config(config_path))
+    config = load_config(config_path)
+    lang = resolve(config.language)
+    rows = _agents(config)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{'HOST':<24} {'DEPARTMENT':<20} {'UP':<4} {'LAST SEEN':<20} "
-               f"{'STORED':>8} {'LOST':>6} {'RISK':>4}")
+    # A translated heading may be wider than the English one: its column grows with it.
+    headings = [lang.tr(name) for name, _ in _AGENT_COLUMNS]
+    widths = [max(width, len(heading)) for heading, (_, width) in zip(headings, _AGENT_COLUMNS)]
+    click.echo(_line(headings, widths))
     for row in rows:
         seen = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["last_seen"]))
-        click.echo(f"{row['host']:<24} {row['department']:<20} "
-                   f"{'yes' if row['up'] else 'NO':<4} {seen:<20} "
-                   f"{row['reports_stored']:>8} {row['reports_lost']:>6} "
-                   f"{row['risk_score']:>4}")
+        up = lang.tr("yes") if row["up"] else lang.tr("NO")
+        click.echo(_line([row["host"], row["department"], up, seen, row["reports_stored"],
+                          row["reports_lost"], row["risk_score"]], widths))
     if not rows:
-        click.echo("(no agents have reported yet)")
+        click.echo(lang.tr("(no agents have reported yet)"))
+
+
+# Heading and width of each column of `agents`; the last three are numbers (right-aligned).
+_AGENT_COLUMNS = ((N_("HOST"), 24), (N_("DEPARTMENT"), 20), (N_("UP"), 4), (N_("LAST SEEN"), 20),
+                  (N_("STORED"), 8), (N_("LOST"), 6), (N_("RISK"), 4))
+
+
+def _line(cells: list[Any], widths: list[int]) -> str:
+    return " ".join(f"{cell:>{width}}" if index >= 4 else f"{cell:<{width}}"
+                    for index, (cell, width) in enumerate(zip(cells, widths)))
 
 
 from dcguard.collector.cli.trust import ca, revoke, token  # noqa: E402 - after the groups

@@ -17,17 +17,19 @@ from dcguard.collector.config import DEFAULT_CONFIG, ServerConfig, load_config
 from dcguard.collector.risk.engine import Assessment, RiskEngine
 from dcguard.collector.store import AgentRecord, StoreError, report_store
 from dcguard.common.cli import fail
+from dcguard.common.i18n import Language, resolve
 
 __all__ = ["assess", "risk"]
 
 PROG = "dcguard-collector"
 
 
-def assess(config: ServerConfig, records: list[AgentRecord], now: float) -> list[Assessment]:
+def assess(config: ServerConfig, records: list[AgentRecord], now: float,
+           lang: Language | None = None) -> list[Assessment]:
     """Every host's assessment as of now, worst first, with the stored filesystem trends."""
     engine = RiskEngine(config.risk, config.down_after_intervals)
     engine.history.load(config.database)
-    return engine.assess_all(records, now)
+    return engine.assess_all(records, now, lang)
 
 
 def _records(config: ServerConfig) -> list[AgentRecord]:
@@ -59,18 +61,21 @@ def as_dict(a: Assessment) -> dict[str, Any]:
 def risk(config_path: Path, as_json: bool, show_all: bool) -> None:
     """Servers at risk of data loss, worst first, each reason in a plain sentence."""
     config = load_config(config_path)
+    lang = resolve(config.language)
     records = _records(config)
-    assessments = assess(config, records, time.time())
+    assessments = assess(config, records, time.time(), lang)
     shown = [a for a in assessments if show_all or a.statements]
     if as_json:
         click.echo(json.dumps([as_dict(a) for a in shown], indent=2))
         return
     for a in shown:
-        click.echo(f"{a.host} ({a.department}): risk {a.score}/100")
+        click.echo(lang.tr("{host} ({department}): risk {score}/100", host=a.host,
+                           department=a.department, score=a.score))
         for s in a.statements:
             click.echo(f"  {s.reason}: {s.message}")
     at_risk = sum(1 for a in assessments if a.statements)
     if at_risk:
-        click.echo(f"{at_risk} of {len(assessments)} servers at risk")
+        click.echo(lang.tr("{count} of {total} servers at risk", count=at_risk,
+                           total=len(assessments)))
     else:
-        click.echo(f"no server at risk ({len(assessments)} known)")
+        click.echo(lang.tr("no server at risk ({total} known)", total=len(assessments)))

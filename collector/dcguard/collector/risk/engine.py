@@ -22,6 +22,7 @@ from dcguard.collector.risk.config import REASONS, RiskConfig, Thresholds
 from dcguard.collector.risk.history import FilesystemHistory
 from dcguard.collector.risk.rules import Finding, evaluate, one_line
 from dcguard.collector.store import AgentRecord
+from dcguard.common.i18n import DEFAULT, Language, language
 
 __all__ = ["Assessment", "Prepared", "RiskEngine", "Statement", "standing"]
 
@@ -152,20 +153,24 @@ class RiskEngine:
             self._prepared[record.host] = prepared
         return prepared
 
-    def assess(self, record: AgentRecord, now: float) -> Assessment:
-        """The score and the active findings' sentences as of now, worst reason first."""
+    def assess(self, record: AgentRecord, now: float,
+               lang: Language | None = None) -> Assessment:
+        """The score and the active findings' sentences as of now, worst reason first,
+        in lang (English by default: reason codes and scores never depend on it)."""
+        lang = lang or language(DEFAULT)
         prepared = self.prepare(record)
         weights = prepared.thresholds.weights
         active = standing(prepared.findings, now, weights)
         active.sort(key=lambda f: (-weights[f.reason], _ORDER[f.reason], f.subject))
         statements = tuple(Statement(f.reason, one_line(f.subject), weights[f.reason],
-                                     f.sentence(now))
+                                     f.sentence(now, lang))
                            for f in active)
         return Assessment(record.host, record.department,
                           prepared.score(frozenset(f.reason for f in active)), statements)
 
-    def assess_all(self, records: list[AgentRecord], now: float) -> list[Assessment]:
+    def assess_all(self, records: list[AgentRecord], now: float,
+                   lang: Language | None = None) -> list[Assessment]:
         """Every host, worst first (score, then host name)."""
-        assessments = [self.assess(r, now) for r in records]
+        assessments = [self.assess(r, now, lang) for r in records]
         assessments.sort(key=lambda a: (-a.score, a.host))
         return assessments

@@ -4,6 +4,12 @@ Rules run when a host's record changes, never at scrape time. A finding that
 depends on the clock (a backup turning stale, an agent falling silent, an I/O
 error ageing out) carries the time window in which it is active, so a scrape
 only compares numbers and the CLI writes "3 days ago" as of now.
+
+A finding's text is a function of the time and the language: every sentence
+is an English message with named placeholders, looked up in the reader's
+language (dcguard.common.i18n), so the same findings read in English or
+Vietnamese. A new reason's sentences are marked with lang.tr; i18n/update.sh
+adds them to the catalog, and tests/test_i18n.py fails until they are translated.
 """
 
 from __future__ import annotations
@@ -18,19 +24,25 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from dcguard.collector.risk.config import Thresholds
 from dcguard.collector.risk.history import Trend
 from dcguard.collector.store import AgentRecord
+from dcguard.common.i18n import N_, Language, language
 from dcguard.v1 import collector_pb2 as pb
 
-__all__ = ["Finding", "evaluate", "one_line", "span"]
+__all__ = ["Finding", "evaluate", "one_line"]
+
+Text = Callable[[float, Language], str]
+# Whether a disk has findings at all is decided once, in the code's own language.
+_ENGLISH = language("en")
 
 _SMART_NAMES = {
-    5: "reallocated sectors", 187: "reported uncorrectable errors", 188: "command timeouts",
-    197: "pending sectors", 198: "offline uncorrectable sectors",
+    5: N_("reallocated sectors"), 187: N_("reported uncorrectable errors"),
+    188: N_("command timeouts"), 197: N_("pending sectors"),
+    198: N_("offline uncorrectable sectors"),
 }
 # NVMe critical warning bits (NVMe base spec, SMART / Health log byte 0).
 _NVME_WARNINGS = (
-    (0x01, "spare capacity below threshold"), (0x02, "temperature out of range"),
-    (0x04, "reliability degraded"), (0x08, "media is read-only"),
-    (0x10, "volatile memory backup failed"), (0x20, "persistent memory unreliable"),
+    (0x01, N_("spare capacity below threshold")), (0x02, N_("temperature out of range")),
+    (0x04, N_("reliability degraded")), (0x08, N_("media is read-only")),
+    (0x10, N_("volatile memory backup failed")), (0x20, N_("persistent memory unreliable")),
 )
 
 
@@ -41,7 +53,7 @@ class Finding:
 
     reason: str
     subject: str
-    text: Callable[[float], str]
+    text: Text
     since: float = -math.inf
     until: float = math.inf
 
@@ -53,8 +65,8 @@ class Finding:
         """Active at every time, so it can be rendered once, off the scrape path."""
         return self.since == -math.inf and self.until == math.inf
 
-    def sentence(self, now: float) -> str:
-        return one_line(self.text(now))
+    def sentence(self, now: float, lang: Language) -> str:
+        return one_line(self.text(now, lang))
 
 
 def one_line(text: str, limit: int = 600) -> str:
@@ -65,36 +77,11 @@ def one_line(text: str, limit: int = 600) -> str:
     return flat if len(flat) <= limit else flat[:limit - 1] + "…"
 
 
-def span(seconds: float) -> str:
-    """A duration the way an operator says it: "40 s", "25 min", "26h", "3 days"."""
-    seconds = max(seconds, 0.0)
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 72 * 3600:
-        return f"{seconds / 3600:.0f}h"
-    return f"{seconds / 86400:.0f} days"
-
-
-def size(value: float) -> str:
-    """Bytes in binary units with one decimal: "3.2 GiB"."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
 def seconds_of(stamp: Timestamp) -> float | None:
     """A Timestamp in seconds, or None when unset (the proto's "never")."""
     if stamp.seconds == 0 and stamp.nanos == 0:
         return None
     return stamp.seconds + stamp.nanos / 1e9
-
-
-def _fixed(text: str) -> Callable[[float], str]:
-    return lambda _now: text
 
 
 def evaluate(record: AgentRecord, th: Thresholds, trends: Mapping[str, Trend],
@@ -112,9 +99,10 @@ def _agent(record: AgentRecord, silent_after: float) -> Iterator[Finding]:
     last = record.last_seen
     yield Finding(
         "agent_silent", "agent",
-        lambda now: (f"no report from the agent for {span(now - last)} (it reports every "
-                     f"{span(record.interval_seconds)}); its disks and backups are unknown "
-                     "- check that the server and dcguard-agent are running"),
+        lambda now, lang: lang.tr(
+            "no report from the agent for {age} (it reports every {interval}); its disks and "
+            "backups are unknown - check that the server and dcguard-agent are running",
+            age=lang.span(now - last), interval=lang.span(record.interval_seconds)),
         since=last + silent_after)
 
 
@@ -123,8 +111,12 @@ def _backups(report: pb.Report, th: Thresholds, _t: Mapping[str, Trend]) -> Iter
         yield from _backup(backup, th)
 
 
+def _job(b: pb.Backup, lang: Language) -> str:
+    return lang.tr("backup '{job}'", job=b.job)
+
+
 def _backup(b: pb.Backup, th: Thresholds) -> Iterator[Finding]:
-    job = f"backup '{b.job}'"
+    subject = f"backup '{b.job}'"
     last_success = seconds_of(b.last_success)
     last_run = seconds_of(b.last_run)
     rpo = b.rpo_seconds if b.rpo_seconds > 0 else th.default_rpo_seconds
@@ -133,114 +125,154 @@ def _backup(b: pb.Backup, th: Thresholds) -> Iterator[Finding]:
     # claimed beside it (an unreachable sftp: repository once scored 90, like a failing disk).
     unknown = bool(b.error) and last_success is None and last_run is None
     if unknown:
-        yield Finding("backup_failed", job, _fixed(
-            f"{job} could not be checked: {b.error}; whether it has ever succeeded is unknown "
-            "- check that this server can reach and read where the backup is stored"))
+        yield Finding("backup_failed", subject, lambda _now, lang: lang.tr(
+            "{job} could not be checked: {error}; whether it has ever succeeded is unknown "
+            "- check that this server can reach and read where the backup is stored",
+            job=_job(b, lang), error=b.error))
     elif b.error:
-        yield Finding("backup_failed", job, _fixed(f"{job} could not be checked: {b.error}"))
+        yield Finding("backup_failed", subject, lambda _now, lang: lang.tr(
+            "{job} could not be checked: {error}", job=_job(b, lang), error=b.error))
     if last_success is None and not unknown:
-        detail = f"; its last run failed: {b.message}" if last_run is not None and b.message \
-            else ""
-        yield Finding("backup_missing", job, _fixed(
-            f"{job} has never succeeded{detail} - run it now and check its schedule"))
+        failed_before = last_run is not None and bool(b.message)
+        yield Finding("backup_missing", subject, lambda _now, lang: lang.tr(
+            "{job} has never succeeded; its last run failed: {message} - run it now and "
+            "check its schedule", job=_job(b, lang), message=b.message) if failed_before
+            else lang.tr("{job} has never succeeded - run it now and check its schedule",
+                         job=_job(b, lang)))
     elif last_success is not None:
         done = last_success
-        yield Finding("backup_stale", job, lambda now: (
-            f"{job} last succeeded {span(now - done)} ago; objective is {span(rpo)}"),
+        yield Finding("backup_stale", subject, lambda now, lang: lang.tr(
+            "{job} last succeeded {age} ago; objective is {rpo}",
+            job=_job(b, lang), age=lang.span(now - done), rpo=lang.span(rpo)),
             since=done + rpo)
     if last_run is not None and not b.last_run_success and last_success is not None:
         ran, message = last_run, b.message
-        yield Finding("backup_failed", job, lambda now: (
-            f"{job} failed its last run {span(now - ran)} ago"
-            + (f": {message}" if message else "")))
-    yield from _verification(b, job)
+        yield Finding("backup_failed", subject, lambda now, lang: lang.tr(
+            "{job} failed its last run {age} ago: {message}", job=_job(b, lang),
+            age=lang.span(now - ran), message=message) if message else lang.tr(
+            "{job} failed its last run {age} ago", job=_job(b, lang),
+            age=lang.span(now - ran)))
+    yield from _verification(b, subject)
     if b.same_device:
-        disks = ", ".join(b.shared_disks) or "the same disk"
-        yield Finding("backup_same_device", job, _fixed(
-            f"{job} is stored on the same physical disk as its data ({disks}); one disk "
-            "failure loses both - move it to another disk or server"))
+        yield Finding("backup_same_device", subject, lambda _now, lang: lang.tr(
+            "{job} is stored on the same physical disk as its data ({disks}); one disk "
+            "failure loses both - move it to another disk or server", job=_job(b, lang),
+            disks=", ".join(b.shared_disks) or lang.tr("the same disk")))
 
 
-def _verification(b: pb.Backup, job: str) -> Iterator[Finding]:
+def _verification(b: pb.Backup, subject: str) -> Iterator[Finding]:
     if b.verify_every_seconds <= 0:
         return
     every = b.verify_every_seconds
     verified = seconds_of(b.last_verified)
     if verified is None:
-        yield Finding("backup_unverified", job, _fixed(
-            f"{job} has never been verified; a check is due every {span(every)}"))
+        yield Finding("backup_unverified", subject, lambda _now, lang: lang.tr(
+            "{job} has never been verified; a check is due every {every}",
+            job=_job(b, lang), every=lang.span(every)))
         return
     if not b.last_verify_success:
         # The agent sends the check's error lines as the message when the run itself
         # has none to say (a successful last run).
-        said = f" ({b.message})" if b.message and b.last_run_success else ""
-        yield Finding("backup_failed", job, lambda now: (
-            f"{job} failed its last verification {span(now - verified)} ago{said}; the "
-            "repository may be damaged - run the check by hand and repair or start a new "
-            "repository"))
-    yield Finding("backup_unverified", job, lambda now: (
-        f"{job} was last verified {span(now - verified)} ago; a check is due every "
-        f"{span(every)}"), since=verified + every)
+        said = b.message if b.message and b.last_run_success else ""
+        yield Finding("backup_failed", subject, lambda now, lang: lang.tr(
+            "{job} failed its last verification {age} ago{said}; the repository may be "
+            "damaged - run the check by hand and repair or start a new repository",
+            job=_job(b, lang), age=lang.span(now - verified),
+            said=" (" + said + ")" if said else ""))
+    yield Finding("backup_unverified", subject, lambda now, lang: lang.tr(
+        "{job} was last verified {age} ago; a check is due every {every}",
+        job=_job(b, lang), age=lang.span(now - verified), every=lang.span(every)),
+        since=verified + every)
 
 
-def _disk_name(d: pb.Disk) -> str:
-    extra = ", ".join(x for x in (d.model, f"serial {d.serial}" if d.serial else "") if x)
-    return f"disk {d.device}" + (f" ({extra})" if extra else "")
+def _disk_name(d: pb.Disk, lang: Language) -> str:
+    serial = lang.tr("serial {serial}", serial=d.serial) if d.serial else ""
+    extra = ", ".join(x for x in (d.model, serial) if x)
+    if extra:
+        return lang.tr("disk {device} ({details})", device=d.device, details=extra)
+    return lang.tr("disk {device}", device=d.device)
+
+
+def _asleep(d: pb.Disk, lang: Language) -> str:
+    return lang.tr(" (values from before the disk went to standby)") if d.in_standby else ""
 
 
 def _disks(report: pb.Report, th: Thresholds, _t: Mapping[str, Trend]) -> Iterator[Finding]:
     for d in report.disks:
         if not d.smart_available:
             continue
-        name = _disk_name(d)
-        asleep = " (values from before the disk went to standby)" if d.in_standby else ""
-        problems = _failing(d)
-        if problems:
-            yield Finding("disk_smart_failing", d.device, _fixed(
-                f"{name} {'; '.join(problems)}{asleep} - copy its data off and replace it"))
-        counts = _degrading(d, th)
-        if counts:
-            yield Finding("disk_smart_degrading", d.device, _fixed(
-                f"{name} reports {', '.join(counts)}{asleep} - make sure its backups are "
-                "current and plan a replacement"))
+        yield from _disk(d, th)
 
 
-def _failing(d: pb.Disk) -> list[str]:
+def _disk(d: pb.Disk, th: Thresholds) -> Iterator[Finding]:
+    """Its own function so each lambda closes over its own disk."""
+    if _failing(d, _ENGLISH):
+        yield Finding("disk_smart_failing", d.device, lambda _now, lang: lang.tr(
+            "{disk} {problems}{asleep} - copy its data off and replace it",
+            disk=_disk_name(d, lang), problems="; ".join(_failing(d, lang)),
+            asleep=_asleep(d, lang)))
+    if _degrading(d, th, _ENGLISH):
+        yield Finding("disk_smart_degrading", d.device, lambda _now, lang: lang.tr(
+            "{disk} reports {counts}{asleep} - make sure its backups are current and plan "
+            "a replacement", disk=_disk_name(d, lang),
+            counts=", ".join(_degrading(d, th, lang)), asleep=_asleep(d, lang)))
+
+
+def _failing(d: pb.Disk, lang: Language) -> list[str]:
     """What says the disk is failing now: overall health, attributes, NVMe warnings."""
-    problems = [] if d.healthy else ["fails its SMART health check"]
-    problems += [f"has SMART {a.id}{' ' + a.name if a.name else ''} below its threshold now"
+    problems = [] if d.healthy else [lang.tr("fails its SMART health check")]
+    problems += [lang.tr("has SMART {id} {name} below its threshold now", id=a.id, name=a.name)
+                 if a.name else lang.tr("has SMART {id} below its threshold now", id=a.id)
                  for a in d.attributes if a.failing_now]
-    bits = [text for bit, text in _NVME_WARNINGS if d.nvme_critical_warning & bit]
+    bits = [lang.tr(text) for bit, text in _NVME_WARNINGS if d.nvme_critical_warning & bit]
     if bits:
-        problems.append("reports NVMe critical warning: " + ", ".join(bits))
+        problems.append(lang.tr("reports NVMe critical warning: {warnings}",
+                                warnings=", ".join(bits)))
     return problems
 
 
-def _degrading(d: pb.Disk, th: Thresholds) -> list[str]:
+def _attribute_name(a: pb.SmartAttribute, lang: Language) -> str:
+    if a.id in _SMART_NAMES:
+        return lang.tr(_SMART_NAMES[a.id])
+    return a.name or lang.tr("SMART {id}", id=a.id)
+
+
+def _degrading(d: pb.Disk, th: Thresholds, lang: Language) -> list[str]:
     """Counts that predict failure (Backblaze's attributes, NVMe media errors and wear)."""
-    counts = [f"{a.raw} {_SMART_NAMES.get(a.id, a.name or 'SMART ' + str(a.id))} (SMART {a.id})"
+    counts = [lang.tr("{count} {name} (SMART {id})", count=a.raw, name=_attribute_name(a, lang),
+                      id=a.id)
               for a in d.attributes
               if a.id in th.smart_attributes and a.raw > th.smart_raw_tolerated]
     if d.nvme_media_errors > 0:
-        counts.append(f"{d.nvme_media_errors} NVMe media errors")
+        counts.append(lang.trn("{count} NVMe media error", "{count} NVMe media errors",
+                               d.nvme_media_errors))
     if d.nvme_percentage_used >= th.nvme_percentage_used_limit:
-        counts.append(f"{d.nvme_percentage_used}% of its rated endurance used")
+        # The sign goes with the number: "% o" in a message reads as a printf directive.
+        counts.append(lang.tr("{percent} of its rated endurance used",
+                              percent=str(d.nvme_percentage_used) + "%"))
     return counts
 
 
 def _raid(report: pb.Report, _th: Thresholds, _t: Mapping[str, Trend]) -> Iterator[Finding]:
     for a in report.raid_arrays:
-        if not (a.degraded or a.disks_failed or a.disks_active < a.disks_total):
-            continue
-        parts = [f"{a.disks_active} of {a.disks_total} disks active"]
+        if a.degraded or a.disks_failed or a.disks_active < a.disks_total:
+            yield _raid_finding(a)
+
+
+def _raid_finding(a: pb.RaidArray) -> Finding:
+    def text(_now: float, lang: Language) -> str:
+        parts = [lang.tr("{active} of {total} disks active", active=a.disks_active,
+                         total=a.disks_total)]
         if a.failed_members:
-            parts.append("failed: " + ", ".join(a.failed_members))
+            parts.append(lang.tr("failed: {members}", members=", ".join(a.failed_members)))
         if a.sync_action:
-            parts.append(f"{a.sync_action} {a.sync_progress_ratio * 100:.0f}% done")
-        level = f" ({a.level})" if a.level else ""
-        yield Finding("raid_degraded", a.name, _fixed(
-            f"RAID array {a.name}{level} is degraded: {'; '.join(parts)} - one more disk "
-            "failure can lose the array; replace the failed disk"))
+            parts.append(lang.tr("{action} {percent} done", action=a.sync_action,
+                                 percent=str(round(a.sync_progress_ratio * 100)) + "%"))
+        return lang.tr(
+            "RAID array {array}{level} is degraded: {details} - one more disk failure can "
+            "lose the array; replace the failed disk", array=a.name,
+            level=" (" + a.level + ")" if a.level else "", details="; ".join(parts))
+    return Finding("raid_degraded", a.name, text)
 
 
 def _fs_ignored(fs: pb.Filesystem, th: Thresholds) -> bool:
@@ -248,33 +280,45 @@ def _fs_ignored(fs: pb.Filesystem, th: Thresholds) -> bool:
         fs.fstype in th.readonly_expected_fstypes)
 
 
+def _where(fs: pb.Filesystem, lang: Language) -> str:
+    if fs.device:
+        return lang.tr("filesystem {mountpoint} ({device})", mountpoint=fs.mountpoint,
+                       device=fs.device)
+    return lang.tr("filesystem {mountpoint}", mountpoint=fs.mountpoint)
+
+
 def _filesystems(report: pb.Report, th: Thresholds,
                  trends: Mapping[str, Trend]) -> Iterator[Finding]:
     for fs in report.filesystems:
-        if _fs_ignored(fs, th):
-            continue
-        where = f"filesystem {fs.mountpoint} ({fs.device})" if fs.device else \
-            f"filesystem {fs.mountpoint}"
-        if fs.readonly and fs.mountpoint not in th.readonly_expected_mountpoints:
-            yield Finding("filesystem_readonly", fs.mountpoint, _fixed(
-                f"{where} is mounted read-only, so writes and backups to it fail - the kernel "
-                "does this after disk or filesystem errors; check dmesg"))
-        if fs.size_bytes == 0:
-            continue
-        ratio = fs.avail_bytes / fs.size_bytes
-        if ratio < th.almost_full_avail_ratio:
-            yield Finding("filesystem_almost_full", fs.mountpoint, _fixed(
-                f"{where} has {size(fs.avail_bytes)} ({ratio * 100:.0f}%) left of "
-                f"{size(fs.size_bytes)}"))
-        trend = trends.get(fs.mountpoint)
-        left = trend.seconds_to_full if trend is not None else None
-        if (trend is not None and left is not None and left <= th.filling_fast_horizon_seconds
-                and ratio < th.filling_fast_max_avail_ratio):
-            rate = -trend.slope_bytes_per_second * 3600
-            yield Finding("filesystem_filling_fast", fs.mountpoint, _fixed(
-                f"{where} will be full in about {span(left)} at the rate of the last "
-                f"{span(trend.span_seconds)} ({size(fs.avail_bytes)} left, falling "
-                f"{size(rate)}/h)"))
+        if not _fs_ignored(fs, th):
+            yield from _filesystem(fs, th, trends.get(fs.mountpoint))
+
+
+def _filesystem(fs: pb.Filesystem, th: Thresholds, trend: Trend | None) -> Iterator[Finding]:
+    """Its own function so each lambda closes over its own filesystem."""
+    if fs.readonly and fs.mountpoint not in th.readonly_expected_mountpoints:
+        yield Finding("filesystem_readonly", fs.mountpoint, lambda _now, lang: lang.tr(
+            "{filesystem} is mounted read-only, so writes and backups to it fail - the kernel "
+            "does this after disk or filesystem errors; check dmesg",
+            filesystem=_where(fs, lang)))
+    if fs.size_bytes == 0:
+        return
+    ratio = fs.avail_bytes / fs.size_bytes
+    if ratio < th.almost_full_avail_ratio:
+        yield Finding("filesystem_almost_full", fs.mountpoint, lambda _now, lang: lang.tr(
+            "{filesystem} has {avail} ({percent}%) left of {size}", filesystem=_where(fs, lang),
+            avail=lang.size(fs.avail_bytes), percent=round(ratio * 100),
+            size=lang.size(fs.size_bytes)))
+    left = trend.seconds_to_full if trend is not None else None
+    if (trend is not None and left is not None and left <= th.filling_fast_horizon_seconds
+            and ratio < th.filling_fast_max_avail_ratio):
+        rate = -trend.slope_bytes_per_second * 3600
+        window = trend.span_seconds
+        yield Finding("filesystem_filling_fast", fs.mountpoint, lambda _now, lang: lang.tr(
+            "{filesystem} will be full in about {left} at the rate of the last {window} "
+            "({avail} left, falling {rate}/h)", filesystem=_where(fs, lang),
+            left=lang.span(left), window=lang.span(window), avail=lang.size(fs.avail_bytes),
+            rate=lang.size(rate)))
 
 
 def _io_errors(report: pb.Report, th: Thresholds, _t: Mapping[str, Trend]) -> Iterator[Finding]:
@@ -286,11 +330,18 @@ def _io_errors(report: pb.Report, th: Thresholds, _t: Mapping[str, Trend]) -> It
 def _io_finding(e: pb.DeviceIoErrors, th: Thresholds) -> Finding:
     """Its own function so each lambda closes over its own device's values."""
     last = seconds_of(e.last_error_at)
+
+    def count(lang: Language) -> str:
+        return lang.trn("{count} I/O error on {device}", "{count} I/O errors on {device}",
+                        e.errors_total, device=e.device)
+
     message = f": {e.last_message}" if e.last_message else ""
-    count = f"{e.errors_total} I/O error{'s' if e.errors_total != 1 else ''} on {e.device}"
+
     if last is None:
-        return Finding("disk_io_errors", e.device,
-                       _fixed(f"the kernel logged {count}{message} - check the disk and cabling"))
-    return Finding("disk_io_errors", e.device, lambda now: (
-        f"the kernel logged {count}, the last {span(now - last)} ago{message}"
-        " - check the disk and cabling"), until=last + th.io_errors_window_seconds)
+        return Finding("disk_io_errors", e.device, lambda _now, lang: lang.tr(
+            "the kernel logged {errors}{message} - check the disk and cabling",
+            errors=count(lang), message=message))
+    return Finding("disk_io_errors", e.device, lambda now, lang: lang.tr(
+        "the kernel logged {errors}, the last {age} ago{message} - check the disk and cabling",
+        errors=count(lang), age=lang.span(now - last), message=message),
+        until=last + th.io_errors_window_seconds)
