@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import unicodedata
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,9 @@ RULES = ROOT / "deploy/prometheus"
 RULE_FILES = [RULES / "dcguard-alerts.yml", RULES / "dcguard-recording.yml"]
 ALERTMANAGER_CONFIG = ROOT / "deploy/alertmanager/alertmanager.yml"
 RUNBOOKS = ROOT / "docs/runbooks.md"
+RUNBOOKS_VI = ROOT / "docs/vi/runbooks.md"
+VI_TEMPLATES = ROOT / "deploy/alertmanager/templates/dcguard-vi.tmpl"
+TEMPLATE_EXPRESSION = re.compile(r"\{\{.*?\}\}")
 
 
 def alerts() -> list[dict[str, Any]]:
@@ -92,18 +96,29 @@ def test_filling_up_alerts_do_not_exclude_read_only_filesystems() -> None:
 def test_alert_says_who_what_and_how(rule: dict[str, Any]) -> None:
     assert rule["labels"]["severity"] in {"page", "ticket"}
     annotations = rule["annotations"]
-    assert set(annotations) == {"summary", "description", "runbook_url"}
+    # One rule, its text in both languages: no alert fires twice, and the receiver's
+    # template picks the language (deploy/alertmanager/templates/dcguard-vi.tmpl).
+    assert set(annotations) == {"summary", "description", "runbook_url",
+                                "summary_vi", "description_vi", "runbook_url_vi"}
     per_host = "host" in rule["expr"] or not re.search(r"\b(by|absent|up)\b", rule["expr"])
     if per_host and rule["alert"] != "DepartmentSilent":
-        for key in ("summary", "description"):
+        for key in ("summary", "description", "summary_vi", "description_vi"):
             assert "{{ $labels.host }}" in annotations[key], key
             assert "{{ $labels.department }}" in annotations[key], key
     assert len(annotations["description"]) > len(annotations["summary"])
+    for key in ("summary", "description"):
+        english, vietnamese = annotations[key], annotations[f"{key}_vi"]
+        # The same labels and values, in whatever order Vietnamese puts them.
+        assert sorted(TEMPLATE_EXPRESSION.findall(english)) == sorted(
+            TEMPLATE_EXPRESSION.findall(vietnamese)), key
+        assert vietnamese != english and unicodedata.normalize("NFC", vietnamese) == vietnamese
+    assert annotations["runbook_url_vi"] == annotations["runbook_url"].replace(
+        "/docs/runbooks.md", "/docs/vi/runbooks.md")
 
 
-def runbook_anchors() -> set[str]:
+def runbook_anchors(runbooks: Path = RUNBOOKS) -> set[str]:
     """GitHub's anchors for the level-2 headings of docs/runbooks.md."""
-    headings = re.findall(r"^## (.+)$", RUNBOOKS.read_text(), flags=re.MULTILINE)
+    headings = re.findall(r"^## (.+)$", runbooks.read_text(), flags=re.MULTILINE)
     return {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-") for h in headings}
 
 
@@ -119,6 +134,15 @@ def test_every_runbook_url_points_at_an_existing_section() -> None:
     assert anchors == linked, f"runbook sections without an alert: {anchors - linked}"
     for target in re.findall(r"\]\(#([^)]+)\)", RUNBOOKS.read_text()):
         assert target in anchors, f"broken link #{target} inside runbooks.md"
+
+
+def test_the_vietnamese_runbooks_have_the_same_sections() -> None:
+    """A runbook_url works in either language: the sections are the alerts' names."""
+    assert runbook_anchors(RUNBOOKS_VI) == runbook_anchors()
+    text = RUNBOOKS_VI.read_text()
+    assert unicodedata.normalize("NFC", text) == text
+    for target in re.findall(r"\]\(#([^)]+)\)", text):
+        assert target in runbook_anchors(), f"broken link #{target} inside vi/runbooks.md"
 
 
 # -- Alertmanager --------------------------------------------------------------------------
@@ -174,3 +198,34 @@ def test_department_outage_inhibits_that_departments_server_alerts(alertmanager:
         {"alertname": "DepartmentSilent", "severity": "page", "department": "a"}])
     expected = {"AgentDown/a": True, "AgentDown/b": False, "DepartmentSilent/a": False}
     wait_for(lambda: _inhibited(alertmanager) == expected, message="department a inhibited")
+
+
+def test_the_vietnamese_notification_template_renders_every_alert(tmp_path: Path) -> None:
+    """What the tickets mailbox receives, rendered by amtool from each alert's own text."""
+    assert AMTOOL
+    sys.path.insert(0, str(RULES))
+    try:
+        from make_tests import CASES, render  # the annotations promtool's tests expect
+    finally:
+        sys.path.remove(str(RULES))
+    for rule in alerts():
+        case = CASES[rule["alert"]]
+        labels = {**case.labels, **rule["labels"], "alertname": rule["alert"]}
+        annotations = {k: render(v, labels, case.value) for k, v in rule["annotations"].items()}
+        data = tmp_path / "data.json"
+        data.write_text(json.dumps({
+            "receiver": "tickets", "status": "firing", "externalURL": "http://127.0.0.1:9093",
+            "groupLabels": {}, "commonLabels": labels, "commonAnnotations": annotations,
+            "alerts": [{"status": "firing", "labels": labels, "annotations": annotations,
+                        "startsAt": "2026-12-06T09:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+                        "generatorURL": "", "fingerprint": "1"}]}))
+        result = run(AMTOOL, "template", "render", f"--template.glob={VI_TEMPLATES}",
+                     f"--template.data={data}",
+                     '--template.text={{ template "dcguard.vi.subject" . }}\n'
+                     '{{ template "dcguard.vi.text" . }}')
+        assert result.returncode == 0, result.stderr
+        subject, *body = result.stdout.splitlines()
+        assert subject == f"[CẢNH BÁO] {annotations['summary_vi']}"
+        assert annotations["description_vi"] in body
+        assert f"Hướng dẫn xử lý: {annotations['runbook_url_vi']}" in body
+        assert "Bắt đầu lúc: 09:00:00 06/12/2026" in body
