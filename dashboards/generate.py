@@ -3,14 +3,23 @@
 The JSON files beside this script are its output; edit the panels here, run
 it, and commit both. --check exits non-zero when a file is out of date (CI).
 Dashboard uids are stable: links and bookmarks depend on them.
+
+Each board is also written in Vietnamese to vi/ from the same panels: the
+same queries, ids and layout, its human text looked up in vi.py (which must
+have every string: a new panel's text stops the generator until it does),
+uids and the dashboards menu of its own (`<uid>-vi`, tag dcguard-vi) so the
+Vietnamese boards link to each other. Grafana's file provider reads vi/ with
+the rest.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -29,8 +38,11 @@ from grafana import (
     variable_datasource,
     variable_query,
 )
+from vi import TEXT as VIETNAMESE
 
 HERE = Path(__file__).resolve().parent
+VI_DIR = HERE / "vi"
+VI_TAG = "dcguard-vi"
 DEPTS = 'department=~"$department"'
 DEPT = 'department="$department"'
 HOST = 'host="$host"'
@@ -340,20 +352,84 @@ SECURITY = Board(
 BOARDS = (PROVINCE, DEPARTMENT, SERVER, BACKUPS, SECURITY)
 
 
+# Where a dashboard holds text people read; expressions, label names and ids are elsewhere.
+_HUMAN_KEYS = frozenset({"title", "description", "label", "displayName", "legendFormat"})
+_PLACEHOLDERS = re.compile(r"\{\{.*?\}\}|\$\{.*?\}")
+_BOARD_LINK = re.compile(r"/d/(dcguard-[a-z]+)/\1")
+
+
+def _words(text: str) -> bool:
+    """Whether text says anything beyond placeholders ("{{department}}" does not)."""
+    return any(c.isalpha() for c in _PLACEHOLDERS.sub("", text)) and text != "__auto"
+
+
+def vietnamese(board: Json) -> Json:
+    """The Vietnamese copy of an English dashboard's JSON (see the module's docstring)."""
+    missing: list[str] = []
+
+    def say(text: str) -> str:
+        if text in VIETNAMESE:
+            return VIETNAMESE[text]
+        if _words(text):
+            missing.append(text)
+        return text
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        out: Json = {}
+        for key, value in node.items():
+            if key == "renameByName":
+                out[key] = {name: say(shown) for name, shown in value.items()}
+            elif key == "matcher" and value.get("id") == "byName":
+                # A renamed column is matched by its shown name; a label column (host) is not
+                # renamed, and keeps its name.
+                options = value["options"]
+                out[key] = {**value, "options": VIETNAMESE.get(options, options)}
+            elif key in _HUMAN_KEYS and isinstance(value, str):
+                out[key] = say(value)
+            elif key == "url" and isinstance(value, str):
+                out[key] = _BOARD_LINK.sub(r"/d/\1-vi/\1-vi", value)
+            elif key == "tags" and value == ["dcguard"]:
+                out[key] = [VI_TAG]
+            else:
+                out[key] = walk(value)
+        return out
+
+    translated: Json = walk(board)
+    translated["uid"] = f"{board['uid']}-vi"
+    if missing:
+        raise SystemExit("dashboards/vi.py has no Vietnamese for: "
+                         + "; ".join(repr(m) for m in dict.fromkeys(missing)))
+    return translated
+
+
+def _text(board: Json) -> str:
+    return json.dumps(board, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
 def render(board: Board) -> str:
     return json.dumps(board.json(), indent=2, sort_keys=True) + "\n"
 
 
+def outputs() -> list[tuple[Path, str]]:
+    """Every file this script writes, with its content: the English boards, then vi/."""
+    english = [(HERE / board.filename, render(board)) for board in BOARDS]
+    translated = [(VI_DIR / board.filename, _text(vietnamese(board.json()))) for board in BOARDS]
+    return english + translated
+
+
 def main(argv: list[str]) -> int:
     stale = []
-    for board in BOARDS:
-        path = HERE / board.filename
-        text = render(board)
+    for path, text in outputs():
         if argv == ["--check"]:
-            if not path.exists() or path.read_text() != text:
-                stale.append(board.filename)
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                stale.append(str(path.relative_to(HERE)))
         else:
-            path.write_text(text)
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(text, encoding="utf-8")
     if stale:
         print(f"out of date: {', '.join(stale)}: run python dashboards/generate.py",
               file=sys.stderr)

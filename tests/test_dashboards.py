@@ -18,6 +18,7 @@ import re
 import subprocess
 import sys
 import time
+import unicodedata
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -135,6 +136,10 @@ def dashboard_files() -> list[Path]:
     return sorted(DASHBOARDS.glob("*.json"))
 
 
+def vi_dashboard_files() -> list[Path]:
+    return sorted((DASHBOARDS / "vi").glob("*.json"))
+
+
 # -- static checks -------------------------------------------------------------------------
 
 
@@ -175,6 +180,38 @@ def test_dashboards_link_to_each_other() -> None:
     for name in ("province.json", "department.json", "backups.json"):
         assert "/d/dcguard-server/" in texts[name], name
     assert "/d/dcguard-department/" in texts["province.json"]
+
+
+def _panels(board: dict[str, Any]) -> list[tuple[int, str, Any, list[str]]]:
+    return [(p["id"], p["type"], p["gridPos"], [t["expr"] for t in p.get("targets", [])])
+            for p in board["panels"]]
+
+
+def test_the_vietnamese_dashboards_are_the_english_ones_in_vietnamese() -> None:
+    """Same panels, layout and expressions; own uids and menu; every title in Vietnamese."""
+    assert [p.name for p in vi_dashboard_files()] == [p.name for p in dashboard_files()]
+    for english_path, vi_path in zip(dashboard_files(), vi_dashboard_files()):
+        text = vi_path.read_text(encoding="utf-8")
+        english, vi = json.loads(english_path.read_text()), json.loads(text)
+        assert unicodedata.normalize("NFC", text) == text
+        assert vi["uid"] == english["uid"] + "-vi"
+        assert _panels(vi) == _panels(english)
+        assert [(v["name"], v.get("definition")) for v in vi["templating"]["list"]] == [
+            (v["name"], v.get("definition")) for v in english["templating"]["list"]]
+        assert vi["title"] != english["title"] and vi["tags"] == ["dcguard-vi"]
+        assert vi["links"][0]["tags"] == ["dcguard-vi"]
+        for en_panel, vi_panel in zip(english["panels"], vi["panels"]):
+            assert vi_panel["title"] != en_panel["title"], (vi_path.name, en_panel["title"])
+        # Links open the Vietnamese boards, and only those.
+        assert not re.search(r"/d/dcguard-[a-z]+/", text), vi_path.name
+    assert "/d/dcguard-server-vi/" in (DASHBOARDS / "vi/province.json").read_text()
+
+
+def test_a_panel_without_vietnamese_stops_the_generator() -> None:
+    board = GENERATOR.PROVINCE.json()
+    board["panels"][1]["title"] = "A panel nobody translated"
+    with pytest.raises(SystemExit, match="A panel nobody translated"):
+        GENERATOR.vietnamese(board)
 
 
 def test_provisioning_points_at_the_dashboards() -> None:
@@ -231,21 +268,38 @@ def test_scenario_exposes_every_landed_family(prometheus: Prometheus) -> None:
     assert not LANDED & PENDING
 
 
-def test_every_panel_expression_evaluates(prometheus: Prometheus) -> None:
+def english_panel_queries() -> list[tuple[str, str, bool]]:
+    """(where, expression, whether it must return data) of every English panel."""
+    return [(f"{board.filename} / {title}", query.expr, query.expect_data)
+            for board in GENERATOR.BOARDS for title, query in board.queries()]
+
+
+def vietnamese_panel_queries() -> list[tuple[str, str, bool]]:
+    """The same for the Vietnamese boards, read from their JSON; the English panel with the
+    same expression says whether it must return data."""
+    expect = {expr: data for _, expr, data in english_panel_queries()}
+    return [(f"vi/{path.name} / {panel['title']}", target["expr"], expect[target["expr"]])
+            for path in vi_dashboard_files()
+            for panel in json.loads(path.read_text(encoding="utf-8"))["panels"]
+            for target in panel.get("targets", [])]
+
+
+@pytest.mark.parametrize("queries", [english_panel_queries, vietnamese_panel_queries],
+                         ids=["en", "vi"])
+def test_every_panel_expression_evaluates(prometheus: Prometheus, queries) -> None:
     failures, empty, checked, with_data = [], [], 0, 0
-    for board in GENERATOR.BOARDS:
-        for title, query in board.queries():
-            expr = substitute(query.expr)
-            try:
-                result = prometheus.query(expr)
-            except AssertionError as exc:
-                failures.append(f"{board.filename} / {title}: {exc}")
-                continue
-            checked += 1
-            if query.expect_data and prometheus.present(expr):
-                with_data += 1
-                if not result and not retried(prometheus, expr):
-                    empty.append(f"{board.filename} / {title}: {expr}")
+    for where, raw, expect_data in queries():
+        expr = substitute(raw)
+        try:
+            result = prometheus.query(expr)
+        except AssertionError as exc:
+            failures.append(f"{where}: {exc}")
+            continue
+        checked += 1
+        if expect_data and prometheus.present(expr):
+            with_data += 1
+            if not result and not retried(prometheus, expr):
+                empty.append(f"{where}: {expr}")
     assert not failures, "\n".join(failures)
     assert not empty, "no data although its metrics exist:\n" + "\n".join(empty)
     assert checked > 60
@@ -264,7 +318,7 @@ def retried(prometheus: Prometheus, expr: str) -> bool:
 
 
 def test_template_variable_queries_return_values(prometheus: Prometheus) -> None:
-    for path in dashboard_files():
+    for path in dashboard_files() + vi_dashboard_files():
         for variable in json.loads(path.read_text())["templating"]["list"]:
             if variable["type"] != "query":
                 continue
