@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -98,12 +99,17 @@ def test_the_compiled_catalog_is_the_catalog():
 
 def test_a_built_wheel_ships_the_compiled_catalog(tmp_path):
     """`pip install` must install the catalog, or every installed collector speaks English."""
+    # From a copy: setuptools builds in the source tree, which is not the test's to change.
+    source = tmp_path / "source"
+    for part in ("agent", "collector", "proto", "pyproject.toml", "README.md"):
+        copy = shutil.copytree if (ROOT / part).is_dir() else shutil.copy
+        copy(ROOT / part, source / part)
     result = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet",
-         "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=300,
-        check=False)
+         "-w", str(tmp_path / "dist"), str(source)], capture_output=True, text=True,
+        timeout=300, check=False)
     assert result.returncode == 0, result.stderr
-    (wheel,) = tmp_path.glob("dcguard-*.whl")
+    (wheel,) = (tmp_path / "dist").glob("dcguard-*.whl")
     assert "dcguard/common/locale/vi/LC_MESSAGES/dcguard.mo" in zipfile.ZipFile(wheel).namelist()
 
 
@@ -339,3 +345,23 @@ def test_config_errors_are_vietnamese_and_name_the_key_as_written(tmp_path):
                       '[collector]\naddresses = ["127.0.0.1:4740"]\n')
     result = run_cli("dcguard.agent", "check-config", "--config", str(config), env=VI)
     assert result.stderr.strip().endswith("agent.bogus_key: khóa không xác định"), result.stderr
+
+
+def test_the_agents_own_parsers_and_commands_speak_vietnamese(tmp_path):
+    """Errors raised deep in shared parsers (durations, sizes, names) and a command's own
+    summary line follow --lang as well."""
+    config = tmp_path / "agent.toml"
+    base = ('[agent]\ndepartment = "so-tu-phap"\nstate_dir = "{state}"\n'
+            '[collector]\naddresses = ["127.0.0.1:4740"]\ninsecure = true\n')
+    config.write_text(base.format(state=tmp_path / "state").replace(
+        "[agent]\n", '[agent]\ninterval = "15 phút"\n'))
+    result = run_cli("dcguard.agent", "check-config", "--lang", "vi", "--config", str(config))
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith(
+        'agent.interval: không phải thời lượng như "15s", "500ms" hoặc "26h": \'15 phút\''), \
+        result.stderr
+    config.write_text(base.format(state=tmp_path / "state"))
+    result = run_cli("dcguard.agent", "check-config", "--lang", "vi", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert f"{config}: hợp lệ; máy chủ " in result.stdout and ", đơn vị so-tu-phap, nguồn: " \
+        in result.stdout

@@ -11,6 +11,7 @@ from dcguard.agent.delivery.endpoint import CollectorConfig, parse_collector
 from dcguard.agent.sources import Source, SourceContext, load_all
 from dcguard.common.config import Table, load_toml
 from dcguard.common.console import read_log_level
+from dcguard.common.i18n import tr
 from dcguard.common.names import check_name
 
 __all__ = ["DEFAULT_CONFIG", "AgentConfig", "CollectorConfig", "load_config"]
@@ -39,7 +40,7 @@ def _name(table: Table, key: str, default: str | None = None) -> str:
     value = table.string(key) if default is None else table.string(key, default)
     problem = check_name(value)
     if problem:
-        raise table.error(key, f"{value!r} {problem}")
+        raise table.error(key, tr("{value} {problem}", value=repr(value), problem=problem))
     return value
 
 
@@ -75,6 +76,6 @@ def _sources(root: Table, context: SourceContext) -> list[Source]:
             enabled.append(source)
     switches.finish()
     if not enabled:
-        raise switches.error("disable_defaults", "every source is disabled; "
-                             "enable at least one")
+        raise switches.error("disable_defaults", tr("every source is disabled; enable at "
+                                                    "least one"))
     return enabled

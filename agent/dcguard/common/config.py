@@ -163,7 +163,8 @@ class Table:
             raise self.error(key, tr("is required{hint}", hint=self._hint()))
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             raise self.error(key, tr("must be {kind}, got {value}",
-                                     kind=tr("a size like {examples}", examples=SIZE_EXAMPLES),
+                                     kind=tr("a size like {examples}",
+                                             examples=tr(SIZE_EXAMPLES)),
                                      value=_describe(value)))
         try:
             size = value if isinstance(value, int) else parse_size(value)
@@ -239,10 +240,12 @@ class Table:
             tables.append(Table(item, f"{self.key_path(key)}[{index}]", self._source))
         return tables
 
-    def check(self, key: str, value: T, test: Callable[[T], bool], problem: str) -> T:
-        """Raise a ConfigError about key unless test(value) holds."""
+    def check(self, key: str, value: T, test: Callable[[T], bool],
+              problem: str | Callable[[], str]) -> T:
+        """Raise a ConfigError about key unless test(value) holds. A translated problem is
+        given as a function (lambda: tr(...)): it is looked up only when the check fails."""
         if not test(value):
-            raise self.error(key, problem)
+            raise self.error(key, problem if isinstance(problem, str) else problem())
         return value
 
     def finish(self) -> None:
@@ -268,14 +271,16 @@ def parse_listen_address(text: str) -> tuple[str, int]:
     """Split "host:port" or "[v6]:port"; raise ValueError with a plain sentence."""
     host, sep, port_text = text.rpartition(":")
     if not sep or not port_text.isdigit():
-        raise ValueError(f'must be "host:port", got {text!r}')
+        raise ValueError(tr('must be "host:port", got {value}', value=repr(text)))
     port = int(port_text)
     if port > 65535:
-        raise ValueError(f"port {port} is out of range in {text!r}")
+        raise ValueError(tr("port {port} is out of range in {value}", port=port,
+                            value=repr(text)))
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     if not host:
-        raise ValueError(f'must name a host, as in "127.0.0.1:{port}", got {text!r}')
+        raise ValueError(tr('must name a host, as in "127.0.0.1:{port}", got {value}',
+                            port=port, value=repr(text)))
     return host, port
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from dcguard.common.i18n import tr
+
 __all__ = ["format_duration", "parse_duration"]
 
 _UNITS = (("y", 365 * 86400.0), ("w", 7 * 86400.0), ("d", 86400.0), ("h", 3600.0),
@@ -20,7 +22,8 @@ def parse_duration(text: str) -> float:
         return 0.0
     match = _PATTERN.match(text)
     if not text or match is None:
-        raise ValueError(f'not a duration like "15s", "500ms" or "26h": {text!r}')
+        raise ValueError(tr('not a duration like "15s", "500ms" or "26h": {value}',
+                            value=repr(text)))
     return sum(int(v) * factor for v, (_, factor) in zip(match.groups(), _UNITS) if v)
 
 

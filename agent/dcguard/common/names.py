@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from dcguard.common.i18n import tr
+
 __all__ = ["MAX_NAME_LENGTH", "check_name"]
 
 MAX_NAME_LENGTH = 128
@@ -18,10 +20,11 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 def check_name(value: str) -> str | None:
     """Return why value is not an acceptable name, or None if it is."""
     if not value:
-        return "must not be empty"
+        return tr("must not be empty")
     if len(value) > MAX_NAME_LENGTH:
-        return f"must be at most {MAX_NAME_LENGTH} characters"
+        return tr("must be at most {maximum} characters", maximum=MAX_NAME_LENGTH)
     # fullmatch: `$` would let a trailing newline through, into label values and logs.
     if not _NAME.fullmatch(value):
-        return "may contain only letters, digits, '.', '_' and '-', starting with a letter or digit"
+        return tr("may contain only letters, digits, '.', '_' and '-', starting with a letter "
+                  "or digit")
     return None

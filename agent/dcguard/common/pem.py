@@ -13,6 +13,8 @@ import os
 import re
 from pathlib import Path
 
+from dcguard.common.i18n import tr
+
 __all__ = ["CertificateError", "parse_fingerprint", "split_bundle", "write_private"]
 
 _FINGERPRINT = re.compile(r"^sha256:([0-9a-f]{64})$")
@@ -29,8 +31,8 @@ def parse_fingerprint(text: str) -> str:
     if cleaned.startswith("sha256:"):
         cleaned = "sha256:" + cleaned[len("sha256:"):].replace(":", "")
     if not _FINGERPRINT.match(cleaned):
-        raise ValueError("must be 'sha256:' followed by 64 hex digits "
-                         "(as printed by dcguard-collector token create)")
+        raise ValueError(tr("must be 'sha256:' followed by 64 hex digits (as printed by "
+                            "dcguard-collector token create)"))
     return cleaned
 
 

@@ -117,6 +117,6 @@ def _apply_overrides(config: ServerConfig, overrides: dict[str, Any]) -> ServerC
             try:
                 parse_listen_address(value)
             except ValueError as exc:
-                raise ConfigError(f"--{flag.replace('_', '-')}: {exc}") from None
+                raise ConfigError("--" + flag.replace("_", "-") + f": {exc}") from None
     changes = {key: value for key, value in overrides.items() if value is not None}
     return replace(config, **changes)

@@ -15,6 +15,7 @@ from dcguard.agent.config import DEFAULT_CONFIG, load_config
 from dcguard.agent.sources.storage.backup_config import parse_backups
 from dcguard.agent.sources.storage.push import record_run
 from dcguard.common.config import Table, load_toml
+from dcguard.common.i18n import tr
 
 __all__ = ["backup_report"]
 
@@ -35,17 +36,20 @@ def backup_report(config_path: Path, job: str, status: str, size: int | None,
     jobs = {j.name: j for j in parse_backups(Table(load_toml(config_path),
                                                    source=config_path))}
     if job not in jobs:
-        known = ", ".join(sorted(n for n, j in jobs.items() if j.kind == "push")) or "none"
-        raise click.BadParameter(f"no [[backup]] job named {job!r} (push jobs: {known})",
-                                 param_hint="--job")
+        known = ", ".join(sorted(n for n, j in jobs.items() if j.kind == "push")) or tr("none")
+        raise click.BadParameter(tr("no [[backup]] job named {job} (push jobs: {known})",
+                                    job=repr(job), known=known), param_hint="--job")
     if jobs[job].kind != "push":
-        raise click.BadParameter(f"job {job!r} is of kind {jobs[job].kind!r}; only push "
-                                 "jobs take reported runs", param_hint="--job")
+        raise click.BadParameter(tr("job {job} is of kind {kind}; only push jobs take reported "
+                                    "runs", job=repr(job), kind=repr(jobs[job].kind)),
+                                 param_hint="--job")
     try:
         record = record_run(config.state_dir, job, status == "success", size, message,
                             min_size=jobs[job].min_size)
     except OSError as exc:
-        raise click.ClickException(f"cannot record the run in {config.state_dir}: "
-                                   f"{exc.strerror or exc}") from None
-    outcome = "success" if record.last_run_success else f"failure ({record.message})"
-    click.echo(f"recorded {job}: {outcome}")
+        raise click.ClickException(tr("cannot record the run in {path}: {error}",
+                                      path=config.state_dir,
+                                      error=exc.strerror or exc)) from None
+    outcome = tr("success") if record.last_run_success else tr(
+        "failure ({message})", message=record.message)
+    click.echo(tr("recorded {job}: {outcome}", job=job, outcome=outcome))

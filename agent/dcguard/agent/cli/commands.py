@@ -18,6 +18,7 @@ from dcguard.agent.cycle.report_builder import build_report
 from dcguard.agent.sources import BackgroundSource, Source
 from dcguard.common.cli import run_cli, setup_logging
 from dcguard.common.config import ConfigError
+from dcguard.common.i18n import tr
 from dcguard.common.version import VERSION
 from dcguard.v1 import collector_pb2 as pb
 
@@ -131,9 +132,11 @@ def enroll_command(config_path: Path, token: str, ca_fingerprint: str,
     except EnrollError as exc:
         fail(PROG, str(exc), 1)
     except OSError as exc:
-        fail(PROG, f"cannot store the credentials in {config.state_dir}: {exc}", 1)
-    click.echo(f"enrolled {config.host} ({config.department}) with the collector at {target}; "
-               f"credentials are in {config.state_dir / 'tls'}")
+        fail(PROG, tr("cannot store the credentials in {path}: {error}",
+                      path=config.state_dir, error=exc), 1)
+    click.echo(tr("enrolled {host} ({department}) with the collector at {address}; credentials "
+                  "are in {path}", host=config.host, department=config.department,
+                  address=target, path=config.state_dir / "tls"))
 
 
 @cli.command("check-config")
@@ -142,8 +145,9 @@ def check_config(config_path: Path) -> None:
     """Validate the config: exit 0, or one line naming the key and exit 2."""
     config = load_config(config_path)
     names = ", ".join(source.name for source in config.sources)
-    click.echo(f"{config_path}: OK; host {config.host}, department {config.department}, "
-               f"sources: {names}")
+    click.echo(tr("{path}: OK; host {host}, department {department}, sources: {sources}",
+                  path=config_path, host=config.host, department=config.department,
+                  sources=names))
 
 
 @cli.command()
@@ -163,8 +167,8 @@ def status(config_path: Path, as_json: bool) -> None:
         result = gather_status(config, {address: _probe(config, address)
                                         for address in config.collector.addresses})
     except OSError as exc:
-        raise ConfigError(f"cannot read agent.state_dir {config.state_dir}: "
-                          f"{exc.strerror or exc}") from None
+        raise ConfigError(tr("cannot read agent.state_dir {path}: {error}",
+                             path=config.state_dir, error=exc.strerror or exc)) from None
     click.echo(json.dumps(result, indent=2) if as_json else render_status(result))
 
 

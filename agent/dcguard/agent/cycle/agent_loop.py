@@ -22,6 +22,7 @@ from dcguard.agent.state_dir import AgentState, StateLocked
 from dcguard.agent.trust.credentials import Renewer, load_credentials
 from dcguard.common.config import ConfigError
 from dcguard.common.console import setup_logging
+from dcguard.common.i18n import tr
 from dcguard.common.signals import stop_on_signals
 from dcguard.common.systemd import notify
 
@@ -54,8 +55,9 @@ def run_agent(config: AgentConfig, stop: threading.Event | None = None) -> None:
     except StateLocked as exc:
         raise ConfigError(str(exc)) from None
     except OSError as exc:
-        raise ConfigError(f"config {config.path}: agent.state_dir {config.state_dir}: "
-                          f"{exc.strerror or exc}") from None
+        raise ConfigError(tr("config {path}: agent.state_dir {state_dir}: {error}",
+                             path=config.path, state_dir=config.state_dir,
+                             error=exc.strerror or exc)) from None
     sender = Sender(config.collector, agent_info(config, state.instance_id), credentials)
     renewer = None
     if credentials is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dcguard.common.config import Table
+from dcguard.common.i18n import tr
 
 __all__ = ["SpoolConfig", "parse_spool"]
 
@@ -43,11 +44,11 @@ def parse_spool(table: Table) -> SpoolConfig:
         batch_max_bytes=table.size("batch_max_bytes", defaults.batch_max_bytes,
                                    minimum=16 * _KIB, maximum=_BATCH_BYTES_LIMIT),
     )
-    table.check("max_age", config.max_age, lambda v: v <= _MAX_AGE_LIMIT,
-                "must be at most 365d (the collector refuses reports older than 400 days)")
+    table.check("max_age", config.max_age, lambda v: v <= _MAX_AGE_LIMIT, lambda: tr(
+        "must be at most 365d (the collector refuses reports older than 400 days)"))
     table.check("batch_max_reports", config.batch_max_reports,
-                lambda v: v <= _BATCH_REPORTS_LIMIT,
-                f"must be at most {_BATCH_REPORTS_LIMIT} (the collector's batch limit), "
-                f"got {config.batch_max_reports}")
+                lambda v: v <= _BATCH_REPORTS_LIMIT, lambda: tr(
+                    "must be at most {maximum} (the collector's batch limit), got {value}",
+                    maximum=_BATCH_REPORTS_LIMIT, value=config.batch_max_reports))
     table.finish()
     return config

@@ -37,6 +37,7 @@ from dcguard.agent.sources.security.events import (
 from dcguard.agent.sources.security.queue import EventQueue
 from dcguard.agent.state_dir import atomic_write
 from dcguard.common.config import Table
+from dcguard.common.i18n import tr
 from dcguard.v1 import collector_pb2 as pb
 
 __all__ = ["AuthLogSource", "auth_log_factory"]
@@ -274,8 +275,8 @@ def auth_log_factory(root: Table, context: SourceContext) -> AuthLogSource:
     settings = security_settings(root)
     table = root.table("security").table("auth_log")
     mode = table.string("mode", "auto")
-    table.check("mode", mode, lambda value: value in MODES,
-                f"must be one of {', '.join(MODES)}, got {mode!r}")
+    table.check("mode", mode, lambda value: value in MODES, lambda: tr(
+        "must be one of {choices}, got {value}", choices=", ".join(MODES), value=repr(mode)))
     paths: tuple[Path, ...] = tuple(Path(p) for p in DEFAULT_PATHS)
     if table.has("path"):
         paths = (table.path("path"),)
@@ -283,8 +284,8 @@ def auth_log_factory(root: Table, context: SourceContext) -> AuthLogSource:
             mode = "file"  # a log named in the config is read even before it exists
     rotated = tuple(table.string_list("rotated", list(DEFAULT_ROTATED)))
     start_at = table.string("start_at", "end")
-    table.check("start_at", start_at, lambda value: value in ("end", "beginning"),
-                f'must be "end" or "beginning", got {start_at!r}')
+    table.check("start_at", start_at, lambda value: value in ("end", "beginning"), lambda: tr(
+        'must be "end" or "beginning", got {value}', value=repr(start_at)))
     source = AuthLogSource(
         mode=mode, paths=paths, rotated=rotated, start_at_end=start_at == "end",
         max_line_bytes=table.size("max_line_bytes", 16384, minimum=256),

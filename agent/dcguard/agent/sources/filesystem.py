@@ -22,6 +22,7 @@ from typing import Callable
 
 from dcguard.agent.sources import Source, SourceContext, register
 from dcguard.common.config import Table
+from dcguard.common.i18n import tr
 from dcguard.v1 import collector_pb2 as pb
 
 __all__ = ["FilesystemSource", "Mount", "StatWatcher", "parse_mounts"]
@@ -251,6 +252,7 @@ def create(config: Table, context: SourceContext) -> Source:
     try:
         pattern = re.compile(pattern_text or r"(?!)")
     except re.error as exc:
-        raise table.error("exclude_mountpoints", f"invalid regular expression: {exc}") from None
+        raise table.error("exclude_mountpoints", tr("invalid regular expression: {error}",
+                                                    error=exc)) from None
     table.finish()
     return FilesystemSource(mounts_file, frozenset(fstypes), pattern, StatWatcher(timeout))

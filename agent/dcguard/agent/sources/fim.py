@@ -36,6 +36,7 @@ from dcguard.agent.sources.security.fimscan import (
     technique_for,
 )
 from dcguard.common.config import Table
+from dcguard.common.i18n import tr
 from dcguard.v1 import collector_pb2 as pb
 
 __all__ = ["DEFAULT_PATHS", "FimSource", "fim_factory"]
@@ -156,8 +157,9 @@ def fim_factory(root: Table, context: SourceContext) -> FimSource:
     table = root.table("security").table("fim")
     paths = table.string_list("paths", list(DEFAULT_PATHS))
     for path in paths:
-        table.check("paths", path, lambda value: value.startswith("/"),
-                    f"must hold absolute paths, got {path!r}")
+        if not path.startswith("/"):
+            raise table.error("paths", tr("must hold absolute paths, got {value}",
+                                          value=repr(path)))
     source = FimSource(
         paths=[path.rstrip("/") or "/" for path in paths],
         interval=table.duration("interval", "5m", minimum=0.05),

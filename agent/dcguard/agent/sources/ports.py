@@ -28,6 +28,7 @@ from dcguard.agent.sources.security.events import (
 )
 from dcguard.agent.sources.security.listeners import SocketOwners, read_listeners
 from dcguard.common.config import Table
+from dcguard.common.i18n import tr
 from dcguard.v1 import collector_pb2 as pb
 
 __all__ = ["PortsSource", "listening_sockets", "ports_factory"]
@@ -117,8 +118,9 @@ def ports_factory(root: Table, context: SourceContext) -> PortsSource:
     table = root.table("security").table("ports")
     protocols = table.string_list("protocols", list(PROTOCOLS), allow_empty=False)
     for protocol in protocols:
-        table.check("protocols", protocol, lambda value: value in PROTOCOLS,
-                    f'must hold "tcp" and/or "udp", got {protocol!r}')
+        if protocol not in PROTOCOLS:
+            raise table.error("protocols", tr('must hold "tcp" and/or "udp", got {value}',
+                                              value=repr(protocol)))
     source = PortsSource(interval=table.duration("interval", "30s", minimum=0.05),
                          protocols=tuple(protocols), settings=settings,
                          state_file=context.state_dir / "ports-baseline.json",

@@ -20,6 +20,7 @@ from typing import Callable
 import grpc
 
 from dcguard.common.config import ConfigError
+from dcguard.common.i18n import tr
 from dcguard.common.pem import CertificateError, split_bundle, write_private
 from dcguard.common.validity import Validity, certificate_validity
 
@@ -80,12 +81,14 @@ def load_credentials(state_dir: Path, path: Path) -> grpc.ChannelCredentials:
             root_certificates=files.ca.read_bytes(), private_key=key_pem,
             certificate_chain=cert_pem)
     except FileNotFoundError:
-        raise ConfigError(
-            f"config {path}: collector.insecure is false, and no TLS credentials are in "
-            f"{files.directory}: enroll the agent first (dcguard-agent enroll)") from None
+        raise ConfigError(tr(
+            "config {path}: collector.insecure is false, and no TLS credentials are in "
+            "{directory}: enroll the agent first (dcguard-agent enroll)", path=path,
+            directory=files.directory)) from None
     except (OSError, CertificateError) as exc:
-        raise ConfigError(f"config {path}: the TLS credentials in {files.directory} are "
-                          f"unusable ({exc}): enroll the agent again") from None
+        raise ConfigError(tr("config {path}: the TLS credentials in {directory} are unusable "
+                             "({error}): enroll the agent again", path=path,
+                             directory=files.directory, error=exc)) from None
 
 
 def renewal_due(validity: Validity) -> datetime.datetime:

@@ -15,6 +15,7 @@ from dcguard.collector.trust.ca import CertificateAuthority, TlsFiles, default_s
 from dcguard.collector.trust.registry import EnrollmentRegistry
 from dcguard.common.cli import fail
 from dcguard.common.durations import parse_duration
+from dcguard.common.i18n import tr
 from dcguard.common.names import check_name
 from dcguard.common.pki import CertificateError, fingerprint
 
@@ -73,9 +74,10 @@ def ca_init(config_path: Path, names: tuple[str, ...], addresses: tuple[str, ...
     except (FileExistsError, ValueError) as exc:
         fail(PROG, str(exc))
     except OSError as exc:
-        fail(PROG, f"cannot write {files.directory}: {exc}", 1)
-    click.echo(f"CA and server certificate written to {files.directory}")
-    click.echo(f"server names: {', '.join([*names, *addresses])}")
+        fail(PROG, tr("cannot write {path}: {error}", path=files.directory, error=exc), 1)
+    click.echo(tr("CA and server certificate written to {path}", path=files.directory))
+    click.echo(tr("server names: {names}", names=", ".join([*names, *addresses])))
+    # "CA fingerprint:" and "token:" stay as they are in every language: scripts read them.
     click.echo(f"CA fingerprint: {fingerprint(cert)}")
 
 
@@ -91,7 +93,8 @@ def ca_server_cert(config_path: Path, names: tuple[str, ...],
     Enrolled agents are unaffected. Restart the collector to use it.
     """
     if not names and not addresses:
-        fail(PROG, "give every --name and --address agents dial (the old list is replaced)")
+        fail(PROG, tr("give every --name and --address agents dial (the old list is "
+                      "replaced)"))
     config = load_config(config_path)
     try:
         authority = CertificateAuthority(TlsFiles(config.tls_dir))
@@ -99,9 +102,9 @@ def ca_server_cert(config_path: Path, names: tuple[str, ...],
     except (CertificateError, ValueError) as exc:
         fail(PROG, str(exc))
     except OSError as exc:
-        fail(PROG, f"cannot write {config.tls_dir}: {exc}", 1)
-    click.echo(f"new server certificate for {', '.join([*names, *addresses])} in "
-               f"{config.tls_dir}; restart the collector to use it")
+        fail(PROG, tr("cannot write {path}: {error}", path=config.tls_dir, error=exc), 1)
+    click.echo(tr("new server certificate for {names} in {path}; restart the collector to use "
+                  "it", names=", ".join([*names, *addresses]), path=config.tls_dir))
     click.echo(f"CA fingerprint (unchanged): {authority.fingerprint}")
 
 
@@ -121,13 +124,14 @@ def token_create(config_path: Path, host: str, department: str, ttl: str) -> Non
     for flag, value in (("--host", host), ("--department", department)):
         problem = check_name(value)
         if problem:
-            fail(PROG, f"{flag}: {value!r} {problem}")
+            fail(PROG, flag + ": " + tr("{value} {problem}", value=repr(value), problem=problem))
     try:
         seconds = parse_duration(ttl)
     except ValueError as exc:
         fail(PROG, f"--ttl: {exc}")
     if not 0 < seconds <= MAX_TOKEN_TTL:
-        fail(PROG, f"--ttl: must be more than 0 and at most 30d, got {ttl!r}")
+        fail(PROG, "--ttl: " + tr("must be more than 0 and at most 30d, got {value}",
+                                  value=repr(ttl)))
     config = load_config(config_path)
     try:
         authority = CertificateAuthority(TlsFiles(config.tls_dir))
@@ -137,7 +141,8 @@ def token_create(config_path: Path, host: str, department: str, ttl: str) -> Non
         secret = registry.create_token(host, department, seconds)
     click.echo(f"token: {secret}")
     click.echo(f"CA fingerprint: {authority.fingerprint}")
-    click.echo(f"expires in {ttl}; works once, for host {host} in {department}. On {host}:")
+    click.echo(tr("expires in {ttl}; works once, for host {host} in {department}. On {host}:",
+                  ttl=ttl, host=host, department=department))
     click.echo(f"  dcguard-agent enroll --token {shlex.quote(secret)} "
                f"--ca-fingerprint {authority.fingerprint}")
 
@@ -149,11 +154,11 @@ def revoke(config_path: Path, host: str) -> None:
     """Revoke every certificate of HOST: refused from its next call, no restart needed."""
     problem = check_name(host)
     if problem:
-        fail(PROG, f"HOST: {host!r} {problem}")
+        fail(PROG, "HOST: " + tr("{value} {problem}", value=repr(host), problem=problem))
     config = load_config(config_path)
     with _registry(config) as registry:
         if not registry.known_host(host):
-            fail(PROG, f"no certificate was ever issued to host {host!r}")
+            fail(PROG, tr("no certificate was ever issued to host {host}", host=repr(host)))
         count = registry.revoke_host(host)
-    click.echo(f"revoked {count} certificate(s) of {host}; enroll it again with a new token "
-               "to let it back in")
+    click.echo(tr("revoked {count} certificate(s) of {host}; enroll it again with a new token "
+                  "to let it back in", count=count, host=host))

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from dcguard.common.config import Table
+from dcguard.common.i18n import tr
 from dcguard.common.names import check_name
 
 __all__ = ["DEFAULT_WEIGHTS", "REASONS", "History", "RiskConfig", "Thresholds", "parse_risk"]
@@ -113,7 +114,8 @@ class RiskConfig:
 
 def _ratio(table: Table, key: str) -> float:
     value = table.number(key)
-    table.check(key, value, lambda v: 0 <= v <= 1, f"must be between 0 and 1, got {value}")
+    table.check(key, value, lambda v: 0 <= v <= 1,
+                lambda: tr("must be between 0 and 1, got {value}", value=value))
     return value
 
 
@@ -163,8 +165,9 @@ def _parse_scope(table: Table) -> dict[str, Any]:
         for reason in REASONS:
             if weights_table.has(reason):
                 weights[reason] = weights_table.integer(reason, minimum=0)
-                weights_table.check(reason, weights[reason], lambda v: v <= 100,
-                                    f"must be at most 100, got {weights[reason]}")
+                if weights[reason] > 100:
+                    raise weights_table.error(reason, tr("must be at most {maximum}, got {value}",
+                                                         maximum=100, value=weights[reason]))
         weights_table.finish()
         changes["weights"] = weights
     return changes
@@ -176,7 +179,8 @@ def _scopes(table: Table, key: str) -> dict[str, dict[str, Any]]:
     for name in scopes_table.names():
         problem = check_name(name)
         if problem:
-            raise scopes_table.error(name, f"not a valid {key} name: {problem}")
+            raise scopes_table.error(name, tr("not a valid {key} name: {problem}", key=key,
+                                              problem=problem))
         scope = scopes_table.table(name)
         scopes[name] = _parse_scope(scope)
         scope.finish()
@@ -195,10 +199,11 @@ def parse_risk(table: Table) -> RiskConfig:
         sample_every_seconds=table.duration("history_sample_every", "5m", minimum=1),
     )
     if history.min_span_seconds > history.window_seconds:
-        raise table.error("filling_fast_min_span", "must not be longer than filling_fast_window")
+        raise table.error("filling_fast_min_span",
+                          tr("must not be longer than filling_fast_window"))
     if history.sample_every_seconds * 3 > history.window_seconds:
         raise table.error("history_sample_every",
-                          "must leave room for 3 samples in filling_fast_window")
+                          tr("must leave room for 3 samples in filling_fast_window"))
     config = RiskConfig(base=base, history=history, departments=_scopes(table, "department"),
                         hosts=_scopes(table, "host"))
     table.finish()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from dcguard.collector.events import severity_rank
 from dcguard.common.config import Table, parse_listen_address
+from dcguard.common.i18n import tr
 
 __all__ = [
     "DetectionConfig", "EventsConfig", "FileForwardConfig", "ForwardConfig", "SecurityConfig",
@@ -114,9 +115,8 @@ def _detection(table: Table) -> DetectionConfig:
     privileged = table.table("new_privileged_account")
     groups = privileged.string_list("groups", list(DetectionConfig.privileged_groups),
                                      allow_empty=False)
-    for group in groups:
-        privileged.check("groups", group, lambda g: bool(g.strip()),
-                         "group names must not be empty")
+    if any(not group.strip() for group in groups):
+        raise privileged.error("groups", tr("group names must not be empty"))
     config = DetectionConfig(
         brute_force=brute.boolean("enabled", True),
         brute_force_threshold=brute.integer("threshold", 8, minimum=2),
@@ -172,29 +172,31 @@ def _syslog(table: Table) -> SyslogForwardConfig:
         host, port = parse_listen_address(address)
     except ValueError as exc:
         raise table.error("address", str(exc)) from None
-    table.check("address", port, lambda p: p > 0, "port must not be 0")
+    table.check("address", port, lambda p: p > 0, lambda: tr("port must not be 0"))
     transport = table.string("transport", "tcp")
-    table.check("transport", transport, lambda t: t in TRANSPORTS,
-                f"must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
+    table.check("transport", transport, lambda t: t in TRANSPORTS, lambda: tr(
+        "must be one of {choices}, got {value}", choices=", ".join(TRANSPORTS),
+        value=repr(transport)))
     facility = table.string("facility", "authpriv")
-    table.check("facility", facility, lambda f: f in FACILITIES,
-                f"must be a syslog facility name such as authpriv or local0, got {facility!r}")
+    table.check("facility", facility, lambda f: f in FACILITIES, lambda: tr(
+        "must be a syslog facility name such as authpriv or local0, got {value}",
+        value=repr(facility)))
     app_name = table.string("app_name", "dcguard")
     table.check("app_name", app_name,
                 lambda a: len(a) <= 48 and all(33 <= ord(c) <= 126 for c in a),
-                "must be 1-48 printable ASCII characters without spaces")
+                lambda: tr("must be 1-48 printable ASCII characters without spaces"))
     ca_file = table.path("ca_file") if table.has("ca_file") else None
     cert_file = table.path("cert_file") if table.has("cert_file") else None
     key_file = table.path("key_file") if table.has("key_file") else None
     tls_keys = [k for k in ("ca_file", "cert_file", "key_file", "verify", "server_name")
                 if table.has(k)]
     if tls_keys and transport != "tls":
-        raise table.error(tls_keys[0], 'only applies with transport = "tls"')
+        raise table.error(tls_keys[0], tr('only applies with transport = "tls"'))
     if (cert_file is None) != (key_file is None):
-        raise table.error("cert_file", "cert_file and key_file must be given together")
+        raise table.error("cert_file", tr("cert_file and key_file must be given together"))
     for key, path in (("ca_file", ca_file), ("cert_file", cert_file), ("key_file", key_file)):
         if path is not None and not path.is_file():
-            raise table.error(key, f"no such file: {path}")
+            raise table.error(key, tr("no such file: {path}", path=path))
     config = SyslogForwardConfig(
         host=host, port=port, transport=transport, ca_file=ca_file,
         verify=table.boolean("verify", True), server_name=table.string("server_name", ""),
@@ -202,8 +204,8 @@ def _syslog(table: Table) -> SyslogForwardConfig:
         app_name=app_name, min_severity=_min_severity(table),
         udp_max_bytes=table.size("udp_max_bytes", 8192, minimum=1024),
     )
-    table.check("udp_max_bytes", config.udp_max_bytes, lambda n: n <= 65000,
-                f"must be at most 65000, got {config.udp_max_bytes}")
+    table.check("udp_max_bytes", config.udp_max_bytes, lambda n: n <= 65000, lambda: tr(
+        "must be at most {maximum}, got {value}", maximum=65000, value=config.udp_max_bytes))
     table.finish()
     if transport == "tls":
         _check_tls_files(table, config)
@@ -228,13 +230,14 @@ def _check_tls_files(table: Table, config: SyslogForwardConfig) -> None:
         context = ssl.create_default_context(
             cafile=str(config.ca_file) if config.ca_file else None)
     except (ssl.SSLError, OSError) as exc:
-        raise table.error("ca_file", f"cannot load CA certificates: {_reason(exc)}") from None
+        raise table.error("ca_file", tr("cannot load CA certificates: {error}",
+                                        error=_reason(exc))) from None
     if config.cert_file and config.key_file:
         try:
             context.load_cert_chain(str(config.cert_file), str(config.key_file))
         except (ssl.SSLError, OSError) as exc:
-            raise table.error("cert_file", "cannot load the client certificate and key: "
-                              f"{_reason(exc)}") from None
+            raise table.error("cert_file", tr("cannot load the client certificate and key: "
+                                              "{error}", error=_reason(exc))) from None
 
 
 def _reason(exc: Exception) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from dcguard.common.config import Table
+from dcguard.common.i18n import tr
 from dcguard.v1 import collector_pb2 as pb
 
 __all__ = ["SEVERITIES", "SecurityCounters", "SecuritySettings", "bare_ip", "cap_text",
@@ -54,9 +55,9 @@ def security_settings(root: Table) -> SecuritySettings:
         raw_max_bytes=table.size("raw_max_bytes", 2048, minimum=64),
     )
     if settings.max_pending_events < settings.max_events_per_report:
-        raise table.error("max_pending_events",
-                          "must be at least max_events_per_report "
-                          f"({settings.max_events_per_report})")
+        raise table.error("max_pending_events", tr(
+            "must be at least max_events_per_report ({value})",
+            value=settings.max_events_per_report))
     for name in SOURCE_TABLES:
         if table.has(name):
             table.table(name)

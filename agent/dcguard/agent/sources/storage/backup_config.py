@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from dcguard.common.config import Table
+from dcguard.common.i18n import tr
 
 __all__ = ["KINDS", "BackupJob", "parse_backups"]
 
@@ -60,7 +61,7 @@ def _env(table: Table) -> dict[str, str]:
     values: dict[str, str] = {}
     for key in env.key_names():
         if not _ENV_NAME.fullmatch(key):  # `$` would pass a final newline
-            raise env.error(key, "is not a valid environment variable name")
+            raise env.error(key, tr("is not a valid environment variable name"))
         values[key] = env.string(key, allow_empty=True)
     env.finish()
     return values
@@ -69,14 +70,16 @@ def _env(table: Table) -> dict[str, str]:
 def _job(table: Table) -> BackupJob:
     name = table.string("name")
     if not _NAME.fullmatch(name):  # `$` would pass a final newline
-        raise table.error("name", "must be 1-64 letters, digits, '.', '_' or '-', starting "
-                          f"with a letter or digit, got {name!r}")
+        raise table.error("name", tr("must be 1-64 letters, digits, '.', '_' or '-', "
+                                     "starting with a letter or digit, got {value}",
+                                     value=repr(name)))
     kind = table.string("kind")
     if kind not in KINDS:
-        raise table.error("kind", f"must be one of {', '.join(KINDS)}, got {kind!r}")
+        raise table.error("kind", tr("must be one of {choices}, got {value}",
+                                     choices=", ".join(KINDS), value=repr(kind)))
     for key in sorted(_ALL_KIND_KEYS - set(_KIND_KEYS[kind])):
         if table.has(key):
-            raise table.error(key, f"does not apply to kind {kind!r}")
+            raise table.error(key, tr("does not apply to kind {kind}", kind=repr(kind)))
     job = BackupJob(
         name=name, kind=kind,
         rpo=table.duration("rpo", minimum=1.0),
@@ -90,7 +93,7 @@ def _job(table: Table) -> BackupJob:
     if kind in ("restic", "borg"):
         job = _with_repository(table, job)
     if kind == "files" and not job.path:
-        raise table.error("path", "is required for kind 'files' (a directory or a glob)")
+        raise table.error("path", tr("is required for kind 'files' (a directory or a glob)"))
     table.finish()
     return job
 
@@ -99,8 +102,8 @@ def _with_repository(table: Table, job: BackupJob) -> BackupJob:
     password_file = table.string("password_file", "")
     password_command = table.string("password_command", "")
     if password_file and password_command:
-        raise table.error("password_command", "give password_file or password_command, "
-                          "not both")
+        raise table.error("password_command", tr("give password_file or password_command, "
+                                                 "not both"))
     return replace(
         job, repository=table.string("repository"), binary=table.string("binary", job.kind),
         password_file=password_file, password_command=password_command, env=_env(table),
@@ -120,7 +123,8 @@ def parse_backups(config: Table) -> list[BackupJob]:
     for table in config.table_list("backup"):
         job = _job(table)
         if job.name in seen:
-            raise table.error("name", f"{job.name!r} is used by another [[backup]] job")
+            raise table.error("name", tr("{name} is used by another [[backup]] job",
+                                         name=repr(job.name)))
         seen.add(job.name)
         jobs.append(job)
     return jobs
