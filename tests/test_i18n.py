@@ -22,6 +22,7 @@ from babel.messages.pofile import read_po
 
 from dcguard.collector.risk.config import REASONS
 from dcguard.common import i18n
+from tests.security_helpers import failures
 from tests.storage_reports import (
     FAILING_HDS,
     GIB,
@@ -365,3 +366,23 @@ def test_the_agents_own_parsers_and_commands_speak_vietnamese(tmp_path):
     assert result.returncode == 0, result.stderr
     assert f"{config}: hợp lệ; máy chủ " in result.stdout and ", đơn vị so-tu-phap, nguồn: " \
         in result.stdout
+
+
+def test_a_vietnamese_collector_stores_and_shows_detections_in_vietnamese(tmp_path):
+    """[server] language decides the words of a detection, stored once and forwarded as
+    stored; its type, severity and technique stay codes."""
+    collector = Collector(tmp_path / "c", server_extra='insecure = true\nlanguage = "vi"\n')
+    collector.start()
+    sender = Submitter(collector.grpc_address, "web01")
+    try:
+        sender.send(report(events=failures("203.0.113.5", time.time() - 60, 8, step=1)))
+        result = collector.cli("events", "--json", "--min-severity", "high")
+        assert result.returncode == 0, result.stderr
+        (found,) = [e for e in json.loads(result.stdout) if e["detection"]]
+        assert (found["type"], found["severity"], found["technique"]) == (
+            "brute_force", "high", "T1110")
+        assert found["message"] == ("8 lần đăng nhập SSH thất bại từ 203.0.113.5 vào web01 "
+                                    "trong 120 giây")
+    finally:
+        sender.close()
+        collector.stop()

@@ -149,9 +149,8 @@ class Table:
         except ValueError as exc:
             raise self.error(key, str(exc)) from None
         if seconds < minimum:
-            least = "%gs" % minimum  # noqa: UP031 - an f-string here hides the message from Babel
             raise self.error(key, tr("must be at least {minimum}, got {value}",
-                                     minimum=least, value=repr(text)))
+                                     minimum=format(minimum, "g") + "s", value=repr(text)))
         return seconds
 
     def size(self, key: str, default: Any = _MISSING, *, minimum: int = 0,

@@ -28,6 +28,7 @@ from dcguard.collector.trust.ca import CertificateAuthority, TlsFiles
 from dcguard.collector.trust.enroll_service import EnrollService
 from dcguard.collector.trust.registry import EnrollmentRegistry
 from dcguard.common.config import parse_listen_address
+from dcguard.common.i18n import resolve
 from dcguard.common.pki import CertificateError
 
 __all__ = ["CollectorServer", "submit_handler"]
@@ -39,7 +40,9 @@ class CollectorServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.risk = RiskEngine(config.risk, config.down_after_intervals)
-        self.security = SecurityFeature(config.security, config.database)
+        # [server] language (or --lang, the locale): the words of stored detections.
+        self.security = SecurityFeature(config.security, config.database,
+                                        resolve(config.language))
         self.store = report_store(config.database,
                                   hooks=(self.risk.history, *self.security.hooks))
         self.registry = EnrollmentRegistry(config.database)

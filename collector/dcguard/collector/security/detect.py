@@ -17,6 +17,7 @@ from dataclasses import replace
 from dcguard.collector.events import StoredEvent, format_time
 from dcguard.collector.security.config import DetectionConfig
 from dcguard.collector.store import EventTransaction
+from dcguard.common.i18n import DEFAULT, Language, language
 
 __all__ = ["DETECTIONS", "Detector"]
 
@@ -33,8 +34,11 @@ MAX_HOSTS_PER_SOURCE = 1000
 class Detector:
     """Judges each newly stored agent event and stores the detections it completes."""
 
-    def __init__(self, config: DetectionConfig) -> None:
+    def __init__(self, config: DetectionConfig, lang: Language | None = None) -> None:
         self.config = config
+        # Detections are stored (and forwarded to the SIEM) with their message in the
+        # collector's language; type, severity and technique are codes in every language.
+        self.lang = lang or language(DEFAULT)
 
     def judge(self, tx: EventTransaction, event: StoredEvent) -> None:
         if event.detection:
@@ -75,12 +79,15 @@ class Detector:
             return
         count = tx.count_failures(event.source_address, event.host, event.type, times[start],
                                   times[start] + w)
-        what = "failed SSH logins" if event.type == "ssh_login_failed" else "invalid SSH users"
-        self._store(tx, event, "brute_force", fired_at, "high", "T1110",
-                    f"{count} {what} from {event.source_address} on {event.host} "
-                    f"within {w:g}s", {"failures": str(count), "counted": event.type,
-                                       "window_seconds": f"{w:g}",
-                                       "first_failure": format_time(times[start])})
+        values = {"count": count, "source": event.source_address, "host": event.host,
+                  "window": format(w, "g")}
+        message = self.lang.tr("{count} failed SSH logins from {source} on {host} within "
+                               "{window}s", **values) if event.type == "ssh_login_failed" \
+            else self.lang.tr("{count} invalid SSH users from {source} on {host} within "
+                              "{window}s", **values)
+        self._store(tx, event, "brute_force", fired_at, "high", "T1110", message,
+                    {"failures": str(count), "counted": event.type,
+                     "window_seconds": f"{w:g}", "first_failure": format_time(times[start])})
         self._success_after_detection(tx, "brute_force", event, fired_at)
 
     # --- distributed attack --------------------------------------------------
@@ -120,8 +127,9 @@ class Detector:
                 return
             hosts = sorted(seen)
             self._store(tx, event, "distributed_attack", fired_at, "critical", "T1110",
-                        f"failed SSH logins from {src} on {len(hosts)} hosts within {w:g}s: "
-                        f"{', '.join(hosts)}",
+                        self.lang.tr("failed SSH logins from {source} on {count} hosts within "
+                                     "{window}s: {hosts}", source=src, count=len(hosts),
+                                     window=format(w, "g"), hosts=", ".join(hosts)),
                         {"hosts": ",".join(hosts), "host_count": str(len(hosts)),
                          "window_seconds": f"{w:g}"})
             self._success_after_detection(tx, "distributed_attack", event, fired_at)
@@ -162,9 +170,10 @@ class Detector:
                         source_address=accepted.source_address):
             return
         self._store(tx, accepted, "success_after_failures", accepted.time, "critical", "T1078",
-                    f"accepted SSH login for {accepted.user or '?'} from "
-                    f"{accepted.source_address} on {accepted.host} after a {trigger} "
-                    f"detection on {trigger_host}",
+                    self.lang.tr("accepted SSH login for {user} from {source} on {host} after "
+                                 "a {detection} detection on {attacked}",
+                                 user=accepted.user or "?", source=accepted.source_address,
+                                 host=accepted.host, detection=trigger, attacked=trigger_host),
                     {"after": trigger, "attacked_host": trigger_host,
                      "accepted_event_id": str(accepted.id)})
 
@@ -202,8 +211,9 @@ class Detector:
                         host=event.host, user=event.user):
             return
         self._store(tx, event, "new_privileged_account", when, "high", "T1136.001",
-                    f"account {event.user} was created on {event.host} and added to the "
-                    f"privileged group {group}", {"group": group})
+                    self.lang.tr("account {user} was created on {host} and added to the "
+                                 "privileged group {group}", user=event.user, host=event.host,
+                                 group=group), {"group": group})
 
     # --- shared -------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from dcguard.collector.security.forward import (
 )
 from dcguard.collector.security.storage import EventHook, Pruner
 from dcguard.collector.store import ReportHook
+from dcguard.common.i18n import Language
 
 __all__ = ["SecurityFeature"]
 
@@ -56,10 +57,11 @@ class _Counters:
 class SecurityFeature:
     """What CollectorServer needs: a hook, and threads to start and stop."""
 
-    def __init__(self, config: SecurityConfig, database: Path) -> None:
+    def __init__(self, config: SecurityConfig, database: Path,
+                 lang: Language | None = None) -> None:
         self._config = config
         self._database = database
-        self.hooks: tuple[ReportHook, ...] = (EventHook([Detector(config.detection)]),)
+        self.hooks: tuple[ReportHook, ...] = (EventHook([Detector(config.detection, lang)]),)
         forward = config.forward
         self._destinations: list[Destination] = []
         if forward.syslog is not None:
