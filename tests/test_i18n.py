@@ -386,3 +386,17 @@ def test_a_vietnamese_collector_stores_and_shows_detections_in_vietnamese(tmp_pa
     finally:
         sender.close()
         collector.stop()
+
+
+def test_agent_status_reads_in_vietnamese_and_its_json_does_not_change(tmp_path):
+    config = tmp_path / "agent.toml"
+    config.write_text(f'[agent]\ndepartment = "so-tu-phap"\nstate_dir = "{tmp_path / "state"}"\n'
+                      '[collector]\naddresses = ["127.0.0.1:1"]\ninsecure = true\n'
+                      'timeout = "1s"\n')
+    text = run_cli("dcguard.agent", "status", "--config", str(config), env=VI)
+    assert text.returncode == 0, text.stderr
+    assert "báo cáo trong hàng đợi     0" in text.stdout
+    assert "máy chủ thu thập           127.0.0.1:1: " in text.stdout
+    assert text.stdout.rstrip().endswith("(đang dùng)")
+    as_json = run_cli("dcguard.agent", "status", "--json", "--config", str(config), env=VI)
+    assert json.loads(as_json.stdout)["spool_reports"] == 0

@@ -18,7 +18,7 @@ from dcguard.agent.cycle.report_builder import build_report
 from dcguard.agent.sources import BackgroundSource, Source
 from dcguard.common.cli import run_cli, setup_logging
 from dcguard.common.config import ConfigError
-from dcguard.common.i18n import tr
+from dcguard.common.i18n import N_, current, tr
 from dcguard.common.version import VERSION
 from dcguard.v1 import collector_pb2 as pb
 
@@ -169,7 +169,7 @@ def status(config_path: Path, as_json: bool) -> None:
     except OSError as exc:
         raise ConfigError(tr("cannot read agent.state_dir {path}: {error}",
                              path=config.state_dir, error=exc.strerror or exc)) from None
-    click.echo(json.dumps(result, indent=2) if as_json else render_status(result))
+    click.echo(json.dumps(result, indent=2) if as_json else render_status(result, current()))
 
 
 def _probe(config: AgentConfig, address: str) -> str:
@@ -185,14 +185,14 @@ def _probe(config: AgentConfig, address: str) -> str:
             channel = grpc.secure_channel(address, load_credentials(config.state_dir,
                                                                     config.path))
         except ConfigError:
-            return "not checked: not enrolled yet (dcguard-agent enroll)"
+            return N_("not checked: not enrolled yet (dcguard-agent enroll)")
     with channel:
         try:
             answer = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=config.collector.timeout)
         except grpc.RpcError as exc:
             return f"unreachable ({exc.code().name})"
-    return "reachable" if answer.status == health_pb2.HealthCheckResponse.SERVING else (
+    return N_("reachable") if answer.status == health_pb2.HealthCheckResponse.SERVING else (
         f"not serving ({answer.status})")
 
 

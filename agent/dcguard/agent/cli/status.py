@@ -14,6 +14,7 @@ from dcguard.agent.config import AgentConfig
 from dcguard.agent.delivery.loop import STATUS_FILE
 from dcguard.agent.delivery.spool import Spool
 from dcguard.agent.state_dir import AgentState
+from dcguard.common.i18n import DEFAULT, N_, Language, language
 
 __all__ = ["gather_status", "render_status"]
 
@@ -59,11 +60,26 @@ def gather_status(config: AgentConfig, probes: dict[str, str]) -> dict[str, Any]
     }
 
 
-def render_status(result: dict[str, Any]) -> str:
-    """The human-readable form: one aligned line per field."""
-    lines = [f"{key:<18} {'-' if result[key] is None else result[key]}"
-             for key in result if key != "collectors"]
+# The human form's label of each field: in English the JSON key itself.
+_LABELS = {
+    "host": N_("host"), "state_dir": N_("state_dir"), "instance_id": N_("instance_id"),
+    "spool_reports": N_("spool_reports"), "spool_bytes": N_("spool_bytes"),
+    "oldest_unsent": N_("oldest_unsent"), "last_sequence": N_("last_sequence"),
+    "acked_sequence": N_("acked_sequence"), "dropped_total": N_("dropped_total"),
+    "rejected_total": N_("rejected_total"), "unreadable_bytes": N_("unreadable_bytes"),
+    "collector_in_use": N_("collector_in_use"), "delivery_failing": N_("delivery_failing"),
+    "last_delivery": N_("last_delivery"), "collector": N_("collector"),
+}
+
+
+def render_status(result: dict[str, Any], lang: Language | None = None) -> str:
+    """The human-readable form: one aligned line per field, labelled in lang (--json keeps
+    the keys and the collectors' answers as they are, for scripts)."""
+    lang = lang or language(DEFAULT)
+    rows = [(lang.tr(_LABELS.get(key, key)), "-" if result[key] is None else result[key])
+            for key in result if key != "collectors"]
     for address, answer in result["collectors"].items():
-        marker = " (in use)" if address == result["collector_in_use"] else ""
-        lines.append(f"{'collector':<18} {address}: {answer}{marker}")
-    return "\n".join(lines)
+        marker = lang.tr(" (in use)") if address == result["collector_in_use"] else ""
+        rows.append((lang.tr("collector"), f"{address}: {lang.tr(answer)}{marker}"))
+    width = max([18, *(len(label) for label, _ in rows)])
+    return "\n".join(f"{label:<{width}} {value}" for label, value in rows)
