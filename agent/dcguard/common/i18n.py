@@ -5,7 +5,7 @@ one-line errors) is written in English in the code, marked with `tr` (or
 `trn` when it counts something, `N_` when it is a constant translated later)
 and looked up at run time in `locale/<lang>/LC_MESSAGES/dcguard.mo` with the
 standard library's gettext, so neither the agent nor the collector needs
-Babel to run (Babel only extracts and compiles: `python i18n/update.py`).
+Babel to run (Babel only extracts and compiles: `bash i18n/update.sh`).
 Placeholders are named (`{host}`, `{job}`) so a translation may reorder them.
 Metric names, labels and label values are never passed through here.
 
