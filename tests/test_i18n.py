@@ -397,6 +397,6 @@ def test_agent_status_reads_in_vietnamese_and_its_json_does_not_change(tmp_path)
     assert text.returncode == 0, text.stderr
     assert "báo cáo trong hàng đợi     0" in text.stdout
     assert "máy chủ thu thập           127.0.0.1:1: " in text.stdout
-    assert text.stdout.rstrip().endswith("(đang dùng)")
+    assert text.stdout.rstrip().endswith(": không kết nối được (UNAVAILABLE) (đang dùng)")
     as_json = run_cli("dcguard.agent", "status", "--json", "--config", str(config), env=VI)
     assert json.loads(as_json.stdout)["spool_reports"] == 0

@@ -7,6 +7,7 @@ lock and writes nothing, so it is safe while `dcguard-agent run` runs.
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -72,6 +73,19 @@ _LABELS = {
 }
 
 
+# Probe answers carrying a gRPC status code, as _probe in commands.py writes them.
+_CODED = re.compile(r"(unreachable|not serving) \((\w+)\)")
+_CODED_TEXT = {"unreachable": N_("unreachable ({code})"),
+               "not serving": N_("not serving ({code})")}
+
+
+def _answer(answer: str, lang: Language) -> str:
+    coded = _CODED.fullmatch(answer)
+    if coded:
+        return lang.tr(_CODED_TEXT[coded.group(1)], code=coded.group(2))
+    return lang.tr(answer)
+
+
 def render_status(result: dict[str, Any], lang: Language | None = None) -> str:
     """The human-readable form: one aligned line per field, labelled in lang (--json keeps
     the keys and the collectors' answers as they are, for scripts)."""
@@ -80,6 +94,6 @@ def render_status(result: dict[str, Any], lang: Language | None = None) -> str:
             for key in result if key != "collectors"]
     for address, answer in result["collectors"].items():
         marker = lang.tr(" (in use)") if address == result["collector_in_use"] else ""
-        rows.append((lang.tr("collector"), f"{address}: {lang.tr(answer)}{marker}"))
+        rows.append((lang.tr("collector"), f"{address}: {_answer(answer, lang)}{marker}"))
     width = max([18, *(len(label) for label, _ in rows)])
     return "\n".join(f"{label:<{width}} {value}" for label, value in rows)
