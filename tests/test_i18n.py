@@ -400,3 +400,15 @@ def test_agent_status_reads_in_vietnamese_and_its_json_does_not_change(tmp_path)
     assert text.stdout.rstrip().endswith(": không kết nối được (UNAVAILABLE) (đang dùng)")
     as_json = run_cli("dcguard.agent", "status", "--json", "--config", str(config), env=VI)
     assert json.loads(as_json.stdout)["spool_reports"] == 0
+
+
+def test_agent_collect_reads_in_vietnamese(tmp_path):
+    config = tmp_path / "agent.toml"
+    config.write_text(f'[agent]\ndepartment = "so-tu-phap"\nstate_dir = "{tmp_path / "state"}"\n'
+                      '[collector]\naddresses = ["127.0.0.1:1"]\ninsecure = true\n'
+                      '[sources]\ndisable_defaults = true\nhost = true\n')
+    result = run_cli("dcguard.agent", "collect", "--lang", "vi", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^host +[\d,.]+ ms  tốt$", result.stdout, re.M), result.stdout
+    assert re.search(r"^CPU \d+%  load1 [\d.]+  bộ nhớ còn trống [\d,]+ \w+ trên [\d,]+ \w+$",
+                     result.stdout, re.M), result.stdout

@@ -18,7 +18,7 @@ from dcguard.agent.cycle.report_builder import build_report
 from dcguard.agent.sources import BackgroundSource, Source
 from dcguard.common.cli import run_cli, setup_logging
 from dcguard.common.config import ConfigError
-from dcguard.common.i18n import N_, current, tr
+from dcguard.common.i18n import N_, Language, current, tr
 from dcguard.common.version import VERSION
 from dcguard.v1 import collector_pb2 as pb
 
@@ -64,22 +64,33 @@ def collect(config_path: Path, as_json: bool) -> None:
         click.echo(json_format.MessageToJson(report, preserving_proto_field_name=True,
                                              indent=2))
         return
+    _print_report(report, current())
+
+
+def _print_report(report: pb.Report, lang: Language) -> None:
+    """collect's human form: each source's outcome, the host, the filesystems."""
     for status in report.sources:
-        outcome = "ok" if status.success else f"FAILED: {status.error}"
+        outcome = lang.tr("ok") if status.success else lang.tr("FAILED: {error}",
+                                                               error=status.error)
         click.echo(f"{status.name:<12} {status.duration_seconds * 1000:7.1f} ms  {outcome}")
     if report.HasField("host"):
         host = report.host
-        click.echo(f"cpu {host.cpu_utilization_ratio:.0%}  load1 {host.load1:.2f}  "
-                   f"memory available {host.memory_available_bytes / 2**30:.1f} GiB "
-                   f"of {host.memory_total_bytes / 2**30:.1f} GiB")
+        click.echo(lang.tr("cpu {cpu}  load1 {load1}  memory available {available} of {total}",
+                           cpu=format(host.cpu_utilization_ratio, ".0%"),
+                           load1=format(host.load1, ".2f"),
+                           available=lang.size(host.memory_available_bytes),
+                           total=lang.size(host.memory_total_bytes)))
     for fs in report.filesystems:
         if fs.error:
-            click.echo(f"{fs.mountpoint:<24} {fs.fstype:<8} ERROR {fs.error}")
+            click.echo(f"{fs.mountpoint:<24} {fs.fstype:<8} " + lang.tr("ERROR {error}",
+                                                                          error=fs.error))
         else:
             used = 1 - fs.avail_bytes / fs.size_bytes if fs.size_bytes else 0.0
-            ro = " read-only" if fs.readonly else ""
-            click.echo(f"{fs.mountpoint:<24} {fs.fstype:<8} {used:4.0%} used of "
-                       f"{fs.size_bytes / 2**30:.1f} GiB{ro}")
+            line = lang.tr("{used} used of {size}", used=format(used, "4.0%"),
+                           size=lang.size(fs.size_bytes))
+            if fs.readonly:
+                line += lang.tr(" read-only")
+            click.echo(f"{fs.mountpoint:<24} {fs.fstype:<8} {line}")
 
 
 def _prime(sources: tuple[Source, ...], timeout: float) -> None:
