@@ -390,7 +390,7 @@ def test_stopping_the_agent_waits_for_the_certificate_renewer(tmp_path, monkeypa
 
     from cryptography.hazmat.primitives import serialization
 
-    from dcguard.agent import keys
+    from dcguard.agent.trust import keys
     from dcguard.agent.config import load_config
     from dcguard.agent.cycle.agent_loop import run_agent
     from dcguard.agent.trust.credentials import AgentTlsFiles
