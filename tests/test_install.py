@@ -73,6 +73,26 @@ def bundle() -> Path:
     return Path(result.stdout.strip().splitlines()[-1])
 
 
+def extract(archive: Path, dest: Path) -> None:
+    """Unpack a tarball refusing anything outside dest, on every Python the suite runs on.
+
+    tarfile's filter="data" does exactly this but arrived in 3.11.4 (and 3.9.17,
+    3.10.12): Debian 12's 3.11.2 has no filter argument. There the members are
+    checked here instead: regular files and directories only, relative paths
+    that stay inside dest.
+    """
+    with tarfile.open(archive) as tar:
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(dest, filter="data")
+            return
+        for member in tar.getmembers():
+            target = (dest / member.name).resolve()
+            if not (member.isfile() or member.isdir()) or Path(member.name).is_absolute() \
+                    or not target.is_relative_to(dest.resolve()):
+                raise AssertionError(f"{archive}: refusing to extract {member.name!r}")
+        tar.extractall(dest)  # noqa: S202 - every member was checked above
+
+
 def offline(argv: list[str]) -> list[str]:
     """argv run in a new network namespace: no route to any registry (nor anywhere)."""
     probe = subprocess.run(["unshare", "--net", "true"], capture_output=True, check=False)
@@ -84,8 +104,7 @@ def offline(argv: list[str]) -> list[str]:
 def installer(tmp_path: Path, bundle: Path) -> Iterator[tuple[Path, Path]]:
     """(install-agent.sh of the extracted bundle, tmp root for the install's paths)."""
     assert os.geteuid() == 0, "the installer test runs as root (it creates a user)"
-    with tarfile.open(bundle) as tar:
-        tar.extractall(tmp_path / "bundle", filter="data")
+    extract(bundle, tmp_path / "bundle")
     (script,) = (tmp_path / "bundle").glob("dcguard-agent-*/install-agent.sh")
     existed = subprocess.run(["id", TEST_USER], capture_output=True, check=False).returncode == 0
     yield script, tmp_path / "root"
