@@ -60,8 +60,11 @@ def collect(config_path: Path, as_json: bool) -> None:
     report = build_report(config.sources, sequence=0)
     config.close_sources()
     if as_json:
-        click.echo(json_format.MessageToJson(report, preserving_proto_field_name=True,
-                                             indent=2))
+        data = json_format.MessageToDict(report, preserving_proto_field_name=True)
+        for entry in data.get("sources", []):
+            # proto3 leaves out a false bool; a consumer must not have to guess.
+            entry.setdefault("success", False)
+        click.echo(json.dumps(data, indent=2))
         return
     for status in report.sources:
         outcome = "ok" if status.success else f"FAILED: {status.error}"
