@@ -49,7 +49,7 @@ def read_once(source: SmartSource, rounds: int = 1) -> dict[str, pb.Disk]:
     """Run the background thread to the given round and return what collect() reports."""
     if rounds > 1:
         source.wake()
-    collect(source)  # starts the poller
+    source.start()
     assert source.wait_rounds(rounds, timeout=30)
     return {d.device: d for d in collect(source).disks}
 
@@ -266,7 +266,7 @@ def test_real_smartctl_on_this_machine(tmp_path: Path) -> None:
     """The installed smartctl: whatever it finds here is reported without error."""
     source = smart_source(tmp_path, "/usr/sbin/smartctl")
     try:
-        collect(source)
+        source.start()
         assert source.wait_rounds(1, timeout=60)
         for disk in collect(source).disks:
             assert disk.device.startswith("/dev/")

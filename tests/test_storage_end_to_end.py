@@ -11,7 +11,7 @@ from typing import Any
 from dcguard.agent.runner import build_report
 from dcguard.v1 import collector_pb2 as pb
 from tests.storage_helpers import FIXTURES, make_source
-from tests.support import wait_for
+from tests.support import metric, wait_for
 
 
 def latest_report(collector: Any, host: str) -> pb.Report | None:
@@ -80,3 +80,35 @@ def test_a_source_that_stays_broken_is_logged_once(tmp_path: Path,
     (tmp_path / "none").write_text("")
     build_report((source,), sequence=2)
     assert "source io_errors works again" in caplog.text
+
+
+def test_the_first_report_already_says_which_background_sources_fail(
+        tmp_path: Path, collector: Any, make_agent: Any) -> None:
+    """smartctl and journalctl are missing: the very first report says so, as later ones do.
+
+    The interval is an hour, so the one report the collector holds is the first.
+    """
+    agent = make_agent([collector.grpc_address], interval="1h", extra_config=f"""
+        [storage]
+        smartctl = "{tmp_path / 'no-smartctl'}"
+        kernel_log = "journal"
+        journalctl = "{tmp_path / 'no-journalctl'}"
+        """)
+    agent.start()
+
+    def first_report_stored() -> Any:
+        samples = collector.metrics()
+        stored = metric(samples, "dcguard_agent_reports_stored_total", host="testhost")
+        return samples if stored else None
+
+    samples = wait_for(first_report_stored, timeout=30, message="the first report")
+    assert metric(samples, "dcguard_agent_reports_stored_total", host="testhost") == 1
+    assert metric(samples, "dcguard_agent_source_success", host="testhost", source="smart") == 0
+    assert metric(samples, "dcguard_agent_source_success", host="testhost",
+                  source="io_errors") == 0
+    assert metric(samples, "dcguard_agent_source_success", host="testhost", source="host") == 1
+    report = latest_report(collector, "testhost")
+    assert report is not None
+    errors = {s.name: s.error for s in report.sources}
+    assert "no-smartctl not found" in errors["smart"]
+    assert "no-journalctl not found" in errors["io_errors"]

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -14,12 +12,10 @@ import grpc
 from dcguard.agent.backup_report import backup_report
 from dcguard.agent.config import DEFAULT_CONFIG, AgentConfig, load_config
 from dcguard.agent.main import PROG
-from dcguard.agent.runner import build_report
-from dcguard.agent.sources import Source
+from dcguard.agent.runner import build_report, prime
 from dcguard.common.cli import run_cli, setup_logging
 from dcguard.common.config import ConfigError
 from dcguard.common.version import VERSION
-from dcguard.v1 import collector_pb2 as pb
 
 __all__ = ["main"]
 
@@ -56,7 +52,7 @@ def collect(config_path: Path, as_json: bool) -> None:
 
     config = load_config(config_path)
     setup_logging("warning")
-    _prime(config.sources, PRIME_TIMEOUT)
+    prime(config.sources, PRIME_TIMEOUT)
     report = build_report(config.sources, sequence=0)
     config.close_sources()
     if as_json:
@@ -82,25 +78,6 @@ def collect(config_path: Path, as_json: bool) -> None:
             ro = " read-only" if fs.readonly else ""
             click.echo(f"{fs.mountpoint:<24} {fs.fstype:<8} {used:4.0%} used of "
                        f"{fs.size_bytes / 2**30:.1f} GiB{ro}")
-
-
-def _prime(sources: tuple[Source, ...], timeout: float) -> None:
-    """Start sources that read in background threads (SMART, journal, backups); wait one round.
-
-    In `run` their first results arrive within a report or two; a one-shot
-    collect would otherwise print them empty.
-    """
-    deadline = time.monotonic() + timeout
-    waits = []
-    for source in sources:
-        wait = getattr(source, "wait_rounds", None)
-        if wait is None:
-            continue
-        with contextlib.suppress(Exception):  # the real collect below reports any failure
-            source.collect(pb.Report())
-        waits.append(wait)
-    for wait in waits:
-        wait(1, max(0.0, deadline - time.monotonic()))
 
 
 @cli.command("enroll")
