@@ -17,6 +17,7 @@ from typing import Callable
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from dcguard.agent.config import AgentConfig
+from dcguard.agent.osrelease import os_name
 from dcguard.agent.sources import Source
 from dcguard.common.version import VERSION
 from dcguard.v1 import collector_pb2 as pb
@@ -35,19 +36,11 @@ def agent_info(config: AgentConfig, instance_id: str) -> pb.AgentInfo:
         host=config.host,
         department=config.department,
         agent_version=VERSION,
-        os=_os_name(),
+        os=os_name(),
         kernel=platform.release(),
         interval_seconds=config.interval,
         instance_id=instance_id,
     )
-
-
-def _os_name() -> str:
-    try:
-        release = platform.freedesktop_os_release()  # type: ignore[attr-defined,unused-ignore]
-        return str(release.get("PRETTY_NAME", release.get("NAME", "Linux")))
-    except (OSError, AttributeError):  # no os-release, or Python < 3.10
-        return platform.system()
 
 
 def prime(sources: tuple[Source, ...], timeout: float,
