@@ -148,7 +148,10 @@ else
     say "kept $config"
 fi
 chgrp "$user" "$config" 2>/dev/null || true
-"$agent" check-config --config "$config" || die "$config is not valid (see above); fix it and run again"
+# The file only: enrollment comes below (check-config without the flag also
+# requires the credentials enrollment stores).
+"$agent" check-config --no-credentials --config "$config" \
+    || die "$config is not valid (see above); fix it and run again"
 
 # A token is one-time: a host enrolled by an earlier run is not enrolled again
 # (so re-running the same command, or the Ansible role, is harmless).

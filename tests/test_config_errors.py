@@ -42,6 +42,18 @@ def test_a_good_agent_config_passes(tmp_path):
     assert "OK" in result.stdout and "filesystem" in result.stdout
 
 
+def test_check_config_says_when_the_agent_is_not_enrolled(tmp_path: Path) -> None:
+    """mTLS without credentials: `run` would exit 2, so check-config must not say OK."""
+    secure = GOOD_AGENT.replace("insecure = true\n", "")
+    _one_line_error(_agent(tmp_path, secure), "enroll the agent first")
+    # What an installer checks before it enrolls: the file alone.
+    result = _agent(tmp_path, secure, "check-config", "--no-credentials")
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout and "not enrolled yet" in result.stdout
+    result = _agent(tmp_path, GOOD_AGENT)  # insecure (demos, tests) needs no credentials
+    assert result.returncode == 0, result.stderr
+
+
 @pytest.mark.parametrize(("change", "fragments"), [
     (('department = "so-tu-phap"\n', ""), ["agent.department", "required"]),
     (('interval = "15s"', "interval = 15"), ["agent.interval", "duration"]),

@@ -143,7 +143,7 @@ def test_ansible_role_installs_and_is_idempotent(tmp_path: Path,
     assert re.search(r"db01\s+: ok=\d+\s+changed=[1-9]", runs[0]), runs[0][-1500:]
     assert re.search(r"db01\s+: ok=\d+\s+changed=0\s", runs[1]), runs[1][-1500:]
     agent = subprocess.run([f"{tmp_path}/opt/dcguard-agent/bin/dcguard-agent", "check-config",
-                            "--config", f"{tmp_path}/etc/dcguard/agent.toml"],
+                            "--no-credentials", "--config", f"{tmp_path}/etc/dcguard/agent.toml"],
                            capture_output=True, text=True, timeout=60, check=False)
     assert agent.returncode == 0, agent.stderr
     assert "host db01, department so-tu-phap" in agent.stdout

@@ -142,9 +142,12 @@ def test_offline_install_then_upgrade_in_place(installer: tuple[Path, Path],
     first = install(script, root, *FIRST, python=python)
     assert first.returncode == 0, first.stdout + first.stderr
 
-    checked = agent(root, "check-config")
+    checked = agent(root, "check-config", "--no-credentials")
     assert checked.returncode == 0, checked.stderr
     assert "host db01, department so-tu-phap" in checked.stdout
+    assert "not enrolled yet" in checked.stdout
+    unenrolled = agent(root, "check-config")  # what `run`, started by the unit, would meet
+    assert unenrolled.returncode == 2 and "enroll the agent first" in unenrolled.stderr
     report = json.loads(agent(root, "collect", "--json").stdout)
     assert any(fs["mountpoint"] == "/" for fs in report["filesystems"])
     assert all(s["success"] for s in report["sources"])
@@ -179,7 +182,7 @@ def test_offline_install_then_upgrade_in_place(installer: tuple[Path, Path],
     assert config.read_text().endswith("# edited by the operator\n")
     assert (state / "spool-marker").read_text() == "kept"
     assert "# stale" not in installed_cli.read_text()
-    assert agent(root, "check-config").returncode == 0
+    assert agent(root, "check-config", "--no-credentials").returncode == 0
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -231,4 +234,6 @@ def test_failed_enrollment_stops_the_install_and_can_be_retried(
     assert "enrollment failed" in result.stderr.splitlines()[-1]
     assert not (root / "var/lib/dcguard-agent/.enrolled-by-installer").exists()
     assert not (root / "etc/systemd/system/dcguard-agent.service").exists()
-    assert agent(root, "check-config").returncode == 0  # installed; a re-run with a token enrolls
+    # Installed, not enrolled; a re-run with a token enrolls.
+    assert agent(root, "check-config", "--no-credentials").returncode == 0
+    assert "enroll the agent first" in agent(root, "check-config").stderr

@@ -119,12 +119,31 @@ def enroll_command(config_path: Path, token: str, ca_fingerprint: str,
 
 @cli.command("check-config")
 @config_option
-def check_config(config_path: Path) -> None:
-    """Validate the config: exit 0, or one line naming the key and exit 2."""
+@click.option("--no-credentials", is_flag=True,
+              help="Check the file only, not that the agent is enrolled (for installers, "
+              "before they enroll).")
+def check_config(config_path: Path, no_credentials: bool) -> None:
+    """Validate the config and the enrollment: exit 0, or one line and exit 2.
+
+    Checks what `run` would refuse: with collector.insecure false the agent
+    needs the credentials `enroll` stores, so their absence is an error here
+    too (a unit must not be told OK and then fail).
+    """
+    from dcguard.agent.tls import load_credentials
+
     config = load_config(config_path)
+    enrolled = ""
+    if not config.collector.insecure:
+        try:
+            load_credentials(config.state_dir, config.path)
+            enrolled = "; enrolled"
+        except ConfigError:
+            if not no_credentials:
+                raise
+            enrolled = "; not enrolled yet"
     names = ", ".join(source.name for source in config.sources)
     click.echo(f"{config_path}: OK; host {config.host}, department {config.department}, "
-               f"sources: {names}")
+               f"sources: {names}{enrolled}")
 
 
 @cli.command()
