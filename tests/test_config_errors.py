@@ -168,3 +168,57 @@ def test_listing_before_any_agent_reported_says_so(tmp_path):
     assert result.returncode == 1
     assert "no collector database" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def _check_collector(tmp_path: Path, text: str):
+    path = tmp_path / "collector.toml"
+    path.write_text(text.format(data=tmp_path / "data"))
+    return run_cli("dcguard.collector", "check-config", "--config", str(path))
+
+
+def test_collector_check_config_passes_a_good_config(tmp_path: Path) -> None:
+    result = _check_collector(tmp_path, GOOD_COLLECTOR + '[risk]\nfilling_fast_window = "12h"\n')
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{tmp_path / 'collector.toml'}: OK")
+    assert "plaintext" in result.stdout
+    assert not (tmp_path / "data").exists()  # checking creates nothing
+
+
+@pytest.mark.parametrize(("extra", "fragments"), [
+    ('[server]\nlog_level = "loud"\n', ["server.log_level", "loud"]),
+    ("[tls]\nclient_cert_lifetime = 7\n", ["tls.client_cert_lifetime", "duration"]),
+    ('[tls]\nenroll_listen = "nowhere"\n', ["tls.enroll_listen"]),
+    ("[limits]\nmax_entries = 0\n", ["limits.max_entries", "at least 1"]),
+    ("[limits]\nmax_events = 5\n", ["limits.max_events", "unknown"]),
+    ('[risk]\nfilling_fast_window = "1m"\n', ["risk.filling_fast_window"]),
+    ("[risk]\nbogus = 1\n", ["risk.bogus", "unknown"]),
+    ('[risk.weights]\nbackup_stale = "high"\n', ["risk.weights.backup_stale"]),
+    ('[events]\nretention = "forever"\n', ["events.retention"]),
+    ("[detection.brute_force]\nthreshold = -3\n", ["detection.brute_force.threshold"]),
+    ("[forward]\nbatch_size = 0\n", ["forward.batch_size", "at least 1"]),
+    ('[forward.syslog]\naddress = "127.0.0.1:514"\ntransport = "carrier-pigeon"\n',
+     ["forward.syslog.transport"]),
+    ("[bogus]\n", ["bogus", "unknown"]),
+])
+def test_collector_check_config_names_the_bad_key_in_every_section(
+        tmp_path: Path, extra: str, fragments: list[str]) -> None:
+    text = GOOD_COLLECTOR
+    if extra.startswith("[server]"):
+        text = text.replace("[server]\n", extra, 1)
+    else:
+        text += extra
+    _one_line_error(_check_collector(tmp_path, text), *fragments)
+
+
+def test_collector_check_config_says_when_there_is_no_ca(tmp_path: Path) -> None:
+    """mTLS needs the CA `ca init` makes: serve would not start, so this is not OK."""
+    secure = GOOD_COLLECTOR.replace("insecure = true\n", "")
+    _one_line_error(_check_collector(tmp_path, secure), "ca init")
+    made = run_cli("dcguard.collector", "ca", "init", "--config", str(tmp_path / "collector.toml"))
+    assert made.returncode == 0, made.stderr
+    result = _check_collector(tmp_path, secure)
+    assert result.returncode == 0, result.stderr
+    assert "mTLS, CA sha256:" in result.stdout
+    missing = run_cli("dcguard.collector", "check-config", "--config",
+                      str(tmp_path / "nope.toml"))
+    _one_line_error(missing, "nope.toml")
