@@ -116,7 +116,8 @@ def install(script: Path, root: Path, *args: str, python: str = "/usr/bin/python
             ) -> subprocess.CompletedProcess[str]:
     argv = ["bash", str(script), "--prefix", f"{root}/opt/dcguard-agent",
             "--config-dir", f"{root}/etc/dcguard", "--state-dir", f"{root}/var/lib/dcguard-agent",
-            "--unit-dir", f"{root}/etc/systemd/system", "--user", TEST_USER,
+            "--unit-dir", f"{root}/etc/systemd/system", "--bin-dir", f"{root}/usr/local/bin",
+            "--user", TEST_USER,
             "--python", python, *args]
     # A clean environment, as from a root shell: no venv, no pip config of this machine.
     env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -237,3 +238,50 @@ def test_failed_enrollment_stops_the_install_and_can_be_retried(
     # Installed, not enrolled; a re-run with a token enrolls.
     assert agent(root, "check-config", "--no-credentials").returncode == 0
     assert "enroll the agent first" in agent(root, "check-config").stderr
+
+
+def test_the_command_is_on_path_and_uninstall_removes_what_install_made(
+        installer: tuple[Path, Path]) -> None:
+    """The docs say `dcguard-agent status`: after the install that must be a command."""
+    script, root = installer
+    bin_dir = root / "usr/local/bin"
+    first = install(script, root, *FIRST)
+    assert first.returncode == 0, first.stdout + first.stderr
+    link = bin_dir / "dcguard-agent"
+    assert link.is_symlink() and link.resolve() == (root / "opt/dcguard-agent/bin/dcguard-agent"
+                                                    ).resolve()
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}
+    by_name = subprocess.run(["dcguard-agent", "--version"], capture_output=True, text=True,
+                             env=env, timeout=60, check=False)
+    assert by_name.returncode == 0 and "dcguard-agent" in by_name.stdout, by_name.stderr
+
+    again = install(script, root)  # idempotent: the same link, nothing said about it
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "linked" not in again.stdout and link.is_symlink()
+    assert sorted(p.name for p in bin_dir.iterdir()) == ["dcguard-agent"]
+
+    (root / "var/lib/dcguard-agent/spool-marker").write_text("kept")
+    gone = install(script, root, "--uninstall")
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert not link.exists() and not link.is_symlink()
+    assert not (root / "opt/dcguard-agent").exists()
+    assert not (root / "etc/systemd/system/dcguard-agent.service").exists()
+    # What the operator wrote and what the agent kept stay, and the output says where.
+    assert (root / "etc/dcguard/agent.toml").exists()
+    assert (root / "var/lib/dcguard-agent/spool-marker").read_text() == "kept"
+    assert str(root / "var/lib/dcguard-agent") in gone.stdout
+    twice = install(script, root, "--uninstall")
+    assert twice.returncode == 0, twice.stdout + twice.stderr
+
+
+def test_a_command_of_someone_else_on_path_is_not_replaced(installer: tuple[Path, Path]) -> None:
+    script, root = installer
+    foreign = root / "usr/local/bin/dcguard-agent"
+    foreign.parent.mkdir(parents=True)
+    foreign.write_text("#!/bin/sh\necho not ours\n")
+    result = install(script, root, *FIRST)
+    assert result.returncode == 2
+    assert str(foreign) in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert foreign.read_text().endswith("not ours\n")
+    gone = install(script, root, "--uninstall")
+    assert gone.returncode == 0 and foreign.exists()
