@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from dcguard.agent.osrelease import os_name, parse_os_release
+from tests.guards import NOT_INSTALLABLE
 
 DEBIAN_12 = Path(__file__).parent / "fixtures" / "os-release-debian-12"
 
@@ -40,7 +41,8 @@ def test_neither_file_nor_a_name_falls_back_to_the_kernel_name(tmp_path: Path) -
 
 
 @pytest.mark.skipif(not hasattr(platform, "freedesktop_os_release"),
-                    reason="compares with Python 3.10+'s own reader")
+                    reason=f"{NOT_INSTALLABLE}: compares with the reader of Python 3.10+, "
+                    "and this interpreter is older")
 @pytest.mark.parametrize("text", [
     DEBIAN_12.read_text(),
     "# comment\n\nPRETTY_NAME='single quoted'\nNAME=plain\n",
@@ -60,7 +62,8 @@ PYTHON39 = sorted(Path.home().glob(".pyenv/versions/3.9*/bin/python3.9")) or [
     Path(p) for p in (shutil.which("python3.9"),) if p]
 
 
-@pytest.mark.skipif(not PYTHON39, reason="no Python 3.9 on this machine (pyenv or python3.9)")
+@pytest.mark.skipif(not PYTHON39, reason=f"{NOT_INSTALLABLE}: no Python 3.9 on this machine "
+                    "(pyenv or python3.9), and Debian 12 packages none")
 def test_python_3_9_reads_the_os_name_too() -> None:
     """What the agent on an old server puts in the os label (the module needs nothing else)."""
     agent_dir = Path(__file__).resolve().parent.parent / "agent"
