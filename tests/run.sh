@@ -85,6 +85,10 @@ if [ ! -x .venv/bin/python ] || ! grep -qx "home = $(dirname "$python")" .venv/p
     rm -rf .venv
     "$python" -m venv .venv
 fi
+# pip before 21.3 cannot install a pyproject-only project editable (Debian 11 has
+# 20.3): such a venv gets a newer pip first.
+.venv/bin/python -c 'import sys, pip; sys.exit(tuple(map(int, pip.__version__.split(".")[:2])) < (21, 3))' \
+    || .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade 'pip>=21.3'
 step "installing dcguard and its dev dependencies into .venv (pip)"
 .venv/bin/pip install --disable-pip-version-check --progress-bar off -e '.[dev]' 2>&1 \
     | { grep --line-buffered -E '^(Collecting|Successfully installed|ERROR)' || true; } \

@@ -292,3 +292,43 @@ def test_a_command_of_someone_else_on_path_is_not_replaced(installer: tuple[Path
     assert foreign.read_text().endswith("not ours\n")
     gone = install(script, root, "--uninstall")
     assert gone.returncode == 0 and foreign.exists()
+
+
+PYTHON39 = interpreter("python3.9", *map(str, PYENV.glob("3.9*/bin/python3.9")))
+
+
+@pytest.mark.skipif(PYTHON39 is None, reason=f"{NOT_INSTALLABLE}: no Python 3.9 on this "
+                    "machine, and Debian 12 packages none")
+def test_the_bundle_installs_with_the_pip_of_debian_11(tmp_path: Path, bundle: Path) -> None:
+    """Debian 11's python3 -m venv gives pip 20.3.4, which cannot install this project
+    editable (pyproject only). The documented path for old servers, the bundle's
+    wheelhouse, must not need a newer pip: installed offline with exactly that pip.
+    """
+    assert PYTHON39 is not None
+    venv = tmp_path / "venv"
+    subprocess.run([PYTHON39, "-m", "venv", str(venv)], check=True, timeout=120)
+    old_pip = subprocess.run([str(venv / "bin/python"), "-m", "pip", "install", "--quiet",
+                              "--disable-pip-version-check", "pip==20.3.4"],
+                             capture_output=True, text=True, timeout=300, check=False)
+    assert old_pip.returncode == 0, old_pip.stderr[-2000:]
+    extract(bundle, tmp_path / "bundle")
+    (wheels,) = (tmp_path / "bundle").glob("dcguard-agent-*/wheels")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PIP_CONFIG_FILE": "/dev/null",
+           "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    version = subprocess.run([str(venv / "bin/pip"), "--version"], capture_output=True,
+                             text=True, env=env, check=True, timeout=60).stdout
+    assert version.startswith("pip 20.3.4 ")
+    result = subprocess.run(offline([str(venv / "bin/pip"), "install", "--no-index",
+                                     "--find-links", str(wheels), "dcguard"]),
+                            capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    config = tmp_path / "agent.toml"
+    config.write_text(f'[agent]\ndepartment = "d"\nstate_dir = "{tmp_path / "state"}"\n'
+                      '[collector]\naddresses = ["127.0.0.1:1"]\ninsecure = true\n'
+                      '[sources]\ndisable_defaults = true\nhost = true\n')
+    report = subprocess.run([str(venv / "bin/dcguard-agent"), "collect", "--json", "--config",
+                             str(config)], capture_output=True, text=True, timeout=120,
+                            check=False)
+    assert report.returncode == 0, report.stderr
+    assert json.loads(report.stdout)["sources"] == [
+        {"name": "host", "success": True, "duration_seconds": pytest.approx(0, abs=5)}]
