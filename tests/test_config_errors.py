@@ -190,6 +190,8 @@ def test_collector_check_config_passes_a_good_config(tmp_path: Path) -> None:
     ('[tls]\nenroll_listen = "nowhere"\n', ["tls.enroll_listen"]),
     ("[limits]\nmax_entries = 0\n", ["limits.max_entries", "at least 1"]),
     ("[limits]\nmax_events = 5\n", ["limits.max_events", "unknown"]),
+    ("[limits]\nmax_filesystems = 0\n", ["limits.max_filesystems", "at least 1"]),
+    ('[limits]\nmax_sources = "many"\n', ["limits.max_sources", "an integer"]),
     ('[risk]\nfilling_fast_window = "1m"\n', ["risk.filling_fast_window"]),
     ("[risk]\nbogus = 1\n", ["risk.bogus", "unknown"]),
     ('[risk.weights]\nbackup_stale = "high"\n', ["risk.weights.backup_stale"]),
