@@ -159,3 +159,9 @@ def test_agent_sources_and_filesystem_defaults_are_the_codes() -> None:
                       if cells[0] == "`filesystem.exclude_mountpoints`"]
     assert CODE.findall(mountpoints[1])[0].replace("\\|", "|") == DEFAULT_EXCLUDE_MOUNTPOINTS
     assert "docs/storage-and-backups.md" in readme
+
+
+def test_the_commented_example_config_shows_the_default_limits() -> None:
+    """deploy/collector.toml is copied by operators: its [limits] must not lower a bound."""
+    example = tomllib.loads((ROOT / "deploy/collector.toml").read_text())
+    assert parse_limits(Table(example["limits"])) == parse_limits(Table({}))
