@@ -7,6 +7,7 @@ ports without races. Every wait is bounded in time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -88,7 +89,11 @@ class Process:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
-        """Send sig and wait; SIGKILL if it does not exit in time."""
+        """Send sig and wait; SIGKILL it and its process group if it does not exit in time.
+
+        The group (its own session, see start) holds what it started: ingest
+        processes, journalctl. A process killed on the spot cannot stop them.
+        """
         if self.proc is None:
             return None
         if self.proc.poll() is None:
@@ -96,7 +101,8 @@ class Process:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout)
         code = self.proc.returncode
         self.proc = None

@@ -468,3 +468,29 @@ def test_tokens_enroll_once_and_only_the_bound_host(tmp_path_factory, guesses, h
             registry.consume_token(token, "h1", "d1", now=NOW)
     finally:
         registry.close()
+
+
+@pytest.mark.parametrize(("limits", "filesystems", "sources", "refused"), [
+    ({}, 256, 64, False),
+    ({}, 257, 0, True),
+    ({}, 0, 65, True),
+    ({"max_filesystems": 300}, 257, 0, False),
+    ({"max_filesystems": 2, "max_sources": 1}, 2, 2, True),
+])
+def test_filesystems_and_sources_per_report_are_bounded_by_limits(
+        limits: dict[str, int], filesystems: int, sources: int, refused: bool) -> None:
+    """The [limits] keys max_filesystems and max_sources, with their documented defaults."""
+    from dcguard.collector.trust.config import parse_limits
+    from dcguard.common.config import Table
+
+    request = good_request()
+    for i in range(filesystems):
+        request.reports[0].filesystems.add(mountpoint=f"/m{i}")
+    for i in range(sources):
+        request.reports[0].sources.add(name=f"s{i}")
+    if refused:
+        with pytest.raises(Rejection) as caught:
+            validate_request(request, time.time(), parse_limits(Table(limits, "limits")))
+        assert caught.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    else:
+        validate_request(request, time.time(), parse_limits(Table(limits, "limits")))

@@ -390,9 +390,9 @@ def test_stopping_the_agent_waits_for_the_certificate_renewer(tmp_path, monkeypa
 
     from cryptography.hazmat.primitives import serialization
 
-    from dcguard.agent.trust import keys
     from dcguard.agent.config import load_config
     from dcguard.agent.cycle.agent_loop import run_agent
+    from dcguard.agent.trust import keys
     from dcguard.agent.trust.credentials import AgentTlsFiles
     from tests.support import Agent
     from tests.trust_support import issue, self_signed_ca

@@ -17,11 +17,12 @@ from typing import Callable
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from dcguard.agent.config import AgentConfig
-from dcguard.agent.sources import Source
+from dcguard.agent.osrelease import os_name
+from dcguard.agent.sources import BackgroundSource, Source
 from dcguard.common.version import VERSION
 from dcguard.v1 import collector_pb2 as pb
 
-__all__ = ["Ticker", "agent_info", "build_report"]
+__all__ = ["Ticker", "agent_info", "build_report", "prime"]
 
 log = logging.getLogger(__name__)
 # The last error logged per source: a source that stays broken (smartctl not
@@ -35,19 +36,40 @@ def agent_info(config: AgentConfig, instance_id: str) -> pb.AgentInfo:
         host=config.host,
         department=config.department,
         agent_version=VERSION,
-        os=_os_name(),
+        os=os_name(),
         kernel=platform.release(),
         interval_seconds=config.interval,
         instance_id=instance_id,
     )
 
 
-def _os_name() -> str:
-    try:
-        release = platform.freedesktop_os_release()  # type: ignore[attr-defined,unused-ignore]
-        return str(release.get("PRETTY_NAME", release.get("NAME", "Linux")))
-    except (OSError, AttributeError):  # no os-release, or Python < 3.10
-        return platform.system()
+def prime(sources: tuple[Source, ...], timeout: float,
+          stop: threading.Event | None = None) -> None:
+    """Start the sources that read in background threads (SMART, journal, backups); wait
+    at most timeout seconds in all (less if stop is set) for their first rounds.
+
+    Until its first round a background source reports "not known yet" as a
+    failure; priming makes the first report (of `run`, or the one `collect`
+    prints) carry what the tools really said.
+    """
+    deadline = time.monotonic() + timeout
+    waits = []
+    for source in sources:
+        if not isinstance(source, BackgroundSource):
+            continue
+        try:
+            started = source.start()
+        except Exception as exc:  # noqa: BLE001 - the report's collect records the failure
+            log.debug("source %s: cannot start: %s", source.name, exc)
+            continue
+        if started:  # False: this source reads inline, there is no round to wait for
+            waits.append(source.wait_rounds)
+    stop = stop or threading.Event()
+    for wait in waits:
+        # In short steps, so a stop signal during start-up is not held up.
+        while not stop.is_set() and time.monotonic() < deadline:
+            if wait(1, min(0.2, max(0.0, deadline - time.monotonic()))):
+                break
 
 
 def build_report(sources: tuple[Source, ...], sequence: int,
