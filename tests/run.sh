@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real tools the tests use: promtool/prometheus, amtool/alertmanager, systemd-analyze,
-# shellcheck, openssl, restic, borg.
+# shellcheck, openssl, restic, borg, systemd-nspawn and debootstrap.
 packages=()
 command -v promtool >/dev/null || packages+=(prometheus)
 command -v restic >/dev/null || packages+=(restic)
@@ -16,6 +16,10 @@ command -v amtool >/dev/null || packages+=(prometheus-alertmanager)
 command -v systemd-analyze >/dev/null || packages+=(systemd)
 command -v shellcheck >/dev/null || packages+=(shellcheck)
 command -v openssl >/dev/null || packages+=(openssl)
+# A real systemd for the units (tests/test_nspawn.py): a Debian 12 root booted by nspawn.
+command -v systemd-nspawn >/dev/null || packages+=(systemd-container)
+command -v debootstrap >/dev/null || packages+=(debootstrap)
+command -v ssh >/dev/null || packages+=(openssh-client)  # Ansible reaches the container over ssh
 python3 -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv)
 if [ ${#packages[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
