@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real tools the tests use: promtool/prometheus, amtool/alertmanager, systemd-analyze,
-# shellcheck, openssl, restic, borg, systemd-nspawn and debootstrap.
+# openssl, restic, borg, systemd-nspawn, debootstrap, ssh and the shellcheck linter.
 packages=()
 command -v promtool >/dev/null || packages+=(prometheus)
 command -v restic >/dev/null || packages+=(restic)
