@@ -16,6 +16,7 @@ import re
 import socket
 import subprocess
 import tarfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -168,6 +169,25 @@ def test_agent_unit_reports_restarts_and_stops_under_systemd(
         assert metric(collector.metrics(), "dcguard_agent_reports_lost_total", **HOST) == 0
     finally:
         collector.stop()
+
+
+@pytest.mark.xfail(strict=True, reason="needs RestartPreventExitStatus=2 in the agent's unit "
+                   "(issue 12, another branch): remove this mark when that is merged")
+def test_unenrolled_agent_unit_stops_instead_of_restarting(container: nspawn.Container) -> None:
+    """Exit 2 (not enrolled) is not something a restart can fix: systemd must not loop on it."""
+    install_offline(container, "--department", "so-tu-phap", "--host", "db01",
+                    "--collector", "127.0.0.1:4740")
+    started = container.run("systemctl", "start", "dcguard-agent", timeout=90, check=False)
+    assert started.returncode != 0
+    # Longer than the unit's RestartSec=5s: a restart would have happened by now.
+    deadline = time.monotonic() + 12
+    while time.monotonic() < deadline:
+        assert container.run("systemctl", "show", "-P", "NRestarts", "dcguard-agent"
+                             ).stdout.strip() == "0", container.journal("dcguard-agent")
+        time.sleep(1)
+    assert container.run("systemctl", "is-failed", "dcguard-agent",
+                         check=False).stdout.strip() == "failed"
+    assert "enroll" in container.journal("dcguard-agent")
 
 
 def test_collector_unit_serves_and_reports_readiness_under_systemd(
