@@ -26,10 +26,12 @@ from typing import Callable
 
 SUITE = "bookworm"
 # systemd/dbus: PID 1 and systemctl; python3-venv: install-agent.sh makes a
-# virtualenv; smartmontools: the agent's SMART source; openssh-server and sudo:
-# Ansible connects over ssh and becomes root as it would on a real server.
+# virtualenv; smartmontools: the agent's SMART source; rsyslog: /var/log/auth.log,
+# as most Debian servers have it (why the journal alone does not do here: see
+# tests/test_nspawn.py); openssh-server and sudo: Ansible connects over ssh and
+# becomes root as it would on a real server.
 PACKAGES = ("systemd", "systemd-sysv", "dbus", "python3", "python3-venv", "smartmontools",
-            "openssh-server", "sudo")
+            "rsyslog", "openssh-server", "sudo")
 BUILDER_VERSION = "1"  # bump when the steps below change what a root holds
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
@@ -78,6 +80,20 @@ def why_not_here() -> str | None:
         if not shutil.which(tool):
             return (f"{tool} missing: apt-get install systemd-container debootstrap "
                     "(tests/run.sh does)")
+    return None
+
+
+def cannot_run(image: Path) -> str | None:
+    """Why nspawn cannot start a container from image here (no privileges, ...), or None.
+
+    A read-only run of /bin/true: what the machine refuses shows here in a
+    second. A container that then fails to boot is a failure, not a skip.
+    """
+    result = subprocess.run(["systemd-nspawn", "--quiet", "--register=no", "--keep-unit",
+                             "--read-only", "--directory", str(image), "/bin/true"],
+                            capture_output=True, text=True, timeout=60, check=False)
+    if result.returncode != 0:
+        return f"systemd-nspawn cannot start a container: {result.stderr.strip()[-500:]}"
     return None
 
 
