@@ -22,7 +22,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
+
+from tests.support import wait_for
+
+T = TypeVar("T")
 
 SUITE = "bookworm"
 # systemd/dbus: PID 1 and systemctl; python3-venv: install-agent.sh makes a
@@ -230,16 +234,13 @@ class Container:
                 found += [int(p) for p in (task / "children").read_text().split()]
         return found
 
-    def _wait(self, predicate: Callable[[], object], timeout: float, what: str) -> object:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}:\n"
-                                     f"{self.console.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.2)
+    def _wait(self, predicate: Callable[[], T], timeout: float, what: str) -> T:
+        """wait_for, with the container's console in the message when it times out."""
+        try:
+            return wait_for(predicate, timeout=timeout, interval=0.2, message=what)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}:\n{self.console.read_text(errors='replace')[-3000:]}"
+                                 ) from None
 
     def command(self, *argv: str) -> list[str]:
         """argv to run inside the container, as root, in all its namespaces."""

@@ -142,9 +142,11 @@ def test_agent_unit_reports_restarts_and_stops_under_systemd(
         assert container.run("systemctl", "is-active", "dcguard-agent").stdout.strip() == \
             "active"
 
-        samples = wait_for(lambda: (s := collector.metrics())
-                           and metric(s, "dcguard_agent_up", **HOST) == 1 and s,
-                           timeout=60, message="db01 up on the collector")
+        def up() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+            samples = collector.metrics()  # {} (falsy: wait on) until db01 is up
+            return samples if metric(samples, "dcguard_agent_up", **HOST) == 1 else {}
+
+        samples = wait_for(up, timeout=60, message="db01 up on the collector")
         # Every source the agent runs succeeds under the hardened unit.
         sources = {dict(labels)["source"]: value for (name, labels), value in samples.items()
                    if name == "dcguard_agent_source_success" and dict(labels)["host"] == "db01"}
