@@ -148,7 +148,7 @@ def prepare(root: Path) -> None:
     """What every boot of the root needs, done once: a quiet, quick, contained boot."""
     # A fresh machine-id on every boot of a copy (systemd writes one if empty).
     (root / "etc/machine-id").write_text("")
-    # The container shares the host's network during some phases: its sshd listens
+    # The container shares the host's network namespace: its sshd listens
     # only where a test says (a drop-in written per test), never on the host's :22.
     (root / "etc/ssh/sshd_config.d").mkdir(parents=True, exist_ok=True)
     wants = root / "etc/systemd/system/multi-user.target.wants/ssh.service"
@@ -164,19 +164,19 @@ def prepare(root: Path) -> None:
 class Container:
     """One booted throwaway copy of the root: `with Container(...) as c: c.run(...)`.
 
-    network=False boots it with --private-network (only its own loopback);
-    True shares this machine's network namespace, so it reaches 127.0.0.1 here.
+    It shares this machine's network namespace, so it reaches 127.0.0.1 here
+    (what must run offline runs under `unshare --net` inside it). before_boot
+    may edit the copy's files before systemd starts.
     """
 
-    def __init__(self, image: Path, workdir: Path, name: str, *, network: bool = True,
-                 prepare: Callable[[Path], None] | None = None) -> None:
+    def __init__(self, image: Path, workdir: Path, name: str, *,
+                 before_boot: Callable[[Path], None] | None = None) -> None:
         self.image = image
         self.workdir = workdir
         self.name = name
-        self.network = network
         self.root = workdir / "root"
         self.console = workdir / "console.log"
-        self.prepare = prepare
+        self.before_boot = before_boot
         self.nspawn: subprocess.Popen[bytes] | None = None
         self.leader = 0
 
@@ -196,16 +196,14 @@ class Container:
             self.workdir.mkdir(parents=True, exist_ok=True)
             subprocess.run(["cp", "-a", "--reflink=auto", str(self.image), str(self.root)],
                            check=True, timeout=300)
-        if self.prepare:
-            self.prepare(self.root)
+        if self.before_boot:
+            self.before_boot(self.root)
         argv = ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit",
                 "--directory", str(self.root), "--machine", self.name, "--boot",
                 "--console=pipe",
                 # nspawn's default set lacks the one capability the agent's unit grants
                 # (smartctl's SG_IO); a server's systemd has it, so the container gets it.
                 "--capability=CAP_SYS_RAWIO"]
-        if not self.network:
-            argv.append("--private-network")
         with open(self.console, "ab") as log:
             self.nspawn = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
                                            stderr=subprocess.STDOUT, start_new_session=True)

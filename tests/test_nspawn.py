@@ -277,7 +277,7 @@ def test_ansible_role_check_mode_and_rerun_against_a_systemd_host(
         wants = root / "etc/systemd/system/multi-user.target.wants/ssh.service"
         wants.symlink_to("/lib/systemd/system/ssh.service")
 
-    with nspawn.Container(image, tmp_path / "machine", "dcg-ansible", prepare=with_sshd
+    with nspawn.Container(image, tmp_path / "machine", "dcg-ansible", before_boot=with_sshd
                           ) as machine:
         wait_for(lambda: ssh_ready(port), timeout=30, message="sshd in the container")
         inventory = tmp_path / "inventory.ini"
