@@ -106,8 +106,10 @@ def root_image() -> Path:
     base = cache_dir()
     base.mkdir(parents=True, exist_ok=True)
     target = base / f"debian12-{root_key()}"
-    with open(base / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a parallel run waits for the build, not repeats it
+    with open(base / ".lock", "a") as lock:
+        # Exclusive: a parallel run waits for the build instead of repeating it, and no
+        # copy of a root being removed below is in progress.
+        fcntl.flock(lock, fcntl.LOCK_EX)
         if (target / ".complete").exists():
             return target
         for stale in base.glob("debian12-*"):
@@ -194,8 +196,11 @@ class Container:
     def boot(self, timeout: float = 90.0) -> None:
         if not self.root.exists():
             self.workdir.mkdir(parents=True, exist_ok=True)
-            subprocess.run(["cp", "-a", "--reflink=auto", str(self.image), str(self.root)],
-                           check=True, timeout=300)
+            with open(self.image.parent / ".lock", "a") as lock:
+                # Shared: a build for another package list (exclusive) waits to remove it.
+                fcntl.flock(lock, fcntl.LOCK_SH)
+                subprocess.run(["cp", "-a", "--reflink=auto", str(self.image), str(self.root)],
+                               check=True, timeout=300)
         if self.before_boot:
             self.before_boot(self.root)
         argv = ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit",
