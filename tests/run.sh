@@ -30,6 +30,9 @@ tools=(
     shellcheck:shellcheck openssl:openssl smartctl:smartmontools
     mkfs.ext4:e2fsprogs losetup:mount mount:mount unshare:util-linux
     useradd:passwd userdel:passwd
+    # A real systemd for the units (tests/test_nspawn.py): a Debian 12 root booted by nspawn;
+    # Ansible reaches the container over ssh.
+    systemd-nspawn:systemd-container debootstrap:debootstrap ssh:openssh-client
 )
 step "checking the tools the tests use"
 packages=()
