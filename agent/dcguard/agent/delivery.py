@@ -85,6 +85,7 @@ class Delivery(threading.Thread):
         self._backoff = backoff or Backoff()
         self._limit = config.batch_max_reports
         self._failing: str | None = None
+        self._failing_code: grpc.StatusCode | None = None
         self._status_written = 0.0
         self._last_success = 0.0
         self._refused_in_a_row = 0
@@ -188,9 +189,11 @@ class Delivery(threading.Thread):
 
     def _failed(self, exc: DeliveryError) -> None:
         message = str(exc)
-        if self._failing is None:  # once per episode, not once per attempt
+        # Once per episode, not once per attempt; but again when the cause
+        # changes (a collector that comes back and refuses us is news).
+        if self._failing is None or exc.code != self._failing_code:
             log.error("delivery failing (reports stay spooled): %s", message)
-            self._failing = message
+            self._failing, self._failing_code = message, exc.code
             self._write_status(force=True)
         else:
             self._failing = message

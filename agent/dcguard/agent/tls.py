@@ -111,17 +111,18 @@ class Renewer(threading.Thread):
         self._addresses = addresses
         self._timeout = timeout
         self._on_renewed = on_renewed
-        self._stop = stop
+        # Not self._stop: that is threading.Thread's own method, which a fork calls.
+        self._stopping = stop
         self._host = host
 
     def run(self) -> None:
         failing = False
-        while not self._stop.is_set():
+        while not self._stopping.is_set():
             try:
                 validity = self._files.validity()
             except (OSError, CertificateError) as exc:
                 log.error("cannot read the agent certificate: %s", exc)
-                self._stop.wait(60)
+                self._stopping.wait(60)
                 continue
             now = datetime.datetime.now(datetime.timezone.utc)
             due = renewal_due(validity)
@@ -129,7 +130,7 @@ class Renewer(threading.Thread):
             # Check often enough for short lifetimes, at most every 10 minutes.
             pause = max(0.2, min(600.0, lifetime / 50))
             if now < due:
-                self._stop.wait(min(pause, (due - now).total_seconds()))
+                self._stopping.wait(min(pause, (due - now).total_seconds()))
                 continue
             try:
                 self.renew_once()
@@ -142,7 +143,7 @@ class Renewer(threading.Thread):
                               "; enroll the agent again with a new token" if expired else "",
                               _describe(exc))
                 failing = True
-                self._stop.wait(pause)
+                self._stopping.wait(pause)
                 continue
             if failing:
                 log.info("certificate renewal recovered")

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from dcguard.collector.auth import CertificateStatus
 from dcguard.collector.store import Migration
 
 __all__ = ["ENROLLMENT_SCHEMA", "EnrollmentRegistry", "TokenError", "hash_token", "new_token"]
@@ -146,13 +147,15 @@ class EnrollmentRegistry:
                 "INSERT INTO agent_certificates VALUES (?, ?, ?, ?, ?, NULL)",
                 (format(serial, "x"), host, department, time.time(), not_after))
 
-    def is_revoked(self, serial: int) -> bool:
-        """True if the certificate was revoked, or was never issued by this collector."""
+    def certificate_status(self, serial: int) -> CertificateStatus:
+        """Whether the registry issued this certificate ("unknown" if not) and revoked it."""
         with self._lock:
             row = self._conn().execute(
                 "SELECT revoked_at FROM agent_certificates WHERE serial = ?",
                 (format(serial, "x"),)).fetchone()
-        return row is None or row[0] is not None
+        if row is None:
+            return "unknown"
+        return "valid" if row[0] is None else "revoked"
 
     def revoke_host(self, host: str, now: float | None = None) -> int:
         """Revoke every certificate of host; return how many were still valid."""
