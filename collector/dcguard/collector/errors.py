@@ -26,6 +26,7 @@ REJECTION_REASONS = (
     "unauthenticated",     # no acceptable client certificate
     "permission_denied",   # a valid agent speaking for another host, or revoked
     "rate_limited",        # an agent sending faster than its limit
+    "unstorable",          # valid, but storing it failed for its content (never retried)
 )
 
 

@@ -51,9 +51,7 @@ class CollectorService:
         results = self._store.apply_many([job for _, job in accepted])
         for (index, _), result in zip(accepted, results):
             if isinstance(result, StoreError):
-                log.error("%s", result)
-                replies[index] = Reply.refusal(grpc.StatusCode.UNAVAILABLE,
-                                               "the collector cannot store now")
+                replies[index] = self._not_stored(admissions[index], result)
                 continue
             if result.duplicates:
                 self._metrics.duplicate.inc(result.duplicates)
@@ -76,8 +74,24 @@ class CollectorService:
         return StoreJob(admission.identity, request.agent, request.reports,
                         admission.received_at)
 
+    def _not_stored(self, admission: Admission, error: StoreError) -> Reply:
+        """A batch the store could not take: come back later, or never (counted)."""
+        if error.transient:
+            log.error("%s", error)
+            return Reply.refusal(grpc.StatusCode.UNAVAILABLE, "the collector cannot store now")
+        # Answering UNAVAILABLE here would have the agent resend it forever,
+        # holding back every report behind it.
+        log.warning("%s; refused it for good", error)
+        return self._refuse(admission, Rejection(grpc.StatusCode.INVALID_ARGUMENT, error.reason,
+                                                 str(error)))
+
     def _refuse(self, admission: Admission, exc: Rejection) -> Reply:
-        self._metrics.rejected.labels(reason=exc.reason).inc(max(admission.reports, 1))
+        count = max(admission.reports, 1)
+        self._metrics.rejected.labels(reason=exc.reason).inc(count)
+        if admission.identity is not None:
+            self._metrics.agent_rejected.labels(
+                host=admission.identity.host, department=admission.identity.department,
+                reason=exc.reason).inc(count)
         # A throttled agent is told when to come back; one line per call would flood.
         log.log(logging.DEBUG if exc.reason == "rate_limited" else logging.INFO,
                 "refused a batch from %s: %s", admission.peer, exc.message)

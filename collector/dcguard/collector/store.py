@@ -18,9 +18,22 @@ from dcguard.collector.auth import PeerIdentity
 from dcguard.v1 import collector_pb2 as pb
 
 __all__ = [
-    "AGENTS_SCHEMA", "AgentRecord", "ApplyResult", "Migration", "ReportHook", "Store", "StoreError",
+    "AGENTS_SCHEMA",
+    "MAX_SEQUENCE_JUMP",
+    "AgentRecord",
+    "ApplyResult",
+    "Migration",
+    "ReportHook",
+    "Store",
+    "StoreError",
     "StoreJob",
 ]
+
+# How far one report's sequence may lie above the host's last (or above 0
+# for a new agent instance): a billion reports is 475 years at 15 s. More is
+# a corrupt or forged sequence, which would count a billion reports lost and
+# make every later report of the instance a duplicate.
+MAX_SEQUENCE_JUMP = 1_000_000_000
 
 # Named schema steps, each applied once, in order. A feature that needs
 # tables appends its own named steps (via Store(migrations=...)); names,
@@ -64,7 +77,40 @@ _COUNTERS = "first_seen, max_sequence, reports_stored, reports_lost, instance_id
 
 
 class StoreError(Exception):
-    """The database could not be opened or written."""
+    """The database could not be opened or written, or a batch could not be stored.
+
+    transient: the condition may pass (a locked or busy database, a full
+    disk, an I/O error), so the agent should send the batch again. Otherwise
+    the batch itself is at fault (a hook cannot handle its content, an
+    implausible sequence): sending it again can never succeed, so it is
+    refused for good, with `reason` as the rejection reason.
+    """
+
+    def __init__(self, message: str, *, transient: bool = True,
+                 reason: str = "unstorable") -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.reason = reason
+
+
+class _Refused(Exception):
+    """Raised inside a batch's savepoint: its content can never be stored."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures of the database or the machine, not of the data being stored.
+
+    SQLite reports locked, busy, full, read-only and I/O errors as
+    OperationalError (a corrupt file as a plain DatabaseError); an
+    IntegrityError, an integer SQLite cannot hold, or a hook's ValueError
+    come from the report and would come again.
+    """
+    return isinstance(exc, (sqlite3.OperationalError, sqlite3.InternalError, OSError,
+                            MemoryError)) or type(exc) is sqlite3.DatabaseError
 
 
 @dataclass(frozen=True)
@@ -123,6 +169,15 @@ class _Job:
     done: threading.Event = field(default_factory=threading.Event)
     result: ApplyResult | None = None
     error: StoreError | None = None
+
+
+def _batch_error(host: str, exc: Exception) -> StoreError:
+    if isinstance(exc, _Refused):
+        return StoreError(str(exc), transient=False, reason=exc.reason)
+    if is_transient(exc):
+        return StoreError(f"cannot store reports for {host}: {exc}")
+    return StoreError(f"a report of {host} cannot be stored ({type(exc).__name__}: {exc})",
+                      transient=False)
 
 
 def _result(job: _Job) -> ApplyResult:
@@ -246,8 +301,7 @@ class Store:
                 except Exception as exc:  # noqa: BLE001 - a bad batch or hook must not sink the rest
                     db.execute("ROLLBACK TO batch")
                     job.result = None
-                    job.error = StoreError(
-                        f"cannot store reports for {job.batch.identity.host}: {exc}")
+                    job.error = _batch_error(job.batch.identity.host, exc)
                 db.execute("RELEASE batch")
             db.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -275,6 +329,10 @@ class Store:
             if report.sequence <= max_sequence:
                 duplicates += 1
                 continue
+            if report.sequence - max_sequence > MAX_SEQUENCE_JUMP:
+                raise _Refused("invalid_report", (
+                    f"report {report.sequence}: sequence jumps more than {MAX_SEQUENCE_JUMP} "
+                    f"above the host's last ({max_sequence})"))
             lost_total += report.sequence - max_sequence - 1
             max_sequence = report.sequence
             stored += 1

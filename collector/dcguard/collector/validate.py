@@ -16,7 +16,11 @@ from dcguard.collector.validate_storage import validate_storage
 from dcguard.collector.validate_walk import first_problem, within_limits
 from dcguard.v1 import collector_pb2 as pb
 
-__all__ = ["Limits", "parse_request", "validate_request"]
+__all__ = ["MAX_SEQUENCE", "Limits", "parse_request", "validate_request"]
+
+# The largest sequence SQLite's INTEGER holds; store.py also refuses a
+# sequence that jumps implausibly far above the host's last.
+MAX_SEQUENCE = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,9 @@ def validate_request(request: pb.SubmitRequest, now: float, limits: Limits) -> N
         if report.sequence <= previous:
             raise Rejection(grpc.StatusCode.INVALID_ARGUMENT, "invalid_report",
                             "sequences must be positive and strictly increasing in a batch")
+        if report.sequence > MAX_SEQUENCE:
+            raise Rejection(grpc.StatusCode.INVALID_ARGUMENT, "invalid_report",
+                            f"report sequence {report.sequence} is above {MAX_SEQUENCE}")
         previous = report.sequence
         _validate_report(report, now, limits)
 

@@ -1,0 +1,119 @@
+"""Reports the collector will not take: refused for good, counted, never retried forever.
+
+A refusal for a report's content is INVALID_ARGUMENT (the agent drops that
+one report and moves on); only a condition that passes (a locked or full
+database, an I/O error) is UNAVAILABLE, which the agent retries.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import grpc
+import pytest
+
+from dcguard.collector.auth import Authenticator
+from dcguard.collector.front import SubmitFront
+from dcguard.collector.metrics.registry import HostRenderer
+from dcguard.collector.selfmetrics import SelfMetrics
+from dcguard.collector.service import CollectorService
+from dcguard.collector.state import StateCache
+from dcguard.collector.store import AGENTS_SCHEMA, MAX_SEQUENCE_JUMP, Store
+from dcguard.v1 import collector_pb2 as pb
+from tests.submit import agent_info, make_report, submit
+from tests.support import Collector, metric
+
+DB01 = {"host": "db01", "department": "so-tu-phap"}
+
+
+def _refused(address: str, sequence: int) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as refused:
+        submit(address, [make_report(sequence)])
+    return refused.value
+
+
+def test_implausible_sequences_are_refused_for_good_and_counted(collector: Collector) -> None:
+    submit(collector.grpc_address, [make_report(1)])
+    for sequence in (2**64 - 1, 2**63, 2**63 - 1, 1 + MAX_SEQUENCE_JUMP + 1):
+        error = _refused(collector.grpc_address, sequence)
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, (sequence, error.details())
+        assert "sequence" in (error.details() or "")
+    samples = collector.metrics()
+    assert metric(samples, "dcguard_collector_reports_rejected_total",
+                  reason="invalid_report") == 4
+    assert metric(samples, "dcguard_agent_reports_rejected_total",
+                  reason="invalid_report", **DB01) == 4
+    # Nothing of them was applied: no lost reports, and the host carries on.
+    assert metric(samples, "dcguard_agent_reports_lost_total", **DB01) == 0
+    assert submit(collector.grpc_address, [make_report(2)]).acked_sequence == 2
+    # A gap within the bound is an outage's worth of lost reports, and is taken.
+    far = 2 + MAX_SEQUENCE_JUMP
+    assert submit(collector.grpc_address, [make_report(far)]).acked_sequence == far
+    assert metric(collector.metrics(), "dcguard_agent_reports_lost_total",
+                  **DB01) == MAX_SEQUENCE_JUMP - 1
+
+
+class PoisonedBy:
+    """A hook that cannot handle one report: raises for a marked mountpoint, like a bug would."""
+
+    def on_stored(self, db: sqlite3.Connection, host: str, report: pb.Report) -> None:
+        for fs in report.filesystems:
+            if fs.mountpoint == "/poison":
+                raise ValueError("cannot handle /poison")
+            if fs.mountpoint == "/locked":
+                raise sqlite3.OperationalError("database is locked")
+
+
+class Peer:
+    def peer(self) -> str:
+        return "ipv4:127.0.0.1:5000"
+
+
+def test_a_report_that_makes_a_hook_raise_is_refused_for_good_a_locked_database_is_not(
+        tmp_path: Path) -> None:
+    store = Store(tmp_path / "c.db", migrations=(AGENTS_SCHEMA,), hooks=[PoisonedBy()])
+    store.open()
+    metrics = SelfMetrics()
+    back = CollectorService(store, StateCache(HostRenderer([])), metrics)
+    front = SubmitFront(Authenticator(insecure=True))
+
+    def settle(sequence: int, mountpoint: str | None = None) -> grpc.StatusCode | int:
+        report = make_report(sequence)
+        if mountpoint:
+            report.filesystems.add(mountpoint=mountpoint)
+        data = pb.SubmitRequest(agent=agent_info(), reports=[report]).SerializeToString()
+        reply = back.settle([front.admit(data, Peer())])[0]  # type: ignore[arg-type]
+        if reply.code is not None:
+            return reply.code
+        return int(pb.SubmitResponse.FromString(reply.payload).acked_sequence)
+
+    assert settle(1) == 1
+    assert settle(2, "/poison") == grpc.StatusCode.INVALID_ARGUMENT
+    assert settle(3, "/locked") == grpc.StatusCode.UNAVAILABLE
+    assert settle(3) == 3  # the agent moved on; nothing stored of 2
+    sample = metrics.registry.get_sample_value
+    assert sample("dcguard_collector_reports_rejected_total", {"reason": "unstorable"}) == 1
+    assert sample("dcguard_agent_reports_rejected_total",
+                  {**DB01, "reason": "unstorable"}) == 1
+    row = sqlite3.connect(tmp_path / "c.db").execute(
+        "SELECT max_sequence, reports_stored, reports_lost FROM agents").fetchone()
+    assert row == (3, 2, 1)
+    store.close()
+
+
+def test_a_really_locked_database_is_answered_unavailable(collector: Collector) -> None:
+    """Another writer holding the database past the busy timeout: not the report's fault."""
+    submit(collector.grpc_address, [make_report(1)])
+    holder = sqlite3.connect(collector.data_dir / "collector.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(grpc.RpcError) as refused:
+            submit(collector.grpc_address, [make_report(2)])
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert submit(collector.grpc_address, [make_report(2)]).acked_sequence == 2
+    assert metric(collector.metrics(), "dcguard_collector_reports_rejected_total",
+                  reason="unstorable") == 0
