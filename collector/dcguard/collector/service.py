@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import grpc
 
 from dcguard.collector.calls import Admission, Reply, answer, raw_method
+from dcguard.collector.clock import clamp_report_times
 from dcguard.collector.errors import Rejection
 from dcguard.collector.front import SubmitFront
 from dcguard.collector.ratelimit import RateLimiter
@@ -36,8 +37,9 @@ class CollectorService:
         self._store = store
         self._state = state
         self._metrics = metrics
-        limits = limits or Limits()
-        self._rate = RateLimiter(limits.rate_per_second, limits.rate_burst)
+        self._limits = limits or Limits()
+        self._rate = RateLimiter(self._limits.rate_per_second, self._limits.rate_burst)
+        self._clamping: set[str] = set()  # hosts whose report times are being clamped
 
     def settle(self, admissions: Sequence[Admission]) -> list[Reply]:
         """Answer each admission; those accepted are stored together, in one commit."""
@@ -71,8 +73,21 @@ class CollectorService:
         request = admission.request
         if request is None:  # it came from an ingest process: parse it here again
             request = parse_request(admission.data)
+        skew, clamped = clamp_report_times(request.reports, admission.received_at,
+                                           self._limits)
+        self._note_clock(admission.identity.host, skew, clamped)
         return StoreJob(admission.identity, request.agent, request.reports,
-                        admission.received_at)
+                        admission.received_at, skew)
+
+    def _note_clock(self, host: str, skew: float, clamped: int) -> None:
+        """Log when a host's reports start and stop being clamped: once, not per report."""
+        if clamped and host not in self._clamping:
+            self._clamping.add(host)
+            log.warning("%s's clock is %.0f s off (ahead if positive): its reports are stored "
+                        "at their arrival time until it is corrected", host, skew)
+        elif not clamped and host in self._clamping:
+            self._clamping.discard(host)
+            log.info("%s's report times are plausible again (skew %.1f s)", host, skew)
 
     def _not_stored(self, admission: Admission, error: StoreError) -> Reply:
         """A batch the store could not take: come back later, or never (counted)."""

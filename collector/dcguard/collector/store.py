@@ -18,6 +18,7 @@ from dcguard.collector.auth import PeerIdentity
 from dcguard.v1 import collector_pb2 as pb
 
 __all__ = [
+    "AGENTS_CLOCK_SKEW",
     "AGENTS_SCHEMA",
     "MAX_SEQUENCE_JUMP",
     "AgentRecord",
@@ -58,6 +59,11 @@ AGENTS_SCHEMA: Migration = ("agents-v1", (
     )
     """,
 ))
+# Later steps of the agents table; Store applies them after AGENTS_SCHEMA
+# wherever that is given, so every user of the table gets every column.
+AGENTS_CLOCK_SKEW: Migration = ("agents-clock-skew-v1", (
+    "ALTER TABLE agents ADD COLUMN clock_skew_seconds REAL NOT NULL DEFAULT 0",
+))
 
 
 class ReportHook(Protocol):
@@ -70,7 +76,8 @@ class ReportHook(Protocol):
 
     def on_stored(self, db: sqlite3.Connection, host: str, report: pb.Report) -> None: ...
 _COLUMNS = ("host, department, agent_version, os, kernel, interval_seconds, instance_id, "
-            "first_seen, last_seen, max_sequence, reports_stored, reports_lost, latest_report")
+            "first_seen, last_seen, max_sequence, reports_stored, reports_lost, latest_report, "
+            "clock_skew_seconds")
 # What a batch needs of the agent's row: everything but the latest report,
 # which is only read back (and parsed) when the batch stores nothing new.
 _COUNTERS = "first_seen, max_sequence, reports_stored, reports_lost, instance_id"
@@ -130,6 +137,8 @@ class AgentRecord:
     reports_stored: int
     reports_lost: int
     latest: pb.Report | None
+    # The newest report's collected_at as sent minus its arrival (clock.py).
+    clock_skew_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -141,13 +150,14 @@ class ApplyResult:
 
 def _record(row: tuple[Any, ...]) -> AgentRecord:
     (host, department, agent_version, os_name, kernel, interval, instance_id, first_seen,
-     last_seen, max_sequence, stored, lost, blob) = row
+     last_seen, max_sequence, stored, lost, blob, skew) = row
     return AgentRecord(
         host=host, department=department, agent_version=agent_version, os=os_name,
         kernel=kernel, interval_seconds=interval, instance_id=instance_id,
         first_seen=first_seen, last_seen=last_seen, max_sequence=max_sequence,
         reports_stored=stored, reports_lost=lost,
         latest=pb.Report.FromString(blob) if isinstance(blob, bytes) else None,
+        clock_skew_seconds=skew,
     )
 
 
@@ -159,6 +169,8 @@ class StoreJob:
     agent: pb.AgentInfo
     reports: Sequence[pb.Report]
     received_at: float
+    # The newest report's clock skew (clock.py); kept only if a report is new.
+    clock_skew: float = 0.0
 
 
 @dataclass
@@ -185,6 +197,13 @@ def _result(job: _Job) -> ApplyResult:
     return job.result
 
 
+def _with_agent_steps(migrations: tuple[Migration, ...]) -> tuple[Migration, ...]:
+    if AGENTS_SCHEMA not in migrations or AGENTS_CLOCK_SKEW in migrations:
+        return migrations
+    at = migrations.index(AGENTS_SCHEMA) + 1
+    return (*migrations[:at], AGENTS_CLOCK_SKEW, *migrations[at:])
+
+
 class Store:
     """Thread-safe access to the collector database (one writer at a time)."""
 
@@ -193,7 +212,7 @@ class Store:
                  hooks: Sequence[ReportHook] = ()) -> None:
         self._path = path
         self._readonly = readonly
-        self._migrations = tuple(migrations)
+        self._migrations = _with_agent_steps(tuple(migrations))
         self._hooks = tuple(hooks)
         self._lock = threading.Lock()  # held by whoever is committing
         self._queue_lock = threading.Lock()
@@ -296,8 +315,7 @@ class Store:
                     batch = job.batch
                     row = db.execute(f"SELECT {_COUNTERS} FROM agents WHERE host = ?",
                                      (batch.identity.host,)).fetchone()
-                    job.result = self._apply(db, row, batch.identity, batch.agent,
-                                             batch.reports, batch.received_at)
+                    job.result = self._apply(db, row, batch)
                 except Exception as exc:  # noqa: BLE001 - a bad batch or hook must not sink the rest
                     db.execute("ROLLBACK TO batch")
                     job.result = None
@@ -313,9 +331,9 @@ class Store:
             for job in jobs:
                 job.done.set()
 
-    def _apply(self, db: sqlite3.Connection, row: tuple[Any, ...] | None, identity: PeerIdentity,
-               agent: pb.AgentInfo, reports: Sequence[pb.Report],
-               received_at: float) -> ApplyResult:
+    def _apply(self, db: sqlite3.Connection, row: tuple[Any, ...] | None,
+               batch: StoreJob) -> ApplyResult:
+        identity, agent, received_at = batch.identity, batch.agent, batch.received_at
         max_sequence = 0
         stored_total = lost_total = 0
         first_seen = received_at
@@ -325,7 +343,7 @@ class Store:
                 max_sequence = previous_max
         stored = duplicates = 0
         newest: pb.Report | None = None
-        for report in sorted(reports, key=lambda r: r.sequence):
+        for report in sorted(batch.reports, key=lambda r: r.sequence):
             if report.sequence <= max_sequence:
                 duplicates += 1
                 continue
@@ -340,9 +358,10 @@ class Store:
             for hook in self._hooks:
                 hook.on_stored(db, identity.host, report)
         latest, blob = newest, newest.SerializeToString() if newest is not None else None
+        skew = batch.clock_skew
         if newest is None and row is not None:
-            blob = db.execute("SELECT latest_report FROM agents WHERE host = ?",
-                              (identity.host,)).fetchone()[0]
+            blob, skew = db.execute("SELECT latest_report, clock_skew_seconds FROM agents "
+                                    "WHERE host = ?", (identity.host,)).fetchone()
             latest = pb.Report.FromString(blob) if isinstance(blob, bytes) else None
         record = AgentRecord(
             host=identity.host, department=identity.department,
@@ -350,12 +369,14 @@ class Store:
             interval_seconds=agent.interval_seconds, instance_id=agent.instance_id,
             first_seen=first_seen, last_seen=received_at, max_sequence=max_sequence,
             reports_stored=stored_total + stored, reports_lost=lost_total, latest=latest,
+            clock_skew_seconds=skew,
         )
         db.execute(
             f"INSERT OR REPLACE INTO agents ({_COLUMNS}) VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (record.host, record.department, record.agent_version, record.os, record.kernel,
              record.interval_seconds, record.instance_id, record.first_seen, record.last_seen,
-             record.max_sequence, record.reports_stored, record.reports_lost, blob),
+             record.max_sequence, record.reports_stored, record.reports_lost, blob,
+             record.clock_skew_seconds),
         )
         return ApplyResult(record=record, stored=stored, duplicates=duplicates)

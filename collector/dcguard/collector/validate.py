@@ -31,7 +31,9 @@ class Limits:
     max_filesystems: int = 256
     max_sources: int = 64
     max_string: int = 4096
-    # Reports from further back than this are a broken clock, not a backlog.
+    # Reports from further back than this are a broken clock, not a backlog;
+    # they, and reports further ahead than max_future_seconds, are stored at
+    # their arrival time with the skew exported (clock.py), never refused.
     max_age_seconds: float = 400 * 86400.0
     max_future_seconds: float = 3600.0
     # Any repeated or map field of a report (disks, backups, members, details…).
@@ -88,10 +90,8 @@ def validate_request(request: pb.SubmitRequest, now: float, limits: Limits) -> N
 
 
 def _validate_report(report: pb.Report, now: float, limits: Limits) -> None:
-    collected = report.collected_at.seconds + report.collected_at.nanos / 1e9
-    if not now - limits.max_age_seconds <= collected <= now + limits.max_future_seconds:
-        raise Rejection(grpc.StatusCode.INVALID_ARGUMENT, "invalid_report",
-                        f"report {report.sequence}: collected_at is too far from now")
+    # collected_at is not refused however wrong: a report from a skewed clock
+    # is still true, and is stored with its time clamped (clock.py).
     if len(report.filesystems) > limits.max_filesystems or (
             len(report.sources) > limits.max_sources):
         raise Rejection(grpc.StatusCode.RESOURCE_EXHAUSTED, "too_large",

@@ -34,6 +34,9 @@ class AgentGroup:
         Family("dcguard_agent_report_timestamp_seconds", _G,
                "Time the newest stored report was collected on the host."),
         Family("dcguard_agent_interval_seconds", _G, "The agent's report interval."),
+        Family("dcguard_agent_clock_skew_seconds", _G,
+               "The newest report's time as the host stamped it minus its arrival: positive "
+               "when the host's clock is ahead (negative also while a backlog drains)."),
         Family("dcguard_agent_source_success", _G,
                "1 if the source succeeded in the newest report, else 0."),
     )
@@ -51,6 +54,7 @@ class AgentGroup:
         add("dcguard_agent_reports_stored_total", (), record.reports_stored)
         add("dcguard_agent_reports_lost_total", (), record.reports_lost)
         add("dcguard_agent_interval_seconds", (), record.interval_seconds)
+        add("dcguard_agent_clock_skew_seconds", (), record.clock_skew_seconds)
         report = record.latest
         if report is None:
             return
