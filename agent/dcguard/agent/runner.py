@@ -17,6 +17,7 @@ from typing import Callable
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from dcguard.agent.config import AgentConfig
+from dcguard.agent.report_cap import cap_report
 from dcguard.agent.sources import Source
 from dcguard.common.version import VERSION
 from dcguard.v1 import collector_pb2 as pb
@@ -75,6 +76,7 @@ def build_report(sources: tuple[Source, ...], sequence: int,
             if _last_errors.pop(source.name, None) is not None:
                 log.info("source %s works again", source.name)
         status.duration_seconds = time.monotonic() - started
+    cap_report(report)
     return report
 
 

@@ -14,6 +14,14 @@ from dcguard.collector.errors import Rejection
 from dcguard.collector.security.validate import validate_events
 from dcguard.collector.validate_storage import validate_storage
 from dcguard.collector.validate_walk import first_problem, within_limits
+from dcguard.common.limits import (
+    MAX_ENTRIES,
+    MAX_EVENTS_PER_REPORT,
+    MAX_FILESYSTEMS,
+    MAX_REPORTS_PER_BATCH,
+    MAX_SOURCES,
+    MAX_STRING,
+)
 from dcguard.v1 import collector_pb2 as pb
 
 __all__ = ["MAX_SEQUENCE", "Limits", "parse_request", "validate_request"]
@@ -27,20 +35,20 @@ MAX_SEQUENCE = 2**63 - 1
 class Limits:
     """Bounds on one request (config table [limits]; see docs/security.md)."""
 
-    max_reports_per_batch: int = 1000
-    max_filesystems: int = 256
-    max_sources: int = 64
-    max_string: int = 4096
+    # Defaults shared with the agent, which never builds a report they refuse.
+    max_reports_per_batch: int = MAX_REPORTS_PER_BATCH
+    max_filesystems: int = MAX_FILESYSTEMS
+    max_sources: int = MAX_SOURCES
+    max_string: int = MAX_STRING
     # Reports from further back than this are a broken clock, not a backlog;
     # they, and reports further ahead than max_future_seconds, are stored at
     # their arrival time with the skew exported (clock.py), never refused.
     max_age_seconds: float = 400 * 86400.0
     max_future_seconds: float = 3600.0
     # Any repeated or map field of a report (disks, backups, members, details…).
-    max_entries: int = 1024
+    max_entries: int = MAX_ENTRIES
     # Report.events: the agent's security sources cap themselves lower.
-    # Above what an agent sends (three security sources, 500 events each per report).
-    max_events_per_report: int = 10_000
+    max_events_per_report: int = MAX_EVENTS_PER_REPORT
     # Per agent (by authenticated host): a token bucket of requests; 0 = no limit.
     rate_per_second: float = 20.0
     rate_burst: int = 40
@@ -92,10 +100,11 @@ def validate_request(request: pb.SubmitRequest, now: float, limits: Limits) -> N
 def _validate_report(report: pb.Report, now: float, limits: Limits) -> None:
     # collected_at is not refused however wrong: a report from a skewed clock
     # is still true, and is stored with its time clamped (clock.py).
-    if len(report.filesystems) > limits.max_filesystems or (
-            len(report.sources) > limits.max_sources):
-        raise Rejection(grpc.StatusCode.RESOURCE_EXHAUSTED, "too_large",
-                        f"report {report.sequence}: too many entries")
+    for kind, count, limit in (("filesystems", len(report.filesystems), limits.max_filesystems),
+                               ("sources", len(report.sources), limits.max_sources)):
+        if count > limit:
+            raise Rejection(grpc.StatusCode.RESOURCE_EXHAUSTED, "too_large",
+                            f"report {report.sequence}: {count} {kind}; at most {limit}")
     # Two entries with the same identity would be duplicate series, which
     # makes Prometheus reject the whole scrape: refuse the report instead.
     if len({fs.mountpoint for fs in report.filesystems}) != len(report.filesystems) or len(

@@ -37,6 +37,9 @@ class AgentGroup:
         Family("dcguard_agent_clock_skew_seconds", _G,
                "The newest report's time as the host stamped it minus its arrival: positive "
                "when the host's clock is ahead (negative also while a backlog drains)."),
+        Family("dcguard_agent_report_omitted_entries", _G,
+               "Entries the agent left out of the newest report to stay within the "
+               "collector's default limits, by list (kind)."),
         Family("dcguard_agent_source_success", _G,
                "1 if the source succeeded in the newest report, else 0."),
     )
@@ -61,6 +64,8 @@ class AgentGroup:
         add("dcguard_agent_spool_dropped_reports_total", (), report.spool_dropped_total)
         add("dcguard_agent_report_timestamp_seconds", (),
             report.collected_at.seconds + report.collected_at.nanos / 1e9)
+        for kind, omitted in sorted(report.omitted_entries.items()):
+            add("dcguard_agent_report_omitted_entries", (("kind", kind),), omitted)
         for status in report.sources:
             add("dcguard_agent_source_success", (("source", status.name),), status.success)
 
