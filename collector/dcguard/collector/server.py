@@ -106,7 +106,9 @@ class CollectorServer:
         host, _ = parse_listen_address(self.config.grpc_listen)
 
         mhost, mport = parse_listen_address(self.config.metrics_listen)
-        http = MetricsServer(mhost, mport, self.metrics_page)
+        http = MetricsServer(mhost, mport, self.metrics_page,
+                             idle_timeout=self.config.metrics_idle_timeout,
+                             max_connections=self.config.metrics_max_connections)
         http.start()
         self._http = http
         self.metrics_port = http.port
