@@ -7,6 +7,7 @@ database, an I/O error) is UNAVAILABLE, which the agent retries.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -14,15 +15,17 @@ import grpc
 import pytest
 
 from dcguard.collector.auth import Authenticator
+from dcguard.collector.config import load_config
 from dcguard.collector.front import SubmitFront
 from dcguard.collector.metrics.registry import HostRenderer
 from dcguard.collector.selfmetrics import SelfMetrics
+from dcguard.collector.server import CollectorServer
 from dcguard.collector.service import CollectorService
 from dcguard.collector.state import StateCache
 from dcguard.collector.store import AGENTS_SCHEMA, MAX_SEQUENCE_JUMP, Store
 from dcguard.v1 import collector_pb2 as pb
 from tests.submit import agent_info, make_report, submit
-from tests.support import Collector, metric
+from tests.support import Collector, metric, parse_metrics, wait_for
 
 DB01 = {"host": "db01", "department": "so-tu-phap"}
 
@@ -117,3 +120,58 @@ def test_a_really_locked_database_is_answered_unavailable(collector: Collector) 
     assert submit(collector.grpc_address, [make_report(2)]).acked_sequence == 2
     assert metric(collector.metrics(), "dcguard_collector_reports_rejected_total",
                   reason="unstorable") == 0
+
+
+def test_a_real_agent_drops_a_poison_report_and_delivers_the_ones_behind_it(
+        tmp_path: Path, make_agent) -> None:
+    """A real agent against a collector on 127.0.0.1 whose store cannot handle one report.
+
+    The fault is injected as a store hook of an in-process collector (no
+    input exists that makes a real hook raise); everything else is real: the
+    agent process, gRPC, SQLite, the agent's isolation of the refused report.
+    """
+    config = tmp_path / "collector.toml"
+    config.write_text('[server]\ngrpc_listen = "127.0.0.1:0"\nmetrics_listen = "127.0.0.1:0"\n'
+                      f'data_dir = "{tmp_path / "data"}"\ninsecure = true\n')
+    server = CollectorServer(load_config(config))
+    server.store._hooks = (*server.store._hooks, PoisonedBy())
+    server.start()
+    try:
+        (tmp_path / "srv").mkdir()
+        good = f"/dev/sda1 {tmp_path / 'srv'} ext4 rw 0 0\n"
+        mounts = tmp_path / "mounts"
+        mounts.write_text(good)
+        agent = make_agent([f"127.0.0.1:{server.grpc_port}"], interval="500ms",
+                           extra_config=f'[filesystem]\nmounts_file = "{mounts}"\n')
+        agent.start()
+        host = {"host": "testhost", "department": "test-dept"}
+
+        def sample(name: str, **labels: str) -> float:
+            return server.metrics.registry.get_sample_value(name, labels) or 0.0
+
+        def stored() -> float:
+            return metric(parse_metrics(server.render_metrics().decode()),
+                          "dcguard_agent_reports_stored_total", **host) or 0
+
+        wait_for(lambda: stored() >= 2, timeout=30, message="reports before the poison")
+        mounts.write_text(good + "/dev/sdz1 /poison ext4 rw 0 0\n")
+        wait_for(lambda: sample("dcguard_collector_reports_rejected_total",
+                                reason="unstorable") >= 1, timeout=30,
+                 message="the poison report to be refused")
+        mounts.write_text(good)
+        after = stored()
+        wait_for(lambda: stored() >= after + 5, timeout=30,
+                 message="the reports behind it to be delivered")
+        refused = sample("dcguard_collector_reports_rejected_total", reason="unstorable")
+        assert sample("dcguard_agent_reports_rejected_total", reason="unstorable",
+                      **host) == refused
+        assert sample("dcguard_collector_reports_rejected_total",
+                      reason="invalid_report") == 0
+        shown = json.loads(agent.cli("status", "--json").stdout)
+        assert shown["rejected_total"] == refused  # counted on both sides
+        assert shown["delivery_failing"] is None
+        assert metric(parse_metrics(server.render_metrics().decode()),
+                      "dcguard_agent_reports_lost_total", **host) == refused
+        assert "refused report" in agent.log()
+    finally:
+        server.stop()
