@@ -17,12 +17,13 @@ import pytest
 from dcguard.collector.auth import Authenticator
 from dcguard.collector.config import load_config
 from dcguard.collector.front import SubmitFront
+from dcguard.collector.metrics.agent import AgentGroup
 from dcguard.collector.metrics.registry import HostRenderer
 from dcguard.collector.selfmetrics import SelfMetrics
 from dcguard.collector.server import CollectorServer
 from dcguard.collector.service import CollectorService
 from dcguard.collector.state import StateCache
-from dcguard.collector.store import AGENTS_SCHEMA, MAX_SEQUENCE_JUMP, Store
+from dcguard.collector.store import AGENTS_SCHEMA, MAX_SEQUENCE_JUMP, AgentRecord, Store
 from dcguard.v1 import collector_pb2 as pb
 from tests.submit import agent_info, make_report, submit
 from tests.support import Collector, metric, parse_metrics, wait_for
@@ -175,3 +176,41 @@ def test_a_real_agent_drops_a_poison_report_and_delivers_the_ones_behind_it(
         assert "refused report" in agent.log()
     finally:
         server.stop()
+
+
+class BreaksOn:
+    """A metric group that cannot render one host, as a bug would."""
+
+    live_families: tuple[object, ...] = ()
+    families: tuple[object, ...] = ()
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+
+    def key(self, record: object) -> None:
+        return None
+
+    def render(self, record: AgentRecord, add: object) -> None:
+        if record.host == self.host:
+            raise ValueError("cannot render")
+
+    def render_live(self, record: object, now: float, add: object) -> None:
+        pass
+
+
+def test_a_host_that_cannot_be_rendered_neither_fails_its_call_nor_the_collector_start(
+        tmp_path: Path) -> None:
+    store = Store(tmp_path / "c.db")
+    store.open()
+    renderer = HostRenderer([AgentGroup(3), BreaksOn("bad")])  # type: ignore[list-item]
+    back = CollectorService(store, StateCache(renderer), SelfMetrics())
+    front = SubmitFront(Authenticator(insecure=True))
+    for host in ("good", "bad"):
+        data = pb.SubmitRequest(agent=agent_info(host=host),
+                                reports=[make_report(1)]).SerializeToString()
+        reply = back.settle([front.admit(data, Peer())])[0]  # type: ignore[arg-type]
+        assert reply.code is None  # stored; an acknowledgement, not a retry forever
+    restarted = StateCache(renderer)
+    restarted.load(store.agents())  # a restart with the bad host stored does not fail
+    assert "good" in restarted.render(0.0) and 'host="bad"' not in restarted.render(0.0)
+    store.close()
