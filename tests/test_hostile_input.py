@@ -132,6 +132,7 @@ def test_each_limit_is_refused_with_its_status_and_counted(collector, raw):
     assert stored(collector) == 0
 
 
+@pytest.mark.parametrize("ingest_processes", [0, 2], ids=["in-process", "ingest-processes"])
 def test_a_report_from_a_clock_a_day_ahead_or_in_1970_is_stored_at_its_arrival(collector, raw):
     """A wrong clock is no reason to refuse a true report (it would stall the agent)."""
     for sequence, stamped in ((1, int(time.time()) + 86400), (2, 0)):
