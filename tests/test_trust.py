@@ -405,3 +405,6 @@ def test_a_certificate_unknown_to_an_emptied_registry_is_not_called_revoked(
     wait_for(lambda: "not in the registry" in tls_collector.log(),
              message="the collector to log why")
     assert stored(tls_collector) == 0
+    # The certificate is ours (CA-signed), so the refused host is named on /metrics.
+    assert (metric(tls_collector.metrics(), "dcguard_agent_reports_rejected_total",
+                   reason="permission_denied", **HOST) or 0) >= 1

@@ -100,15 +100,19 @@ class Authenticator:
             raise Rejection(grpc.StatusCode.UNAUTHENTICATED, "unauthenticated",
                             f"client certificate refused: {exc}") from None
         host, department = common_name(cert), unit_name(cert)
+        # Signed by our CA: the names are ours, so even a refusal is counted per host.
+        signed = (None if check_name(host) or check_name(department)
+                  else PeerIdentity(host=host, department=department))
         status = self._revocations.certificate_status(cert.serial_number)
         if status == "revoked":
             raise Rejection(grpc.StatusCode.PERMISSION_DENIED, "permission_denied",
-                            "this client certificate was revoked; enroll the agent again")
+                            "this client certificate was revoked; enroll the agent again",
+                            identity=signed)
         if status == "unknown":
             self._log_unknown(cert.serial_number, host)
             raise Rejection(grpc.StatusCode.PERMISSION_DENIED, "permission_denied",
                             "unknown certificate: this collector has no record of issuing it; "
-                            "enroll the agent again")
+                            "enroll the agent again", identity=signed)
         if check_name(host) or check_name(department):
             raise Rejection(grpc.StatusCode.UNAUTHENTICATED, "unauthenticated",
                             "the client certificate names no valid host and department")

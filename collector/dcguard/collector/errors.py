@@ -8,7 +8,12 @@ request.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import grpc
+
+if TYPE_CHECKING:
+    from dcguard.collector.auth import PeerIdentity
 
 __all__ = ["REJECTION_REASONS", "RETRY_AFTER_KEY", "Rejection"]
 
@@ -34,7 +39,7 @@ class Rejection(Exception):
     """A request refused with a gRPC status and a counted reason."""
 
     def __init__(self, code: grpc.StatusCode, reason: str, message: str,
-                 retry_after: float = 0.0) -> None:
+                 retry_after: float = 0.0, identity: PeerIdentity | None = None) -> None:
         super().__init__(message)
         if reason not in REJECTION_REASONS:
             raise ValueError(f"unknown rejection reason {reason!r}")
@@ -44,7 +49,12 @@ class Rejection(Exception):
         # Seconds after which the same request would be taken (rate limits):
         # sent to the agent as RETRY_AFTER_KEY trailing metadata.
         self.retry_after = retry_after
+        # Who was refused, when the refusal itself establishes it (a certificate
+        # of our CA that is revoked or unknown): counted per host then.
+        self.identity = identity
 
-    def __reduce__(self) -> tuple[type[Rejection], tuple[grpc.StatusCode, str, str, float]]:
-        # Exceptions pickle their args; these four rebuild it in an ingest process's peer.
-        return (Rejection, (self.code, self.reason, self.message, self.retry_after))
+    def __reduce__(self) -> tuple[type[Rejection], tuple[grpc.StatusCode, str, str, float,
+                                                         PeerIdentity | None]]:
+        # Exceptions pickle their args; these rebuild it in an ingest process's peer.
+        return (Rejection, (self.code, self.reason, self.message, self.retry_after,
+                            self.identity))

@@ -41,7 +41,7 @@ class SubmitFront:
             identity = self._auth.identify(context, request.agent)
             validate_request(request, now, self._limits)
         except Rejection as exc:
-            return Admission(context.peer(), now, reports, identity, exc)
+            return Admission(context.peer(), now, reports, identity or exc.identity, exc)
         return Admission(context.peer(), now, reports, identity, None, data, request)
 
 
