@@ -74,12 +74,14 @@ class Process:
         self.args = args
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
+        # Added to the environment of the process (e.g. libfaketime's variables).
+        self.env: dict[str, str] = {}
 
     def start(self) -> None:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", *self.args], stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                start_new_session=True, env={**os.environ, **self.env})
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dcguard.agent.osrelease import os_name, parse_os_release
+from dcguard.agent.cycle.os_release import os_name, parse_os_release
 from tests.guards import NOT_INSTALLABLE
 
 DEBIAN_12 = Path(__file__).parent / "fixtures" / "os-release-debian-12"
@@ -68,7 +68,7 @@ def test_python_3_9_reads_the_os_name_too() -> None:
     """What the agent on an old server puts in the os label (the module needs nothing else)."""
     agent_dir = Path(__file__).resolve().parent.parent / "agent"
     code = (f"import sys; sys.path.insert(0, {str(agent_dir)!r}); "
-            "from dcguard.agent.osrelease import os_name; print(os_name())")
+            "from dcguard.agent.cycle.os_release import os_name; print(os_name())")
     result = subprocess.run([str(PYTHON39[0]), "-c", code], capture_output=True, text=True,
                             timeout=60, check=False)
     assert result.returncode == 0, result.stderr

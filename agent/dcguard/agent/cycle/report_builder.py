@@ -17,7 +17,8 @@ from typing import Callable
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from dcguard.agent.config import AgentConfig
-from dcguard.agent.osrelease import os_name
+from dcguard.agent.cycle.os_release import os_name
+from dcguard.agent.cycle.report_cap import cap_report
 from dcguard.agent.sources import BackgroundSource, Source
 from dcguard.common.version import VERSION
 from dcguard.v1 import collector_pb2 as pb
@@ -97,6 +98,7 @@ def build_report(sources: tuple[Source, ...], sequence: int,
             if _last_errors.pop(source.name, None) is not None:
                 log.info("source %s works again", source.name)
         status.duration_seconds = time.monotonic() - started
+    cap_report(report)
     return report
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from dcguard.collector.receive.validate import Limits
+from dcguard.collector.limits import Limits
 from dcguard.common.config import Table, parse_listen_address
 
 __all__ = ["TlsConfig", "parse_limits", "parse_tls"]
