@@ -322,8 +322,14 @@ def test_ansible_role_check_mode_and_rerun_against_a_systemd_host(
         assert re.search(r"changed=0\s", second), second
         assert machine.run("systemctl", "is-enabled", "dcguard-agent").stdout.strip() == \
             "enabled"
-        checked_config = machine.run(AGENT, "check-config", "--config", "/etc/dcguard/agent.toml")
+        # The role ran without a token: the file is right, the agent not enrolled yet.
+        checked_config = machine.run(AGENT, "check-config", "--no-credentials",
+                                     "--config", "/etc/dcguard/agent.toml")
         assert "host db01, department so-tu-phap" in checked_config.stdout
+        not_enrolled = machine.run(AGENT, "check-config", "--config", "/etc/dcguard/agent.toml",
+                                   check=False)
+        assert not_enrolled.returncode == 2
+        assert "enroll the agent first" in not_enrolled.stderr
         assert re.search(r"changed=0\s.*failed=0\s", recap(checked)), checked.stdout[-1500:]
 
 
