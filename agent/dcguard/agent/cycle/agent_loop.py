@@ -13,7 +13,13 @@ import threading
 from pathlib import Path
 
 from dcguard.agent.config import AgentConfig, load_config
-from dcguard.agent.cycle.report_builder import Ticker, agent_info, build_report, prime
+from dcguard.agent.cycle.report_builder import (
+    SourceErrors,
+    Ticker,
+    agent_info,
+    build_report,
+    prime,
+)
 from dcguard.agent.delivery.loop import STATUS_FILE, Delivery
 from dcguard.agent.delivery.sender import Sender
 from dcguard.agent.delivery.spool import Spool
@@ -93,8 +99,9 @@ def run_agent(config: AgentConfig, stop: threading.Event | None = None) -> None:
 def _report_loop(config: AgentConfig, spool: Spool, delivery: Delivery, ticker: Ticker) -> None:
     spool_failing = False
     started = False
+    errors = SourceErrors()
     while ticker.wait():
-        report = build_report(config.sources, spool.next_sequence())
+        report = build_report(config.sources, spool.next_sequence(), errors=errors)
         try:
             spool.append(report)
         except OSError as exc:  # disk full or failing: sources keep their positions

@@ -23,12 +23,9 @@ from dcguard.agent.sources import BackgroundSource, Source
 from dcguard.common.version import VERSION
 from dcguard.v1 import collector_pb2 as pb
 
-__all__ = ["Ticker", "agent_info", "build_report", "prime"]
+__all__ = ["SourceErrors", "Ticker", "agent_info", "build_report", "prime"]
 
 log = logging.getLogger(__name__)
-# The last error logged per source: a source that stays broken (smartctl not
-# installed) is logged when it breaks and when it recovers, not every cycle.
-_last_errors: dict[str, str] = {}
 
 
 def agent_info(config: AgentConfig, instance_id: str) -> pb.AgentInfo:
@@ -73,9 +70,32 @@ def prime(sources: tuple[Source, ...], timeout: float,
                 break
 
 
+class SourceErrors:
+    """What each source last failed with, so a source that stays broken (smartctl not
+    installed) is logged when it breaks and when it recovers, not every cycle."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, str] = {}
+
+    def failed(self, name: str, error: str) -> None:
+        if self._last.get(name) != error:
+            log.warning("source %s failed: %s", name, error)
+        self._last[name] = error
+
+    def succeeded(self, name: str) -> None:
+        if self._last.pop(name, None) is not None:
+            log.info("source %s works again", name)
+
+
 def build_report(sources: tuple[Source, ...], sequence: int,
-                 wall_clock: Callable[[], float] = time.time) -> pb.Report:
-    """Run every source once and return the report they filled."""
+                 wall_clock: Callable[[], float] = time.time,
+                 errors: SourceErrors | None = None) -> pb.Report:
+    """Run every source once and return the report they filled.
+
+    errors is the long-running loop's memory of failures; a one-shot report
+    logs every failure it meets.
+    """
+    errors = errors or SourceErrors()
     report = pb.Report(sequence=sequence)
     stamp = Timestamp()
     stamp.FromNanoseconds(int(wall_clock() * 1e9))
@@ -89,14 +109,11 @@ def build_report(sources: tuple[Source, ...], sequence: int,
         except Exception as exc:  # noqa: BLE001 - one failing source must not stop the cycle
             status.success = False
             status.error = f"{type(exc).__name__}: {exc}"[:500]
-            if _last_errors.get(source.name) != status.error:
-                log.warning("source %s failed: %s", source.name, status.error)
-            _last_errors[source.name] = status.error
+            errors.failed(source.name, status.error)
         else:
             status.success = True
             report.MergeFrom(part)
-            if _last_errors.pop(source.name, None) is not None:
-                log.info("source %s works again", source.name)
+            errors.succeeded(source.name)
         status.duration_seconds = time.monotonic() - started
     cap_report(report)
     return report

@@ -38,6 +38,8 @@ class AgentGroup:
                "collector's default limits, by list (kind)."),
         Family("dcguard_agent_source_success", _G,
                "1 if the source succeeded in the newest report, else 0."),
+        Family("dcguard_agent_source_duration_seconds", _G,
+               "How long the source took in the newest report's cycle, on the host."),
     )
 
     def __init__(self, down_after_intervals: int) -> None:
@@ -64,6 +66,8 @@ class AgentGroup:
             add("dcguard_agent_report_omitted_entries", (("kind", kind),), omitted)
         for status in report.sources:
             add("dcguard_agent_source_success", (("source", status.name),), status.success)
+            add("dcguard_agent_source_duration_seconds", (("source", status.name),),
+                status.duration_seconds)
 
     def render_live(self, record: AgentRecord, now: float, add: AddSample) -> None:
         add("dcguard_agent_up", (), is_up(record, now, self._down_after))
