@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from dcguard.agent.sources import load_all
+from dcguard.agent.sources import SourceContext, load_all
 from dcguard.agent.sources.filesystem import DEFAULT_EXCLUDE_FSTYPES, DEFAULT_EXCLUDE_MOUNTPOINTS
 from dcguard.agent.sources.storage.config import parse_storage
 from dcguard.collector import config as collector_config
@@ -96,7 +96,7 @@ def all_keys(doc: Path, prefix: str) -> set[str]:
 
 def storage_keys() -> set[str]:
     root = Recording({})
-    parse_storage(root)
+    parse_storage(root, SourceContext("h", 15, Path("/tmp")))
     return root.children["storage"].keys_read()
 
 
@@ -104,9 +104,10 @@ def storage_keys() -> set[str]:
 def test_storage_defaults_are_the_codes(doc: Path, prefix: str) -> None:
     defaults = documented(doc, prefix)
     assert storage_keys() <= set(defaults), "keys without a documented default"
-    baseline = parse_storage(Table({}))
+    baseline = parse_storage(Table({}), SourceContext("h", 15, Path("/tmp")))
     for key, value in defaults.items():
-        assert parse_storage(Table({"storage": {key: value}})) == baseline, key
+        assert parse_storage(Table({"storage": {key: value}}),
+                             SourceContext("h", 15, Path("/tmp"))) == baseline, key
 
 
 def test_limits_defaults_are_the_codes() -> None:

@@ -28,6 +28,10 @@ class SourceContext:
     host: str
     interval: float
     state_dir: Path
+    # Where the kernel's views are read ([agent] proc_root, sys_root): a test or
+    # an odd host points every source at a recorded /proc and /sys at once.
+    proc_root: Path = Path("/proc")
+    sys_root: Path = Path("/sys")
 
 
 class Source(Protocol):

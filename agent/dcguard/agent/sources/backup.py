@@ -298,5 +298,5 @@ def _fill_run(entry: pb.Backup, result: RunResult) -> None:
 @register("backup", default_enabled=True)
 def create(config: Table, context: SourceContext) -> Source:
     jobs = parse_backups(config)
-    storage = parse_storage(config)
+    storage = parse_storage(config, context)
     return BackupSource(jobs, context.state_dir, storage.sys_root, storage.mounts_file)

@@ -323,5 +323,5 @@ def read_journal(config: StorageConfig, counter: ErrorCounter, position: Positio
 
 @register("io_errors", default_enabled=True)
 def create(config: Table, context: SourceContext) -> Source:
-    return IoErrorsSource(parse_storage(config), context.state_dir / "io-errors.json",
+    return IoErrorsSource(parse_storage(config, context), context.state_dir / "io-errors.json",
                           context.interval)

@@ -223,4 +223,5 @@ class SmartSource:
 
 @register("smart", default_enabled=True)
 def create(config: Table, context: SourceContext) -> Source:
-    return SmartSource(SmartReader(parse_storage(config), context.state_dir / "smart-last.json"))
+    return SmartSource(SmartReader(parse_storage(config, context),
+                                   context.state_dir / "smart-last.json"))
