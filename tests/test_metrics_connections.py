@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -47,8 +48,13 @@ def _closed_by_server(sock: socket.socket) -> bool:
 
 
 def _scrape(collector: Collector) -> bool:
-    with urllib.request.urlopen(collector.metrics_url, timeout=5) as response:
-        return b"dcguard_collector_reports_received_total" in response.read()
+    """One scrape; False when the collector still counts the clients that just left
+    (it closes a connection over its maximum at once), so the caller tries again."""
+    try:
+        with urllib.request.urlopen(collector.metrics_url, timeout=5) as response:
+            return b"dcguard_collector_reports_received_total" in response.read()
+    except (ConnectionError, urllib.error.URLError):
+        return False
 
 
 def test_idle_connections_hold_no_thread_and_are_closed_after_the_timeout(

@@ -104,6 +104,8 @@ def _agents(config: ServerConfig) -> list[dict[str, Any]]:
     store = _open_store(config)
     try:
         records = store.agents()
+    except StoreError as exc:
+        fail(PROG, str(exc), 1)
     finally:
         store.close()
     now = time.time()

@@ -39,6 +39,10 @@ MAX_SEQUENCE_JUMP = 1_000_000_000
 _COLUMNS = ("host, department, agent_version, os, kernel, interval_seconds, instance_id, "
             "first_seen, last_seen, max_sequence, reports_stored, reports_lost, latest_report, "
             "clock_skew_seconds")
+# Columns later migrations added, with what a row had before them: a read-only
+# reader (the CLI) of a database no collector of this version has opened yet
+# reads these instead of failing.
+_LATER_COLUMNS = {"clock_skew_seconds": "0.0"}
 # What a batch needs of the agent's row: everything but the latest report,
 # which is only read back (and parsed) when the batch stores nothing new.
 _COUNTERS = "first_seen, max_sequence, reports_stored, reports_lost, instance_id"
@@ -112,16 +116,31 @@ class SqliteStore:
         self._queue_lock = threading.Lock()
         self._queue: list[_Job] = []
         self._db: Connection | None = None
+        self._select = _COLUMNS
 
     def open(self) -> None:
         if self._readonly:
             self._db = connect(self._path, readonly=True)
+            self._select = self._columns_present(self._db)
             return
         try:
             self._db = connect(self._path)
             migrate(self._db, self._migrations)
         except StoreError as exc:
             raise StoreError(f"cannot open database {self._path}: {exc}") from exc
+
+    def _columns_present(self, db: Connection) -> str:
+        """_COLUMNS, with the default standing in for a column the database lacks yet."""
+        try:
+            present = {row[1] for row in db.execute("PRAGMA table_info(agents)")}
+        except DatabaseError:
+            return _COLUMNS  # the read below says what is wrong
+        if not present:
+            return _COLUMNS
+        return ", ".join(
+            name if name in present or name not in _LATER_COLUMNS
+            else f"{_LATER_COLUMNS[name]} AS {name}"
+            for name in (part.strip() for part in _COLUMNS.split(",")))
 
     def _conn(self) -> Connection:
         if self._db is None:
@@ -138,7 +157,7 @@ class SqliteStore:
         """Every known agent with its latest report."""
         with self._lock:
             try:
-                rows = self._conn().execute(f"SELECT {_COLUMNS} FROM agents ORDER BY host"
+                rows = self._conn().execute(f"SELECT {self._select} FROM agents ORDER BY host"
                                             ).fetchall()
             except DatabaseError as exc:
                 raise StoreError(f"cannot read agents from {self._path}: {exc}") from exc
