@@ -47,7 +47,8 @@ def _name(table: Table, key: str, default: str | None = None) -> str:
 def _absolute(table: Table, key: str, default: str) -> Path:
     value = table.path(key, default)
     if not value.is_absolute():
-        raise table.error(key, f"must be an absolute path, got {str(value)!r}")
+        raise table.error(key, tr("must be an absolute path, got {value}",
+                                  value=repr(str(value))))
     return value
 
 

@@ -81,15 +81,17 @@ def check_config(config_path: Path) -> None:
 
     config = load_config(config_path)
     if config.insecure:
-        trust = "plaintext gRPC (loopback only)"
+        trust = tr("plaintext gRPC (loopback only)")
     else:
         try:
             authority = CertificateAuthority(TlsFiles(config.tls_dir))
         except CertificateError as exc:
-            fail(PROG, f"config {config_path}: server.insecure is false and {exc}")
-        trust = f"mTLS, CA {authority.fingerprint}"
-    click.echo(f"{config_path}: OK; grpc {config.grpc_listen} ({trust}), metrics "
-               f"{config.metrics_listen}, data_dir {config.data_dir}")
+            fail(PROG, tr("config {path}: server.insecure is false and {error}",
+                          path=config_path, error=exc))
+        trust = tr("mTLS, CA {fingerprint}", fingerprint=authority.fingerprint)
+    click.echo(tr("{path}: OK; grpc {grpc} ({trust}), metrics {metrics}, data_dir {data_dir}",
+                  path=config_path, grpc=config.grpc_listen, trust=trust,
+                  metrics=config.metrics_listen, data_dir=config.data_dir))
 
 
 def _open_store(config: ServerConfig) -> ReportStore:

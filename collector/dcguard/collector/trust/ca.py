@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from dcguard.common.i18n import tr
 from dcguard.common.pki import (
     CertificateError,
     fingerprint,
@@ -62,8 +63,9 @@ class TlsFiles:
         try:
             return split_bundle(self.server.read_bytes())
         except FileNotFoundError:
-            raise CertificateError(f"no server certificate in {self.directory}: run "
-                                   "`dcguard-collector ca init`") from None
+            raise CertificateError(tr("no server certificate in {directory}: run "
+                                      "`dcguard-collector ca init`",
+                                      directory=self.directory)) from None
         except CertificateError as exc:
             raise CertificateError(f"{self.server} {exc}") from None
 
@@ -168,8 +170,9 @@ class CertificateAuthority:
             self.cert = load_certificate(files.ca_cert.read_bytes())
             key = serialization.load_pem_private_key(files.ca_key.read_bytes(), password=None)
         except FileNotFoundError as exc:
-            raise CertificateError(f"no CA in {files.directory} ({exc.filename} is missing): "
-                                   "run `dcguard-collector ca init` first") from None
+            raise CertificateError(tr("no CA in {directory} ({file} is missing): run "
+                                      "`dcguard-collector ca init` first",
+                                      directory=files.directory, file=exc.filename)) from None
         except ValueError as exc:
             raise CertificateError(f"the CA key in {files.directory} is unreadable: {exc}"
                                    ) from None
