@@ -2,11 +2,12 @@
 
 restic, borg and files jobs are checked in a background thread, each on its
 own check_every schedule (restic/borg also run their check every
-verify_every); collect() only copies the latest results. push jobs are
+verify_every, and restore a sample of their newest snapshot every
+restore_test_every, see restore_drill); collect() only copies the latest results. push jobs are
 read from the records `dcguard-agent backup-report` writes, at every
 collect(), so a script's report shows up within one interval. Verification
-results are kept in state_dir/backup-verify.json: a restart neither
-forgets them nor re-runs an expensive check early.
+and drill results are kept in state_dir/backup-state.json: a restart
+neither forgets them nor re-runs an expensive check early.
 """
 
 from __future__ import annotations
@@ -33,6 +34,13 @@ from dcguard.agent.sources.storage.backup_config import BackupJob, parse_backups
 from dcguard.agent.sources.storage.config import parse_storage
 from dcguard.agent.sources.storage.poller import Poller
 from dcguard.agent.sources.storage.push import read_record
+from dcguard.agent.sources.storage.restore_drill import (
+    DrillPostponedError,
+    DrillResult,
+    clean_leftovers,
+    drill_directory,
+    run_drill,
+)
 from dcguard.agent.state_dir import atomic_write
 from dcguard.common.config import Table
 from dcguard.v1 import collector_pb2 as pb
@@ -42,6 +50,8 @@ __all__ = ["BackupSource"]
 log = logging.getLogger(__name__)
 STATE_FILE = "backup-state.json"
 LOCKED_RETRY = 600.0  # a repository locked by a running backup: try its check again later
+# After a failed drill the next one comes sooner, so a repaired repository is seen within a day.
+FAILED_DRILL_RETRY = 86400.0
 
 
 @dataclass
@@ -57,6 +67,13 @@ class _JobState:
     shared_disks: list[str] = field(default_factory=list)
     next_check: float = 0.0
     next_verify: float = 0.0
+    drill: DrillResult | None = None
+    drill_last_success: float | None = None
+    next_drill: float = 0.0
+
+    @property
+    def drills(self) -> bool:
+        return self.job.kind in ("restic", "borg") and self.job.restore_test_every > 0
 
 
 def backup_location(job: BackupJob) -> str | None:
@@ -84,11 +101,13 @@ class BackupSource:
         self._state_loaded = False
         self._load_lock = threading.Lock()
         self._poller = Poller("backup", self._step)
+        self._leftovers_cleaned = False
 
     # -- the background thread -------------------------------------------------------
 
     def _step(self) -> float:
         self._load_state()
+        self._clean_leftovers()
         now = self._clock()
         for state in self._states:
             if state.next_check <= now:
@@ -96,9 +115,48 @@ class BackupSource:
                 state.next_check = self._clock() + state.job.check_every
             if state.job.verify_every and state.next_verify <= self._clock():
                 self._verify(state)
+            if state.drills and state.next_drill <= self._clock():
+                self._drill(state)
         upcoming = [s.next_check for s in self._states]
         upcoming += [s.next_verify for s in self._states if s.job.verify_every]
+        upcoming += [s.next_drill for s in self._states if s.drills]
         return max(1.0, min(upcoming, default=3600.0) - self._clock())
+
+    def _clean_leftovers(self) -> None:
+        """Drill directories a killed agent left behind go before anything else runs."""
+        if self._leftovers_cleaned:
+            return
+        self._leftovers_cleaned = True
+        for directory in {drill_directory(s.job, self._state_dir) for s in self._states
+                          if s.job.kind in ("restic", "borg")}:
+            removed = clean_leftovers(directory)
+            if removed:
+                log.info("backup: removed %d restore drill directories left in %s",
+                         removed, directory)
+
+    def _drill(self, state: _JobState) -> None:
+        """Restore a sample of the newest snapshot; only once a check has found one."""
+        job = state.job
+        snapshot = state.result.snapshot if state.result is not None else ""
+        if job.kind == "borg":
+            snapshot = snapshot.rsplit(" ", 1)[0]  # "<archive name> <archive id>"
+        if not snapshot:
+            state.next_drill = self._clock() + min(job.check_every, LOCKED_RETRY)
+            return
+        try:
+            verdict = run_drill(job, snapshot, drill_directory(job, self._state_dir))
+        except DrillPostponedError as exc:
+            log.warning("backup %s: restore drill postponed: %s", job.name, exc)
+            state.next_drill = self._clock() + min(job.restore_test_every, LOCKED_RETRY)
+            return
+        if not verdict.success:
+            log.warning("backup %s: restore drill failed: %s", job.name, verdict.message)
+        with self._lock:
+            state.drill = verdict
+            if verdict.success:
+                state.drill_last_success = verdict.at
+        state.next_drill = self._clock() + _drill_interval(job, verdict)
+        self._save_state()
 
     def _check(self, state: _JobState) -> None:
         job = state.job
@@ -179,8 +237,10 @@ class BackupSource:
         with self._lock:
             data = {s.job.name: {"result": asdict(s.result) if s.result else None,
                                  "verify": asdict(s.verify) if s.verify else None,
+                                 "drill": asdict(s.drill) if s.drill else None,
+                                 "drill_last_success": s.drill_last_success,
                                  "same_device": s.same_device, "shared_disks": s.shared_disks}
-                    for s in self._states if s.checked or s.verify}
+                    for s in self._states if s.checked or s.verify or s.drill}
         try:
             self._state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             atomic_write(self._state_dir / STATE_FILE, json.dumps(data).encode())
@@ -212,6 +272,10 @@ class BackupSource:
             entry.error = error[:500]
         if result is not None:
             _fill_run(entry, result)
+        if state.drills:
+            entry.restore_test_every_seconds = job.restore_test_every
+        if state.drill is not None:
+            _fill_drill(entry.restore_test, state.drill, state.drill_last_success)
         if state.verify is not None:
             entry.last_verified.FromNanoseconds(int(state.verify.at * 1e9))
             entry.last_verify_success = state.verify.success
@@ -251,6 +315,7 @@ class BackupSource:
 def _restore(state: _JobState, entry: dict[str, Any], monotonic_now: float) -> None:
     """Take what an earlier run saved for this job; a malformed part is skipped."""
     verify, result = entry.get("verify"), entry.get("result")
+    _restore_drill(state, entry, monotonic_now)
     try:
         if isinstance(verify, dict):
             state.verify = VerifyResult(float(verify["at"]), bool(verify["success"]),
@@ -265,6 +330,49 @@ def _restore(state: _JobState, entry: dict[str, Any], monotonic_now: float) -> N
             state.checked = True
     except (TypeError, KeyError, ValueError):
         log.warning("backup %s: ignoring a malformed saved state", state.job.name)
+
+
+def _restore_drill(state: _JobState, entry: dict[str, Any], monotonic_now: float) -> None:
+    """The last drill an earlier run saved, so a restart neither forgets nor repeats it."""
+    drill, last_success = entry.get("drill"), entry.get("drill_last_success")
+    if not isinstance(drill, dict):
+        return
+    try:
+        mismatches = drill.get("mismatches")
+        if not isinstance(mismatches, list):
+            raise TypeError("mismatches is not a list")
+        state.drill = DrillResult(
+            at=float(drill["at"]), success=bool(drill["success"]), files=int(drill["files"]),
+            bytes=int(drill["bytes"]), skipped=int(drill["skipped"]),
+            mismatches=[str(m) for m in mismatches],
+            mismatch_count=int(drill["mismatch_count"]), duration=float(drill["duration"]),
+            message=str(drill["message"]))
+        state.drill_last_success = (float(last_success) if last_success is not None
+                                    else None)
+    except (TypeError, KeyError, ValueError):
+        log.warning("backup %s: ignoring a malformed saved restore drill", state.job.name)
+        state.drill = None
+        return
+    due_in = state.drill.at + _drill_interval(state.job, state.drill) - time.time()
+    state.next_drill = monotonic_now + max(0.0, due_in)
+
+
+def _drill_interval(job: BackupJob, last: DrillResult) -> float:
+    return (job.restore_test_every if last.success
+            else min(job.restore_test_every, FAILED_DRILL_RETRY))
+
+
+def _fill_drill(message: pb.RestoreTest, drill: DrillResult, last_success: float | None
+                ) -> None:
+    message.time.FromNanoseconds(int(drill.at * 1e9))
+    message.success = drill.success
+    message.files, message.bytes, message.skipped = drill.files, drill.bytes, drill.skipped
+    message.mismatches.extend(m[:300] for m in drill.mismatches)
+    message.mismatch_count = drill.mismatch_count
+    message.duration_seconds = drill.duration
+    message.message = drill.message[:500]
+    if last_success is not None:
+        message.last_success.FromNanoseconds(int(last_success * 1e9))
 
 
 def _checked_result(result: RunResult) -> RunResult:

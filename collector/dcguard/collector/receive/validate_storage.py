@@ -55,6 +55,9 @@ def validate_storage(report: pb.Report) -> None:
     for b in report.backups:
         _finite(report, f"backup {b.job[:64]!r} rpo_seconds and verify_every_seconds",
                 b.rpo_seconds, b.verify_every_seconds)
+        _finite(report, f"backup {b.job[:64]!r} restore_test_every_seconds and the restore "
+                "test's duration_seconds", b.restore_test_every_seconds,
+                b.restore_test.duration_seconds)
     _unique(report, "disk", (d.device for d in report.disks))
     _unique(report, "array", (a.name for a in report.raid_arrays))
     _unique(report, "I/O error device", (e.device for e in report.io_errors))

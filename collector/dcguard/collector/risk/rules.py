@@ -154,6 +154,7 @@ def _backup(b: pb.Backup, th: Thresholds) -> Iterator[Finding]:
             f"{job} failed its last run {span(now - ran)} ago"
             + (f": {message}" if message else "")))
     yield from _verification(b, job)
+    yield from _restore_test(b, job)
     if b.same_device:
         disks = ", ".join(b.shared_disks) or "the same disk"
         yield Finding("backup_same_device", job, _fixed(
@@ -181,6 +182,21 @@ def _verification(b: pb.Backup, job: str) -> Iterator[Finding]:
     yield Finding("backup_unverified", job, lambda now: (
         f"{job} was last verified {span(now - verified)} ago; a check is due every "
         f"{span(every)}"), since=verified + every)
+
+
+def _restore_test(b: pb.Backup, job: str) -> Iterator[Finding]:
+    """The last restore drill failed: the backup exists but would not give the data back."""
+    if not b.HasField("restore_test") or b.restore_test.success:
+        return
+    drill = b.restore_test
+    tested = seconds_of(drill.time)
+    what = drill.message or "; ".join(drill.mismatches) or "no detail given"
+    yield Finding("backup_unrestorable", job, lambda now: (
+        f"{job} failed its restore test"
+        + (f" {span(now - tested)} ago" if tested is not None else "")
+        + f": {what} - the backup would not give this data back; run `restic check "
+        "--read-data` / `borg check --verify-data` by hand, repair or start a new "
+        "repository, and take a fresh backup"))
 
 
 def _disk_name(d: pb.Disk) -> str:

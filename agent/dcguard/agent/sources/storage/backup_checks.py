@@ -21,14 +21,14 @@ from dcguard.agent.sources.storage.backup_config import BackupJob
 from dcguard.agent.sources.storage.isotime import parse_iso_time
 from dcguard.agent.sources.storage.tools import ToolError, ToolResult, error_line, run_tool
 
-__all__ = ["CheckError", "RunResult", "VerifyResult", "check_files", "check_repository",
-           "verify_repository"]
+__all__ = ["LOCKED", "CheckError", "RunResult", "VerifyResult", "check_files",
+           "check_repository", "tool_environment", "verify_repository"]
 
 MAX_FILES_SCANNED = 200_000  # a backup directory is walked, but not forever
 # restic: "unable to create lock in backend: repository is already locked by PID ...";
 # borg: "Failed to create/acquire the lock ...". Not "create exclusive lock", printed always.
 _GLOB_MAGIC = re.compile(r"[*?\[]")
-_LOCKED = re.compile(r"already locked|unable to create lock|Failed to create/acquire the lock")
+LOCKED = re.compile(r"already locked|unable to create lock|Failed to create/acquire the lock")
 
 
 class CheckError(Exception):
@@ -97,7 +97,8 @@ def check_files(job: BackupJob) -> RunResult:
 
 # -- restic and borg -----------------------------------------------------------------
 
-def _environment(job: BackupJob) -> dict[str, str]:
+def tool_environment(job: BackupJob) -> dict[str, str]:
+    """The variables restic/borg need for this job's repository and password."""
     env = dict(job.env)
     if job.kind == "restic":
         env["RESTIC_REPOSITORY"] = job.repository
@@ -122,7 +123,7 @@ def _environment(job: BackupJob) -> dict[str, str]:
 
 def _run(job: BackupJob, *args: str) -> ToolResult:
     try:
-        return run_tool([job.binary, *args], job.timeout, _environment(job))
+        return run_tool([job.binary, *args], job.timeout, tool_environment(job))
     except ToolError as exc:
         raise CheckError(str(exc)) from None
 
@@ -191,7 +192,7 @@ def _borg_latest(job: BackupJob, known: dict[str, int]
     # borg command instead of bypassing it. Locked by a running backup: size unknown now.
     lock_wait = str(max(1, int(min(10.0, job.timeout / 2))))
     result = _run(job, "info", "--json", "--lock-wait", lock_wait, f"{job.repository}::{name}")
-    if result.returncode != 0 and _LOCKED.search(result.stderr):
+    if result.returncode != 0 and LOCKED.search(result.stderr):
         return when, ident, None
     if result.returncode != 0:
         raise CheckError(f"borg info exited with {result.returncode}: "
@@ -235,12 +236,13 @@ def verify_repository(job: BackupJob, now: float) -> VerifyResult:
     args = ["check"]
     if job.verify_data:
         args.append("--read-data" if job.kind == "restic" else "--verify-data")
+
     if job.kind == "borg":
         args.append(job.repository)
     result = _run(job, *args)
     if result.returncode == 0:
         return VerifyResult(now, True, "")
-    if _LOCKED.search(result.stderr + result.stdout):
+    if LOCKED.search(result.stderr + result.stdout):
         raise CheckError(f"{job.kind} check could not lock the repository (a backup "
                          f"running?): {error_line(result.stderr)}")
     return VerifyResult(now, False, f"{job.kind} check exited with {result.returncode}: "

@@ -18,12 +18,16 @@ __all__ = ["KINDS", "BackupJob", "parse_backups"]
 KINDS = ("files", "restic", "borg", "push")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DRILL_KEYS = ("restore_test_every", "restore_test_max_bytes", "restore_test_max_files",
+               "restore_test_dir")
+# A drill names every sampled file on restic's/borg's command line: keep argv short.
+MAX_DRILL_FILES = 1000
 _KIND_KEYS = {
     "files": ("path",),
     "restic": ("repository", "binary", "password_file", "password_command", "env",
-               "verify_every", "verify_data", "host", "tags", "paths"),
+               "verify_every", "verify_data", "host", "tags", "paths", *_DRILL_KEYS),
     "borg": ("repository", "binary", "password_file", "password_command", "env",
-             "verify_every", "verify_data", "glob_archives"),
+             "verify_every", "verify_data", "glob_archives", *_DRILL_KEYS),
     "push": ("path",),
 }
 _ALL_KIND_KEYS = {key for keys in _KIND_KEYS.values() for key in keys}
@@ -53,6 +57,12 @@ class BackupJob:
     tags: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()
     glob_archives: str = ""
+    # Restore drills (restore_drill.py): a random sample of the newest snapshot restored
+    # and compared with the source every restore_test_every (0: never).
+    restore_test_every: float = 7 * 86400.0
+    restore_test_max_bytes: int = 128 * 1024 * 1024
+    restore_test_max_files: int = 100
+    restore_test_dir: str = ""   # "": <state_dir>/restore-drill
 
 
 def _env(table: Table) -> dict[str, str]:
@@ -110,7 +120,24 @@ def _with_repository(table: Table, job: BackupJob) -> BackupJob:
         tags=tuple(table.string_list("tags", [])) if job.kind == "restic" else (),
         paths=tuple(table.string_list("paths", [])) if job.kind == "restic" else (),
         glob_archives=table.string("glob_archives", "") if job.kind == "borg" else "",
+        restore_test_every=table.duration("restore_test_every", BackupJob.restore_test_every),
+        restore_test_max_bytes=table.size("restore_test_max_bytes",
+                                          BackupJob.restore_test_max_bytes, minimum=1),
+        restore_test_max_files=_drill_files(table),
+        restore_test_dir=_drill_dir(table),
     )
+
+
+def _drill_files(table: Table) -> int:
+    count = table.integer("restore_test_max_files", BackupJob.restore_test_max_files, minimum=1)
+    return table.check("restore_test_max_files", count, lambda n: n <= MAX_DRILL_FILES,
+                       f"must be at most {MAX_DRILL_FILES}, got {count}")
+
+
+def _drill_dir(table: Table) -> str:
+    directory = table.string("restore_test_dir", "")
+    return table.check("restore_test_dir", directory, lambda d: not d or d.startswith("/"),
+                       f"must be an absolute path, got {directory!r}")
 
 
 def parse_backups(config: Table) -> list[BackupJob]:
