@@ -376,3 +376,39 @@ def test_an_unrestorable_twin_is_named_by_risk_and_metrics_a_healthy_one_is_quie
                      r"exited with 1: ", listing.stdout), listing.stdout
     assert "db02" not in listing.stdout
 
+
+# -- verification that reads data ------------------------------------------------------------
+
+def test_the_default_check_reads_data_and_finds_a_pack_corrupted_in_place(
+        tmp_path: Path, restic_repo: dict[str, Any]) -> None:
+    """The held-out case: `restic check` without reading data passed this repository."""
+    write_files(restic_repo["data"], 2, 30000)
+    run("restic", "backup", str(restic_repo["data"]), env=restic_repo["env"])
+    job = restic_job(restic_repo, verify_every="1h", restore_test_every="0")
+    assert check(backup_source(tmp_path / "before", job))["restic"].last_verify_success
+    data_pack = max((p for p in (restic_repo["repo"] / "data").rglob("*") if p.is_file()),
+                    key=lambda p: p.stat().st_size)
+    corrupt_in_place(data_pack)
+    run("restic", "check", env=restic_repo["env"])  # index only: still "no errors"
+    backup = check(backup_source(tmp_path / "after", job))["restic"]
+    assert backup.HasField("last_verified") and not backup.last_verify_success
+    assert re.fullmatch(r"restic check exited with 1: Pack ID does not match, want [0-9a-f]{64}, "
+                        r"got [0-9a-f]{64}; Fatal: repository contains errors", backup.message)
+    # verify_read_bytes = 0 asks for the index-only check, which misses it.
+    shallow = check(backup_source(tmp_path / "shallow",
+                                  dict(job, verify_read_bytes=0)))["restic"]
+    assert shallow.last_verify_success
+
+
+def test_verify_read_bytes_garbage_and_wrong_kind(tmp_path: Path) -> None:
+    from dcguard.agent.sources.storage.backup_config import parse_backups
+    from dcguard.common.config import ConfigError, Table
+
+    def parse(**extra: Any) -> None:
+        job = {"name": "a", "kind": "restic", "rpo": "1d", "repository": "/r", **extra}
+        parse_backups(Table({"backup": [job]}, source="agent.toml"))
+
+    with pytest.raises(ConfigError, match=r"backup\[0\]\.verify_read_bytes: must be a size"):
+        parse(verify_read_bytes="lots")
+    with pytest.raises(ConfigError, match=r"verify_read_bytes: does not apply to kind 'borg'"):
+        parse(kind="borg", verify_read_bytes="1G")

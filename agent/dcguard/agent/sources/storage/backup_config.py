@@ -25,7 +25,8 @@ MAX_DRILL_FILES = 1000
 _KIND_KEYS = {
     "files": ("path",),
     "restic": ("repository", "binary", "password_file", "password_command", "env",
-               "verify_every", "verify_data", "host", "tags", "paths", *_DRILL_KEYS),
+               "verify_every", "verify_data", "verify_read_bytes", "host", "tags", "paths",
+               *_DRILL_KEYS),
     "borg": ("repository", "binary", "password_file", "password_command", "env",
              "verify_every", "verify_data", "glob_archives", *_DRILL_KEYS),
     "push": ("path",),
@@ -52,6 +53,9 @@ class BackupJob:
     env: dict[str, str] = field(default_factory=dict)
     verify_every: float = 0.0
     verify_data: bool = False
+    # restic: each check also reads back a random subset of packs this big
+    # (--read-data-subset), so "verified" means data was read; 0: index only.
+    verify_read_bytes: int = 256 * 1024 * 1024
     # Which snapshots are this job's, in a repository shared by hosts or jobs.
     host: str = ""
     tags: tuple[str, ...] = ()
@@ -116,6 +120,8 @@ def _with_repository(table: Table, job: BackupJob) -> BackupJob:
         password_file=password_file, password_command=password_command, env=_env(table),
         verify_every=table.duration("verify_every", BackupJob.verify_every),
         verify_data=table.boolean("verify_data", BackupJob.verify_data),
+        verify_read_bytes=(table.size("verify_read_bytes", BackupJob.verify_read_bytes)
+                           if job.kind == "restic" else 0),
         host=table.string("host", "") if job.kind == "restic" else "",
         tags=tuple(table.string_list("tags", [])) if job.kind == "restic" else (),
         paths=tuple(table.string_list("paths", [])) if job.kind == "restic" else (),
