@@ -96,13 +96,19 @@ def _backup_table(selector: str) -> Panel:
         Query(f"dcguard_backup_last_run_success{{{selector}}}", "last run ok"),
         Query(f"dcguard_backup_same_device{{{selector}}}", "same device"),
         Query(f"dcguard_backup_size_bytes{{{selector}}}", "size"),
+        Query(f"time() - dcguard_backup_restore_test_timestamp_seconds{{{selector}}}",
+              "last restore test"),
+        Query(f"dcguard_backup_restore_test_success{{{selector}}}", "restore ok"),
         rename={"Value #A": "age / RPO", "Value #B": "age", "Value #C": "RPO",
-                "Value #D": "last run ok", "Value #E": "same device", "Value #F": "size"},
+                "Value #D": "last run ok", "Value #E": "same device", "Value #F": "size",
+                "Value #G": "last restore test", "Value #H": "restore ok"},
         sort_by="age / RPO", overrides=[server_link(), _unit("age", "s"), _unit("RPO", "s"),
                                          _unit("size", "bytes"), _unit("age / RPO",
-                                                                       "percentunit")],
+                                                                       "percentunit"),
+                                         _unit("last restore test", "s")],
         description="Age of the last successful backup against the job's RPO: above 100% is "
-                    "stale.")
+                    "stale. Last restore test: how long ago a sample of the newest snapshot "
+                    "was restored and compared (empty: never); restore ok 0 means it failed.")
 
 
 def _unit(field_name: str, unit: str) -> Json:
@@ -284,6 +290,9 @@ BACKUPS = Board(
             stat("Servers without backup",
                  f'count(dcguard_data_loss_risk{{{DEPTS},reason="backup_missing"}} == 1) '
                  "or vector(0)", thresholds=RED_ABOVE_0),
+            stat("Restore test failed",
+                 f"count(dcguard_backup_restore_test_success{{{DEPTS}}} == 0) or vector(0)",
+                 thresholds=RED_ABOVE_0),
             stat("Never verified",
                  f'count(dcguard_data_loss_risk{{{DEPTS},reason="backup_unverified"}} == 1) '
                  "or vector(0)", thresholds=RED_ABOVE_0),

@@ -125,6 +125,12 @@ CASES: dict[str, Case] = {
         fires=Scenario({f'dcguard_backup_same_device{{{DB01},job="nightly"}}': "1x90"}, "70m"),
         quiet=Scenario({f'dcguard_backup_same_device{{{DB01},job="nightly"}}': "0x90"}, "70m"),
         labels={**HOST_LABELS, "job": "nightly"}),
+    "BackupUnrestorable": Case(
+        fires=Scenario({f'dcguard_backup_restore_test_success{{{DB01},job="nightly"}}': "0x5"},
+                       "1m"),
+        quiet=Scenario({f'dcguard_backup_restore_test_success{{{DB01},job="nightly"}}': "1x5"},
+                       "1m"),
+        labels={**HOST_LABELS, "job": "nightly"}),
     "DiskSmartFailing": Case(
         fires=Scenario({f'dcguard_disk_smart_healthy{{{DB01},device="/dev/sda",model="ST4000",'
                         f'serial="Z1"}}': "0x5"}, "1m"),
