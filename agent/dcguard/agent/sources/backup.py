@@ -34,6 +34,7 @@ from dcguard.agent.sources.storage.backup_config import BackupJob, parse_backups
 from dcguard.agent.sources.storage.config import parse_storage
 from dcguard.agent.sources.storage.poller import Poller
 from dcguard.agent.sources.storage.push import read_record
+from dcguard.agent.sources.storage.readable import check_readable
 from dcguard.agent.sources.storage.restore_drill import (
     DrillPostponedError,
     DrillResult,
@@ -50,6 +51,8 @@ __all__ = ["BackupSource"]
 log = logging.getLogger(__name__)
 STATE_FILE = "backup-state.json"
 LOCKED_RETRY = 600.0  # a repository locked by a running backup: try its check again later
+# A file younger than this may still be being written: its content is checked later.
+SETTLE_SECONDS = 120.0
 # After a failed drill the next one comes sooner, so a repaired repository is seen within a day.
 FAILED_DRILL_RETRY = 86400.0
 
@@ -182,7 +185,34 @@ class BackupSource:
             if result is not None:
                 state.result = result
             state.checked = True
+        if job.kind == "files" and result is not None and result.snapshot:
+            self._check_content(state, Path(result.snapshot))
         self._save_state()
+
+    def _check_content(self, state: _JobState, path: Path) -> None:
+        """A files job's restore test: its newest file read to the end, once per version."""
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            return  # removed since the check listed it
+        subject = f"{path} {mtime}"
+        if time.time() - mtime < SETTLE_SECONDS or (
+                state.drill is not None and state.drill.subject == subject):
+            return
+        started = time.monotonic()
+        ok, note = check_readable(path, state.job.restore_test_max_bytes, state.job.timeout)
+        if ok is None:
+            log.info("backup %s: %s", state.job.name, note)
+            return
+        if not ok:
+            log.warning("backup %s: %s", state.job.name, note)
+        verdict = DrillResult(time.time(), ok, files=1, bytes=path.stat().st_size if ok else 0,
+                              duration=time.monotonic() - started, message=note,
+                              subject=subject)
+        with self._lock:
+            state.drill = verdict
+            if ok:
+                state.drill_last_success = verdict.at
 
     def _verify(self, state: _JobState) -> None:
         job = state.job
@@ -346,7 +376,7 @@ def _restore_drill(state: _JobState, entry: dict[str, Any], monotonic_now: float
             bytes=int(drill["bytes"]), skipped=int(drill["skipped"]),
             mismatches=[str(m) for m in mismatches],
             mismatch_count=int(drill["mismatch_count"]), duration=float(drill["duration"]),
-            message=str(drill["message"]))
+            message=str(drill["message"]), subject=str(drill.get("subject", "")))
         state.drill_last_success = (float(last_success) if last_success is not None
                                     else None)
     except (TypeError, KeyError, ValueError):

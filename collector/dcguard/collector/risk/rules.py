@@ -191,12 +191,14 @@ def _restore_test(b: pb.Backup, job: str) -> Iterator[Finding]:
     drill = b.restore_test
     tested = seconds_of(drill.time)
     what = drill.message or "; ".join(drill.mismatches) or "no detail given"
+    fix = ("make a new dump now and check the backup script's log (disk full, killed, "
+           "timed out)" if b.kind == "files" else
+           "run `restic check --read-data` / `borg check --verify-data` by hand, repair or "
+           "start a new repository, and take a fresh backup")
     yield Finding("backup_unrestorable", job, lambda now: (
         f"{job} failed its restore test"
         + (f" {span(now - tested)} ago" if tested is not None else "")
-        + f": {what} - the backup would not give this data back; run `restic check "
-        "--read-data` / `borg check --verify-data` by hand, repair or start a new "
-        "repository, and take a fresh backup"))
+        + f": {what} - the backup would not give this data back; {fix}"))
 
 
 def _disk_name(d: pb.Disk) -> str:

@@ -76,23 +76,27 @@ def _candidates(path: str) -> list[Path]:
 
 
 def check_files(job: BackupJob) -> RunResult:
-    """The newest regular file is the latest run; one smaller than min_size failed."""
-    stats: list[tuple[float, int]] = []
+    """The newest regular file is the latest run; one smaller than min_size failed.
+
+    The newest file's path is the result's snapshot: its content is checked once.
+    """
+    stats: list[tuple[float, int, str]] = []
     for entry in _candidates(job.path):
         try:
             st = entry.stat()
         except OSError:
             continue  # removed while we looked
         if stat.S_ISREG(st.st_mode):
-            stats.append((st.st_mtime, st.st_size))
+            stats.append((st.st_mtime, st.st_size, str(entry)))
     if not stats:
         return RunResult(None, False, None, 0, f"no files match {job.path}")
     stats.sort()
-    newest_time, newest_size = stats[-1]
-    good = [t for t, size in stats if size >= job.min_size]
+    newest_time, newest_size, newest = stats[-1]
+    good = [t for t, size, _ in stats if size >= job.min_size]
     ok = newest_size >= job.min_size
     message = "" if ok else f"newest file is {newest_size} bytes, below min_size {job.min_size}"
-    return RunResult(newest_time, ok, good[-1] if good else None, newest_size, message)
+    return RunResult(newest_time, ok, good[-1] if good else None, newest_size, message,
+                     snapshot=newest)
 
 
 # -- restic and borg -----------------------------------------------------------------

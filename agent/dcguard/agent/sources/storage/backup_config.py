@@ -20,10 +20,12 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DRILL_KEYS = ("restore_test_every", "restore_test_max_bytes", "restore_test_max_files",
                "restore_test_dir")
+# A files job's newest dump or archive is read to its end once, up to this size.
+FILES_CHECK_MAX_BYTES = 4 * 1024**3
 # A drill names every sampled file on restic's/borg's command line: keep argv short.
 MAX_DRILL_FILES = 1000
 _KIND_KEYS = {
-    "files": ("path",),
+    "files": ("path", "restore_test_max_bytes"),
     "restic": ("repository", "binary", "password_file", "password_command", "env",
                "verify_every", "verify_data", "verify_read_bytes", "host", "tags", "paths",
                *_DRILL_KEYS),
@@ -103,6 +105,9 @@ def _job(table: Table) -> BackupJob:
     )
     if kind in ("restic", "borg"):
         job = _with_repository(table, job)
+    if kind == "files":
+        job = replace(job, restore_test_max_bytes=table.size(
+            "restore_test_max_bytes", FILES_CHECK_MAX_BYTES, minimum=1))
     if kind == "files" and not job.path:
         raise table.error("path", "is required for kind 'files' (a directory or a glob)")
     table.finish()

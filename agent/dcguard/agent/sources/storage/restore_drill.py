@@ -78,6 +78,7 @@ class DrillResult:
     mismatch_count: int = 0
     duration: float = 0.0
     message: str = ""
+    subject: str = ""               # what was tested: a snapshot id, or a file and its mtime
 
 
 @dataclass(frozen=True)
@@ -284,7 +285,8 @@ def run_drill(job: BackupJob, snapshot: str, directory: Path,
     rng = rng or random.SystemRandom()
 
     def result(success: bool, **values: Any) -> DrillResult:
-        return DrillResult(time.time(), success, duration=time.monotonic() - started, **values)
+        return DrillResult(time.time(), success, duration=time.monotonic() - started,
+                           subject=snapshot, **values)
 
     verb = "ls" if job.kind == "restic" else "list"
     try:
