@@ -134,8 +134,9 @@ def test_broken_dumps_and_archives_are_unrestorable_naming_the_file(tmp_path: Pa
         backup = found[f"job{index}"]
         assert not backup.restore_test.success, name
         assert backup.restore_test.message.startswith(said), backup.restore_test.message
-        (statement,) = RiskEngine(RiskConfig(), down_after_intervals=3).assess(
+        (statement,) = [s for s in RiskEngine(RiskConfig(), down_after_intervals=3).assess(
             record(report(collected_at=now, backups=[backup]), last_seen=now), now).statements
+            if s.subject == f"backup 'job{index}'"]
         assert statement.reason == "backup_unrestorable"
         assert statement.message.startswith(f"backup 'job{index}' failed its restore test "), \
             statement.message

@@ -6,6 +6,7 @@ compares it with the unchanged source files, and always removes what it restored
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -48,9 +49,11 @@ def leftovers(directory: Path) -> list[Path]:
 
 
 def statements(backup: pb.Backup) -> list[Any]:
+    """The risk statements about this job (not the server-wide no_offsite_copy)."""
     now = time.time()
-    return list(RiskEngine(RiskConfig(), down_after_intervals=3).assess(
-        record(report(collected_at=now, backups=[backup]), last_seen=now), now).statements)
+    return [s for s in RiskEngine(RiskConfig(), down_after_intervals=3).assess(
+        record(report(collected_at=now, backups=[backup]), last_seen=now), now).statements
+        if s.subject == f"backup '{backup.job}'"]
 
 
 def write_files(data: Path, count: int, size: int) -> None:
@@ -374,7 +377,10 @@ def test_an_unrestorable_twin_is_named_by_risk_and_metrics_a_healthy_one_is_quie
     assert listing.returncode == 0, listing.stderr
     assert re.search(r"backup 'restic' failed its restore test \d+ s ago: restic restore "
                      r"exited with 1: ", listing.stdout), listing.stdout
-    assert "db02" not in listing.stdout
+    reasons = {a["host"]: {r["reason"] for r in a["reasons"]}
+               for a in json.loads(collector.cli("risk", "--json", "--all").stdout)}
+    assert "backup_unrestorable" in reasons["db01"]
+    assert "backup_unrestorable" not in reasons["db02"]
 
 
 # -- verification that reads data ------------------------------------------------------------

@@ -242,7 +242,7 @@ class DeviceIoErrors(_message.Message):
     def __init__(self, device: _Optional[str] = ..., errors_total: _Optional[int] = ..., last_error_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_message: _Optional[str] = ...) -> None: ...
 
 class Backup(_message.Message):
-    __slots__ = ("job", "kind", "rpo_seconds", "last_success", "last_run", "last_run_success", "size_bytes", "message", "same_device", "shared_disks", "source_configured", "last_verified", "last_verify_success", "verify_every_seconds", "min_size_bytes", "error", "restore_test", "restore_test_every_seconds")
+    __slots__ = ("job", "kind", "rpo_seconds", "last_success", "last_run", "last_run_success", "size_bytes", "message", "same_device", "shared_disks", "source_configured", "last_verified", "last_verify_success", "verify_every_seconds", "min_size_bytes", "error", "restore_test", "restore_test_every_seconds", "copy_location")
     JOB_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     RPO_SECONDS_FIELD_NUMBER: _ClassVar[int]
@@ -261,6 +261,7 @@ class Backup(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     RESTORE_TEST_FIELD_NUMBER: _ClassVar[int]
     RESTORE_TEST_EVERY_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    COPY_LOCATION_FIELD_NUMBER: _ClassVar[int]
     job: str
     kind: str
     rpo_seconds: float
@@ -279,7 +280,8 @@ class Backup(_message.Message):
     error: str
     restore_test: RestoreTest
     restore_test_every_seconds: float
-    def __init__(self, job: _Optional[str] = ..., kind: _Optional[str] = ..., rpo_seconds: _Optional[float] = ..., last_success: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_run: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_run_success: bool = ..., size_bytes: _Optional[int] = ..., message: _Optional[str] = ..., same_device: bool = ..., shared_disks: _Optional[_Iterable[str]] = ..., source_configured: bool = ..., last_verified: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_verify_success: bool = ..., verify_every_seconds: _Optional[float] = ..., min_size_bytes: _Optional[int] = ..., error: _Optional[str] = ..., restore_test: _Optional[_Union[RestoreTest, _Mapping]] = ..., restore_test_every_seconds: _Optional[float] = ...) -> None: ...
+    copy_location: str
+    def __init__(self, job: _Optional[str] = ..., kind: _Optional[str] = ..., rpo_seconds: _Optional[float] = ..., last_success: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_run: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_run_success: bool = ..., size_bytes: _Optional[int] = ..., message: _Optional[str] = ..., same_device: bool = ..., shared_disks: _Optional[_Iterable[str]] = ..., source_configured: bool = ..., last_verified: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_verify_success: bool = ..., verify_every_seconds: _Optional[float] = ..., min_size_bytes: _Optional[int] = ..., error: _Optional[str] = ..., restore_test: _Optional[_Union[RestoreTest, _Mapping]] = ..., restore_test_every_seconds: _Optional[float] = ..., copy_location: _Optional[str] = ...) -> None: ...
 
 class RestoreTest(_message.Message):
     __slots__ = ("time", "success", "files", "bytes", "skipped", "mismatches", "mismatch_count", "duration_seconds", "message", "last_success")

@@ -68,6 +68,7 @@ class _JobState:
     verify: VerifyResult | None = None
     same_device: bool = False
     shared_disks: list[str] = field(default_factory=list)
+    copy_location: str = ""
     next_check: float = 0.0
     next_verify: float = 0.0
     drill: DrillResult | None = None
@@ -163,7 +164,7 @@ class BackupSource:
 
     def _check(self, state: _JobState) -> None:
         job = state.job
-        same, shared = self._same_device(job)
+        same, shared, where = self._placement(job)
         result: RunResult | None = None
         error = ""
         try:
@@ -179,6 +180,7 @@ class BackupSource:
             log.warning("backup %s: %s", job.name, error)
         with self._lock:
             state.same_device, state.shared_disks = same, shared
+            state.copy_location = where
             state.error = error
             if result is not None and result.size_bytes is None and state.result is not None:
                 result = replace(result, size_bytes=state.result.size_bytes)
@@ -227,18 +229,31 @@ class BackupSource:
         state.next_verify = self._clock() + job.verify_every
         self._save_state()
 
-    def _same_device(self, job: BackupJob) -> tuple[bool, list[str]]:
+    def _placement(self, job: BackupJob) -> tuple[bool, list[str], str]:
+        """(same device, the shared disks, where the copy lives: see Backup.copy_location)."""
+        if job.kind in ("restic", "borg") and blockdev.is_remote_repository(
+                job.kind, job.repository):
+            return False, [], job.copy_location or "other_host"
         target = backup_location(job)
-        if not job.source or target is None:
-            return False, []
+        if target is None:
+            return False, [], job.copy_location
         try:
-            source = blockdev.locate(job.source, self._sys_root, self._mounts_file)
             backup = blockdev.locate(target, self._sys_root, self._mounts_file)
+            source = (blockdev.locate(job.source, self._sys_root, self._mounts_file)
+                      if job.source else None)
         except OSError as exc:
             log.warning("backup %s: cannot tell which disks hold it: %s", job.name, exc)
-            return False, []
-        shared = blockdev.shared_disks(source, backup)
-        return bool(shared), shared
+            return False, [], job.copy_location
+        shared = blockdev.shared_disks(source, backup) if source is not None else []
+        if backup.remote:
+            where = "other_host"
+        elif shared:
+            where = "same_disk"
+        elif source is not None and source.disks and backup.disks:
+            where = "other_disk"
+        else:
+            where = "this_host"  # on this server; which disk is not known (tmpfs, no source)
+        return bool(shared), shared, job.copy_location or where
 
     def _load_state(self) -> None:
         """Last results and verdicts saved by an earlier run: reported until checked again."""
@@ -269,7 +284,8 @@ class BackupSource:
                                  "verify": asdict(s.verify) if s.verify else None,
                                  "drill": asdict(s.drill) if s.drill else None,
                                  "drill_last_success": s.drill_last_success,
-                                 "same_device": s.same_device, "shared_disks": s.shared_disks}
+                                 "same_device": s.same_device, "shared_disks": s.shared_disks,
+                                 "copy_location": s.copy_location}
                     for s in self._states if s.checked or s.verify or s.drill}
         try:
             self._state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -294,6 +310,7 @@ class BackupSource:
             job=job.name, kind=job.kind, rpo_seconds=job.rpo, min_size_bytes=job.min_size,
             verify_every_seconds=job.verify_every, source_configured=bool(job.source),
             same_device=state.same_device, shared_disks=state.shared_disks,
+            copy_location=state.copy_location,
         )
         result, error = state.result, state.error
         if job.kind == "push":
@@ -357,6 +374,7 @@ def _restore(state: _JobState, entry: dict[str, Any], monotonic_now: float) -> N
             state.result = _checked_result(RunResult(**result))
             state.same_device = bool(entry.get("same_device"))
             state.shared_disks = [str(d) for d in entry.get("shared_disks") or []]
+            state.copy_location = str(entry.get("copy_location") or "")
             state.checked = True
     except (TypeError, KeyError, ValueError):
         log.warning("backup %s: ignoring a malformed saved state", state.job.name)

@@ -18,7 +18,7 @@ from dcguard.collector.risk.engine import Assessment, RiskEngine
 from dcguard.collector.store import AgentRecord, StoreError, report_store
 from dcguard.common.cli import fail
 
-__all__ = ["assess", "risk"]
+__all__ = ["assess", "read_records", "risk"]
 
 PROG = "dcguard-collector"
 
@@ -30,7 +30,8 @@ def assess(config: ServerConfig, records: list[AgentRecord], now: float) -> list
     return engine.assess_all(records, now)
 
 
-def _records(config: ServerConfig) -> list[AgentRecord]:
+def read_records(config: ServerConfig) -> list[AgentRecord]:
+    """Every known agent, read from the collector's database read-only; exit 1 if unreadable."""
     store = report_store(config.database, readonly=True)
     try:
         store.open()
@@ -59,7 +60,7 @@ def as_dict(a: Assessment) -> dict[str, Any]:
 def risk(config_path: Path, as_json: bool, show_all: bool) -> None:
     """Servers at risk of data loss, worst first, each reason in a plain sentence."""
     config = load_config(config_path)
-    records = _records(config)
+    records = read_records(config)
     assessments = assess(config, records, time.time())
     shown = [a for a in assessments if show_all or a.statements]
     if as_json:

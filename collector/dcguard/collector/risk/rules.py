@@ -9,7 +9,7 @@ only compares numbers and the CLI writes "3 days ago" as of now.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Callable
 
@@ -121,6 +121,28 @@ def _agent(record: AgentRecord, silent_after: float) -> Iterator[Finding]:
 def _backups(report: pb.Report, th: Thresholds, _t: Mapping[str, Trend]) -> Iterator[Finding]:
     for backup in report.backups:
         yield from _backup(backup, th)
+    yield from _offsite(report.backups)
+
+
+# Copies that survive the loss of this server.
+OFF_HOST = frozenset(("other_host", "offline", "immutable"))
+_PLACES = {"same_disk": "on the same disk as its data", "other_disk": "on another disk of "
+           "this server", "this_host": "on this server"}
+
+
+def _offsite(backups: Iterable[pb.Backup]) -> Iterator[Finding]:
+    """No job whose place the agent knows keeps a copy off this server (3-2-1's "1")."""
+    placed = [b for b in backups if b.copy_location]
+    if not placed or any(b.copy_location in OFF_HOST for b in placed):
+        return
+    where = "; ".join(f"backup '{b.job}' is {_PLACES.get(b.copy_location, 'on this server')}"
+                      for b in placed[:5])
+    more = f" (and {len(placed) - 5} more)" if len(placed) > 5 else ""
+    yield Finding("no_offsite_copy", "backups", _fixed(
+        f"no backup of this server lies on another host: {where}{more} - one lost server "
+        "(fire, theft, ransomware) takes its backups with it; add a copy on another server "
+        "(a restic/borg repository over sftp:, rest:, s3:, or a network mount) or declare "
+        "an offline or immutable copy with copy_location"))
 
 
 def _backup(b: pb.Backup, th: Thresholds) -> Iterator[Finding]:

@@ -13,9 +13,12 @@ from dataclasses import dataclass, field, replace
 
 from dcguard.common.config import Table
 
-__all__ = ["KINDS", "BackupJob", "parse_backups"]
+__all__ = ["DECLARED_LOCATIONS", "KINDS", "BackupJob", "parse_backups"]
 
 KINDS = ("files", "restic", "borg", "push")
+# Where a copy lives that the agent cannot see for itself: a tape or disk taken
+# off-site, or a repository that cannot be deleted (object lock, append-only).
+DECLARED_LOCATIONS = ("offline", "immutable")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DRILL_KEYS = ("restore_test_every", "restore_test_max_bytes", "restore_test_max_files",
@@ -45,6 +48,7 @@ class BackupJob:
     rpo: float
     min_size: int = 0
     source: str = ""
+    copy_location: str = ""         # declared: "offline" / "immutable"; "": detected
     check_every: float = 300.0
     timeout: float = 600.0
     path: str = ""
@@ -98,6 +102,7 @@ def _job(table: Table) -> BackupJob:
         rpo=table.duration("rpo", minimum=1.0),
         min_size=table.size("min_size", BackupJob.min_size),
         source=table.string("source", ""),
+        copy_location=_declared_location(table),
         check_every=table.duration("check_every", _CHECK_EVERY.get(kind, BackupJob.check_every),
                                    minimum=1.0),
         timeout=table.duration("timeout", BackupJob.timeout, minimum=0.1),
@@ -137,6 +142,13 @@ def _with_repository(table: Table, job: BackupJob) -> BackupJob:
         restore_test_max_files=_drill_files(table),
         restore_test_dir=_drill_dir(table),
     )
+
+
+def _declared_location(table: Table) -> str:
+    value = table.string("copy_location", "")
+    return table.check("copy_location", value, lambda v: v in ("", *DECLARED_LOCATIONS),
+                       f"must be one of {', '.join(DECLARED_LOCATIONS)} (or left out to "
+                       f"detect it), got {value!r}")
 
 
 def _drill_files(table: Table) -> int:

@@ -48,6 +48,9 @@ class BackupGroup:
                "Bytes restored and read back by the last restore drill."),
         Family("dcguard_backup_restore_test_files", _G,
                "Restored files the last restore drill compared with an unchanged source."),
+        Family("dcguard_backup_copy_location", _G,
+               "1 for where the job's copy lives: same_disk, other_disk, this_host, "
+               "other_host, offline, immutable (absent: unknown)."),
         Family("dcguard_backup_restore_test_interval_seconds", _G,
                "How often the job's restore drill runs (absent: drills off)."),
     )
@@ -85,6 +88,8 @@ class BackupGroup:
                 add("dcguard_backup_last_verified_timestamp_seconds", job,
                     b.last_verified.seconds + b.last_verified.nanos / 1e9)
                 add("dcguard_backup_last_verify_success", job, b.last_verify_success)
+            if b.copy_location:
+                add("dcguard_backup_copy_location", (*job, ("location", b.copy_location)), 1)
             _restore_test(b, job, add)
 
 
