@@ -99,16 +99,20 @@ def _backup_table(selector: str) -> Panel:
         Query(f"time() - dcguard_backup_restore_test_timestamp_seconds{{{selector}}}",
               "last restore test"),
         Query(f"dcguard_backup_restore_test_success{{{selector}}}", "restore ok"),
+        Query(f"dcguard_backup_copy_location{{{selector}}}", "copy location"),
         rename={"Value #A": "age / RPO", "Value #B": "age", "Value #C": "RPO",
                 "Value #D": "last run ok", "Value #E": "same device", "Value #F": "size",
-                "Value #G": "last restore test", "Value #H": "restore ok"},
+                "Value #G": "last restore test", "Value #H": "restore ok",
+                "Value #I": "copy location known", "location": "copy location"},
         sort_by="age / RPO", overrides=[server_link(), _unit("age", "s"), _unit("RPO", "s"),
                                          _unit("size", "bytes"), _unit("age / RPO",
                                                                        "percentunit"),
                                          _unit("last restore test", "s")],
         description="Age of the last successful backup against the job's RPO: above 100% is "
                     "stale. Last restore test: how long ago a sample of the newest snapshot "
-                    "was restored and compared (empty: never); restore ok 0 means it failed.")
+                    "was restored and compared (empty: never); restore ok 0 means it failed. "
+                    "Copy location: same_disk, other_disk, this_host, other_host, offline or "
+                    "immutable.")
 
 
 def _unit(field_name: str, unit: str) -> Json:
@@ -161,6 +165,13 @@ PROVINCE = Board(
                      unit="percentunit", thresholds=RPO_RATIO),
             bargauge("Risk reasons", Query(f"sum by (reason) (dcguard_data_loss_risk{{{DEPTS}}})",
                                            "{{reason}}"), thresholds=RED_ABOVE_0),
+            bargauge("Servers with no off-host backup copy, by department",
+                     Query("count by (department) (dcguard_data_loss_risk"
+                           f'{{{DEPTS},reason="no_offsite_copy"}} == 1)', "{{department}}",
+                           expect_data=False),
+                     thresholds=RED_ABOVE_0,
+                     description="Servers whose every backup lies on the server itself: one "
+                                 "lost server (fire, theft, ransomware) takes its backups too."),
         ]),
         ("Security and fleet", [
             _detections_over_time(DEPTS),
