@@ -24,6 +24,7 @@ from dcguard.collector.risk.config import RiskConfig
 from dcguard.collector.risk.engine import RiskEngine
 from dcguard.v1 import collector_pb2 as pb
 from tests.mounts import tmpfs
+from tests.promstack import Prometheus
 from tests.storage_helpers import backup_source, collect
 from tests.storage_reports import Submitter, record, report
 from tests.support import Agent, metric, run_cli, wait_for
@@ -381,6 +382,21 @@ def test_an_unrestorable_twin_is_named_by_risk_and_metrics_a_healthy_one_is_quie
                for a in json.loads(collector.cli("risk", "--json", "--all").stdout)}
     assert "backup_unrestorable" in reasons["db01"]
     assert "backup_unrestorable" not in reasons["db02"]
+    # The page fires in a real Prometheus running dcguard's rules, for the broken twin only.
+    prometheus = Prometheus(tmp_path / "prometheus", [f"127.0.0.1:{collector.metrics_port}"])
+    prometheus.start()
+    try:
+        def unrestorable() -> set[str]:
+            return {a["labels"]["host"] for a in prometheus.api("alerts")["alerts"]
+                    if a["labels"]["alertname"] == "BackupUnrestorable"
+                    and a["state"] == "firing"}
+
+        wait_for(unrestorable, timeout=60, interval=0.5,
+                 message="BackupUnrestorable to fire")
+        time.sleep(3)  # several more evaluations: the healthy twin must stay quiet
+        assert unrestorable() == {"db01"}
+    finally:
+        prometheus.stop()
 
 
 # -- verification that reads data ------------------------------------------------------------
@@ -418,3 +434,31 @@ def test_verify_read_bytes_garbage_and_wrong_kind(tmp_path: Path) -> None:
         parse(verify_read_bytes="lots")
     with pytest.raises(ConfigError, match=r"verify_read_bytes: does not apply to kind 'borg'"):
         parse(kind="borg", verify_read_bytes="1G")
+
+
+def test_a_drill_in_progress_in_another_process_is_never_cleaned_away(tmp_path: Path) -> None:
+    """A one-shot `dcguard-agent collect` beside the running agent cleans leftovers at its
+    start: the running agent's drill holds its lock and is left alone."""
+    from dcguard.agent.sources.storage.restore_drill import clean_leftovers
+
+    drills = tmp_path / "restore-drill"
+    live, dead = drills / "drill-db-live", drills / "drill-db-dead"
+    for drill in (live, dead):
+        (drill / "srv").mkdir(parents=True)
+        (drill / "srv" / "restored.bin").write_bytes(b"x" * 100)
+        drill.with_name(drill.name + ".lock").touch()
+    # -o: flock itself holds the lock (not the sleep it runs), so killing it releases it.
+    holder = subprocess.Popen(["flock", "-o", str(drills / "drill-db-live.lock"), "sleep", "60"],
+                              start_new_session=True)
+    try:
+        wait_for(lambda: subprocess.run(["flock", "-n", str(drills / "drill-db-live.lock"),
+                                         "true"], check=False).returncode != 0,
+                 message="the other process to hold the lock")
+        assert clean_leftovers(drills) == 1
+        assert live.exists() and not dead.exists()
+        assert not (drills / "drill-db-dead.lock").exists()
+    finally:
+        os.killpg(holder.pid, signal.SIGKILL)  # flock and its sleep
+        holder.wait()
+    assert clean_leftovers(drills) == 1  # its holder is gone: a leftover now
+    assert sorted(p.name for p in drills.iterdir()) == []

@@ -22,6 +22,7 @@ same care against other users' symlinks and offers nothing more.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -53,6 +54,7 @@ __all__ = ["DRILL_PREFIX", "DrillPostponedError", "DrillResult", "clean_leftover
 
 log = logging.getLogger(__name__)
 DRILL_PREFIX = "drill-"
+LOCK_SUFFIX = ".lock"
 MISMATCHES_LISTED = 5
 # Left free beside the restored sample: the agent's spool and state may share the filesystem.
 RESERVE_BYTES = 4 * 1024 * 1024
@@ -97,7 +99,12 @@ def drill_directory(job: BackupJob, state_dir: Path) -> Path:
 
 
 def clean_leftovers(directory: Path) -> int:
-    """Remove the drill directories a killed agent left in directory; how many were removed."""
+    """Remove the drill directories a killed agent left in directory; how many were removed.
+
+    A drill holds an flock on its directory's ".lock" sibling while it runs, so a
+    second process on the same state directory (a one-shot `dcguard-agent collect`
+    beside the running agent) never removes a drill in progress.
+    """
     try:
         entries = list(directory.iterdir())
     except FileNotFoundError:
@@ -107,10 +114,32 @@ def clean_leftovers(directory: Path) -> int:
         return 0
     removed = 0
     for entry in entries:
-        if entry.name.startswith(DRILL_PREFIX) and entry.is_dir() and not entry.is_symlink():
+        if not entry.name.startswith(DRILL_PREFIX) or entry.suffix == LOCK_SUFFIX:
+            continue
+        if entry.is_dir() and not entry.is_symlink() and not _in_use(entry):
             _remove_tree(entry)
             removed += 1
+    for entry in entries:  # locks of drills that are gone (killed between the two removals)
+        if (entry.name.startswith(DRILL_PREFIX) and entry.suffix == LOCK_SUFFIX
+                and not entry.with_suffix("").exists() and not _in_use(entry.with_suffix(""))):
+            entry.unlink(missing_ok=True)
     return removed
+
+
+def _in_use(drill: Path) -> bool:
+    """A live drill holds the lock; a lock file that can be taken is a dead drill's."""
+    lock = drill.with_name(drill.name + LOCK_SUFFIX)
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing releases a lock taken here
+    return False
 
 
 def _remove_tree(path: Path) -> None:
@@ -305,8 +334,13 @@ def run_drill(job: BackupJob, snapshot: str, directory: Path,
     except OSError as exc:
         raise DrillPostponedError(f"cannot create {directory}: {exc.strerror or exc}") from None
     _check_room(directory, sum(e.size for e in sample))
-    target = Path(tempfile.mkdtemp(prefix=f"{DRILL_PREFIX}{job.name}-", dir=directory))
+    # The lock comes first, so no cleaner ever sees the directory unlocked.
+    fd, lock = tempfile.mkstemp(prefix=f"{DRILL_PREFIX}{job.name}-", suffix=LOCK_SUFFIX,
+                                dir=directory)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    target = Path(lock[: -len(LOCK_SUFFIX)])
     try:
+        target.mkdir(mode=0o700)
         failure = _restore(job, snapshot, sample, target)
         if failure:
             return result(False, message=failure)
@@ -328,4 +362,7 @@ def run_drill(job: BackupJob, snapshot: str, directory: Path,
                       mismatches=mismatches[:MISMATCHES_LISTED],
                       mismatch_count=len(mismatches), message=message)
     finally:
-        _remove_tree(target)
+        if target.exists():
+            _remove_tree(target)
+        Path(lock).unlink(missing_ok=True)
+        os.close(fd)
