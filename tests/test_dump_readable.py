@@ -10,11 +10,13 @@ import gzip
 import io
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import tarfile
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -209,3 +211,67 @@ restore_test_max_bytes = {value}
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "backup[0].restore_test_max_bytes: must be" in lines[0], lines
+
+
+# -- PostgreSQL custom-format dumps, made by a real server ------------------------------------
+
+PG_BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+
+
+@pytest.fixture
+def pg_custom_dump(tmp_path: Path) -> Iterator[Path]:
+    """pg_dump -Fc of a real PostgreSQL (unix socket only, run as the postgres user)."""
+    if not PG_BIN or not shutil.which("pg_restore") or not shutil.which("runuser"):
+        pytest.skip("PostgreSQL server binaries are not installed")
+    bin_dir = PG_BIN[-1].parent
+    # Not under tmp_path: pytest's base directory is root's alone, and the server
+    # (which refuses to run as root) must reach its data directory.
+    home = Path(tempfile.mkdtemp(prefix="dcguard-pg-"))
+    shutil.chown(home, "postgres")
+
+    def as_postgres(*argv: str) -> None:
+        """Run as the postgres user (the server refuses root)."""
+        subprocess.run(["runuser", "-u", "postgres", "--", *argv], check=True,
+                       capture_output=True, timeout=120, cwd=home)
+
+    dump = tmp_path / "made.dump"
+    try:
+        as_postgres(str(bin_dir / "initdb"), "-D", str(home / "data"), "-A", "trust",
+                    "-U", "postgres")
+        port = "54329"  # the socket's name only: listen_addresses is empty (no TCP)
+        as_postgres(str(bin_dir / "pg_ctl"), "-D", str(home / "data"), "-l", str(home / "log"),
+                    "-o", f"-c listen_addresses='' -k {home} -p {port}", "-w", "start")
+        try:
+            as_postgres(str(bin_dir / "psql"), "-h", str(home), "-p", port, "-q", "-c",
+                        "CREATE TABLE t AS SELECT g, md5(g::text) "
+                        "FROM generate_series(1, 50000) g", "postgres")
+            as_postgres(str(bin_dir / "pg_dump"), "-h", str(home), "-p", port, "-Fc",
+                        "-f", str(home / "db.dump"), "postgres")
+        finally:
+            subprocess.run(["runuser", "-u", "postgres", "--", str(bin_dir / "pg_ctl"), "-D",
+                            str(home / "data"), "-m", "fast", "-w", "stop"],
+                           capture_output=True, timeout=120, check=False)
+        shutil.copyfile(home / "db.dump", dump)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    yield dump
+
+
+def test_a_custom_dump_cut_in_its_data_is_caught_its_twin_passes(
+        tmp_path: Path, pg_custom_dump: Path) -> None:
+    """`pg_restore --list` passes the cut dump (its table of contents is whole)."""
+    directory = tmp_path / "dumps"
+    directory.mkdir()
+    dump = directory / "db-2026-12-05.dump"
+    dump.write_bytes(pg_custom_dump.read_bytes())
+    _older(dump)
+    job = {"name": "pg", "kind": "files", "path": str(directory)}
+    assert _check(tmp_path / "a", [job])["pg"].restore_test.success
+    dump.write_bytes(_half(pg_custom_dump.read_bytes()))
+    _older(dump)
+    assert subprocess.run(["pg_restore", "--list", str(dump)], capture_output=True,
+                          timeout=60, check=False).returncode == 0
+    test = _check(tmp_path / "b", [job])["pg"].restore_test
+    assert not test.success
+    assert test.message == ("db-2026-12-05.dump cannot be read: pg_restore exited with 1: "
+                            "pg_restore: error: could not read from input file: end of file")

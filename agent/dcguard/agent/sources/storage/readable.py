@@ -4,7 +4,8 @@ A truncated dump is the classic silent data loss: the file is there, fresh
 and big, and would not restore. By content, within a byte budget:
 gzip/bzip2/xz streams are read to the end (zstd with `zstd -t` when installed),
 tar and zip archives are listed (zip members' CRCs checked), a PostgreSQL
-custom-format dump is listed with `pg_restore --list`, a plain SQL dump must
+custom-format dump is read whole by `pg_restore --file=/dev/null` (`--list`
+reads only its table of contents), a plain SQL dump must
 end with its tool's completion line, and an SQLite copy must pass
 `PRAGMA integrity_check` opened read-only. A file of another type gets no
 verdict (None), and neither does one whose check cannot run here (a note says why).
@@ -150,7 +151,10 @@ def _zstd(path: Path, _limit: int, timeout: float) -> Verdict:
 
 
 def _pg_custom(path: Path, _limit: int, timeout: float) -> Verdict:
-    return _tool(path, ["pg_restore", "--list", str(path)], timeout,
+    # Not `pg_restore --list`: it reads only the table of contents at the start, and a
+    # dump cut in its data passes it. Converting the whole archive to SQL (thrown away,
+    # no database needed) reads every block to the end.
+    return _tool(path, ["pg_restore", "--file=/dev/null", str(path)], timeout,
                  "the PostgreSQL custom-format dump")
 
 
