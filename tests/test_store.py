@@ -114,7 +114,7 @@ def test_named_migrations_apply_once_and_survive_reopening(tmp_path: Path):
     db = sqlite3.connect(tmp_path / "c.db")
     assert db.execute("SELECT COUNT(*) FROM extra").fetchone()[0] == 1
     names = [r[0] for r in db.execute("SELECT name FROM schema_migrations ORDER BY name")]
-    assert names == ["agents-v1", "extra-v1"]
+    assert names == ["agents-clock-skew-v1", "agents-v1", "extra-v1"]
 
 
 def test_a_broken_migration_leaves_the_database_as_it_was(tmp_path: Path):

@@ -67,6 +67,31 @@ def serve(config_path: Path, grpc_listen: str | None, metrics_listen: str | None
     server.stop()
 
 
+@cli.command("check-config")
+@config_option
+def check_config(config_path: Path) -> None:
+    """Validate the config: exit 0, or one line naming the key and exit 2.
+
+    Reads every table `serve` reads ([server], [tls], [limits], [risk],
+    [events], [detection], [forward]) and, with mTLS, loads the CA `serve`
+    needs. Creates and changes nothing.
+    """
+    from dcguard.collector.trust.ca import CertificateAuthority, TlsFiles
+    from dcguard.common.pki import CertificateError
+
+    config = load_config(config_path)
+    if config.insecure:
+        trust = "plaintext gRPC (loopback only)"
+    else:
+        try:
+            authority = CertificateAuthority(TlsFiles(config.tls_dir))
+        except CertificateError as exc:
+            fail(PROG, f"config {config_path}: server.insecure is false and {exc}")
+        trust = f"mTLS, CA {authority.fingerprint}"
+    click.echo(f"{config_path}: OK; grpc {config.grpc_listen} ({trust}), metrics "
+               f"{config.metrics_listen}, data_dir {config.data_dir}")
+
+
 def _open_store(config: ServerConfig) -> ReportStore:
     store = report_store(config.database, readonly=True)
     try:
@@ -80,6 +105,8 @@ def _agents(config: ServerConfig) -> list[dict[str, Any]]:
     store = _open_store(config)
     try:
         records = store.agents()
+    except StoreError as exc:
+        fail(PROG, str(exc), 1)
     finally:
         store.close()
     now = time.time()

@@ -21,16 +21,28 @@ from dcguard.collector.store.sqlite.connection import (
     DatabaseError,
     Migration,
     connect,
+    is_transient,
     migrate,
 )
-from dcguard.collector.store.sqlite.schema import MIGRATIONS
+from dcguard.collector.store.sqlite.schema import AGENTS_CLOCK_SKEW, AGENTS_SCHEMA, MIGRATIONS
 from dcguard.collector.store.sqlite.transaction import SqliteTransaction
 from dcguard.v1 import collector_pb2 as pb
 
-__all__ = ["SqliteStore"]
+__all__ = ["MAX_SEQUENCE_JUMP", "SqliteStore"]
+
+# How far one report's sequence may lie above the host's last (or above 0
+# for a new agent instance): a billion reports is 475 years at 15 s. More is
+# a corrupt or forged sequence, which would count a billion reports lost and
+# make every later report of the instance a duplicate.
+MAX_SEQUENCE_JUMP = 1_000_000_000
 
 _COLUMNS = ("host, department, agent_version, os, kernel, interval_seconds, instance_id, "
-            "first_seen, last_seen, max_sequence, reports_stored, reports_lost, latest_report")
+            "first_seen, last_seen, max_sequence, reports_stored, reports_lost, latest_report, "
+            "clock_skew_seconds")
+# Columns later migrations added, with what a row had before them: a read-only
+# reader (the CLI) of a database no collector of this version has opened yet
+# reads these instead of failing.
+_LATER_COLUMNS = {"clock_skew_seconds": "0.0"}
 # What a batch needs of the agent's row: everything but the latest report,
 # which is only read back (and parsed) when the batch stores nothing new.
 _COUNTERS = "first_seen, max_sequence, reports_stored, reports_lost, instance_id"
@@ -38,13 +50,14 @@ _COUNTERS = "first_seen, max_sequence, reports_stored, reports_lost, instance_id
 
 def _record(row: tuple[Any, ...]) -> AgentRecord:
     (host, department, agent_version, os_name, kernel, interval, instance_id, first_seen,
-     last_seen, max_sequence, stored, lost, blob) = row
+     last_seen, max_sequence, stored, lost, blob, skew) = row
     return AgentRecord(
         host=host, department=department, agent_version=agent_version, os=os_name,
         kernel=kernel, interval_seconds=interval, instance_id=instance_id,
         first_seen=first_seen, last_seen=last_seen, max_sequence=max_sequence,
         reports_stored=stored, reports_lost=lost,
         latest=pb.Report.FromString(blob) if isinstance(blob, bytes) else None,
+        clock_skew_seconds=skew,
     )
 
 
@@ -56,6 +69,32 @@ class _Job:
     done: threading.Event = field(default_factory=threading.Event)
     result: ApplyResult | None = None
     error: StoreError | None = None
+
+
+class _Refused(Exception):
+    """Raised inside a batch's savepoint: its content can never be stored."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _with_agent_steps(migrations: tuple[Migration, ...]) -> tuple[Migration, ...]:
+    if AGENTS_SCHEMA not in migrations or AGENTS_CLOCK_SKEW in migrations:
+        return migrations
+    at = migrations.index(AGENTS_SCHEMA) + 1
+    return (*migrations[:at], AGENTS_CLOCK_SKEW, *migrations[at:])
+
+
+def _batch_error(host: str, exc: Exception) -> StoreError:
+    if isinstance(exc, _Refused):
+        return StoreError(str(exc), transient=False, reason=exc.reason)
+    if isinstance(exc, StoreError):  # a hook's write, already judged where it failed
+        return StoreError(f"cannot store reports for {host}: {exc}", transient=exc.transient)
+    if is_transient(exc):
+        return StoreError(f"cannot store reports for {host}: {exc}")
+    return StoreError(f"a report of {host} cannot be stored ({type(exc).__name__}: {exc})",
+                      transient=False)
 
 
 def _result(job: _Job) -> ApplyResult:
@@ -71,22 +110,37 @@ class SqliteStore:
                  hooks: Sequence[ReportHook] = ()) -> None:
         self._path = path
         self._readonly = readonly
-        self._migrations = tuple(migrations)
+        self._migrations = _with_agent_steps(tuple(migrations))
         self._hooks = tuple(hooks)
         self._lock = threading.Lock()  # held by whoever is committing
         self._queue_lock = threading.Lock()
         self._queue: list[_Job] = []
         self._db: Connection | None = None
+        self._select = _COLUMNS
 
     def open(self) -> None:
         if self._readonly:
             self._db = connect(self._path, readonly=True)
+            self._select = self._columns_present(self._db)
             return
         try:
             self._db = connect(self._path)
             migrate(self._db, self._migrations)
         except StoreError as exc:
             raise StoreError(f"cannot open database {self._path}: {exc}") from exc
+
+    def _columns_present(self, db: Connection) -> str:
+        """_COLUMNS, with the default standing in for a column the database lacks yet."""
+        try:
+            present = {row[1] for row in db.execute("PRAGMA table_info(agents)")}
+        except DatabaseError:
+            return _COLUMNS  # the read below says what is wrong
+        if not present:
+            return _COLUMNS
+        return ", ".join(
+            name if name in present or name not in _LATER_COLUMNS
+            else f"{_LATER_COLUMNS[name]} AS {name}"
+            for name in (part.strip() for part in _COLUMNS.split(",")))
 
     def _conn(self) -> Connection:
         if self._db is None:
@@ -103,7 +157,7 @@ class SqliteStore:
         """Every known agent with its latest report."""
         with self._lock:
             try:
-                rows = self._conn().execute(f"SELECT {_COLUMNS} FROM agents ORDER BY host"
+                rows = self._conn().execute(f"SELECT {self._select} FROM agents ORDER BY host"
                                             ).fetchall()
             except DatabaseError as exc:
                 raise StoreError(f"cannot read agents from {self._path}: {exc}") from exc
@@ -152,13 +206,11 @@ class SqliteStore:
                     batch = job.batch
                     row = db.execute(f"SELECT {_COUNTERS} FROM agents WHERE host = ?",
                                      (batch.identity.host,)).fetchone()
-                    job.result = self._apply(db, row, batch.identity, batch.agent,
-                                             batch.reports, batch.received_at)
+                    job.result = self._apply(db, row, batch)
                 except Exception as exc:  # noqa: BLE001 - a bad batch or hook must not sink the rest
                     db.execute("ROLLBACK TO batch")
                     job.result = None
-                    job.error = StoreError(
-                        f"cannot store reports for {job.batch.identity.host}: {exc}")
+                    job.error = _batch_error(job.batch.identity.host, exc)
                 db.execute("RELEASE batch")
             db.execute("COMMIT")
         except DatabaseError as exc:
@@ -170,9 +222,9 @@ class SqliteStore:
             for job in jobs:
                 job.done.set()
 
-    def _apply(self, db: Connection, row: tuple[Any, ...] | None, identity: PeerIdentity,
-               agent: pb.AgentInfo, reports: Sequence[pb.Report],
-               received_at: float) -> ApplyResult:
+    def _apply(self, db: Connection, row: tuple[Any, ...] | None,
+               batch: StoreJob) -> ApplyResult:
+        identity, agent, received_at = batch.identity, batch.agent, batch.received_at
         max_sequence = 0
         stored_total = lost_total = 0
         first_seen = received_at
@@ -183,10 +235,14 @@ class SqliteStore:
         stored = duplicates = 0
         tx = SqliteTransaction(db)  # what hooks write through, inside this savepoint
         newest: pb.Report | None = None
-        for report in sorted(reports, key=lambda r: r.sequence):
+        for report in sorted(batch.reports, key=lambda r: r.sequence):
             if report.sequence <= max_sequence:
                 duplicates += 1
                 continue
+            if report.sequence - max_sequence > MAX_SEQUENCE_JUMP:
+                raise _Refused("invalid_report", (
+                    f"report {report.sequence}: sequence jumps more than {MAX_SEQUENCE_JUMP} "
+                    f"above the host's last ({max_sequence})"))
             lost_total += report.sequence - max_sequence - 1
             max_sequence = report.sequence
             stored += 1
@@ -194,9 +250,10 @@ class SqliteStore:
             for hook in self._hooks:
                 hook.on_stored(tx, identity.host, report)
         latest, blob = newest, newest.SerializeToString() if newest is not None else None
+        skew = batch.clock_skew
         if newest is None and row is not None:
-            blob = db.execute("SELECT latest_report FROM agents WHERE host = ?",
-                              (identity.host,)).fetchone()[0]
+            blob, skew = db.execute("SELECT latest_report, clock_skew_seconds FROM agents "
+                                    "WHERE host = ?", (identity.host,)).fetchone()
             latest = pb.Report.FromString(blob) if isinstance(blob, bytes) else None
         record = AgentRecord(
             host=identity.host, department=identity.department,
@@ -204,12 +261,14 @@ class SqliteStore:
             interval_seconds=agent.interval_seconds, instance_id=agent.instance_id,
             first_seen=first_seen, last_seen=received_at, max_sequence=max_sequence,
             reports_stored=stored_total + stored, reports_lost=lost_total, latest=latest,
+            clock_skew_seconds=skew,
         )
         db.execute(
             f"INSERT OR REPLACE INTO agents ({_COLUMNS}) VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (record.host, record.department, record.agent_version, record.os, record.kernel,
              record.interval_seconds, record.instance_id, record.first_seen, record.last_seen,
-             record.max_sequence, record.reports_stored, record.reports_lost, blob),
+             record.max_sequence, record.reports_stored, record.reports_lost, blob,
+             record.clock_skew_seconds),
         )
         return ApplyResult(record=record, stored=stored, duplicates=duplicates)
