@@ -277,6 +277,45 @@ def test_kill_9_mid_drill_leaves_a_directory_the_next_start_removes(
             agent.stop()
 
 
+HELD_RESTIC = """#!/bin/sh
+# restic, but a restore stays in its drill directory while {flag} exists.
+restic "$@"
+status=$?
+if [ "$1" = restore ]; then while [ -e {flag} ]; do sleep 0.1; done; fi
+exit $status
+"""
+
+
+def test_a_drill_still_running_keeps_no_job_out_of_the_report(
+        tmp_path: Path, restic_repo: dict[str, Any]) -> None:
+    """The agent's first report waits for the first round only so long (report_builder.prime):
+    every job is checked before any drill starts, so a long drill leaves no job unreported."""
+    write_files(restic_repo["data"], 2, 5000)
+    run("restic", "backup", str(restic_repo["data"]), env=restic_repo["env"])
+    flag = tmp_path / "hold"
+    flag.touch()
+    wrapper = tmp_path / "held-restic"
+    wrapper.write_text(HELD_RESTIC.format(flag=flag))
+    wrapper.chmod(0o755)
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    (dumps / "db.sql").write_text("-- a dump\n")
+    source = backup_source(tmp_path, restic_job(restic_repo, binary=str(wrapper)),
+                           {"name": "dumps", "kind": "files", "path": str(dumps)})
+    drills = tmp_path / "state" / "restore-drill"
+    try:
+        collect(source)
+        wait_for(lambda: [d for d in leftovers(drills) if any(d.rglob("*.bin"))],
+                 timeout=60, message="the drill to restore its sample")
+        assert not source.wait_rounds(1, timeout=0.1), "the round ended before the drill"
+        assert sorted(b.job for b in collect(source).backups) == ["dumps", "restic"]
+    finally:
+        flag.unlink()
+        assert source.wait_rounds(1, timeout=120)
+        source.close()
+    assert leftovers(drills) == []
+
+
 # -- config --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("key", "value", "problem"), [

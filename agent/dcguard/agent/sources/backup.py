@@ -112,13 +112,18 @@ class BackupSource:
     def _step(self) -> float:
         self._load_state()
         self._clean_leftovers()
+        # Every job's check before any verification or drill (which can take minutes): the
+        # agent's first report waits for this round only so long (report_builder.prime),
+        # and a job not yet checked is missing from it.
         now = self._clock()
         for state in self._states:
             if state.next_check <= now:
                 self._check(state)
                 state.next_check = self._clock() + state.job.check_every
+        for state in self._states:
             if state.job.verify_every and state.next_verify <= self._clock():
                 self._verify(state)
+        for state in self._states:
             if state.drills and state.next_drill <= self._clock():
                 self._drill(state)
         upcoming = [s.next_check for s in self._states]
