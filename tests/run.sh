@@ -26,6 +26,11 @@ tools=(
     promtool:prometheus prometheus:prometheus
     amtool:prometheus-alertmanager prometheus-alertmanager:prometheus-alertmanager
     restic:restic borg:borgbackup
+    # Dumps proven readable (tests/test_dump_readable.py): zstd -t, and a real PostgreSQL
+    # (initdb, pg_dump, pg_restore) making a custom-format dump. postgresql-common is named
+    # too so its postgresql.service is disabled below like every other installed service.
+    zstd:zstd runuser:util-linux pg_restore:postgresql-client
+    pg_ctlcluster:postgresql-common pg_ctlcluster:postgresql
     systemd-analyze:systemd journalctl:systemd
     shellcheck:shellcheck openssl:openssl smartctl:smartmontools
     mkfs.ext4:e2fsprogs losetup:mount mount:mount unshare:util-linux
