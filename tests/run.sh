@@ -19,7 +19,7 @@ export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"  # smartctl, mkfs.ext4, lose
 
 # Debian's own interpreter, the one a fresh Debian 12 has (not a pyenv shim on PATH).
 python=/usr/bin/python3
-[ -x "$python" ] || python=$(command -v python3)
+[ -x "$python" ] || python=$(command -v python3 || echo /usr/bin/python3)
 
 # Every outside tool a test runs, as "command:Debian package".
 tools=(
@@ -45,6 +45,7 @@ for entry in "${tools[@]}"; do
     command -v "${entry%%:*}" >/dev/null && continue
     case " ${packages[*]} " in *" ${entry#*:} "*) ;; *) packages+=("${entry#*:}") ;; esac
 done
+# A bare debootstrap root has no Python at all: python3-venv brings python3 too.
 "$python" -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv)
 
 if [ ${#packages[@]} -gt 0 ]; then

@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from dcguard.agent.cycle.report_builder import build_report
+from dcguard.agent.cycle.report_builder import SourceErrors, build_report
 from dcguard.v1 import collector_pb2 as pb
 from tests.storage_helpers import FIXTURES, FakeDisks, make_source
 from tests.support import metric, wait_for
@@ -73,12 +73,13 @@ def test_a_source_that_stays_broken_is_logged_once(tmp_path: Path,
     caplog.set_level(logging.INFO)
     source = make_source("io_errors", {"storage": {"kernel_log": str(tmp_path / "none")}},
                          tmp_path / "state")
+    errors = SourceErrors()  # the long-running loop's memory of failures
     for _ in range(5):
-        report = build_report((source,), sequence=1)
+        report = build_report((source,), sequence=1, errors=errors)
         assert not report.sources[0].success
     assert caplog.text.count("source io_errors failed") == 1
     (tmp_path / "none").write_text("")
-    build_report((source,), sequence=2)
+    build_report((source,), sequence=2, errors=errors)
     assert "source io_errors works again" in caplog.text
 
 
