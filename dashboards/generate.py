@@ -108,13 +108,23 @@ def _backup_table(selector: str) -> Panel:
         Query(f"dcguard_backup_last_run_success{{{selector}}}", "last run ok"),
         Query(f"dcguard_backup_same_device{{{selector}}}", "same device"),
         Query(f"dcguard_backup_size_bytes{{{selector}}}", "size"),
+        Query(f"time() - dcguard_backup_restore_test_timestamp_seconds{{{selector}}}",
+              "last restore test"),
+        Query(f"dcguard_backup_restore_test_success{{{selector}}}", "restore ok"),
+        Query(f"dcguard_backup_copy_location{{{selector}}}", "copy location"),
         rename={"Value #A": "age / RPO", "Value #B": "age", "Value #C": "RPO",
-                "Value #D": "last run ok", "Value #E": "same device", "Value #F": "size"},
+                "Value #D": "last run ok", "Value #E": "same device", "Value #F": "size",
+                "Value #G": "last restore test", "Value #H": "restore ok",
+                "Value #I": "copy location known", "location": "copy location"},
         sort_by="age / RPO", overrides=[server_link(), _unit("age", "s"), _unit("RPO", "s"),
                                          _unit("size", "bytes"), _unit("age / RPO",
-                                                                       "percentunit")],
+                                                                       "percentunit"),
+                                         _unit("last restore test", "s")],
         description="Age of the last successful backup against the job's RPO: above 100% is "
-                    "stale.")
+                    "stale. Last restore test: how long ago a sample of the newest snapshot "
+                    "was restored and compared (empty: never); restore ok 0 means it failed. "
+                    "Copy location: same_disk, other_disk, this_host, other_host, offline or "
+                    "immutable.")
 
 
 def _unit(field_name: str, unit: str) -> Json:
@@ -167,6 +177,13 @@ PROVINCE = Board(
                      unit="percentunit", thresholds=RPO_RATIO),
             bargauge("Risk reasons", Query(f"sum by (reason) (dcguard_data_loss_risk{{{DEPTS}}})",
                                            "{{reason}}"), thresholds=RED_ABOVE_0),
+            bargauge("Servers with no off-host backup copy, by department",
+                     Query("count by (department) (dcguard_data_loss_risk"
+                           f'{{{DEPTS},reason="no_offsite_copy"}} == 1)', "{{department}}",
+                           expect_data=False),
+                     thresholds=RED_ABOVE_0,
+                     description="Servers whose every backup lies on the server itself: one "
+                                 "lost server (fire, theft, ransomware) takes its backups too."),
         ]),
         ("Security and fleet", [
             _detections_over_time(DEPTS),
@@ -296,6 +313,9 @@ BACKUPS = Board(
             stat("Servers without backup",
                  f'count(dcguard_data_loss_risk{{{DEPTS},reason="backup_missing"}} == 1) '
                  "or vector(0)", thresholds=RED_ABOVE_0),
+            stat("Restore test failed",
+                 f"count(dcguard_backup_restore_test_success{{{DEPTS}}} == 0) or vector(0)",
+                 thresholds=RED_ABOVE_0),
             stat("Never verified",
                  f'count(dcguard_data_loss_risk{{{DEPTS},reason="backup_unverified"}} == 1) '
                  "or vector(0)", thresholds=RED_ABOVE_0),

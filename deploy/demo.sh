@@ -15,6 +15,8 @@ demo=${DCGUARD_DEMO_DIR:-$PWD/.demo}
 
 if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
     echo "demo: installing python3-venv" >&2
+    # A fresh machine may never have read its package lists.
+    apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv

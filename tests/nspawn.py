@@ -101,6 +101,40 @@ def cannot_run(image: Path) -> str | None:
     return None
 
 
+CAP_SYS_RAWIO = 17
+
+
+def _filesystem_type(path: Path) -> str:
+    """The type of the filesystem path lies on, from the mount table (longest mountpoint)."""
+    best, fstype = "", ""
+    real = str(path.resolve())
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        fields = line.split()
+        if len(fields) < 3 or len(fields[1]) < len(best):
+            continue
+        if real == fields[1] or real.startswith(fields[1].rstrip("/") + "/"):
+            best, fstype = fields[1], fields[2]
+    return fstype
+
+
+def nesting_limits(workdir: Path) -> str | None:
+    """What this machine cannot give the agent's unit, when it is itself a container, or None.
+
+    Seen running the suite inside systemd-nspawn: its bounding set lacks
+    CAP_SYS_RAWIO (which the unit grants smartctl), and a tmpfs /tmp makes the
+    copied root a tmpfs, which the filesystem source rightly ignores. A real
+    server or VM has neither limit.
+    """
+    status = Path("/proc/self/status").read_text()
+    found = re.search(r"^CapBnd:\s*([0-9a-f]+)", status, re.M)
+    bounding = int(found.group(1), 16) if found else 0
+    if not bounding >> CAP_SYS_RAWIO & 1:
+        return "this machine's capability bounding set lacks CAP_SYS_RAWIO (a container?)"
+    if _filesystem_type(workdir) == "tmpfs":
+        return f"{workdir} is on a tmpfs, which the agent's filesystem source ignores"
+    return None
+
+
 def root_image() -> Path:
     """The cached Debian 12 root for PACKAGES: built once (minutes), then found (instant)."""
     base = cache_dir()

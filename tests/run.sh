@@ -19,13 +19,18 @@ export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"  # smartctl, mkfs.ext4, lose
 
 # Debian's own interpreter, the one a fresh Debian 12 has (not a pyenv shim on PATH).
 python=/usr/bin/python3
-[ -x "$python" ] || python=$(command -v python3)
+[ -x "$python" ] || python=$(command -v python3 || echo /usr/bin/python3)
 
 # Every outside tool a test runs, as "command:Debian package".
 tools=(
     promtool:prometheus prometheus:prometheus
     amtool:prometheus-alertmanager prometheus-alertmanager:prometheus-alertmanager
     restic:restic borg:borgbackup
+    # Dumps proven readable (tests/test_dump_readable.py): zstd -t, and a real PostgreSQL
+    # (initdb, pg_dump, pg_restore) making a custom-format dump. postgresql-common is named
+    # too so its postgresql.service is disabled below like every other installed service.
+    zstd:zstd runuser:util-linux pg_restore:postgresql-client
+    pg_ctlcluster:postgresql-common pg_ctlcluster:postgresql
     systemd-analyze:systemd journalctl:systemd
     shellcheck:shellcheck openssl:openssl smartctl:smartmontools
     mkfs.ext4:e2fsprogs losetup:mount mount:mount unshare:util-linux
@@ -40,6 +45,7 @@ for entry in "${tools[@]}"; do
     command -v "${entry%%:*}" >/dev/null && continue
     case " ${packages[*]} " in *" ${entry#*:} "*) ;; *) packages+=("${entry#*:}") ;; esac
 done
+# A bare debootstrap root has no Python at all: python3-venv brings python3 too.
 "$python" -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv)
 
 if [ ${#packages[@]} -gt 0 ]; then

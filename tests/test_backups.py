@@ -162,8 +162,10 @@ def test_restic_check_passes_then_fails_on_a_corrupt_pack(tmp_path: Path,
     assert check(backup_source(tmp_path / "deep", deep_job))["restic"].message == deep.message
     # The collector's risk sentence quotes it, so on-call reads the damage, not a progress bar.
     now = time.time()
-    (statement,) = RiskEngine(RiskConfig(), down_after_intervals=3).assess(
+    # (The server-wide no_offsite_copy beside it is about where copies live, not this job.)
+    (statement,) = [s for s in RiskEngine(RiskConfig(), down_after_intervals=3).assess(
         record(report(collected_at=now, backups=[deep]), last_seen=now), now).statements
+        if s.subject == "backup 'restic'"]
     assert statement.reason == "backup_failed"
     assert re.search(r"failed its last verification \d+ s ago \(" + re.escape(deep.message)
                      + r"\); the repository may be damaged", statement.message)
@@ -221,9 +223,13 @@ def test_an_unreachable_repository_is_one_reason_that_says_what_is_known(
     now = time.time()
     assessment = RiskEngine(RiskConfig(), down_after_intervals=3).assess(
         record(report(collected_at=now, backups=[backup]), last_seen=now), now)
-    assert [s.reason for s in assessment.statements] == ["backup_failed"]
-    assert assessment.score == 40
-    sentence = assessment.statements[0].message
+    about_job = [s for s in assessment.statements if s.subject == "backup 'restic'"]
+    assert [s.reason for s in about_job] == ["backup_failed"]
+    # The local repository is on this server whether or not it is mounted: no off-host copy.
+    assert [s.reason for s in assessment.statements if s not in about_job] == (
+        [] if where == "sftp" else ["no_offsite_copy"])
+    assert assessment.score == (40 if where == "sftp" else 60)
+    sentence = about_job[0].message
     assert sentence.startswith("backup 'restic' could not be checked: restic snapshots exited "
                                "with 1: ")
     assert "never succeeded" not in sentence

@@ -11,6 +11,7 @@ starts demanding data from their panels.
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
 import json
 import os
@@ -56,7 +57,9 @@ def scenario_agent_config(workdir: Path) -> str:
         directory = workdir / f"backup-{name}"
         directory.mkdir()
         dump = directory / "dump.sql.gz"
-        dump.write_bytes(b"y" * 8192)
+        # A complete mysqldump: the agent reads dumps to their end (backup_unrestorable).
+        dump.write_bytes(gzip.compress(b"-- MySQL dump 10.13\n" + b"y" * 8192
+                                       + b"\n-- Dump completed on 2026-12-05  2:00:01\n"))
         stamp = time.time() - age
         os.utime(dump, (stamp, stamp))
     auth_log = workdir / "auth.log"

@@ -26,6 +26,7 @@ import yaml
 
 from dcguard.agent.sources import load_all
 from tests import nspawn
+from tests.guards import NOT_INSTALLABLE
 from tests.support import metric, parse_metrics, wait_for
 from tests.test_install import bundle  # noqa: F401  (the cached offline bundle)
 from tests.trust_support import TlsCollector
@@ -65,6 +66,9 @@ def container(image: Path, tmp_path: Path, request: pytest.FixtureRequest
     """A booted container with the bundle unpacked in /var/tmp; powered off at the end."""
     tarball: Path = request.getfixturevalue("bundle")
     name = f"dcg-{request.node.name[5:25].replace('_', '-')}"
+    limit = nspawn.nesting_limits(tmp_path)
+    if limit:
+        pytest.skip(f"{NOT_INSTALLABLE}: {limit}")
     with nspawn.Container(image, tmp_path / "machine", name) as machine:
         # Copied to the server and unpacked there with its tar, as the guide says.
         shutil.copy(tarball, machine.root / "var/tmp" / tarball.name)

@@ -73,7 +73,7 @@ def test_a_source_that_stays_broken_is_logged_once(tmp_path: Path,
     caplog.set_level(logging.INFO)
     source = make_source("io_errors", {"storage": {"kernel_log": str(tmp_path / "none")}},
                          tmp_path / "state")
-    errors = SourceErrors()  # the run loop's memory; a one-shot report logs every failure
+    errors = SourceErrors()  # the long-running loop's memory of failures
     for _ in range(5):
         report = build_report((source,), sequence=1, errors=errors)
         assert not report.sources[0].success

@@ -137,6 +137,19 @@ CASES: dict[str, Case] = {
         fires=Scenario({f'dcguard_backup_same_device{{{DB01},job="nightly"}}': "1x90"}, "70m"),
         quiet=Scenario({f'dcguard_backup_same_device{{{DB01},job="nightly"}}': "0x90"}, "70m"),
         labels={**HOST_LABELS, "job": "nightly"}),
+    "BackupUnrestorable": Case(
+        fires=Scenario({f'dcguard_backup_restore_test_success{{{DB01},job="nightly"}}': "0x5"},
+                       "1m"),
+        quiet=Scenario({f'dcguard_backup_restore_test_success{{{DB01},job="nightly"}}': "1x5"},
+                       "1m"),
+        labels={**HOST_LABELS, "job": "nightly"}),
+    "NoOffsiteCopy": Case(
+        fires=Scenario({f'dcguard_data_loss_risk{{{DB01},reason="no_offsite_copy"}}': "1x90"},
+                       "70m"),
+        # Not yet an hour: a copy to another host may be starting.
+        quiet=Scenario({f'dcguard_data_loss_risk{{{DB01},reason="no_offsite_copy"}}': "1x90"},
+                       "30m"),
+        labels={**HOST_LABELS, "reason": "no_offsite_copy"}),
     "DiskSmartFailing": Case(
         fires=Scenario({f'dcguard_disk_smart_healthy{{{DB01},device="/dev/sda",model="ST4000",'
                         f'serial="Z1"}}': "0x5"}, "1m"),

@@ -251,7 +251,7 @@ class DeviceIoErrors(_message.Message):
     def __init__(self, device: _Optional[str] = ..., errors_total: _Optional[int] = ..., last_error_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_message: _Optional[str] = ...) -> None: ...
 
 class Backup(_message.Message):
-    __slots__ = ("job", "kind", "rpo_seconds", "last_success", "last_run", "last_run_success", "size_bytes", "message", "same_device", "shared_disks", "source_configured", "last_verified", "last_verify_success", "verify_every_seconds", "min_size_bytes", "error")
+    __slots__ = ("job", "kind", "rpo_seconds", "last_success", "last_run", "last_run_success", "size_bytes", "message", "same_device", "shared_disks", "source_configured", "last_verified", "last_verify_success", "verify_every_seconds", "min_size_bytes", "error", "restore_test", "restore_test_every_seconds", "copy_location")
     JOB_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     RPO_SECONDS_FIELD_NUMBER: _ClassVar[int]
@@ -268,6 +268,9 @@ class Backup(_message.Message):
     VERIFY_EVERY_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MIN_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    RESTORE_TEST_FIELD_NUMBER: _ClassVar[int]
+    RESTORE_TEST_EVERY_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    COPY_LOCATION_FIELD_NUMBER: _ClassVar[int]
     job: str
     kind: str
     rpo_seconds: float
@@ -284,7 +287,34 @@ class Backup(_message.Message):
     verify_every_seconds: float
     min_size_bytes: int
     error: str
-    def __init__(self, job: _Optional[str] = ..., kind: _Optional[str] = ..., rpo_seconds: _Optional[float] = ..., last_success: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_run: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_run_success: bool = ..., size_bytes: _Optional[int] = ..., message: _Optional[str] = ..., same_device: bool = ..., shared_disks: _Optional[_Iterable[str]] = ..., source_configured: bool = ..., last_verified: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_verify_success: bool = ..., verify_every_seconds: _Optional[float] = ..., min_size_bytes: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+    restore_test: RestoreTest
+    restore_test_every_seconds: float
+    copy_location: str
+    def __init__(self, job: _Optional[str] = ..., kind: _Optional[str] = ..., rpo_seconds: _Optional[float] = ..., last_success: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_run: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_run_success: bool = ..., size_bytes: _Optional[int] = ..., message: _Optional[str] = ..., same_device: bool = ..., shared_disks: _Optional[_Iterable[str]] = ..., source_configured: bool = ..., last_verified: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_verify_success: bool = ..., verify_every_seconds: _Optional[float] = ..., min_size_bytes: _Optional[int] = ..., error: _Optional[str] = ..., restore_test: _Optional[_Union[RestoreTest, _Mapping]] = ..., restore_test_every_seconds: _Optional[float] = ..., copy_location: _Optional[str] = ...) -> None: ...
+
+class RestoreTest(_message.Message):
+    __slots__ = ("time", "success", "files", "bytes", "skipped", "mismatches", "mismatch_count", "duration_seconds", "message", "last_success")
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    MISMATCHES_FIELD_NUMBER: _ClassVar[int]
+    MISMATCH_COUNT_FIELD_NUMBER: _ClassVar[int]
+    DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    LAST_SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    time: _timestamp_pb2.Timestamp
+    success: bool
+    files: int
+    bytes: int
+    skipped: int
+    mismatches: _containers.RepeatedScalarFieldContainer[str]
+    mismatch_count: int
+    duration_seconds: float
+    message: str
+    last_success: _timestamp_pb2.Timestamp
+    def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., success: bool = ..., files: _Optional[int] = ..., bytes: _Optional[int] = ..., skipped: _Optional[int] = ..., mismatches: _Optional[_Iterable[str]] = ..., mismatch_count: _Optional[int] = ..., duration_seconds: _Optional[float] = ..., message: _Optional[str] = ..., last_success: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SecurityEvent(_message.Message):
     __slots__ = ("time", "type", "severity", "technique", "user", "source_address", "process", "raw", "source", "path", "port", "protocol", "tags", "details")

@@ -2,11 +2,12 @@
 
 restic, borg and files jobs are checked in a background thread, each on its
 own check_every schedule (restic/borg also run their check every
-verify_every); collect() only copies the latest results. push jobs are
+verify_every, and restore a sample of their newest snapshot every
+restore_test_every, see restore_drill); collect() only copies the latest results. push jobs are
 read from the records `dcguard-agent backup-report` writes, at every
 collect(), so a script's report shows up within one interval. Verification
-results are kept in state_dir/backup-verify.json: a restart neither
-forgets them nor re-runs an expensive check early.
+and drill results are kept in state_dir/backup-state.json: a restart
+neither forgets them nor re-runs an expensive check early.
 """
 
 from __future__ import annotations
@@ -33,6 +34,14 @@ from dcguard.agent.sources.storage.backup_config import BackupJob, parse_backups
 from dcguard.agent.sources.storage.config import parse_storage
 from dcguard.agent.sources.storage.poller import Poller
 from dcguard.agent.sources.storage.push import read_record
+from dcguard.agent.sources.storage.readable import check_readable
+from dcguard.agent.sources.storage.restore_drill import (
+    DrillPostponedError,
+    DrillResult,
+    clean_leftovers,
+    drill_directory,
+    run_drill,
+)
 from dcguard.agent.state_dir import atomic_write
 from dcguard.common.config import Table
 from dcguard.v1 import collector_pb2 as pb
@@ -42,6 +51,10 @@ __all__ = ["BackupSource"]
 log = logging.getLogger(__name__)
 STATE_FILE = "backup-state.json"
 LOCKED_RETRY = 600.0  # a repository locked by a running backup: try its check again later
+# A file younger than this may still be being written: its content is checked later.
+SETTLE_SECONDS = 120.0
+# After a failed drill the next one comes sooner, so a repaired repository is seen within a day.
+FAILED_DRILL_RETRY = 86400.0
 
 
 @dataclass
@@ -55,8 +68,16 @@ class _JobState:
     verify: VerifyResult | None = None
     same_device: bool = False
     shared_disks: list[str] = field(default_factory=list)
+    copy_location: str = ""
     next_check: float = 0.0
     next_verify: float = 0.0
+    drill: DrillResult | None = None
+    drill_last_success: float | None = None
+    next_drill: float = 0.0
+
+    @property
+    def drills(self) -> bool:
+        return self.job.kind in ("restic", "borg") and self.job.restore_test_every > 0
 
 
 def backup_location(job: BackupJob) -> str | None:
@@ -84,25 +105,71 @@ class BackupSource:
         self._state_loaded = False
         self._load_lock = threading.Lock()
         self._poller = Poller("backup", self._step)
+        self._leftovers_cleaned = False
 
     # -- the background thread -------------------------------------------------------
 
     def _step(self) -> float:
         self._load_state()
+        self._clean_leftovers()
+        # Every job's check before any verification or drill (which can take minutes): the
+        # agent's first report waits for this round only so long (report_builder.prime),
+        # and a job not yet checked is missing from it.
         now = self._clock()
         for state in self._states:
             if state.next_check <= now:
                 self._check(state)
                 state.next_check = self._clock() + state.job.check_every
+        for state in self._states:
             if state.job.verify_every and state.next_verify <= self._clock():
                 self._verify(state)
+        for state in self._states:
+            if state.drills and state.next_drill <= self._clock():
+                self._drill(state)
         upcoming = [s.next_check for s in self._states]
         upcoming += [s.next_verify for s in self._states if s.job.verify_every]
+        upcoming += [s.next_drill for s in self._states if s.drills]
         return max(1.0, min(upcoming, default=3600.0) - self._clock())
+
+    def _clean_leftovers(self) -> None:
+        """Drill directories a killed agent left behind go before anything else runs."""
+        if self._leftovers_cleaned:
+            return
+        self._leftovers_cleaned = True
+        for directory in {drill_directory(s.job, self._state_dir) for s in self._states
+                          if s.job.kind in ("restic", "borg")}:
+            removed = clean_leftovers(directory)
+            if removed:
+                log.info("backup: removed %d restore drill directories left in %s",
+                         removed, directory)
+
+    def _drill(self, state: _JobState) -> None:
+        """Restore a sample of the newest snapshot; only once a check has found one."""
+        job = state.job
+        snapshot = state.result.snapshot if state.result is not None else ""
+        if job.kind == "borg":
+            snapshot = snapshot.rsplit(" ", 1)[0]  # "<archive name> <archive id>"
+        if not snapshot:
+            state.next_drill = self._clock() + min(job.check_every, LOCKED_RETRY)
+            return
+        try:
+            verdict = run_drill(job, snapshot, drill_directory(job, self._state_dir))
+        except DrillPostponedError as exc:
+            log.warning("backup %s: restore drill postponed: %s", job.name, exc)
+            state.next_drill = self._clock() + min(job.restore_test_every, LOCKED_RETRY)
+            return
+        if not verdict.success:
+            log.warning("backup %s: restore drill failed: %s", job.name, verdict.message)
+        with self._lock:
+            state.drill = verdict
+            if verdict.success:
+                state.drill_last_success = verdict.at
+        state.next_drill = self._clock() + _drill_interval(job, verdict)
+        self._save_state()
 
     def _check(self, state: _JobState) -> None:
         job = state.job
-        same, shared = self._same_device(job)
+        same, shared, where = self._placement(job)
         result: RunResult | None = None
         error = ""
         try:
@@ -118,13 +185,41 @@ class BackupSource:
             log.warning("backup %s: %s", job.name, error)
         with self._lock:
             state.same_device, state.shared_disks = same, shared
+            state.copy_location = where
             state.error = error
             if result is not None and result.size_bytes is None and state.result is not None:
                 result = replace(result, size_bytes=state.result.size_bytes)
             if result is not None:
                 state.result = result
             state.checked = True
+        if job.kind == "files" and result is not None and result.snapshot:
+            self._check_content(state, Path(result.snapshot))
         self._save_state()
+
+    def _check_content(self, state: _JobState, path: Path) -> None:
+        """A files job's restore test: its newest file read to the end, once per version."""
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            return  # removed since the check listed it
+        subject = f"{path} {mtime}"
+        if time.time() - mtime < SETTLE_SECONDS or (
+                state.drill is not None and state.drill.subject == subject):
+            return
+        started = time.monotonic()
+        ok, note = check_readable(path, state.job.restore_test_max_bytes, state.job.timeout)
+        if ok is None:
+            log.info("backup %s: %s", state.job.name, note)
+            return
+        if not ok:
+            log.warning("backup %s: %s", state.job.name, note)
+        verdict = DrillResult(time.time(), ok, files=1, bytes=path.stat().st_size if ok else 0,
+                              duration=time.monotonic() - started, message=note,
+                              subject=subject)
+        with self._lock:
+            state.drill = verdict
+            if ok:
+                state.drill_last_success = verdict.at
 
     def _verify(self, state: _JobState) -> None:
         job = state.job
@@ -139,18 +234,31 @@ class BackupSource:
         state.next_verify = self._clock() + job.verify_every
         self._save_state()
 
-    def _same_device(self, job: BackupJob) -> tuple[bool, list[str]]:
+    def _placement(self, job: BackupJob) -> tuple[bool, list[str], str]:
+        """(same device, the shared disks, where the copy lives: see Backup.copy_location)."""
+        if job.kind in ("restic", "borg") and blockdev.is_remote_repository(
+                job.kind, job.repository):
+            return False, [], job.copy_location or "other_host"
         target = backup_location(job)
-        if not job.source or target is None:
-            return False, []
+        if target is None:
+            return False, [], job.copy_location
         try:
-            source = blockdev.locate(job.source, self._sys_root, self._mounts_file)
             backup = blockdev.locate(target, self._sys_root, self._mounts_file)
+            source = (blockdev.locate(job.source, self._sys_root, self._mounts_file)
+                      if job.source else None)
         except OSError as exc:
             log.warning("backup %s: cannot tell which disks hold it: %s", job.name, exc)
-            return False, []
-        shared = blockdev.shared_disks(source, backup)
-        return bool(shared), shared
+            return False, [], job.copy_location
+        shared = blockdev.shared_disks(source, backup) if source is not None else []
+        if backup.remote:
+            where = "other_host"
+        elif shared:
+            where = "same_disk"
+        elif source is not None and source.disks and backup.disks:
+            where = "other_disk"
+        else:
+            where = "this_host"  # on this server; which disk is not known (tmpfs, no source)
+        return bool(shared), shared, job.copy_location or where
 
     def _load_state(self) -> None:
         """Last results and verdicts saved by an earlier run: reported until checked again."""
@@ -179,8 +287,11 @@ class BackupSource:
         with self._lock:
             data = {s.job.name: {"result": asdict(s.result) if s.result else None,
                                  "verify": asdict(s.verify) if s.verify else None,
-                                 "same_device": s.same_device, "shared_disks": s.shared_disks}
-                    for s in self._states if s.checked or s.verify}
+                                 "drill": asdict(s.drill) if s.drill else None,
+                                 "drill_last_success": s.drill_last_success,
+                                 "same_device": s.same_device, "shared_disks": s.shared_disks,
+                                 "copy_location": s.copy_location}
+                    for s in self._states if s.checked or s.verify or s.drill}
         try:
             self._state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             atomic_write(self._state_dir / STATE_FILE, json.dumps(data).encode())
@@ -210,6 +321,7 @@ class BackupSource:
             job=job.name, kind=job.kind, rpo_seconds=job.rpo, min_size_bytes=job.min_size,
             verify_every_seconds=job.verify_every, source_configured=bool(job.source),
             same_device=state.same_device, shared_disks=state.shared_disks,
+            copy_location=state.copy_location,
         )
         result, error = state.result, state.error
         if job.kind == "push":
@@ -218,6 +330,10 @@ class BackupSource:
             entry.error = error[:500]
         if result is not None:
             _fill_run(entry, result)
+        if state.drills:
+            entry.restore_test_every_seconds = job.restore_test_every
+        if state.drill is not None:
+            _fill_drill(entry.restore_test, state.drill, state.drill_last_success)
         if state.verify is not None:
             entry.last_verified.FromNanoseconds(int(state.verify.at * 1e9))
             entry.last_verify_success = state.verify.success
@@ -257,6 +373,7 @@ class BackupSource:
 def _restore(state: _JobState, entry: dict[str, Any], monotonic_now: float) -> None:
     """Take what an earlier run saved for this job; a malformed part is skipped."""
     verify, result = entry.get("verify"), entry.get("result")
+    _restore_drill(state, entry, monotonic_now)
     try:
         if isinstance(verify, dict):
             state.verify = VerifyResult(float(verify["at"]), bool(verify["success"]),
@@ -268,9 +385,53 @@ def _restore(state: _JobState, entry: dict[str, Any], monotonic_now: float) -> N
             state.result = _checked_result(RunResult(**result))
             state.same_device = bool(entry.get("same_device"))
             state.shared_disks = [str(d) for d in entry.get("shared_disks") or []]
+            state.copy_location = str(entry.get("copy_location") or "")
             state.checked = True
     except (TypeError, KeyError, ValueError):
         log.warning("backup %s: ignoring a malformed saved state", state.job.name)
+
+
+def _restore_drill(state: _JobState, entry: dict[str, Any], monotonic_now: float) -> None:
+    """The last drill an earlier run saved, so a restart neither forgets nor repeats it."""
+    drill, last_success = entry.get("drill"), entry.get("drill_last_success")
+    if not isinstance(drill, dict):
+        return
+    try:
+        mismatches = drill.get("mismatches")
+        if not isinstance(mismatches, list):
+            raise TypeError("mismatches is not a list")
+        state.drill = DrillResult(
+            at=float(drill["at"]), success=bool(drill["success"]), files=int(drill["files"]),
+            bytes=int(drill["bytes"]), skipped=int(drill["skipped"]),
+            mismatches=[str(m) for m in mismatches],
+            mismatch_count=int(drill["mismatch_count"]), duration=float(drill["duration"]),
+            message=str(drill["message"]), subject=str(drill.get("subject", "")))
+        state.drill_last_success = (float(last_success) if last_success is not None
+                                    else None)
+    except (TypeError, KeyError, ValueError):
+        log.warning("backup %s: ignoring a malformed saved restore drill", state.job.name)
+        state.drill = None
+        return
+    due_in = state.drill.at + _drill_interval(state.job, state.drill) - time.time()
+    state.next_drill = monotonic_now + max(0.0, due_in)
+
+
+def _drill_interval(job: BackupJob, last: DrillResult) -> float:
+    return (job.restore_test_every if last.success
+            else min(job.restore_test_every, FAILED_DRILL_RETRY))
+
+
+def _fill_drill(message: pb.RestoreTest, drill: DrillResult, last_success: float | None
+                ) -> None:
+    message.time.FromNanoseconds(int(drill.at * 1e9))
+    message.success = drill.success
+    message.files, message.bytes, message.skipped = drill.files, drill.bytes, drill.skipped
+    message.mismatches.extend(m[:300] for m in drill.mismatches)
+    message.mismatch_count = drill.mismatch_count
+    message.duration_seconds = drill.duration
+    message.message = drill.message[:500]
+    if last_success is not None:
+        message.last_success.FromNanoseconds(int(last_success * 1e9))
 
 
 def _checked_result(result: RunResult) -> RunResult:

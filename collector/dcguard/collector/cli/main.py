@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from dcguard.collector.cli.backups import backups
 from dcguard.collector.cli.events import events
 from dcguard.collector.cli.risk import assess, risk
 from dcguard.collector.config import DEFAULT_CONFIG, ServerConfig, load_config
@@ -169,6 +170,7 @@ def _line(cells: list[Any], widths: list[int]) -> str:
 from dcguard.collector.cli.trust import ca, revoke, token  # noqa: E402 - after the groups
 
 cli.add_command(risk)
+cli.add_command(backups)
 cli.add_command(ca)
 cli.add_command(token)
 cli.add_command(events)

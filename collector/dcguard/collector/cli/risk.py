@@ -19,7 +19,7 @@ from dcguard.collector.store import AgentRecord, StoreError, report_store
 from dcguard.common.cli import fail
 from dcguard.common.i18n import Language, resolve
 
-__all__ = ["assess", "risk"]
+__all__ = ["assess", "read_records", "risk"]
 
 PROG = "dcguard-collector"
 
@@ -32,7 +32,8 @@ def assess(config: ServerConfig, records: list[AgentRecord], now: float,
     return engine.assess_all(records, now, lang)
 
 
-def _records(config: ServerConfig) -> list[AgentRecord]:
+def read_records(config: ServerConfig) -> list[AgentRecord]:
+    """Every known agent, read from the collector's database read-only; exit 1 if unreadable."""
     store = report_store(config.database, readonly=True)
     try:
         store.open()
@@ -62,7 +63,7 @@ def risk(config_path: Path, as_json: bool, show_all: bool) -> None:
     """Servers at risk of data loss, worst first, each reason in a plain sentence."""
     config = load_config(config_path)
     lang = resolve(config.language)
-    records = _records(config)
+    records = read_records(config)
     assessments = assess(config, records, time.time(), lang)
     shown = [a for a in assessments if show_all or a.statements]
     if as_json:

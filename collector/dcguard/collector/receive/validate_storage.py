@@ -17,9 +17,12 @@ import grpc
 from dcguard.collector.errors import Rejection
 from dcguard.v1 import collector_pb2 as pb
 
-__all__ = ["MAX_ENTRIES", "validate_storage"]
+__all__ = ["COPY_LOCATIONS", "MAX_ENTRIES", "validate_storage"]
 
 MAX_ENTRIES = 256
+# Backup.copy_location: a label value of dcguard_backup_copy_location, so a closed set.
+COPY_LOCATIONS = frozenset(("", "same_disk", "other_disk", "this_host", "other_host",
+                            "offline", "immutable"))
 
 
 def _invalid(report: pb.Report, what: str) -> Rejection:
@@ -55,6 +58,13 @@ def validate_storage(report: pb.Report) -> None:
     for b in report.backups:
         _finite(report, f"backup {b.job[:64]!r} rpo_seconds and verify_every_seconds",
                 b.rpo_seconds, b.verify_every_seconds)
+        _finite(report, f"backup {b.job[:64]!r} restore_test_every_seconds and the restore "
+                "test's duration_seconds", b.restore_test_every_seconds,
+                b.restore_test.duration_seconds)
+        if b.copy_location not in COPY_LOCATIONS:
+            raise _invalid(report, f"backup {b.job[:64]!r} copy_location "
+                           f"{b.copy_location[:32]!r} is not one of "
+                           f"{', '.join(sorted(COPY_LOCATIONS - {''}))}")
     _unique(report, "disk", (d.device for d in report.disks))
     _unique(report, "array", (a.name for a in report.raid_arrays))
     _unique(report, "I/O error device", (e.device for e in report.io_errors))

@@ -19,8 +19,9 @@ __all__ = ["DEFAULT_WEIGHTS", "REASONS", "History", "RiskConfig", "Thresholds", 
 # The reason label values of dcguard_data_loss_risk (DESIGN.md); order = exposition order.
 REASONS = (
     "agent_silent", "backup_missing", "backup_stale", "backup_failed", "backup_unverified",
-    "backup_same_device", "disk_smart_failing", "disk_smart_degrading", "raid_degraded",
-    "filesystem_readonly", "filesystem_almost_full", "filesystem_filling_fast", "disk_io_errors",
+    "backup_same_device", "backup_unrestorable", "no_offsite_copy", "disk_smart_failing",
+    "disk_smart_degrading", "raid_degraded", "filesystem_readonly", "filesystem_almost_full",
+    "filesystem_filling_fast", "disk_io_errors",
 )
 
 # Points each active reason adds to the 0-100 score. Losing data outright
@@ -33,6 +34,10 @@ DEFAULT_WEIGHTS: dict[str, int] = {
     "backup_failed": 40,
     "backup_unverified": 15,
     "backup_same_device": 30,
+    # A backup that cannot be restored is as good as none.
+    "backup_unrestorable": 50,
+    # Backups exist but one lost server (fire, theft, ransomware) takes them along.
+    "no_offsite_copy": 20,
     "disk_smart_failing": 60,
     "disk_smart_degrading": 30,
     "raid_degraded": 50,

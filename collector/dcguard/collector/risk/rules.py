@@ -15,7 +15,7 @@ adds them to the catalog, and tests/test_i18n.py fails until they are translated
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Callable
 
@@ -109,6 +109,34 @@ def _agent(record: AgentRecord, silent_after: float) -> Iterator[Finding]:
 def _backups(report: pb.Report, th: Thresholds, _t: Mapping[str, Trend]) -> Iterator[Finding]:
     for backup in report.backups:
         yield from _backup(backup, th)
+    yield from _offsite(report.backups)
+
+
+# Copies that survive the loss of this server.
+OFF_HOST = frozenset(("other_host", "offline", "immutable"))
+# Where a job's copy lies, when it is on this server: one whole sentence per place.
+_PLACES = {"same_disk": N_("{job} is on the same disk as its data"),
+           "other_disk": N_("{job} is on another disk of this server"),
+           "this_host": N_("{job} is on this server")}
+
+
+def _offsite(backups: Iterable[pb.Backup]) -> Iterator[Finding]:
+    """No job whose place the agent knows keeps a copy off this server (3-2-1's "1")."""
+    placed = [b for b in backups if b.copy_location]
+    if not placed or any(b.copy_location in OFF_HOST for b in placed):
+        return
+
+    def text(_now: float, lang: Language) -> str:
+        where = "; ".join(lang.tr(_PLACES.get(b.copy_location, _PLACES["this_host"]),
+                                  job=_job(b, lang)) for b in placed[:5])
+        more = lang.trn(" (and {count} more)", " (and {count} more)", len(placed) - 5) \
+            if len(placed) > 5 else ""
+        return lang.tr(
+            "no backup of this server lies on another host: {where}{more} - one lost server "
+            "(fire, theft, ransomware) takes its backups with it; add a copy on another "
+            "server (a restic/borg repository over sftp:, rest:, s3:, or a network mount) or "
+            "declare an offline or immutable copy with copy_location", where=where, more=more)
+    yield Finding("no_offsite_copy", "backups", text)
 
 
 def _job(b: pb.Backup, lang: Language) -> str:
@@ -153,6 +181,7 @@ def _backup(b: pb.Backup, th: Thresholds) -> Iterator[Finding]:
             "{job} failed its last run {age} ago", job=_job(b, lang),
             age=lang.span(now - ran)))
     yield from _verification(b, subject)
+    yield from _restore_test(b, subject)
     if b.same_device:
         yield Finding("backup_same_device", subject, lambda _now, lang: lang.tr(
             "{job} is stored on the same physical disk as its data ({disks}); one disk "
@@ -183,6 +212,35 @@ def _verification(b: pb.Backup, subject: str) -> Iterator[Finding]:
         "{job} was last verified {age} ago; a check is due every {every}",
         job=_job(b, lang), age=lang.span(now - verified), every=lang.span(every)),
         since=verified + every)
+
+
+# What to do about a failed restore test: a dump is made again, a repository is repaired.
+_RESTORE_FIX = {
+    "files": N_("make a new dump now and check the backup script's log (disk full, killed, "
+                "timed out)"),
+    "repository": N_("run `restic check --read-data` / `borg check --verify-data` by hand, "
+                     "repair or start a new repository, and take a fresh backup"),
+}
+
+
+def _restore_test(b: pb.Backup, subject: str) -> Iterator[Finding]:
+    """The last restore drill failed: the backup exists but would not give the data back."""
+    if not b.HasField("restore_test") or b.restore_test.success:
+        return
+    drill = b.restore_test
+    tested = seconds_of(drill.time)
+    said = drill.message or "; ".join(drill.mismatches)
+    fix = _RESTORE_FIX["files" if b.kind == "files" else "repository"]
+
+    def text(now: float, lang: Language) -> str:
+        values = {"job": _job(b, lang), "what": said or lang.tr("no detail given"),
+                  "fix": lang.tr(fix)}
+        if tested is None:
+            return lang.tr("{job} failed its restore test: {what} - the backup would not give "
+                           "this data back; {fix}", **values)
+        return lang.tr("{job} failed its restore test {age} ago: {what} - the backup would "
+                       "not give this data back; {fix}", age=lang.span(now - tested), **values)
+    yield Finding("backup_unrestorable", subject, text)
 
 
 def _disk_name(d: pb.Disk, lang: Language) -> str:

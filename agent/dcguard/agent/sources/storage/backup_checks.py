@@ -21,14 +21,14 @@ from dcguard.agent.sources.storage.backup_config import BackupJob
 from dcguard.agent.sources.storage.isotime import parse_iso_time
 from dcguard.agent.sources.storage.tools import ToolError, ToolResult, error_line, run_tool
 
-__all__ = ["CheckError", "RunResult", "VerifyResult", "check_files", "check_repository",
-           "verify_repository"]
+__all__ = ["LOCKED", "CheckError", "RunResult", "VerifyResult", "check_files",
+           "check_repository", "tool_environment", "verify_repository"]
 
 MAX_FILES_SCANNED = 200_000  # a backup directory is walked, but not forever
 # restic: "unable to create lock in backend: repository is already locked by PID ...";
 # borg: "Failed to create/acquire the lock ...". Not "create exclusive lock", printed always.
 _GLOB_MAGIC = re.compile(r"[*?\[]")
-_LOCKED = re.compile(r"already locked|unable to create lock|Failed to create/acquire the lock")
+LOCKED = re.compile(r"already locked|unable to create lock|Failed to create/acquire the lock")
 
 
 class CheckError(Exception):
@@ -76,28 +76,33 @@ def _candidates(path: str) -> list[Path]:
 
 
 def check_files(job: BackupJob) -> RunResult:
-    """The newest regular file is the latest run; one smaller than min_size failed."""
-    stats: list[tuple[float, int]] = []
+    """The newest regular file is the latest run; one smaller than min_size failed.
+
+    The newest file's path is the result's snapshot: its content is checked once.
+    """
+    stats: list[tuple[float, int, str]] = []
     for entry in _candidates(job.path):
         try:
             st = entry.stat()
         except OSError:
             continue  # removed while we looked
         if stat.S_ISREG(st.st_mode):
-            stats.append((st.st_mtime, st.st_size))
+            stats.append((st.st_mtime, st.st_size, str(entry)))
     if not stats:
         return RunResult(None, False, None, 0, f"no files match {job.path}")
     stats.sort()
-    newest_time, newest_size = stats[-1]
-    good = [t for t, size in stats if size >= job.min_size]
+    newest_time, newest_size, newest = stats[-1]
+    good = [t for t, size, _ in stats if size >= job.min_size]
     ok = newest_size >= job.min_size
     message = "" if ok else f"newest file is {newest_size} bytes, below min_size {job.min_size}"
-    return RunResult(newest_time, ok, good[-1] if good else None, newest_size, message)
+    return RunResult(newest_time, ok, good[-1] if good else None, newest_size, message,
+                     snapshot=newest)
 
 
 # -- restic and borg -----------------------------------------------------------------
 
-def _environment(job: BackupJob) -> dict[str, str]:
+def tool_environment(job: BackupJob) -> dict[str, str]:
+    """The variables restic/borg need for this job's repository and password."""
     env = dict(job.env)
     if job.kind == "restic":
         env["RESTIC_REPOSITORY"] = job.repository
@@ -122,7 +127,7 @@ def _environment(job: BackupJob) -> dict[str, str]:
 
 def _run(job: BackupJob, *args: str) -> ToolResult:
     try:
-        return run_tool([job.binary, *args], job.timeout, _environment(job))
+        return run_tool([job.binary, *args], job.timeout, tool_environment(job))
     except ToolError as exc:
         raise CheckError(str(exc)) from None
 
@@ -191,7 +196,7 @@ def _borg_latest(job: BackupJob, known: dict[str, int]
     # borg command instead of bypassing it. Locked by a running backup: size unknown now.
     lock_wait = str(max(1, int(min(10.0, job.timeout / 2))))
     result = _run(job, "info", "--json", "--lock-wait", lock_wait, f"{job.repository}::{name}")
-    if result.returncode != 0 and _LOCKED.search(result.stderr):
+    if result.returncode != 0 and LOCKED.search(result.stderr):
         return when, ident, None
     if result.returncode != 0:
         raise CheckError(f"borg info exited with {result.returncode}: "
@@ -235,12 +240,17 @@ def verify_repository(job: BackupJob, now: float) -> VerifyResult:
     args = ["check"]
     if job.verify_data:
         args.append("--read-data" if job.kind == "restic" else "--verify-data")
+    elif job.verify_read_bytes:
+        # A random subset of packs, read and hashed: a pack corrupted in place with its
+        # size unchanged passes the index-only check.
+        # restic takes a size only with a unit suffix: K (1024 bytes), rounded up.
+        args.append(f"--read-data-subset={-(-job.verify_read_bytes // 1024)}K")
     if job.kind == "borg":
         args.append(job.repository)
     result = _run(job, *args)
     if result.returncode == 0:
         return VerifyResult(now, True, "")
-    if _LOCKED.search(result.stderr + result.stdout):
+    if LOCKED.search(result.stderr + result.stdout):
         raise CheckError(f"{job.kind} check could not lock the repository (a backup "
                          f"running?): {error_line(result.stderr)}")
     return VerifyResult(now, False, f"{job.kind} check exited with {result.returncode}: "

@@ -14,17 +14,27 @@ from dataclasses import dataclass, field, replace
 from dcguard.common.config import Table
 from dcguard.common.i18n import tr
 
-__all__ = ["KINDS", "BackupJob", "parse_backups"]
+__all__ = ["DECLARED_LOCATIONS", "KINDS", "BackupJob", "parse_backups"]
 
 KINDS = ("files", "restic", "borg", "push")
+# Where a copy lives that the agent cannot see for itself: a tape or disk taken
+# off-site, or a repository that cannot be deleted (object lock, append-only).
+DECLARED_LOCATIONS = ("offline", "immutable")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DRILL_KEYS = ("restore_test_every", "restore_test_max_bytes", "restore_test_max_files",
+               "restore_test_dir")
+# A files job's newest dump or archive is read to its end once, up to this size.
+FILES_CHECK_MAX_BYTES = 4 * 1024**3
+# A drill names every sampled file on restic's/borg's command line: keep argv short.
+MAX_DRILL_FILES = 1000
 _KIND_KEYS = {
-    "files": ("path",),
+    "files": ("path", "restore_test_max_bytes"),
     "restic": ("repository", "binary", "password_file", "password_command", "env",
-               "verify_every", "verify_data", "host", "tags", "paths"),
+               "verify_every", "verify_data", "verify_read_bytes", "host", "tags", "paths",
+               *_DRILL_KEYS),
     "borg": ("repository", "binary", "password_file", "password_command", "env",
-             "verify_every", "verify_data", "glob_archives"),
+             "verify_every", "verify_data", "glob_archives", *_DRILL_KEYS),
     "push": ("path",),
 }
 _ALL_KIND_KEYS = {key for keys in _KIND_KEYS.values() for key in keys}
@@ -39,6 +49,7 @@ class BackupJob:
     rpo: float
     min_size: int = 0
     source: str = ""
+    copy_location: str = ""         # declared: "offline" / "immutable"; "": detected
     check_every: float = 300.0
     timeout: float = 600.0
     path: str = ""
@@ -49,11 +60,20 @@ class BackupJob:
     env: dict[str, str] = field(default_factory=dict)
     verify_every: float = 0.0
     verify_data: bool = False
+    # restic: each check also reads back a random subset of packs this big
+    # (--read-data-subset), so "verified" means data was read; 0: index only.
+    verify_read_bytes: int = 256 * 1024 * 1024
     # Which snapshots are this job's, in a repository shared by hosts or jobs.
     host: str = ""
     tags: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()
     glob_archives: str = ""
+    # Restore drills (restore_drill.py): a random sample of the newest snapshot restored
+    # and compared with the source every restore_test_every (0: never).
+    restore_test_every: float = 7 * 86400.0
+    restore_test_max_bytes: int = 128 * 1024 * 1024
+    restore_test_max_files: int = 100
+    restore_test_dir: str = ""   # "": <state_dir>/restore-drill
 
 
 def _env(table: Table) -> dict[str, str]:
@@ -85,6 +105,7 @@ def _job(table: Table) -> BackupJob:
         rpo=table.duration("rpo", minimum=1.0),
         min_size=table.size("min_size", BackupJob.min_size),
         source=table.string("source", ""),
+        copy_location=_declared_location(table),
         check_every=table.duration("check_every", _CHECK_EVERY.get(kind, BackupJob.check_every),
                                    minimum=1.0),
         timeout=table.duration("timeout", BackupJob.timeout, minimum=0.1),
@@ -92,6 +113,9 @@ def _job(table: Table) -> BackupJob:
     )
     if kind in ("restic", "borg"):
         job = _with_repository(table, job)
+    if kind == "files":
+        job = replace(job, restore_test_max_bytes=table.size(
+            "restore_test_max_bytes", FILES_CHECK_MAX_BYTES, minimum=1))
     if kind == "files" and not job.path:
         raise table.error("path", tr("is required for kind 'files' (a directory or a glob)"))
     table.finish()
@@ -109,11 +133,37 @@ def _with_repository(table: Table, job: BackupJob) -> BackupJob:
         password_file=password_file, password_command=password_command, env=_env(table),
         verify_every=table.duration("verify_every", BackupJob.verify_every),
         verify_data=table.boolean("verify_data", BackupJob.verify_data),
+        verify_read_bytes=(table.size("verify_read_bytes", BackupJob.verify_read_bytes)
+                           if job.kind == "restic" else 0),
         host=table.string("host", "") if job.kind == "restic" else "",
         tags=tuple(table.string_list("tags", [])) if job.kind == "restic" else (),
         paths=tuple(table.string_list("paths", [])) if job.kind == "restic" else (),
         glob_archives=table.string("glob_archives", "") if job.kind == "borg" else "",
+        restore_test_every=table.duration("restore_test_every", BackupJob.restore_test_every),
+        restore_test_max_bytes=table.size("restore_test_max_bytes",
+                                          BackupJob.restore_test_max_bytes, minimum=1),
+        restore_test_max_files=_drill_files(table),
+        restore_test_dir=_drill_dir(table),
     )
+
+
+def _declared_location(table: Table) -> str:
+    value = table.string("copy_location", "")
+    return table.check("copy_location", value, lambda v: v in ("", *DECLARED_LOCATIONS),
+                       f"must be one of {', '.join(DECLARED_LOCATIONS)} (or left out to "
+                       f"detect it), got {value!r}")
+
+
+def _drill_files(table: Table) -> int:
+    count = table.integer("restore_test_max_files", BackupJob.restore_test_max_files, minimum=1)
+    return table.check("restore_test_max_files", count, lambda n: n <= MAX_DRILL_FILES,
+                       f"must be at most {MAX_DRILL_FILES}, got {count}")
+
+
+def _drill_dir(table: Table) -> str:
+    directory = table.string("restore_test_dir", "")
+    return table.check("restore_test_dir", directory, lambda d: not d or d.startswith("/"),
+                       f"must be an absolute path, got {directory!r}")
 
 
 def parse_backups(config: Table) -> list[BackupJob]:

@@ -8,16 +8,24 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ToolError", "ToolResult", "ToolUnavailableError", "error_line", "run_tool"]
+__all__ = ["ToolError", "ToolExitError", "ToolResult", "ToolUnavailableError", "error_line",
+           "low_priority", "run_tool", "stream_tool"]
 
 
 class ToolError(Exception):
     """The tool could not be run or did not finish: the message says why, in one line."""
+
+
+class ToolExitError(ToolError):
+    """The tool ran and exited non-zero: it answered, and the answer is a failure."""
 
 
 class ToolUnavailableError(ToolError):
@@ -76,8 +84,24 @@ def error_line(*outputs: str, limit: int = 300) -> str:
     return text[:limit]
 
 
+def low_priority(argv: Sequence[str]) -> list[str]:
+    """argv run at the lowest CPU priority and best-effort I/O priority 7.
+
+    Wrapped with nice(1)/ionice(1) rather than os.nice() in the agent: nice()
+    would lower the agent's own thread for good (raising it back needs
+    privileges), and a preexec_fn is unsafe in a threaded process. ionice is
+    left out where util-linux lacks it; best-effort 7 rather than idle, so a
+    drill on a busy server still ends within its timeout.
+    """
+    prefix = ["nice", "-n", "19"]
+    ionice = shutil.which("ionice")
+    if ionice:
+        prefix += [ionice, "-c", "2", "-n", "7"]
+    return [*prefix, *argv]
+
+
 def run_tool(argv: Sequence[str], timeout: float,
-             env: Mapping[str, str] | None = None) -> ToolResult:
+             env: Mapping[str, str] | None = None, cwd: Path | None = None) -> ToolResult:
     """Run argv without a shell; stdin is closed so no tool can wait on a prompt.
 
     env entries are added to (not substituted for) the agent's environment;
@@ -90,7 +114,7 @@ def run_tool(argv: Sequence[str], timeout: float,
     try:
         completed = subprocess.run(
             list(argv), stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
-            env=full_env, check=False,
+            env=full_env, cwd=cwd, check=False,
         )
     except FileNotFoundError:
         raise ToolUnavailableError(f"{argv[0]} not found (install it or set its path in the config)"
@@ -107,3 +131,48 @@ def run_tool(argv: Sequence[str], timeout: float,
         completed.stdout.decode("utf-8", errors="replace"),
         completed.stderr.decode("utf-8", errors="replace"),
     )
+
+
+def stream_tool(argv: Sequence[str], timeout: float, env: Mapping[str, str] | None = None
+                ) -> Iterator[str]:
+    """Yield argv's stdout line by line, for listings too big to hold in memory.
+
+    The tool is killed when the deadline passes or the caller stops early;
+    a non-zero exit or the deadline raises ToolError with the tool's error line
+    once the listing ends (the lines already read are not taken back).
+    """
+    full_env = {**os.environ, **env} if env else None
+    with tempfile.TemporaryFile() as errors:
+        try:
+            process = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL,
+                                       stdout=subprocess.PIPE, stderr=errors, env=full_env)
+        except FileNotFoundError:
+            raise ToolUnavailableError(f"{argv[0]} not found (install it or set its path in "
+                                       "the config)") from None
+        except OSError as exc:
+            raise ToolError(f"{argv[0]}: {exc.strerror or exc}") from None
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            process.kill()
+
+        timer = threading.Timer(timeout, expire)
+        timer.start()
+        try:
+            for raw in process.stdout or ():
+                yield raw.decode("utf-8", errors="replace")
+            returncode = process.wait()
+        finally:
+            timer.cancel()
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
+        if expired.is_set():
+            raise ToolError(f"{Path(argv[0]).name} did not finish within {timeout:g}s")
+        if returncode != 0:
+            errors.seek(0)
+            message = error_line(errors.read(64 * 1024).decode("utf-8", errors="replace"))
+            raise ToolExitError(f"exited with {returncode}: {message or 'no message'}")
