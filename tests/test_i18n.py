@@ -140,6 +140,15 @@ def test_durations_and_sizes_read_naturally_in_vietnamese():
 # ---------------------------------------------------------------------------------------
 # One real collector whose state holds every risk reason.
 
+def restore_failed(b, when: float):
+    """b with a failed restore drill at when, and its copy on this server (no off-host copy)."""
+    b.restore_test.success = False
+    b.restore_test.time.FromNanoseconds(int(when * 1e9))
+    b.restore_test.message = "restic: pack 3f2a: ciphertext verification failed"
+    b.copy_location = "this_host"
+    return b
+
+
 def _every_reason(submitter, filler, silent) -> None:
     """Reports that raise every reason: one line per reason, so a new reason is one more."""
     now = time.time()
@@ -153,6 +162,8 @@ def _every_reason(submitter, filler, silent) -> None:
                    message="exit status 3"),
             backup("checked", last_success=now - HOUR, verify_every=86400),
             backup("local", last_success=now - HOUR, same_device=True),
+            # backup_unrestorable, and no_offsite_copy (the one copy whose place is known)
+            restore_failed(backup("drilled", last_success=now - HOUR), now - 2 * HOUR),
         ],
         disks=[  # disk_smart_failing, disk_smart_degrading
             ata_disk("/dev/sdc", "Hitachi HDS721050DLE630", "MSK423Y20S3HBC", FAILING_HDS,
@@ -274,6 +285,13 @@ def test_the_listing_commands_read_in_vietnamese(state):
     assert events.returncode == 0, events.stderr
     assert events.stdout.split("\n")[0].startswith("THỜI GIAN")
     assert "(không có sự kiện nào khớp)" in events.stdout
+    backups = run_cli("dcguard.collector", "backups", "--config", str(vi_config))
+    assert backups.returncode == 0, backups.stderr
+    lines = backups.stdout.splitlines()
+    assert lines[0] == "Không có bản sao ở máy chủ khác: 1 trên 3 máy chủ"
+    # Location codes are label values: the same in both languages.
+    assert "  db01 (so-tu-phap): drilled this_host" in lines
+    assert "Chưa từng diễn tập khôi phục: 1 trên 3 máy chủ" in lines
 
 
 def test_lang_then_config_then_locale_then_english(state):

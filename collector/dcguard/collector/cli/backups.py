@@ -19,6 +19,7 @@ from dcguard.collector.cli.risk import read_records
 from dcguard.collector.config import DEFAULT_CONFIG, load_config
 from dcguard.collector.risk.rules import OFF_HOST
 from dcguard.collector.store import AgentRecord
+from dcguard.common.i18n import resolve
 from dcguard.v1 import collector_pb2 as pb
 
 __all__ = ["backups", "fleet_backups"]
@@ -60,21 +61,27 @@ def fleet_backups(records: list[AgentRecord]) -> list[dict[str, Any]]:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def backups(config_path: Path, as_json: bool) -> None:
     """Servers with no off-host backup copy, and jobs never restore-tested."""
-    servers = fleet_backups(read_records(load_config(config_path)))
+    config = load_config(config_path)
+    lang = resolve(config.language)
+    servers = fleet_backups(read_records(config))
     if as_json:
         click.echo(json.dumps(servers, indent=2))
         return
     lacking = [s for s in servers if s["off_host_copy"] is False]
-    click.echo(f"No off-host copy: {len(lacking)} of {len(servers)} servers")
+    click.echo(lang.tr("No off-host copy: {count} of {total} servers", count=len(lacking),
+                       total=len(servers)))
     for s in lacking:
+        # Location codes (same_disk, this_host…) are label values: the same in every language.
         where = ", ".join(f"{j['job']} {j['copy_location']}" for j in s["jobs"]
                           if j["copy_location"])
         click.echo(f"  {s['host']} ({s['department']}): {where}")
     unknown = [s["host"] for s in servers if s["off_host_copy"] is None and s["jobs"]]
     if unknown:
-        click.echo(f"  copy locations not reported by: {', '.join(unknown)}")
+        click.echo("  " + lang.tr("copy locations not reported by: {hosts}",
+                                  hosts=", ".join(unknown)))
     untested = [s for s in servers if s["never_restore_tested"]]
-    click.echo(f"Never restore-tested: {len(untested)} of {len(servers)} servers")
+    click.echo(lang.tr("Never restore-tested: {count} of {total} servers", count=len(untested),
+                       total=len(servers)))
     for s in untested:
         kinds = {j["job"]: j["kind"] for j in s["jobs"]}
         click.echo(f"  {s['host']} ({s['department']}): "

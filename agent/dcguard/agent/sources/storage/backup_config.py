@@ -150,20 +150,23 @@ def _with_repository(table: Table, job: BackupJob) -> BackupJob:
 def _declared_location(table: Table) -> str:
     value = table.string("copy_location", "")
     return table.check("copy_location", value, lambda v: v in ("", *DECLARED_LOCATIONS),
-                       f"must be one of {', '.join(DECLARED_LOCATIONS)} (or left out to "
-                       f"detect it), got {value!r}")
+                       lambda: tr("must be one of {choices} (or left out to detect it), "
+                                  "got {value}", choices=", ".join(DECLARED_LOCATIONS),
+                                  value=repr(value)))
 
 
 def _drill_files(table: Table) -> int:
     count = table.integer("restore_test_max_files", BackupJob.restore_test_max_files, minimum=1)
     return table.check("restore_test_max_files", count, lambda n: n <= MAX_DRILL_FILES,
-                       f"must be at most {MAX_DRILL_FILES}, got {count}")
+                       lambda: tr("must be at most {maximum}, got {value}",
+                                  maximum=MAX_DRILL_FILES, value=count))
 
 
 def _drill_dir(table: Table) -> str:
     directory = table.string("restore_test_dir", "")
     return table.check("restore_test_dir", directory, lambda d: not d or d.startswith("/"),
-                       f"must be an absolute path, got {directory!r}")
+                       lambda: tr("must be an absolute path, got {value}",
+                                  value=repr(directory)))
 
 
 def parse_backups(config: Table) -> list[BackupJob]:
