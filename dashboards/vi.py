@@ -70,8 +70,21 @@ TEXT: dict[str, str] = {
     "Security events by severity": "Sự kiện an toàn thông tin theo mức độ",
     "Security events by type": "Sự kiện an toàn thông tin theo loại",
     "Backup jobs": "Tác vụ sao lưu",
-    "Age of the last successful backup against the job's RPO: above 100% is stale.":
-        "Tuổi của lần sao lưu thành công gần nhất so với RPO của tác vụ: trên 100% là quá hạn.",
+    "Age of the last successful backup against the job's RPO: above 100% is stale. Last "
+    "restore test: how long ago a sample of the newest snapshot was restored and compared "
+    "(empty: never); restore ok 0 means it failed. Copy location: same_disk, other_disk, "
+    "this_host, other_host, offline or immutable.":
+        "Tuổi của lần sao lưu thành công gần nhất so với RPO của tác vụ: trên 100% là quá hạn. "
+        "Lần diễn tập khôi phục gần nhất: cách đây bao lâu một mẫu của bản chụp mới nhất được "
+        "khôi phục và so sánh (trống: chưa bao giờ); khôi phục tốt 0 nghĩa là đã thất bại. Vị "
+        "trí bản sao: same_disk, other_disk, this_host, other_host, offline hoặc immutable.",
+    "Servers with no off-host backup copy, by department":
+        "Máy chủ không có bản sao lưu ở máy chủ khác, theo đơn vị",
+    "Servers whose every backup lies on the server itself: one lost server (fire, theft, "
+    "ransomware) takes its backups too.":
+        "Máy chủ mà mọi bản sao lưu đều nằm trên chính nó: mất một máy chủ (cháy, mất trộm, "
+        "mã độc tống tiền) là mất luôn các bản sao lưu.",
+    "Restore test failed": "Diễn tập khôi phục thất bại",
     "Reporting": "Đang báo cáo",
     "Silent for": "Mất liên lạc trong",
     "Risk score": "Điểm rủi ro",
@@ -114,6 +127,10 @@ TEXT: dict[str, str] = {
     "age / RPO": "tuổi / RPO",
     "last run ok": "lần chạy gần nhất tốt",
     "same device": "cùng thiết bị",
+    "last restore test": "diễn tập khôi phục gần nhất",
+    "restore ok": "khôi phục tốt",
+    "copy location": "vị trí bản sao",
+    "copy location known": "biết vị trí bản sao",
     "silent for": "mất liên lạc trong",
     "up": "hoạt động",
     "risk": "rủi ro",
