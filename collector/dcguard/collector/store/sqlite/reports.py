@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from dcguard.collector.identity import PeerIdentity
+from dcguard.collector.store.batch import Counters, plan
+from dcguard.collector.store.batch import record as make_record
 from dcguard.collector.store.interface import ReportHook
 from dcguard.collector.store.model import AgentRecord, ApplyResult, StoreError, StoreJob
 from dcguard.collector.store.sqlite.connection import (
@@ -173,38 +175,19 @@ class SqliteStore:
     def _apply(self, db: Connection, row: tuple[Any, ...] | None, identity: PeerIdentity,
                agent: pb.AgentInfo, reports: Sequence[pb.Report],
                received_at: float) -> ApplyResult:
-        max_sequence = 0
-        stored_total = lost_total = 0
-        first_seen = received_at
-        if row is not None:
-            first_seen, previous_max, stored_total, lost_total, instance_id = row
-            if instance_id == agent.instance_id:
-                max_sequence = previous_max
-        stored = duplicates = 0
+        counters = Counters(*row) if row is not None else None
+        done = plan(counters, agent.instance_id, reports)
         tx = SqliteTransaction(db)  # what hooks write through, inside this savepoint
-        newest: pb.Report | None = None
-        for report in sorted(reports, key=lambda r: r.sequence):
-            if report.sequence <= max_sequence:
-                duplicates += 1
-                continue
-            lost_total += report.sequence - max_sequence - 1
-            max_sequence = report.sequence
-            stored += 1
-            newest = report
+        for report in done.new:
             for hook in self._hooks:
                 hook.on_stored(tx, identity.host, report)
-        latest, blob = newest, newest.SerializeToString() if newest is not None else None
-        if newest is None and row is not None:
+        latest = done.new[-1] if done.new else None
+        blob = latest.SerializeToString() if latest is not None else None
+        if latest is None and row is not None:
             blob = db.execute("SELECT latest_report FROM agents WHERE host = ?",
                               (identity.host,)).fetchone()[0]
             latest = pb.Report.FromString(blob) if isinstance(blob, bytes) else None
-        record = AgentRecord(
-            host=identity.host, department=identity.department,
-            agent_version=agent.agent_version, os=agent.os, kernel=agent.kernel,
-            interval_seconds=agent.interval_seconds, instance_id=agent.instance_id,
-            first_seen=first_seen, last_seen=received_at, max_sequence=max_sequence,
-            reports_stored=stored_total + stored, reports_lost=lost_total, latest=latest,
-        )
+        record = make_record(counters, identity, agent, done, received_at, latest)
         db.execute(
             f"INSERT OR REPLACE INTO agents ({_COLUMNS}) VALUES "
             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -212,4 +195,4 @@ class SqliteStore:
              record.interval_seconds, record.instance_id, record.first_seen, record.last_seen,
              record.max_sequence, record.reports_stored, record.reports_lost, blob),
         )
-        return ApplyResult(record=record, stored=stored, duplicates=duplicates)
+        return ApplyResult(record=record, stored=len(done.new), duplicates=done.duplicates)

@@ -1,0 +1,71 @@
+"""What a batch does to an agent's counters, whatever the engine: the exactly-once rule.
+
+A report is new if its sequence is above the highest stored for the
+agent's current instance (a reinstalled agent, with a new instance id,
+starts again from 0); every sequence skipped between two new ones is lost.
+Each engine reads the agent's row under its own lock, asks plan() what to
+store, and writes the record() back in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from dcguard.collector.identity import PeerIdentity
+from dcguard.collector.store.model import AgentRecord
+from dcguard.v1 import collector_pb2 as pb
+
+__all__ = ["Counters", "Plan", "plan", "record"]
+
+
+@dataclass(frozen=True)
+class Counters:
+    """What a batch needs of the agent's stored row."""
+
+    first_seen: float
+    max_sequence: int
+    reports_stored: int
+    reports_lost: int
+    instance_id: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    new: list[pb.Report]  # to store, by sequence
+    duplicates: int
+    max_sequence: int
+    reports_stored: int
+    reports_lost: int
+
+
+def plan(row: Counters | None, instance_id: str, reports: Sequence[pb.Report]) -> Plan:
+    """Which reports of a batch are new, and the agent's counters once they are stored."""
+    max_sequence = stored_total = lost_total = 0
+    if row is not None:
+        stored_total, lost_total = row.reports_stored, row.reports_lost
+        if row.instance_id == instance_id:
+            max_sequence = row.max_sequence
+    new: list[pb.Report] = []
+    duplicates = 0
+    for report in sorted(reports, key=lambda r: r.sequence):
+        if report.sequence <= max_sequence:
+            duplicates += 1
+            continue
+        lost_total += report.sequence - max_sequence - 1
+        max_sequence = report.sequence
+        new.append(report)
+    return Plan(new, duplicates, max_sequence, stored_total + len(new), lost_total)
+
+
+def record(row: Counters | None, identity: PeerIdentity, agent: pb.AgentInfo, done: Plan,
+           received_at: float, latest: pb.Report | None) -> AgentRecord:
+    """The agent's stored record after a batch."""
+    return AgentRecord(
+        host=identity.host, department=identity.department,
+        agent_version=agent.agent_version, os=agent.os, kernel=agent.kernel,
+        interval_seconds=agent.interval_seconds, instance_id=agent.instance_id,
+        first_seen=row.first_seen if row is not None else received_at, last_seen=received_at,
+        max_sequence=done.max_sequence, reports_stored=done.reports_stored,
+        reports_lost=done.reports_lost, latest=latest,
+    )
