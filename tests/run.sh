@@ -6,8 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Real tools the tests use: promtool/prometheus, amtool/alertmanager, systemd-analyze,
-# shellcheck, openssl, restic, borg.
+# Real tools the tests use: promtool/prometheus, amtool/alertmanager,
+# systemd-analyze, shellcheck, openssl, restic, borg.
+# And PostgreSQL's server, the store's second engine: the tests run private clusters
+# of their own with initdb/pg_ctl (tests/postgres.py).
 packages=()
 command -v promtool >/dev/null || packages+=(prometheus)
 command -v restic >/dev/null || packages+=(restic)
@@ -16,6 +18,7 @@ command -v amtool >/dev/null || packages+=(prometheus-alertmanager)
 command -v systemd-analyze >/dev/null || packages+=(systemd)
 command -v shellcheck >/dev/null || packages+=(shellcheck)
 command -v openssl >/dev/null || packages+=(openssl)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || packages+=(postgresql)
 python3 -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv)
 if [ ${#packages[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
@@ -23,6 +26,10 @@ if [ ${#packages[@]} -gt 0 ]; then
         exit 1
     fi
     export DEBIAN_FRONTEND=noninteractive
+    # Debian's postgresql would make and start a "main" cluster as a service: the tests
+    # want none running (they start their own), so none is made.
+    mkdir -p /etc/postgresql-common/createcluster.d
+    echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/dcguard-tests.conf
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 fi

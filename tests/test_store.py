@@ -1,4 +1,8 @@
-"""The SQLite report store on real files: group commit, isolation of a failing batch, migrations."""
+"""The report store's contract on both engines: group commit, a failing batch, migrations.
+
+Every test taking `site` runs on a real SQLite file and on a real
+PostgreSQL database (a private cluster, tests/postgres.py).
+"""
 
 from __future__ import annotations
 
@@ -17,21 +21,77 @@ from dcguard.collector.receive.admit import SubmitFront
 from dcguard.collector.receive.auth import Authenticator
 from dcguard.collector.selfmetrics import SelfMetrics
 from dcguard.collector.settle.submit import CollectorService
-from dcguard.collector.store import StoreError, Transaction
-from dcguard.collector.store.sqlite import SqliteStore as Store
-from dcguard.collector.store.sqlite.schema import AGENTS_SCHEMA, SECURITY_SCHEMA
+from dcguard.collector.store import ReportHook, ReportStore, StoreError, Transaction
+from dcguard.collector.store.postgres import PostgresStore
+from dcguard.collector.store.postgres import schema as pg_schema
+from dcguard.collector.store.sqlite import SqliteStore
+from dcguard.collector.store.sqlite import schema as sqlite_schema
 from dcguard.v1 import collector_pb2 as pb
+from tests.postgres import Cluster
 from tests.submit import agent_info, make_report
 from tests.support import wait_for
 
+Store = SqliteStore | PostgresStore
 
-def _apply(store: Store, host: str, *sequences: int):
+
+class SqliteSite:
+    """A store's database as an SQLite file."""
+
+    schema = sqlite_schema
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def store(self, migrations=None, hooks: tuple[ReportHook, ...] = ()) -> Store:
+        return SqliteStore(self.path, hooks=hooks,
+                           migrations=migrations or sqlite_schema.MIGRATIONS)
+
+    def rows(self, sql: str) -> list[tuple[object, ...]]:
+        db = sqlite3.connect(self.path)
+        try:
+            return db.execute(sql).fetchall()
+        finally:
+            db.close()
+
+    def tables(self) -> set[str]:
+        return {str(r[0]) for r in self.rows("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+class PostgresSite:
+    """A store's database in the private PostgreSQL cluster."""
+
+    schema = pg_schema
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.database = cluster.database()
+
+    def store(self, migrations=None, hooks: tuple[ReportHook, ...] = ()) -> Store:
+        return PostgresStore(self.database, hooks=hooks,
+                             migrations=migrations or pg_schema.MIGRATIONS)
+
+    def rows(self, sql: str) -> list[tuple[object, ...]]:
+        return self.cluster.query(self.database, sql)
+
+    def tables(self) -> set[str]:
+        return {str(r[0]) for r in self.rows(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def site(request: pytest.FixtureRequest, tmp_path: Path) -> SqliteSite | PostgresSite:
+    if request.param == "sqlite":
+        return SqliteSite(tmp_path / "c.db")
+    return PostgresSite(request.getfixturevalue("pg_cluster"))
+
+
+def _apply(store: ReportStore, host: str, *sequences: int):
     return store.apply(PeerIdentity(host, "dept"), agent_info(host=host),
                        [make_report(s) for s in sequences], 1000.0)
 
 
-def test_concurrent_batches_are_each_stored_exactly_once(tmp_path: Path):
-    store = Store(tmp_path / "c.db")
+def test_concurrent_batches_are_each_stored_exactly_once(site):
+    store = site.store()
     store.open()
     errors: list[BaseException] = []
 
@@ -50,11 +110,12 @@ def test_concurrent_batches_are_each_stored_exactly_once(tmp_path: Path):
     assert not errors
     store.close()
 
-    reopened = Store(tmp_path / "c.db")
+    reopened = site.store()
     reopened.open()
     records = {r.host: r for r in reopened.agents()}
     assert len(records) == 16
     assert all(r.reports_stored == 25 and r.reports_lost == 0 for r in records.values())
+    reopened.close()
 
 
 class FailFor:
@@ -72,9 +133,9 @@ class FailFor:
                                     raw=str(report.sequence)))
 
 
-def test_a_failing_batch_does_not_undo_the_others_in_its_group(tmp_path: Path):
-    store = Store(tmp_path / "c.db", migrations=(AGENTS_SCHEMA, SECURITY_SCHEMA),
-                  hooks=[FailFor("bad")])
+def test_a_failing_batch_does_not_undo_the_others_in_its_group(site):
+    store = site.store(migrations=(site.schema.AGENTS_SCHEMA, site.schema.SECURITY_SCHEMA),
+                       hooks=(FailFor("bad"),))
     store.open()
     outcome: dict[str, object] = {}
 
@@ -97,48 +158,47 @@ def test_a_failing_batch_does_not_undo_the_others_in_its_group(tmp_path: Path):
             if h != "bad"} == {"good1": 2, "good2": 2}
     hosts = {r.host for r in store.agents()}
     assert hosts == {"good1", "good2"}, "the failed batch must leave nothing behind"
-    rows = sqlite3.connect(tmp_path / "c.db").execute(
-        "SELECT host, raw FROM security_events ORDER BY host, raw").fetchall()
+    rows = site.rows("SELECT host, raw FROM security_events ORDER BY host, raw")
     assert rows == [("good1", "1"), ("good1", "2"), ("good2", "1"), ("good2", "2")]
     # The failed batch can be resent later and is then stored in full.
     store._hooks = ()  # the disk recovered
     assert _apply(store, "bad", 1, 2).record.reports_stored == 2
+    store.close()
 
 
-def test_named_migrations_apply_once_and_survive_reopening(tmp_path: Path):
+def test_named_migrations_apply_once_and_survive_reopening(site):
     extra = ("extra-v1", ("CREATE TABLE extra (x INTEGER)", "INSERT INTO extra VALUES (1)"))
     for _ in range(2):
-        store = Store(tmp_path / "c.db", migrations=(AGENTS_SCHEMA, extra))
+        store = site.store(migrations=(site.schema.AGENTS_SCHEMA, extra))
         store.open()
         store.close()
-    db = sqlite3.connect(tmp_path / "c.db")
-    assert db.execute("SELECT COUNT(*) FROM extra").fetchone()[0] == 1
-    names = [r[0] for r in db.execute("SELECT name FROM schema_migrations ORDER BY name")]
+    assert site.rows("SELECT COUNT(*) FROM extra") == [(1,)]
+    names = [r[0] for r in site.rows("SELECT name FROM schema_migrations ORDER BY name")]
     assert names == ["agents-v1", "extra-v1"]
 
 
-def test_a_broken_migration_leaves_the_database_as_it_was(tmp_path: Path):
+def test_a_broken_migration_leaves_the_database_as_it_was(site):
     broken = ("broken-v1", ("CREATE TABLE half (x INTEGER)", "THIS IS NOT SQL"))
-    store = Store(tmp_path / "c.db", migrations=(AGENTS_SCHEMA, broken))
+    store = site.store(migrations=(site.schema.AGENTS_SCHEMA, broken))
     with pytest.raises(StoreError):
         store.open()
-    db = sqlite3.connect(tmp_path / "c.db")
-    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    store.close()
+    tables = site.tables()
     assert "half" not in tables and "agents" in tables
 
 
 def test_a_readonly_store_on_a_missing_database_says_so(tmp_path: Path):
     with pytest.raises(StoreError, match="no collector database"):
-        Store(tmp_path / "none.db", readonly=True).open()
+        SqliteStore(tmp_path / "none.db", readonly=True).open()
 
 
-def test_one_settle_of_many_admissions_answers_each_and_commits_them_together(tmp_path: Path):
+def test_one_settle_of_many_admissions_answers_each_and_commits_them_together(site):
     """What an ingest loop hands over at once: the same host twice, a refusal, another host."""
     class Peer:
         def peer(self) -> str:
             return "ipv4:127.0.0.1:5000"
 
-    store = Store(tmp_path / "c.db")
+    store = site.store()
     store.open()
     metrics = SelfMetrics()
     back = CollectorService(store, StateCache(HostRenderer([])), metrics)
@@ -157,7 +217,7 @@ def test_one_settle_of_many_admissions_answers_each_and_commits_them_together(tm
     acks = [pb.SubmitResponse.FromString(r.payload).acked_sequence if r.code is None else r.code
             for r in replies]
     assert acks == [2, 3, grpc.StatusCode.INVALID_ARGUMENT, 7]
-    counts = {row[0]: row[1:] for row in sqlite3.connect(tmp_path / "c.db").execute(
+    counts = {row[0]: row[1:] for row in site.rows(
         "SELECT host, max_sequence, reports_stored, reports_lost FROM agents")}
     assert counts == {"a": (3, 3, 0), "b": (7, 1, 6)}
     sample = metrics.registry.get_sample_value

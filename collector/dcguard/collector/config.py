@@ -9,6 +9,8 @@ from typing import Any
 from dcguard.collector.receive.validate import Limits
 from dcguard.collector.risk.config import RiskConfig, parse_risk
 from dcguard.collector.security.config import SecurityConfig, parse_security
+from dcguard.collector.store import Database, PostgresDatabase
+from dcguard.collector.store.config import parse_store
 from dcguard.collector.trust.config import TlsConfig, parse_limits, parse_tls
 from dcguard.common.config import (
     ConfigError,
@@ -42,13 +44,18 @@ class ServerConfig:
     # Child processes serving the agent port (0: this process serves it).
     ingest_processes: int = 0
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    # [store]: a shared PostgreSQL database, or None for the data dir's SQLite file.
+    postgres: PostgresDatabase | None = None
 
     @property
     def tls_dir(self) -> Path:
         return self.tls.resolve(self.data_dir)
 
     @property
-    def database(self) -> Path:
+    def database(self) -> Database:
+        """Where the collector's data lives (store/config.py)."""
+        if self.postgres is not None:
+            return self.postgres
         return self.data_dir / "collector.db"
 
 
@@ -80,6 +87,7 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> ServerCo
         risk=parse_risk(root.table("risk")),
         security=parse_security(root),
         ingest_processes=server.integer("ingest_processes", 0, minimum=0),
+        postgres=parse_store(root.table("store")),
     )
     server.check("ingest_processes", config.ingest_processes,
                  lambda v: v <= MAX_INGEST_PROCESSES,

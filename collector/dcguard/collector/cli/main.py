@@ -15,7 +15,7 @@ from dcguard.collector.cli.events import events
 from dcguard.collector.cli.risk import assess, risk
 from dcguard.collector.config import DEFAULT_CONFIG, ServerConfig, load_config
 from dcguard.collector.liveness import is_up
-from dcguard.collector.store import ReportStore, StoreError, report_store
+from dcguard.collector.store import DatabaseUnreachable, ReportStore, StoreError, report_store
 from dcguard.common.cli import fail, run_cli, setup_logging
 from dcguard.common.signals import stop_on_signals
 from dcguard.common.systemd import notify
@@ -58,6 +58,9 @@ def serve(config_path: Path, grpc_listen: str | None, metrics_listen: str | None
     server = CollectorServer(config)
     try:
         server.start()
+    except DatabaseUnreachable as exc:
+        # A wrong DSN, password or TLS setting: the config is wrong, as with a bad key.
+        fail(PROG, f"cannot start: {exc}", 2)
     except (StoreError, RuntimeError, OSError) as exc:
         fail(PROG, f"cannot start: {exc}", 1)
     notify("READY=1")

@@ -28,6 +28,7 @@ class Counters:
     reports_stored: int
     reports_lost: int
     instance_id: str
+    revision: int = 0  # engines with a shared store keep one (model.AgentRecord.revision)
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def plan(row: Counters | None, instance_id: str, reports: Sequence[pb.Report]) -
 
 
 def record(row: Counters | None, identity: PeerIdentity, agent: pb.AgentInfo, done: Plan,
-           received_at: float, latest: pb.Report | None) -> AgentRecord:
+           received_at: float, latest: pb.Report | None, revision: int = 0) -> AgentRecord:
     """The agent's stored record after a batch."""
     return AgentRecord(
         host=identity.host, department=identity.department,
@@ -67,5 +68,5 @@ def record(row: Counters | None, identity: PeerIdentity, agent: pb.AgentInfo, do
         interval_seconds=agent.interval_seconds, instance_id=agent.instance_id,
         first_seen=row.first_seen if row is not None else received_at, last_seen=received_at,
         max_sequence=done.max_sequence, reports_stored=done.reports_stored,
-        reports_lost=done.reports_lost, latest=latest,
+        reports_lost=done.reports_lost, latest=latest, revision=revision,
     )

@@ -8,7 +8,7 @@ so an acknowledged report survives a crash or power loss of the collector.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,6 +110,13 @@ class SqliteStore:
             except DatabaseError as exc:
                 raise StoreError(f"cannot read agents from {self._path}: {exc}") from exc
         return [_record(row) for row in rows]
+
+    # One collector owns an SQLite file: its own copy of each host is the truth.
+    shared = False
+
+    def changed_agents(self, known: Mapping[str, int]) -> list[AgentRecord]:
+        """Nothing: no other collector writes this database."""
+        return []
 
     def apply(self, identity: PeerIdentity, agent: pb.AgentInfo,
               reports: Sequence[pb.Report], received_at: float) -> ApplyResult:
