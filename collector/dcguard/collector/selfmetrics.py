@@ -28,6 +28,12 @@ class SelfMetrics:
             registry=self.registry)
         self.agents = Gauge("dcguard_collector_agents", "Agents known to this collector.",
                             registry=self.registry)
+        self.store_up = Gauge(
+            "dcguard_collector_store_up",
+            "1 if the collector's last write to (or, with a shared store, read of) its "
+            "database succeeded; while 0, Submit answers UNAVAILABLE and /metrics shows "
+            "the last state read.", registry=self.registry)
+        self.store_up.set(1)
         for reason in REJECTION_REASONS:
             self.rejected.labels(reason=reason)
         ProcessCollector(namespace="dcguard_collector", registry=self.registry)

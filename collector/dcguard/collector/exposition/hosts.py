@@ -44,10 +44,20 @@ class StateCache:
             self._hosts = states
 
     def update(self, record: AgentRecord) -> None:
+        """Take a host's new record, unless the one held is newer (a shared store's revision)."""
         previous = self._hosts.get(record.host)  # a dict read is atomic; the lock guards writes
+        if previous is not None and record.revision < previous.record.revision:
+            return
         rendered = self.renderer.render_host(record, previous.rendered if previous else None)
         with self._lock:
-            self._hosts[record.host] = HostState(record, rendered)
+            current = self._hosts.get(record.host)
+            if current is None or record.revision >= current.record.revision:
+                self._hosts[record.host] = HostState(record, rendered)
+
+    def revisions(self) -> dict[str, int]:
+        """Host -> revision of the record held (what a shared store is asked to go beyond)."""
+        with self._lock:
+            return {host: state.record.revision for host, state in self._hosts.items()}
 
     def snapshot(self) -> list[HostState]:
         """Every host, sorted by department then host (a stable exposition order)."""

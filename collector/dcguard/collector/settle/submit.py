@@ -55,6 +55,9 @@ class CollectorService:
             except Rejection as exc:
                 replies[index] = self._refuse(admission, exc)
         results = self._store.apply_many([job for _, job in accepted])
+        if results:
+            self._metrics.store_up.set(0 if all(isinstance(r, StoreError) for r in results)
+                                       else 1)
         for (index, _), result in zip(accepted, results):
             if isinstance(result, StoreError):
                 log.error("%s", result)

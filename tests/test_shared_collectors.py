@@ -1,0 +1,129 @@
+"""Two real collectors on one real PostgreSQL, with a real agent: failover loses nothing.
+
+The agent lists both collectors; the first is killed with SIGKILL while
+the agent drains a backlog into it; the agent goes on with the second at
+once; every report is stored once, none is counted lost, and whichever
+collector Prometheus scrapes, the host has one last_seen.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dcguard.collector.store import PostgresDatabase
+from tests.postgres import Cluster
+from tests.support import Agent, Collector, metric, run_cli, wait_for
+
+
+def _store_table(database: PostgresDatabase, password_file: Path) -> str:
+    return (f'[store]\nengine = "postgresql"\ndsn = "{database.dsn}"\n'
+            f'password_file = "{password_file}"\n')
+
+
+@pytest.fixture
+def shared(pg_cluster: Cluster, tmp_path: Path) -> Iterator[tuple[Cluster, PostgresDatabase,
+                                                                   Path]]:
+    """A fresh database and a password file the collectors (run as root) can read."""
+    password = tmp_path / "db-password"
+    password.write_text(Path(pg_cluster.password_file).read_text())
+    password.chmod(0o600)
+    yield pg_cluster, pg_cluster.database(), password
+
+
+def _row(cluster: Cluster, database: PostgresDatabase, host: str) -> tuple[int, int, int]:
+    rows = cluster.query(database, "SELECT reports_stored, reports_lost, max_sequence "
+                                   "FROM agents WHERE host = %s", (host,))
+    return tuple(rows[0]) if rows else (0, 0, 0)  # type: ignore[return-value]
+
+
+def test_a_wrong_password_or_database_is_one_line_and_exit_2(shared, tmp_path: Path):
+    _, database, _ = shared
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not-the-password\n")
+    for name, dsn, password in [
+        ("bad-password", database.dsn, wrong),
+        ("no-server", "host=127.0.0.1 port=1 dbname=x user=dcguard", wrong),
+    ]:
+        collector = Collector(tmp_path / name, extra_config=_store_table(
+            PostgresDatabase(dsn), password))
+        result = run_cli("dcguard.collector", "serve", "--config", str(collector.config_path))
+        assert result.returncode == 2, (result.stdout, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert "Traceback" not in result.stderr
+        assert "cannot connect to PostgreSQL database" in lines[0]
+        assert "not-the-password" not in result.stderr
+
+
+def test_kill_9_of_one_collector_mid_backlog_loses_nothing(shared, tmp_path: Path):
+    cluster, database, password = shared
+    store = _store_table(database, password)
+    # The first collector takes at most 2 calls a second from the host, so the
+    # backlog drains into it slowly enough to kill it halfway.
+    first = Collector(tmp_path / "first", extra_config=store + (
+        "[limits]\nrate_limit_per_second = 2.0\nrate_limit_burst = 1\n"))
+    second = Collector(tmp_path / "second", extra_config=store)
+    agent = Agent(tmp_path / "agent", [], interval="100ms")
+    try:
+        for collector in (first, second):  # learn their ports, then stop them
+            collector.start()
+            assert collector.stop() == 0
+        agent = Agent(tmp_path / "agent", [first.grpc_address, second.grpc_address],
+                      interval="100ms", host="db01",
+                      extra_config="[spool]\nbatch_max_reports = 2\n")
+        agent.start()
+        time.sleep(3)  # a backlog of ~30 reports, with no collector to take it
+        first.start()
+        second.start()
+        wait_for(lambda: _row(cluster, database, "db01")[0] >= 4, timeout=30,
+                 message="the first collector to store part of the backlog")
+        first.kill()
+        killed_at = _row(cluster, database, "db01")[2]
+        last = json.loads(agent.cli("status", "--json").stdout)["last_sequence"]
+        assert killed_at < last, "the backlog was not drained yet when the collector died"
+
+        # The agent moves to the second collector at once, not after a backoff.
+        moved = time.monotonic()
+        wait_for(lambda: _row(cluster, database, "db01")[2] > killed_at + 2, timeout=10,
+                 message="delivery to go on through the second collector")
+        assert time.monotonic() - moved < 5
+
+        first.start()  # back, but the agent stays with the collector that works
+        wait_for(lambda: _row(cluster, database, "db01")[2] > last + 10, timeout=30,
+                 message="the backlog to drain and live reports to flow")
+        # The collector the agent left has the host up, with the other's last_seen:
+        # no AgentDown for a server that reports fine through its peer.
+        samples = first.metrics()
+        assert metric(samples, "dcguard_agent_up", host="db01") == 1
+        assert time.time() - metric(samples, "dcguard_agent_last_seen_timestamp_seconds",
+                                    host="db01") < 3
+        assert agent.stop() == 0
+        status = json.loads(agent.cli("status", "--json").stdout)
+
+        stored, lost, max_sequence = _row(cluster, database, "db01")
+        assert lost == 0
+        assert stored == max_sequence, "each sequence 1..max stored exactly once"
+        assert max_sequence == status["acked_sequence"]
+
+        time.sleep(1.2)  # past the collectors' refresh interval
+        views = [c.metrics() for c in (first, second)]
+        for samples in views:
+            assert metric(samples, "dcguard_agent_reports_lost_total", host="db01") == 0
+            assert metric(samples, "dcguard_agent_reports_stored_total", host="db01") == stored
+            assert metric(samples, "dcguard_collector_store_up") == 1
+        seen = {metric(s, "dcguard_agent_last_seen_timestamp_seconds", host="db01")
+                for s in views}
+        assert len(seen) == 1, f"one truth per host, got last_seen {seen}"
+        lint = subprocess.run(["promtool", "check", "metrics"], input=first.metrics_text(),
+                              capture_output=True, text=True, timeout=30, check=False)
+        assert lint.returncode == 0, lint.stdout + lint.stderr
+    finally:
+        agent.stop()
+        for collector in (first, second):
+            collector.stop()
