@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 from dcguard.collector.store import PostgresDatabase
 from tests.postgres import Cluster
 from tests.support import Agent, Collector, metric, run_cli, wait_for
+from tests.trust_support import TlsCollector
 
 
 def _store_table(database: PostgresDatabase, password_file: Path) -> str:
@@ -125,5 +127,60 @@ def test_kill_9_of_one_collector_mid_backlog_loses_nothing(shared, tmp_path: Pat
         assert lint.returncode == 0, lint.stdout + lint.stderr
     finally:
         agent.stop()
+        for collector in (first, second):
+            collector.stop()
+
+
+class PeerTlsCollector(TlsCollector):
+    """A second mTLS collector of the set: the CA of the first (its [tls] dir), no `ca init`."""
+
+    def __init__(self, workdir: Path, first: TlsCollector, tls_extra: str,
+                 extra_config: str) -> None:
+        Collector.__init__(self, workdir, server_extra="insecure = false\n",
+                           extra_config="[tls]\nenroll_listen = \"127.0.0.1:0\"\n"
+                                        f"{tls_extra}\n{extra_config}")
+        self.fingerprint = first.fingerprint
+        self.enroll_port = 0
+
+
+def test_a_token_raced_on_two_collectors_enrolls_once_and_a_revocation_holds_on_both(
+        shared, tmp_path: Path):
+    cluster, database, password = shared
+    store = _store_table(database, password)
+    tls = f'dir = "{tmp_path / "ca"}"'
+    first = TlsCollector(tmp_path / "first", tls_extra=tls, extra_config=store)
+    second = PeerTlsCollector(tmp_path / "second", first, tls, store)
+    agents: list[Agent] = []
+    try:
+        first.start()
+        second.start()
+        token = first.token("testhost")
+        agents = [Agent(tmp_path / f"agent{i}", [second.grpc_address, first.grpc_address],
+                        insecure=False) for i in range(2)]
+        racing = [subprocess.Popen(
+            [sys.executable, "-m", "dcguard.agent", "enroll", "--config", str(a.config_path),
+             "--token", token, "--ca-fingerprint", first.fingerprint,
+             "--address", c.enroll_address], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True) for a, c in zip(agents, (first, second))]
+        outcomes = [(p.wait(60), p.communicate()[1]) for p in racing]
+        assert sorted(code for code, _ in outcomes) == [0, 1], outcomes
+        winner = agents[[code for code, _ in outcomes].index(0)]
+        loser_err = next(err for code, err in outcomes if code != 0)
+        assert "already used" in loser_err and len(loser_err.strip().splitlines()) == 1
+
+        winner.start()  # reports go to the second collector
+        wait_for(lambda: _row(cluster, database, "testhost")[0] >= 2, timeout=30,
+                 message="reports over mTLS through the second collector")
+        revoked = first.cli("agents", "revoke", "testhost")  # through the first one's CLI
+        assert revoked.returncode == 0, revoked.stderr
+        wait_for(lambda: second.rejected("permission_denied") >= 1, timeout=15,
+                 message="the second collector to refuse the revoked certificate")
+        after = _row(cluster, database, "testhost")[0]
+        wait_for(lambda: second.rejected("permission_denied") + first.rejected(
+            "permission_denied") >= 3, timeout=30, message="more refused calls")
+        assert _row(cluster, database, "testhost")[0] == after
+    finally:
+        for agent in agents:
+            agent.stop()
         for collector in (first, second):
             collector.stop()
