@@ -126,12 +126,15 @@ def agents(ctx: click.Context, config_path: Path, as_json: bool) -> None:
         click.echo("(no agents have reported yet)")
 
 
+from dcguard.collector.cli.storage import backup_command, migrate  # noqa: E402
 from dcguard.collector.cli.trust import ca, revoke, token  # noqa: E402 - after the groups
 
 cli.add_command(risk)
 cli.add_command(ca)
 cli.add_command(token)
 cli.add_command(events)
+cli.add_command(migrate)
+cli.add_command(backup_command)
 agents.add_command(revoke)
 
 

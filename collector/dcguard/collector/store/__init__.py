@@ -14,6 +14,7 @@ PostgresDatabase a PostgreSQL database shared by several collectors
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from dcguard.collector.store.interface import (
     EventStore,
@@ -61,6 +62,8 @@ __all__ = [
     "StoreJob",
     "TokenRecord",
     "Transaction",
+    "backup",
+    "copy_sqlite",
     "fs_history",
     "open_event_store",
     "registry_store",
@@ -103,3 +106,31 @@ def fs_history(database: Database) -> list[FsSample]:
 
         return read_postgres(database)
     return read_fs_history(database)
+
+
+def copy_sqlite(source: Path, target: PostgresDatabase) -> dict[str, int]:
+    """Copy an SQLite store into PostgreSQL (made and migrated first); table -> rows added.
+
+    Safe to run again: only rows not yet there are added, and rows the
+    collectors have moved on since are kept as they are.
+    """
+    from dcguard.collector.store.postgres import PostgresStore
+    from dcguard.collector.store.postgres.copy import write_tables
+    from dcguard.collector.store.sqlite.copy import read_tables
+
+    if not source.is_file():
+        raise StoreError(f"no SQLite store at {source}")
+    schema = PostgresStore(target)
+    schema.open()
+    schema.close()
+    return write_tables(target, read_tables(source))
+
+
+def backup(database: Database, target: Path) -> int:
+    """A consistent online copy of an SQLite store in a new file; its size in bytes."""
+    if isinstance(database, PostgresDatabase):
+        raise StoreError("a PostgreSQL store is backed up with PostgreSQL's tools "
+                         "(pg_dump, pg_basebackup), not by the collector")
+    from dcguard.collector.store.sqlite.copy import backup_to
+
+    return backup_to(database, target)
