@@ -264,3 +264,19 @@ def test_every_size_key_takes_every_form(tmp_path, value):
 ])
 def test_size_garbage_is_one_line_naming_the_key(tmp_path, dotted, value, problem):
     _one_line_error(_agent(tmp_path, _with_sizes({dotted: value})), f"{dotted}: {problem}")
+
+
+def test_the_postgresql_example_config_loads(tmp_path):
+    """deploy/collector-postgresql.toml is a valid config (its password file made here)."""
+    from dcguard.collector.config import load_config
+    from dcguard.collector.store import PostgresDatabase
+
+    example = Path(__file__).parent.parent / "deploy" / "collector-postgresql.toml"
+    password = tmp_path / "db-password"
+    password.write_text("s3cret\n")
+    text = example.read_text().replace("/etc/dcguard/db-password", str(password))
+    (tmp_path / "c.toml").write_text(text)
+    database = load_config(tmp_path / "c.toml").database
+    assert isinstance(database, PostgresDatabase)
+    assert database.password == "s3cret"  # noqa: S105 - the test file's own
+    assert "s3cret" not in f"{database} {database!r}"
