@@ -77,14 +77,28 @@ class Cluster:
             raise RuntimeError(f"initdb failed: {made.stderr.strip()}")
         for _ in range(3):  # a port taken between choosing and binding: choose again
             self.port = _free_port()
-            options = (f"-c listen_addresses=127.0.0.1 -c port={self.port} "
-                       "-c unix_socket_directories='' -c fsync=off -c max_connections=200")
-            started = self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l",
-                                str(self.log), "-w", "-t", "60", "-o", options, "start")
+            started = self._pg_ctl_start()
             if started.returncode == 0:
                 return
         raise RuntimeError(f"pg_ctl start failed: {started.stderr.strip()} "
                            f"{self.log.read_text(errors='replace')[-2000:]}")
+
+    def _pg_ctl_start(self) -> subprocess.CompletedProcess[str]:
+        options = (f"-c listen_addresses=127.0.0.1 -c port={self.port} "
+                   "-c unix_socket_directories='' -c fsync=off -c max_connections=200")
+        return self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l",
+                         str(self.log), "-w", "-t", "60", "-o", options, "start")
+
+    def crash(self) -> None:
+        """The server goes away at once, as a crashed or unplugged database does."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
+                  "-w", "-t", "30", "stop")
+
+    def restart(self) -> None:
+        """Start it again on the same port (after crash)."""
+        started = self._pg_ctl_start()
+        if started.returncode != 0:
+            raise RuntimeError(f"pg_ctl start failed: {started.stderr.strip()}")
 
     def stop(self) -> None:
         if self.data.exists():

@@ -184,3 +184,45 @@ def test_a_token_raced_on_two_collectors_enrolls_once_and_a_revocation_holds_on_
             agent.stop()
         for collector in (first, second):
             collector.stop()
+
+
+def test_a_database_that_goes_away_loses_nothing_and_says_so(tmp_path: Path):
+    """A cluster of its own, crashed while an agent reports and started again."""
+    from tests.postgres import running_cluster
+
+    with running_cluster() as cluster:
+        database = cluster.database()
+        password = tmp_path / "pw"
+        password.write_text(Path(cluster.password_file).read_text())
+        collector = Collector(tmp_path / "c", extra_config=_store_table(database, password))
+        agent = Agent(tmp_path / "agent", [], interval="100ms")
+        try:
+            collector.start()
+            agent = Agent(tmp_path / "agent", [collector.grpc_address], interval="100ms",
+                          host="db01")
+            agent.start()
+            wait_for(lambda: _row(cluster, database, "db01")[0] >= 5, timeout=30,
+                     message="reports stored")
+            cluster.crash()
+            # Submit is refused (the agent keeps spooling); /metrics still answers, and says so.
+            wait_for(lambda: metric(collector.metrics(), "dcguard_collector_store_up") == 0,
+                     timeout=15, message="the collector to report its store down")
+            assert metric(collector.metrics(), "dcguard_agent_reports_stored_total",
+                          host="db01") >= 5
+            wait_for(lambda: "UNAVAILABLE" in agent.log(), timeout=15,
+                     message="the agent to be told UNAVAILABLE")
+            time.sleep(2)  # a backlog builds up meanwhile
+            assert collector.running
+            backlog = json.loads(agent.cli("status", "--json").stdout)["spool_reports"]
+            assert backlog >= 10
+            cluster.restart()
+            last = json.loads(agent.cli("status", "--json").stdout)["last_sequence"]
+            wait_for(lambda: _row(cluster, database, "db01")[2] >= last, timeout=60,
+                     message="the backlog to reach the database")
+            stored, lost, max_sequence = _row(cluster, database, "db01")
+            assert lost == 0 and stored == max_sequence
+            wait_for(lambda: metric(collector.metrics(), "dcguard_collector_store_up") == 1,
+                     timeout=15, message="the store to be up again")
+        finally:
+            agent.stop()
+            collector.stop()
