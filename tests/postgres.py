@@ -126,6 +126,19 @@ class Cluster:
             return db.execute(sql, params).fetchall()  # type: ignore[arg-type]
 
 
+def stored_events(database: PostgresDatabase) -> list[dict[str, object]]:
+    """Every stored event row, read straight from a PostgreSQL store (as security_helpers')."""
+    import json
+
+    with psycopg.connect(database.dsn, password=database.password, autocommit=True) as db:
+        cursor = db.execute("SELECT * FROM security_events ORDER BY id")
+        names = [d.name for d in cursor.description or ()]
+        rows = [dict(zip(names, row)) for row in cursor.fetchall()]
+    for row in rows:
+        row["details"] = json.loads(str(row["details"]))
+    return rows
+
+
 @contextlib.contextmanager
 def running_cluster() -> Iterator[Cluster]:
     """A started private cluster, stopped and removed afterwards whatever happens."""

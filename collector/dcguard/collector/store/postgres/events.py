@@ -204,8 +204,15 @@ class PostgresEvents:
     """Reading, forwarding and pruning events on a connection of its own (interface.EventStore)."""
 
     def __init__(self, database: PostgresDatabase) -> None:
+        self._database = database
         self._db = connect(database)
         self._lock = threading.Lock()  # one statement at a time on the shared connection
+
+    def _conn(self) -> Connection:
+        """The connection, made again if the last one broke (the database restarted)."""
+        if self._db.broken:
+            self._db = connect(self._database)
+        return self._db
 
     def close(self) -> None:
         with self._lock:
@@ -225,26 +232,27 @@ class PostgresEvents:
         sql = (f"{_SELECT_EVENTS} WHERE {' AND '.join(where)} "
                "ORDER BY e.event_time DESC, e.id DESC LIMIT %s")
         with self._lock:
-            rows = self._db.execute(sql, (*args, limit)).fetchall()
+            rows = self._conn().execute(sql, (*args, limit)).fetchall()
         return [_event(row) for row in reversed(rows)]
 
     @translated
     def events_after(self, last_id: int, limit: int) -> list[StoredEvent]:
         with self._lock:
-            rows = self._db.execute(f"{_SELECT_EVENTS} WHERE e.id > %s ORDER BY e.id LIMIT %s",
+            rows = self._conn().execute(f"{_SELECT_EVENTS} WHERE e.id > %s ORDER BY e.id LIMIT %s",
                                     (last_id, limit)).fetchall()
         return [_event(row) for row in rows]
 
     @translated
     def newest_event_id(self) -> int:
         with self._lock:
-            value = _scalar(self._db.execute("SELECT COALESCE(MAX(id), 0) FROM security_events"))
+            value = _scalar(self._conn().execute(
+                "SELECT COALESCE(MAX(id), 0) FROM security_events"))
         return int(value or 0)
 
     @translated
     def load_cursor(self, destination: str) -> int:
         with self._lock:
-            row = self._db.execute(
+            row = self._conn().execute(
                 "SELECT last_id FROM security_forward_cursors WHERE destination = %s",
                 (destination,)).fetchone()
         return int(row[0]) if row else 0
@@ -252,7 +260,7 @@ class PostgresEvents:
     @translated
     def save_cursor(self, destination: str, last_id: int) -> None:
         with self._lock:
-            self._db.execute(
+            self._conn().execute(
                 "INSERT INTO security_forward_cursors VALUES (%s, %s) ON CONFLICT (destination) "
                 "DO UPDATE SET last_id = excluded.last_id", (destination, last_id))
 
@@ -264,8 +272,8 @@ class PostgresEvents:
 
     @translated
     def delete_events_before(self, cutoff: float, max_id: int, limit: int) -> int:
-        with self._lock, self._db.transaction():
-            return int(self._db.execute(
+        with self._lock, self._conn().transaction():
+            return int(self._conn().execute(
                 "DELETE FROM security_events WHERE id IN (SELECT id FROM security_events "
                 "WHERE event_time < %s AND id <= %s LIMIT %s)", (cutoff, max_id, limit)).rowcount)
 
@@ -273,5 +281,5 @@ class PostgresEvents:
     def event_counts(self, host: str | None) -> list[tuple[str, str, int, int, int]]:
         with self._lock:
             if host is None:
-                return self._db.execute(_ALL_COUNTS).fetchall()
-            return self._db.execute(_HOST_COUNTS, (host,)).fetchall()
+                return self._conn().execute(_ALL_COUNTS).fetchall()
+            return self._conn().execute(_HOST_COUNTS, (host,)).fetchall()
