@@ -226,3 +226,34 @@ def test_a_database_that_goes_away_loses_nothing_and_says_so(tmp_path: Path):
         finally:
             agent.stop()
             collector.stop()
+
+
+def test_collectors_with_stores_of_their_own_count_nothing_lost_and_say_why(tmp_path: Path):
+    """Not a supported setup (docs/operators-guide.md), but never silently wrong.
+
+    Two collectors, each with its own SQLite file, in one agent's addresses:
+    the agent moves from the first to the second, which lacks what the first
+    stored. The agent tells it what was acknowledged: nothing is counted lost,
+    and the collector counts (and logs) reports acknowledged elsewhere.
+    """
+    first, second = Collector(tmp_path / "first"), Collector(tmp_path / "second")
+    agent = Agent(tmp_path / "agent", [], interval="100ms")
+    try:
+        first.start()
+        second.start()
+        agent = Agent(tmp_path / "agent", [first.grpc_address, second.grpc_address],
+                      interval="100ms", host="db01")
+        agent.start()
+        wait_for(lambda: (metric(first.metrics(), "dcguard_agent_reports_stored_total",
+                                 host="db01") or 0) >= 10, message="reports on the first")
+        first.kill()
+        wait_for(lambda: (metric(second.metrics(), "dcguard_agent_reports_stored_total",
+                                 host="db01") or 0) >= 10, message="reports on the second")
+        samples = second.metrics()
+        assert metric(samples, "dcguard_agent_reports_lost_total", host="db01") == 0
+        assert metric(samples, "dcguard_collector_reports_acknowledged_elsewhere_total") >= 10
+        assert "acknowledged by a collector whose store this one does not share" in second.log()
+    finally:
+        agent.stop()
+        first.stop()
+        second.stop()

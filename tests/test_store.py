@@ -225,3 +225,26 @@ def test_one_settle_of_many_admissions_answers_each_and_commits_them_together(si
     assert sample("dcguard_collector_reports_rejected_total", {"reason": "malformed"}) == 1
     assert sample("dcguard_collector_reports_received_total") == 2 + 3 + 0 + 1
     store.close()
+
+
+def test_what_the_agent_says_was_acknowledged_elsewhere_is_not_lost(site):
+    """Sequences 3-7 went to a collector with another store, 8 and 9 never arrived."""
+    from dcguard.collector.store import StoreJob
+
+    store = site.store()
+    store.open()
+    try:
+        _apply(store, "db01", 1, 2)
+        [result] = store.apply_many([StoreJob(PeerIdentity("db01", "dept"),
+                                              agent_info(host="db01"), [make_report(10)],
+                                              1001.0, acked_sequence=7)])
+        assert not isinstance(result, StoreError)
+        assert (result.acknowledged_elsewhere, result.record.reports_lost) == (5, 2)
+        assert result.record.reports_stored == 3 and result.record.max_sequence == 10
+        # An agent from before acked_sequence (0) is counted as it always was.
+        [old] = store.apply_many([StoreJob(PeerIdentity("db01", "dept"),
+                                           agent_info(host="db01"), [make_report(12)], 1002.0)])
+        assert not isinstance(old, StoreError)
+        assert (old.acknowledged_elsewhere, old.record.reports_lost) == (0, 3)
+    finally:
+        store.close()

@@ -66,6 +66,14 @@ class CollectorService:
                 continue
             if result.duplicates:
                 self._metrics.duplicate.inc(result.duplicates)
+            if result.acknowledged_elsewhere:
+                self._metrics.elsewhere.inc(result.acknowledged_elsewhere)
+                log.warning(
+                    "%s: %d report(s) before sequence %d were acknowledged by a collector "
+                    "whose store this one does not share; not counted lost. List only "
+                    "collectors sharing one store in an agent's addresses",
+                    result.record.host, result.acknowledged_elsewhere,
+                    result.record.max_sequence)
             self._state.update(result.record)
             replies[index] = Reply(pb.SubmitResponse(
                 acked_sequence=result.record.max_sequence).SerializeToString())
@@ -83,7 +91,7 @@ class CollectorService:
         if request is None:  # it came from an ingest process: parse it here again
             request = parse_request(admission.data)
         return StoreJob(admission.identity, request.agent, request.reports,
-                        admission.received_at)
+                        admission.received_at, request.acked_sequence)
 
     def _refuse(self, admission: Admission, exc: Rejection) -> Reply:
         self._metrics.rejected.labels(reason=exc.reason).inc(max(admission.reports, 1))

@@ -2,7 +2,10 @@
 
 A report is new if its sequence is above the highest stored for the
 agent's current instance (a reinstalled agent, with a new instance id,
-starts again from 0); every sequence skipped between two new ones is lost.
+starts again from 0); every sequence skipped between two new ones is lost,
+unless the agent says a collector acknowledged it (its acked_sequence):
+then another collector, with a store of its own, took it, and it is
+counted as acknowledged elsewhere instead.
 Each engine reads the agent's row under its own lock, asks plan() what to
 store, and writes the record() back in the same transaction.
 """
@@ -35,12 +38,14 @@ class Counters:
 class Plan:
     new: list[pb.Report]  # to store, by sequence
     duplicates: int
+    acknowledged_elsewhere: int
     max_sequence: int
     reports_stored: int
     reports_lost: int
 
 
-def plan(row: Counters | None, instance_id: str, reports: Sequence[pb.Report]) -> Plan:
+def plan(row: Counters | None, instance_id: str, reports: Sequence[pb.Report],
+         acked_sequence: int = 0) -> Plan:
     """Which reports of a batch are new, and the agent's counters once they are stored."""
     max_sequence = stored_total = lost_total = 0
     if row is not None:
@@ -48,15 +53,18 @@ def plan(row: Counters | None, instance_id: str, reports: Sequence[pb.Report]) -
         if row.instance_id == instance_id:
             max_sequence = row.max_sequence
     new: list[pb.Report] = []
-    duplicates = 0
+    duplicates = elsewhere = 0
     for report in sorted(reports, key=lambda r: r.sequence):
         if report.sequence <= max_sequence:
             duplicates += 1
             continue
-        lost_total += report.sequence - max_sequence - 1
+        # Of the skipped sequences, those up to the agent's acked_sequence were taken.
+        taken = max(max_sequence, min(acked_sequence, report.sequence - 1))
+        elsewhere += taken - max_sequence
+        lost_total += report.sequence - 1 - taken
         max_sequence = report.sequence
         new.append(report)
-    return Plan(new, duplicates, max_sequence, stored_total + len(new), lost_total)
+    return Plan(new, duplicates, elsewhere, max_sequence, stored_total + len(new), lost_total)
 
 
 def record(row: Counters | None, identity: PeerIdentity, agent: pb.AgentInfo, done: Plan,

@@ -53,6 +53,9 @@ class ApplyResult:
     record: AgentRecord
     stored: int
     duplicates: int
+    # Sequences missing here that the agent says a collector acknowledged:
+    # taken by a collector with another store (not counted lost).
+    acknowledged_elsewhere: int = 0
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,8 @@ class StoreJob:
     agent: pb.AgentInfo
     reports: Sequence[pb.Report]
     received_at: float
+    # The highest sequence any collector acknowledged to the agent before (its word).
+    acked_sequence: int = 0
 
 
 @dataclass(frozen=True)

@@ -227,7 +227,7 @@ class PostgresStore:
         row = db.execute(f"SELECT {_COUNTERS} FROM agents WHERE host = %s FOR UPDATE",
                          (identity.host,)).fetchone()
         counters = Counters(*row) if row is not None else None
-        done = plan(counters, agent.instance_id, batch.reports)
+        done = plan(counters, agent.instance_id, batch.reports, batch.acked_sequence)
         tx = PostgresTransaction(db)
         for report in done.new:
             for hook in self._hooks:
@@ -246,4 +246,5 @@ class PostgresStore:
             record.interval_seconds, record.instance_id, record.first_seen, record.last_seen,
             record.max_sequence, record.reports_stored, record.reports_lost,
             done.new[-1].SerializeToString() if done.new else None, record.revision))
-        return ApplyResult(record=record, stored=len(done.new), duplicates=done.duplicates)
+        return ApplyResult(record=record, stored=len(done.new), duplicates=done.duplicates,
+                           acknowledged_elsewhere=done.acknowledged_elsewhere)

@@ -162,7 +162,8 @@ class SqliteStore:
                     row = db.execute(f"SELECT {_COUNTERS} FROM agents WHERE host = ?",
                                      (batch.identity.host,)).fetchone()
                     job.result = self._apply(db, row, batch.identity, batch.agent,
-                                             batch.reports, batch.received_at)
+                                             batch.reports, batch.received_at,
+                                             batch.acked_sequence)
                 except Exception as exc:  # noqa: BLE001 - a bad batch or hook must not sink the rest
                     db.execute("ROLLBACK TO batch")
                     job.result = None
@@ -181,9 +182,9 @@ class SqliteStore:
 
     def _apply(self, db: Connection, row: tuple[Any, ...] | None, identity: PeerIdentity,
                agent: pb.AgentInfo, reports: Sequence[pb.Report],
-               received_at: float) -> ApplyResult:
+               received_at: float, acked_sequence: int) -> ApplyResult:
         counters = Counters(*row) if row is not None else None
-        done = plan(counters, agent.instance_id, reports)
+        done = plan(counters, agent.instance_id, reports, acked_sequence)
         tx = SqliteTransaction(db)  # what hooks write through, inside this savepoint
         for report in done.new:
             for hook in self._hooks:
@@ -202,4 +203,5 @@ class SqliteStore:
              record.interval_seconds, record.instance_id, record.first_seen, record.last_seen,
              record.max_sequence, record.reports_stored, record.reports_lost, blob),
         )
-        return ApplyResult(record=record, stored=len(done.new), duplicates=done.duplicates)
+        return ApplyResult(record=record, stored=len(done.new), duplicates=done.duplicates,
+                           acknowledged_elsewhere=done.acknowledged_elsewhere)
