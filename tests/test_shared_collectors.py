@@ -19,6 +19,7 @@ import pytest
 
 from dcguard.collector.store import PostgresDatabase
 from tests.postgres import Cluster
+from tests.promstack import Prometheus
 from tests.support import Agent, Collector, metric, run_cli, wait_for
 from tests.trust_support import TlsCollector
 
@@ -68,14 +69,22 @@ def test_kill_9_of_one_collector_mid_backlog_loses_nothing(shared, tmp_path: Pat
     store = _store_table(database, password)
     # The first collector takes at most 2 calls a second from the host, so the
     # backlog drains into it slowly enough to kill it halfway.
-    first = Collector(tmp_path / "first", extra_config=store + (
+    # A host is up for 30 of its 100 ms intervals: 3 s, as a 15 s agent has 45 s, well
+    # above the collectors' refresh (1 s) and Prometheus' scrape interval (1 s).
+    up_window = "insecure = true\ndown_after_intervals = 30\n"
+    first = Collector(tmp_path / "first", server_extra=up_window, extra_config=store + (
         "[limits]\nrate_limit_per_second = 2.0\nrate_limit_burst = 1\n"))
-    second = Collector(tmp_path / "second", extra_config=store)
+    second = Collector(tmp_path / "second", server_extra=up_window, extra_config=store)
     agent = Agent(tmp_path / "agent", [], interval="100ms")
+    prometheus: Prometheus | None = None
     try:
         for collector in (first, second):  # learn their ports, then stop them
             collector.start()
             assert collector.stop() == 0
+        # A real Prometheus with the shipped rules scrapes both collectors as two targets.
+        prometheus = Prometheus(tmp_path / "prometheus", [
+            f"127.0.0.1:{c.metrics_port}" for c in (first, second)])
+        prometheus.start()
         agent = Agent(tmp_path / "agent", [first.grpc_address, second.grpc_address],
                       interval="100ms", host="db01",
                       extra_config="[spool]\nbatch_max_reports = 2\n")
@@ -105,6 +114,19 @@ def test_kill_9_of_one_collector_mid_backlog_loses_nothing(shared, tmp_path: Pat
         assert metric(samples, "dcguard_agent_up", host="db01") == 1
         assert time.time() - metric(samples, "dcguard_agent_last_seen_timestamp_seconds",
                                     host="db01") < 3
+        # What Prometheus sees: both collectors scraped, the host fresh on each, as
+        # AgentDown's expression measures it, and no AgentReportsLost pending or firing.
+        wait_for(lambda: len(prometheus.query(
+            'dcguard_agent_last_seen_timestamp_seconds{host="db01"}')) == 2, timeout=15,
+            message="both collectors scraped again")
+        # Longer than the age a copy loaded at the restart would have by now.
+        time.sleep(4)
+        assert prometheus.query(
+            'time() - dcguard_agent_last_seen_timestamp_seconds{host="db01"} > 3') == [], \
+            "a stale copy of the host on a collector"
+        assert prometheus.query('ALERTS{alertname=~"AgentReportsLost|AgentDown"}') == []
+        assert prometheus.query('max_over_time(dcguard_agent_reports_lost_total'
+                                '{host="db01"}[5m]) > 0') == []
         assert agent.stop() == 0
         status = json.loads(agent.cli("status", "--json").stdout)
 
@@ -129,6 +151,8 @@ def test_kill_9_of_one_collector_mid_backlog_loses_nothing(shared, tmp_path: Pat
         agent.stop()
         for collector in (first, second):
             collector.stop()
+        if prometheus is not None:
+            prometheus.stop()
 
 
 class PeerTlsCollector(TlsCollector):

@@ -36,8 +36,9 @@ __all__ = ["CollectorServer", "submit_handler"]
 log = logging.getLogger(__name__)
 
 # How stale a collector's copy of hosts another collector serves may be at a
-# scrape, with a shared store: well under any scrape interval, and at most one
-# small query per second however often /metrics is read.
+# scrape, with a shared store: well under a scrape interval and an agent's
+# down window (down_after_intervals x its interval: 45 s by default), and at
+# most one small query per second however often /metrics is read.
 SHARED_REFRESH_SECONDS = 1.0
 
 
