@@ -281,3 +281,58 @@ def test_collectors_with_stores_of_their_own_count_nothing_lost_and_say_why(tmp_
         agent.stop()
         first.stop()
         second.stop()
+
+
+def test_events_from_two_collectors_reach_the_siem_once_and_forwarding_survives_a_kill(
+        shared, tmp_path: Path):
+    """Both collectors forward to one SIEM: one sends (a claim in the database), each event once."""
+    import threading
+
+    from tests.postgres import stored_events
+    from tests.security_helpers import FakeAgent, SyslogListener, failures
+
+    _, database, password = shared
+    listener = SyslogListener("tcp").start()
+    forward = (f'[forward]\nretry_max = "1s"\n[forward.syslog]\n'
+               f'address = "127.0.0.1:{listener.port}"\ntransport = "tcp"\n')
+    collectors = [Collector(tmp_path / name, extra_config=_store_table(database, password) +
+                            '[events]\nretention = "36500d"\n' + forward)
+                  for name in ("first", "second")]
+    agents: list[FakeAgent] = []
+    try:
+        for collector in collectors:
+            collector.start()
+        agents = [FakeAgent(c.grpc_address, host=f"web0{i}") for i, c in enumerate(collectors)]
+        now = time.time() - 600
+
+        def attack(agent: FakeAgent, source: str) -> None:
+            for round_ in range(10):  # both collectors store events at the same time
+                agent.send(failures(source, now + round_ * 5, 3))
+
+        threads = [threading.Thread(target=attack, args=(a, f"203.0.113.{i + 1}"))
+                   for i, a in enumerate(agents)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        stored = sorted(int(str(r["id"])) for r in stored_events(database))
+        assert len(stored) >= 60
+        wait_for(lambda: len(listener.received()) >= len(stored), timeout=30,
+                 message="every event at the SIEM")
+        time.sleep(1)  # nothing more arrives: each event was sent once
+        received = sorted(int(m.sd["id"]) for m in listener.received())
+        assert received == stored
+
+        collectors[0].kill()  # whoever forwarded, forwarding goes on
+        agents[1].send(failures("198.51.100.7", now + 100, 4))
+        stored = sorted(int(str(r["id"])) for r in stored_events(database))
+        wait_for(lambda: len(listener.received()) >= len(stored), timeout=30,
+                 message="the new events at the SIEM after the kill")
+        received = sorted(int(m.sd["id"]) for m in listener.received())
+        assert received == stored
+    finally:
+        for agent in agents:
+            agent.close()
+        for collector in collectors:
+            collector.stop()
+        listener.stop()

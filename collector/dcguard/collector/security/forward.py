@@ -196,10 +196,19 @@ class Forwarder:
         events = open_event_store(self._database)
         backoff = 0.0
         failing = False
+        claimed = False
+        cursor = 0
         try:
-            cursor = events.load_cursor(name)
             while not self._stop.is_set():
                 try:
+                    # Collectors sharing a store forward each destination from one of
+                    # them at a time; the one that takes over goes on from the cursor.
+                    if not events.claim_destination(name):
+                        claimed = False
+                        self._stop.wait(self._poll * 4)
+                        continue
+                    if not claimed:
+                        cursor, claimed = events.load_cursor(name), True
                     sent = self._step(events, cursor)
                 except (OSError, ssl.SSLError) as exc:
                     backoff = min(self._retry_max, max(0.5, backoff * 2))

@@ -188,6 +188,14 @@ class EventStore(Protocol):
     def newest_event_id(self) -> int:
         """The id of the newest stored event (0 when there is none)."""
 
+    def claim_destination(self, destination: str) -> bool:
+        """True if this handle is the one that forwards to destination now.
+
+        With one collector, always. With collectors sharing a store, one of
+        them at a time (the others ask again later; the claim passes on when
+        its holder's connection ends), so each event is sent once.
+        """
+
     def load_cursor(self, destination: str) -> int:
         """The last event id a forwarding destination delivered (0 at first)."""
 

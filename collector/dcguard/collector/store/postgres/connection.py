@@ -21,14 +21,19 @@ from psycopg import conninfo
 from dcguard.collector.store.model import DatabaseUnreachable, PostgresDatabase, StoreError
 
 __all__ = [
-    "MIGRATION_LOCK", "Connection", "DatabaseError", "Migration", "check_dsn", "connect",
-    "migrate", "retryable", "translated",
+    "EVENT_ORDER_LOCK", "FORWARD_LOCK", "MIGRATION_LOCK", "Connection", "DatabaseError",
+    "Migration", "check_dsn", "connect", "migrate", "retryable", "translated",
 ]
 
 Migration = tuple[str, tuple[str, ...]]  # (name, statements), as in the SQLite engine
 # The advisory lock key serialising migrations across collectors starting at
 # once: any constant works as long as every collector uses the same one.
 MIGRATION_LOCK = 0x64636775617264  # "dcguard"
+# Held by every transaction that stores security events, until it commits, so
+# event ids become visible in their order (the forwarders read "after id N").
+EVENT_ORDER_LOCK = 0x64636775617265
+# The class (first key) of the per-destination forwarding locks (an int4).
+FORWARD_LOCK = 0x64677264
 CONNECT_TIMEOUT_S = 5
 
 Connection = psycopg.Connection[tuple[Any, ...]]

@@ -17,7 +17,13 @@ from typing import Any
 
 from dcguard.collector.events import SEVERITIES, StoredEvent, severity_rank
 from dcguard.collector.store.model import PostgresDatabase
-from dcguard.collector.store.postgres.connection import Connection, connect, translated
+from dcguard.collector.store.postgres.connection import (
+    EVENT_ORDER_LOCK,
+    FORWARD_LOCK,
+    Connection,
+    connect,
+    translated,
+)
 from dcguard.collector.store.postgres.schema import FAILURES_WHERE
 
 __all__ = ["EventWrites", "PostgresEvents"]
@@ -85,6 +91,11 @@ class EventWrites:
 
     @translated
     def insert_event(self, event: StoredEvent) -> StoredEvent:
+        # Ids must be visible in their order, or a forwarder reading "after id N"
+        # skips one committed late by another collector: hold the event-order lock
+        # until this transaction commits (the report store takes it first, before any
+        # row lock, when a batch has events; taking it again here is free).
+        self._db.execute("SELECT pg_advisory_xact_lock(%s)", (EVENT_ORDER_LOCK,))
         rank = severity_rank(event.severity)
         row = self._db.execute(_INSERT + " RETURNING id", (
             event.host, event.time, event.received_at, event.type, rank, event.technique,
@@ -207,12 +218,27 @@ class PostgresEvents:
         self._database = database
         self._db = connect(database)
         self._lock = threading.Lock()  # one statement at a time on the shared connection
+        self._claimed: set[str] = set()  # destinations this session holds the lock of
 
     def _conn(self) -> Connection:
         """The connection, made again if the last one broke (the database restarted)."""
         if self._db.broken:
+            self._claimed.clear()  # session locks end with their session
             self._db = connect(self._database)
         return self._db
+
+    @translated
+    def claim_destination(self, destination: str) -> bool:
+        """A session advisory lock per destination: one forwarder across the collectors."""
+        with self._lock:
+            db = self._conn()
+            if destination not in self._claimed:
+                got = _scalar(db.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))",
+                                         (FORWARD_LOCK, destination)))
+                if not got:
+                    return False
+                self._claimed.add(destination)
+            return True
 
     def close(self) -> None:
         with self._lock:

@@ -30,6 +30,7 @@ from dcguard.collector.store.model import (
     StoreJob,
 )
 from dcguard.collector.store.postgres.connection import (
+    EVENT_ORDER_LOCK,
     Connection,
     DatabaseError,
     Migration,
@@ -203,6 +204,10 @@ class PostgresStore:
     def _transaction(self, jobs: list[_Job]) -> None:
         db = self._conn()
         with db.transaction():
+            if any(report.events for job in jobs for report in job.batch.reports):
+                # Events' ids must commit in order (postgres/events.py): the lock
+                # comes before any row lock, so collectors never wait in a circle.
+                db.execute("SELECT pg_advisory_xact_lock(%s)", (EVENT_ORDER_LOCK,))
             # One lock order for every collector: by host, then as queued.
             for job in sorted(jobs, key=lambda j: j.batch.identity.host):
                 job.result, job.error = None, None
