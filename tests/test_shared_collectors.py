@@ -336,3 +336,41 @@ def test_events_from_two_collectors_reach_the_siem_once_and_forwarding_survives_
         for collector in collectors:
             collector.stop()
         listener.stop()
+
+
+def test_a_certificate_issued_by_one_collector_renews_through_the_other(shared, tmp_path: Path):
+    import datetime
+
+    from dcguard.common.pki import load_certificate
+
+    cluster, database, password = shared
+    store = _store_table(database, password)
+    tls = f'dir = "{tmp_path / "ca"}"\nclient_cert_lifetime = "6s"'
+    first = TlsCollector(tmp_path / "first", tls_extra=tls, extra_config=store)
+    second = PeerTlsCollector(tmp_path / "second", first, tls, store)
+    agent = Agent(tmp_path / "agent", [], insecure=False)
+    try:
+        first.start()
+        second.start()
+        agent = Agent(tmp_path / "agent", [second.grpc_address], insecure=False)
+        enrolled = run_cli("dcguard.agent", "enroll", "--config", str(agent.config_path),
+                           "--token", first.token("testhost"), "--ca-fingerprint",
+                           first.fingerprint, "--address", first.enroll_address)
+        assert enrolled.returncode == 0, enrolled.stderr
+        cert_file = agent.state_dir / "tls" / "agent.pem"
+        issued = load_certificate(cert_file.read_bytes())
+        agent.start()
+        wait_for(lambda: load_certificate(cert_file.read_bytes()).serial_number
+                 != issued.serial_number, timeout=30, message="a certificate renewed")
+        wait_for(lambda: datetime.datetime.now(datetime.timezone.utc)
+                 > issued.not_valid_after_utc + datetime.timedelta(seconds=2), timeout=30,
+                 message="the first certificate to expire")
+        before = _row(cluster, database, "testhost")[0]
+        wait_for(lambda: _row(cluster, database, "testhost")[0] > before + 2, timeout=30,
+                 message="delivery through the second with the renewed certificate")
+        assert metric(second.metrics(), "dcguard_collector_certificate_renewals_total",
+                      result="ok") >= 1
+    finally:
+        agent.stop()
+        for collector in (first, second):
+            collector.stop()
