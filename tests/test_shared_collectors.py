@@ -159,8 +159,9 @@ class PeerTlsCollector(TlsCollector):
     """A second mTLS collector of the set: the CA of the first (its [tls] dir), no `ca init`."""
 
     def __init__(self, workdir: Path, first: TlsCollector, tls_extra: str,
-                 extra_config: str) -> None:
+                 extra_config: str, ingest_processes: int = 0) -> None:
         Collector.__init__(self, workdir, server_extra="insecure = false\n",
+                           ingest_processes=ingest_processes,
                            extra_config="[tls]\nenroll_listen = \"127.0.0.1:0\"\n"
                                         f"{tls_extra}\n{extra_config}")
         self.fingerprint = first.fingerprint
@@ -173,7 +174,9 @@ def test_a_token_raced_on_two_collectors_enrolls_once_and_a_revocation_holds_on_
     store = _store_table(database, password)
     tls = f'dir = "{tmp_path / "ca"}"'
     first = TlsCollector(tmp_path / "first", tls_extra=tls, extra_config=store)
-    second = PeerTlsCollector(tmp_path / "second", first, tls, store)
+    # The second serves agents from an ingest process: revocations are checked
+    # there, in the shared database (its DSN and password passed on by the collector).
+    second = PeerTlsCollector(tmp_path / "second", first, tls, store, ingest_processes=1)
     agents: list[Agent] = []
     try:
         first.start()
