@@ -32,6 +32,10 @@ if [ ${#packages[@]} -gt 0 ]; then
     echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/dcguard-tests.conf
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+    if [[ " ${packages[*]} " == *" postgresql "* ]] && [ -d /run/systemd/system ]; then
+        # Nor is the (now empty) service left enabled or running.
+        systemctl disable --now postgresql >/dev/null 2>&1 || true
+    fi
 fi
 
 if [ ! -x .venv/bin/python ]; then
