@@ -29,7 +29,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.realistic import Cycle, agent
 from dcguard.collector.config import load_config
-from dcguard.collector.ratelimit import RateLimiter
 from dcguard.collector.receive.admit import SubmitFront
 from dcguard.collector.receive.auth import Authenticator
 from dcguard.collector.server import CollectorServer
@@ -66,9 +65,8 @@ def main() -> None:
         server.start()
         try:
             front = SubmitFront(Authenticator(insecure=True), server.config.limits)
-            limits = server.config.limits
             back = CollectorService(server.store, server.state, server.metrics,
-                                    RateLimiter(limits.rate_per_second, limits.rate_burst))
+                                    server.config.limits)
 
             def submit(data: bytes) -> None:
                 reply = back.settle([front.admit(data, context)])[0]

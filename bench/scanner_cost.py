@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dcguard.agent.config import load_config
+from dcguard.agent.sources import SourceContext
 from dcguard.agent.sources.security.baseline import BaselineScanSource
 from dcguard.agent.sources.smart import SmartReader
 from dcguard.agent.sources.storage.config import parse_storage
@@ -90,7 +91,8 @@ def main() -> None:
             result[source.name] = {"interval_s": intervals[source.name],
                                    "cpu_ms_per_run": per_run * 1000}
     if any(source.name == "smart" for source in config.sources):
-        storage = parse_storage(Table(load_toml(args.config), source="config"))
+        storage = parse_storage(Table(load_toml(args.config), source="config"),
+                                SourceContext("bench", 15.0, Path("/tmp")))
         with_cache = config.state_dir / "bench-smart-last.json"
         per_run = smart_cost(SmartReader(storage, with_cache), max(1, args.runs // 4))
         result["smart"] = {"interval_s": storage.smart_interval,

@@ -18,6 +18,10 @@ if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
+# pip before 21.3 cannot install a pyproject-only project editable (Debian 11 has
+# 20.3): such a venv gets a newer pip first.
+.venv/bin/python -c 'import sys, pip; sys.exit(tuple(map(int, pip.__version__.split(".")[:2])) < (21, 3))' \
+    || .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade 'pip>=21.3'
 echo "demo: installing dcguard into .venv" >&2
 .venv/bin/pip install --quiet --disable-pip-version-check -e .
 

@@ -15,11 +15,14 @@
 #   --config-dir DIR      where agent.toml lives [/etc/dcguard]
 #   --state-dir DIR       spool, sequence, credentials: kept across upgrades [/var/lib/dcguard-agent]
 #   --unit-dir DIR        where the systemd unit is written [/etc/systemd/system]
+#   --bin-dir DIR         where the dcguard-agent command is linked, on PATH [/usr/local/bin]
 #   --user NAME           system user the agent runs as, created if missing [dcguard-agent]
 #   --python PATH         Python 3.9-3.12 to build the virtualenv with [python3]
 #   --wheels DIR          wheelhouse [the wheels/ directory next to this script]
 #   --force-config        rewrite agent.toml even if it exists (default: keep it)
 #   --reenroll            enroll again with --token even if an earlier run enrolled
+#   --uninstall           stop and remove the service, the command's link and the
+#                         virtualenv; agent.toml and the state directory are kept
 #
 # Running it again upgrades the agent in place: the virtualenv is refreshed
 # from the bundle, agent.toml and the state directory are kept. Nothing is
@@ -29,12 +32,13 @@ set -euo pipefail
 PROG=install-agent.sh
 die() { echo "$PROG: $*" >&2; exit 2; }
 say() { echo "$PROG: $*"; }
-usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; }
 
 here=$(cd "$(dirname "$0")" && pwd)
 department="" collectors="" host="" token="" fingerprint="" insecure=false
 prefix=/opt/dcguard-agent config_dir=/etc/dcguard state_dir=/var/lib/dcguard-agent
-unit_dir=/etc/systemd/system user=dcguard-agent python=python3 wheels="" force_config=false reenroll=false
+unit_dir=/etc/systemd/system bin_dir=/usr/local/bin user=dcguard-agent python=python3 wheels=""
+force_config=false reenroll=false uninstall=false
 
 need() { if [ $# -lt 2 ] || [ -z "$2" ]; then die "$1 needs a value"; fi; }
 while [ $# -gt 0 ]; do
@@ -49,11 +53,13 @@ while [ $# -gt 0 ]; do
         --config-dir) need "$@"; config_dir=$2; shift 2 ;;
         --state-dir) need "$@"; state_dir=$2; shift 2 ;;
         --unit-dir) need "$@"; unit_dir=$2; shift 2 ;;
+        --bin-dir) need "$@"; bin_dir=$2; shift 2 ;;
         --user) need "$@"; user=$2; shift 2 ;;
         --python) need "$@"; python=$2; shift 2 ;;
         --wheels) need "$@"; wheels=$2; shift 2 ;;
         --force-config) force_config=true; shift ;;
         --reenroll) reenroll=true; shift ;;
+        --uninstall) uninstall=true; shift ;;
         -h|--help) usage; exit 0 ;;
         *) die "unknown argument $1 (see --help)" ;;
     esac
@@ -66,9 +72,34 @@ if [ -n "$token" ] && [ -z "$fingerprint" ]; then
 fi
 if [ -z "$token" ] && [ -n "$fingerprint" ]; then die "--ca-fingerprint needs --token"; fi
 case "$fingerprint" in ""|sha256:*) ;; *) die "--ca-fingerprint must look like sha256:..., got $fingerprint" ;; esac
-for dir in "$prefix" "$config_dir" "$state_dir" "$unit_dir"; do
+for dir in "$prefix" "$config_dir" "$state_dir" "$unit_dir" "$bin_dir"; do
     case "$dir" in /*) ;; *) die "paths must be absolute, got $dir" ;; esac
 done
+
+# The command on PATH is a link into the virtualenv; anything else there is
+# someone else's and is never replaced or removed.
+link="$bin_dir/dcguard-agent"
+ours() { [ -L "$link" ] && [ "$(readlink "$link")" = "$prefix/bin/dcguard-agent" ]; }
+
+if $uninstall; then
+    if [ -d /run/systemd/system ] && [ "$unit_dir" = /etc/systemd/system ]; then
+        systemctl disable --now dcguard-agent.service >/dev/null 2>&1 || true
+    fi
+    if [ -f "$unit_dir/dcguard-agent.service" ]; then
+        rm -f "$unit_dir/dcguard-agent.service"
+        say "removed $unit_dir/dcguard-agent.service"
+        if [ -d /run/systemd/system ] && [ "$unit_dir" = /etc/systemd/system ]; then
+            systemctl daemon-reload
+        fi
+    fi
+    if ours; then rm -f "$link"; say "removed $link"; fi
+    if [ -d "$prefix" ]; then rm -rf "$prefix"; say "removed $prefix"; fi
+    say "kept $config and $state_dir (spool, credentials); remove them yourself if unwanted"
+    exit 0
+fi
+if [ -e "$link" ] && [ ! -L "$link" ]; then
+    die "$link exists and is not a link this installer made; move it away or pass --bin-dir"
+fi
 if [ ! -f "$config" ] || $force_config; then
     [ -n "$department" ] || die "--department is required (no $config yet)"
     [ -n "$collectors" ] || die "--collector is required (no $config yet)"
@@ -148,7 +179,10 @@ else
     say "kept $config"
 fi
 chgrp "$user" "$config" 2>/dev/null || true
-"$agent" check-config --config "$config" || die "$config is not valid (see above); fix it and run again"
+# The file only: enrollment comes below (check-config without the flag also
+# requires the credentials enrollment stores).
+"$agent" check-config --no-credentials --config "$config" \
+    || die "$config is not valid (see above); fix it and run again"
 
 # A token is one-time: a host enrolled by an earlier run is not enrolled again
 # (so re-running the same command, or the Ansible role, is harmless).
@@ -162,6 +196,13 @@ elif [ -n "$token" ]; then
     say "enrolled with the collector"
 fi
 chown -R "$user:$user" "$state_dir"
+
+# The command on PATH (the docs and the README use the bare name).
+if ! ours; then
+    mkdir -p "$bin_dir"
+    ln -sfn "$prefix/bin/dcguard-agent" "$link"
+    say "linked $link -> $prefix/bin/dcguard-agent"
+fi
 
 # The systemd unit, pointing at the paths used here.
 mkdir -p "$unit_dir"

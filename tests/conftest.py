@@ -7,6 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.guards import (  # noqa: F401 - pytest finds the fixture and hooks here
+    note_started_processes,
+    pytest_runtest_logreport,
+    pytest_sessionfinish,
+)
 from tests.support import Agent, Collector
 
 FIXTURES = Path(__file__).parent / "fixtures"

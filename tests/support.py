@@ -7,6 +7,7 @@ ports without races. Every wait is bounded in time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -73,12 +74,14 @@ class Process:
         self.args = args
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
+        # Added to the environment of the process (e.g. libfaketime's variables).
+        self.env: dict[str, str] = {}
 
     def start(self) -> None:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", *self.args], stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                start_new_session=True, env={**os.environ, **self.env})
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -88,7 +91,11 @@ class Process:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
-        """Send sig and wait; SIGKILL if it does not exit in time."""
+        """Send sig and wait; SIGKILL it and its process group if it does not exit in time.
+
+        The group (its own session, see start) holds what it started: ingest
+        processes, journalctl. A process killed on the spot cannot stop them.
+        """
         if self.proc is None:
             return None
         if self.proc.poll() is None:
@@ -96,7 +103,8 @@ class Process:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout)
         code = self.proc.returncode
         self.proc = None

@@ -43,6 +43,18 @@ def test_a_good_agent_config_passes(tmp_path):
     assert "OK" in result.stdout and "filesystem" in result.stdout
 
 
+def test_check_config_says_when_the_agent_is_not_enrolled(tmp_path: Path) -> None:
+    """mTLS without credentials: `run` would exit 2, so check-config must not say OK."""
+    secure = GOOD_AGENT.replace("insecure = true\n", "")
+    _one_line_error(_agent(tmp_path, secure), "enroll the agent first")
+    # What an installer checks before it enrolls: the file alone.
+    result = _agent(tmp_path, secure, "check-config", "--no-credentials")
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout and "not enrolled yet" in result.stdout
+    result = _agent(tmp_path, GOOD_AGENT)  # insecure (demos, tests) needs no credentials
+    assert result.returncode == 0, result.stderr
+
+
 @pytest.mark.parametrize(("change", "fragments"), [
     (('department = "so-tu-phap"\n', ""), ["agent.department", "required"]),
     (('interval = "15s"', "interval = 15"), ["agent.interval", "duration"]),
@@ -131,6 +143,13 @@ def _collector(tmp_path: Path, text: str, *extra: str):
     (("[server]", "[server]\ndown_after_intervals = 0"), ["server.down_after_intervals"]),
     (("[server]", "[sever]\n[server]"), ["sever", "unknown"]),
     (("[server]", "[server]\ningest_processes = -1"), ["server.ingest_processes", "at least 0"]),
+    (("[server]", '[server]\nmetrics_idle_timeout = "forever"'),
+     ["server.metrics_idle_timeout"]),
+    (("[server]", '[server]\nmetrics_idle_timeout = "0s"'), ["server.metrics_idle_timeout"]),
+    (("[server]", "[server]\nmetrics_max_connections = 0"),
+     ["server.metrics_max_connections", "at least 1"]),
+    (("[server]", '[server]\nmetrics_max_connections = "many"'),
+     ["server.metrics_max_connections"]),
     (("[server]", "[server]\ningest_processes = 65"), ["server.ingest_processes", "at most 64"]),
     (("[server]", '[server]\ningest_processes = "auto"'), ["server.ingest_processes",
                                                           "an integer"]),
@@ -280,3 +299,59 @@ def test_the_postgresql_example_config_loads(tmp_path):
     assert isinstance(database, PostgresDatabase)
     assert database.password == "s3cret"  # noqa: S105 - the test file's own
     assert "s3cret" not in f"{database} {database!r}"
+
+
+def _check_collector(tmp_path: Path, text: str):
+    path = tmp_path / "collector.toml"
+    path.write_text(text.format(data=tmp_path / "data"))
+    return run_cli("dcguard.collector", "check-config", "--config", str(path))
+
+
+def test_collector_check_config_passes_a_good_config(tmp_path: Path) -> None:
+    result = _check_collector(tmp_path, GOOD_COLLECTOR + '[risk]\nfilling_fast_window = "12h"\n')
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{tmp_path / 'collector.toml'}: OK")
+    assert "plaintext" in result.stdout
+    assert not (tmp_path / "data").exists()  # checking creates nothing
+
+
+@pytest.mark.parametrize(("extra", "fragments"), [
+    ('[server]\nlog_level = "loud"\n', ["server.log_level", "loud"]),
+    ("[tls]\nclient_cert_lifetime = 7\n", ["tls.client_cert_lifetime", "duration"]),
+    ('[tls]\nenroll_listen = "nowhere"\n', ["tls.enroll_listen"]),
+    ("[limits]\nmax_entries = 0\n", ["limits.max_entries", "at least 1"]),
+    ("[limits]\nmax_events = 5\n", ["limits.max_events", "unknown"]),
+    ("[limits]\nmax_filesystems = 0\n", ["limits.max_filesystems", "at least 1"]),
+    ('[limits]\nmax_sources = "many"\n', ["limits.max_sources", "an integer"]),
+    ('[risk]\nfilling_fast_window = "1m"\n', ["risk.filling_fast_window"]),
+    ("[risk]\nbogus = 1\n", ["risk.bogus", "unknown"]),
+    ('[risk.weights]\nbackup_stale = "high"\n', ["risk.weights.backup_stale"]),
+    ('[events]\nretention = "forever"\n', ["events.retention"]),
+    ("[detection.brute_force]\nthreshold = -3\n", ["detection.brute_force.threshold"]),
+    ("[forward]\nbatch_size = 0\n", ["forward.batch_size", "at least 1"]),
+    ('[forward.syslog]\naddress = "127.0.0.1:514"\ntransport = "carrier-pigeon"\n',
+     ["forward.syslog.transport"]),
+    ("[bogus]\n", ["bogus", "unknown"]),
+])
+def test_collector_check_config_names_the_bad_key_in_every_section(
+        tmp_path: Path, extra: str, fragments: list[str]) -> None:
+    text = GOOD_COLLECTOR
+    if extra.startswith("[server]"):
+        text = text.replace("[server]\n", extra, 1)
+    else:
+        text += extra
+    _one_line_error(_check_collector(tmp_path, text), *fragments)
+
+
+def test_collector_check_config_says_when_there_is_no_ca(tmp_path: Path) -> None:
+    """mTLS needs the CA `ca init` makes: serve would not start, so this is not OK."""
+    secure = GOOD_COLLECTOR.replace("insecure = true\n", "")
+    _one_line_error(_check_collector(tmp_path, secure), "ca init")
+    made = run_cli("dcguard.collector", "ca", "init", "--config", str(tmp_path / "collector.toml"))
+    assert made.returncode == 0, made.stderr
+    result = _check_collector(tmp_path, secure)
+    assert result.returncode == 0, result.stderr
+    assert "mTLS, CA sha256:" in result.stdout
+    missing = run_cli("dcguard.collector", "check-config", "--config",
+                      str(tmp_path / "nope.toml"))
+    _one_line_error(missing, "nope.toml")

@@ -119,6 +119,7 @@ def test_ansible_role_installs_and_is_idempotent(tmp_path: Path,
         "dcguard_config_dir": f"{tmp_path}/etc/dcguard",
         "dcguard_state_dir": f"{tmp_path}/var/lib/dcguard-agent",
         "dcguard_unit_dir": f"{tmp_path}/etc/systemd/system",
+        "dcguard_bin_dir": f"{tmp_path}/usr/local/bin",
         "dcguard_python": "/usr/bin/python3",
         "dcguard_remote_bundle_dir": f"{tmp_path}/bundle",
     }
@@ -128,22 +129,32 @@ def test_ansible_role_installs_and_is_idempotent(tmp_path: Path,
            "ANSIBLE_ROLES_PATH": str(ANSIBLE / "roles")}
     existed = shutil.which("id") and subprocess.run(
         ["id", "dcguard-itest"], capture_output=True, check=False).returncode == 0
+
+    def playbook(*flags: str) -> str:
+        result = subprocess.run(
+            [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), str(ANSIBLE / "site.yml"),
+             "-e", f"@{tmp_path / 'extra.yml'}", *flags],
+            capture_output=True, text=True, timeout=600, env=env, check=False)
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+        return result.stdout
+
     try:
-        runs = []
-        for _ in range(2):
-            result = subprocess.run(
-                [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), str(ANSIBLE / "site.yml"),
-                 "-e", f"@{tmp_path / 'extra.yml'}"],
-                capture_output=True, text=True, timeout=600, env=env, check=False)
-            assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-            runs.append(result.stdout)
+        # --check on a fresh host: runs clean and touches nothing.
+        fresh_check = playbook("--check")
+        assert not (tmp_path / "opt").exists() and not (tmp_path / "bundle").exists()
+        runs = [playbook(), playbook()]
+        installed_check = playbook("--check")  # and on an installed one
     finally:
         if not existed:
             subprocess.run(["userdel", "dcguard-itest"], capture_output=True, check=False)
+    for checked in (fresh_check, installed_check):
+        assert re.search(r"db01\s+: ok=\d+\s+changed=0\s+unreachable=0\s+failed=0",
+                         checked), checked[-1500:]
     assert re.search(r"db01\s+: ok=\d+\s+changed=[1-9]", runs[0]), runs[0][-1500:]
     assert re.search(r"db01\s+: ok=\d+\s+changed=0\s", runs[1]), runs[1][-1500:]
+    assert (tmp_path / "usr/local/bin/dcguard-agent").is_symlink()
     agent = subprocess.run([f"{tmp_path}/opt/dcguard-agent/bin/dcguard-agent", "check-config",
-                            "--config", f"{tmp_path}/etc/dcguard/agent.toml"],
+                            "--no-credentials", "--config", f"{tmp_path}/etc/dcguard/agent.toml"],
                            capture_output=True, text=True, timeout=60, check=False)
     assert agent.returncode == 0, agent.stderr
     assert "host db01, department so-tu-phap" in agent.stdout

@@ -21,10 +21,12 @@ from hypothesis import strategies as st
 
 from dcguard.agent.trust.pinning import _fetch_chain_tls12, certificates_from_tls12
 from dcguard.collector.calls import parse_request
+from dcguard.collector.clock import clamp_report_times
 from dcguard.collector.errors import REJECTION_REASONS, Rejection
+from dcguard.collector.limits import Limits
 from dcguard.collector.ratelimit import RateLimiter
 from dcguard.collector.receive.auth import Authenticator
-from dcguard.collector.receive.validate import Limits, validate_request
+from dcguard.collector.receive.validate import validate_request
 from dcguard.common.names import check_name
 from dcguard.common.pki import fingerprint, load_certificate, parse_fingerprint
 from dcguard.v1 import collector_pb2 as pb
@@ -122,9 +124,7 @@ def test_each_limit_is_refused_with_its_status_and_counted(collector, raw):
             ["sda"] * 2000)), grpc.StatusCode.INVALID_ARGUMENT, "too_large"),
         (_with(lambda r: r.reports[0].backups.add(job="a\0b")),
          grpc.StatusCode.INVALID_ARGUMENT, "too_large"),
-        (_with(lambda r: r.reports[0].collected_at.FromSeconds(int(time.time()) + 86400)),
-         grpc.StatusCode.INVALID_ARGUMENT, "invalid_report"),
-        (_with(lambda r: r.reports[0].collected_at.FromSeconds(0)),
+        (_with(lambda r: setattr(r.reports[0], "sequence", 2**63)),
          grpc.StatusCode.INVALID_ARGUMENT, "invalid_report"),
     ]
     for request, code, reason in cases:
@@ -132,6 +132,23 @@ def test_each_limit_is_refused_with_its_status_and_counted(collector, raw):
         assert submit(raw, request) == code, reason
         assert rejected(collector, reason) > before, reason
     assert stored(collector) == 0
+
+
+@pytest.mark.parametrize("ingest_processes", [0, 2], ids=["in-process", "ingest-processes"])
+def test_a_report_from_a_clock_a_day_ahead_or_in_1970_is_stored_at_its_arrival(collector, raw):
+    """A wrong clock is no reason to refuse a true report (it would stall the agent)."""
+    for sequence, stamped in ((1, int(time.time()) + 86400), (2, 0)):
+        request = good_request()
+        request.reports[0].collected_at.FromSeconds(stamped)
+        request.reports[0].sequence = sequence
+        before = time.time()
+        assert submit(raw, request) == grpc.StatusCode.OK
+        samples = collector.metrics()
+        at = metric(samples, "dcguard_agent_report_timestamp_seconds", host="testhost")
+        assert at is not None and before - 1 <= at <= time.time() + 1
+        skew = metric(samples, "dcguard_agent_clock_skew_seconds", host="testhost")
+        assert skew == pytest.approx(stamped - before, abs=5)
+    assert stored(collector) == 2
 
 
 def test_an_event_with_an_absurd_time_does_not_cost_its_report(collector, raw):
@@ -219,8 +236,8 @@ class _Registry:
     def __init__(self, known):
         self.known = known
 
-    def is_revoked(self, serial):
-        return serial not in self.known
+    def certificate_status(self, serial):
+        return "valid" if serial in self.known else "unknown"
 
 
 def test_auth_checks_chain_expiry_usage_and_revocation_itself(tmp_path):
@@ -302,6 +319,9 @@ def test_validate_accepts_only_what_the_limits_allow(request, max_string, max_en
         for event in report.events:
             for key, value in event.details.items():
                 assert len(key) <= max_string and len(value) <= max_string
+    # Any time is taken; an implausible one is stored clamped to the arrival.
+    clamp_report_times(request.reports, NOW, limits)
+    for report in request.reports:
         assert NOW - limits.max_age_seconds <= report.collected_at.seconds <= (
             NOW + limits.max_future_seconds)
 
@@ -468,3 +488,29 @@ def test_tokens_enroll_once_and_only_the_bound_host(tmp_path_factory, guesses, h
             registry.consume_token(token, "h1", "d1", now=NOW)
     finally:
         registry.close()
+
+
+@pytest.mark.parametrize(("limits", "filesystems", "sources", "refused"), [
+    ({}, 256, 64, False),
+    ({}, 257, 0, True),
+    ({}, 0, 65, True),
+    ({"max_filesystems": 300}, 257, 0, False),
+    ({"max_filesystems": 2, "max_sources": 1}, 2, 2, True),
+])
+def test_filesystems_and_sources_per_report_are_bounded_by_limits(
+        limits: dict[str, int], filesystems: int, sources: int, refused: bool) -> None:
+    """The [limits] keys max_filesystems and max_sources, with their documented defaults."""
+    from dcguard.collector.trust.config import parse_limits
+    from dcguard.common.config import Table
+
+    request = good_request()
+    for i in range(filesystems):
+        request.reports[0].filesystems.add(mountpoint=f"/m{i}")
+    for i in range(sources):
+        request.reports[0].sources.add(name=f"s{i}")
+    if refused:
+        with pytest.raises(Rejection) as caught:
+            validate_request(request, time.time(), parse_limits(Table(limits, "limits")))
+        assert caught.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    else:
+        validate_request(request, time.time(), parse_limits(Table(limits, "limits")))

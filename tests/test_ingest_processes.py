@@ -28,7 +28,7 @@ from dcguard.collector.ingest.frames import (
     decode,
     encode,
 )
-from dcguard.collector.receive.validate import Limits
+from dcguard.collector.limits import Limits
 from dcguard.v1 import collector_pb2 as pb
 from dcguard.v1 import collector_pb2_grpc as pb_grpc
 from tests.submit import agent_info, make_report
@@ -228,7 +228,8 @@ def test_frames_arrive_whole_and_in_order_however_the_stream_is_cut():
 def test_every_call_value_crosses_the_channel_as_plain_data(tmp_path: Path) -> None:
     """What an ingest process and the collector exchange survives the trip; nothing else does."""
     identity = PeerIdentity("db01", "so-tu-phap")
-    refused = Rejection(grpc.StatusCode.RESOURCE_EXHAUSTED, "rate_limited", "slow down", 0.25)
+    refused = Rejection(grpc.StatusCode.PERMISSION_DENIED, "permission_denied", "revoked", 0.25,
+                        identity)
     settings = WorkerSettings("127.0.0.1:0", False, tmp_path / "tls", tmp_path / "collector.db",
                               4 << 20, "info", "127.0.0.1:0", Limits(max_filesystems=7))
     frames = [
@@ -252,8 +253,9 @@ def test_every_call_value_crosses_the_channel_as_plain_data(tmp_path: Path) -> N
     assert received[0] == frames[0] and received[0][1].tls.enroll_listen == "127.0.0.1:0"
     assert received[1] == frames[1]
     rejection = received[2][2].rejection
-    assert (rejection.code, rejection.reason, rejection.message, rejection.retry_after) == (
-        grpc.StatusCode.RESOURCE_EXHAUSTED, "rate_limited", "slow down", 0.25)
+    assert (rejection.code, rejection.reason, rejection.message, rejection.retry_after,
+            rejection.identity) == (grpc.StatusCode.PERMISSION_DENIED, "permission_denied",
+                                    "revoked", 0.25, identity)
     assert received[3:] == frames[3:]
 
 
@@ -278,7 +280,7 @@ def test_a_postgresql_store_reaches_an_ingest_process_with_its_password(tmp_path
 
 @pytest.mark.parametrize("header", [b"not json", b'{"a": 1}', b'[{"b": [0, 99]}]',
                                     b'[{"rep": [1]}]', b'[{"evil": "os.system"}]', b"[[1, 2]]",
-                                    b'[{"rej": ["NOT_A_CODE", "malformed", "m", 0]}]'])
+                                    b'[{"rej": ["NOT_A_CODE", "malformed", "m", 0, null]}]'])
 def test_a_garbled_frame_is_a_broken_channel_not_a_crash(header: bytes) -> None:
     with pytest.raises(FrameError):
         decode(header, len(header))

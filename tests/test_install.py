@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.guards import NOT_INSTALLABLE
+
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "bundle"
 TEST_USER = "dcguard-itest"
@@ -73,6 +75,26 @@ def bundle() -> Path:
     return Path(result.stdout.strip().splitlines()[-1])
 
 
+def extract(archive: Path, dest: Path) -> None:
+    """Unpack a tarball refusing anything outside dest, on every Python the suite runs on.
+
+    tarfile's filter="data" does exactly this but arrived in 3.11.4 (and 3.9.17,
+    3.10.12): Debian 12's 3.11.2 has no filter argument. There the members are
+    checked here instead: regular files and directories only, relative paths
+    that stay inside dest.
+    """
+    with tarfile.open(archive) as tar:
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(dest, filter="data")
+            return
+        for member in tar.getmembers():
+            target = (dest / member.name).resolve()
+            if not (member.isfile() or member.isdir()) or Path(member.name).is_absolute() \
+                    or not target.is_relative_to(dest.resolve()):
+                raise AssertionError(f"{archive}: refusing to extract {member.name!r}")
+        tar.extractall(dest)  # noqa: S202 - every member was checked above
+
+
 def offline(argv: list[str]) -> list[str]:
     """argv run in a new network namespace: no route to any registry (nor anywhere)."""
     probe = subprocess.run(["unshare", "--net", "true"], capture_output=True, check=False)
@@ -84,8 +106,7 @@ def offline(argv: list[str]) -> list[str]:
 def installer(tmp_path: Path, bundle: Path) -> Iterator[tuple[Path, Path]]:
     """(install-agent.sh of the extracted bundle, tmp root for the install's paths)."""
     assert os.geteuid() == 0, "the installer test runs as root (it creates a user)"
-    with tarfile.open(bundle) as tar:
-        tar.extractall(tmp_path / "bundle", filter="data")
+    extract(bundle, tmp_path / "bundle")
     (script,) = (tmp_path / "bundle").glob("dcguard-agent-*/install-agent.sh")
     existed = subprocess.run(["id", TEST_USER], capture_output=True, check=False).returncode == 0
     yield script, tmp_path / "root"
@@ -97,7 +118,8 @@ def install(script: Path, root: Path, *args: str, python: str = "/usr/bin/python
             ) -> subprocess.CompletedProcess[str]:
     argv = ["bash", str(script), "--prefix", f"{root}/opt/dcguard-agent",
             "--config-dir", f"{root}/etc/dcguard", "--state-dir", f"{root}/var/lib/dcguard-agent",
-            "--unit-dir", f"{root}/etc/systemd/system", "--user", TEST_USER,
+            "--unit-dir", f"{root}/etc/systemd/system", "--bin-dir", f"{root}/usr/local/bin",
+            "--user", TEST_USER,
             "--python", python, *args]
     # A clean environment, as from a root shell: no venv, no pip config of this machine.
     env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -123,9 +145,12 @@ def test_offline_install_then_upgrade_in_place(installer: tuple[Path, Path],
     first = install(script, root, *FIRST, python=python)
     assert first.returncode == 0, first.stdout + first.stderr
 
-    checked = agent(root, "check-config")
+    checked = agent(root, "check-config", "--no-credentials")
     assert checked.returncode == 0, checked.stderr
     assert "host db01, department so-tu-phap" in checked.stdout
+    assert "not enrolled yet" in checked.stdout
+    unenrolled = agent(root, "check-config")  # what `run`, started by the unit, would meet
+    assert unenrolled.returncode == 2 and "enroll the agent first" in unenrolled.stderr
     report = json.loads(agent(root, "collect", "--json").stdout)
     assert any(fs["mountpoint"] == "/" for fs in report["filesystems"])
     assert all(s["success"] for s in report["sources"])
@@ -160,7 +185,7 @@ def test_offline_install_then_upgrade_in_place(installer: tuple[Path, Path],
     assert config.read_text().endswith("# edited by the operator\n")
     assert (state / "spool-marker").read_text() == "kept"
     assert "# stale" not in installed_cli.read_text()
-    assert agent(root, "check-config").returncode == 0
+    assert agent(root, "check-config", "--no-credentials").returncode == 0
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -192,11 +217,16 @@ def test_bad_department_is_refused_by_check_config(installer: tuple[Path, Path])
     assert not (root / "etc/systemd/system/dcguard-agent.service").exists()
 
 
+OUTSIDE = interpreter("python3.8", *map(str, PYENV.glob("3.8*/bin/python3.8")), "python2",
+                      "python3.13", *map(str, PYENV.glob("3.13*/bin/python3.13")))
+
+
+@pytest.mark.skipif(OUTSIDE is None, reason=f"{NOT_INSTALLABLE}: no Python older than 3.9 or "
+                    "newer than 3.12 on this machine, and Debian 12 packages none")
 def test_python_outside_the_bundle_is_refused(installer: tuple[Path, Path]) -> None:
     script, root = installer
-    old = interpreter("python3.8", *map(str, PYENV.glob("3.8*/bin/python3.8")), "python2",
-                      "python3.13", *map(str, PYENV.glob("3.13*/bin/python3.13")))
-    assert old, "no python3.8/python2/python3.13 on this machine to try"
+    old = OUTSIDE
+    assert old is not None
     result = install(script, root, *FIRST, "--python", old)
     assert result.returncode == 2
     assert "3.9 to 3.12" in result.stderr
@@ -212,4 +242,93 @@ def test_failed_enrollment_stops_the_install_and_can_be_retried(
     assert "enrollment failed" in result.stderr.splitlines()[-1]
     assert not (root / "var/lib/dcguard-agent/.enrolled-by-installer").exists()
     assert not (root / "etc/systemd/system/dcguard-agent.service").exists()
-    assert agent(root, "check-config").returncode == 0  # installed; a re-run with a token enrolls
+    # Installed, not enrolled; a re-run with a token enrolls.
+    assert agent(root, "check-config", "--no-credentials").returncode == 0
+    assert "enroll the agent first" in agent(root, "check-config").stderr
+
+
+def test_the_command_is_on_path_and_uninstall_removes_what_install_made(
+        installer: tuple[Path, Path]) -> None:
+    """The docs say `dcguard-agent status`: after the install that must be a command."""
+    script, root = installer
+    bin_dir = root / "usr/local/bin"
+    first = install(script, root, *FIRST)
+    assert first.returncode == 0, first.stdout + first.stderr
+    link = bin_dir / "dcguard-agent"
+    assert link.is_symlink() and link.resolve() == (root / "opt/dcguard-agent/bin/dcguard-agent"
+                                                    ).resolve()
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}
+    by_name = subprocess.run(["dcguard-agent", "--version"], capture_output=True, text=True,
+                             env=env, timeout=60, check=False)
+    assert by_name.returncode == 0 and "dcguard-agent" in by_name.stdout, by_name.stderr
+
+    again = install(script, root)  # idempotent: the same link, nothing said about it
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "linked" not in again.stdout and link.is_symlink()
+    assert sorted(p.name for p in bin_dir.iterdir()) == ["dcguard-agent"]
+
+    (root / "var/lib/dcguard-agent/spool-marker").write_text("kept")
+    gone = install(script, root, "--uninstall")
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert not link.exists() and not link.is_symlink()
+    assert not (root / "opt/dcguard-agent").exists()
+    assert not (root / "etc/systemd/system/dcguard-agent.service").exists()
+    # What the operator wrote and what the agent kept stay, and the output says where.
+    assert (root / "etc/dcguard/agent.toml").exists()
+    assert (root / "var/lib/dcguard-agent/spool-marker").read_text() == "kept"
+    assert str(root / "var/lib/dcguard-agent") in gone.stdout
+    twice = install(script, root, "--uninstall")
+    assert twice.returncode == 0, twice.stdout + twice.stderr
+
+
+def test_a_command_of_someone_else_on_path_is_not_replaced(installer: tuple[Path, Path]) -> None:
+    script, root = installer
+    foreign = root / "usr/local/bin/dcguard-agent"
+    foreign.parent.mkdir(parents=True)
+    foreign.write_text("#!/bin/sh\necho not ours\n")
+    result = install(script, root, *FIRST)
+    assert result.returncode == 2
+    assert str(foreign) in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert foreign.read_text().endswith("not ours\n")
+    gone = install(script, root, "--uninstall")
+    assert gone.returncode == 0 and foreign.exists()
+
+
+PYTHON39 = interpreter("python3.9", *map(str, PYENV.glob("3.9*/bin/python3.9")))
+
+
+@pytest.mark.skipif(PYTHON39 is None, reason=f"{NOT_INSTALLABLE}: no Python 3.9 on this "
+                    "machine, and Debian 12 packages none")
+def test_the_bundle_installs_with_the_pip_of_debian_11(tmp_path: Path, bundle: Path) -> None:
+    """Debian 11's python3 -m venv gives pip 20.3.4, which cannot install this project
+    editable (pyproject only). The documented path for old servers, the bundle's
+    wheelhouse, must not need a newer pip: installed offline with exactly that pip.
+    """
+    assert PYTHON39 is not None
+    venv = tmp_path / "venv"
+    subprocess.run([PYTHON39, "-m", "venv", str(venv)], check=True, timeout=120)
+    old_pip = subprocess.run([str(venv / "bin/python"), "-m", "pip", "install", "--quiet",
+                              "--disable-pip-version-check", "pip==20.3.4"],
+                             capture_output=True, text=True, timeout=300, check=False)
+    assert old_pip.returncode == 0, old_pip.stderr[-2000:]
+    extract(bundle, tmp_path / "bundle")
+    (wheels,) = (tmp_path / "bundle").glob("dcguard-agent-*/wheels")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PIP_CONFIG_FILE": "/dev/null",
+           "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    version = subprocess.run([str(venv / "bin/pip"), "--version"], capture_output=True,
+                             text=True, env=env, check=True, timeout=60).stdout
+    assert version.startswith("pip 20.3.4 ")
+    result = subprocess.run(offline([str(venv / "bin/pip"), "install", "--no-index",
+                                     "--find-links", str(wheels), "dcguard"]),
+                            capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    config = tmp_path / "agent.toml"
+    config.write_text(f'[agent]\ndepartment = "d"\nstate_dir = "{tmp_path / "state"}"\n'
+                      '[collector]\naddresses = ["127.0.0.1:1"]\ninsecure = true\n'
+                      '[sources]\ndisable_defaults = true\nhost = true\n')
+    report = subprocess.run([str(venv / "bin/dcguard-agent"), "collect", "--json", "--config",
+                             str(config)], capture_output=True, text=True, timeout=120,
+                            check=False)
+    assert report.returncode == 0, report.stderr
+    assert json.loads(report.stdout)["sources"] == [
+        {"name": "host", "success": True, "duration_seconds": pytest.approx(0, abs=5)}]

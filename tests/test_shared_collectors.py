@@ -55,13 +55,29 @@ def test_a_wrong_password_or_database_is_one_line_and_exit_2(shared, tmp_path: P
     ]:
         collector = Collector(tmp_path / name, extra_config=_store_table(
             PostgresDatabase(dsn), password))
-        result = run_cli("dcguard.collector", "serve", "--config", str(collector.config_path))
-        assert result.returncode == 2, (result.stdout, result.stderr)
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1, result.stderr
-        assert "Traceback" not in result.stderr
-        assert "cannot connect to PostgreSQL database" in lines[0]
-        assert "not-the-password" not in result.stderr
+        # serve, and check-config before it: the same one line, the same exit 2.
+        for command in ("serve", "check-config"):
+            result = run_cli("dcguard.collector", command, "--config",
+                             str(collector.config_path))
+            assert result.returncode == 2, (command, result.stdout, result.stderr)
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1, (command, result.stderr)
+            assert "Traceback" not in result.stderr
+            assert "cannot connect to PostgreSQL database" in lines[0], command
+            assert "not-the-password" not in result.stderr
+
+
+def test_check_config_connects_to_the_postgresql_store_and_changes_nothing(
+        shared, tmp_path: Path):
+    cluster, database, password = shared
+    collector = Collector(tmp_path / "c", extra_config=_store_table(database, password))
+    result = run_cli("dcguard.collector", "check-config", "--config",
+                     str(collector.config_path))
+    assert result.returncode == 0, result.stderr
+    assert f"store PostgreSQL database ({database.dsn})" in result.stdout
+    assert Path(password).read_text().strip() not in result.stdout + result.stderr
+    # Read only: no migration ran (serve would make the tables).
+    assert cluster.query(database, "SELECT to_regclass('schema_migrations')") == [(None,)]
 
 
 def test_kill_9_of_one_collector_mid_backlog_loses_nothing(shared, tmp_path: Path):

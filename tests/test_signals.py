@@ -41,3 +41,20 @@ def test_a_stop_signal_sets_the_event_and_never_deadlocks(trigger):
         pytest.fail("the process hung on a stop signal")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "stopped"
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_the_collector_logs_that_it_has_stopped(tmp_path, sig):
+    """Its log must not end at `listening …`: the last line says it stopped, and exit 0."""
+    import signal as signals
+
+    from tests.support import Collector
+
+    collector = Collector(tmp_path / "collector")
+    collector.start()
+    try:
+        assert collector.stop(getattr(signals, sig)) == 0
+    finally:
+        collector.stop()
+    last = collector.log().strip().splitlines()[-1]
+    assert "dcguard-collector stopped" in last, collector.log()[-2000:]

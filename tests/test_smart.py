@@ -49,7 +49,7 @@ def read_once(source: SmartSource, rounds: int = 1) -> dict[str, pb.Disk]:
     """Run the background thread to the given round and return what collect() reports."""
     if rounds > 1:
         source.wake()
-    collect(source)  # starts the poller
+    source.start()
     assert source.wait_rounds(rounds, timeout=30)
     return {d.device: d for d in collect(source).disks}
 
@@ -270,7 +270,7 @@ def test_real_smartctl_on_this_machine(tmp_path: Path) -> None:
     """The installed smartctl: whatever it finds here is reported without error."""
     source = smart_source(tmp_path, "/usr/sbin/smartctl")
     try:
-        collect(source)
+        source.start()
         assert source.wait_rounds(1, timeout=60)
         for disk in collect(source).disks:
             assert disk.device.startswith("/dev/")
@@ -337,6 +337,20 @@ def test_one_shot_collect_waits_for_the_first_read(tmp_path: Path, disks: FakeDi
     assert result.returncode == 0, result.stderr
     [disk] = json.loads(result.stdout)["disks"]
     assert disk["device"] == "/dev/sdc" and disk["smart_available"] and "healthy" not in disk
+
+
+def test_collect_json_says_success_for_every_source_even_a_failed_one(tmp_path: Path) -> None:
+    """A consumer of `collect --json` never has to guess: false is printed, not omitted."""
+    config = tmp_path / "agent.toml"
+    config.write_text(f'[agent]\ndepartment = "t"\nstate_dir = "{tmp_path / "state"}"\n'
+                      '[collector]\naddresses = ["127.0.0.1:1"]\ninsecure = true\n'
+                      '[sources]\ndisable_defaults = true\nsmart = true\nhost = true\n'
+                      f'[storage]\nsmartctl = "{tmp_path / "no-smartctl"}"\n')
+    result = run_cli("dcguard.agent", "collect", "--config", str(config), "--json")
+    assert result.returncode == 0, result.stderr
+    sources = {s["name"]: s for s in json.loads(result.stdout)["sources"]}
+    assert sources["host"]["success"] is True
+    assert sources["smart"]["success"] is False and "no-smartctl" in sources["smart"]["error"]
 
 
 def test_a_hung_disk_times_out_alone(tmp_path: Path, disks: FakeDisks) -> None:

@@ -123,3 +123,35 @@ def test_disks_asleep_since_the_agent_started_are_told_from_unreadable_ones(
     risk = collector.cli("risk", "--json")
     assert risk.returncode == 0, risk.stderr
     assert "disk_smart" not in risk.stdout
+
+
+def test_the_first_report_already_says_which_background_sources_fail(
+        tmp_path: Path, collector: Any, make_agent: Any) -> None:
+    """smartctl and journalctl are missing: the very first report says so, as later ones do.
+
+    The interval is an hour, so the one report the collector holds is the first.
+    """
+    agent = make_agent([collector.grpc_address], interval="1h", extra_config=f"""
+        [storage]
+        smartctl = "{tmp_path / 'no-smartctl'}"
+        kernel_log = "journal"
+        journalctl = "{tmp_path / 'no-journalctl'}"
+        """)
+    agent.start()
+
+    def first_report_stored() -> Any:
+        samples = collector.metrics()
+        stored = metric(samples, "dcguard_agent_reports_stored_total", host="testhost")
+        return samples if stored else None
+
+    samples = wait_for(first_report_stored, timeout=30, message="the first report")
+    assert metric(samples, "dcguard_agent_reports_stored_total", host="testhost") == 1
+    assert metric(samples, "dcguard_agent_source_success", host="testhost", source="smart") == 0
+    assert metric(samples, "dcguard_agent_source_success", host="testhost",
+                  source="io_errors") == 0
+    assert metric(samples, "dcguard_agent_source_success", host="testhost", source="host") == 1
+    report = latest_report(collector, "testhost")
+    assert report is not None
+    errors = {s.name: s.error for s in report.sources}
+    assert "no-smartctl not found" in errors["smart"]
+    assert "no-journalctl not found" in errors["io_errors"]

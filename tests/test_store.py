@@ -174,7 +174,7 @@ def test_named_migrations_apply_once_and_survive_reopening(site):
         store.close()
     assert site.rows("SELECT COUNT(*) FROM extra") == [(1,)]
     names = [r[0] for r in site.rows("SELECT name FROM schema_migrations ORDER BY name")]
-    assert names == ["agents-v1", "extra-v1"]
+    assert names == ["agents-clock-skew-v1", "agents-v1", "extra-v1"]
 
 
 def test_a_broken_migration_leaves_the_database_as_it_was(site):
@@ -248,3 +248,114 @@ def test_what_the_agent_says_was_acknowledged_elsewhere_is_not_lost(site):
         assert (old.acknowledged_elsewhere, old.record.reports_lost) == (0, 3)
     finally:
         store.close()
+
+
+class Poisoned:
+    """A hook failing as a report's content would (ValueError) or as the database would."""
+
+    def __init__(self, transient: Exception) -> None:
+        self.transient = transient
+
+    def on_stored(self, tx: Transaction, host: str, report: pb.Report) -> None:
+        for fs in report.filesystems:
+            if fs.mountpoint == "/poison":
+                raise ValueError("cannot handle /poison")
+            if fs.mountpoint == "/busy":
+                raise self.transient
+
+
+def _engine_busy(site: SqliteSite | PostgresSite) -> Exception:
+    """The engine's own error for a database that is busy or gone for a moment."""
+    if isinstance(site, SqliteSite):
+        return sqlite3.OperationalError("database is locked")
+    import psycopg
+
+    return psycopg.OperationalError("server closed the connection unexpectedly")
+
+
+def test_refused_for_its_content_for_good_for_the_database_for_now(site):
+    """Both engines: a poison report and an implausible sequence are INVALID_ARGUMENT
+    (never resent), a database failure UNAVAILABLE (resent); the host carries on."""
+    from dcguard.collector.store.batch import MAX_SEQUENCE_JUMP
+
+    class Peer:
+        def peer(self) -> str:
+            return "ipv4:127.0.0.1:5000"
+
+    store = site.store(hooks=(Poisoned(_engine_busy(site)),))
+    store.open()
+    metrics = SelfMetrics()
+    back = CollectorService(store, StateCache(HostRenderer([])), metrics)
+    front = SubmitFront(Authenticator(insecure=True))
+
+    def settle(sequence: int, mountpoint: str | None = None) -> grpc.StatusCode | int:
+        report = make_report(sequence)
+        if mountpoint:
+            report.filesystems.add(mountpoint=mountpoint)
+        data = pb.SubmitRequest(agent=agent_info(host="db01"),
+                                reports=[report]).SerializeToString()
+        reply = back.settle([front.admit(data, Peer())])[0]  # type: ignore[arg-type]
+        if reply.code is not None:
+            return reply.code
+        return int(pb.SubmitResponse.FromString(reply.payload).acked_sequence)
+
+    try:
+        assert settle(1) == 1
+        assert settle(2, "/poison") == grpc.StatusCode.INVALID_ARGUMENT
+        assert settle(2 + MAX_SEQUENCE_JUMP) == grpc.StatusCode.INVALID_ARGUMENT
+        assert settle(3, "/busy") == grpc.StatusCode.UNAVAILABLE
+        assert settle(3) == 3
+        sample = metrics.registry.get_sample_value
+        assert sample("dcguard_collector_reports_rejected_total", {"reason": "unstorable"}) == 1
+        assert sample("dcguard_collector_reports_rejected_total",
+                      {"reason": "invalid_report"}) == 1
+        assert sample("dcguard_collector_store_up") == 1
+        assert site.rows("SELECT max_sequence, reports_stored, reports_lost FROM agents") == [
+            (3, 2, 1)]
+    finally:
+        store.close()
+
+
+def test_a_hosts_clock_skew_is_kept_and_read_back(site):
+    """Both engines: the newest report's skew is stored; a batch of duplicates keeps it."""
+    from dcguard.collector.store import StoreJob
+
+    def job(sequence: int, skew: float) -> StoreJob:
+        return StoreJob(PeerIdentity("db01", "dept"), agent_info(host="db01"),
+                        [make_report(sequence)], 1000.0 + sequence, clock_skew=skew)
+
+    store = site.store()
+    store.open()
+    try:
+        [first] = store.apply_many([job(1, 7200.0)])
+        assert not isinstance(first, StoreError)
+        assert first.record.clock_skew_seconds == 7200.0
+        [again] = store.apply_many([job(1, -3.0)])  # a duplicate: nothing new, skew kept
+        assert not isinstance(again, StoreError)
+        assert again.duplicates == 1 and again.record.clock_skew_seconds == 7200.0
+    finally:
+        store.close()
+    reopened = site.store()
+    reopened.open()
+    try:
+        assert [r.clock_skew_seconds for r in reopened.agents()] == [7200.0]
+    finally:
+        reopened.close()
+
+
+@pytest.mark.parametrize(("error", "transient"), [
+    ("SerializationFailure", True), ("DeadlockDetected", True), ("AdminShutdown", True),
+    ("ReadOnlySqlTransaction", True), ("DiskFull", True),
+    ("NumericValueOutOfRange", False), ("UniqueViolation", False),
+    ("InvalidTextRepresentation", False),
+])
+def test_postgresql_errors_are_transient_only_for_the_database_or_connection(
+        error: str, transient: bool):
+    import psycopg
+    from psycopg import errors
+
+    from dcguard.collector.store.postgres.connection import is_transient
+
+    assert is_transient(getattr(errors, error)("x")) is transient
+    assert is_transient(psycopg.OperationalError("connection lost"))
+    assert is_transient(psycopg.InterfaceError("the connection is closed"))

@@ -8,10 +8,12 @@ import re
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 import dcguard.collector
 from dcguard.v1 import collector_pb2 as pb
 from tests.submit import agent_info, submit
-from tests.support import Collector, metric
+from tests.support import Collector, metric, run_cli
 
 PACKAGE = Path(dcguard.collector.__file__).parent
 DUMP = Path(__file__).parent / "fixtures" / "collector-db-before-store.sql"
@@ -123,3 +125,23 @@ def test_a_database_made_before_the_store_layer_is_served(tmp_path: Path):
     revoked = collector.cli("agents", "revoke", "db01")
     assert revoked.returncode == 0, revoked.stderr
     assert "revoked 1 certificate(s) of db01" in revoked.stdout
+
+
+@pytest.mark.parametrize("command", ["agents", "risk", "events"])
+def test_a_database_the_listing_commands_cannot_read_is_one_line(tmp_path: Path,
+                                                                 command: str) -> None:
+    """Garbage where the collector's database should be: one line naming it, no traceback."""
+    data = tmp_path / "data"
+    data.mkdir()
+    db = sqlite3.connect(data / "collector.db")
+    db.execute("CREATE TABLE agents (host TEXT)")  # not the collector's table
+    db.commit()
+    db.close()
+    config = tmp_path / "collector.toml"
+    config.write_text(f'[server]\ndata_dir = "{data}"\ninsecure = true\n'
+                      'grpc_listen = "127.0.0.1:0"\nmetrics_listen = "127.0.0.1:0"\n')
+    result = run_cli("dcguard.collector", command, "--config", str(config))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(data / "collector.db") in lines[0], result.stderr

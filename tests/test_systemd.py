@@ -137,3 +137,29 @@ def test_notify_outside_systemd_is_a_no_op(monkeypatch: pytest.MonkeyPatch,
     # A socket that does not exist must not raise: the service keeps running.
     monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "missing.sock"))
     assert notify("READY=1") is False
+
+
+@pytest.mark.parametrize(("name", "argv", "config", "message"), [
+    ("dcguard-agent.service", ["dcguard.agent", "run"],
+     '[agent]\ndepartment = "d"\nstate_dir = "{tmp}/state"\n[collector]\n'
+     'addresses = ["127.0.0.1:1"]\n', "enroll the agent first"),
+    ("dcguard-collector.service", ["dcguard.collector", "serve"],
+     '[server]\ndata_dir = "{tmp}/data"\ninsecure = true\ngrpc_listen = "127.0.0.1:0"\n'
+     'metrics_listen = "127.0.0.1:0"\n[risk]\nbogus = 1\n', "risk.bogus"),
+])
+def test_a_configuration_error_stops_the_unit_instead_of_restarting_it_forever(
+        tmp_path: Path, name: str, argv: list[str], config: str, message: str) -> None:
+    """A config error exits 2 from the main process, and systemd does not restart on 2.
+
+    RestartPreventExitStatus applies to the main process only: a failing
+    ExecStartPre would be restarted every RestartSec, forever.
+    """
+    service = unit(name)["Service"]
+    assert "2" in service.get("RestartPreventExitStatus", "").split()
+    assert "ExecStartPre" not in service
+    path = tmp_path / "config.toml"
+    path.write_text(config.format(tmp=tmp_path))
+    result = subprocess.run([sys.executable, "-m", *argv, "--config", str(path)],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr

@@ -390,9 +390,9 @@ def test_stopping_the_agent_waits_for_the_certificate_renewer(tmp_path, monkeypa
 
     from cryptography.hazmat.primitives import serialization
 
-    from dcguard.agent import keys
     from dcguard.agent.config import load_config
     from dcguard.agent.cycle.agent_loop import run_agent
+    from dcguard.agent.trust import keys
     from dcguard.agent.trust.credentials import AgentTlsFiles
     from tests.support import Agent
     from tests.trust_support import issue, self_signed_ca
@@ -424,3 +424,30 @@ def test_stopping_the_agent_waits_for_the_certificate_renewer(tmp_path, monkeypa
         runner.join(30)
     assert not runner.is_alive()
     assert [t.name for t in threading.enumerate() if t.name == "cert-renewer"] == []
+
+
+def test_a_certificate_unknown_to_an_emptied_registry_is_not_called_revoked(
+        tls_collector, make_agent):
+    """A 0-byte database forgets every certificate; none of them was revoked, so
+    the agent is told the truth and the collector logs why."""
+    agent = make_agent([tls_collector.grpc_address], insecure=False)
+    assert enroll(agent, tls_collector, tls_collector.token("testhost")).returncode == 0
+    agent.start()
+    wait_for(lambda: stored(tls_collector) >= 1, message="reports over mTLS")
+    tls_collector.stop()
+    for name in ("collector.db", "collector.db-wal", "collector.db-shm"):
+        path = tls_collector.data_dir / name
+        if path.exists():
+            path.write_bytes(b"")
+    tls_collector.start()
+    wait_for(lambda: tls_collector.rejected("permission_denied") >= 1,
+             message="the forgotten certificate to be refused")
+    wait_for(lambda: "unknown certificate" in agent.log(),
+             message="the agent to be told its certificate is unknown")
+    assert "revoked" not in agent.log()
+    wait_for(lambda: "not in the registry" in tls_collector.log(),
+             message="the collector to log why")
+    assert stored(tls_collector) == 0
+    # The certificate is ours (CA-signed), so the refused host is named on /metrics.
+    assert (metric(tls_collector.metrics(), "dcguard_agent_reports_rejected_total",
+                   reason="permission_denied", **HOST) or 0) >= 1

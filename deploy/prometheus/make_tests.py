@@ -74,6 +74,18 @@ CASES: dict[str, Case] = {
     "AgentReportsLost": Case(
         fires=Scenario({f"dcguard_agent_reports_lost_total{{{DB01}}}": "0x3 2x10"}, "6m"),
         quiet=Scenario({f"dcguard_agent_reports_lost_total{{{DB01}}}": "2x30"}, "25m")),
+    "AgentClockSkew": Case(
+        fires=Scenario({f"dcguard_agent_clock_skew_seconds{{{DB01}}}": "7200x20"}, "15m"),
+        # A backlog being drained (negative) and a clock a few seconds off stay quiet.
+        quiet=Scenario({f"dcguard_agent_clock_skew_seconds{{{DB01}}}": "-86400x10 3x10"},
+                       "15m"),
+        value="2h 0m 0s"),
+    "AgentReportsRejected": Case(
+        fires=Scenario({f'dcguard_agent_reports_rejected_total{{{DB01},{COLLECTOR},'
+                        f'reason="too_large"}}': "0x3 4x10"}, "6m"),
+        quiet=Scenario({f'dcguard_agent_reports_rejected_total{{{DB01},{COLLECTOR},'
+                        f'reason="rate_limited"}}': "0+5x30"}, "25m"),
+        labels={**HOST_LABELS, "reason": "too_large"}, value="4"),
     "CollectorDown": Case(
         fires=Scenario({f"up{{{COLLECTOR}}}": "0x10"}, "5m"),
         quiet=Scenario({f"up{{{COLLECTOR}}}": "1x10"}, "5m"),

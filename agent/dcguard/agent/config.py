@@ -43,6 +43,13 @@ def _name(table: Table, key: str, default: str | None = None) -> str:
     return value
 
 
+def _absolute(table: Table, key: str, default: str) -> Path:
+    value = table.path(key, default)
+    if not value.is_absolute():
+        raise table.error(key, f"must be an absolute path, got {str(value)!r}")
+    return value
+
+
 def load_config(path: Path) -> AgentConfig:
     """Read and validate an agent config; any problem raises a one-line ConfigError."""
     root = Table(load_toml(path), source=f"config {path}")
@@ -51,12 +58,15 @@ def load_config(path: Path) -> AgentConfig:
     department = _name(agent, "department")
     interval = agent.duration("interval", "15s", minimum=0.05)
     state_dir = agent.path("state_dir", "/var/lib/dcguard-agent")
+    proc_root = _absolute(agent, "proc_root", "/proc")
+    sys_root = _absolute(agent, "sys_root", "/sys")
     log_level = read_log_level(agent)
     agent.finish()
 
     collector = parse_collector(root.table("collector"))
     spool = parse_spool(root.table("spool"))
-    context = SourceContext(host=host, interval=interval, state_dir=state_dir)
+    context = SourceContext(host=host, interval=interval, state_dir=state_dir,
+                            proc_root=proc_root, sys_root=sys_root)
     sources = _sources(root, context)
     root.finish()
     return AgentConfig(path, host, department, interval, state_dir, log_level, collector,

@@ -29,8 +29,10 @@ class Admission:
     """A Submit after the front: who sent it, and the first problem found, if any.
 
     `identity` is None when the caller was not authenticated (or the request
-    did not parse); a rejection with an identity was found by validation,
-    which comes after the caller's rate limit is charged.
+    did not parse); a rejection with an identity was found by validation, or
+    refused a certificate of our CA (revoked, unknown to the registry) whose
+    names are known: either way the caller's rate limit is charged and the
+    refusal is counted for that host.
     """
 
     peer: str

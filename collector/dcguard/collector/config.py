@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from dcguard.collector.receive.validate import Limits
+from dcguard.collector.limits import Limits
 from dcguard.collector.risk.config import RiskConfig, parse_risk
 from dcguard.collector.security.config import SecurityConfig, parse_security
 from dcguard.collector.store import Database, PostgresDatabase
@@ -46,6 +46,10 @@ class ServerConfig:
     security: SecurityConfig = field(default_factory=SecurityConfig)
     # [store]: a shared PostgreSQL database, or None for the data dir's SQLite file.
     postgres: PostgresDatabase | None = None
+    # The metrics port: a connection that sends no request for this long is
+    # closed; beyond this many open connections new ones are closed at once.
+    metrics_idle_timeout: float = 30.0
+    metrics_max_connections: int = 256
 
     @property
     def tls_dir(self) -> Path:
@@ -88,6 +92,8 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> ServerCo
         security=parse_security(root),
         ingest_processes=server.integer("ingest_processes", 0, minimum=0),
         postgres=parse_store(root.table("store")),
+        metrics_idle_timeout=server.duration("metrics_idle_timeout", "30s", minimum=0.1),
+        metrics_max_connections=server.integer("metrics_max_connections", 256, minimum=1),
     )
     server.check("ingest_processes", config.ingest_processes,
                  lambda v: v <= MAX_INGEST_PROCESSES,

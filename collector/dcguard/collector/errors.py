@@ -8,7 +8,12 @@ request.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import grpc
+
+if TYPE_CHECKING:
+    from dcguard.collector.identity import PeerIdentity
 
 __all__ = ["REJECTION_REASONS", "Rejection"]
 
@@ -21,6 +26,7 @@ REJECTION_REASONS = (
     "unauthenticated",     # no acceptable client certificate
     "permission_denied",   # a valid agent speaking for another host, or revoked
     "rate_limited",        # an agent sending faster than its limit
+    "unstorable",          # valid, but storing it failed for its content (never retried)
 )
 
 
@@ -28,7 +34,7 @@ class Rejection(Exception):
     """A request refused with a gRPC status and a counted reason."""
 
     def __init__(self, code: grpc.StatusCode, reason: str, message: str,
-                 retry_after: float = 0.0) -> None:
+                 retry_after: float = 0.0, identity: PeerIdentity | None = None) -> None:
         super().__init__(message)
         if reason not in REJECTION_REASONS:
             raise ValueError(f"unknown rejection reason {reason!r}")
@@ -38,3 +44,6 @@ class Rejection(Exception):
         # Seconds after which the same request would be taken (rate limits):
         # sent to the agent as RETRY_AFTER_KEY trailing metadata.
         self.retry_after = retry_after
+        # Who was refused, when the refusal itself establishes it (a certificate
+        # of our CA that is revoked or unknown): counted per host then.
+        self.identity = identity

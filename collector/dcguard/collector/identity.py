@@ -7,8 +7,15 @@ name an identity without importing the receive stage.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-__all__ = ["PeerIdentity"]
+__all__ = ["CertificateStatus", "PeerIdentity"]
+
+# What the registry says of a certificate's serial. "unknown" is not
+# "revoked": a registry that never saw the serial was usually replaced (an
+# emptied or restored database), and the operator must be told that, not
+# that someone revoked the host.
+CertificateStatus = Literal["valid", "revoked", "unknown"]
 
 
 @dataclass(frozen=True)

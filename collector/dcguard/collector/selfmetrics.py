@@ -22,6 +22,13 @@ class SelfMetrics:
             "dcguard_collector_reports_rejected",
             "Reports refused, by reason; nothing of a refused request is stored.",
             ["reason"], registry=self.registry)
+        # Per host, where the caller's identity is known (authenticated, or
+        # claimed in insecure mode): a host whose every report is refused
+        # never appears in the per-host families, so this is where it shows.
+        self.agent_rejected = Counter(
+            "dcguard_agent_reports_rejected",
+            "Reports of this host refused, by reason; nothing of them was stored.",
+            ["host", "department", "reason"], registry=self.registry)
         self.duplicate = Counter(
             "dcguard_collector_reports_duplicate",
             "Reports received again after they were stored; acknowledged, not applied.",

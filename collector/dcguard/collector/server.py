@@ -16,7 +16,6 @@ from dcguard.collector.exposition.families.registry import HostRenderer, default
 from dcguard.collector.exposition.hosts import StateCache
 from dcguard.collector.exposition.http import MetricsServer
 from dcguard.collector.ingest.pool import IngestPool
-from dcguard.collector.ratelimit import RateLimiter
 from dcguard.collector.receive.admit import SubmitFront
 from dcguard.collector.receive.auth import Authenticator
 from dcguard.collector.receive.grpc_server import GrpcServer
@@ -91,9 +90,7 @@ class CollectorServer:
             auth = Authenticator(insecure=False, ca=ca.cert, revocations=self.registry)
             enroll = EnrollService(ca, self.registry, auth,
                                    self.config.tls.client_cert_lifetime, self.metrics.registry)
-        limits = self.config.limits
-        back = CollectorService(self.store, self.state, self.metrics,
-                                RateLimiter(limits.rate_per_second, limits.rate_burst))
+        back = CollectorService(self.store, self.state, self.metrics, self.config.limits)
         # Submit stays here even with ingest processes: on the enrollment port
         # it is refused as unauthenticated (and counted) like anywhere else.
         methods = {"Submit": submit_handler(SubmitFront(auth, self.config.limits), back)}
@@ -117,7 +114,9 @@ class CollectorServer:
         host, _ = parse_listen_address(self.config.grpc_listen)
 
         mhost, mport = parse_listen_address(self.config.metrics_listen)
-        http = MetricsServer(mhost, mport, self.metrics_page)
+        http = MetricsServer(mhost, mport, self.metrics_page,
+                             idle_timeout=self.config.metrics_idle_timeout,
+                             max_connections=self.config.metrics_max_connections)
         http.start()
         self._http = http
         self.metrics_port = http.port
@@ -177,6 +176,10 @@ class CollectorServer:
         self.security.stop()
         self.registry.close()
         self.store.close()
+        # The log's last word: without it a log ending at "listening" cannot
+        # tell a clean stop from a crash or a kill.
+        log.info("dcguard-collector stopped; %d hosts known, data in %s", len(self.state),
+                 self.config.data_dir)
 
 
 # Collections of the youngest generation every this many new container

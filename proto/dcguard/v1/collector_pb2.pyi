@@ -60,13 +60,21 @@ class SubmitResponse(_message.Message):
     def __init__(self, acked_sequence: _Optional[int] = ...) -> None: ...
 
 class Report(_message.Message):
-    __slots__ = ("sequence", "collected_at", "sources", "host", "filesystems", "spool_dropped_total", "disks", "raid_arrays", "io_errors", "backups", "events", "security_stats")
+    __slots__ = ("sequence", "collected_at", "sources", "host", "filesystems", "spool_dropped_total", "omitted_entries", "disks", "raid_arrays", "io_errors", "backups", "events", "security_stats")
+    class OmittedEntriesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     COLLECTED_AT_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
     FILESYSTEMS_FIELD_NUMBER: _ClassVar[int]
     SPOOL_DROPPED_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    OMITTED_ENTRIES_FIELD_NUMBER: _ClassVar[int]
     DISKS_FIELD_NUMBER: _ClassVar[int]
     RAID_ARRAYS_FIELD_NUMBER: _ClassVar[int]
     IO_ERRORS_FIELD_NUMBER: _ClassVar[int]
@@ -79,13 +87,14 @@ class Report(_message.Message):
     host: HostHealth
     filesystems: _containers.RepeatedCompositeFieldContainer[Filesystem]
     spool_dropped_total: int
+    omitted_entries: _containers.ScalarMap[str, int]
     disks: _containers.RepeatedCompositeFieldContainer[Disk]
     raid_arrays: _containers.RepeatedCompositeFieldContainer[RaidArray]
     io_errors: _containers.RepeatedCompositeFieldContainer[DeviceIoErrors]
     backups: _containers.RepeatedCompositeFieldContainer[Backup]
     events: _containers.RepeatedCompositeFieldContainer[SecurityEvent]
     security_stats: SecurityStats
-    def __init__(self, sequence: _Optional[int] = ..., collected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sources: _Optional[_Iterable[_Union[SourceStatus, _Mapping]]] = ..., host: _Optional[_Union[HostHealth, _Mapping]] = ..., filesystems: _Optional[_Iterable[_Union[Filesystem, _Mapping]]] = ..., spool_dropped_total: _Optional[int] = ..., disks: _Optional[_Iterable[_Union[Disk, _Mapping]]] = ..., raid_arrays: _Optional[_Iterable[_Union[RaidArray, _Mapping]]] = ..., io_errors: _Optional[_Iterable[_Union[DeviceIoErrors, _Mapping]]] = ..., backups: _Optional[_Iterable[_Union[Backup, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[SecurityEvent, _Mapping]]] = ..., security_stats: _Optional[_Union[SecurityStats, _Mapping]] = ...) -> None: ...
+    def __init__(self, sequence: _Optional[int] = ..., collected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sources: _Optional[_Iterable[_Union[SourceStatus, _Mapping]]] = ..., host: _Optional[_Union[HostHealth, _Mapping]] = ..., filesystems: _Optional[_Iterable[_Union[Filesystem, _Mapping]]] = ..., spool_dropped_total: _Optional[int] = ..., omitted_entries: _Optional[_Mapping[str, int]] = ..., disks: _Optional[_Iterable[_Union[Disk, _Mapping]]] = ..., raid_arrays: _Optional[_Iterable[_Union[RaidArray, _Mapping]]] = ..., io_errors: _Optional[_Iterable[_Union[DeviceIoErrors, _Mapping]]] = ..., backups: _Optional[_Iterable[_Union[Backup, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[SecurityEvent, _Mapping]]] = ..., security_stats: _Optional[_Union[SecurityStats, _Mapping]] = ...) -> None: ...
 
 class SourceStatus(_message.Message):
     __slots__ = ("name", "success", "duration_seconds", "error")

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -14,12 +12,10 @@ import grpc
 from dcguard.agent.cli.backup_report import backup_report
 from dcguard.agent.cli.main import PROG
 from dcguard.agent.config import DEFAULT_CONFIG, AgentConfig, load_config
-from dcguard.agent.cycle.report_builder import build_report
-from dcguard.agent.sources import BackgroundSource, Source
+from dcguard.agent.cycle.report_builder import build_report, prime
 from dcguard.common.cli import run_cli, setup_logging
 from dcguard.common.config import ConfigError
 from dcguard.common.version import VERSION
-from dcguard.v1 import collector_pb2 as pb
 
 __all__ = ["main"]
 
@@ -56,12 +52,15 @@ def collect(config_path: Path, as_json: bool) -> None:
 
     config = load_config(config_path)
     setup_logging("warning")
-    _prime(config.sources, PRIME_TIMEOUT)
+    prime(config.sources, PRIME_TIMEOUT)
     report = build_report(config.sources, sequence=0)
     config.close_sources()
     if as_json:
-        click.echo(json_format.MessageToJson(report, preserving_proto_field_name=True,
-                                             indent=2))
+        data = json_format.MessageToDict(report, preserving_proto_field_name=True)
+        for entry in data.get("sources", []):
+            # proto3 leaves out a false bool; a consumer must not have to guess.
+            entry.setdefault("success", False)
+        click.echo(json.dumps(data, indent=2))
         return
     for status in report.sources:
         outcome = "ok" if status.success else f"FAILED: {status.error}"
@@ -79,24 +78,6 @@ def collect(config_path: Path, as_json: bool) -> None:
             ro = " read-only" if fs.readonly else ""
             click.echo(f"{fs.mountpoint:<24} {fs.fstype:<8} {used:4.0%} used of "
                        f"{fs.size_bytes / 2**30:.1f} GiB{ro}")
-
-
-def _prime(sources: tuple[Source, ...], timeout: float) -> None:
-    """Start sources that read in background threads (SMART, journal, backups); wait one round.
-
-    In `run` their first results arrive within a report or two; a one-shot
-    collect would otherwise print them empty.
-    """
-    deadline = time.monotonic() + timeout
-    waits = []
-    for source in sources:
-        if not isinstance(source, BackgroundSource):
-            continue
-        with contextlib.suppress(Exception):  # the real collect below reports any failure
-            source.collect(pb.Report())
-        waits.append(source.wait_rounds)
-    for wait in waits:
-        wait(1, max(0.0, deadline - time.monotonic()))
 
 
 @cli.command("enroll")
@@ -138,12 +119,31 @@ def enroll_command(config_path: Path, token: str, ca_fingerprint: str,
 
 @cli.command("check-config")
 @config_option
-def check_config(config_path: Path) -> None:
-    """Validate the config: exit 0, or one line naming the key and exit 2."""
+@click.option("--no-credentials", is_flag=True,
+              help="Check the file only, not that the agent is enrolled (for installers, "
+              "before they enroll).")
+def check_config(config_path: Path, no_credentials: bool) -> None:
+    """Validate the config and the enrollment: exit 0, or one line and exit 2.
+
+    Checks what `run` would refuse: with collector.insecure false the agent
+    needs the credentials `enroll` stores, so their absence is an error here
+    too (a unit must not be told OK and then fail).
+    """
+    from dcguard.agent.trust.credentials import load_credentials
+
     config = load_config(config_path)
+    enrolled = ""
+    if not config.collector.insecure:
+        try:
+            load_credentials(config.state_dir, config.path)
+            enrolled = "; enrolled"
+        except ConfigError:
+            if not no_credentials:
+                raise
+            enrolled = "; not enrolled yet"
     names = ", ".join(source.name for source in config.sources)
     click.echo(f"{config_path}: OK; host {config.host}, department {config.department}, "
-               f"sources: {names}")
+               f"sources: {names}{enrolled}")
 
 
 @cli.command()

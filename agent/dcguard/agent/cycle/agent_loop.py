@@ -13,7 +13,13 @@ import threading
 from pathlib import Path
 
 from dcguard.agent.config import AgentConfig, load_config
-from dcguard.agent.cycle.report_builder import Ticker, agent_info, build_report
+from dcguard.agent.cycle.report_builder import (
+    SourceErrors,
+    Ticker,
+    agent_info,
+    build_report,
+    prime,
+)
 from dcguard.agent.delivery.loop import STATUS_FILE, Delivery
 from dcguard.agent.delivery.sender import Sender
 from dcguard.agent.delivery.spool import Spool
@@ -28,6 +34,9 @@ from dcguard.common.systemd import notify
 __all__ = ["run_agent", "run_from_file"]
 
 log = logging.getLogger(__name__)
+# How long the first report waits for background sources' first round (smartctl,
+# the kernel journal, backup checks); what is still unknown then says so.
+FIRST_ROUND_TIMEOUT = 10.0
 
 
 def run_from_file(config_path: Path) -> None:
@@ -69,6 +78,7 @@ def run_agent(config: AgentConfig, stop: threading.Event | None = None) -> None:
     delivery.start()
     notify("READY=1")
     try:
+        prime(config.sources, FIRST_ROUND_TIMEOUT, stop)
         _report_loop(config, spool, delivery, Ticker(config.interval, stop))
     finally:
         notify("STOPPING=1")
@@ -89,8 +99,9 @@ def run_agent(config: AgentConfig, stop: threading.Event | None = None) -> None:
 def _report_loop(config: AgentConfig, spool: Spool, delivery: Delivery, ticker: Ticker) -> None:
     spool_failing = False
     started = False
+    errors = SourceErrors()
     while ticker.wait():
-        report = build_report(config.sources, spool.next_sequence())
+        report = build_report(config.sources, spool.next_sequence(), errors=errors)
         try:
             spool.append(report)
         except OSError as exc:  # disk full or failing: sources keep their positions

@@ -17,16 +17,15 @@ from typing import Callable
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from dcguard.agent.config import AgentConfig
-from dcguard.agent.sources import Source
+from dcguard.agent.cycle.os_release import os_name
+from dcguard.agent.cycle.report_cap import cap_report
+from dcguard.agent.sources import BackgroundSource, Source
 from dcguard.common.version import VERSION
 from dcguard.v1 import collector_pb2 as pb
 
-__all__ = ["Ticker", "agent_info", "build_report"]
+__all__ = ["SourceErrors", "Ticker", "agent_info", "build_report", "prime"]
 
 log = logging.getLogger(__name__)
-# The last error logged per source: a source that stays broken (smartctl not
-# installed) is logged when it breaks and when it recovers, not every cycle.
-_last_errors: dict[str, str] = {}
 
 
 def agent_info(config: AgentConfig, instance_id: str) -> pb.AgentInfo:
@@ -35,24 +34,68 @@ def agent_info(config: AgentConfig, instance_id: str) -> pb.AgentInfo:
         host=config.host,
         department=config.department,
         agent_version=VERSION,
-        os=_os_name(),
+        os=os_name(),
         kernel=platform.release(),
         interval_seconds=config.interval,
         instance_id=instance_id,
     )
 
 
-def _os_name() -> str:
-    try:
-        release = platform.freedesktop_os_release()  # type: ignore[attr-defined,unused-ignore]
-        return str(release.get("PRETTY_NAME", release.get("NAME", "Linux")))
-    except (OSError, AttributeError):  # no os-release, or Python < 3.10
-        return platform.system()
+def prime(sources: tuple[Source, ...], timeout: float,
+          stop: threading.Event | None = None) -> None:
+    """Start the sources that read in background threads (SMART, journal, backups); wait
+    at most timeout seconds in all (less if stop is set) for their first rounds.
+
+    Until its first round a background source reports "not known yet" as a
+    failure; priming makes the first report (of `run`, or the one `collect`
+    prints) carry what the tools really said.
+    """
+    deadline = time.monotonic() + timeout
+    waits = []
+    for source in sources:
+        if not isinstance(source, BackgroundSource):
+            continue
+        try:
+            started = source.start()
+        except Exception as exc:  # noqa: BLE001 - the report's collect records the failure
+            log.debug("source %s: cannot start: %s", source.name, exc)
+            continue
+        if started:  # False: this source reads inline, there is no round to wait for
+            waits.append(source.wait_rounds)
+    stop = stop or threading.Event()
+    for wait in waits:
+        # In short steps, so a stop signal during start-up is not held up.
+        while not stop.is_set() and time.monotonic() < deadline:
+            if wait(1, min(0.2, max(0.0, deadline - time.monotonic()))):
+                break
+
+
+class SourceErrors:
+    """What each source last failed with, so a source that stays broken (smartctl not
+    installed) is logged when it breaks and when it recovers, not every cycle."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, str] = {}
+
+    def failed(self, name: str, error: str) -> None:
+        if self._last.get(name) != error:
+            log.warning("source %s failed: %s", name, error)
+        self._last[name] = error
+
+    def succeeded(self, name: str) -> None:
+        if self._last.pop(name, None) is not None:
+            log.info("source %s works again", name)
 
 
 def build_report(sources: tuple[Source, ...], sequence: int,
-                 wall_clock: Callable[[], float] = time.time) -> pb.Report:
-    """Run every source once and return the report they filled."""
+                 wall_clock: Callable[[], float] = time.time,
+                 errors: SourceErrors | None = None) -> pb.Report:
+    """Run every source once and return the report they filled.
+
+    errors is the long-running loop's memory of failures; a one-shot report
+    logs every failure it meets.
+    """
+    errors = errors or SourceErrors()
     report = pb.Report(sequence=sequence)
     stamp = Timestamp()
     stamp.FromNanoseconds(int(wall_clock() * 1e9))
@@ -66,15 +109,13 @@ def build_report(sources: tuple[Source, ...], sequence: int,
         except Exception as exc:  # noqa: BLE001 - one failing source must not stop the cycle
             status.success = False
             status.error = f"{type(exc).__name__}: {exc}"[:500]
-            if _last_errors.get(source.name) != status.error:
-                log.warning("source %s failed: %s", source.name, status.error)
-            _last_errors[source.name] = status.error
+            errors.failed(source.name, status.error)
         else:
             status.success = True
             report.MergeFrom(part)
-            if _last_errors.pop(source.name, None) is not None:
-                log.info("source %s works again", source.name)
+            errors.succeeded(source.name)
         status.duration_seconds = time.monotonic() - started
+    cap_report(report)
     return report
 
 

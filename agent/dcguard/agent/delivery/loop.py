@@ -85,7 +85,9 @@ class Delivery(threading.Thread):
         self._backoff = backoff or Backoff()
         self._limit = config.batch_max_reports
         self._failing: str | None = None
+        self._failing_code: grpc.StatusCode | None = None
         self._status_written = 0.0
+        self._status_stale = False  # the last write failed: delivery.json is out of date
         self._last_success = 0.0
         self._refused_in_a_row = 0
 
@@ -189,9 +191,11 @@ class Delivery(threading.Thread):
 
     def _failed(self, exc: DeliveryError) -> None:
         message = str(exc)
-        if self._failing is None:  # once per episode, not once per attempt
+        # Once per episode, not once per attempt; but again when the cause
+        # changes (a collector that comes back and refuses us is news).
+        if self._failing is None or exc.code != self._failing_code:
             log.error("delivery failing (reports stay spooled): %s", message)
-            self._failing = message
+            self._failing, self._failing_code = message, exc.code
             self._write_status(force=True)
         else:
             self._failing = message
@@ -212,13 +216,19 @@ class Delivery(threading.Thread):
     def _write_status(self, force: bool = False) -> None:
         """What `status` shows about delivery: written on change, else at most once a minute."""
         now = time.monotonic()
-        if self._status_path is None or (not force and now - self._status_written
-                                         < _STATUS_EVERY):
+        if self._status_path is None or (not force and not self._status_stale
+                                         and now - self._status_written < _STATUS_EVERY):
             return
-        self._status_written = now
         status = {"address": self._sender.address, "failing": self._failing or "",
                   "last_success": self._last_success, "written": time.time()}
         try:
             atomic_write(self._status_path, json.dumps(status, sort_keys=True).encode())
         except OSError as exc:
+            # A full state directory: what is on disk is now out of date (it may
+            # say "failing" after delivery recovered), so try again next time
+            # rather than a minute later.
             log.debug("cannot write %s: %s", self._status_path, exc)
+            self._status_stale = True
+            return
+        self._status_written = now
+        self._status_stale = False

@@ -53,6 +53,7 @@ while the runner writes: it takes no lock and changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -99,6 +100,31 @@ class _Entry(NamedTuple):
     segment: Path
     offset: int
     size: int
+
+
+def _append_whole(segment: Path, record: bytes) -> int:
+    """Append record and fsync; return its offset. All of it, or none of it.
+
+    On a full disk the kernel takes part of a record before refusing the
+    rest: left there, those bytes would read back as a torn record (and
+    `status` would report unreadable bytes) although nothing was damaged.
+    So a failed append is cut off again before the error is raised.
+    """
+    fd = os.open(segment, os.O_WRONLY | os.O_APPEND)
+    try:
+        offset = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            view = memoryview(record)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, offset)
+            raise
+        return offset
+    finally:
+        os.close(fd)
 
 
 class Spool:
@@ -206,11 +232,7 @@ class Spool:
                 payload = report.SerializeToString()
             record = encode(report.sequence, collected_ns, payload)
             segment = self._segment_for(len(record))
-            with open(segment, "ab") as handle:
-                offset = handle.tell()
-                handle.write(record)
-                handle.flush()
-                os.fsync(handle.fileno())
+            offset = _append_whole(segment, record)
             self._active_size = offset + len(record)
             self._segments[segment] = report.sequence
             self._entries.append(_Entry(report.sequence, collected_ns, segment, offset,

@@ -28,6 +28,10 @@ class SourceContext:
     host: str
     interval: float
     state_dir: Path
+    # Where the kernel's views are read ([agent] proc_root, sys_root): a test or
+    # an odd host points every source at a recorded /proc and /sys at once.
+    proc_root: Path = Path("/proc")
+    sys_root: Path = Path("/sys")
 
 
 class Source(Protocol):
@@ -54,9 +58,13 @@ class Source(Protocol):
 class BackgroundSource(Source, Protocol):
     """A source that reads in a background thread (SMART, backups, the kernel journal).
 
-    Its first collect() starts the thread and reports what is known so far;
-    a one-shot command waits for the thread's first round before collecting.
+    Until its first round it reports "not known yet" as a failure; the agent
+    starts it and waits for that round (report_builder.prime) before the first
+    report, so the first report is as true as the later ones.
     """
+
+    def start(self) -> bool:
+        """Start the background thread; False when this source reads inline (no round to await)."""
 
     def wait_rounds(self, rounds: int, timeout: float) -> bool:
         """Wait until the background thread has completed rounds rounds; False on timeout."""

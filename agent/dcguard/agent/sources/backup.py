@@ -189,10 +189,16 @@ class BackupSource:
 
     # -- the report ------------------------------------------------------------------
 
-    def collect(self, report: pb.Report) -> None:
-        self._load_state()
+    def start(self) -> bool:
+        """Start the background checks if any job needs them; False if none does."""
         if any(s.job.kind != "push" or s.job.source for s in self._states):
             self._poller.start()
+            return True
+        return False
+
+    def collect(self, report: pb.Report) -> None:
+        self._load_state()
+        self.start()
         with self._lock:
             for state in self._states:
                 if state.checked or state.job.kind == "push":
@@ -292,5 +298,5 @@ def _fill_run(entry: pb.Backup, result: RunResult) -> None:
 @register("backup", default_enabled=True)
 def create(config: Table, context: SourceContext) -> Source:
     jobs = parse_backups(config)
-    storage = parse_storage(config)
+    storage = parse_storage(config, context)
     return BackupSource(jobs, context.state_dir, storage.sys_root, storage.mounts_file)

@@ -243,7 +243,7 @@ class FilesystemSource:
 @register("filesystem", default_enabled=True)
 def create(config: Table, context: SourceContext) -> Source:
     table = config.table("filesystem")
-    mounts_file = table.path("mounts_file", "/proc/self/mounts")
+    mounts_file = table.path("mounts_file", str(context.proc_root / "self/mounts"))
     timeout = table.duration("stat_timeout", "5s", minimum=0.001)
     fstypes = table.string_list("exclude_fstypes", list(DEFAULT_EXCLUDE_FSTYPES))
     pattern_text = table.string("exclude_mountpoints", DEFAULT_EXCLUDE_MOUNTPOINTS,

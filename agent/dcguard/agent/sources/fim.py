@@ -167,7 +167,7 @@ def fim_factory(root: Table, context: SourceContext) -> FimSource:
         package_locks=[Path(p) for p in table.string_list("package_locks", list(DEFAULT_LOCKS))],
         package_logs=[Path(p) for p in table.string_list("package_logs",
                                                          list(DEFAULT_PACKAGE_LOGS))],
-        proc_locks=table.path("proc_locks", "/proc/locks"),
+        proc_locks=table.path("proc_locks", str(context.proc_root / "locks")),
         settings=settings, state_file=context.state_dir / "fim-baseline.json",
         counters=counters_for(context.state_dir))
     table.finish()

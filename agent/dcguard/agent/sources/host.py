@@ -116,4 +116,4 @@ def _kib(meminfo: bytes, key: bytes) -> int | None:
 @register("host", default_enabled=True)
 def create(config: Table, context: SourceContext) -> Source:
     config.table("host").finish()
-    return HostSource()
+    return HostSource(str(context.proc_root))

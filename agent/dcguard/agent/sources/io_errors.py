@@ -122,14 +122,19 @@ class IoErrorsSource:
                         self._state_file, exc)
         self._counter.ata_ports.update(ata_port_map(self._config.sys_root))
 
-    def collect(self, report: pb.Report) -> None:
+    def start(self) -> bool:
+        """Start reading the kernel journal in the background; False for a file (read inline)."""
         self._load()
+        if self._config.kernel_log == "journal" and self._journal is None:
+            self._journal = KernelJournal(self._config, self._counter, self._position,
+                                          self._interval)
+        return self._journal is not None
+
+    def collect(self, report: pb.Report) -> None:
+        self.start()
         # Continue from what the last collect read even if it is not committed yet:
         # counts are cumulative, so the next report still carries those errors.
-        if self._config.kernel_log == "journal":
-            if self._journal is None:
-                self._journal = KernelJournal(self._config, self._counter, self._position,
-                                              self._interval)
+        if self._journal is not None:
             counter, position = self._journal.latest()
         else:
             counter = (self._pending[0] if self._pending else self._counter).copy()
@@ -230,6 +235,10 @@ class KernelJournal:
             self._take_followed()
             if self._error:
                 raise RuntimeError(self._error)
+            if not self.poller.rounds:
+                # Not known yet is not success: a first report claiming the journal
+                # was read is untrue when journalctl is missing.
+                raise RuntimeError("the first read of the kernel journal has not finished yet")
             return self._counter.copy(), self._position
 
     def _take_followed(self) -> None:
@@ -314,5 +323,5 @@ def read_journal(config: StorageConfig, counter: ErrorCounter, position: Positio
 
 @register("io_errors", default_enabled=True)
 def create(config: Table, context: SourceContext) -> Source:
-    return IoErrorsSource(parse_storage(config), context.state_dir / "io-errors.json",
+    return IoErrorsSource(parse_storage(config, context), context.state_dir / "io-errors.json",
                           context.interval)

@@ -47,4 +47,4 @@ class MdraidSource:
 
 @register("mdraid", default_enabled=True)
 def create(config: Table, context: SourceContext) -> Source:
-    return MdraidSource(parse_storage(config).mdstat)
+    return MdraidSource(parse_storage(config, context).mdstat)

@@ -39,14 +39,14 @@ Listener = dict[str, Any]     # {"protocol", "address", "port", "process"}
 Listeners = dict[str, Listener]
 
 
-def listening_sockets(protocols: tuple[str, ...],
-                      owners: SocketOwners | None = None) -> Listeners:
+def listening_sockets(protocols: tuple[str, ...], owners: SocketOwners | None = None,
+                      proc: Path = Path("/proc")) -> Listeners:
     """Listening TCP sockets and unconnected bound UDP sockets, keyed by proto/address/port.
 
     owners remembers who holds each socket between calls (see listeners.py).
     """
-    sockets = list(read_listeners(protocols))
-    names = (owners or SocketOwners()).names({s.inode for s in sockets})
+    sockets = list(read_listeners(protocols, proc))
+    names = (owners or SocketOwners(proc)).names({s.inode for s in sockets})
     return {f"{s.protocol}/{s.address}/{s.port}": {"protocol": s.protocol, "address": s.address,
                                                   "port": s.port, "process": names[s.inode]}
             for s in sockets}
@@ -59,11 +59,12 @@ class PortsSource(BaselineScanSource[Listeners]):
 
     def __init__(self, *, interval: float, protocols: tuple[str, ...],
                  settings: SecuritySettings, state_file: Path, counters: SecurityCounters,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, proc: Path = Path("/proc")) -> None:
         super().__init__(interval=interval, settings=settings, state_file=state_file,
                          counters=counters, clock=clock)
         self._protocols = protocols
-        self._owners = SocketOwners()
+        self._proc = proc
+        self._owners = SocketOwners(proc)
 
     def _load(self) -> Listeners | None:
         try:
@@ -82,7 +83,7 @@ class PortsSource(BaselineScanSource[Listeners]):
         if self._queue.room() == 0:
             return
         now = self._clock()
-        current = listening_sockets(self._protocols, self._owners)
+        current = listening_sockets(self._protocols, self._owners, self._proc)
         previous = self._working
         events: list[pb.SecurityEvent] = []
         if previous is not None:
@@ -122,6 +123,6 @@ def ports_factory(root: Table, context: SourceContext) -> PortsSource:
     source = PortsSource(interval=table.duration("interval", "30s", minimum=0.05),
                          protocols=tuple(protocols), settings=settings,
                          state_file=context.state_dir / "ports-baseline.json",
-                         counters=counters_for(context.state_dir))
+                         counters=counters_for(context.state_dir), proc=context.proc_root)
     table.finish()
     return source

@@ -191,8 +191,17 @@ class SmartSource:
         self._reader = reader
         self._poller = Poller("smart", reader.read_all)
 
+    def start(self) -> bool:
+        """Start the background reader (the agent does before its first report); True."""
+        self._poller.start()
+        return True
+
     def collect(self, report: pb.Report) -> None:
         self._poller.start()
+        if not self._poller.rounds:
+            # Nothing is known yet: claiming success here made the first report
+            # say smart works on a host without smartctl.
+            raise SmartUnavailableError("the first smartctl run has not finished yet")
         disks, unavailable = self._reader.snapshot()
         if unavailable:
             raise SmartUnavailableError(unavailable)
@@ -214,4 +223,5 @@ class SmartSource:
 
 @register("smart", default_enabled=True)
 def create(config: Table, context: SourceContext) -> Source:
-    return SmartSource(SmartReader(parse_storage(config), context.state_dir / "smart-last.json"))
+    return SmartSource(SmartReader(parse_storage(config, context),
+                                   context.state_dir / "smart-last.json"))

@@ -15,7 +15,13 @@ from dcguard.collector.cli.events import events
 from dcguard.collector.cli.risk import assess, risk
 from dcguard.collector.config import DEFAULT_CONFIG, ServerConfig, load_config
 from dcguard.collector.liveness import is_up
-from dcguard.collector.store import DatabaseUnreachable, ReportStore, StoreError, report_store
+from dcguard.collector.store import (
+    DatabaseUnreachable,
+    PostgresDatabase,
+    ReportStore,
+    StoreError,
+    report_store,
+)
 from dcguard.common.cli import fail, run_cli, setup_logging
 from dcguard.common.signals import stop_on_signals
 from dcguard.common.systemd import notify
@@ -69,6 +75,52 @@ def serve(config_path: Path, grpc_listen: str | None, metrics_listen: str | None
     server.stop()
 
 
+@cli.command("check-config")
+@config_option
+def check_config(config_path: Path) -> None:
+    """Validate the config: exit 0, or one line naming the key and exit 2.
+
+    Reads every table `serve` reads ([server], [store], [tls], [limits],
+    [risk], [events], [detection], [forward]), with mTLS loads the CA `serve`
+    needs, and with a PostgreSQL [store] connects to it (a wrong DSN or
+    password, or a database out of reach, is what `serve` would exit 2 on).
+    Creates and changes nothing.
+    """
+    from dcguard.collector.trust.ca import CertificateAuthority, TlsFiles
+    from dcguard.common.pki import CertificateError
+
+    config = load_config(config_path)
+    if config.insecure:
+        trust = "plaintext gRPC (loopback only)"
+    else:
+        try:
+            authority = CertificateAuthority(TlsFiles(config.tls_dir))
+        except CertificateError as exc:
+            fail(PROG, f"config {config_path}: server.insecure is false and {exc}")
+        trust = f"mTLS, CA {authority.fingerprint}"
+    store = f"data_dir {config.data_dir}"
+    if isinstance(config.database, PostgresDatabase):
+        _check_database(config_path, config.database)
+        store = f"store {config.database}"
+    click.echo(f"{config_path}: OK; grpc {config.grpc_listen} ({trust}), metrics "
+               f"{config.metrics_listen}, {store}")
+
+
+def _check_database(config_path: Path, database: PostgresDatabase) -> None:
+    """Connect as `serve` would, read only (no migration): one line and exit 2 if it cannot.
+
+    An SQLite file is not opened: that would create it, and its directory is
+    the data_dir `serve` makes.
+    """
+    store = report_store(database, readonly=True)
+    try:
+        store.open()
+    except StoreError as exc:
+        fail(PROG, f"config {config_path}: [store] {exc}")
+    finally:
+        store.close()
+
+
 def _open_store(config: ServerConfig) -> ReportStore:
     store = report_store(config.database, readonly=True)
     try:
@@ -82,6 +134,8 @@ def _agents(config: ServerConfig) -> list[dict[str, Any]]:
     store = _open_store(config)
     try:
         records = store.agents()
+    except StoreError as exc:
+        fail(PROG, str(exc), 1)
     finally:
         store.close()
     now = time.time()

@@ -8,6 +8,7 @@ only the few clock-dependent samples.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 
@@ -16,6 +17,8 @@ from dcguard.collector.exposition.text import family_chunks
 from dcguard.collector.store import AgentRecord
 
 __all__ = ["HostState", "StateCache"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -38,17 +41,29 @@ class StateCache:
 
     def load(self, records: list[AgentRecord]) -> None:
         by_host = {r.host: r for r in records}
-        rendered = self.renderer.render_all(by_host.values())
+        try:
+            rendered = self.renderer.render_all(by_host.values())
+        except Exception:  # noqa: BLE001 - one host must not keep the collector from starting
+            rendered = {}
+            for host, record in by_host.items():
+                result = self._render(record, None)
+                if result is not None:
+                    rendered[host] = result
         states = {host: HostState(by_host[host], r) for host, r in rendered.items()}
         with self._lock:
             self._hosts = states
 
     def update(self, record: AgentRecord) -> None:
-        """Take a host's new record, unless the one held is newer (a shared store's revision)."""
+        """Show the host's new record, unless the one held is newer (a shared store's revision).
+
+        If it cannot be rendered, its previous one stays.
+        """
         previous = self._hosts.get(record.host)  # a dict read is atomic; the lock guards writes
         if previous is not None and record.revision < previous.record.revision:
             return
-        rendered = self.renderer.render_host(record, previous.rendered if previous else None)
+        rendered = self._render(record, previous.rendered if previous else None)
+        if rendered is None:
+            return
         with self._lock:
             current = self._hosts.get(record.host)
             if current is None or record.revision >= current.record.revision:
@@ -58,6 +73,16 @@ class StateCache:
         """Host -> revision of the record held (what a shared store is asked to go beyond)."""
         with self._lock:
             return {host: state.record.revision for host, state in self._hosts.items()}
+
+    def _render(self, record: AgentRecord, previous: Rendered | None) -> Rendered | None:
+        # The report is stored already: failing here would fail the agent's
+        # call (and its retries), or, at start, the whole collector.
+        try:
+            return self.renderer.render_host(record, previous)
+        except Exception:  # a bug in one group must not cost the other hosts
+            log.exception("cannot render the metrics of %s; its /metrics series stay as "
+                          "they were", record.host)
+            return None
 
     def snapshot(self) -> list[HostState]:
         """Every host, sorted by department then host (a stable exposition order)."""

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 import zlib
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Callable
+
+from dcguard.collector.metrics_conn import BoundedHTTPServer
 
 __all__ = ["MetricsServer"]
 
@@ -54,7 +55,8 @@ class MetricsServer:
     side by side.
     """
 
-    def __init__(self, host: str, port: int, render: Callable[[], list[str]]) -> None:
+    def __init__(self, host: str, port: int, render: Callable[[], list[str]],
+                 idle_timeout: float = 30.0, max_connections: int = 256) -> None:
         self._render = render
         self._render_lock = threading.Lock()  # one render at a time
         self._count_lock = threading.Lock()
@@ -103,11 +105,10 @@ class MetricsServer:
             def log_message(self, format: str, *args: object) -> None:
                 log.debug("http: " + format, *args)
 
-        server_class = type("Server", (ThreadingHTTPServer,), {
-            "address_family": socket.AF_INET6 if ":" in host else socket.AF_INET,
-            "daemon_threads": True,
-        })
-        self._server: ThreadingHTTPServer = server_class((host, port), Handler)
+        # A request that stalls mid-way (or a reader that stops reading) is
+        # dropped after the idle timeout too, so no thread waits forever.
+        Handler.timeout = idle_timeout
+        self._server = BoundedHTTPServer((host, port), Handler, idle_timeout, max_connections)
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         name="metrics-http", daemon=True)
 

@@ -27,7 +27,7 @@ from dcguard.collector.calls import Admission, RenewCall, Reply
 from dcguard.collector.config import ServerConfig
 from dcguard.collector.errors import Rejection
 from dcguard.collector.identity import PeerIdentity
-from dcguard.collector.receive.validate import Limits
+from dcguard.collector.limits import Limits
 from dcguard.collector.store import Database, PostgresDatabase
 
 __all__ = ["FrameError", "FrameSocket", "WorkerSettings", "decode", "encode"]
@@ -101,7 +101,8 @@ class _Encoder:
         if isinstance(value, PeerIdentity):
             return {"id": [value.host, value.department]}
         if isinstance(value, Rejection):
-            return {"rej": [value.code.name, value.reason, value.message, value.retry_after]}
+            return {"rej": [value.code.name, value.reason, value.message, value.retry_after,
+                            self.value(value.identity)]}
         if isinstance(value, Admission):
             return {"adm": [value.peer, value.received_at, value.reports,
                             self.value(value.identity), self.value(value.rejection),
@@ -155,7 +156,9 @@ class _Decoder:
         if tag == "id":
             return PeerIdentity(*body)
         if tag == "rej":
-            return Rejection(_status(body[0]) or grpc.StatusCode.UNKNOWN, *body[1:])
+            code, reason, message, retry_after, identity = body
+            return Rejection(_status(code) or grpc.StatusCode.UNKNOWN, reason, message,
+                             retry_after, self.value(identity))
         if tag == "adm":
             peer, received_at, reports, identity, rejection, data = body
             return Admission(peer, received_at, reports, self.value(identity),

@@ -16,8 +16,9 @@ import grpc
 
 from dcguard.collector.calls import Admission, RenewCall, parse_request
 from dcguard.collector.errors import Rejection
+from dcguard.collector.limits import Limits
 from dcguard.collector.receive.auth import Authenticator
-from dcguard.collector.receive.validate import Limits, validate_request
+from dcguard.collector.receive.validate import validate_request
 
 __all__ = ["SubmitFront", "admit_renew"]
 
@@ -41,7 +42,7 @@ class SubmitFront:
             identity = self._auth.identify(context, request.agent)
             validate_request(request, now, self._limits)
         except Rejection as exc:
-            return Admission(context.peer(), now, reports, identity, exc)
+            return Admission(context.peer(), now, reports, identity or exc.identity, exc)
         return Admission(context.peer(), now, reports, identity, None, data, request)
 
 

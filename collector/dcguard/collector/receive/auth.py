@@ -11,13 +11,14 @@ TLS cannot know: revocation, and whether the claim matches the certificate.
 from __future__ import annotations
 
 import datetime
+import logging
 from typing import Protocol
 
 import grpc
 from cryptography import x509
 
 from dcguard.collector.errors import Rejection
-from dcguard.collector.identity import PeerIdentity
+from dcguard.collector.identity import CertificateStatus, PeerIdentity
 from dcguard.common.names import check_name
 from dcguard.common.pki import (
     CertificateError,
@@ -28,11 +29,16 @@ from dcguard.common.pki import (
 )
 from dcguard.v1 import collector_pb2 as pb
 
-__all__ = ["Authenticator", "PeerIdentity", "RevocationCheck"]
+__all__ = ["Authenticator", "CertificateStatus", "PeerIdentity", "RevocationCheck"]
+
+log = logging.getLogger(__name__)
+
+# Serials whose "unknown" refusal was logged: once each, not once per call.
+_LOGGED_UNKNOWN_MAX = 10_000
 
 
 class RevocationCheck(Protocol):
-    def is_revoked(self, serial: int) -> bool: ...
+    def certificate_status(self, serial: int) -> CertificateStatus: ...
 
 
 class Authenticator:
@@ -45,6 +51,7 @@ class Authenticator:
         self._insecure = insecure
         self._ca = ca
         self._revocations = revocations
+        self._logged_unknown: set[int] = set()
 
     def identify(self, context: grpc.ServicerContext, claim: pb.AgentInfo) -> PeerIdentity:
         # Who is calling comes before what they claim: an unauthenticated
@@ -81,11 +88,30 @@ class Authenticator:
         except CertificateError as exc:
             raise Rejection(grpc.StatusCode.UNAUTHENTICATED, "unauthenticated",
                             f"client certificate refused: {exc}") from None
-        if self._revocations.is_revoked(cert.serial_number):
-            raise Rejection(grpc.StatusCode.PERMISSION_DENIED, "permission_denied",
-                            "this client certificate was revoked; enroll the agent again")
         host, department = common_name(cert), unit_name(cert)
+        # Signed by our CA: the names are ours, so even a refusal is counted per host.
+        signed = (None if check_name(host) or check_name(department)
+                  else PeerIdentity(host=host, department=department))
+        status = self._revocations.certificate_status(cert.serial_number)
+        if status == "revoked":
+            raise Rejection(grpc.StatusCode.PERMISSION_DENIED, "permission_denied",
+                            "this client certificate was revoked; enroll the agent again",
+                            identity=signed)
+        if status == "unknown":
+            self._log_unknown(cert.serial_number, host)
+            raise Rejection(grpc.StatusCode.PERMISSION_DENIED, "permission_denied",
+                            "unknown certificate: this collector has no record of issuing it; "
+                            "enroll the agent again", identity=signed)
         if check_name(host) or check_name(department):
             raise Rejection(grpc.StatusCode.UNAUTHENTICATED, "unauthenticated",
                             "the client certificate names no valid host and department")
         return PeerIdentity(host=host, department=department)
+
+    def _log_unknown(self, serial: int, host: str) -> None:
+        if serial in self._logged_unknown or len(self._logged_unknown) >= _LOGGED_UNKNOWN_MAX:
+            return
+        self._logged_unknown.add(serial)
+        log.warning("refused a certificate for host %r (serial %x): signed by our CA but not "
+                    "in the registry, which was emptied or replaced since it was issued (a "
+                    "new or restored collector database?); the agent must enroll again",
+                    host, serial)

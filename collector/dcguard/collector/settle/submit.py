@@ -16,7 +16,9 @@ from typing import Protocol
 import grpc
 
 from dcguard.collector.calls import Admission, Reply, parse_request
+from dcguard.collector.clock import clamp_report_times
 from dcguard.collector.errors import Rejection
+from dcguard.collector.limits import Limits
 from dcguard.collector.ratelimit import RateLimiter
 from dcguard.collector.selfmetrics import SelfMetrics
 from dcguard.collector.store import AgentRecord, ReportStore, StoreError, StoreJob
@@ -32,6 +34,7 @@ class HostStateSink(Protocol):
 
     def __len__(self) -> int: ...
 
+
 log = logging.getLogger(__name__)
 
 
@@ -39,11 +42,13 @@ class CollectorService:
     """Settles admitted Submits; every outcome is counted."""
 
     def __init__(self, store: ReportStore, state: HostStateSink, metrics: SelfMetrics,
-                 rate: RateLimiter | None = None) -> None:
+                 limits: Limits | None = None) -> None:
         self._store = store
         self._state = state
         self._metrics = metrics
-        self._rate = rate or RateLimiter(0, 0)
+        self._limits = limits or Limits()
+        self._rate = RateLimiter(self._limits.rate_per_second, self._limits.rate_burst)
+        self._clamping: set[str] = set()  # hosts whose report times are being clamped
 
     def settle(self, admissions: Sequence[Admission]) -> list[Reply]:
         """Answer each admission; those accepted are stored together, in one commit."""
@@ -56,13 +61,12 @@ class CollectorService:
                 replies[index] = self._refuse(admission, exc)
         results = self._store.apply_many([job for _, job in accepted])
         if results:
-            self._metrics.store_up.set(0 if all(isinstance(r, StoreError) for r in results)
-                                       else 1)
+            # A batch refused for its content says nothing of the database.
+            self._metrics.store_up.set(
+                0 if all(isinstance(r, StoreError) and r.transient for r in results) else 1)
         for (index, _), result in zip(accepted, results):
             if isinstance(result, StoreError):
-                log.error("%s", result)
-                replies[index] = Reply.refusal(grpc.StatusCode.UNAVAILABLE,
-                                               "the collector cannot store now")
+                replies[index] = self._not_stored(admissions[index], result)
                 continue
             if result.duplicates:
                 self._metrics.duplicate.inc(result.duplicates)
@@ -90,11 +94,41 @@ class CollectorService:
         request = admission.request
         if request is None:  # it came from an ingest process: parse it here again
             request = parse_request(admission.data)
+        skew, clamped = clamp_report_times(request.reports, admission.received_at,
+                                           self._limits)
+        self._note_clock(admission.identity.host, skew, clamped)
         return StoreJob(admission.identity, request.agent, request.reports,
-                        admission.received_at, request.acked_sequence)
+                        admission.received_at, acked_sequence=request.acked_sequence,
+                        clock_skew=skew)
+
+    def _note_clock(self, host: str, skew: float, clamped: int) -> None:
+        """Log when a host's reports start and stop being clamped: once, not per report."""
+        if clamped and host not in self._clamping:
+            self._clamping.add(host)
+            log.warning("%s's clock is %.0f s off (ahead if positive): its reports are stored "
+                        "at their arrival time until it is corrected", host, skew)
+        elif not clamped and host in self._clamping:
+            self._clamping.discard(host)
+            log.info("%s's report times are plausible again (skew %.1f s)", host, skew)
+
+    def _not_stored(self, admission: Admission, error: StoreError) -> Reply:
+        """A batch the store could not take: come back later, or never (counted)."""
+        if error.transient:
+            log.error("%s", error)
+            return Reply.refusal(grpc.StatusCode.UNAVAILABLE, "the collector cannot store now")
+        # Answering UNAVAILABLE here would have the agent resend it forever,
+        # holding back every report behind it.
+        log.warning("%s; refused it for good", error)
+        return self._refuse(admission, Rejection(grpc.StatusCode.INVALID_ARGUMENT, error.reason,
+                                                 str(error)))
 
     def _refuse(self, admission: Admission, exc: Rejection) -> Reply:
-        self._metrics.rejected.labels(reason=exc.reason).inc(max(admission.reports, 1))
+        count = max(admission.reports, 1)
+        self._metrics.rejected.labels(reason=exc.reason).inc(count)
+        if admission.identity is not None:
+            self._metrics.agent_rejected.labels(
+                host=admission.identity.host, department=admission.identity.department,
+                reason=exc.reason).inc(count)
         # A throttled agent is told when to come back; one line per call would flood.
         log.log(logging.DEBUG if exc.reason == "rate_limited" else logging.INFO,
                 "refused a batch from %s: %s", admission.peer, exc.message)

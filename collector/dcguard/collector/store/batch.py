@@ -5,7 +5,8 @@ agent's current instance (a reinstalled agent, with a new instance id,
 starts again from 0); every sequence skipped between two new ones is lost,
 unless the agent says a collector acknowledged it (its acked_sequence):
 then another collector, with a store of its own, took it, and it is
-counted as acknowledged elsewhere instead.
+counted as acknowledged elsewhere instead. A sequence more than
+MAX_SEQUENCE_JUMP above the last is refused (SequenceRefused), on every engine.
 Each engine reads the agent's row under its own lock, asks plan() what to
 store, and writes the record() back in the same transaction.
 """
@@ -19,7 +20,25 @@ from dcguard.collector.identity import PeerIdentity
 from dcguard.collector.store.model import AgentRecord
 from dcguard.v1 import collector_pb2 as pb
 
-__all__ = ["Counters", "Plan", "plan", "record"]
+__all__ = ["MAX_SEQUENCE_JUMP", "Counters", "Plan", "SequenceRefused", "plan", "record"]
+
+# How far one report's sequence may lie above the host's last (or above 0
+# for a new agent instance): a billion reports is 475 years at 15 s. More is
+# a corrupt or forged sequence, which would count a billion reports lost and
+# make every later report of the instance a duplicate.
+MAX_SEQUENCE_JUMP = 1_000_000_000
+
+
+class SequenceRefused(Exception):
+    """A batch whose content can never be stored: the engine refuses it for good.
+
+    Raised by plan() inside the engine's savepoint; the engine turns it into
+    StoreError(transient=False, reason=self.reason).
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -58,6 +77,10 @@ def plan(row: Counters | None, instance_id: str, reports: Sequence[pb.Report],
         if report.sequence <= max_sequence:
             duplicates += 1
             continue
+        if report.sequence - max_sequence > MAX_SEQUENCE_JUMP:
+            raise SequenceRefused("invalid_report", (
+                f"report {report.sequence}: sequence jumps more than {MAX_SEQUENCE_JUMP} "
+                f"above the host's last ({max_sequence})"))
         # Of the skipped sequences, those up to the agent's acked_sequence were taken.
         taken = max(max_sequence, min(acked_sequence, report.sequence - 1))
         elsewhere += taken - max_sequence
@@ -68,7 +91,8 @@ def plan(row: Counters | None, instance_id: str, reports: Sequence[pb.Report],
 
 
 def record(row: Counters | None, identity: PeerIdentity, agent: pb.AgentInfo, done: Plan,
-           received_at: float, latest: pb.Report | None, revision: int = 0) -> AgentRecord:
+           received_at: float, latest: pb.Report | None, revision: int = 0,
+           clock_skew_seconds: float = 0.0) -> AgentRecord:
     """The agent's stored record after a batch."""
     return AgentRecord(
         host=identity.host, department=identity.department,
@@ -77,4 +101,5 @@ def record(row: Counters | None, identity: PeerIdentity, agent: pb.AgentInfo, do
         first_seen=row.first_seen if row is not None else received_at, last_seen=received_at,
         max_sequence=done.max_sequence, reports_stored=done.reports_stored,
         reports_lost=done.reports_lost, latest=latest, revision=revision,
+        clock_skew_seconds=clock_skew_seconds,
     )

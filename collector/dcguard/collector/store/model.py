@@ -22,7 +22,20 @@ FsSample = tuple[str, str, float, float]
 
 
 class StoreError(Exception):
-    """The database could not be opened, read or written (the engine's own error, in words)."""
+    """The database could not be opened, read or written, or a batch could not be stored.
+
+    transient: the condition may pass (a locked or busy database, a full
+    disk, an I/O error), so the agent should send the batch again. Otherwise
+    the batch itself is at fault (a hook cannot handle its content, an
+    implausible sequence): sending it again can never succeed, so it is
+    refused for good, with `reason` as the rejection reason.
+    """
+
+    def __init__(self, message: str, *, transient: bool = True,
+                 reason: str = "unstorable") -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -46,6 +59,8 @@ class AgentRecord:
     # the store is not shared): which of two copies of a host is newer, by
     # the database's word rather than by two collectors' clocks.
     revision: int = 0
+    # The newest report's collected_at as sent minus its arrival (clock.py).
+    clock_skew_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -68,6 +83,8 @@ class StoreJob:
     received_at: float
     # The highest sequence any collector acknowledged to the agent before (its word).
     acked_sequence: int = 0
+    # The newest report's clock skew (clock.py); kept only if a report is new.
+    clock_skew: float = 0.0
 
 
 @dataclass(frozen=True)

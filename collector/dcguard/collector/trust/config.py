@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from dcguard.collector.receive.validate import Limits
+from dcguard.collector.limits import Limits
 from dcguard.common.config import Table, parse_listen_address
 
 __all__ = ["TlsConfig", "parse_limits", "parse_tls"]
@@ -53,6 +53,8 @@ def parse_limits(table: Table) -> Limits:
         max_reports_per_batch=table.integer(
             "max_reports_per_batch", defaults.max_reports_per_batch, minimum=1),
         max_entries=table.integer("max_entries", defaults.max_entries, minimum=1),
+        max_filesystems=table.integer("max_filesystems", defaults.max_filesystems, minimum=1),
+        max_sources=table.integer("max_sources", defaults.max_sources, minimum=1),
         max_events_per_report=table.integer(
             "max_events_per_report", defaults.max_events_per_report, minimum=0),
         max_string=table.size("max_string_bytes", defaults.max_string, minimum=64),

@@ -14,6 +14,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from dcguard.collector.identity import CertificateStatus
 from dcguard.collector.store import CertificateRecord, Database, RegistryStore, registry_store
 
 __all__ = ["EnrollmentRegistry", "TokenError", "hash_token", "new_token"]
@@ -93,10 +94,12 @@ class EnrollmentRegistry:
             serial=format(serial, "x"), host=host, department=department,
             issued_at=time.time(), not_after=not_after, revoked_at=None))
 
-    def is_revoked(self, serial: int) -> bool:
-        """True if the certificate was revoked, or was never issued by this collector."""
+    def certificate_status(self, serial: int) -> CertificateStatus:
+        """Whether the registry issued this certificate ("unknown" if not) and revoked it."""
         cert = self._store.certificate(format(serial, "x"))
-        return cert is None or cert.revoked_at is not None
+        if cert is None:
+            return "unknown"
+        return "valid" if cert.revoked_at is None else "revoked"
 
     def revoke_host(self, host: str, now: float | None = None) -> int:
         """Revoke every certificate of host; return how many were still valid."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from dcguard.agent.sources import SourceContext
 from dcguard.common.config import Table
 
 __all__ = ["DEFAULT_SMART_ATTRIBUTES", "SmartDevice", "StorageConfig", "parse_storage"]
@@ -66,7 +67,7 @@ def _attributes(table: Table) -> frozenset[int]:
     return frozenset(values)
 
 
-def parse_storage(config: Table) -> StorageConfig:
+def parse_storage(config: Table, context: SourceContext) -> StorageConfig:
     """Read and check [storage]; every problem is a one-line ConfigError naming the key."""
     table = config.table("storage")
     kernel_log = table.string("kernel_log", "journal")
@@ -79,13 +80,13 @@ def parse_storage(config: Table) -> StorageConfig:
         smart_timeout=table.duration("smart_timeout", "30s", minimum=0.1),
         smart_devices=_devices(table),
         smart_attributes=_attributes(table),
-        mdstat=table.path("mdstat", "/proc/mdstat"),
+        mdstat=table.path("mdstat", str(context.proc_root / "mdstat")),
         kernel_log=kernel_log,
         journalctl=table.string("journalctl", "journalctl"),
         journal_directory=table.string("journal_directory", "", allow_empty=True),
         journal_timeout=table.duration("journal_timeout", "20s", minimum=0.1),
-        sys_root=table.path("sys_root", "/sys"),
-        mounts_file=table.path("mounts_file", "/proc/self/mounts"),
+        sys_root=table.path("sys_root", str(context.sys_root)),
+        mounts_file=table.path("mounts_file", str(context.proc_root / "self/mounts")),
         max_read_bytes=table.size("kernel_log_max_read_bytes", 8 * 2**20, minimum=4096),
     )
     table.finish()

@@ -30,8 +30,16 @@ class AgentGroup:
         Family("dcguard_agent_report_timestamp_seconds", _G,
                "Time the newest stored report was collected on the host."),
         Family("dcguard_agent_interval_seconds", _G, "The agent's report interval."),
+        Family("dcguard_agent_clock_skew_seconds", _G,
+               "The newest report's time as the host stamped it minus its arrival: positive "
+               "when the host's clock is ahead (negative also while a backlog drains)."),
+        Family("dcguard_agent_report_omitted_entries", _G,
+               "Entries the agent left out of the newest report to stay within the "
+               "collector's default limits, by list (kind)."),
         Family("dcguard_agent_source_success", _G,
                "1 if the source succeeded in the newest report, else 0."),
+        Family("dcguard_agent_source_duration_seconds", _G,
+               "How long the source took in the newest report's cycle, on the host."),
     )
 
     def __init__(self, down_after_intervals: int) -> None:
@@ -47,14 +55,19 @@ class AgentGroup:
         add("dcguard_agent_reports_stored_total", (), record.reports_stored)
         add("dcguard_agent_reports_lost_total", (), record.reports_lost)
         add("dcguard_agent_interval_seconds", (), record.interval_seconds)
+        add("dcguard_agent_clock_skew_seconds", (), record.clock_skew_seconds)
         report = record.latest
         if report is None:
             return
         add("dcguard_agent_spool_dropped_reports_total", (), report.spool_dropped_total)
         add("dcguard_agent_report_timestamp_seconds", (),
             report.collected_at.seconds + report.collected_at.nanos / 1e9)
+        for kind, omitted in sorted(report.omitted_entries.items()):
+            add("dcguard_agent_report_omitted_entries", (("kind", kind),), omitted)
         for status in report.sources:
             add("dcguard_agent_source_success", (("source", status.name),), status.success)
+            add("dcguard_agent_source_duration_seconds", (("source", status.name),),
+                status.duration_seconds)
 
     def render_live(self, record: AgentRecord, now: float, add: AddSample) -> None:
         add("dcguard_agent_up", (), is_up(record, now, self._down_after))

@@ -22,7 +22,7 @@ from dcguard.collector.store.model import DatabaseUnreachable, PostgresDatabase,
 
 __all__ = [
     "EVENT_ORDER_LOCK", "FORWARD_LOCK", "MIGRATION_LOCK", "Connection", "DatabaseError",
-    "Migration", "check_dsn", "connect", "migrate", "retryable", "translated",
+    "Migration", "check_dsn", "connect", "is_transient", "migrate", "retryable", "translated",
 ]
 
 Migration = tuple[str, tuple[str, ...]]  # (name, statements), as in the SQLite engine
@@ -60,13 +60,40 @@ def translated(method: _F) -> _F:
         try:
             return method(*args, **kwargs)
         except DatabaseError as exc:
-            raise StoreError(_message(exc)) from exc
+            raise StoreError(_message(exc), transient=is_transient(exc)) from exc
     return cast(_F, wrapper)
 
 
 def _message(exc: BaseException) -> str:
     # psycopg's messages can span lines (DETAIL, HINT): one line for the log.
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+# SQLSTATE classes of the server or the connection, not of the data: connection
+# exceptions, transaction rollbacks (serialization, deadlock), insufficient
+# resources (disk full, out of memory, too many connections), operator
+# intervention (shutdown, cannot connect now, cancel), system errors.
+_TRANSIENT_CLASSES = ("08", "40", "53", "57", "58")
+# Single states of the same kind in other classes: a read-only transaction (a
+# standby during a failover), an idle session timed out, a lock not available,
+# an object in use.
+_TRANSIENT_STATES = ("25006", "25P03", "55P03", "55006")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures of the database, the connection or the machine, not of the data.
+
+    Such a batch is answered UNAVAILABLE and sent again; anything else (a
+    DataError or IntegrityError: an out-of-range number, a violated
+    constraint) would fail again, so the batch is refused for good.
+    """
+    if isinstance(exc, (StoreError,)):
+        return exc.transient
+    if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, OSError,
+                        MemoryError)):
+        return True
+    state = getattr(exc, "sqlstate", None) or ""
+    return state[:2] in _TRANSIENT_CLASSES or state in _TRANSIENT_STATES
 
 
 def retryable(exc: BaseException) -> bool:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dcguard.collector.identity import PeerIdentity
-from dcguard.collector.store.batch import Counters, plan
+from dcguard.collector.store.batch import Counters, SequenceRefused, plan
 from dcguard.collector.store.batch import record as make_record
 from dcguard.collector.store.interface import ReportHook
 from dcguard.collector.store.model import (
@@ -35,10 +35,11 @@ from dcguard.collector.store.postgres.connection import (
     DatabaseError,
     Migration,
     connect,
+    is_transient,
     migrate,
     retryable,
 )
-from dcguard.collector.store.postgres.schema import MIGRATIONS
+from dcguard.collector.store.postgres.schema import AGENTS_CLOCK_SKEW, AGENTS_SCHEMA, MIGRATIONS
 from dcguard.collector.store.postgres.transaction import PostgresTransaction
 from dcguard.v1 import collector_pb2 as pb
 
@@ -46,18 +47,22 @@ __all__ = ["PostgresStore"]
 
 _COLUMNS = ("host, department, agent_version, os, kernel, interval_seconds, instance_id, "
             "first_seen, last_seen, max_sequence, reports_stored, reports_lost, latest_report, "
-            "revision")
+            "revision, clock_skew_seconds")
+# Columns later migrations added, with what a row had before them: a read-only
+# reader (the CLI) of a database no collector of this version has migrated yet
+# reads these instead of failing (as the SQLite engine does).
+_LATER_COLUMNS = {"clock_skew_seconds": "0.0"}
 _COUNTERS = "first_seen, max_sequence, reports_stored, reports_lost, instance_id, revision"
 _UPSERT = (
     f"INSERT INTO agents ({_COLUMNS}) VALUES "
-    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (host) DO UPDATE SET "
+    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (host) DO UPDATE SET "
     "department = excluded.department, agent_version = excluded.agent_version, "
     "os = excluded.os, kernel = excluded.kernel, interval_seconds = excluded.interval_seconds, "
     "instance_id = excluded.instance_id, first_seen = excluded.first_seen, "
     "last_seen = excluded.last_seen, max_sequence = excluded.max_sequence, "
     "reports_stored = excluded.reports_stored, reports_lost = excluded.reports_lost, "
     "latest_report = COALESCE(excluded.latest_report, agents.latest_report), "
-    "revision = excluded.revision"
+    "revision = excluded.revision, clock_skew_seconds = excluded.clock_skew_seconds"
 )
 # A deadlock or serialization failure is retried this many times before the
 # batches get an error (and their agents retry later).
@@ -70,15 +75,35 @@ def _one_line(exc: BaseException) -> str:
 
 def _record(row: tuple[Any, ...]) -> AgentRecord:
     (host, department, agent_version, os_name, kernel, interval, instance_id, first_seen,
-     last_seen, max_sequence, stored, lost, blob, revision) = row
+     last_seen, max_sequence, stored, lost, blob, revision, skew) = row
     return AgentRecord(
         host=host, department=department, agent_version=agent_version, os=os_name,
         kernel=kernel, interval_seconds=interval, instance_id=instance_id,
         first_seen=first_seen, last_seen=last_seen, max_sequence=max_sequence,
         reports_stored=stored, reports_lost=lost,
         latest=pb.Report.FromString(bytes(blob)) if blob is not None else None,
-        revision=revision,
+        revision=revision, clock_skew_seconds=skew,
     )
+
+
+def _with_agent_steps(migrations: tuple[Migration, ...]) -> tuple[Migration, ...]:
+    """The agents table's later steps right after AGENTS_SCHEMA (as the SQLite engine does)."""
+    if AGENTS_SCHEMA not in migrations or AGENTS_CLOCK_SKEW in migrations:
+        return migrations
+    at = migrations.index(AGENTS_SCHEMA) + 1
+    return (*migrations[:at], AGENTS_CLOCK_SKEW, *migrations[at:])
+
+
+def _batch_error(host: str, exc: Exception) -> StoreError:
+    """What one batch's failure inside its savepoint means: come back later, or never."""
+    if isinstance(exc, SequenceRefused):
+        return StoreError(str(exc), transient=False, reason=exc.reason)
+    if isinstance(exc, StoreError):  # a hook's write, already judged where it failed
+        return StoreError(f"cannot store reports for {host}: {exc}", transient=exc.transient)
+    if is_transient(exc):
+        return StoreError(f"cannot store reports for {host}: {_one_line(exc)}")
+    return StoreError(f"a report of {host} cannot be stored "
+                      f"({type(exc).__name__}: {_one_line(exc)})", transient=False)
 
 
 @dataclass
@@ -96,17 +121,20 @@ class PostgresStore:
                  migrations: Sequence[Migration] = MIGRATIONS,
                  hooks: Sequence[ReportHook] = ()) -> None:
         self._database = database
-        self._migrations = tuple(migrations)
+        self._migrations = _with_agent_steps(tuple(migrations))
         self._readonly = readonly
         self._hooks = tuple(hooks)
         self._lock = threading.Lock()  # held by whoever is committing
         self._queue_lock = threading.Lock()
         self._queue: list[_Job] = []
         self._db: Connection | None = None
+        self._select = _COLUMNS
 
     def open(self) -> None:
         self._db = connect(self._database)
-        if not self._readonly:
+        if self._readonly:
+            self._select = self._columns_present(self._db)
+        else:
             try:
                 migrate(self._db, self._migrations)
             except StoreError as exc:
@@ -117,6 +145,21 @@ class PostgresStore:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+
+    def _columns_present(self, db: Connection) -> str:
+        """_COLUMNS, with the default standing in for a column the database lacks yet."""
+        try:
+            present = {row[0] for row in db.execute(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_name = 'agents' AND table_schema = current_schema()")}
+        except DatabaseError:
+            return _COLUMNS  # the read below says what is wrong
+        if not present:
+            return _COLUMNS
+        return ", ".join(
+            name if name in present or name not in _LATER_COLUMNS
+            else f"{_LATER_COLUMNS[name]} AS {name}"
+            for name in (part.strip() for part in _COLUMNS.split(",")))
 
     def _conn(self) -> Connection:
         """The connection, made again if the last one broke (a restarted or failed-over server)."""
@@ -129,7 +172,7 @@ class PostgresStore:
     def agents(self) -> list[AgentRecord]:
         with self._lock:
             try:
-                rows = self._conn().execute(f"SELECT {_COLUMNS} FROM agents ORDER BY host"
+                rows = self._conn().execute(f"SELECT {self._select} FROM agents ORDER BY host"
                                             ).fetchall()
             except DatabaseError as exc:
                 raise StoreError(f"cannot read agents from {self._database}: "
@@ -148,7 +191,7 @@ class PostgresStore:
                 revisions = db.execute("SELECT host, revision FROM agents").fetchall()
                 changed = [host for host, revision in revisions
                            if revision > known.get(host, -1)]
-                rows = db.execute(f"SELECT {_COLUMNS} FROM agents WHERE host = ANY(%s)",
+                rows = db.execute(f"SELECT {self._select} FROM agents WHERE host = ANY(%s)",
                                   (changed,)).fetchall() if changed else []
             except DatabaseError as exc:
                 raise StoreError(f"cannot read agents from {self._database}: "
@@ -215,13 +258,11 @@ class PostgresStore:
                     with db.transaction():  # a savepoint: a bad batch sinks only itself
                         job.result = self._apply(db, job.batch)
                 except DatabaseError as exc:
-                    if retryable(exc):
-                        raise  # the whole transaction is gone: run it again
-                    job.error = StoreError(f"cannot store reports for "
-                                           f"{job.batch.identity.host}: {_one_line(exc)}")
+                    if retryable(exc) or db.broken:
+                        raise  # the whole transaction is gone: run it again, or fail all
+                    job.error = _batch_error(job.batch.identity.host, exc)
                 except Exception as exc:  # noqa: BLE001 - a bad batch or hook must not sink the rest
-                    job.error = StoreError(f"cannot store reports for "
-                                           f"{job.batch.identity.host}: {exc}")
+                    job.error = _batch_error(job.batch.identity.host, exc)
 
     def _apply(self, db: Connection, batch: StoreJob) -> ApplyResult:
         identity, agent = batch.identity, batch.agent
@@ -238,18 +279,22 @@ class PostgresStore:
             for hook in self._hooks:
                 hook.on_stored(tx, identity.host, report)
         latest = done.new[-1] if done.new else None
+        skew = batch.clock_skew
         if latest is None:
-            blob = db.execute("SELECT latest_report FROM agents WHERE host = %s",
-                              (identity.host,)).fetchone()
-            if blob is not None and blob[0] is not None:
-                latest = pb.Report.FromString(bytes(blob[0]))
+            kept = db.execute("SELECT latest_report, clock_skew_seconds FROM agents "
+                              "WHERE host = %s", (identity.host,)).fetchone()
+            if kept is not None:
+                skew = kept[1]
+                if kept[0] is not None:
+                    latest = pb.Report.FromString(bytes(kept[0]))
         revision = (counters.revision if counters is not None else 0) + 1
         record = make_record(counters, identity, agent, done, batch.received_at, latest,
-                             revision)
+                             revision, clock_skew_seconds=skew)
         db.execute(_UPSERT, (
             record.host, record.department, record.agent_version, record.os, record.kernel,
             record.interval_seconds, record.instance_id, record.first_seen, record.last_seen,
             record.max_sequence, record.reports_stored, record.reports_lost,
-            done.new[-1].SerializeToString() if done.new else None, record.revision))
+            done.new[-1].SerializeToString() if done.new else None, record.revision,
+            record.clock_skew_seconds))
         return ApplyResult(record=record, stored=len(done.new), duplicates=done.duplicates,
                            acknowledged_elsewhere=done.acknowledged_elsewhere)

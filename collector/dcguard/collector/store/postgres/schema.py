@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from dcguard.collector.store.postgres.connection import Migration
 
-__all__ = ["FAILURES_WHERE", "MIGRATIONS"]
+__all__ = [
+    "AGENTS_CLOCK_SKEW", "AGENTS_SCHEMA", "ENROLLMENT_SCHEMA", "FAILURES_WHERE",
+    "FS_HISTORY_SCHEMA", "MIGRATIONS", "SECURITY_SCHEMA",
+]
 
 # Failed logins stored from agents, as the partial index below says it.
 FAILURES_WHERE = "type IN ('ssh_login_failed', 'ssh_invalid_user') AND detection = 0"
@@ -129,5 +132,11 @@ SECURITY_SCHEMA: Migration = ("security-events-v1", (
     """,
 ))
 
-MIGRATIONS: tuple[Migration, ...] = (AGENTS_SCHEMA, ENROLLMENT_SCHEMA, FS_HISTORY_SCHEMA,
-                                     SECURITY_SCHEMA)
+# Later steps of the agents table, named as in the SQLite engine; the report
+# store applies them after AGENTS_SCHEMA wherever that is given.
+AGENTS_CLOCK_SKEW: Migration = ("agents-clock-skew-v1", (
+    "ALTER TABLE agents ADD COLUMN clock_skew_seconds DOUBLE PRECISION NOT NULL DEFAULT 0",
+))
+
+MIGRATIONS: tuple[Migration, ...] = (AGENTS_SCHEMA, AGENTS_CLOCK_SKEW, ENROLLMENT_SCHEMA,
+                                     FS_HISTORY_SCHEMA, SECURITY_SCHEMA)

@@ -21,8 +21,8 @@ from typing import Any, Callable, TypeVar, cast
 from dcguard.collector.store.model import StoreError
 
 __all__ = [
-    "Connection", "DatabaseError", "Migration", "OperationalError", "connect", "migrate",
-    "translated", "write_transaction",
+    "Connection", "DatabaseError", "Migration", "OperationalError", "connect", "is_transient",
+    "migrate", "translated", "write_transaction",
 ]
 
 Connection = sqlite3.Connection
@@ -37,6 +37,18 @@ BUSY_TIMEOUT_MS = 5000
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
+def is_transient(exc: BaseException) -> bool:
+    """True for failures of the database or the machine, not of the data being stored.
+
+    SQLite reports locked, busy, full, read-only and I/O errors as
+    OperationalError (a corrupt file as a plain DatabaseError); an
+    IntegrityError, an integer SQLite cannot hold, or a hook's ValueError
+    come from the report and would come again.
+    """
+    return isinstance(exc, (sqlite3.OperationalError, sqlite3.InternalError, OSError,
+                            MemoryError)) or type(exc) is sqlite3.DatabaseError
+
+
 def translated(method: _F) -> _F:
     """Raise StoreError (with sqlite3's message) where the method would raise sqlite3.Error."""
     @functools.wraps(method)
@@ -44,7 +56,7 @@ def translated(method: _F) -> _F:
         try:
             return method(*args, **kwargs)
         except sqlite3.Error as exc:
-            raise StoreError(str(exc)) from exc
+            raise StoreError(str(exc), transient=is_transient(exc)) from exc
     return cast(_F, wrapper)
 
 

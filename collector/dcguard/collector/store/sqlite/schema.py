@@ -12,8 +12,8 @@ from __future__ import annotations
 from dcguard.collector.store.sqlite.connection import Migration
 
 __all__ = [
-    "AGENTS_SCHEMA", "ENROLLMENT_SCHEMA", "FAILURES_WHERE", "FS_HISTORY_SCHEMA", "MIGRATIONS",
-    "SECURITY_SCHEMA",
+    "AGENTS_CLOCK_SKEW", "AGENTS_SCHEMA", "ENROLLMENT_SCHEMA", "FAILURES_WHERE",
+    "FS_HISTORY_SCHEMA", "MIGRATIONS", "SECURITY_SCHEMA",
 ]
 
 # Failed logins stored from agents: written identically in the detections'
@@ -141,5 +141,11 @@ SECURITY_SCHEMA: Migration = ("security-events-v1", (
     """,
 ))
 
-MIGRATIONS: tuple[Migration, ...] = (AGENTS_SCHEMA, ENROLLMENT_SCHEMA, FS_HISTORY_SCHEMA,
-                                     SECURITY_SCHEMA)
+# Later steps of the agents table; the report store applies them after
+# AGENTS_SCHEMA wherever that is given, so every user of the table gets every column.
+AGENTS_CLOCK_SKEW: Migration = ("agents-clock-skew-v1", (
+    "ALTER TABLE agents ADD COLUMN clock_skew_seconds REAL NOT NULL DEFAULT 0",
+))
+
+MIGRATIONS: tuple[Migration, ...] = (AGENTS_SCHEMA, AGENTS_CLOCK_SKEW, ENROLLMENT_SCHEMA,
+                                     FS_HISTORY_SCHEMA, SECURITY_SCHEMA)
