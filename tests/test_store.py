@@ -359,3 +359,22 @@ def test_postgresql_errors_are_transient_only_for_the_database_or_connection(
     assert is_transient(getattr(errors, error)("x")) is transient
     assert is_transient(psycopg.OperationalError("connection lost"))
     assert is_transient(psycopg.InterfaceError("the connection is closed"))
+
+
+def test_a_readonly_reader_of_a_postgresql_store_before_the_skew_migration(pg_cluster: Cluster):
+    """The CLI reading a database no collector of this version has migrated yet (as SQLite's)."""
+    import psycopg
+
+    database = pg_cluster.database()
+    with psycopg.connect(database.dsn, password=database.password, autocommit=True) as db:
+        for statement in pg_schema.AGENTS_SCHEMA[1]:
+            db.execute(statement)
+        db.execute("INSERT INTO agents (host, department, first_seen, last_seen) "
+                   "VALUES ('db01', 'dept', 1, 2)")
+    reader = PostgresStore(database, readonly=True)
+    reader.open()
+    try:
+        [record] = reader.agents()
+        assert (record.host, record.clock_skew_seconds) == ("db01", 0.0)
+    finally:
+        reader.close()
