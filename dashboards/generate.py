@@ -69,6 +69,40 @@ class Board:
         return [(p.title, q) for _, panels in self.rows for p in panels for q in p.queries]
 
 
+def _host(expr: str, *labels: str) -> str:
+    """expr once per host (and per its own labels): collectors sharing one store each export
+    every host, so a Prometheus scraping each of them has a copy per collector."""
+    return f"max by ({', '.join(('host', 'department', *labels))}) ({expr})"
+
+
+def _events(function: str, selector: str, window: str = "$__rate_interval") -> str:
+    """rate or increase of the security events, once per host, type and severity."""
+    return _host(f"{function}(dcguard_security_events_total{{{selector}}}[{window}])",
+                 "type", "severity")
+
+
+def _detections(selector: str, window: str) -> str:
+    """increase of the detections, once per host and detection."""
+    return _host(f"increase({DETECTIONS}{{{selector}}}[{window}])", "detection")
+
+
+def _detected_1h(name: str) -> str:
+    """The province's detections of one kind in the last hour (0 if none)."""
+    selector = f'{DEPTS},detection="{name}"'
+    return f"sum({_detections(selector, '1h')}) or vector(0)"
+
+
+def _jobs(name: str) -> str:
+    """A backup metric once per host and job, in the departments chosen."""
+    return _host(f"{name}{{{DEPTS}}}", "job")
+
+
+def _hosts_with(reason: str) -> str:
+    """How many servers have this data-loss risk reason (0 if none)."""
+    selector = f'{DEPTS},reason="{reason}"'
+    return f"count({_host(f'dcguard_data_loss_risk{{{selector}}}')} == 1) or vector(0)"
+
+
 def _departments(multi: bool) -> Json:
     return variable_query("department", "Department", "dcguard_agent_info", multi=multi)
 
@@ -81,8 +115,9 @@ def _at_risk(selector: str) -> Panel:
     # One row per (server, reason), carrying the server's score: sorted worst first.
     return table(
         "Servers at risk of data loss, worst first",
-        Query(f"sort_desc((dcguard_data_loss_risk{{{selector}}} == 1) * on (host, department)"
-              f" group_left dcguard_data_loss_risk_score)", expect_data=False),
+        Query(f"sort_desc(({_host(f'dcguard_data_loss_risk{{{selector}}}', 'reason')} == 1)"
+              f" * on (host, department) group_left "
+              f"{_host(f'dcguard_data_loss_risk_score{{{selector}}}')})", expect_data=False),
         rename={"Value": "risk score"}, sort_by="risk score",
         overrides=[server_link(), department_link()],
         description="Each reason a server is at risk, with the server's risk score (0-100).")
@@ -91,7 +126,7 @@ def _at_risk(selector: str) -> Panel:
 def _detections_over_time(selector: str) -> Panel:
     return timeseries(
         "Security detections",
-        Query(f"sum by (detection) (increase({DETECTIONS}{{{selector}}}[$__rate_interval]))",
+        Query(f"sum by (detection) ({_detections(selector, '$__rate_interval')})",
               "{{detection}}"),
         bars=True, stack=True,
         description="Brute force, distributed attacks, logins after failures, new privileged "
@@ -99,19 +134,23 @@ def _detections_over_time(selector: str) -> Panel:
 
 
 def _backup_table(selector: str) -> Panel:
-    age = f"time() - dcguard_backup_last_success_timestamp_seconds{{{selector}}}"
+    def job(name: str) -> str:
+        return _host(f"{name}{{{selector}}}", "job")
+
+    age = f"time() - {job('dcguard_backup_last_success_timestamp_seconds')}"
     return table(
         "Backup jobs",
-        Query(f"sort_desc(({age}) / dcguard_backup_rpo_seconds{{{selector}}})", "age / RPO"),
+        Query(f"sort_desc(({age}) / {job('dcguard_backup_rpo_seconds')})", "age / RPO"),
         Query(age, "age"),
-        Query(f"dcguard_backup_rpo_seconds{{{selector}}}", "RPO"),
-        Query(f"dcguard_backup_last_run_success{{{selector}}}", "last run ok"),
-        Query(f"dcguard_backup_same_device{{{selector}}}", "same device"),
-        Query(f"dcguard_backup_size_bytes{{{selector}}}", "size"),
-        Query(f"time() - dcguard_backup_restore_test_timestamp_seconds{{{selector}}}",
+        Query(job("dcguard_backup_rpo_seconds"), "RPO"),
+        Query(job("dcguard_backup_last_run_success"), "last run ok"),
+        Query(job("dcguard_backup_same_device"), "same device"),
+        Query(job("dcguard_backup_size_bytes"), "size"),
+        Query(f"time() - {job('dcguard_backup_restore_test_timestamp_seconds')}",
               "last restore test"),
-        Query(f"dcguard_backup_restore_test_success{{{selector}}}", "restore ok"),
-        Query(f"dcguard_backup_copy_location{{{selector}}}", "copy location"),
+        Query(job("dcguard_backup_restore_test_success"), "restore ok"),
+        Query(_host(f"dcguard_backup_copy_location{{{selector}}}", "job", "location"),
+              "copy location"),
         rename={"Value #A": "age / RPO", "Value #B": "age", "Value #C": "RPO",
                 "Value #D": "last run ok", "Value #E": "same device", "Value #F": "size",
                 "Value #G": "last restore test", "Value #H": "restore ok",
@@ -135,9 +174,10 @@ def _unit(field_name: str, unit: str) -> Json:
 def _servers_table(selector: str) -> Panel:
     return table(
         "Servers",
-        Query(f"dcguard_agent_up{{{selector}}}", "up"),
-        Query(f"time() - dcguard_agent_last_seen_timestamp_seconds{{{selector}}}", "silent for"),
-        Query(f"dcguard_data_loss_risk_score{{{selector}}}", "risk", expect_data=False),
+        Query(_host(f"dcguard_agent_up{{{selector}}}"), "up"),
+        Query(f"time() - {_host(f'dcguard_agent_last_seen_timestamp_seconds{{{selector}}}')}",
+              "silent for"),
+        Query(_host(f"dcguard_data_loss_risk_score{{{selector}}}"), "risk", expect_data=False),
         rename={"Value #A": "up", "Value #B": "silent for", "Value #C": "risk score"},
         overrides=[server_link(), _unit("silent for", "s")])
 
@@ -148,10 +188,11 @@ PROVINCE = Board(
     [variable_datasource(), _departments(multi=True)],
     [
         ("Servers", [
-            stat("Servers reporting", f"sum(dcguard_agent_up{{{DEPTS}}})"),
-            stat("Servers down", f"count(dcguard_agent_up{{{DEPTS}}} == 0) or vector(0)",
-                 thresholds=RED_ABOVE_0),
-            stat("Servers at risk", f"count(dcguard_data_loss_risk_score{{{DEPTS}}} > 0) "
+            stat("Servers reporting", f"sum({_host(f'dcguard_agent_up{{{DEPTS}}}')})"),
+            stat("Servers down", f"count({_host(f'dcguard_agent_up{{{DEPTS}}}')} == 0) "
+                 "or vector(0)", thresholds=RED_ABOVE_0),
+            stat("Servers at risk",
+                 f"count({_host(f'dcguard_data_loss_risk_score{{{DEPTS}}}')} > 0) "
                  "or vector(0)", thresholds=RED_ABOVE_0),
             stat("Stale backups", f"sum(department:dcguard_backups_stale:count{{{DEPTS}}}) "
                  "or vector(0)", thresholds=RED_ABOVE_0),
@@ -175,12 +216,14 @@ PROVINCE = Board(
                      Query(f"department:dcguard_backup_age_rpo_ratio:max{{{DEPTS}}}",
                            "{{department}}"),
                      unit="percentunit", thresholds=RPO_RATIO),
-            bargauge("Risk reasons", Query(f"sum by (reason) (dcguard_data_loss_risk{{{DEPTS}}})",
-                                           "{{reason}}"), thresholds=RED_ABOVE_0),
+            bargauge("Risk reasons",
+                     Query(f"sum by (reason) "
+                           f"({_host(f'dcguard_data_loss_risk{{{DEPTS}}}', 'reason')})",
+                           "{{reason}}"), thresholds=RED_ABOVE_0),
             bargauge("Servers with no off-host backup copy, by department",
-                     Query("count by (department) (dcguard_data_loss_risk"
-                           f'{{{DEPTS},reason="no_offsite_copy"}} == 1)', "{{department}}",
-                           expect_data=False),
+                     Query("count by (department) ("
+                           + _host(f'dcguard_data_loss_risk{{{DEPTS},reason="no_offsite_copy"}}')
+                           + " == 1)", "{{department}}", expect_data=False),
                      thresholds=RED_ABOVE_0,
                      description="Servers whose every backup lies on the server itself: one "
                                  "lost server (fire, theft, ransomware) takes its backups too."),
@@ -188,7 +231,8 @@ PROVINCE = Board(
         ("Security and fleet", [
             _detections_over_time(DEPTS),
             bargauge("Agents by version",
-                     Query(f"count by (agent_version) (dcguard_agent_info{{{DEPTS}}})",
+                     Query(f"count by (agent_version) "
+                           f"({_host(f'dcguard_agent_info{{{DEPTS}}}', 'agent_version')})",
                            "{{agent_version}}")),
         ]),
     ])
@@ -199,10 +243,11 @@ DEPARTMENT = Board(
     [variable_datasource(), _departments(multi=False)],
     [
         ("Servers", [
-            stat("Servers reporting", f"sum(dcguard_agent_up{{{DEPT}}})"),
-            stat("Servers down", f"count(dcguard_agent_up{{{DEPT}}} == 0) or vector(0)",
-                 thresholds=RED_ABOVE_0),
-            stat("Servers at risk", f"count(dcguard_data_loss_risk_score{{{DEPT}}} > 0) "
+            stat("Servers reporting", f"sum({_host(f'dcguard_agent_up{{{DEPT}}}')})"),
+            stat("Servers down", f"count({_host(f'dcguard_agent_up{{{DEPT}}}')} == 0) "
+                 "or vector(0)", thresholds=RED_ABOVE_0),
+            stat("Servers at risk",
+                 f"count({_host(f'dcguard_data_loss_risk_score{{{DEPT}}}')} > 0) "
                  "or vector(0)", thresholds=RED_ABOVE_0),
             stat("Worst risk score", f"max(dcguard_data_loss_risk_score{{{DEPT}}})",
                  thresholds=RISK, expect_data=False),
@@ -212,8 +257,8 @@ DEPARTMENT = Board(
         ("Security", [
             _detections_over_time(DEPT),
             timeseries("Security events by severity",
-                       Query(f"sum by (severity) (rate(dcguard_security_events_total{{{DEPT}}}"
-                             "[$__rate_interval]))", "{{severity}}"), unit="ops", stack=True),
+                       Query(f"sum by (severity) ({_events('rate', DEPT)})", "{{severity}}"),
+                       unit="ops", stack=True),
         ]),
     ])
 
@@ -290,8 +335,8 @@ SERVER = Board(
         ("Backups", [_backup_table(HOST)]),
         ("Security", [
             timeseries("Security events by type",
-                       Query(f"sum by (type, severity) (increase(dcguard_security_events_total"
-                             f"{{{HOST}}}[$__rate_interval]))", "{{type}} ({{severity}})"),
+                       Query(f"sum by (type, severity) ({_events('increase', HOST)})",
+                             "{{type}} ({{severity}})"),
                        bars=True, stack=True),
             _detections_over_time(HOST),
         ]),
@@ -303,22 +348,20 @@ BACKUPS = Board(
     [variable_datasource(), _departments(multi=True)],
     [
         ("Summary", [
-            stat("Backup jobs", f"count(dcguard_backup_rpo_seconds{{{DEPTS}}}) or vector(0)"),
+            stat("Backup jobs", f"count({_jobs('dcguard_backup_rpo_seconds')}) or vector(0)"),
             stat("Stale", f"sum(department:dcguard_backups_stale:count{{{DEPTS}}}) or vector(0)",
                  thresholds=RED_ABOVE_0),
             stat("Last run failed", f"sum(department:dcguard_backups_failed:count{{{DEPTS}}}) "
                  "or vector(0)", thresholds=RED_ABOVE_0),
-            stat("On the same disk", f"count(dcguard_backup_same_device{{{DEPTS}}} == 1) "
-                 "or vector(0)", thresholds=RED_ABOVE_0),
-            stat("Servers without backup",
-                 f'count(dcguard_data_loss_risk{{{DEPTS},reason="backup_missing"}} == 1) '
-                 "or vector(0)", thresholds=RED_ABOVE_0),
-            stat("Restore test failed",
-                 f"count(dcguard_backup_restore_test_success{{{DEPTS}}} == 0) or vector(0)",
+            stat("On the same disk",
+                 f"count({_jobs('dcguard_backup_same_device')} == 1) or vector(0)",
                  thresholds=RED_ABOVE_0),
-            stat("Never verified",
-                 f'count(dcguard_data_loss_risk{{{DEPTS},reason="backup_unverified"}} == 1) '
-                 "or vector(0)", thresholds=RED_ABOVE_0),
+            stat("Servers without backup", _hosts_with("backup_missing"),
+                 thresholds=RED_ABOVE_0),
+            stat("Restore test failed",
+                 f"count({_jobs('dcguard_backup_restore_test_success')} == 0) or vector(0)",
+                 thresholds=RED_ABOVE_0),
+            stat("Never verified", _hosts_with("backup_unverified"), thresholds=RED_ABOVE_0),
         ]),
         ("Jobs", [
             _backup_table(DEPTS),
@@ -337,33 +380,29 @@ SECURITY = Board(
     [variable_datasource(), _departments(multi=True)],
     [
         ("Detections", [
-            stat("Brute force (1 h)",
-                 f'sum(increase({DETECTIONS}{{{DEPTS},detection="brute_force"}}[1h])) '
-                 "or vector(0)", thresholds=RED_ABOVE_0),
-            stat("Distributed attacks (1 h)",
-                 f'sum(increase({DETECTIONS}{{{DEPTS},detection="distributed_attack"}}[1h])) '
-                 "or vector(0)", thresholds=RED_ABOVE_0),
-            stat("Logins after failures (1 h)",
-                 f'sum(increase({DETECTIONS}{{{DEPTS},detection="success_after_failures"}}'
-                 "[1h])) or vector(0)", thresholds=RED_ABOVE_0),
-            stat("New privileged accounts (1 h)",
-                 f'sum(increase({DETECTIONS}{{{DEPTS},detection="new_privileged_account"}}'
-                 "[1h])) or vector(0)", thresholds=RED_ABOVE_0),
+            stat("Brute force (1 h)", _detected_1h("brute_force"), thresholds=RED_ABOVE_0),
+            stat("Distributed attacks (1 h)", _detected_1h("distributed_attack"),
+                 thresholds=RED_ABOVE_0),
+            stat("Logins after failures (1 h)", _detected_1h("success_after_failures"),
+                 thresholds=RED_ABOVE_0),
+            stat("New privileged accounts (1 h)", _detected_1h("new_privileged_account"),
+                 thresholds=RED_ABOVE_0),
             _detections_over_time(DEPTS),
             timeseries("Detections by department",
-                       Query(f"sum by (department) (increase({DETECTIONS}{{{DEPTS}}}"
-                             "[$__rate_interval]))", "{{department}}"), bars=True, stack=True),
+                       Query(f"sum by (department) "
+                             f"({_detections(DEPTS, '$__rate_interval')})", "{{department}}"),
+                       bars=True, stack=True),
         ]),
         ("Events", [
             timeseries("Events by severity",
-                       Query(f"sum by (severity) (rate(dcguard_security_events_total{{{DEPTS}}}"
-                             "[$__rate_interval]))", "{{severity}}"), unit="ops", stack=True),
+                       Query(f"sum by (severity) ({_events('rate', DEPTS)})", "{{severity}}"),
+                       unit="ops", stack=True),
             timeseries("Events by type",
-                       Query(f"sum by (type) (rate(dcguard_security_events_total{{{DEPTS}}}"
-                             "[$__rate_interval]))", "{{type}}"), unit="ops", stack=True),
+                       Query(f"sum by (type) ({_events('rate', DEPTS)})", "{{type}}"),
+                       unit="ops", stack=True),
             table("Servers with the most events (last hour)",
                   Query(f"sort_desc(topk(20, sum by (host, department) "
-                        f"(increase(dcguard_security_events_total{{{DEPTS}}}[1h]))))"),
+                        f"({_events('increase', DEPTS, '1h')})))"),
                   rename={"Value": "events"}, sort_by="events",
                   overrides=[server_link(), department_link()]),
         ]),

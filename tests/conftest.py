@@ -49,3 +49,11 @@ def make_agent(tmp_path: Path) -> Iterator[object]:
     for agent in agents:
         agent.stop()
 
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[object]:
+    """A private PostgreSQL cluster for the whole session (tests/postgres.py), removed after."""
+    from tests.postgres import running_cluster
+
+    with running_cluster() as cluster:
+        yield cluster

@@ -38,7 +38,19 @@ tools=(
     # A real systemd for the units (tests/test_nspawn.py): a Debian 12 root booted by nspawn;
     # Ansible reaches the container over ssh.
     systemd-nspawn:systemd-container debootstrap:debootstrap ssh:openssh-client
+    # PostgreSQL's server, the store's second engine: the tests run private clusters
+    # of their own with initdb/pg_ctl (tests/postgres.py), found in its versioned bin/.
+    initdb:postgresql pg_ctl:postgresql
 )
+# Debian keeps PostgreSQL's server programs off PATH, under /usr/lib/postgresql/<version>/bin.
+postgres_on_path() {
+    local dir
+    for dir in /usr/lib/postgresql/*/bin; do
+        [ -x "$dir/initdb" ] && PATH="$PATH:$dir"
+    done
+    return 0
+}
+postgres_on_path
 step "checking the tools the tests use"
 packages=()
 for entry in "${tools[@]}"; do
@@ -54,6 +66,12 @@ if [ ${#packages[@]} -gt 0 ]; then
         exit 1
     fi
     export DEBIAN_FRONTEND=noninteractive
+    # Debian's postgresql would also make a "main" cluster for its service: the tests
+    # want none (they start their own), so none is made.
+    if [[ " ${packages[*]} " == *" postgresql "* ]]; then
+        mkdir -p /etc/postgresql-common/createcluster.d
+        echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/dcguard-tests.conf
+    fi
     # No service may start while apt installs (invoke-rc.d asks policy-rc.d);
     # an existing policy-rc.d (a container's) is left as it is.
     policy=/usr/sbin/policy-rc.d
@@ -69,7 +87,8 @@ if [ ${#packages[@]} -gt 0 ]; then
         | { grep --line-buffered -E '^(Setting up|E:)' || true; } | sed -u 's/^/tests\/run.sh:   /'
     # Services of what was just installed: disabled, and stopped if systemd runs them.
     # (systemd itself is the init system when it is installed here: left alone.)
-    for package in "${packages[@]}"; do
+    # (postgresql is a metapackage: its units come with postgresql-common.)
+    for package in "${packages[@]}" $([[ " ${packages[*]} " == *" postgresql "* ]] && echo postgresql-common); do
         [ "$package" = systemd ] && continue
         for unit in $(dpkg -L "$package" 2>/dev/null \
                       | grep -E '^/(usr/)?lib/systemd/system/[^/@]+\.(service|socket|timer)$' || true); do
@@ -82,6 +101,7 @@ if [ ${#packages[@]} -gt 0 ]; then
             if [ -d /run/systemd/system ]; then systemctl stop "$name" >/dev/null 2>&1 || true; fi
         done
     done
+    postgres_on_path
     for entry in "${tools[@]}"; do
         command -v "${entry%%:*}" >/dev/null \
             || { echo "tests/run.sh: ${entry%%:*} still missing after installing ${entry#*:}" >&2; exit 1; }

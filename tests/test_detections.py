@@ -18,9 +18,10 @@ from dcguard.collector.identity import PeerIdentity
 from dcguard.collector.security.config import DetectionConfig
 from dcguard.collector.security.detect import Detector
 from dcguard.collector.security.storage import EventHook
-from dcguard.collector.store import ReportStore, report_store
+from dcguard.collector.store import Database, PostgresDatabase, ReportStore, report_store
 from dcguard.common.config import ConfigError
 from dcguard.v1 import collector_pb2 as pb
+from tests.postgres import stored_events as pg_stored_events
 from tests.security_helpers import FakeAgent, event, failures, stored_events
 from tests.support import Collector, metric, wait_for
 
@@ -31,7 +32,7 @@ T0 = time.time() - 2 * 86400  # two days ago: a backlog is judged as it happened
 class Site:
     """A real collector Store with the security hook; agents submit reports to it."""
 
-    def __init__(self, path: Path, config: DetectionConfig | None = None) -> None:
+    def __init__(self, path: Database, config: DetectionConfig | None = None) -> None:
         self.path = path
         self.config = config or DetectionConfig()
         self.sequences: dict[str, int] = {}
@@ -57,13 +58,17 @@ class Site:
         self.store.apply(PeerIdentity(host, "dept"), agent, [report], time.time())
 
     def detections(self, kind: str | None = None) -> list[dict[str, object]]:
-        return [row for row in stored_events(self.path)
+        rows = (pg_stored_events(self.path) if isinstance(self.path, PostgresDatabase)
+                else stored_events(self.path))
+        return [row for row in rows
                 if row["detection"] and (kind is None or row["type"] == kind)]
 
 
-@pytest.fixture
-def site(tmp_path: Path):
-    s = Site(tmp_path / "collector.db")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def site(request: pytest.FixtureRequest, tmp_path: Path):
+    """The detections' edges on both engines: their windows are the store's queries."""
+    s = Site(tmp_path / "collector.db" if request.param == "sqlite"
+             else request.getfixturevalue("pg_cluster").database())
     yield s
     s.store.close()
 

@@ -259,6 +259,25 @@ def test_every_call_value_crosses_the_channel_as_plain_data(tmp_path: Path) -> N
     assert received[3:] == frames[3:]
 
 
+def test_a_postgresql_store_reaches_an_ingest_process_with_its_password(tmp_path: Path):
+    """An ingest process checks revocations in the shared database: DSN and password go along."""
+    from dataclasses import replace
+
+    from dcguard.collector.store import PostgresDatabase
+
+    settings = replace(
+        WorkerSettings("127.0.0.1:0", False, tmp_path / "tls", tmp_path / "collector.db",
+                       4 << 20, "info", "127.0.0.1:0", Limits()),
+        database=PostgresDatabase("host=127.0.0.1 dbname=dcguard user=dcguard", "pw"))
+    ours, theirs = socket.socketpair()
+    sender, receiver = FrameSocket(ours), FrameSocket(theirs)
+    sender.send_all([("start", settings, 0, 1)])
+    sender.close()
+    [(_, received, _, _)] = receiver.receive()
+    receiver.close()
+    assert received == settings and received.database.password == "pw"  # noqa: S105
+
+
 @pytest.mark.parametrize("header", [b"not json", b'{"a": 1}', b'[{"b": [0, 99]}]',
                                     b'[{"rep": [1]}]', b'[{"evil": "os.system"}]', b"[[1, 2]]",
                                     b'[{"rej": ["NOT_A_CODE", "malformed", "m", 0, null]}]'])

@@ -65,7 +65,7 @@ def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
     firing: dict[str, int] = {}
     quiet: dict[str, int] = {}
     for test in document["tests"]:
-        for case in test["alert_rule_test"]:
+        for case in test.get("alert_rule_test", []):
             bucket = firing if case["exp_alerts"] else quiet
             bucket[case["alertname"]] = bucket.get(case["alertname"], 0) + 1
     names = {a["alert"] for a in alerts()}

@@ -18,6 +18,7 @@ from tests.support import Collector, metric, run_cli
 PACKAGE = Path(dcguard.collector.__file__).parent
 DUMP = Path(__file__).parent / "fixtures" / "collector-db-before-store.sql"
 DRIVERS = ("sqlite3", "_sqlite3")
+PG_DRIVERS = ("psycopg", "psycopg2", "psycopg_binary", "psycopg_c")
 # Statements, not words: a docstring may say "select", a query says "SELECT x FROM".
 SQL = re.compile(r"\b(SELECT\s[^\n]*\bFROM\b|INSERT\s+(OR\s+\w+\s+)?INTO\b|DELETE\s+FROM\b|"
                  r"UPDATE\s+\w+\s+SET\b|CREATE\s+(TABLE|INDEX)\b|PRAGMA\s+\w+|BEGIN\s+IMMEDIATE|"
@@ -49,6 +50,13 @@ def test_exactly_one_module_of_the_collector_imports_sqlite3():
     assert importers == ["store/sqlite/connection.py"]
 
 
+def test_exactly_one_module_of_the_collector_imports_psycopg():
+    """The PostgreSQL driver is an optional extra: one importer, inside its engine."""
+    importers = [name for name, tree in _modules().items()
+                 if any(imported.split(".")[0] in PG_DRIVERS for imported in _imported(tree))]
+    assert importers == ["store/postgres/connection.py"]
+
+
 def test_no_sql_outside_the_store_and_no_engine_named_outside_it():
     written: dict[str, list[str]] = {}
     engine: list[str] = []
@@ -59,7 +67,8 @@ def test_no_sql_outside_the_store_and_no_engine_named_outside_it():
             if (isinstance(node, ast.Constant) and isinstance(node.value, str)
                     and SQL.search(node.value)):
                 written.setdefault(name, []).append(node.value.strip()[:60])
-        if any(imported.startswith("dcguard.collector.store.sqlite")
+        if any(imported.startswith(("dcguard.collector.store.sqlite",
+                                    "dcguard.collector.store.postgres"))
                for imported in _imported(tree)):
             engine.append(name)
     assert written == {}, "SQL outside collector/dcguard/collector/store/"

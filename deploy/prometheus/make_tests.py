@@ -3,7 +3,9 @@
 Each case below is the input series and what on-call must see. The expected
 annotations are the rule's own templates with the case's labels filled in, so
 a rule whose aggregation drops a label its text names (an empty "on  in
-department ") fails under promtool. Run: python deploy/prometheus/make_tests.py
+department ") fails under promtool. RECORDINGS then checks every recording
+rule on a scrape of two collectors sharing one store (each exports every
+host): each host must count once, as with one collector. Run: python deploy/prometheus/make_tests.py
 (tests/test_rules.py checks the written file is current).
 """
 
@@ -212,6 +214,93 @@ CASES: dict[str, Case] = {
     "NewPrivilegedAccount": _detection("new_privileged_account"),
 }
 
+# Two collectors on one PostgreSQL store, each scraped as its own target.
+TWO_COLLECTORS = ('job="dcguard-collector",instance="collector-a:9740"',
+                  'job="dcguard-collector",instance="collector-b:9740"')
+DEPT = '{department="so-tu-phap"}'
+
+
+@dataclass(frozen=True)
+class Recording:
+    """Host series (each exported by both collectors) and what the rules record at `at`."""
+
+    series: dict[str, str]
+    at: str
+    expected: dict[str, float]
+    interval: str = "1m"
+
+
+def _from_both(series: dict[str, str]) -> dict[str, str]:
+    """Each host series as both collectors export it: the same values, their own instance."""
+    both: dict[str, str] = {}
+    for name, values in series.items():
+        metric, labels = name[:-1].split("{", 1)
+        for collector in TWO_COLLECTORS:
+            # A backup job's own `job` label: honor_labels keeps it over the scrape job's.
+            target = collector.split(",", 1)[1] if 'job="' in labels else collector
+            both[f"{metric}{{{labels},{target}}}"] = values
+    return both
+
+
+RECORDINGS: list[Recording] = [
+    Recording(  # db01 reports, web02 has been silent since the start
+        series={f"dcguard_agent_last_seen_timestamp_seconds{{{DB01}}}": "0+60x10",
+                f"dcguard_agent_last_seen_timestamp_seconds{{{WEB02}}}": "0x10",
+                f"dcguard_agent_up{{{DB01}}}": "1x10",
+                f"dcguard_agent_up{{{WEB02}}}": "0x10",
+                f'dcguard_agent_info{{{DB01},agent_version="1.2.0"}}': "1x10",
+                f'dcguard_agent_info{{{WEB02},agent_version="1.2.0"}}': "1x10"},
+        at="5m",
+        expected={f"department:dcguard_agents:count{DEPT}": 2,
+                  f"department:dcguard_agents_up:sum{DEPT}": 1,
+                  f"department:dcguard_agents_silent:count{DEPT}": 1,
+                  "province:dcguard_agents:count": 2,
+                  "province:dcguard_agents_up:sum": 1,
+                  'province:dcguard_agents_by_version:count{agent_version="1.2.0"}': 2}),
+    Recording(
+        series={f"dcguard_data_loss_risk_score{{{DB01}}}": "80x10",
+                f"dcguard_data_loss_risk_score{{{WEB02}}}": "0x10",
+                f'dcguard_data_loss_risk{{{DB01},reason="backup_stale"}}': "1x10",
+                f'dcguard_data_loss_risk{{{WEB02},reason="backup_stale"}}': "0x10"},
+        at="5m",
+        expected={f"department:dcguard_data_loss_risk_score:max{DEPT}": 80,
+                  f"department:dcguard_hosts_at_risk:count{DEPT}": 1,
+                  "province:dcguard_hosts_at_risk:count": 1,
+                  'department:dcguard_data_loss_risk_reasons:count{department="so-tu-phap",'
+                  'reason="backup_stale"}': 1,
+                  'province:dcguard_data_loss_risk_reasons:count{reason="backup_stale"}': 1}),
+    Recording(  # db01's nightly job last succeeded at 0 (2 h ago, RPO 1 h) and failed since
+        series={f'dcguard_backup_last_success_timestamp_seconds{{{DB01},job="nightly"}}':
+                "0x150",
+                f'dcguard_backup_last_success_timestamp_seconds{{{WEB02},job="nightly"}}':
+                "0+60x150",
+                f'dcguard_backup_rpo_seconds{{{DB01},job="nightly"}}': "3600x150",
+                f'dcguard_backup_rpo_seconds{{{WEB02},job="nightly"}}': "3600x150",
+                f'dcguard_backup_last_run_success{{{DB01},job="nightly"}}': "0x150",
+                f'dcguard_backup_last_run_success{{{WEB02},job="nightly"}}': "1x150"},
+        at="2h",
+        expected={f'backup:dcguard_backup_age_seconds{{{DB01},job="nightly"}}': 7200,
+                  f'backup:dcguard_backup_age_seconds{{{WEB02},job="nightly"}}': 0,
+                  f'backup:dcguard_backup_age_rpo_ratio{{{DB01},job="nightly"}}': 2,
+                  f'backup:dcguard_backup_age_rpo_ratio{{{WEB02},job="nightly"}}': 0,
+                  f"department:dcguard_backup_age_seconds:max{DEPT}": 7200,
+                  f"department:dcguard_backup_age_rpo_ratio:max{DEPT}": 2,
+                  f"department:dcguard_backups_stale:count{DEPT}": 1,
+                  f"department:dcguard_backups_failed:count{DEPT}": 1}),
+    Recording(  # one brute-force detection a minute; one warning event a second
+        series={f'dcguard_security_detections_total{{{DB01},detection="brute_force"}}':
+                "0+1x100",
+                f'dcguard_security_events_total{{{DB01},type="ssh_login_failed",'
+                f'severity="warning"}}': "0+60x100"},
+        at="90m",
+        expected={'department:dcguard_security_detections:increase1h{department="so-tu-phap",'
+                  'detection="brute_force"}': 60,
+                  'province:dcguard_security_detections:increase1h{detection="brute_force"}': 60,
+                  'department:dcguard_security_events:rate5m{department="so-tu-phap",'
+                  'severity="warning"}': 1}),
+]
+
+
 _LABEL = re.compile(r"\{\{ \$labels\.(\w+) \}\}")
 _VALUE = re.compile(r"\{\{ \$value( \| \w+)? \}\}")
 
@@ -242,6 +331,26 @@ def _test(alertname: str, scenario: Scenario, expected: list[dict[str, Any]]) ->
     }
 
 
+def recording_rules() -> list[str]:
+    """Every recording rule's name."""
+    return [rule["record"] for name in RULE_FILES
+            for group in yaml.safe_load((HERE / name).read_text())["groups"]
+            for rule in group["rules"] if "record" in rule]
+
+
+def _recording_test(recording: Recording) -> dict[str, Any]:
+    return {
+        "interval": recording.interval,
+        "input_series": [{"series": s, "values": v}
+                         for s, v in _from_both(recording.series).items()],
+        "promql_expr_test": [
+            {"expr": name, "eval_time": recording.at,
+             "exp_samples": [{"labels": name if "{" in name else name + "{}",
+                              "value": value}]}
+            for name, value in recording.expected.items()],
+    }
+
+
 def build() -> str:
     rules = alerts()
     missing = sorted(set(rules) - set(CASES))
@@ -256,6 +365,13 @@ def build() -> str:
         tests.append(_test(alertname, case.fires,
                            [{"exp_labels": labels, "exp_annotations": annotations}]))
         tests.append(_test(alertname, case.quiet, []))
+    recorded: set[str] = set()
+    for recording in RECORDINGS:
+        tests.append(_recording_test(recording))
+        recorded |= {name.split("{")[0] for name in recording.expected}
+    unchecked = sorted(set(recording_rules()) - recorded)
+    if unchecked:
+        raise SystemExit(f"no two-collector case for the recording rules {unchecked}")
     document = {"rule_files": [f"../{name}" for name in RULE_FILES],
                 "evaluation_interval": "1m", "tests": tests}
     header = "# Generated by deploy/prometheus/make_tests.py: edit the cases there.\n"

@@ -9,6 +9,8 @@ from typing import Any
 from dcguard.collector.limits import Limits
 from dcguard.collector.risk.config import RiskConfig, parse_risk
 from dcguard.collector.security.config import SecurityConfig, parse_security
+from dcguard.collector.store import Database, PostgresDatabase
+from dcguard.collector.store.config import parse_store
 from dcguard.collector.trust.config import TlsConfig, parse_limits, parse_tls
 from dcguard.common.config import (
     ConfigError,
@@ -45,6 +47,8 @@ class ServerConfig:
     security: SecurityConfig = field(default_factory=SecurityConfig)
     # The language of what people read (risk sentences, CLI); None: --lang or the locale.
     language: str | None = None
+    # [store]: a shared PostgreSQL database, or None for the data dir's SQLite file.
+    postgres: PostgresDatabase | None = None
     # The metrics port: a connection that sends no request for this long is
     # closed; beyond this many open connections new ones are closed at once.
     metrics_idle_timeout: float = 30.0
@@ -55,7 +59,10 @@ class ServerConfig:
         return self.tls.resolve(self.data_dir)
 
     @property
-    def database(self) -> Path:
+    def database(self) -> Database:
+        """Where the collector's data lives (store/config.py)."""
+        if self.postgres is not None:
+            return self.postgres
         return self.data_dir / "collector.db"
 
 
@@ -97,6 +104,7 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> ServerCo
         security=parse_security(root),
         ingest_processes=server.integer("ingest_processes", 0, minimum=0),
         language=_language(server),
+        postgres=parse_store(root.table("store")),
         metrics_idle_timeout=server.duration("metrics_idle_timeout", "30s", minimum=0.1),
         metrics_max_connections=server.integer("metrics_max_connections", 256, minimum=1),
     )

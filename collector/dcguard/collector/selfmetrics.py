@@ -33,8 +33,20 @@ class SelfMetrics:
             "dcguard_collector_reports_duplicate",
             "Reports received again after they were stored; acknowledged, not applied.",
             registry=self.registry)
+        self.elsewhere = Counter(
+            "dcguard_collector_reports_acknowledged_elsewhere",
+            "Reports missing from this collector's store that their agent says a collector "
+            "acknowledged: collectors with stores of their own in one agent's addresses "
+            "(not supported), or a store restored from an older copy. Not counted lost.",
+            registry=self.registry)
         self.agents = Gauge("dcguard_collector_agents", "Agents known to this collector.",
                             registry=self.registry)
+        self.store_up = Gauge(
+            "dcguard_collector_store_up",
+            "1 if the collector's last write to (or, with a shared store, read of) its "
+            "database succeeded; while 0, Submit answers UNAVAILABLE and /metrics shows "
+            "the last state read.", registry=self.registry)
+        self.store_up.set(1)
         for reason in REJECTION_REASONS:
             self.rejected.labels(reason=reason)
         ProcessCollector(namespace="dcguard_collector", registry=self.registry)

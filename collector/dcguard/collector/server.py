@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
 import time
 
 import grpc
@@ -22,7 +23,7 @@ from dcguard.collector.risk.engine import RiskEngine
 from dcguard.collector.security.feature import SecurityFeature
 from dcguard.collector.selfmetrics import SelfMetrics
 from dcguard.collector.settle.submit import CollectorService
-from dcguard.collector.store import report_store
+from dcguard.collector.store import StoreError, report_store
 from dcguard.collector.trust.ca import CertificateAuthority, TlsFiles
 from dcguard.collector.trust.enroll_service import EnrollService
 from dcguard.collector.trust.registry import EnrollmentRegistry
@@ -33,6 +34,12 @@ from dcguard.common.pki import CertificateError
 __all__ = ["CollectorServer", "submit_handler"]
 
 log = logging.getLogger(__name__)
+
+# How stale a collector's copy of hosts another collector serves may be at a
+# scrape, with a shared store: well under a scrape interval and an agent's
+# down window (down_after_intervals x its interval: 45 s by default), and at
+# most one small query per second however often /metrics is read.
+SHARED_REFRESH_SECONDS = 1.0
 
 
 class CollectorServer:
@@ -53,6 +60,8 @@ class CollectorServer:
         self.grpc_port = 0
         self.metrics_port = 0
         self.enroll_port = 0
+        self._refreshing = threading.Lock()
+        self._refreshed_at = -SHARED_REFRESH_SECONDS
 
     def start(self) -> None:
         """Open the store, load state, then start serving (downstream first)."""
@@ -123,9 +132,41 @@ class CollectorServer:
 
     def metrics_page(self) -> list[str]:
         """The /metrics page in pieces, as MetricsServer writes it."""
+        self.refresh_shared_state()
         chunks = self.state.chunks(time.time())
         chunks.append(generate_latest(self.metrics.registry).decode("utf-8"))
         return chunks
+
+    def refresh_shared_state(self) -> None:
+        """Take every host another collector stored since we last looked (a shared store only).
+
+        With a shared store, the collector's copy of a host is brought up to
+        the database's before each scrape (at most once per
+        SHARED_REFRESH_SECONDS, one scrape at a time): whichever collector
+        Prometheus scrapes, a host has the same last_seen, counters and
+        state, and a collector an agent left never shows it stale. Only rows
+        whose revision moved are read. If the database cannot be read, the
+        last state read is served and dcguard_collector_store_up says so.
+        """
+        if not self.store.shared or not self._refreshing.acquire(blocking=False):
+            return
+        try:
+            now = time.monotonic()
+            if now - self._refreshed_at < SHARED_REFRESH_SECONDS:
+                return
+            self._refreshed_at = now
+            try:
+                records = self.store.changed_agents(self.state.revisions())
+            except StoreError as exc:
+                self.metrics.store_up.set(0)
+                log.warning("cannot refresh hosts from the shared store: %s", exc)
+                return
+            self.metrics.store_up.set(1)
+            for record in records:
+                self.state.update(record)
+            self.metrics.agents.set(len(self.state))
+        finally:
+            self._refreshing.release()
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop accepting, let calls in flight finish, then close the store."""

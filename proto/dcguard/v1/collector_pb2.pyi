@@ -44,12 +44,14 @@ class AgentInfo(_message.Message):
     def __init__(self, host: _Optional[str] = ..., department: _Optional[str] = ..., agent_version: _Optional[str] = ..., os: _Optional[str] = ..., kernel: _Optional[str] = ..., interval_seconds: _Optional[float] = ..., instance_id: _Optional[str] = ...) -> None: ...
 
 class SubmitRequest(_message.Message):
-    __slots__ = ("agent", "reports")
+    __slots__ = ("agent", "reports", "acked_sequence")
     AGENT_FIELD_NUMBER: _ClassVar[int]
     REPORTS_FIELD_NUMBER: _ClassVar[int]
+    ACKED_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     agent: AgentInfo
     reports: _containers.RepeatedCompositeFieldContainer[Report]
-    def __init__(self, agent: _Optional[_Union[AgentInfo, _Mapping]] = ..., reports: _Optional[_Iterable[_Union[Report, _Mapping]]] = ...) -> None: ...
+    acked_sequence: int
+    def __init__(self, agent: _Optional[_Union[AgentInfo, _Mapping]] = ..., reports: _Optional[_Iterable[_Union[Report, _Mapping]]] = ..., acked_sequence: _Optional[int] = ...) -> None: ...
 
 class SubmitResponse(_message.Message):
     __slots__ = ("acked_sequence",)

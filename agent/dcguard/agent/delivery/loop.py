@@ -121,7 +121,8 @@ class Delivery(threading.Thread):
 
     def _send(self, batch: list[tuple[int, bytes]]) -> bool | None:
         try:
-            acked = self._sender.submit_serialized([payload for _, payload in batch])
+            acked = self._sender.submit_serialized([payload for _, payload in batch],
+                                                   self._spool.acked_sequence)
         except DeliveryError as exc:
             return self._not_taken(batch, exc)
         first, last = batch[0][0], batch[-1][0]

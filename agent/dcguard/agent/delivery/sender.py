@@ -38,6 +38,7 @@ _FAILOVER = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXC
 _SUBMIT = "/dcguard.v1.Collector/Submit"
 _AGENT_TAG = b"\x0a"    # SubmitRequest.agent: field 1, length-delimited
 _REPORT_TAG = b"\x12"   # SubmitRequest.reports: field 2, length-delimited
+_ACKED_TAG = b"\x18"    # SubmitRequest.acked_sequence: field 3, varint
 
 
 def _varint(value: int) -> bytes:
@@ -49,11 +50,13 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
-def encode_request(agent: bytes, reports: Sequence[bytes]) -> bytes:
-    """The wire form of SubmitRequest(agent, reports) from already-serialized parts."""
+def encode_request(agent: bytes, reports: Sequence[bytes], acked_sequence: int = 0) -> bytes:
+    """The wire form of SubmitRequest(agent, reports, acked_sequence) from serialized parts."""
     parts = [_AGENT_TAG, _varint(len(agent)), agent]
     for report in reports:
         parts += [_REPORT_TAG, _varint(len(report)), report]
+    if acked_sequence:  # proto3 leaves a zero out
+        parts += [_ACKED_TAG, _varint(acked_sequence)]
     return b"".join(parts)
 
 
@@ -142,9 +145,13 @@ class Sender:
         self.close()
         self._index = (self._index + 1) % len(self._config.addresses)
 
-    def submit_serialized(self, reports: Sequence[bytes]) -> int:
-        """Deliver serialized reports (oldest first), gzip-compressed; return the ack."""
-        request = encode_request(self._agent_bytes, reports)
+    def submit_serialized(self, reports: Sequence[bytes], acked_sequence: int = 0) -> int:
+        """Deliver serialized reports (oldest first), gzip-compressed; return the ack.
+
+        acked_sequence is the highest any collector acknowledged before: one
+        with a store of its own then knows what it lacks was taken elsewhere.
+        """
+        request = encode_request(self._agent_bytes, reports, acked_sequence)
         last: grpc.RpcError = grpc.RpcError()
         for _ in self._config.addresses:
             try:

@@ -345,6 +345,12 @@ class Spool:
                     out.append((entry.sequence, b""))
         return out
 
+    @property
+    def acked_sequence(self) -> int:
+        """The highest sequence a collector acknowledged (0: none yet); told to the next."""
+        with self._lock:
+            return self._meta["acked_sequence"]
+
     def ack(self, sequence: int) -> int:
         """The collector stored everything up to sequence: forget it. Returns how many."""
         with self._lock:

@@ -16,7 +16,13 @@ from dcguard.collector.cli.events import events
 from dcguard.collector.cli.risk import assess, risk
 from dcguard.collector.config import DEFAULT_CONFIG, ServerConfig, load_config
 from dcguard.collector.liveness import is_up
-from dcguard.collector.store import ReportStore, StoreError, report_store
+from dcguard.collector.store import (
+    DatabaseUnreachable,
+    PostgresDatabase,
+    ReportStore,
+    StoreError,
+    report_store,
+)
 from dcguard.common.cli import fail, run_cli, setup_logging
 from dcguard.common.i18n import N_, resolve, tr
 from dcguard.common.signals import stop_on_signals
@@ -60,6 +66,9 @@ def serve(config_path: Path, grpc_listen: str | None, metrics_listen: str | None
     server = CollectorServer(config)
     try:
         server.start()
+    except DatabaseUnreachable as exc:
+        # A wrong DSN, password or TLS setting: the config is wrong, as with a bad key.
+        fail(PROG, f"cannot start: {exc}", 2)
     except (StoreError, RuntimeError, OSError) as exc:
         fail(PROG, tr("cannot start: {error}", error=exc), 1)
     notify("READY=1")
@@ -73,9 +82,11 @@ def serve(config_path: Path, grpc_listen: str | None, metrics_listen: str | None
 def check_config(config_path: Path) -> None:
     """Validate the config: exit 0, or one line naming the key and exit 2.
 
-    Reads every table `serve` reads ([server], [tls], [limits], [risk],
-    [events], [detection], [forward]) and, with mTLS, loads the CA `serve`
-    needs. Creates and changes nothing.
+    Reads every table `serve` reads ([server], [store], [tls], [limits],
+    [risk], [events], [detection], [forward]), with mTLS loads the CA `serve`
+    needs, and with a PostgreSQL [store] connects to it (a wrong DSN or
+    password, or a database out of reach, is what `serve` would exit 2 on).
+    Creates and changes nothing.
     """
     from dcguard.collector.trust.ca import CertificateAuthority, TlsFiles
     from dcguard.common.pki import CertificateError
@@ -90,9 +101,28 @@ def check_config(config_path: Path) -> None:
             fail(PROG, tr("config {path}: server.insecure is false and {error}",
                           path=config_path, error=exc))
         trust = tr("mTLS, CA {fingerprint}", fingerprint=authority.fingerprint)
-    click.echo(tr("{path}: OK; grpc {grpc} ({trust}), metrics {metrics}, data_dir {data_dir}",
+    store = tr("data_dir {data_dir}", data_dir=config.data_dir)
+    if isinstance(config.database, PostgresDatabase):
+        _check_database(config_path, config.database)
+        store = tr("store {database}", database=config.database)
+    click.echo(tr("{path}: OK; grpc {grpc} ({trust}), metrics {metrics}, {store}",
                   path=config_path, grpc=config.grpc_listen, trust=trust,
-                  metrics=config.metrics_listen, data_dir=config.data_dir))
+                  metrics=config.metrics_listen, store=store))
+
+
+def _check_database(config_path: Path, database: PostgresDatabase) -> None:
+    """Connect as `serve` would, read only (no migration): one line and exit 2 if it cannot.
+
+    An SQLite file is not opened: that would create it, and its directory is
+    the data_dir `serve` makes.
+    """
+    store = report_store(database, readonly=True)
+    try:
+        store.open()
+    except StoreError as exc:
+        fail(PROG, tr("config {path}: [store] {error}", path=config_path, error=exc))
+    finally:
+        store.close()
 
 
 def _open_store(config: ServerConfig) -> ReportStore:
@@ -167,6 +197,7 @@ def _line(cells: list[Any], widths: list[int]) -> str:
                     for index, (cell, width) in enumerate(zip(cells, widths)))
 
 
+from dcguard.collector.cli.storage import backup_command, migrate  # noqa: E402
 from dcguard.collector.cli.trust import ca, revoke, token  # noqa: E402 - after the groups
 
 cli.add_command(risk)
@@ -174,6 +205,8 @@ cli.add_command(backups)
 cli.add_command(ca)
 cli.add_command(token)
 cli.add_command(events)
+cli.add_command(migrate)
+cli.add_command(backup_command)
 agents.add_command(revoke)
 
 

@@ -54,13 +54,25 @@ class StateCache:
             self._hosts = states
 
     def update(self, record: AgentRecord) -> None:
-        """Show the host's newest record; if it cannot be rendered, its previous one stays."""
+        """Show the host's new record, unless the one held is newer (a shared store's revision).
+
+        If it cannot be rendered, its previous one stays.
+        """
         previous = self._hosts.get(record.host)  # a dict read is atomic; the lock guards writes
+        if previous is not None and record.revision < previous.record.revision:
+            return
         rendered = self._render(record, previous.rendered if previous else None)
         if rendered is None:
             return
         with self._lock:
-            self._hosts[record.host] = HostState(record, rendered)
+            current = self._hosts.get(record.host)
+            if current is None or record.revision >= current.record.revision:
+                self._hosts[record.host] = HostState(record, rendered)
+
+    def revisions(self) -> dict[str, int]:
+        """Host -> revision of the record held (what a shared store is asked to go beyond)."""
+        with self._lock:
+            return {host: state.record.revision for host, state in self._hosts.items()}
 
     def _render(self, record: AgentRecord, previous: Rendered | None) -> Rendered | None:
         # The report is stored already: failing here would fail the agent's

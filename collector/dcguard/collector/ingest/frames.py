@@ -28,6 +28,7 @@ from dcguard.collector.config import ServerConfig
 from dcguard.collector.errors import Rejection
 from dcguard.collector.identity import PeerIdentity
 from dcguard.collector.limits import Limits
+from dcguard.collector.store import Database, PostgresDatabase
 
 __all__ = ["FrameError", "FrameSocket", "WorkerSettings", "decode", "encode"]
 
@@ -55,7 +56,7 @@ class WorkerSettings:
     grpc_listen: str
     insecure: bool
     tls_dir: Path
-    database: Path
+    database: Database
     max_message_bytes: int
     log_level: str
     enroll_listen: str
@@ -115,7 +116,12 @@ class _Encoder:
                             value.message, value.retry_after_ms]}
         if isinstance(value, WorkerSettings):
             fields = asdict(value)
-            fields["tls_dir"], fields["database"] = str(value.tls_dir), str(value.database)
+            fields["tls_dir"] = str(value.tls_dir)
+            # A PostgreSQL store goes with its password: this socket is the
+            # collector's own, to its own child (the child needs the registry).
+            database = value.database
+            fields["database"] = ({"dsn": database.dsn, "password": database.password}
+                                  if isinstance(database, PostgresDatabase) else str(database))
             return {"cfg": fields}
         raise TypeError(f"an ingest frame cannot carry {type(value).__name__}")
 
@@ -166,7 +172,10 @@ class _Decoder:
             return Reply(self.value(payload), _status(code), message, retry_after_ms)
         if tag == "cfg":
             fields = dict(body)
-            fields["tls_dir"], fields["database"] = Path(body["tls_dir"]), Path(body["database"])
+            fields["tls_dir"] = Path(body["tls_dir"])
+            database = body["database"]
+            fields["database"] = (PostgresDatabase(str(database["dsn"]), database["password"])
+                                  if isinstance(database, dict) else Path(database))
             fields["limits"] = Limits(**body["limits"])
             return WorkerSettings(**fields)
         raise FrameError(f"unknown tag {tag!r}")

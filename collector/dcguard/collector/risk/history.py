@@ -12,10 +12,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from dcguard.collector.risk.config import History
-from dcguard.collector.store import HistoryTransaction, fs_history
+from dcguard.collector.store import Database, HistoryTransaction, fs_history
 from dcguard.v1 import collector_pb2 as pb
 
 __all__ = ["FilesystemHistory", "Trend", "fit_trend"]
@@ -115,7 +114,7 @@ class FilesystemHistory:
             return None
         return trend
 
-    def load(self, database: Path) -> None:
+    def load(self, database: Database) -> None:
         """Rebuild every trend from the stored samples (at start, and in the CLI)."""
         series: dict[tuple[str, str], list[tuple[float, float]]] = {}
         newest: dict[str, dict[str, float]] = {}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from dcguard.collector.security.config import SecurityConfig
@@ -15,7 +13,7 @@ from dcguard.collector.security.forward import (
     SyslogDestination,
 )
 from dcguard.collector.security.storage import EventHook, Pruner
-from dcguard.collector.store import ReportHook
+from dcguard.collector.store import Database, ReportHook
 from dcguard.common.i18n import Language
 
 __all__ = ["SecurityFeature"]
@@ -57,7 +55,7 @@ class _Counters:
 class SecurityFeature:
     """What CollectorServer needs: a hook, and threads to start and stop."""
 
-    def __init__(self, config: SecurityConfig, database: Path,
+    def __init__(self, config: SecurityConfig, database: Database,
                  lang: Language | None = None) -> None:
         self._config = config
         self._database = database

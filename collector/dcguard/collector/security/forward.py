@@ -18,7 +18,6 @@ import select
 import socket
 import ssl
 import threading
-from pathlib import Path
 from typing import Protocol
 
 from dcguard.collector.events import StoredEvent, severity_rank
@@ -28,7 +27,7 @@ from dcguard.collector.security.config import (
     tls_context,
 )
 from dcguard.collector.security.formats import ecs_json, syslog_frame, syslog_message
-from dcguard.collector.store import EventStore, StoreError, open_event_store
+from dcguard.collector.store import Database, EventStore, StoreError, open_event_store
 
 __all__ = ["Destination", "FileDestination", "Forwarder", "SyslogDestination"]
 
@@ -171,7 +170,7 @@ class ForwardCounters(Protocol):
 class Forwarder:
     """One destination's thread: read after the cursor, send, advance; back off on failure."""
 
-    def __init__(self, database: Path, destination: Destination, counters: ForwardCounters,
+    def __init__(self, database: Database, destination: Destination, counters: ForwardCounters,
                  batch_size: int = 500, retry_max: float = 60.0, poll: float = 0.5) -> None:
         self._database = database
         self._destination = destination
@@ -197,10 +196,19 @@ class Forwarder:
         events = open_event_store(self._database)
         backoff = 0.0
         failing = False
+        claimed = False
+        cursor = 0
         try:
-            cursor = events.load_cursor(name)
             while not self._stop.is_set():
                 try:
+                    # Collectors sharing a store forward each destination from one of
+                    # them at a time; the one that takes over goes on from the cursor.
+                    if not events.claim_destination(name):
+                        claimed = False
+                        self._stop.wait(self._poll * 4)
+                        continue
+                    if not claimed:
+                        cursor, claimed = events.load_cursor(name), True
                     sent = self._step(events, cursor)
                 except (OSError, ssl.SSLError) as exc:
                     backoff = min(self._retry_max, max(0.5, backoff * 2))

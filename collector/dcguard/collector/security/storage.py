@@ -14,11 +14,11 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Callable, Protocol
 
 from dcguard.collector.events import StoredEvent, severity_name, severity_rank
 from dcguard.collector.store import (
+    Database,
     EventStore,
     EventTransaction,
     StoreError,
@@ -119,7 +119,7 @@ class Pruner:
 
     BATCH = 5000
 
-    def __init__(self, path: Path, retention: float, interval: float,
+    def __init__(self, path: Database, retention: float, interval: float,
                  forward_destinations: Sequence[str] = (),
                  on_pruned: Callable[[int], None] = lambda n: None,
                  clock: Callable[[], float] = time.time) -> None:

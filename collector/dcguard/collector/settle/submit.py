@@ -60,12 +60,24 @@ class CollectorService:
             except Rejection as exc:
                 replies[index] = self._refuse(admission, exc)
         results = self._store.apply_many([job for _, job in accepted])
+        if results:
+            # A batch refused for its content says nothing of the database.
+            self._metrics.store_up.set(
+                0 if all(isinstance(r, StoreError) and r.transient for r in results) else 1)
         for (index, _), result in zip(accepted, results):
             if isinstance(result, StoreError):
                 replies[index] = self._not_stored(admissions[index], result)
                 continue
             if result.duplicates:
                 self._metrics.duplicate.inc(result.duplicates)
+            if result.acknowledged_elsewhere:
+                self._metrics.elsewhere.inc(result.acknowledged_elsewhere)
+                log.warning(
+                    "%s: %d report(s) before sequence %d were acknowledged by a collector "
+                    "whose store this one does not share; not counted lost. List only "
+                    "collectors sharing one store in an agent's addresses",
+                    result.record.host, result.acknowledged_elsewhere,
+                    result.record.max_sequence)
             self._state.update(result.record)
             replies[index] = Reply(pb.SubmitResponse(
                 acked_sequence=result.record.max_sequence).SerializeToString())
@@ -86,7 +98,8 @@ class CollectorService:
                                            self._limits)
         self._note_clock(admission.identity.host, skew, clamped)
         return StoreJob(admission.identity, request.agent, request.reports,
-                        admission.received_at, skew)
+                        admission.received_at, acked_sequence=request.acked_sequence,
+                        clock_skew=skew)
 
     def _note_clock(self, host: str, skew: float, clamped: int) -> None:
         """Log when a host's reports start and stop being clamped: once, not per report."""

@@ -124,6 +124,10 @@ class ReportHook(Protocol):
 class ReportStore(Protocol):
     """Each agent's identity, counters and latest report; stores batches exactly once."""
 
+    # True if other collectors write the same database (PostgreSQL): their
+    # reports reach this collector's state only through changed_agents.
+    shared: bool
+
     def open(self) -> None:
         """Open (and, unless read-only, create and migrate) the database; StoreError if not."""
 
@@ -131,6 +135,9 @@ class ReportStore(Protocol):
 
     def agents(self) -> list[AgentRecord]:
         """Every known agent with its latest report, by host name."""
+
+    def changed_agents(self, known: Mapping[str, int]) -> list[AgentRecord]:
+        """Agents stored with a revision above known's (host -> revision; absent: every one)."""
 
     def apply(self, identity: PeerIdentity, agent: pb.AgentInfo,
               reports: Sequence[pb.Report], received_at: float) -> ApplyResult:
@@ -180,6 +187,14 @@ class EventStore(Protocol):
 
     def newest_event_id(self) -> int:
         """The id of the newest stored event (0 when there is none)."""
+
+    def claim_destination(self, destination: str) -> bool:
+        """True if this handle is the one that forwards to destination now.
+
+        With one collector, always. With collectors sharing a store, one of
+        them at a time (the others ask again later; the claim passes on when
+        its holder's connection ends), so each event is sent once.
+        """
 
     def load_cursor(self, destination: str) -> int:
         """The last event id a forwarding destination delivered (0 at first)."""

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Union
 
 from dcguard.collector.identity import PeerIdentity
 from dcguard.v1 import collector_pb2 as pb
 
 __all__ = [
-    "AgentRecord", "ApplyResult", "CertificateRecord", "FsSample", "StoreError", "StoreJob",
-    "TokenRecord",
+    "AgentRecord", "ApplyResult", "CertificateRecord", "Database", "DatabaseUnreachable",
+    "FsSample", "PostgresDatabase", "StoreError", "StoreJob", "TokenRecord",
 ]
 
 # One filesystem free-space sample of the filling-fast history: (host,
@@ -53,6 +55,10 @@ class AgentRecord:
     reports_stored: int
     reports_lost: int
     latest: pb.Report | None
+    # Bumped by every batch stored for the host in a shared store (0 where
+    # the store is not shared): which of two copies of a host is newer, by
+    # the database's word rather than by two collectors' clocks.
+    revision: int = 0
     # The newest report's collected_at as sent minus its arrival (clock.py).
     clock_skew_seconds: float = 0.0
 
@@ -62,6 +68,9 @@ class ApplyResult:
     record: AgentRecord
     stored: int
     duplicates: int
+    # Sequences missing here that the agent says a collector acknowledged:
+    # taken by a collector with another store (not counted lost).
+    acknowledged_elsewhere: int = 0
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,8 @@ class StoreJob:
     agent: pb.AgentInfo
     reports: Sequence[pb.Report]
     received_at: float
+    # The highest sequence any collector acknowledged to the agent before (its word).
+    acked_sequence: int = 0
     # The newest report's clock skew (clock.py); kept only if a report is new.
     clock_skew: float = 0.0
 
@@ -97,3 +108,31 @@ class CertificateRecord:
     not_after: float
     revoked_at: float | None
 
+
+
+class DatabaseUnreachable(StoreError):
+    """The database server could not be reached or refused our credentials.
+
+    Apart from StoreError so `serve` can say so in one line and exit 2 at
+    start: it is a configuration problem (DSN, password, TLS), not a crash.
+    """
+
+
+@dataclass(frozen=True)
+class PostgresDatabase:
+    """Where a PostgreSQL store lives: a libpq DSN and the password read from its file.
+
+    The password is kept out of repr and str: this value is logged, printed
+    in error lines and carried to ingest processes, and the secret must
+    appear in none of the first two.
+    """
+
+    dsn: str
+    password: str | None = field(default=None, repr=False)
+
+    def __str__(self) -> str:
+        return f"PostgreSQL database ({self.dsn})"
+
+
+# Where the collector's data lives: an SQLite file, or a PostgreSQL database.
+Database = Union[Path, PostgresDatabase]

@@ -13,10 +13,9 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from dcguard.collector.identity import CertificateStatus
-from dcguard.collector.store import CertificateRecord, RegistryStore, registry_store
+from dcguard.collector.store import CertificateRecord, Database, RegistryStore, registry_store
 
 __all__ = ["EnrollmentRegistry", "TokenError", "hash_token", "new_token"]
 
@@ -50,7 +49,7 @@ class TokenGrant:
 class EnrollmentRegistry:
     """Tokens and certificates, kept by the store on a handle of its own."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Database) -> None:
         self._store: RegistryStore = registry_store(path)
 
     def open(self) -> None:

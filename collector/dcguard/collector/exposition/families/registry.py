@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Sequence
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Protocol
 
 from dcguard.collector.exposition.families import Labels, MetricGroup
@@ -19,7 +18,7 @@ from dcguard.collector.exposition.families.storage import StorageGroup
 from dcguard.collector.exposition.text import Family, escape_label_value, format_value, labels
 from dcguard.collector.risk.config import RiskConfig
 from dcguard.collector.risk.engine import RiskEngine
-from dcguard.collector.store import AgentRecord
+from dcguard.collector.store import AgentRecord, Database
 
 __all__ = ["ExpositionSettings", "HostRenderer", "Rendered", "default_groups"]
 
@@ -34,7 +33,7 @@ class ExpositionSettings(Protocol):
     def down_after_intervals(self) -> int: ...
 
     @property
-    def database(self) -> Path: ...
+    def database(self) -> Database: ...
 
 
 def default_groups(config: ExpositionSettings,

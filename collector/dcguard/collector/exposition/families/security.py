@@ -12,13 +12,18 @@ import logging
 import threading
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from dcguard.collector.events import severity_name
 from dcguard.collector.exposition.families import AddSample
 from dcguard.collector.exposition.text import Family
 from dcguard.collector.security.detect import DETECTIONS
-from dcguard.collector.store import AgentRecord, EventStore, StoreError, open_event_store
+from dcguard.collector.store import (
+    AgentRecord,
+    Database,
+    EventStore,
+    StoreError,
+    open_event_store,
+)
 
 __all__ = ["SecurityGroup"]
 
@@ -46,7 +51,7 @@ class SecurityGroup:
     )
     live_families: tuple[Family, ...] = ()
 
-    def __init__(self, database: Path) -> None:
+    def __init__(self, database: Database) -> None:
         self._database = database
         self._events: EventStore | None = None
         self._lock = threading.Lock()

@@ -235,6 +235,9 @@ class SqliteEvents:
             row = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM security_events").fetchone()
         return int(row[0])
 
+    def claim_destination(self, destination: str) -> bool:
+        return True  # one collector owns an SQLite store
+
     @translated
     def load_cursor(self, destination: str) -> int:
         with self._lock:

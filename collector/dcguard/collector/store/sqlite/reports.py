@@ -8,12 +8,14 @@ so an acknowledged report survives a crash or power loss of the collector.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dcguard.collector.identity import PeerIdentity
+from dcguard.collector.store.batch import MAX_SEQUENCE_JUMP, Counters, SequenceRefused, plan
+from dcguard.collector.store.batch import record as make_record
 from dcguard.collector.store.interface import ReportHook
 from dcguard.collector.store.model import AgentRecord, ApplyResult, StoreError, StoreJob
 from dcguard.collector.store.sqlite.connection import (
@@ -28,13 +30,8 @@ from dcguard.collector.store.sqlite.schema import AGENTS_CLOCK_SKEW, AGENTS_SCHE
 from dcguard.collector.store.sqlite.transaction import SqliteTransaction
 from dcguard.v1 import collector_pb2 as pb
 
+# MAX_SEQUENCE_JUMP: the rule lives in store/batch.py (both engines); named here too.
 __all__ = ["MAX_SEQUENCE_JUMP", "SqliteStore"]
-
-# How far one report's sequence may lie above the host's last (or above 0
-# for a new agent instance): a billion reports is 475 years at 15 s. More is
-# a corrupt or forged sequence, which would count a billion reports lost and
-# make every later report of the instance a duplicate.
-MAX_SEQUENCE_JUMP = 1_000_000_000
 
 _COLUMNS = ("host, department, agent_version, os, kernel, interval_seconds, instance_id, "
             "first_seen, last_seen, max_sequence, reports_stored, reports_lost, latest_report, "
@@ -71,14 +68,6 @@ class _Job:
     error: StoreError | None = None
 
 
-class _Refused(Exception):
-    """Raised inside a batch's savepoint: its content can never be stored."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
 def _with_agent_steps(migrations: tuple[Migration, ...]) -> tuple[Migration, ...]:
     if AGENTS_SCHEMA not in migrations or AGENTS_CLOCK_SKEW in migrations:
         return migrations
@@ -87,7 +76,7 @@ def _with_agent_steps(migrations: tuple[Migration, ...]) -> tuple[Migration, ...
 
 
 def _batch_error(host: str, exc: Exception) -> StoreError:
-    if isinstance(exc, _Refused):
+    if isinstance(exc, SequenceRefused):
         return StoreError(str(exc), transient=False, reason=exc.reason)
     if isinstance(exc, StoreError):  # a hook's write, already judged where it failed
         return StoreError(f"cannot store reports for {host}: {exc}", transient=exc.transient)
@@ -163,6 +152,13 @@ class SqliteStore:
                 raise StoreError(f"cannot read agents from {self._path}: {exc}") from exc
         return [_record(row) for row in rows]
 
+    # One collector owns an SQLite file: its own copy of each host is the truth.
+    shared = False
+
+    def changed_agents(self, known: Mapping[str, int]) -> list[AgentRecord]:
+        """Nothing: no other collector writes this database."""
+        return []
+
     def apply(self, identity: PeerIdentity, agent: pb.AgentInfo,
               reports: Sequence[pb.Report], received_at: float) -> ApplyResult:
         """Store one batch (see apply_many); raise StoreError if it could not be."""
@@ -224,45 +220,22 @@ class SqliteStore:
 
     def _apply(self, db: Connection, row: tuple[Any, ...] | None,
                batch: StoreJob) -> ApplyResult:
-        identity, agent, received_at = batch.identity, batch.agent, batch.received_at
-        max_sequence = 0
-        stored_total = lost_total = 0
-        first_seen = received_at
-        if row is not None:
-            first_seen, previous_max, stored_total, lost_total, instance_id = row
-            if instance_id == agent.instance_id:
-                max_sequence = previous_max
-        stored = duplicates = 0
+        identity, agent = batch.identity, batch.agent
+        counters = Counters(*row) if row is not None else None
+        done = plan(counters, agent.instance_id, batch.reports, batch.acked_sequence)
         tx = SqliteTransaction(db)  # what hooks write through, inside this savepoint
-        newest: pb.Report | None = None
-        for report in sorted(batch.reports, key=lambda r: r.sequence):
-            if report.sequence <= max_sequence:
-                duplicates += 1
-                continue
-            if report.sequence - max_sequence > MAX_SEQUENCE_JUMP:
-                raise _Refused("invalid_report", (
-                    f"report {report.sequence}: sequence jumps more than {MAX_SEQUENCE_JUMP} "
-                    f"above the host's last ({max_sequence})"))
-            lost_total += report.sequence - max_sequence - 1
-            max_sequence = report.sequence
-            stored += 1
-            newest = report
+        for report in done.new:
             for hook in self._hooks:
                 hook.on_stored(tx, identity.host, report)
-        latest, blob = newest, newest.SerializeToString() if newest is not None else None
+        latest = done.new[-1] if done.new else None
+        blob = latest.SerializeToString() if latest is not None else None
         skew = batch.clock_skew
-        if newest is None and row is not None:
+        if latest is None and row is not None:
             blob, skew = db.execute("SELECT latest_report, clock_skew_seconds FROM agents "
                                     "WHERE host = ?", (identity.host,)).fetchone()
             latest = pb.Report.FromString(blob) if isinstance(blob, bytes) else None
-        record = AgentRecord(
-            host=identity.host, department=identity.department,
-            agent_version=agent.agent_version, os=agent.os, kernel=agent.kernel,
-            interval_seconds=agent.interval_seconds, instance_id=agent.instance_id,
-            first_seen=first_seen, last_seen=received_at, max_sequence=max_sequence,
-            reports_stored=stored_total + stored, reports_lost=lost_total, latest=latest,
-            clock_skew_seconds=skew,
-        )
+        record = make_record(counters, identity, agent, done, batch.received_at, latest,
+                             clock_skew_seconds=skew)
         db.execute(
             f"INSERT OR REPLACE INTO agents ({_COLUMNS}) VALUES "
             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -271,4 +244,5 @@ class SqliteStore:
              record.max_sequence, record.reports_stored, record.reports_lost, blob,
              record.clock_skew_seconds),
         )
-        return ApplyResult(record=record, stored=stored, duplicates=duplicates)
+        return ApplyResult(record=record, stored=len(done.new), duplicates=done.duplicates,
+                           acknowledged_elsewhere=done.acknowledged_elsewhere)
