@@ -72,8 +72,7 @@ class CountingProxy:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(
-            asyncio.start_server(self._handle, "127.0.0.1", 0))
+        server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
         self._loop.run_forever()
@@ -89,8 +88,9 @@ class CountingProxy:
                 await dst.drain()
             dst.close()
 
-        await asyncio.gather(pipe(reader, up_writer, True), pipe(up_reader, writer, False),
-                             return_exceptions=True)
+        await asyncio.gather(
+            pipe(reader, up_writer, True), pipe(up_reader, writer, False), return_exceptions=True
+        )
 
 
 def measure_agent(cycles: int, interval: str) -> dict[str, object]:
@@ -98,19 +98,33 @@ def measure_agent(cycles: int, interval: str) -> dict[str, object]:
         collector = Collector(Path(tmp) / "collector")
         collector.start()
         proxy = CountingProxy(collector.grpc_port)
-        agent = Agent(Path(tmp) / "agent", [f"127.0.0.1:{proxy.port}"], interval=interval,
-                      extra_config=SCANNERS_ASIDE)
+        agent = Agent(
+            Path(tmp) / "agent",
+            [f"127.0.0.1:{proxy.port}"],
+            interval=interval,
+            extra_config=SCANNERS_ASIDE,
+        )
         agent.start()
         try:
+
             def stored() -> int:
-                return int(metric(collector.metrics(), "dcguard_agent_reports_stored_total",
-                                  host="testhost") or 0)
+                return int(
+                    metric(
+                        collector.metrics(), "dcguard_agent_reports_stored_total", host="testhost"
+                    )
+                    or 0
+                )
 
             wait_for(lambda: stored() >= 5, timeout=60, message="agent warm-up")
             # The first (baseline) scans are committed once done; they happen once per start.
-            wait_for(lambda: all((agent.state_dir / f"{name}-baseline.json").exists()
-                                 for name in ("fim", "ports")), timeout=120,
-                     message="the first fim and ports scans")
+            wait_for(
+                lambda: all(
+                    (agent.state_dir / f"{name}-baseline.json").exists()
+                    for name in ("fim", "ports")
+                ),
+                timeout=120,
+                message="the first fim and ports scans",
+            )
             assert agent.proc is not None
             pid = agent.proc.pid
             cpu0, stored0 = tree_cpu_seconds(pid), stored()
@@ -136,7 +150,8 @@ def measure_agent(cycles: int, interval: str) -> dict[str, object]:
         "cycles": done,
         "cpu_ms_per_cycle": round(cpu * 1000 / max(done, 1), 2),
         "cycles_cpu_s_per_hour": round(cpu / max(done, 1) * CYCLES_PER_HOUR, 3),
-        "rss_mib_end": ys[-1], "rss_mib_max": max(ys),
+        "rss_mib_end": ys[-1],
+        "rss_mib_max": max(ys),
         # slope is MiB per wall second; a simulated hour is 240 cycles of wall time
         "rss_mib_per_simulated_hour": round(slope * CYCLES_PER_HOUR * per_cycle_s, 3),
         "wire_bytes_per_report": round(wire / max(done, 1), 1),
@@ -149,18 +164,33 @@ def measure_scanners(runs: int) -> dict[str, dict[str, float]]:
     with tempfile.TemporaryDirectory() as tmp:
         config = Agent(Path(tmp), ["127.0.0.1:9"], interval="15s").config_path
         result = subprocess.run(
-            [sys.executable, str(ROOT / "bench" / "scanner_cost.py"), "--config", str(config),
-             "--runs", str(runs)], capture_output=True, text=True, check=True, timeout=900)
+            [
+                sys.executable,
+                str(ROOT / "bench" / "scanner_cost.py"),
+                "--config",
+                str(config),
+                "--runs",
+                str(runs),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=900,
+        )
     scanners: dict[str, dict[str, float]] = json.loads(result.stdout)
     return scanners
 
 
 def measure_node_exporter(scrapes: int) -> dict[str, object]:
     port = 29100
-    proc = subprocess.Popen([NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}/metrics"
     try:
+
         def scrape() -> bytes:
             request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
             with urllib.request.urlopen(request, timeout=30) as response:
@@ -199,21 +229,32 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cycles", type=int, default=960)
     parser.add_argument("--interval", default="100ms")
-    parser.add_argument("--scanner-runs", type=int, default=20,
-                        help="runs of each scanner to measure its cost per run")
+    parser.add_argument(
+        "--scanner-runs",
+        type=int,
+        default=20,
+        help="runs of each scanner to measure its cost per run",
+    )
     args = parser.parse_args()
     node = measure_node_exporter(min(args.cycles, 480))
     agent = measure_agent(args.cycles, args.interval)
     scanners = measure_scanners(args.scanner_runs)
     agent["scanners"] = scanners
     agent["scanners_cpu_s_per_hour"] = round(
-        sum(entry["cpu_s_per_hour"] for entry in scanners.values()), 3)
-    agent["cpu_s_per_hour"] = round(float(agent["cycles_cpu_s_per_hour"])  # type: ignore[arg-type]
-                                    + float(agent["scanners_cpu_s_per_hour"]), 3)
-    ratios = {key: round(float(agent[key]) / float(node[key]), 3)  # type: ignore[arg-type]
-              for key in ("cpu_s_per_hour", "wire_bytes_per_hour")}
-    print(json.dumps({"agent": agent, "node_exporter": node, "agent/node_exporter": ratios},
-                     indent=2))
+        sum(entry["cpu_s_per_hour"] for entry in scanners.values()), 3
+    )
+    agent["cpu_s_per_hour"] = round(
+        float(agent["cycles_cpu_s_per_hour"])  # type: ignore[arg-type]
+        + float(agent["scanners_cpu_s_per_hour"]),
+        3,
+    )
+    ratios = {
+        key: round(float(agent[key]) / float(node[key]), 3)  # type: ignore[arg-type]
+        for key in ("cpu_s_per_hour", "wire_bytes_per_hour")
+    }
+    print(
+        json.dumps({"agent": agent, "node_exporter": node, "agent/node_exporter": ratios}, indent=2)
+    )
 
 
 if __name__ == "__main__":

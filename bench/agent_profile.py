@@ -62,6 +62,7 @@ def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         with phase(name):
             return fn(*args, **kwargs)
+
     return wrapper
 
 
@@ -79,10 +80,12 @@ def instrument(config: Any) -> None:
         where = "delivery" if threading.current_thread().name == "delivery" else "loop"
         with phase(f"fsync calls ({where})"):
             real_fsync(fd)
+
     os.fsync = fsync  # type: ignore[assignment]
     sender_submit = service.Sender.submit_serialized
     service.Sender.submit_serialized = timed(  # type: ignore[method-assign]
-        "delivery: submit (encode+gzip+grpc)", sender_submit)
+        "delivery: submit (encode+gzip+grpc)", sender_submit
+    )
     build = service.build_report
     service.build_report = timed("build_report (all sources)", build)  # type: ignore[assignment]
 
@@ -96,7 +99,7 @@ def thread_cpu() -> dict[str, float]:
             text = (task / "stat").read_text()
         except FileNotFoundError:
             continue
-        comm = text[text.index("(") + 1:text.rindex(")")]
+        comm = text[text.index("(") + 1 : text.rindex(")")]
         fields = text.rsplit(")", 1)[1].split()
         name = names.get(int(task.name), f"native: {comm}")
         out[name] += (int(fields[11]) + int(fields[12])) / TICKS
@@ -130,8 +133,7 @@ def main() -> None:
             collector.stop()
 
 
-def run(tmp: Path, collector: Collector, cycles: int, interval: float,
-        profile: bool) -> None:
+def run(tmp: Path, collector: Collector, cycles: int, interval: float, profile: bool) -> None:
     holder = Agent(tmp / "agent", [collector.grpc_address], interval=f"{round(interval * 1000)}ms")
     config = load_config(holder.config_path)
     instrument(config)
@@ -144,6 +146,7 @@ def run(tmp: Path, collector: Collector, cycles: int, interval: float,
             profiler = cProfile.Profile()
             profilers.append(profiler)
             profiler.runcall(run_delivery, self)
+
         delivery.Delivery.run = profiled_run  # type: ignore[method-assign]
 
     counted: dict[str, Any] = {}
@@ -161,14 +164,23 @@ def run(tmp: Path, collector: Collector, cycles: int, interval: float,
             seen += 1
             if seen == warm:
                 _phases.clear()
-                counted.update(threads=thread_cpu(), children=children_cpu(),
-                               process=cpu_seconds(os.getpid()), wall=time.monotonic())
+                counted.update(
+                    threads=thread_cpu(),
+                    children=children_cpu(),
+                    process=cpu_seconds(os.getpid()),
+                    wall=time.monotonic(),
+                )
             if seen == warm + cycles:
                 # Before anything stops: the other threads' CPU is only readable while they live.
-                counted.update(end_threads=thread_cpu(), end_children=children_cpu(),
-                               end_process=cpu_seconds(os.getpid()), end_wall=time.monotonic())
+                counted.update(
+                    end_threads=thread_cpu(),
+                    end_children=children_cpu(),
+                    end_process=cpu_seconds(os.getpid()),
+                    end_wall=time.monotonic(),
+                )
                 stop.set()
             return bool(real_wait())
+
         ticker.wait = wait
         if profile:
             profiler = cProfile.Profile()
@@ -176,6 +188,7 @@ def run(tmp: Path, collector: Collector, cycles: int, interval: float,
             profiler.runcall(original_loop, *loop_args)
         else:
             original_loop(*loop_args)
+
     service._report_loop = loop  # type: ignore[assignment]
     service.run_agent(config, stop)
     report(counted, cycles, interval)
@@ -194,6 +207,7 @@ def report(counted: dict[str, Any], cycles: int, interval: float) -> None:
 
     def ms(seconds: float) -> str:
         return f"{seconds * 1000 / cycles:8.3f} ms/cycle"
+
     print(f"{cycles} cycles at {interval}s ({wall:.1f}s wall)")
     print(f"process CPU        {ms(process)}")
     print(f"child processes    {ms(children)}")

@@ -21,21 +21,36 @@ from tests.storage_reports import GIB, REALLOCATED_304, ata_disk, backup, fs, ra
 def main() -> None:
     hosts = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
     now = time.time()
-    config = ServerConfig(path=Path("x"), grpc_listen="127.0.0.1:0", metrics_listen="127.0.0.1:0",
-                          data_dir=Path("/tmp"), insecure=True, down_after_intervals=3,
-                          log_level="info", max_message_bytes=4 << 20)
+    config = ServerConfig(
+        path=Path("x"),
+        grpc_listen="127.0.0.1:0",
+        metrics_listen="127.0.0.1:0",
+        data_dir=Path("/tmp"),
+        insecure=True,
+        down_after_intervals=3,
+        log_level="info",
+        max_message_bytes=4 << 20,
+    )
     records = []
     for i in range(hosts):
-        r = report(collected_at=now, filesystems=[fs(f"/m{j}", avail=(10 + j) * GIB)
-                                                  for j in range(5)],
-                   disks=[ata_disk("/dev/sda", "ST3500418AS", f"S{i}", REALLOCATED_304),
-                          ata_disk("/dev/sdb", "WDC", f"W{i}")],
-                   raid_arrays=[raid("md0", active=1 if i % 10 == 0 else 2)],
-                   backups=[backup("db", last_success=now - (i % 48) * 3600),
-                            backup("files", last_success=now - 3600, same_device=i % 3 == 0)])
+        r = report(
+            collected_at=now,
+            filesystems=[fs(f"/m{j}", avail=(10 + j) * GIB) for j in range(5)],
+            disks=[
+                ata_disk("/dev/sda", "ST3500418AS", f"S{i}", REALLOCATED_304),
+                ata_disk("/dev/sdb", "WDC", f"W{i}"),
+            ],
+            raid_arrays=[raid("md0", active=1 if i % 10 == 0 else 2)],
+            backups=[
+                backup("db", last_success=now - (i % 48) * 3600),
+                backup("files", last_success=now - 3600, same_device=i % 3 == 0),
+            ],
+        )
         records.append(record(r, host=f"host{i:05d}", department=f"dept{i % 40}", last_seen=now))
-    for label, groups in (("all groups", default_groups(config)),
-                          ("without risk", default_groups(config)[:-1])):
+    for label, groups in (
+        ("all groups", default_groups(config)),
+        ("without risk", default_groups(config)[:-1]),
+    ):
         state = StateCache(HostRenderer(groups))
         start = time.perf_counter()
         state.load(records)
@@ -50,10 +65,12 @@ def main() -> None:
             for h in state.snapshot():
                 state.renderer.render_live(h.record, now + 60)
         live = (time.perf_counter() - start) / rounds
-        print(f"{label:>13}: {hosts} hosts, render per report {loaded / hosts * 1e6:.0f} us, "
-              f"scrape {scrape * 1000:.0f} ms (clock-dependent part {live * 1000:.0f} ms), "
-              f"{len(text) / 1e6:.1f} MB, "
-              f"{text.count(chr(10)) - 2 * text.count('# TYPE')} samples")
+        print(
+            f"{label:>13}: {hosts} hosts, render per report {loaded / hosts * 1e6:.0f} us, "
+            f"scrape {scrape * 1000:.0f} ms (clock-dependent part {live * 1000:.0f} ms), "
+            f"{len(text) / 1e6:.1f} MB, "
+            f"{text.count(chr(10)) - 2 * text.count('# TYPE')} samples"
+        )
 
 
 if __name__ == "__main__":

@@ -78,10 +78,14 @@ def restart(keep: Path) -> dict[str, float]:
         scrape = time.monotonic() - scrape0
         rss_scrape = rss_mib(pid)
         collector.stop()
-        return {"listening_s": round(listening, 2), "restart_s": round(serving, 2),
-                "rss_after_start_mib": round(rss_start, 1),
-                "rss_after_scrapes_mib": round(rss_scrape, 1),
-                "scrape_s": round(scrape, 2), "bytes": size}
+        return {
+            "listening_s": round(listening, 2),
+            "restart_s": round(serving, 2),
+            "rss_after_start_mib": round(rss_start, 1),
+            "rss_after_scrapes_mib": round(rss_scrape, 1),
+            "scrape_s": round(scrape, 2),
+            "bytes": size,
+        }
 
 
 def profile(keep: Path, top: int) -> None:
@@ -101,8 +105,10 @@ def profile(keep: Path, top: int) -> None:
         profiler.disable()
         rendered = time.perf_counter()
         server.stop()
-        print(f"start {loaded - started:.2f}s, first render {rendered - loaded:.2f}s "
-              f"({len(page) / 2**20:.0f} MiB), under cProfile")
+        print(
+            f"start {loaded - started:.2f}s, first render {rendered - loaded:.2f}s "
+            f"({len(page) / 2**20:.0f} MiB), under cProfile"
+        )
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(top)
         pstats.Stats(profiler).sort_stats("tottime").print_stats(top)
 

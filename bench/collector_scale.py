@@ -54,8 +54,7 @@ def stored_reports(data_dir: Path) -> int:
     """Reports stored so far, read beside the running collector (WAL lets it)."""
     db = sqlite3.connect(f"file:{data_dir / 'collector.db'}?mode=ro", uri=True, timeout=30)
     try:
-        return int(db.execute("SELECT COALESCE(SUM(reports_stored), 0) FROM agents")
-                   .fetchone()[0])
+        return int(db.execute("SELECT COALESCE(SUM(reports_stored), 0) FROM agents").fetchone()[0])
     finally:
         db.close()
 
@@ -67,8 +66,9 @@ def table_sizes(data_dir: Path) -> dict[str, dict[str, int]]:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         pages = dict(db.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name"))
         out: dict[str, dict[str, int]] = {}
-        for table, index in db.execute("SELECT tbl_name, name FROM sqlite_schema "
-                                       "WHERE type IN ('table', 'index')"):
+        for table, index in db.execute(
+            "SELECT tbl_name, name FROM sqlite_schema WHERE type IN ('table', 'index')"
+        ):
             entry = out.setdefault(table, {"bytes": 0, "rows": 0})
             entry["bytes"] += int(pages.get(index, 0))
         for table, entry in out.items():
@@ -86,8 +86,10 @@ def reported_counters(collector: Collector) -> tuple[int, int]:
     totals = {"dcguard_agent_reports_stored_total": 0.0, "dcguard_agent_reports_lost_total": 0.0}
     for name, value in _COUNTER.findall(text):
         totals[name] += float(value)
-    return (int(totals["dcguard_agent_reports_stored_total"]),
-            int(totals["dcguard_agent_reports_lost_total"]))
+    return (
+        int(totals["dcguard_agent_reports_stored_total"]),
+        int(totals["dcguard_agent_reports_lost_total"]),
+    )
 
 
 def fetch(url: str) -> str:
@@ -101,9 +103,21 @@ def run_load(collector: Collector, agents: int, duration: float) -> dict[str, An
     pid = collector.proc.pid
     cpu0 = tree_cpu_seconds(pid)
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "loadgen.py"), "--target", collector.grpc_address,
-         "--agents", str(agents), "--duration", str(duration), "--interval", str(INTERVAL)],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            str(ROOT / "bench" / "loadgen.py"),
+            "--target",
+            collector.grpc_address,
+            "--agents",
+            str(agents),
+            "--duration",
+            str(duration),
+            "--interval",
+            str(INTERVAL),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     started = time.monotonic()
     warm: tuple[int, int] | None = None
     while proc.poll() is None:
@@ -117,10 +131,14 @@ def run_load(collector: Collector, agents: int, duration: float) -> dict[str, An
     load: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     stored, lost = reported_counters(collector)
     end = (database_bytes(collector.data_dir), stored_reports(collector.data_dir))
-    load.update(stored=stored, lost=lost,
-                zero_loss=not load["failures"] and stored == load["stored_ok"] and lost == 0,
-                collector_cpu_ms_per_report=round(cpu * 1000 / max(1, stored), 3),
-                rss_mib=round(tree_rss_mib(pid), 1), db_bytes=end[0])
+    load.update(
+        stored=stored,
+        lost=lost,
+        zero_loss=not load["failures"] and stored == load["stored_ok"] and lost == 0,
+        collector_cpu_ms_per_report=round(cpu * 1000 / max(1, stored), 3),
+        rss_mib=round(tree_rss_mib(pid), 1),
+        db_bytes=end[0],
+    )
     load["passed"] = bool(load["zero_loss"]) and float(load["p99_ms"]) < 100
     if warm is not None and end[1] > warm[1]:
         per_report = (end[0] - warm[0]) / (end[1] - warm[1])
@@ -140,18 +158,25 @@ def detail(collector: Collector, n: int) -> tuple[dict[str, Any], str]:
     wait_for(lambda: ok(collector.metrics_url), timeout=120, message="metrics after restart")
     restart_s = time.monotonic() - started
     assert collector.proc is not None
-    figures = {"agents": n, "scrape_s": round(scrape_s, 3), "bytes": raw, "gzip_bytes": packed,
-               "restart_s": round(restart_s, 2),
-               "rss_after_restart_mib": round(tree_rss_mib(collector.proc.pid), 1),
-               "tables": tables}
+    figures = {
+        "agents": n,
+        "scrape_s": round(scrape_s, 3),
+        "bytes": raw,
+        "gzip_bytes": packed,
+        "restart_s": round(restart_s, 2),
+        "rss_after_restart_mib": round(tree_rss_mib(collector.proc.pid), 1),
+        "tables": tables,
+    }
     return figures, page
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| agents | ingest processes | reports/s | stored | lost | failures | p50 ms | "
-             "p99 ms | collector CPU ms/report | RSS MiB | DB bytes/report | DB growth GB/day "
-             "| passed |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| agents | ingest processes | reports/s | stored | lost | failures | p50 ms | "
+        "p99 ms | collector CPU ms/report | RSS MiB | DB bytes/report | DB growth GB/day "
+        "| passed |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         lines.append(
             f"| {r['agents']:,} | {r['ingest_processes']} | {r['rate_per_s']} | "
@@ -159,7 +184,8 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"{sum(r['failures'].values())} | {r['p50_ms']} | {r['p99_ms']} | "
             f"{r['collector_cpu_ms_per_report']} | {r['rss_mib']} | "
             f"{r.get('db_bytes_per_report', '—')} | {r.get('db_growth_gb_per_day', '—')} | "
-            f"{'yes' if r['passed'] else '**no**'} |")
+            f"{'yes' if r['passed'] else '**no**'} |"
+        )
     return "\n".join(lines)
 
 
@@ -169,15 +195,20 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=45)
     parser.add_argument("--detail-at", type=int, default=10_000)
     parser.add_argument("--push-budget", type=float, default=600)
-    parser.add_argument("--ingest-processes", type=int, default=2,
-                        help="[server] ingest_processes of the collector (0: none)")
+    parser.add_argument(
+        "--ingest-processes",
+        type=int,
+        default=2,
+        help="[server] ingest_processes of the collector (0: none)",
+    )
     args = parser.parse_args()
     rows: list[dict[str, Any]] = []
     page = ""
     for n in [int(x) for x in args.agents.split(",")]:
         with tempfile.TemporaryDirectory() as tmp:
-            collector = Collector(Path(tmp), server_extra="insecure = true\n",
-                                  ingest_processes=args.ingest_processes)
+            collector = Collector(
+                Path(tmp), server_extra="insecure = true\n", ingest_processes=args.ingest_processes
+            )
             collector.start()
             try:
                 load = run_load(collector, n, args.duration)

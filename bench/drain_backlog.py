@@ -35,18 +35,28 @@ def main() -> None:
         agent.start()
         started = time.monotonic()
         try:
-            wait_for(lambda: (metric(collector.metrics(), "dcguard_agent_reports_stored_total",
-                                     **HOST) or 0) >= count, timeout=1800, interval=0.5,
-                     message="the backlog to drain")
+            wait_for(
+                lambda: (
+                    (metric(collector.metrics(), "dcguard_agent_reports_stored_total", **HOST) or 0)
+                    >= count
+                ),
+                timeout=1800,
+                interval=0.5,
+                message="the backlog to drain",
+            )
             drain_s = time.monotonic() - started
         finally:
             agent.stop()
             collector.stop()
-        print(f"spooled {count} reports ({spool_bytes} bytes on disk, "
-              f"{spool_bytes / count:.0f} B/report) in {fill_s:.1f}s "
-              f"({fill_s / count * 1000:.2f} ms per append)")
-        print(f"drained in {drain_s:.1f}s: {count / drain_s:.0f} reports/s "
-              f"(agent start and collector connect included)")
+        print(
+            f"spooled {count} reports ({spool_bytes} bytes on disk, "
+            f"{spool_bytes / count:.0f} B/report) in {fill_s:.1f}s "
+            f"({fill_s / count * 1000:.2f} ms per append)"
+        )
+        print(
+            f"drained in {drain_s:.1f}s: {count / drain_s:.0f} reports/s "
+            f"(agent start and collector connect included)"
+        )
 
 
 if __name__ == "__main__":

@@ -24,19 +24,25 @@ from bench.realistic import Cycle, agent
 from dcguard.v1 import collector_pb2 as pb
 
 
-async def run(target: str, agents: int, duration: float, interval: float,
-              concurrency: int, connections: int) -> dict[str, object]:
+async def run(
+    target: str, agents: int, duration: float, interval: float, concurrency: int, connections: int
+) -> dict[str, object]:
     # Each agent has a connection of its own; a local subchannel pool per
     # channel makes these separate TCP connections too (gRPC would otherwise
     # share one), so a collector with several ingest processes sees them
     # spread over its processes as real agents' connections would be.
-    channels = [grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
-                for _ in range(connections)]
+    channels = [
+        grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(connections)
+    ]
     # Raw bytes both ways: the generator serializes each request itself
     # (Cycle re-stamps one template) and only reads the acknowledged sequence.
-    calls = [c.unary_unary("/dcguard.v1.Collector/Submit",
-                           request_serializer=None, response_deserializer=None)
-             for c in channels]
+    calls = [
+        c.unary_unary(
+            "/dcguard.v1.Collector/Submit", request_serializer=None, response_deserializer=None
+        )
+        for c in channels
+    ]
     cycle = Cycle([agent(i, interval) for i in range(agents)])
     report_bytes = 0
     latencies: list[float] = []
@@ -84,13 +90,19 @@ async def run(target: str, agents: int, duration: float, interval: float,
             return 0.0
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
 
-    return {"agents": agents, "rounds": rounds, "stored_ok": sent, "failures": failures,
-            "elapsed_s": round(elapsed, 1), "rate_per_s": round(sent / elapsed, 1),
-            "p50_ms": round(pct(0.50), 1), "p99_ms": round(pct(0.99), 1),
-            "max_ms": round(latencies[-1] * 1000, 1) if latencies else 0,
-            "request_bytes": report_bytes,
-            "loadgen_cpu_ms_per_report": round((time.process_time() - cpu) * 1000 / max(1, sent),
-                                               3)}
+    return {
+        "agents": agents,
+        "rounds": rounds,
+        "stored_ok": sent,
+        "failures": failures,
+        "elapsed_s": round(elapsed, 1),
+        "rate_per_s": round(sent / elapsed, 1),
+        "p50_ms": round(pct(0.50), 1),
+        "p99_ms": round(pct(0.99), 1),
+        "max_ms": round(latencies[-1] * 1000, 1) if latencies else 0,
+        "request_bytes": report_bytes,
+        "loadgen_cpu_ms_per_report": round((time.process_time() - cpu) * 1000 / max(1, sent), 3),
+    }
 
 
 def main() -> None:
@@ -102,8 +114,20 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=256)
     parser.add_argument("--connections", type=int, default=64)
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(run(args.target, args.agents, args.duration, args.interval,
-                                     args.concurrency, args.connections))))
+    print(
+        json.dumps(
+            asyncio.run(
+                run(
+                    args.target,
+                    args.agents,
+                    args.duration,
+                    args.interval,
+                    args.concurrency,
+                    args.connections,
+                )
+            )
+        )
+    )
 
 
 if __name__ == "__main__":

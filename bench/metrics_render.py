@@ -26,11 +26,30 @@ def record(index: int, now: float) -> AgentRecord:
     report = make_report(1, collected_at=now)
     report.host.memory_total_bytes = 8 * 2**30
     for fs in range(10):
-        report.filesystems.add(mountpoint=f"/data{fs}", device=f"/dev/sd{fs}", fstype="ext4",
-                               size_bytes=2**40, avail_bytes=2**39, files=10**6)
+        report.filesystems.add(
+            mountpoint=f"/data{fs}",
+            device=f"/dev/sd{fs}",
+            fstype="ext4",
+            size_bytes=2**40,
+            avail_bytes=2**39,
+            files=10**6,
+        )
     report.sources.add(name="host", success=True)
-    return AgentRecord(f"host{index:05d}", f"dept{index % 40:02d}", "0.1.0", "Debian 12",
-                       "6.1.0", 15.0, "i", now, now, 1, 1, 0, report)
+    return AgentRecord(
+        f"host{index:05d}",
+        f"dept{index % 40:02d}",
+        "0.1.0",
+        "Debian 12",
+        "6.1.0",
+        15.0,
+        "i",
+        now,
+        now,
+        1,
+        1,
+        0,
+        report,
+    )
 
 
 def main() -> None:
@@ -51,9 +70,11 @@ def main() -> None:
         started = time.perf_counter()
         text = state.render(time.time())
         timings.append(time.perf_counter() - started)
-    print(f"{args.hosts} hosts: load+render-all {load:.2f}s; scrape render median "
-          f"{sorted(timings)[2] * 1000:.0f} ms, {len(text.encode()) / 2**20:.1f} MiB, "
-          f"{text.count(chr(10)) - text.count('# ')} samples")
+    print(
+        f"{args.hosts} hosts: load+render-all {load:.2f}s; scrape render median "
+        f"{sorted(timings)[2] * 1000:.0f} ms, {len(text.encode()) / 2**20:.1f} MiB, "
+        f"{text.count(chr(10)) - text.count('# ')} samples"
+    )
 
 
 if __name__ == "__main__":

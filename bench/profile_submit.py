@@ -42,7 +42,6 @@ class _Context:
         return "ipv4:127.0.0.1:1"
 
 
-
 def requests(cycle: Cycle, hosts: int, round_no: int, now: float) -> list[bytes]:
     """One serialized request per host for this round, each host's own numbers."""
     return [cycle.request(i, round_no, now + i * 15 / hosts) for i in range(hosts)]
@@ -52,21 +51,32 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--hosts", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--profile", type=int, default=0,
-                        help="print the top N functions by cumulative time (one thread)")
-    parser.add_argument("--threads", type=int, default=16,
-                        help="submitting threads, as the server's pool (group commit)")
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        help="print the top N functions by cumulative time (one thread)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=16,
+        help="submitting threads, as the server's pool (group commit)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "collector.toml"
-        path.write_text('[server]\ngrpc_listen = "127.0.0.1:0"\nmetrics_listen = "127.0.0.1:0"\n'
-                        f'data_dir = "{tmp}/data"\ninsecure = true\n')
+        path.write_text(
+            '[server]\ngrpc_listen = "127.0.0.1:0"\nmetrics_listen = "127.0.0.1:0"\n'
+            f'data_dir = "{tmp}/data"\ninsecure = true\n'
+        )
         server = CollectorServer(load_config(path))
         server.start()
         try:
             front = SubmitFront(Authenticator(insecure=True), server.config.limits)
-            back = CollectorService(server.store, server.state, server.metrics,
-                                    server.config.limits)
+            back = CollectorService(
+                server.store, server.state, server.metrics, server.config.limits
+            )
 
             def submit(data: bytes) -> None:
                 reply = back.settle([front.admit(data, context)])[0]
@@ -78,8 +88,10 @@ def main() -> None:
             cycle = Cycle([agent(i) for i in range(args.hosts)])
             for data in requests(cycle, args.hosts, 1, now):  # warm-up: every host known
                 submit(data)
-            batches = [requests(cycle, args.hosts, r, now + 15 * (r - 1))
-                       for r in range(2, args.rounds + 2)]
+            batches = [
+                requests(cycle, args.hosts, r, now + 15 * (r - 1))
+                for r in range(2, args.rounds + 2)
+            ]
             # CPU time, not wall: an fsync waited for is not work done.
             profiler = cProfile.Profile(time.process_time) if args.profile else None
             cpu = time.process_time()
@@ -96,14 +108,18 @@ def main() -> None:
                 profiler.disable()
             cpu = time.process_time() - cpu
             count = args.hosts * args.rounds
-            print(f"{count} reports from {args.hosts} hosts: "
-                  f"{cpu / count * 1000:.3f} ms CPU per report")
+            print(
+                f"{count} reports from {args.hosts} hosts: "
+                f"{cpu / count * 1000:.3f} ms CPU per report"
+            )
             if profiler:
                 pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.profile)
             started = time.process_time()
             text = server.render_metrics()
-            print(f"scrape render: {time.process_time() - started:.3f} s CPU, "
-                  f"{len(text) / 2**20:.1f} MiB")
+            print(
+                f"scrape render: {time.process_time() - started:.3f} s CPU, "
+                f"{len(text) / 2**20:.1f} MiB"
+            )
         finally:
             server.stop()
 

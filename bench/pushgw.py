@@ -56,24 +56,32 @@ def per_host_payloads(text: str) -> dict[str, str]:
         if host:
             name = pushed.split("{", 1)[0]
             samples.setdefault(host.group(1), {}).setdefault(name, []).append(pushed)
-    return {host: "".join("\n".join([*headers.get(name, []), *lines]) + "\n"
-                          for name, lines in families.items())
-            for host, families in samples.items()}
+    return {
+        host: "".join(
+            "\n".join([*headers.get(name, []), *lines]) + "\n" for name, lines in families.items()
+        )
+        for host, families in samples.items()
+    }
 
 
 def pushgateway(text: str, budget: float) -> dict[str, Any]:
     """Push each host's series as its own group for up to budget seconds; time pushes and scrape."""
     payloads = per_host_payloads(text)
     with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.Popen([PUSHGATEWAY, f"--web.listen-address=127.0.0.1:{PORT}"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp)
+        proc = subprocess.Popen(
+            [PUSHGATEWAY, f"--web.listen-address=127.0.0.1:{PORT}"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=tmp,
+        )
         base = f"http://127.0.0.1:{PORT}"
         try:
             wait_for(lambda: ok(f"{base}/-/ready"), timeout=30, message="pushgateway")
             started, durations = time.monotonic(), []
             for host, body in payloads.items():
-                request = urllib.request.Request(f"{base}/metrics/job/dcguard/instance/{host}",
-                                                 data=body.encode(), method="PUT")
+                request = urllib.request.Request(
+                    f"{base}/metrics/job/dcguard/instance/{host}", data=body.encode(), method="PUT"
+                )
                 t0 = time.perf_counter()
                 with urllib.request.urlopen(request, timeout=120):
                     pass
@@ -83,11 +91,17 @@ def pushgateway(text: str, budget: float) -> dict[str, Any]:
             elapsed = time.monotonic() - started
             tail = durations[-100:]
             scrape_s, raw, packed = timed_get(f"{base}/metrics", repeat=3)
-            return {"groups": len(durations), "of": len(payloads), "push_s": round(elapsed, 1),
-                    "push_rate_per_s": round(len(durations) / elapsed, 1),
-                    "push_rate_at_end_per_s": round(len(tail) / sum(tail), 1),
-                    "scrape_s": round(scrape_s, 3), "bytes": raw, "gzip_bytes": packed,
-                    "rss_mib": round(rss_mib(proc.pid), 1)}
+            return {
+                "groups": len(durations),
+                "of": len(payloads),
+                "push_s": round(elapsed, 1),
+                "push_rate_per_s": round(len(durations) / elapsed, 1),
+                "push_rate_at_end_per_s": round(len(tail) / sum(tail), 1),
+                "scrape_s": round(scrape_s, 3),
+                "bytes": raw,
+                "gzip_bytes": packed,
+                "rss_mib": round(rss_mib(proc.pid), 1),
+            }
         finally:
             proc.terminate()
             proc.wait(30)

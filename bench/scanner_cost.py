@@ -73,30 +73,39 @@ def smart_cost(reader: SmartReader, runs: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--config", type=Path, required=True,
-                        help="an agent config without [security.fim] or [security.ports] "
-                             "tables: the default intervals are what is measured")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        required=True,
+        help="an agent config without [security.fim] or [security.ports] "
+        "tables: the default intervals are what is measured",
+    )
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
     config = load_config(args.config)
     intervals = {s.name: s.interval for s in config.sources if isinstance(s, BaselineScanSource)}
     # The same sources scanning back to back: the work per scan is the same.
     fast = args.config.with_name(f"{args.config.stem}-fast-scans.toml")
-    fast.write_text(args.config.read_text() + "".join(
-        f'[security.{name}]\ninterval = "50ms"\n' for name in intervals))
+    fast.write_text(
+        args.config.read_text()
+        + "".join(f'[security.{name}]\ninterval = "50ms"\n' for name in intervals)
+    )
     result: dict[str, dict[str, float]] = {}
     for source in load_config(fast).sources:
         if isinstance(source, BaselineScanSource):
             per_run = scan_cost(source, args.runs)
-            result[source.name] = {"interval_s": intervals[source.name],
-                                   "cpu_ms_per_run": per_run * 1000}
+            result[source.name] = {
+                "interval_s": intervals[source.name],
+                "cpu_ms_per_run": per_run * 1000,
+            }
     if any(source.name == "smart" for source in config.sources):
-        storage = parse_storage(Table(load_toml(args.config), source="config"),
-                                SourceContext("bench", 15.0, Path("/tmp")))
+        storage = parse_storage(
+            Table(load_toml(args.config), source="config"),
+            SourceContext("bench", 15.0, Path("/tmp")),
+        )
         with_cache = config.state_dir / "bench-smart-last.json"
         per_run = smart_cost(SmartReader(storage, with_cache), max(1, args.runs // 4))
-        result["smart"] = {"interval_s": storage.smart_interval,
-                           "cpu_ms_per_run": per_run * 1000}
+        result["smart"] = {"interval_s": storage.smart_interval, "cpu_ms_per_run": per_run * 1000}
     for entry in result.values():
         entry["runs_per_hour"] = 3600 / entry["interval_s"]
         entry["cpu_s_per_hour"] = entry["cpu_ms_per_run"] / 1000 * entry["runs_per_hour"]

@@ -77,8 +77,9 @@ def _host(expr: str, *labels: str) -> str:
 
 def _events(function: str, selector: str, window: str = "$__rate_interval") -> str:
     """rate or increase of the security events, once per host, type and severity."""
-    return _host(f"{function}(dcguard_security_events_total{{{selector}}}[{window}])",
-                 "type", "severity")
+    return _host(
+        f"{function}(dcguard_security_events_total{{{selector}}}[{window}])", "type", "severity"
+    )
 
 
 def _detections(selector: str, window: str) -> str:
@@ -115,22 +116,28 @@ def _at_risk(selector: str) -> Panel:
     # One row per (server, reason), carrying the server's score: sorted worst first.
     return table(
         "Servers at risk of data loss, worst first",
-        Query(f"sort_desc(({_host(f'dcguard_data_loss_risk{{{selector}}}', 'reason')} == 1)"
-              f" * on (host, department) group_left "
-              f"{_host(f'dcguard_data_loss_risk_score{{{selector}}}')})", expect_data=False),
-        rename={"Value": "risk score"}, sort_by="risk score",
+        Query(
+            f"sort_desc(({_host(f'dcguard_data_loss_risk{{{selector}}}', 'reason')} == 1)"
+            f" * on (host, department) group_left "
+            f"{_host(f'dcguard_data_loss_risk_score{{{selector}}}')})",
+            expect_data=False,
+        ),
+        rename={"Value": "risk score"},
+        sort_by="risk score",
         overrides=[server_link(), department_link()],
-        description="Each reason a server is at risk, with the server's risk score (0-100).")
+        description="Each reason a server is at risk, with the server's risk score (0-100).",
+    )
 
 
 def _detections_over_time(selector: str) -> Panel:
     return timeseries(
         "Security detections",
-        Query(f"sum by (detection) ({_detections(selector, '$__rate_interval')})",
-              "{{detection}}"),
-        bars=True, stack=True,
+        Query(f"sum by (detection) ({_detections(selector, '$__rate_interval')})", "{{detection}}"),
+        bars=True,
+        stack=True,
         description="Brute force, distributed attacks, logins after failures, new privileged "
-                    "accounts.")
+        "accounts.",
+    )
 
 
 def _backup_table(selector: str) -> Panel:
@@ -146,267 +153,497 @@ def _backup_table(selector: str) -> Panel:
         Query(job("dcguard_backup_last_run_success"), "last run ok"),
         Query(job("dcguard_backup_same_device"), "same device"),
         Query(job("dcguard_backup_size_bytes"), "size"),
-        Query(f"time() - {job('dcguard_backup_restore_test_timestamp_seconds')}",
-              "last restore test"),
+        Query(
+            f"time() - {job('dcguard_backup_restore_test_timestamp_seconds')}", "last restore test"
+        ),
         Query(job("dcguard_backup_restore_test_success"), "restore ok"),
-        Query(_host(f"dcguard_backup_copy_location{{{selector}}}", "job", "location"),
-              "copy location"),
-        rename={"Value #A": "age / RPO", "Value #B": "age", "Value #C": "RPO",
-                "Value #D": "last run ok", "Value #E": "same device", "Value #F": "size",
-                "Value #G": "last restore test", "Value #H": "restore ok",
-                "Value #I": "copy location known", "location": "copy location"},
-        sort_by="age / RPO", overrides=[server_link(), _unit("age", "s"), _unit("RPO", "s"),
-                                         _unit("size", "bytes"), _unit("age / RPO",
-                                                                       "percentunit"),
-                                         _unit("last restore test", "s")],
+        Query(
+            _host(f"dcguard_backup_copy_location{{{selector}}}", "job", "location"), "copy location"
+        ),
+        rename={
+            "Value #A": "age / RPO",
+            "Value #B": "age",
+            "Value #C": "RPO",
+            "Value #D": "last run ok",
+            "Value #E": "same device",
+            "Value #F": "size",
+            "Value #G": "last restore test",
+            "Value #H": "restore ok",
+            "Value #I": "copy location known",
+            "location": "copy location",
+        },
+        sort_by="age / RPO",
+        overrides=[
+            server_link(),
+            _unit("age", "s"),
+            _unit("RPO", "s"),
+            _unit("size", "bytes"),
+            _unit("age / RPO", "percentunit"),
+            _unit("last restore test", "s"),
+        ],
         description="Age of the last successful backup against the job's RPO: above 100% is "
-                    "stale. Last restore test: how long ago a sample of the newest snapshot "
-                    "was restored and compared (empty: never); restore ok 0 means it failed. "
-                    "Copy location: same_disk, other_disk, this_host, other_host, offline or "
-                    "immutable.")
+        "stale. Last restore test: how long ago a sample of the newest snapshot "
+        "was restored and compared (empty: never); restore ok 0 means it failed. "
+        "Copy location: same_disk, other_disk, this_host, other_host, offline or "
+        "immutable.",
+    )
 
 
 def _unit(field_name: str, unit: str) -> Json:
-    return {"matcher": {"id": "byName", "options": field_name},
-            "properties": [{"id": "unit", "value": unit}]}
+    return {
+        "matcher": {"id": "byName", "options": field_name},
+        "properties": [{"id": "unit", "value": unit}],
+    }
 
 
 def _servers_table(selector: str) -> Panel:
     return table(
         "Servers",
         Query(_host(f"dcguard_agent_up{{{selector}}}"), "up"),
-        Query(f"time() - {_host(f'dcguard_agent_last_seen_timestamp_seconds{{{selector}}}')}",
-              "silent for"),
+        Query(
+            f"time() - {_host(f'dcguard_agent_last_seen_timestamp_seconds{{{selector}}}')}",
+            "silent for",
+        ),
         Query(_host(f"dcguard_data_loss_risk_score{{{selector}}}"), "risk", expect_data=False),
         rename={"Value #A": "up", "Value #B": "silent for", "Value #C": "risk score"},
-        overrides=[server_link(), _unit("silent for", "s")])
+        overrides=[server_link(), _unit("silent for", "s")],
+    )
 
 
 PROVINCE = Board(
-    "province.json", "dcguard-province", "dcguard / Province",
+    "province.json",
+    "dcguard-province",
+    "dcguard / Province",
     "Every department's servers at a glance: who is down, who is at risk of data loss.",
     [variable_datasource(), _departments(multi=True)],
     [
-        ("Servers", [
-            stat("Servers reporting", f"sum({_host(f'dcguard_agent_up{{{DEPTS}}}')})"),
-            stat("Servers down", f"count({_host(f'dcguard_agent_up{{{DEPTS}}}')} == 0) "
-                 "or vector(0)", thresholds=RED_ABOVE_0),
-            stat("Servers at risk",
-                 f"count({_host(f'dcguard_data_loss_risk_score{{{DEPTS}}}')} > 0) "
-                 "or vector(0)", thresholds=RED_ABOVE_0),
-            stat("Stale backups", f"sum(department:dcguard_backups_stale:count{{{DEPTS}}}) "
-                 "or vector(0)", thresholds=RED_ABOVE_0),
-            table("Departments",
-                  Query(f"department:dcguard_agents:count{{{DEPTS}}}", "servers"),
-                  Query(f"department:dcguard_agents_up:sum{{{DEPTS}}}", "up"),
-                  Query(f"department:dcguard_hosts_at_risk:count{{{DEPTS}}}", "at risk",
-                        expect_data=False),
-                  Query(f"department:dcguard_data_loss_risk_score:max{{{DEPTS}}}",
-                        "worst risk", expect_data=False),
-                  rename={"Value #A": "servers", "Value #B": "up", "Value #C": "at risk",
-                          "Value #D": "worst risk score"},
-                  overrides=[department_link()], width=12),
-            timeseries("Servers up by department",
-                       Query(f"department:dcguard_agents_up:sum{{{DEPTS}}}", "{{department}}"),
-                       stack=True),
-        ]),
-        ("Risk and backups", [
-            _at_risk(DEPTS),
-            bargauge("Backup freshness by department (oldest job, share of its RPO)",
-                     Query(f"department:dcguard_backup_age_rpo_ratio:max{{{DEPTS}}}",
-                           "{{department}}"),
-                     unit="percentunit", thresholds=RPO_RATIO),
-            bargauge("Risk reasons",
-                     Query(f"sum by (reason) "
-                           f"({_host(f'dcguard_data_loss_risk{{{DEPTS}}}', 'reason')})",
-                           "{{reason}}"), thresholds=RED_ABOVE_0),
-            bargauge("Servers with no off-host backup copy, by department",
-                     Query("count by (department) ("
-                           + _host(f'dcguard_data_loss_risk{{{DEPTS},reason="no_offsite_copy"}}')
-                           + " == 1)", "{{department}}", expect_data=False),
-                     thresholds=RED_ABOVE_0,
-                     description="Servers whose every backup lies on the server itself: one "
-                                 "lost server (fire, theft, ransomware) takes its backups too."),
-        ]),
-        ("Security and fleet", [
-            _detections_over_time(DEPTS),
-            bargauge("Agents by version",
-                     Query(f"count by (agent_version) "
-                           f"({_host(f'dcguard_agent_info{{{DEPTS}}}', 'agent_version')})",
-                           "{{agent_version}}")),
-        ]),
-    ])
+        (
+            "Servers",
+            [
+                stat("Servers reporting", f"sum({_host(f'dcguard_agent_up{{{DEPTS}}}')})"),
+                stat(
+                    "Servers down",
+                    f"count({_host(f'dcguard_agent_up{{{DEPTS}}}')} == 0) or vector(0)",
+                    thresholds=RED_ABOVE_0,
+                ),
+                stat(
+                    "Servers at risk",
+                    f"count({_host(f'dcguard_data_loss_risk_score{{{DEPTS}}}')} > 0) or vector(0)",
+                    thresholds=RED_ABOVE_0,
+                ),
+                stat(
+                    "Stale backups",
+                    f"sum(department:dcguard_backups_stale:count{{{DEPTS}}}) or vector(0)",
+                    thresholds=RED_ABOVE_0,
+                ),
+                table(
+                    "Departments",
+                    Query(f"department:dcguard_agents:count{{{DEPTS}}}", "servers"),
+                    Query(f"department:dcguard_agents_up:sum{{{DEPTS}}}", "up"),
+                    Query(
+                        f"department:dcguard_hosts_at_risk:count{{{DEPTS}}}",
+                        "at risk",
+                        expect_data=False,
+                    ),
+                    Query(
+                        f"department:dcguard_data_loss_risk_score:max{{{DEPTS}}}",
+                        "worst risk",
+                        expect_data=False,
+                    ),
+                    rename={
+                        "Value #A": "servers",
+                        "Value #B": "up",
+                        "Value #C": "at risk",
+                        "Value #D": "worst risk score",
+                    },
+                    overrides=[department_link()],
+                    width=12,
+                ),
+                timeseries(
+                    "Servers up by department",
+                    Query(f"department:dcguard_agents_up:sum{{{DEPTS}}}", "{{department}}"),
+                    stack=True,
+                ),
+            ],
+        ),
+        (
+            "Risk and backups",
+            [
+                _at_risk(DEPTS),
+                bargauge(
+                    "Backup freshness by department (oldest job, share of its RPO)",
+                    Query(
+                        f"department:dcguard_backup_age_rpo_ratio:max{{{DEPTS}}}", "{{department}}"
+                    ),
+                    unit="percentunit",
+                    thresholds=RPO_RATIO,
+                ),
+                bargauge(
+                    "Risk reasons",
+                    Query(
+                        f"sum by (reason) "
+                        f"({_host(f'dcguard_data_loss_risk{{{DEPTS}}}', 'reason')})",
+                        "{{reason}}",
+                    ),
+                    thresholds=RED_ABOVE_0,
+                ),
+                bargauge(
+                    "Servers with no off-host backup copy, by department",
+                    Query(
+                        "count by (department) ("
+                        + _host(f'dcguard_data_loss_risk{{{DEPTS},reason="no_offsite_copy"}}')
+                        + " == 1)",
+                        "{{department}}",
+                        expect_data=False,
+                    ),
+                    thresholds=RED_ABOVE_0,
+                    description="Servers whose every backup lies on the server itself: one "
+                    "lost server (fire, theft, ransomware) takes its backups too.",
+                ),
+            ],
+        ),
+        (
+            "Security and fleet",
+            [
+                _detections_over_time(DEPTS),
+                bargauge(
+                    "Agents by version",
+                    Query(
+                        f"count by (agent_version) "
+                        f"({_host(f'dcguard_agent_info{{{DEPTS}}}', 'agent_version')})",
+                        "{{agent_version}}",
+                    ),
+                ),
+            ],
+        ),
+    ],
+)
 
 DEPARTMENT = Board(
-    "department.json", "dcguard-department", "dcguard / Department",
+    "department.json",
+    "dcguard-department",
+    "dcguard / Department",
     "One department's servers: liveness, data-loss risk, backups and security.",
     [variable_datasource(), _departments(multi=False)],
     [
-        ("Servers", [
-            stat("Servers reporting", f"sum({_host(f'dcguard_agent_up{{{DEPT}}}')})"),
-            stat("Servers down", f"count({_host(f'dcguard_agent_up{{{DEPT}}}')} == 0) "
-                 "or vector(0)", thresholds=RED_ABOVE_0),
-            stat("Servers at risk",
-                 f"count({_host(f'dcguard_data_loss_risk_score{{{DEPT}}}')} > 0) "
-                 "or vector(0)", thresholds=RED_ABOVE_0),
-            stat("Worst risk score", f"max(dcguard_data_loss_risk_score{{{DEPT}}})",
-                 thresholds=RISK, expect_data=False),
-            _servers_table(DEPT),
-        ]),
+        (
+            "Servers",
+            [
+                stat("Servers reporting", f"sum({_host(f'dcguard_agent_up{{{DEPT}}}')})"),
+                stat(
+                    "Servers down",
+                    f"count({_host(f'dcguard_agent_up{{{DEPT}}}')} == 0) or vector(0)",
+                    thresholds=RED_ABOVE_0,
+                ),
+                stat(
+                    "Servers at risk",
+                    f"count({_host(f'dcguard_data_loss_risk_score{{{DEPT}}}')} > 0) or vector(0)",
+                    thresholds=RED_ABOVE_0,
+                ),
+                stat(
+                    "Worst risk score",
+                    f"max(dcguard_data_loss_risk_score{{{DEPT}}})",
+                    thresholds=RISK,
+                    expect_data=False,
+                ),
+                _servers_table(DEPT),
+            ],
+        ),
         ("Risk and backups", [_at_risk(DEPT), _backup_table(DEPT)]),
-        ("Security", [
-            _detections_over_time(DEPT),
-            timeseries("Security events by severity",
-                       Query(f"sum by (severity) ({_events('rate', DEPT)})", "{{severity}}"),
-                       unit="ops", stack=True),
-        ]),
-    ])
+        (
+            "Security",
+            [
+                _detections_over_time(DEPT),
+                timeseries(
+                    "Security events by severity",
+                    Query(f"sum by (severity) ({_events('rate', DEPT)})", "{{severity}}"),
+                    unit="ops",
+                    stack=True,
+                ),
+            ],
+        ),
+    ],
+)
 
 _FS = f"dcguard_filesystem_avail_bytes{{{HOST}}}"
 SERVER = Board(
-    "server.json", "dcguard-server", "dcguard / Server",
+    "server.json",
+    "dcguard-server",
+    "dcguard / Server",
     "One server: health, filesystems with their fill forecast, disks, RAID, backups, security.",
     [variable_datasource(), _departments(multi=False), _hosts()],
     [
-        ("Health", [
-            stat("Reporting", f"dcguard_agent_up{{{HOST}}}",
-                 thresholds=steps(("red", None), ("green", 1))),
-            stat("Silent for", f"time() - dcguard_agent_last_seen_timestamp_seconds{{{HOST}}}",
-                 unit="s", thresholds=steps(("green", None), ("red", 120))),
-            stat("Risk score", f"dcguard_data_loss_risk_score{{{HOST}}}", thresholds=RISK,
-                 expect_data=False),
-            stat("Up since", f"dcguard_host_boot_timestamp_seconds{{{HOST}}} * 1000",
-                 unit="dateTimeFromNow"),
-            timeseries("CPU busy", Query(f"dcguard_host_cpu_utilization_ratio{{{HOST}}}", "cpu"),
-                       unit="percentunit", width=8),
-            timeseries("Memory available",
-                       Query(f"dcguard_host_memory_available_bytes{{{HOST}}} / "
-                             f"dcguard_host_memory_total_bytes{{{HOST}}}", "available"),
-                       unit="percentunit", width=8),
-            timeseries("Load", Query(f"dcguard_host_load1{{{HOST}}}", "load1"), width=8),
-            table("Risk reasons", Query(f"dcguard_data_loss_risk{{{HOST}}} == 1",
-                                        expect_data=False),
-                  hide=("Time", "__name__", "job", "instance", "Value"), height=5),
-        ]),
-        ("Filesystems", [
-            table("Filesystems",
-                  Query(f"1 - {_FS} / dcguard_filesystem_size_bytes{{{HOST}}}", "used"),
-                  Query(f"dcguard_filesystem_size_bytes{{{HOST}}}", "size"),
-                  Query(f"(predict_linear({_FS}[6h], 24 * 3600) < 0) * 0 + 1 or {_FS} * 0",
-                        "full within 24 h"),
-                  Query(f"dcguard_filesystem_readonly{{{HOST}}}", "read-only"),
-                  rename={"Value #A": "used", "Value #B": "size",
-                          "Value #C": "full within 24 h", "Value #D": "read-only"},
-                  overrides=[_unit("used", "percentunit"), _unit("size", "bytes")],
-                  hide=("Time", "__name__", "job", "instance", "host", "department")),
-            timeseries("Free space, with the 6 h trend 24 h ahead",
-                       Query(_FS, "{{mountpoint}}"),
-                       Query(f"clamp_min(predict_linear({_FS}[6h], 24 * 3600), 0)",
-                             "{{mountpoint}} in 24 h"),
-                       unit="bytes", width=24),
-        ]),
-        ("Disks and RAID", [
-            table("SMART health", Query(f"dcguard_disk_smart_healthy{{{HOST}}}",
-                                        expect_data=False),
-                  rename={"Value": "healthy"}, width=12,
-                  hide=("Time", "__name__", "job", "instance", "host", "department")),
-            table("SMART failure predictors (raw)",
-                  Query(f'dcguard_disk_smart_attribute_raw{{{HOST},'
-                        f'attribute=~"5|187|188|197|198"}}', expect_data=False),
-                  rename={"Value": "raw"}, width=12,
-                  hide=("Time", "__name__", "job", "instance", "host", "department")),
-            table("SMART readable or asleep",
-                  Query(f"dcguard_disk_smart_available{{{HOST}}}", expect_data=False),
-                  Query(f"dcguard_disk_standby{{{HOST}}}", expect_data=False),
-                  rename={"Value #A": "readable", "Value #B": "asleep"}, width=12,
-                  description="asleep 1: the disk is in standby and was not woken; its SMART "
-                              "values are the last read (none if it slept since the agent "
-                              "started). readable 0 and asleep 0: smartctl could not read "
-                              "it; the agent's smart source status says why.",
-                  hide=("Time", "__name__", "job", "instance", "host", "department")),
-            table("RAID arrays",
-                  Query(f"dcguard_raid_degraded{{{HOST}}}", expect_data=False),
-                  Query(f"dcguard_raid_disks_active{{{HOST}}}", expect_data=False),
-                  Query(f"dcguard_raid_disks_total{{{HOST}}}", expect_data=False),
-                  rename={"Value #A": "degraded", "Value #B": "active", "Value #C": "total"},
-                  width=12,
-                  hide=("Time", "__name__", "job", "instance", "host", "department")),
-        ]),
+        (
+            "Health",
+            [
+                stat(
+                    "Reporting",
+                    f"dcguard_agent_up{{{HOST}}}",
+                    thresholds=steps(("red", None), ("green", 1)),
+                ),
+                stat(
+                    "Silent for",
+                    f"time() - dcguard_agent_last_seen_timestamp_seconds{{{HOST}}}",
+                    unit="s",
+                    thresholds=steps(("green", None), ("red", 120)),
+                ),
+                stat(
+                    "Risk score",
+                    f"dcguard_data_loss_risk_score{{{HOST}}}",
+                    thresholds=RISK,
+                    expect_data=False,
+                ),
+                stat(
+                    "Up since",
+                    f"dcguard_host_boot_timestamp_seconds{{{HOST}}} * 1000",
+                    unit="dateTimeFromNow",
+                ),
+                timeseries(
+                    "CPU busy",
+                    Query(f"dcguard_host_cpu_utilization_ratio{{{HOST}}}", "cpu"),
+                    unit="percentunit",
+                    width=8,
+                ),
+                timeseries(
+                    "Memory available",
+                    Query(
+                        f"dcguard_host_memory_available_bytes{{{HOST}}} / "
+                        f"dcguard_host_memory_total_bytes{{{HOST}}}",
+                        "available",
+                    ),
+                    unit="percentunit",
+                    width=8,
+                ),
+                timeseries("Load", Query(f"dcguard_host_load1{{{HOST}}}", "load1"), width=8),
+                table(
+                    "Risk reasons",
+                    Query(f"dcguard_data_loss_risk{{{HOST}}} == 1", expect_data=False),
+                    hide=("Time", "__name__", "job", "instance", "Value"),
+                    height=5,
+                ),
+            ],
+        ),
+        (
+            "Filesystems",
+            [
+                table(
+                    "Filesystems",
+                    Query(f"1 - {_FS} / dcguard_filesystem_size_bytes{{{HOST}}}", "used"),
+                    Query(f"dcguard_filesystem_size_bytes{{{HOST}}}", "size"),
+                    Query(
+                        f"(predict_linear({_FS}[6h], 24 * 3600) < 0) * 0 + 1 or {_FS} * 0",
+                        "full within 24 h",
+                    ),
+                    Query(f"dcguard_filesystem_readonly{{{HOST}}}", "read-only"),
+                    rename={
+                        "Value #A": "used",
+                        "Value #B": "size",
+                        "Value #C": "full within 24 h",
+                        "Value #D": "read-only",
+                    },
+                    overrides=[_unit("used", "percentunit"), _unit("size", "bytes")],
+                    hide=("Time", "__name__", "job", "instance", "host", "department"),
+                ),
+                timeseries(
+                    "Free space, with the 6 h trend 24 h ahead",
+                    Query(_FS, "{{mountpoint}}"),
+                    Query(
+                        f"clamp_min(predict_linear({_FS}[6h], 24 * 3600), 0)",
+                        "{{mountpoint}} in 24 h",
+                    ),
+                    unit="bytes",
+                    width=24,
+                ),
+            ],
+        ),
+        (
+            "Disks and RAID",
+            [
+                table(
+                    "SMART health",
+                    Query(f"dcguard_disk_smart_healthy{{{HOST}}}", expect_data=False),
+                    rename={"Value": "healthy"},
+                    width=12,
+                    hide=("Time", "__name__", "job", "instance", "host", "department"),
+                ),
+                table(
+                    "SMART failure predictors (raw)",
+                    Query(
+                        f"dcguard_disk_smart_attribute_raw{{{HOST},"
+                        f'attribute=~"5|187|188|197|198"}}',
+                        expect_data=False,
+                    ),
+                    rename={"Value": "raw"},
+                    width=12,
+                    hide=("Time", "__name__", "job", "instance", "host", "department"),
+                ),
+                table(
+                    "SMART readable or asleep",
+                    Query(f"dcguard_disk_smart_available{{{HOST}}}", expect_data=False),
+                    Query(f"dcguard_disk_standby{{{HOST}}}", expect_data=False),
+                    rename={"Value #A": "readable", "Value #B": "asleep"},
+                    width=12,
+                    description="asleep 1: the disk is in standby and was not woken; its SMART "
+                    "values are the last read (none if it slept since the agent "
+                    "started). readable 0 and asleep 0: smartctl could not read "
+                    "it; the agent's smart source status says why.",
+                    hide=("Time", "__name__", "job", "instance", "host", "department"),
+                ),
+                table(
+                    "RAID arrays",
+                    Query(f"dcguard_raid_degraded{{{HOST}}}", expect_data=False),
+                    Query(f"dcguard_raid_disks_active{{{HOST}}}", expect_data=False),
+                    Query(f"dcguard_raid_disks_total{{{HOST}}}", expect_data=False),
+                    rename={"Value #A": "degraded", "Value #B": "active", "Value #C": "total"},
+                    width=12,
+                    hide=("Time", "__name__", "job", "instance", "host", "department"),
+                ),
+            ],
+        ),
         ("Backups", [_backup_table(HOST)]),
-        ("Security", [
-            timeseries("Security events by type",
-                       Query(f"sum by (type, severity) ({_events('increase', HOST)})",
-                             "{{type}} ({{severity}})"),
-                       bars=True, stack=True),
-            _detections_over_time(HOST),
-        ]),
-    ])
+        (
+            "Security",
+            [
+                timeseries(
+                    "Security events by type",
+                    Query(
+                        f"sum by (type, severity) ({_events('increase', HOST)})",
+                        "{{type}} ({{severity}})",
+                    ),
+                    bars=True,
+                    stack=True,
+                ),
+                _detections_over_time(HOST),
+            ],
+        ),
+    ],
+)
 
 BACKUPS = Board(
-    "backups.json", "dcguard-backups", "dcguard / Backups",
+    "backups.json",
+    "dcguard-backups",
+    "dcguard / Backups",
     "Every backup job of the province: age against its RPO, failures, same-device backups.",
     [variable_datasource(), _departments(multi=True)],
     [
-        ("Summary", [
-            stat("Backup jobs", f"count({_jobs('dcguard_backup_rpo_seconds')}) or vector(0)"),
-            stat("Stale", f"sum(department:dcguard_backups_stale:count{{{DEPTS}}}) or vector(0)",
-                 thresholds=RED_ABOVE_0),
-            stat("Last run failed", f"sum(department:dcguard_backups_failed:count{{{DEPTS}}}) "
-                 "or vector(0)", thresholds=RED_ABOVE_0),
-            stat("On the same disk",
-                 f"count({_jobs('dcguard_backup_same_device')} == 1) or vector(0)",
-                 thresholds=RED_ABOVE_0),
-            stat("Servers without backup", _hosts_with("backup_missing"),
-                 thresholds=RED_ABOVE_0),
-            stat("Restore test failed",
-                 f"count({_jobs('dcguard_backup_restore_test_success')} == 0) or vector(0)",
-                 thresholds=RED_ABOVE_0),
-            stat("Never verified", _hosts_with("backup_unverified"), thresholds=RED_ABOVE_0),
-        ]),
-        ("Jobs", [
-            _backup_table(DEPTS),
-            timeseries("Oldest backup by department (share of its RPO)",
-                       Query(f"department:dcguard_backup_age_rpo_ratio:max{{{DEPTS}}}",
-                             "{{department}}"), unit="percentunit"),
-            timeseries("Backup size",
-                       Query(f"dcguard_backup_size_bytes{{{DEPTS}}}", "{{host}} {{job}}"),
-                       unit="bytes"),
-        ]),
-    ])
+        (
+            "Summary",
+            [
+                stat("Backup jobs", f"count({_jobs('dcguard_backup_rpo_seconds')}) or vector(0)"),
+                stat(
+                    "Stale",
+                    f"sum(department:dcguard_backups_stale:count{{{DEPTS}}}) or vector(0)",
+                    thresholds=RED_ABOVE_0,
+                ),
+                stat(
+                    "Last run failed",
+                    f"sum(department:dcguard_backups_failed:count{{{DEPTS}}}) or vector(0)",
+                    thresholds=RED_ABOVE_0,
+                ),
+                stat(
+                    "On the same disk",
+                    f"count({_jobs('dcguard_backup_same_device')} == 1) or vector(0)",
+                    thresholds=RED_ABOVE_0,
+                ),
+                stat(
+                    "Servers without backup", _hosts_with("backup_missing"), thresholds=RED_ABOVE_0
+                ),
+                stat(
+                    "Restore test failed",
+                    f"count({_jobs('dcguard_backup_restore_test_success')} == 0) or vector(0)",
+                    thresholds=RED_ABOVE_0,
+                ),
+                stat("Never verified", _hosts_with("backup_unverified"), thresholds=RED_ABOVE_0),
+            ],
+        ),
+        (
+            "Jobs",
+            [
+                _backup_table(DEPTS),
+                timeseries(
+                    "Oldest backup by department (share of its RPO)",
+                    Query(
+                        f"department:dcguard_backup_age_rpo_ratio:max{{{DEPTS}}}", "{{department}}"
+                    ),
+                    unit="percentunit",
+                ),
+                timeseries(
+                    "Backup size",
+                    Query(f"dcguard_backup_size_bytes{{{DEPTS}}}", "{{host}} {{job}}"),
+                    unit="bytes",
+                ),
+            ],
+        ),
+    ],
+)
 
 SECURITY = Board(
-    "security.json", "dcguard-security", "dcguard / Security",
+    "security.json",
+    "dcguard-security",
+    "dcguard / Security",
     "Security events and detections across the province, for the SOC.",
     [variable_datasource(), _departments(multi=True)],
     [
-        ("Detections", [
-            stat("Brute force (1 h)", _detected_1h("brute_force"), thresholds=RED_ABOVE_0),
-            stat("Distributed attacks (1 h)", _detected_1h("distributed_attack"),
-                 thresholds=RED_ABOVE_0),
-            stat("Logins after failures (1 h)", _detected_1h("success_after_failures"),
-                 thresholds=RED_ABOVE_0),
-            stat("New privileged accounts (1 h)", _detected_1h("new_privileged_account"),
-                 thresholds=RED_ABOVE_0),
-            _detections_over_time(DEPTS),
-            timeseries("Detections by department",
-                       Query(f"sum by (department) "
-                             f"({_detections(DEPTS, '$__rate_interval')})", "{{department}}"),
-                       bars=True, stack=True),
-        ]),
-        ("Events", [
-            timeseries("Events by severity",
-                       Query(f"sum by (severity) ({_events('rate', DEPTS)})", "{{severity}}"),
-                       unit="ops", stack=True),
-            timeseries("Events by type",
-                       Query(f"sum by (type) ({_events('rate', DEPTS)})", "{{type}}"),
-                       unit="ops", stack=True),
-            table("Servers with the most events (last hour)",
-                  Query(f"sort_desc(topk(20, sum by (host, department) "
-                        f"({_events('increase', DEPTS, '1h')})))"),
-                  rename={"Value": "events"}, sort_by="events",
-                  overrides=[server_link(), department_link()]),
-        ]),
-    ])
+        (
+            "Detections",
+            [
+                stat("Brute force (1 h)", _detected_1h("brute_force"), thresholds=RED_ABOVE_0),
+                stat(
+                    "Distributed attacks (1 h)",
+                    _detected_1h("distributed_attack"),
+                    thresholds=RED_ABOVE_0,
+                ),
+                stat(
+                    "Logins after failures (1 h)",
+                    _detected_1h("success_after_failures"),
+                    thresholds=RED_ABOVE_0,
+                ),
+                stat(
+                    "New privileged accounts (1 h)",
+                    _detected_1h("new_privileged_account"),
+                    thresholds=RED_ABOVE_0,
+                ),
+                _detections_over_time(DEPTS),
+                timeseries(
+                    "Detections by department",
+                    Query(
+                        f"sum by (department) ({_detections(DEPTS, '$__rate_interval')})",
+                        "{{department}}",
+                    ),
+                    bars=True,
+                    stack=True,
+                ),
+            ],
+        ),
+        (
+            "Events",
+            [
+                timeseries(
+                    "Events by severity",
+                    Query(f"sum by (severity) ({_events('rate', DEPTS)})", "{{severity}}"),
+                    unit="ops",
+                    stack=True,
+                ),
+                timeseries(
+                    "Events by type",
+                    Query(f"sum by (type) ({_events('rate', DEPTS)})", "{{type}}"),
+                    unit="ops",
+                    stack=True,
+                ),
+                table(
+                    "Servers with the most events (last hour)",
+                    Query(
+                        f"sort_desc(topk(20, sum by (host, department) "
+                        f"({_events('increase', DEPTS, '1h')})))"
+                    ),
+                    rename={"Value": "events"},
+                    sort_by="events",
+                    overrides=[server_link(), department_link()],
+                ),
+            ],
+        ),
+    ],
+)
 
 BOARDS = (PROVINCE, DEPARTMENT, SERVER, BACKUPS, SECURITY)
 
@@ -460,8 +697,10 @@ def vietnamese(board: Json) -> Json:
     translated: Json = walk(board)
     translated["uid"] = f"{board['uid']}-vi"
     if missing:
-        raise SystemExit("dashboards/vi.py has no Vietnamese for: "
-                         + "; ".join(repr(m) for m in dict.fromkeys(missing)))
+        raise SystemExit(
+            "dashboards/vi.py has no Vietnamese for: "
+            + "; ".join(repr(m) for m in dict.fromkeys(missing))
+        )
     return translated
 
 
@@ -490,8 +729,9 @@ def main(argv: list[str]) -> int:
             path.parent.mkdir(exist_ok=True)
             path.write_text(text, encoding="utf-8")
     if stale:
-        print(f"out of date: {', '.join(stale)}: run python dashboards/generate.py",
-              file=sys.stderr)
+        print(
+            f"out of date: {', '.join(stale)}: run python dashboards/generate.py", file=sys.stderr
+        )
         return 1
     return 0
 

@@ -27,27 +27,52 @@ ROOT = Path(__file__).resolve().parent.parent
 def check(python: str, collector: TlsCollector, work: Path) -> str:
     venv = work / f"venv-{Path(python).name}-{abs(hash(python))}"
     subprocess.run([python, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(venv / "bin/pip"), "install", "-q", str(ROOT)], check=True,
-                   capture_output=True)
-    version = subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    subprocess.run(
+        [str(venv / "bin/pip"), "install", "-q", str(ROOT)], check=True, capture_output=True
+    )
+    version = subprocess.run(
+        [python, "-c", "import sys; print(sys.version.split()[0])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     host = "py" + version.replace(".", "-")
     agent = Agent(work / host, [collector.grpc_address], host=host, insecure=False)
-    enroll = [str(venv / "bin/dcguard-agent"), "enroll", "--config", str(agent.config_path),
-              "--address", collector.enroll_address]
-    wrong = subprocess.run([*enroll, "--token", "x", "--ca-fingerprint", "sha256:" + "1" * 64],
-                           capture_output=True, text=True, timeout=60, check=False)
+    enroll = [
+        str(venv / "bin/dcguard-agent"),
+        "enroll",
+        "--config",
+        str(agent.config_path),
+        "--address",
+        collector.enroll_address,
+    ]
+    wrong = subprocess.run(
+        [*enroll, "--token", "x", "--ca-fingerprint", "sha256:" + "1" * 64],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert wrong.returncode == 1 and "refusing to enroll" in wrong.stderr, wrong.stderr
-    right = subprocess.run([*enroll, "--token", collector.token(host),
-                            "--ca-fingerprint", collector.fingerprint],
-                           capture_output=True, text=True, timeout=60, check=False)
+    right = subprocess.run(
+        [*enroll, "--token", collector.token(host), "--ca-fingerprint", collector.fingerprint],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert right.returncode == 0, right.stderr
-    run = subprocess.Popen([str(venv / "bin/dcguard-agent"), "run", "--config",
-                            str(agent.config_path)], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
+    run = subprocess.Popen(
+        [str(venv / "bin/dcguard-agent"), "run", "--config", str(agent.config_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        wait_for(lambda: metric(collector.metrics(), "dcguard_agent_up", host=host) == 1,
-                 timeout=30, message=f"the agent on Python {version} over mTLS")
+        wait_for(
+            lambda: metric(collector.metrics(), "dcguard_agent_up", host=host) == 1,
+            timeout=30,
+            message=f"the agent on Python {version} over mTLS",
+        )
     finally:
         run.terminate()
         run.wait(10)
@@ -61,8 +86,10 @@ def main(pythons: list[str]) -> int:
         collector.start()
         try:
             for python in pythons:
-                print(f"Python {check(python, collector, work)}: pin refused when wrong, "
-                      "enrolled and delivering over mTLS")
+                print(
+                    f"Python {check(python, collector, work)}: pin refused when wrong, "
+                    "enrolled and delivering over mTLS"
+                )
         finally:
             collector.stop()
     return 0

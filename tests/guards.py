@@ -20,8 +20,12 @@ import pytest
 
 from tests.orphans import Tracker
 
-__all__ = ["NOT_INSTALLABLE", "note_started_processes", "pytest_runtest_logreport",
-           "pytest_sessionfinish"]
+__all__ = [
+    "NOT_INSTALLABLE",
+    "note_started_processes",
+    "pytest_runtest_logreport",
+    "pytest_sessionfinish",
+]
 
 # The words a skip reason must hold to be allowed under tests/run.sh and CI.
 NOT_INSTALLABLE = "not installable here"
@@ -53,15 +57,16 @@ def _problems() -> list[str]:
     lines: list[str] = []
     leaks = _tracker.survivors()
     if leaks:
-        lines.append(f"{len(leaks)} process(es) started by the tests outlived them "
-                     "(now killed):")
+        lines.append(f"{len(leaks)} process(es) started by the tests outlived them (now killed):")
         lines += [f"  pid {leak.pid} from {leak.test}: {leak.command}" for leak in leaks]
     if strict_skips():
         bad = [(node, reason) for node, reason in _skips if NOT_INSTALLABLE not in reason]
         if bad:
-            lines.append(f"{len(bad)} test(s) skipped although tests/run.sh should have "
-                         f"installed what they need (a skip is allowed only when its reason "
-                         f"says {NOT_INSTALLABLE!r}):")
+            lines.append(
+                f"{len(bad)} test(s) skipped although tests/run.sh should have "
+                f"installed what they need (a skip is allowed only when its reason "
+                f"says {NOT_INSTALLABLE!r}):"
+            )
             lines += [f"  {node}: {reason}" for node, reason in bad]
     return lines
 

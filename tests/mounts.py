@@ -14,8 +14,9 @@ from tests.guards import NOT_INSTALLABLE
 
 
 def _run(*argv: str) -> str:
-    return subprocess.run(argv, check=True, capture_output=True, text=True,
-                          timeout=60).stdout.strip()
+    return subprocess.run(
+        argv, check=True, capture_output=True, text=True, timeout=60
+    ).stdout.strip()
 
 
 @contextlib.contextmanager

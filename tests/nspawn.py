@@ -34,8 +34,17 @@ SUITE = "bookworm"
 # as most Debian servers have it (why the journal alone does not do here: see
 # tests/test_nspawn.py); openssh-server and sudo: Ansible connects over ssh and
 # becomes root as it would on a real server.
-PACKAGES = ("systemd", "systemd-sysv", "dbus", "python3", "python3-venv", "smartmontools",
-            "rsyslog", "openssh-server", "sudo")
+PACKAGES = (
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "python3",
+    "python3-venv",
+    "smartmontools",
+    "rsyslog",
+    "openssh-server",
+    "sudo",
+)
 BUILDER_VERSION = "1"  # bump when the steps below change what a root holds
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
@@ -82,8 +91,9 @@ def why_not_here() -> str | None:
         return "systemd-nspawn and debootstrap need root"
     for tool in ("systemd-nspawn", "debootstrap", "nsenter"):
         if not shutil.which(tool):
-            return (f"{tool} missing: apt-get install systemd-container debootstrap "
-                    "(tests/run.sh does)")
+            return (
+                f"{tool} missing: apt-get install systemd-container debootstrap (tests/run.sh does)"
+            )
     return None
 
 
@@ -93,9 +103,22 @@ def cannot_run(image: Path) -> str | None:
     A read-only run of /bin/true: what the machine refuses shows here in a
     second. A container that then fails to boot is a failure, not a skip.
     """
-    result = subprocess.run(["systemd-nspawn", "--quiet", "--register=no", "--keep-unit",
-                             "--read-only", "--directory", str(image), "/bin/true"],
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [
+            "systemd-nspawn",
+            "--quiet",
+            "--register=no",
+            "--keep-unit",
+            "--read-only",
+            "--directory",
+            str(image),
+            "/bin/true",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     if result.returncode != 0:
         return f"systemd-nspawn cannot start a container: {result.stderr.strip()[-500:]}"
     return None
@@ -152,17 +175,30 @@ def root_image() -> Path:
         building = base / f".building-{root_key()}"
         remove(building)
         mirror = debian_mirror()
-        say(f"building a Debian 12 root in {target} from {mirror} "
-            f"(first time only: a few minutes): {' '.join(PACKAGES)}")
+        say(
+            f"building a Debian 12 root in {target} from {mirror} "
+            f"(first time only: a few minutes): {' '.join(PACKAGES)}"
+        )
         started = time.monotonic()
         result = subprocess.run(
-            ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}",
-             SUITE, str(building), mirror],
-            capture_output=True, text=True, timeout=1800, check=False)
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(PACKAGES)}",
+                SUITE,
+                str(building),
+                mirror,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
         if result.returncode != 0:
             remove(building)
-            raise RuntimeError("debootstrap failed:\n"
-                               f"{result.stdout[-3000:]}{result.stderr[-2000:]}")
+            raise RuntimeError(
+                f"debootstrap failed:\n{result.stdout[-3000:]}{result.stderr[-2000:]}"
+            )
         prepare(building)
         (building / ".complete").write_text(f"{time.monotonic() - started:.0f}s\n")
         building.rename(target)
@@ -190,8 +226,13 @@ def prepare(root: Path) -> None:
     wants = root / "etc/systemd/system/multi-user.target.wants/ssh.service"
     wants.unlink(missing_ok=True)
     # Services that make no sense in a test container and slow its boot.
-    for unit in ("apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer",
-                 "fstrim.timer", "dpkg-db-backup.timer"):
+    for unit in (
+        "apt-daily.timer",
+        "apt-daily-upgrade.timer",
+        "e2scrub_all.timer",
+        "fstrim.timer",
+        "dpkg-db-backup.timer",
+    ):
         link = root / "etc/systemd/system/timers.target.wants" / unit
         link.unlink(missing_ok=True)
     (root / "etc/hostname").write_text("dcguard-nspawn\n")
@@ -205,8 +246,14 @@ class Container:
     may edit the copy's files before systemd starts.
     """
 
-    def __init__(self, image: Path, workdir: Path, name: str, *,
-                 before_boot: Callable[[Path], None] | None = None) -> None:
+    def __init__(
+        self,
+        image: Path,
+        workdir: Path,
+        name: str,
+        *,
+        before_boot: Callable[[Path], None] | None = None,
+    ) -> None:
         self.image = image
         self.workdir = workdir
         self.name = name
@@ -233,30 +280,56 @@ class Container:
             with open(self.image.parent / ".lock", "a") as lock:
                 # Shared: a build for another package list (exclusive) waits to remove it.
                 fcntl.flock(lock, fcntl.LOCK_SH)
-                subprocess.run(["cp", "-a", "--reflink=auto", str(self.image), str(self.root)],
-                               check=True, timeout=300)
+                subprocess.run(
+                    ["cp", "-a", "--reflink=auto", str(self.image), str(self.root)],
+                    check=True,
+                    timeout=300,
+                )
         if self.before_boot:
             self.before_boot(self.root)
-        argv = ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit",
-                "--directory", str(self.root), "--machine", self.name, "--boot",
-                "--console=pipe",
-                # nspawn's default set lacks the one capability the agent's unit grants
-                # (smartctl's SG_IO); a server's systemd has it, so the container gets it.
-                "--capability=CAP_SYS_RAWIO"]
+        argv = [
+            "systemd-nspawn",
+            "--quiet",
+            "--register=no",
+            "--keep-unit",
+            "--directory",
+            str(self.root),
+            "--machine",
+            self.name,
+            "--boot",
+            "--console=pipe",
+            # nspawn's default set lacks the one capability the agent's unit grants
+            # (smartctl's SG_IO); a server's systemd has it, so the container gets it.
+            "--capability=CAP_SYS_RAWIO",
+        ]
         with open(self.console, "ab") as log:
-            self.nspawn = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
-                                           stderr=subprocess.STDOUT, start_new_session=True)
+            self.nspawn = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.leader = self._wait(self._find_leader, timeout, "the container's PID 1")
         # Booted: systemd says running or degraded (a unit that failed is the test's to judge).
-        self._wait(lambda: self.run("systemctl", "is-system-running", "--wait",
-                                    timeout=timeout, check=False).stdout.strip()
-                   in {"running", "degraded"}, timeout, "the container's boot to finish")
+        self._wait(
+            lambda: (
+                self.run(
+                    "systemctl", "is-system-running", "--wait", timeout=timeout, check=False
+                ).stdout.strip()
+                in {"running", "degraded"}
+            ),
+            timeout,
+            "the container's boot to finish",
+        )
 
     def _find_leader(self) -> int:
         assert self.nspawn is not None
         if self.nspawn.poll() is not None:
-            raise RuntimeError(f"systemd-nspawn exited {self.nspawn.returncode}:\n"
-                               f"{self.console.read_text(errors='replace')[-3000:]}")
+            raise RuntimeError(
+                f"systemd-nspawn exited {self.nspawn.returncode}:\n"
+                f"{self.console.read_text(errors='replace')[-3000:]}"
+            )
         for child in self._children(self.nspawn.pid):
             with contextlib.suppress(OSError):
                 if Path(f"/proc/{child}/comm").read_text().strip() == "systemd":
@@ -276,23 +349,48 @@ class Container:
         try:
             return wait_for(predicate, timeout=timeout, interval=0.2, message=what)
         except AssertionError as exc:
-            raise AssertionError(f"{exc}:\n{self.console.read_text(errors='replace')[-3000:]}"
-                                 ) from None
+            raise AssertionError(
+                f"{exc}:\n{self.console.read_text(errors='replace')[-3000:]}"
+            ) from None
 
     def command(self, *argv: str) -> list[str]:
         """argv to run inside the container, as root, in all its namespaces."""
-        return ["nsenter", f"--target={self.leader}", "--mount", "--uts", "--ipc", "--net",
-                "--pid", "--cgroup", "--root", "--wd", "--", "/usr/bin/env", "-i",
-                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                "HOME=/root", "LANG=C.UTF-8", *argv]
+        return [
+            "nsenter",
+            f"--target={self.leader}",
+            "--mount",
+            "--uts",
+            "--ipc",
+            "--net",
+            "--pid",
+            "--cgroup",
+            "--root",
+            "--wd",
+            "--",
+            "/usr/bin/env",
+            "-i",
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME=/root",
+            "LANG=C.UTF-8",
+            *argv,
+        ]
 
-    def run(self, *argv: str, timeout: float = 120.0, check: bool = True,
-            input_text: str | None = None) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(self.command(*argv), capture_output=True, text=True,
-                                timeout=timeout, input=input_text, check=False)
+    def run(
+        self, *argv: str, timeout: float = 120.0, check: bool = True, input_text: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            self.command(*argv),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input_text,
+            check=False,
+        )
         if check and result.returncode != 0:
-            raise AssertionError(f"{' '.join(argv)} exited {result.returncode}:\n"
-                                 f"{result.stdout[-3000:]}{result.stderr[-3000:]}")
+            raise AssertionError(
+                f"{' '.join(argv)} exited {result.returncode}:\n"
+                f"{result.stdout[-3000:]}{result.stderr[-3000:]}"
+            )
         return result
 
     def journal(self, unit: str) -> str:

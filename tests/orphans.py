@@ -42,7 +42,7 @@ def _stat(pid: int) -> tuple[int, str] | None:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = text[text.rindex(")") + 2:].split()  # the command name may hold spaces
+    fields = text[text.rindex(")") + 2 :].split()  # the command name may hold spaces
     return int(fields[1]), fields[0]
 
 
@@ -114,12 +114,13 @@ class Tracker:
         while alive and time.monotonic() < deadline:
             time.sleep(0.1)
             alive = self.current()
-        leaks = [Leak(pid, _command(pid), self.started_by.get(pid, "(before any test)"))
-                 for pid in sorted(alive)]
+        leaks = [
+            Leak(pid, _command(pid), self.started_by.get(pid, "(before any test)"))
+            for pid in sorted(alive)
+        ]
         for leak in leaks:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(leak.pid, signal.SIGKILL)
         time.sleep(0.2)
         _reap()
         return leaks
-

@@ -32,9 +32,10 @@ _NAMES = itertools.count(1)
 
 def server_bin() -> Path | None:
     """The newest installed PostgreSQL server's bin directory (Debian's layout), if any."""
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-                   key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit()
-                   else 0)
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
     return found[-1].parent if found else None
 
 
@@ -60,8 +61,9 @@ class Cluster:
         command = list(args)
         if self._user is not None:
             command = ["runuser", "-u", self._user, "--", *command]
-        return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                              check=False, cwd=self.root)
+        return subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, check=False, cwd=self.root
+        )
 
     def start(self) -> None:
         self.password_file.write_text(PASSWORD + "\n")
@@ -70,9 +72,18 @@ class Cluster:
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
             os.chown(self.password_file, entry.pw_uid, entry.pw_gid)
         self.root.chmod(0o700)
-        made = self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", SUPERUSER,
-                         "--auth=scram-sha-256", f"--pwfile={self.password_file}",
-                         "--encoding=UTF8", "--locale=C", "--no-sync")
+        made = self._run(
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            SUPERUSER,
+            "--auth=scram-sha-256",
+            f"--pwfile={self.password_file}",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
         if made.returncode != 0:
             raise RuntimeError(f"initdb failed: {made.stderr.strip()}")
         for _ in range(3):  # a port taken between choosing and binding: choose again
@@ -80,19 +91,43 @@ class Cluster:
             started = self._pg_ctl_start()
             if started.returncode == 0:
                 return
-        raise RuntimeError(f"pg_ctl start failed: {started.stderr.strip()} "
-                           f"{self.log.read_text(errors='replace')[-2000:]}")
+        raise RuntimeError(
+            f"pg_ctl start failed: {started.stderr.strip()} "
+            f"{self.log.read_text(errors='replace')[-2000:]}"
+        )
 
     def _pg_ctl_start(self) -> subprocess.CompletedProcess[str]:
-        options = (f"-c listen_addresses=127.0.0.1 -c port={self.port} "
-                   "-c unix_socket_directories='' -c fsync=off -c max_connections=200")
-        return self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l",
-                         str(self.log), "-w", "-t", "60", "-o", options, "start")
+        options = (
+            f"-c listen_addresses=127.0.0.1 -c port={self.port} "
+            "-c unix_socket_directories='' -c fsync=off -c max_connections=200"
+        )
+        return self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            options,
+            "start",
+        )
 
     def crash(self) -> None:
         """The server goes away at once, as a crashed or unplugged database does."""
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
-                  "-w", "-t", "30", "stop")
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-m",
+            "immediate",
+            "-w",
+            "-t",
+            "30",
+            "stop",
+        )
 
     def restart(self) -> None:
         """Start it again on the same port (after crash)."""
@@ -102,8 +137,17 @@ class Cluster:
 
     def stop(self) -> None:
         if self.data.exists():
-            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
-                      "-w", "-t", "30", "stop")
+            self._run(
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-m",
+                "immediate",
+                "-w",
+                "-t",
+                "30",
+                "stop",
+            )
         shutil.rmtree(self.root, ignore_errors=True)
 
     def dsn(self, dbname: str = "postgres", user: str = SUPERUSER) -> str:
@@ -119,8 +163,9 @@ class Cluster:
             db.execute(f"CREATE DATABASE {name}")
         return PostgresDatabase(self.dsn(name), PASSWORD)
 
-    def query(self, database: PostgresDatabase, sql: str,
-              params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    def query(
+        self, database: PostgresDatabase, sql: str, params: tuple[object, ...] = ()
+    ) -> list[tuple[object, ...]]:
         """Rows of one query on a test database (the test's own look at what was stored)."""
         with psycopg.connect(database.dsn, password=PASSWORD, autocommit=True) as db:
             return db.execute(sql, params).fetchall()  # type: ignore[arg-type]
@@ -144,8 +189,10 @@ def running_cluster() -> Iterator[Cluster]:
     """A started private cluster, stopped and removed afterwards whatever happens."""
     bindir = server_bin()
     if bindir is None:
-        raise RuntimeError("PostgreSQL server binaries not found under /usr/lib/postgresql "
-                           "(tests/run.sh installs Debian's postgresql)")
+        raise RuntimeError(
+            "PostgreSQL server binaries not found under /usr/lib/postgresql "
+            "(tests/run.sh installs Debian's postgresql)"
+        )
     cluster = Cluster(bindir)
     try:
         cluster.start()

@@ -23,8 +23,10 @@ from typing import Any
 from tests.support import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
-RULE_FILES = (ROOT / "deploy/prometheus/dcguard-alerts.yml",
-              ROOT / "deploy/prometheus/dcguard-recording.yml")
+RULE_FILES = (
+    ROOT / "deploy/prometheus/dcguard-alerts.yml",
+    ROOT / "deploy/prometheus/dcguard-recording.yml",
+)
 JOB = "dcguard-collector"
 
 # A metric selector: a dcguard metric or recorded series with optional matchers.
@@ -46,16 +48,21 @@ class Prometheus:
         self.workdir = workdir
         self.config = workdir / "prometheus.yml"
         config: dict[str, Any] = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s",
-                       "scrape_timeout": "900ms"},
+            "global": {
+                "scrape_interval": "1s",
+                "evaluation_interval": "1s",
+                "scrape_timeout": "900ms",
+            },
             "rule_files": [str(p) for p in RULE_FILES],
             # honor_labels: dcguard's backup series carry their own `job` label.
-            "scrape_configs": [{"job_name": JOB, "honor_labels": True,
-                                "static_configs": [{"targets": targets}]}],
+            "scrape_configs": [
+                {"job_name": JOB, "honor_labels": True, "static_configs": [{"targets": targets}]}
+            ],
         }
         if alertmanager:
-            config["alerting"] = {"alertmanagers": [{"static_configs": [
-                {"targets": [alertmanager]}]}]}
+            config["alerting"] = {
+                "alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]
+            }
         self.config.write_text(json.dumps(config, indent=2))  # JSON is YAML
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
@@ -66,10 +73,17 @@ class Prometheus:
             self.port = free_port()
             with open(self.log_path, "ab") as log:
                 self.proc = subprocess.Popen(
-                    ["prometheus", f"--config.file={self.config}",
-                     f"--storage.tsdb.path={self.workdir / 'tsdb'}",
-                     f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
-                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                    [
+                        "prometheus",
+                        f"--config.file={self.config}",
+                        f"--storage.tsdb.path={self.workdir / 'tsdb'}",
+                        f"--web.listen-address=127.0.0.1:{self.port}",
+                        "--log.level=warn",
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
             try:
                 wait_for(self._ready, timeout=30, interval=0.2, message="prometheus ready")
                 return
@@ -134,9 +148,17 @@ def run_alertmanager(config: Path, workdir: Path) -> Iterator[str]:
     log_path = workdir / "alertmanager.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [binary, f"--config.file={config}", f"--storage.path={workdir / 'am-data'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.path={workdir / 'am-data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--cluster.listen-address=",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
 
     def ready() -> bool:

@@ -33,29 +33,55 @@ KINDS = {
 }
 
 
-def event(type_: str, when: float, *, source_address: str = "", user: str = "",
-          raw: str = "", severity: int | None = None, path: str = "", port: int = 0,
-          protocol: str = "", **details: str) -> pb.SecurityEvent:
+def event(
+    type_: str,
+    when: float,
+    *,
+    source_address: str = "",
+    user: str = "",
+    raw: str = "",
+    severity: int | None = None,
+    path: str = "",
+    port: int = 0,
+    protocol: str = "",
+    **details: str,
+) -> pb.SecurityEvent:
     """One SecurityEvent as the agent would send it."""
     default_severity, technique = KINDS.get(type_, (pb.SEVERITY_INFO, ""))
     message = pb.SecurityEvent(
-        type=type_, severity=default_severity if severity is None else severity,
-        technique=technique, user=user, source_address=source_address,
+        type=type_,
+        severity=default_severity if severity is None else severity,
+        technique=technique,
+        user=user,
+        source_address=source_address,
         process="sshd" if type_.startswith("ssh_") else type_.split("_", maxsplit=1)[0],
         raw=raw or f"{type_} user={user} from={source_address}",
-        source="auth_log", path=path, port=port, protocol=protocol, details=details)
+        source="auth_log",
+        path=path,
+        port=port,
+        protocol=protocol,
+        details=details,
+    )
     message.time.FromNanoseconds(int(when * 1e9))
     return message
 
 
-def failures(address: str, start: float, count: int, step: float = 1.0,
-             user: str = "root") -> list[pb.SecurityEvent]:
+def failures(
+    address: str, start: float, count: int, step: float = 1.0, user: str = "root"
+) -> list[pb.SecurityEvent]:
     """count failed SSH passwords from address, step seconds apart (OpenSSH 9 wording,
     as in /work/shared/corpus/auth-debian12-ubuntu24-rfc3339.log)."""
-    return [event("ssh_login_failed", start + i * step, source_address=address, user=user,
-                  raw=f"sshd[3411]: Failed password for {user} from {address} "
-                      f"port {54733 + i} ssh2", method="password")
-            for i in range(count)]
+    return [
+        event(
+            "ssh_login_failed",
+            start + i * step,
+            source_address=address,
+            user=user,
+            raw=f"sshd[3411]: Failed password for {user} from {address} port {54733 + i} ssh2",
+            method="password",
+        )
+        for i in range(count)
+    ]
 
 
 class FakeAgent:
@@ -67,8 +93,11 @@ class FakeAgent:
         self.info = agent_info(host, department, instance_id=uuid.uuid4().hex)
         self.sequence = 0
 
-    def report(self, events: list[pb.SecurityEvent], stats: pb.SecurityStats | None = None,
-               ) -> pb.Report:
+    def report(
+        self,
+        events: list[pb.SecurityEvent],
+        stats: pb.SecurityStats | None = None,
+    ) -> pb.Report:
         self.sequence += 1
         report = make_report(self.sequence, events=events)
         if stats is not None:
@@ -114,7 +143,7 @@ class SyslogMessage:
         self.pri = int(match.group(1))
         self.version = match.group(2)
         self.timestamp, self.hostname, self.app_name, self.procid, self.msgid = match.groups()[2:]
-        self.sd_id, self.sd, rest = _parse_sd(text[match.end():])
+        self.sd_id, self.sd, rest = _parse_sd(text[match.end() :])
         if not rest.startswith(" "):
             raise ValueError("no space between structured data and message")
         self.msg = rest[1:]
@@ -129,7 +158,7 @@ def _parse_sd(text: str) -> tuple[str, dict[str, str], str]:
     sd_id, i, params = text[1:end], end, {}
     while text[i] == " ":
         eq = text.index("=", i)
-        name = text[i + 1:eq]
+        name = text[i + 1 : eq]
         if text[eq + 1] != '"':
             raise ValueError("SD value not quoted")
         i, value = eq + 2, []
@@ -142,7 +171,7 @@ def _parse_sd(text: str) -> tuple[str, dict[str, str], str]:
         i += 1
     if text[i] != "]":
         raise ValueError("SD element not closed")
-    return sd_id, params, text[i + 1:]
+    return sd_id, params, text[i + 1 :]
 
 
 class SyslogListener:
@@ -151,8 +180,9 @@ class SyslogListener:
     Keeps every message received (parsed) and every framing error seen.
     """
 
-    def __init__(self, transport: str = "tcp", port: int = 0,
-                 tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, transport: str = "tcp", port: int = 0, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.transport = transport
         self.port = port
         self.tls = tls

@@ -10,8 +10,9 @@ from dcguard.common.config import Table
 from dcguard.v1 import collector_pb2 as pb
 
 
-def make_source(name: str, state_dir: Path, settings: dict[str, Any] | None = None,
-                **keys: Any) -> Source:
+def make_source(
+    name: str, state_dir: Path, settings: dict[str, Any] | None = None, **keys: Any
+) -> Source:
     """The registered source `name`, configured by [security] settings and [security.name] keys."""
     security: dict[str, Any] = dict(settings or {})
     security[name] = keys

@@ -18,8 +18,10 @@ FIXTURES = Path(__file__).parent / "fixtures"
 def make_source(name: str, config: dict[str, Any], state_dir: Path) -> Any:
     """Build a registered source exactly as the agent does, from a config dict."""
     spec = load_all()[name]
-    return spec.factory(Table(config, source="config test.toml"),
-                        SourceContext(host="testhost", interval=15.0, state_dir=state_dir))
+    return spec.factory(
+        Table(config, source="config test.toml"),
+        SourceContext(host="testhost", interval=15.0, state_dir=state_dir),
+    )
 
 
 def collect(source: Source) -> pb.Report:
@@ -57,27 +59,47 @@ class FakeDisks:
         self.plan_file = tmp_path / "plan.json"
         self.calls_file = tmp_path / "calls.log"
         self.script = tmp_path / "smartctl"
-        self.script.write_text(f"#!{sys.executable}\n" + REPLAY.format(
-            plan=str(self.plan_file), calls=str(self.calls_file)))
+        self.script.write_text(
+            f"#!{sys.executable}\n"
+            + REPLAY.format(plan=str(self.plan_file), calls=str(self.calls_file))
+        )
         self.script.chmod(0o755)
         self.devices: dict[str, dict[str, Any]] = {}
 
-    def set(self, device: str, fixture: str | Path, exit_code: int | None = None,
-            cut: int | None = None, dtype: str = "sat", sleep: float = 0) -> None:
+    def set(
+        self,
+        device: str,
+        fixture: str | Path,
+        exit_code: int | None = None,
+        cut: int | None = None,
+        dtype: str = "sat",
+        sleep: float = 0,
+    ) -> None:
         path = fixture if isinstance(fixture, Path) else FIXTURES / fixture
         if exit_code is None:
             exit_code = json.loads(path.read_text())["smartctl"]["exit_status"]
-        self.devices[device] = {"file": str(path), "exit": exit_code, "cut": cut, "type": dtype,
-                                "sleep": sleep}
+        self.devices[device] = {
+            "file": str(path),
+            "exit": exit_code,
+            "cut": cut,
+            "type": dtype,
+            "sleep": sleep,
+        }
         self.write()
 
     def write(self, scan: str | None = None, scan_exit: int = 0) -> None:
         if scan is None:
-            scan = json.dumps({"devices": [
-                {"name": d, "info_name": d, "type": e["type"], "protocol": "ATA"}
-                for d, e in self.devices.items()]})
-        self.plan_file.write_text(json.dumps(
-            {"scan": scan, "scan_exit": scan_exit, "devices": self.devices}))
+            scan = json.dumps(
+                {
+                    "devices": [
+                        {"name": d, "info_name": d, "type": e["type"], "protocol": "ATA"}
+                        for d, e in self.devices.items()
+                    ]
+                }
+            )
+        self.plan_file.write_text(
+            json.dumps({"scan": scan, "scan_exit": scan_exit, "devices": self.devices})
+        )
 
     def calls(self) -> list[list[str]]:
         if not self.calls_file.exists():

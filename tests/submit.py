@@ -17,15 +17,29 @@ def make_report(sequence: int, collected_at: float | None = None, **fields: obje
     return report
 
 
-def agent_info(host: str = "db01", department: str = "so-tu-phap",
-               instance_id: str = "instance-1", interval: float = 15.0) -> pb.AgentInfo:
-    return pb.AgentInfo(host=host, department=department, agent_version="test",
-                        os="Debian GNU/Linux 12", kernel="6.1.0", interval_seconds=interval,
-                        instance_id=instance_id)
+def agent_info(
+    host: str = "db01",
+    department: str = "so-tu-phap",
+    instance_id: str = "instance-1",
+    interval: float = 15.0,
+) -> pb.AgentInfo:
+    return pb.AgentInfo(
+        host=host,
+        department=department,
+        agent_version="test",
+        os="Debian GNU/Linux 12",
+        kernel="6.1.0",
+        interval_seconds=interval,
+        instance_id=instance_id,
+    )
 
 
-def submit(address: str, reports: list[pb.Report], agent: pb.AgentInfo | None = None,
-           channel: grpc.Channel | None = None) -> pb.SubmitResponse:
+def submit(
+    address: str,
+    reports: list[pb.Report],
+    agent: pb.AgentInfo | None = None,
+    channel: grpc.Channel | None = None,
+) -> pb.SubmitResponse:
     """One Submit call; raises grpc.RpcError on refusal."""
     request = pb.SubmitRequest(agent=agent or agent_info(), reports=reports)
     own = channel is None
@@ -40,8 +54,9 @@ def submit(address: str, reports: list[pb.Report], agent: pb.AgentInfo | None = 
 def submit_raw(address: str, payload: bytes) -> grpc.StatusCode:
     """Send arbitrary bytes as a Submit request; return the status code."""
     with grpc.insecure_channel(address) as channel:
-        call = channel.unary_unary("/dcguard.v1.Collector/Submit",
-                                   request_serializer=None, response_deserializer=None)
+        call = channel.unary_unary(
+            "/dcguard.v1.Collector/Submit", request_serializer=None, response_deserializer=None
+        )
         try:
             call(payload, timeout=10)
         except grpc.RpcError as exc:

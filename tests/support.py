@@ -26,8 +26,12 @@ T = TypeVar("T")
 LISTENING = re.compile(r"listening grpc=(\S+):(\d+) metrics=(\S+):(\d+)")
 
 
-def wait_for(predicate: Callable[[], T], timeout: float = 15.0, interval: float = 0.05,
-             message: str = "condition") -> T:
+def wait_for(
+    predicate: Callable[[], T],
+    timeout: float = 15.0,
+    interval: float = 0.05,
+    message: str = "condition",
+) -> T:
     """Poll predicate until it returns something truthy; fail after timeout seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -39,15 +43,24 @@ def wait_for(predicate: Callable[[], T], timeout: float = 15.0, interval: float 
         time.sleep(interval)
 
 
-def run_cli(*args: str, timeout: float = 30.0, input_text: str | None = None,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str,
+    timeout: float = 30.0,
+    input_text: str | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run `python -m dcguard.<agent|collector> args...` and capture its output.
 
     In English unless env or the arguments say otherwise: the tester's own locale
     (LANG=vi_VN.UTF-8 on a Vietnamese desktop) must not decide what a test reads."""
     return subprocess.run(
-        [sys.executable, "-m", *args], capture_output=True, text=True, timeout=timeout,
-        input=input_text, env={**os.environ, **ENGLISH, **(env or {})}, check=False,
+        [sys.executable, "-m", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input_text,
+        env={**os.environ, **ENGLISH, **(env or {})},
+        check=False,
     )
 
 
@@ -64,11 +77,11 @@ def parse_metrics(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], flo
     return samples
 
 
-def metric(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str,
-           **labels: str) -> float | None:
+def metric(
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
+) -> float | None:
     """The value of the one sample whose labels include the given ones (None if absent)."""
-    found = [v for (n, ls), v in samples.items()
-             if n == name and set(labels.items()) <= set(ls)]
+    found = [v for (n, ls), v in samples.items() if n == name and set(labels.items()) <= set(ls)]
     if len(found) > 1:
         raise AssertionError(f"{name}{labels} matches {len(found)} samples")
     return found[0] if found else None
@@ -87,8 +100,12 @@ class Process:
     def start(self) -> None:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", *self.args], stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, env={**os.environ, **ENGLISH, **self.env})
+                [sys.executable, "-m", *self.args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, **ENGLISH, **self.env},
+            )
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -125,8 +142,13 @@ class Process:
 class Collector(Process):
     """dcguard-collector serve on 127.0.0.1, insecure unless the config says otherwise."""
 
-    def __init__(self, workdir: Path, extra_config: str = "", server_extra: str = "",
-                 ingest_processes: int = 0) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        extra_config: str = "",
+        server_extra: str = "",
+        ingest_processes: int = 0,
+    ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
         self.data_dir = workdir / "data"
@@ -143,15 +165,24 @@ class Collector(Process):
         )
         self.grpc_port = 0
         self.metrics_port = 0
-        super().__init__(["dcguard.collector", "serve", "--config", str(self.config_path)],
-                         workdir / "collector.log")
+        super().__init__(
+            ["dcguard.collector", "serve", "--config", str(self.config_path)],
+            workdir / "collector.log",
+        )
 
     def start(self) -> None:
         """Start (again, on the same ports once they are known) and wait until it listens."""
         if self.grpc_port:
-            self.args = ["dcguard.collector", "serve", "--config", str(self.config_path),
-                         "--grpc-listen", f"127.0.0.1:{self.grpc_port}",
-                         "--metrics-listen", f"127.0.0.1:{self.metrics_port}"]
+            self.args = [
+                "dcguard.collector",
+                "serve",
+                "--config",
+                str(self.config_path),
+                "--grpc-listen",
+                f"127.0.0.1:{self.grpc_port}",
+                "--metrics-listen",
+                f"127.0.0.1:{self.metrics_port}",
+            ]
         seen = len(LISTENING.findall(self.log()))
         super().start()
 
@@ -186,9 +217,17 @@ class Collector(Process):
 class Agent(Process):
     """dcguard-agent run against a collector, with its own state dir."""
 
-    def __init__(self, workdir: Path, addresses: list[str], *, host: str = "testhost",
-                 department: str = "test-dept", interval: str = "200ms",
-                 extra_config: str = "", insecure: bool = True) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        addresses: list[str],
+        *,
+        host: str = "testhost",
+        department: str = "test-dept",
+        interval: str = "200ms",
+        extra_config: str = "",
+        insecure: bool = True,
+    ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
         self.state_dir = workdir / "state"
@@ -206,8 +245,9 @@ class Agent(Process):
             f'timeout = "2s"\n'
             f"{textwrap.dedent(extra_config)}"
         )
-        super().__init__(["dcguard.agent", "run", "--config", str(self.config_path)],
-                         workdir / "agent.log")
+        super().__init__(
+            ["dcguard.agent", "run", "--config", str(self.config_path)], workdir / "agent.log"
+        )
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return run_cli("dcguard.agent", *args, "--config", str(self.config_path))

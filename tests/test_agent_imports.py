@@ -26,15 +26,31 @@ from tests.support import Agent
 from tests.trust_support import issue, self_signed_ca
 
 # Loaded on the run path: if these were missing the check below would be empty.
-EXPECTED = ("grpc", "asyncio", "hashlib", "dcguard.agent.cycle.agent_loop",
-            "dcguard.agent.trust.credentials", "dcguard.common.validity",
-            "dcguard.v1.collector_pb2")
+EXPECTED = (
+    "grpc",
+    "asyncio",
+    "hashlib",
+    "dcguard.agent.cycle.agent_loop",
+    "dcguard.agent.trust.credentials",
+    "dcguard.common.validity",
+    "dcguard.v1.collector_pb2",
+)
 # Only other commands need these; each costs the long-running agent RSS.
-FORBIDDEN = ("cryptography", "importlib.metadata", "click", "difflib", "ssl", "_ssl", "_hashlib",
-             "dcguard.common.pki", "dcguard.agent.trust.pinning", "dcguard.agent.trust.keys",
-             "dcguard.collector",
-             # Translations load on the first sentence printed; `run` prints none.
-             "gettext")
+FORBIDDEN = (
+    "cryptography",
+    "importlib.metadata",
+    "click",
+    "difflib",
+    "ssl",
+    "_ssl",
+    "_hashlib",
+    "dcguard.common.pki",
+    "dcguard.agent.trust.pinning",
+    "dcguard.agent.trust.keys",
+    "dcguard.collector",
+    # Translations load on the first sentence printed; `run` prints none.
+    "gettext",
+)
 
 CHILD = textwrap.dedent("""
     import json, os, signal, sys, threading
@@ -72,8 +88,13 @@ CHILD = textwrap.dedent("""
 
 
 def _modules_at_first_report(agent: Agent) -> set[str]:
-    result = subprocess.run([sys.executable, "-c", CHILD, str(agent.config_path)],
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, str(agent.config_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     [line] = [line for line in result.stdout.splitlines() if line.startswith("{")]
     answer = json.loads(line)
@@ -90,12 +111,14 @@ def test_run_path_loads_no_x509_library_and_no_package_metadata(tmp_path):
     agent = Agent(tmp_path / "agent", ["127.0.0.1:1"], insecure=False)
     ca_key, ca_cert = self_signed_ca("imports-test-ca")
     now = datetime.datetime.now(datetime.timezone.utc)
-    key_pem, cert_pem = issue(ca_key, ca_cert, "testhost", not_before=now,
-                              not_after=now + datetime.timedelta(days=90))
+    key_pem, cert_pem = issue(
+        ca_key, ca_cert, "testhost", not_before=now, not_after=now + datetime.timedelta(days=90)
+    )
     from cryptography.hazmat.primitives import serialization
 
-    AgentTlsFiles(agent.state_dir).store(key_pem, cert_pem,
-                                         ca_cert.public_bytes(serialization.Encoding.PEM))
+    AgentTlsFiles(agent.state_dir).store(
+        key_pem, cert_pem, ca_cert.public_bytes(serialization.Encoding.PEM)
+    )
     modules = _modules_at_first_report(agent)
     assert [name for name in EXPECTED if name not in modules] == []
     assert [name for name in FORBIDDEN if _top_level(modules, name)] == []
@@ -104,10 +127,16 @@ def test_run_path_loads_no_x509_library_and_no_package_metadata(tmp_path):
 DEFAULT = Path("/etc/dcguard/agent.toml")
 
 
-@pytest.mark.parametrize("args", [
-    ["run"], ["run", "--config", "a.toml"], ["run", "--config=a.toml"],
-    ["run", "--config", "/x y/agent.toml"], ["run", "--config", "agent.toml=1"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run"],
+        ["run", "--config", "a.toml"],
+        ["run", "--config=a.toml"],
+        ["run", "--config", "/x y/agent.toml"],
+        ["run", "--config", "agent.toml=1"],
+    ],
+)
 def test_a_plain_run_is_read_as_click_reads_it(args, monkeypatch):
     from dcguard.agent.cli import commands as cli
     from dcguard.agent.cycle import agent_loop as service
@@ -118,12 +147,25 @@ def test_a_plain_run_is_read_as_click_reads_it(args, monkeypatch):
     assert [plain_run_config(args, cli.DEFAULT_CONFIG)] == seen
 
 
-@pytest.mark.parametrize("args", [
-    [], ["collect"], ["run", "--help"], ["run", "-h"], ["run", "--config"],
-    ["run", "--config", ""], ["run", "--config="], ["run", "--config", "--help"],
-    ["run", "--config", "a", "--config", "b"], ["run", "--bogus"], ["run", "x"],
-    ["--version"], ["run", "--conf", "a"], ["run", "--config=--odd"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["collect"],
+        ["run", "--help"],
+        ["run", "-h"],
+        ["run", "--config"],
+        ["run", "--config", ""],
+        ["run", "--config="],
+        ["run", "--config", "--help"],
+        ["run", "--config", "a", "--config", "b"],
+        ["run", "--bogus"],
+        ["run", "x"],
+        ["--version"],
+        ["run", "--conf", "a"],
+        ["run", "--config=--odd"],
+    ],
+)
 def test_anything_else_is_left_to_click(args):
     assert plain_run_config(args, DEFAULT) is None
 
@@ -132,8 +174,13 @@ def test_run_failures_are_one_line_without_click(tmp_path):
     bad = tmp_path / "agent.toml"
     bad.write_text("[agent]\ninterval = 'soon'\n")
     for args in (["run", "--config", str(bad)], ["run", "--config", str(tmp_path / "none")]):
-        result = subprocess.run([sys.executable, "-m", "dcguard.agent", *args],
-                                capture_output=True, text=True, timeout=60, check=False)
+        result = subprocess.run(
+            [sys.executable, "-m", "dcguard.agent", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert result.returncode == 2, result.stderr
         [line] = result.stderr.splitlines()
         assert line.startswith("dcguard-agent: ") and "Traceback" not in line

@@ -52,18 +52,28 @@ time.sleep(3600)
 
 
 def entry(n: int, message: Any, ident: str = "sshd") -> dict[str, Any]:
-    return {"__CURSOR": f"s=abc;i={n:x};b=boot;m=1;t=6200000000{n:04d};x=1",
-            "__REALTIME_TIMESTAMP": str(1_700_000_000_000_000 + n * 1_000_000),
-            "SYSLOG_FACILITY": "10", "SYSLOG_IDENTIFIER": ident, "_PID": "8375",
-            "_HOSTNAME": "vps670291", "MESSAGE": message}
+    return {
+        "__CURSOR": f"s=abc;i={n:x};b=boot;m=1;t=6200000000{n:04d};x=1",
+        "__REALTIME_TIMESTAMP": str(1_700_000_000_000_000 + n * 1_000_000),
+        "SYSLOG_FACILITY": "10",
+        "SYSLOG_IDENTIFIER": ident,
+        "_PID": "8375",
+        "_HOSTNAME": "vps670291",
+        "MESSAGE": message,
+    }
 
 
 def setup(tmp_path: Path, entries: list[dict[str, Any]]) -> Path:
     (tmp_path / "entries.jsonl").write_text("".join(json.dumps(e) + "\n" for e in entries))
     script = tmp_path / "journalctl"
-    script.write_text(FAKE.format(python=sys.executable, argv_log=str(tmp_path / "argv.log"),
-                                  entries=str(tmp_path / "entries.jsonl"),
-                                  exit_once=str(tmp_path / "exit-once")))
+    script.write_text(
+        FAKE.format(
+            python=sys.executable,
+            argv_log=str(tmp_path / "argv.log"),
+            entries=str(tmp_path / "entries.jsonl"),
+            exit_once=str(tmp_path / "exit-once"),
+        )
+    )
     script.chmod(0o755)
     return script
 
@@ -101,8 +111,11 @@ def test_journal_entries_become_events_and_resume_after_the_cursor(tmp_path: Pat
     source = journal_source(tmp_path, script)
     events = wait_events(source, 3)
     source.close()
-    assert [e.type for e in events] == ["ssh_invalid_user", "ssh_login_failed",
-                                        "ssh_disconnect_preauth"]
+    assert [e.type for e in events] == [
+        "ssh_invalid_user",
+        "ssh_login_failed",
+        "ssh_disconnect_preauth",
+    ]
     assert {e.source_address for e in events} == {"152.42.134.109"}
     assert events[0].time.seconds == 1_700_000_000
     assert events[0].process == "sshd[8375]"
@@ -119,7 +132,7 @@ def test_journal_entries_become_events_and_resume_after_the_cursor(tmp_path: Pat
     assert list(collect(source).events) == []  # nothing repeated after the restart
     source.close()
     argv = [json.loads(line) for line in (tmp_path / "argv.log").read_text().splitlines()]
-    assert "--lines=0" in argv[0]                                  # first start: from now on
+    assert "--lines=0" in argv[0]  # first start: from now on
     assert f"--after-cursor={entries[-1]['__CURSOR']}" in argv[1]  # restart: after the cursor
 
 
@@ -154,16 +167,48 @@ def test_uncommitted_journal_events_are_read_again(tmp_path: Path) -> None:
 
 def test_hostile_journal_entries(tmp_path: Path) -> None:
     entries = [
-        entry(0, [0x49, 0x6E, 0x76, 0x61, 0x6C, 0x69, 0x64, 0x20, 0x75, 0x73, 0x65, 0x72, 0x20,
-                  0xFF, 0x00, 0x20, 0x66, 0x72, 0x6F, 0x6D, 0x20, 0x31, 0x30, 0x2E, 0x30, 0x2E,
-                  0x30, 0x2E, 0x31]),  # "Invalid user \xff\x00 from 10.0.0.1" as a byte array
+        entry(
+            0,
+            [
+                0x49,
+                0x6E,
+                0x76,
+                0x61,
+                0x6C,
+                0x69,
+                0x64,
+                0x20,
+                0x75,
+                0x73,
+                0x65,
+                0x72,
+                0x20,
+                0xFF,
+                0x00,
+                0x20,
+                0x66,
+                0x72,
+                0x6F,
+                0x6D,
+                0x20,
+                0x31,
+                0x30,
+                0x2E,
+                0x30,
+                0x2E,
+                0x30,
+                0x2E,
+                0x31,
+            ],
+        ),  # "Invalid user \xff\x00 from 10.0.0.1" as a byte array
         {"__RAW__": json.dumps(entry(1, "x" * 200_000))},  # oversized JSON line
         {"__RAW__": "not json at all"},
         entry(2, "Invalid user ok from 10.0.0.2"),
     ]
     script = setup(tmp_path, entries)
-    source = make_source("auth_log", tmp_path / "state", mode="journal", journalctl=str(script),
-                         max_line_bytes=65536)
+    source = make_source(
+        "auth_log", tmp_path / "state", mode="journal", journalctl=str(script), max_line_bytes=65536
+    )
     events = wait_events(source, 2)
     source.close()
     assert [e.source_address for e in events] == ["10.0.0.1", "10.0.0.2"]
@@ -175,8 +220,10 @@ def test_hostile_journal_entries(tmp_path: Path) -> None:
 
 def test_identifier_forged_with_logger_is_tagged(tmp_path: Path) -> None:
     real = {**entry(0, "Failed password for root from 10.0.0.1 port 22 ssh2"), "_COMM": "sshd"}
-    forged = {**entry(1, "Accepted password for root from 10.0.0.2 port 22 ssh2"),
-              "_COMM": "logger"}  # `logger -t sshd ...` by any local user
+    forged = {
+        **entry(1, "Accepted password for root from 10.0.0.2 port 22 ssh2"),
+        "_COMM": "logger",
+    }  # `logger -t sshd ...` by any local user
     source = journal_source(tmp_path, setup(tmp_path, [real, forged]))
     events = wait_events(source, 2)
     source.close()
@@ -185,8 +232,12 @@ def test_identifier_forged_with_logger_is_tagged(tmp_path: Path) -> None:
 
 
 def test_missing_journalctl_is_a_source_error_not_a_crash(tmp_path: Path) -> None:
-    source = make_source("auth_log", tmp_path / "state", mode="journal",
-                         journalctl=str(tmp_path / "no-such-journalctl"))
+    source = make_source(
+        "auth_log",
+        tmp_path / "state",
+        mode="journal",
+        journalctl=str(tmp_path / "no-such-journalctl"),
+    )
     deadline = time.monotonic() + DEADLINE
     try:
         with pytest.raises(RuntimeError, match="cannot run"):

@@ -13,10 +13,13 @@ from tests.support import run_cli
 
 # -- push --------------------------------------------------------------------------------
 
+
 def agent_config(tmp_path: Path, jobs: str) -> Path:
     path = tmp_path / "agent.toml"
-    path.write_text(f'[agent]\ndepartment = "test"\nstate_dir = "{tmp_path / "state"}"\n'
-                    '[collector]\naddresses = ["127.0.0.1:1"]\ninsecure = true\n' + jobs)
+    path.write_text(
+        f'[agent]\ndepartment = "test"\nstate_dir = "{tmp_path / "state"}"\n'
+        '[collector]\naddresses = ["127.0.0.1:1"]\ninsecure = true\n' + jobs
+    )
     return path
 
 
@@ -24,28 +27,52 @@ PUSH_JOB = '[[backup]]\nname = "pg"\nkind = "push"\nrpo = "26h"\nmin_size = "1K"
 
 
 def test_backup_report_while_the_source_runs_and_after_restart(tmp_path: Path) -> None:
-    config = agent_config(tmp_path, PUSH_JOB + '[[backup]]\nname = "f"\nkind = "files"\n'
-                          f'rpo = "1d"\npath = "{tmp_path}"\n')
+    config = agent_config(
+        tmp_path,
+        PUSH_JOB + f'[[backup]]\nname = "f"\nkind = "files"\nrpo = "1d"\npath = "{tmp_path}"\n',
+    )
     source = backup_source(tmp_path, {"name": "pg", "kind": "push", "min_size": "1K"})
     try:
         [before] = [b for b in collect(source).backups if b.job == "pg"]
         assert not before.HasField("last_run") and before.message == "no run recorded yet"
-        done = run_cli("dcguard.agent", "backup-report", "--config", str(config), "--job", "pg",
-                       "--status", "success", "--bytes", "5000", "--message", "nightly ok")
+        done = run_cli(
+            "dcguard.agent",
+            "backup-report",
+            "--config",
+            str(config),
+            "--job",
+            "pg",
+            "--status",
+            "success",
+            "--bytes",
+            "5000",
+            "--message",
+            "nightly ok",
+        )
         assert done.returncode == 0, done.stderr
         [after] = [b for b in collect(source).backups if b.job == "pg"]
     finally:
         source.close()
     assert after.last_run_success and after.size_bytes == 5000 and after.message == "nightly ok"
     assert after.last_success == after.last_run
-    small = run_cli("dcguard.agent", "backup-report", "--config", str(config), "--job", "pg",
-                    "--status", "success", "--bytes", "10")
+    small = run_cli(
+        "dcguard.agent",
+        "backup-report",
+        "--config",
+        str(config),
+        "--job",
+        "pg",
+        "--status",
+        "success",
+        "--bytes",
+        "10",
+    )
     assert small.returncode == 0 and "below min_size" in small.stdout
     restarted = backup_source(tmp_path, {"name": "pg", "kind": "push", "min_size": "1K"})
     [again] = [b for b in collect(restarted).backups if b.job == "pg"]
     restarted.close()
     assert not again.last_run_success and again.size_bytes == 10
-    assert again.last_success == after.last_success       # the earlier success is kept
+    assert again.last_success == after.last_success  # the earlier success is kept
 
 
 def test_concurrent_reports_leave_a_whole_record(tmp_path: Path) -> None:
@@ -71,19 +98,22 @@ def test_damaged_push_record_is_a_status(tmp_path: Path) -> None:
     assert "cannot read the recorded run" in backup.error
 
 
-@pytest.mark.parametrize(("args", "needle"), [
-    (["--job", "nope", "--status", "success"], "no [[backup]] job named 'nope'"),
-    (["--job", "f", "--status", "success"], "only push jobs"),
-    (["--job", "pg", "--status", "ok"], "'ok' is not one of"),
-    (["--job", "pg", "--status", "success", "--bytes", "-1"], "--bytes"),
-    (["--job", "pg", "--status", "success", "--bytes", "lots"], "--bytes"),
-    (["--status", "success"], "--job"),
-])
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--job", "nope", "--status", "success"], "no [[backup]] job named 'nope'"),
+        (["--job", "f", "--status", "success"], "only push jobs"),
+        (["--job", "pg", "--status", "ok"], "'ok' is not one of"),
+        (["--job", "pg", "--status", "success", "--bytes", "-1"], "--bytes"),
+        (["--job", "pg", "--status", "success", "--bytes", "lots"], "--bytes"),
+        (["--status", "success"], "--job"),
+    ],
+)
 def test_backup_report_flag_garbage(tmp_path: Path, args: list[str], needle: str) -> None:
-    config = agent_config(tmp_path, PUSH_JOB + '[[backup]]\nname = "f"\nkind = "files"\n'
-                          f'rpo = "1d"\npath = "{tmp_path}"\n')
+    config = agent_config(
+        tmp_path,
+        PUSH_JOB + f'[[backup]]\nname = "f"\nkind = "files"\nrpo = "1d"\npath = "{tmp_path}"\n',
+    )
     result = run_cli("dcguard.agent", "backup-report", "--config", str(config), *args)
     assert result.returncode == 2
     assert needle in result.stderr and len(result.stderr.strip().splitlines()) == 1
-
-

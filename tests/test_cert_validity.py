@@ -38,22 +38,32 @@ def _der(tag: int, contents: bytes) -> bytes:
 
 
 # Before 2050 X.509 writes UTCTime, from 2050 GeneralizedTime (RFC 5280 §4.1.2.5).
-@pytest.mark.parametrize(("start", "end"), [
-    (datetime.datetime(2026, 11, 23, 8, 30, 5, tzinfo=UTC),
-     datetime.datetime(2027, 2, 21, 8, 30, 5, tzinfo=UTC)),
-    (datetime.datetime(1999, 12, 31, 23, 59, 59, tzinfo=UTC),
-     datetime.datetime(2049, 12, 31, 23, 59, 59, tzinfo=UTC)),
-    (datetime.datetime(2049, 6, 1, tzinfo=UTC), datetime.datetime(2050, 1, 1, tzinfo=UTC)),
-    (datetime.datetime(2100, 2, 28, 1, 2, 3, tzinfo=UTC),
-     datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)),
-])
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        (
+            datetime.datetime(2026, 11, 23, 8, 30, 5, tzinfo=UTC),
+            datetime.datetime(2027, 2, 21, 8, 30, 5, tzinfo=UTC),
+        ),
+        (
+            datetime.datetime(1999, 12, 31, 23, 59, 59, tzinfo=UTC),
+            datetime.datetime(2049, 12, 31, 23, 59, 59, tzinfo=UTC),
+        ),
+        (datetime.datetime(2049, 6, 1, tzinfo=UTC), datetime.datetime(2050, 1, 1, tzinfo=UTC)),
+        (
+            datetime.datetime(2100, 2, 28, 1, 2, 3, tzinfo=UTC),
+            datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC),
+        ),
+    ],
+)
 def test_dates_agree_with_cryptography(start, end):
     from dcguard.common.pki import load_certificate
 
     _, cert_pem = issue(CA_KEY, CA_CERT, "db01", not_before=start, not_after=end)
     cert = load_certificate(cert_pem)
-    assert certificate_validity(cert_pem) == Validity(cert.not_valid_before_utc,
-                                                      cert.not_valid_after_utc)
+    assert certificate_validity(cert_pem) == Validity(
+        cert.not_valid_before_utc, cert.not_valid_after_utc
+    )
     assert certificate_validity(cert_pem) == Validity(start, end)
 
 
@@ -75,24 +85,47 @@ def test_a_certificate_without_the_optional_version_field():
     validity = _der(0x30, _der(0x17, b"260101000000Z") + _der(0x18, b"20500101000000Z"))
     tbs = _der(0x30, _der(0x02, b"\x01") + _der(0x30, b"") + _der(0x30, b"") + validity)
     pem = _pem(_der(0x30, tbs))
-    assert certificate_validity(pem) == Validity(datetime.datetime(2026, 1, 1, tzinfo=UTC),
-                                                 datetime.datetime(2050, 1, 1, tzinfo=UTC))
+    assert certificate_validity(pem) == Validity(
+        datetime.datetime(2026, 1, 1, tzinfo=UTC), datetime.datetime(2050, 1, 1, tzinfo=UTC)
+    )
 
 
-@pytest.mark.parametrize("pem", [
-    b"",
-    b"garbage",
-    b"-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n",
-    b"-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n",
-    b"-----BEGIN CERTIFICATE-----\nMIIB\n",
-    _pem(_der(0x30, _der(0x30, _der(0x02, b"\x01")))),                      # stops early
-    _pem(_der(0x30, _der(0x30, _der(0x02, b"\x01") + _der(0x30, b"") + _der(0x30, b"")
-                         + _der(0x30, _der(0x17, b"261301000000Z") * 2)))),  # month 13
-    _pem(_der(0x30, _der(0x30, _der(0x02, b"\x01") + _der(0x30, b"") + _der(0x30, b"")
-                         + _der(0x30, _der(0x17, b"270101000000Z")
-                                + _der(0x17, b"260101000000Z"))))),         # ends first
-    _pem(b"\x30\x84\xff\xff\xff\xff"),                                       # huge length
-])
+@pytest.mark.parametrize(
+    "pem",
+    [
+        b"",
+        b"garbage",
+        b"-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n",
+        b"-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n",
+        b"-----BEGIN CERTIFICATE-----\nMIIB\n",
+        _pem(_der(0x30, _der(0x30, _der(0x02, b"\x01")))),  # stops early
+        _pem(
+            _der(
+                0x30,
+                _der(
+                    0x30,
+                    _der(0x02, b"\x01")
+                    + _der(0x30, b"")
+                    + _der(0x30, b"")
+                    + _der(0x30, _der(0x17, b"261301000000Z") * 2),
+                ),
+            )
+        ),  # month 13
+        _pem(
+            _der(
+                0x30,
+                _der(
+                    0x30,
+                    _der(0x02, b"\x01")
+                    + _der(0x30, b"")
+                    + _der(0x30, b"")
+                    + _der(0x30, _der(0x17, b"270101000000Z") + _der(0x17, b"260101000000Z")),
+                ),
+            )
+        ),  # ends first
+        _pem(b"\x30\x84\xff\xff\xff\xff"),  # huge length
+    ],
+)
 def test_what_is_not_a_certificate_is_one_error(pem):
     with pytest.raises(CertificateError):
         certificate_validity(pem)

@@ -55,28 +55,35 @@ def test_check_config_says_when_the_agent_is_not_enrolled(tmp_path: Path) -> Non
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize(("change", "fragments"), [
-    (('department = "so-tu-phap"\n', ""), ["agent.department", "required"]),
-    (('interval = "15s"', "interval = 15"), ["agent.interval", "duration"]),
-    (('interval = "15s"', 'interval = "15 seconds"'), ["agent.interval", "15 seconds"]),
-    (('interval = "15s"', 'interval = "1ms"'), ["agent.interval", "at least"]),
-    (('host = "db01"', 'host = "db01\\nx"'), ["agent.host"]),
-    (('host = "db01"', "host = true"), ["agent.host", "string"]),
-    (("insecure = true", "insecure = true\ninsecur = false"), ["collector.insecur", "unknown"]),
-    (("[collector]", "[colector]"), ["[colector] is not known", "did you mean [collector]"]),
-    (('addresses = ["127.0.0.1:4740"]', "addresses = []"), ["collector.addresses", "empty"]),
-    (('addresses = ["127.0.0.1:4740"]', 'addresses = ["nohostport"]'),
-     ["collector.addresses", "host:port"]),
-    (('addresses = ["127.0.0.1:4740"]', "addresses = [4740]"), ["collector.addresses"]),
-    (("[agent]", "[agent]\nlog_level = \"loud\""), ["agent.log_level", "loud"]),
-    (("[agent]", "[sources]\nfilesystem = \"yes\"\n[agent]"), ["sources.filesystem"]),
-    (("[agent]", "[sources]\nnosuch = true\n[agent]"), ["sources.nosuch", "unknown"]),
-    (("[agent]", "[sources]\ndisable_defaults = true\n[agent]"), ["every source is disabled"]),
-    (("[agent]", "[filesystem]\nstat_timeout = \"-1s\"\n[agent]"), ["filesystem.stat_timeout"]),
-    (("[agent]", "[filesystem]\nexclude_mountpoints = \"(\"\n[agent]"),
-     ["filesystem.exclude_mountpoints", "regular expression"]),
-    (("[agent]", "[agent"), ["invalid TOML"]),
-])
+@pytest.mark.parametrize(
+    ("change", "fragments"),
+    [
+        (('department = "so-tu-phap"\n', ""), ["agent.department", "required"]),
+        (('interval = "15s"', "interval = 15"), ["agent.interval", "duration"]),
+        (('interval = "15s"', 'interval = "15 seconds"'), ["agent.interval", "15 seconds"]),
+        (('interval = "15s"', 'interval = "1ms"'), ["agent.interval", "at least"]),
+        (('host = "db01"', 'host = "db01\\nx"'), ["agent.host"]),
+        (('host = "db01"', "host = true"), ["agent.host", "string"]),
+        (("insecure = true", "insecure = true\ninsecur = false"), ["collector.insecur", "unknown"]),
+        (("[collector]", "[colector]"), ["[colector] is not known", "did you mean [collector]"]),
+        (('addresses = ["127.0.0.1:4740"]', "addresses = []"), ["collector.addresses", "empty"]),
+        (
+            ('addresses = ["127.0.0.1:4740"]', 'addresses = ["nohostport"]'),
+            ["collector.addresses", "host:port"],
+        ),
+        (('addresses = ["127.0.0.1:4740"]', "addresses = [4740]"), ["collector.addresses"]),
+        (("[agent]", '[agent]\nlog_level = "loud"'), ["agent.log_level", "loud"]),
+        (("[agent]", '[sources]\nfilesystem = "yes"\n[agent]'), ["sources.filesystem"]),
+        (("[agent]", "[sources]\nnosuch = true\n[agent]"), ["sources.nosuch", "unknown"]),
+        (("[agent]", "[sources]\ndisable_defaults = true\n[agent]"), ["every source is disabled"]),
+        (("[agent]", '[filesystem]\nstat_timeout = "-1s"\n[agent]'), ["filesystem.stat_timeout"]),
+        (
+            ("[agent]", '[filesystem]\nexclude_mountpoints = "("\n[agent]'),
+            ["filesystem.exclude_mountpoints", "regular expression"],
+        ),
+        (("[agent]", "[agent"), ["invalid TOML"]),
+    ],
+)
 def test_each_bad_agent_config_is_one_line(tmp_path, change, fragments):
     old, new = change
     assert old in GOOD_AGENT
@@ -93,20 +100,25 @@ def test_an_unreadable_config_is_one_line(tmp_path):
         locked = tmp_path / "locked.toml"
         locked.write_text(GOOD_AGENT)
         locked.chmod(0)
-        _one_line_error(run_cli("dcguard.agent", "check-config", "--config", str(locked)),
-                        "Permission denied")
+        _one_line_error(
+            run_cli("dcguard.agent", "check-config", "--config", str(locked)), "Permission denied"
+        )
 
 
 def test_a_directory_as_config_is_one_line(tmp_path):
-    _one_line_error(run_cli("dcguard.agent", "check-config", "--config", str(tmp_path)),
-                    "cannot read config")
+    _one_line_error(
+        run_cli("dcguard.agent", "check-config", "--config", str(tmp_path)), "cannot read config"
+    )
 
 
-@pytest.mark.parametrize("args", [
-    ("check-config", "--bogus"),
-    ("nosuchcommand",),
-    ("collect", "--config"),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("check-config", "--bogus"),
+        ("nosuchcommand",),
+        ("collect", "--config"),
+    ],
+)
 def test_bad_agent_flags_are_one_line(args):
     _one_line_error(run_cli("dcguard.agent", *args))
 
@@ -132,61 +144,109 @@ def _collector(tmp_path: Path, text: str, *extra: str):
     return run_cli("dcguard.collector", "agents", "--config", str(path), *extra)
 
 
-@pytest.mark.parametrize(("change", "fragments"), [
-    (('grpc_listen = "127.0.0.1:0"', 'grpc_listen = "0.0.0.0:4740"'),
-     ["server.insecure", "loopback"]),
-    (('grpc_listen = "127.0.0.1:0"', 'grpc_listen = "localhost"'), ["server.grpc_listen"]),
-    (('grpc_listen = "127.0.0.1:0"', 'grpc_listen = "127.0.0.1:99999"'),
-     ["server.grpc_listen", "out of range"]),
-    (("insecure = true", "insecure = 1"), ["server.insecure", "true or false"]),
-    (("insecure = true", "insecure = true\nretention = \"90d\""), ["server.retention", "unknown"]),
-    (("[server]", "[server]\ndown_after_intervals = 0"), ["server.down_after_intervals"]),
-    (("[server]", "[sever]\n[server]"), ["sever", "unknown"]),
-    (("[server]", "[server]\ningest_processes = -1"), ["server.ingest_processes", "at least 0"]),
-    (("[server]", '[server]\nmetrics_idle_timeout = "forever"'),
-     ["server.metrics_idle_timeout"]),
-    (("[server]", '[server]\nmetrics_idle_timeout = "0s"'), ["server.metrics_idle_timeout"]),
-    (("[server]", "[server]\nmetrics_max_connections = 0"),
-     ["server.metrics_max_connections", "at least 1"]),
-    (("[server]", '[server]\nmetrics_max_connections = "many"'),
-     ["server.metrics_max_connections"]),
-    (("[server]", "[server]\ningest_processes = 65"), ["server.ingest_processes", "at most 64"]),
-    (("[server]", '[server]\ningest_processes = "auto"'), ["server.ingest_processes",
-                                                          "an integer"]),
-    (("[server]", '[server]\nmax_message_bytes = "4 megs"'), ["server.max_message_bytes",
-                                                              "must be a size like"]),
-    (("[server]", '[server]\nmax_message_bytes = "1000B"'), ["server.max_message_bytes",
-                                                         "at least 1024 bytes"]),
-])
+@pytest.mark.parametrize(
+    ("change", "fragments"),
+    [
+        (
+            ('grpc_listen = "127.0.0.1:0"', 'grpc_listen = "0.0.0.0:4740"'),
+            ["server.insecure", "loopback"],
+        ),
+        (('grpc_listen = "127.0.0.1:0"', 'grpc_listen = "localhost"'), ["server.grpc_listen"]),
+        (
+            ('grpc_listen = "127.0.0.1:0"', 'grpc_listen = "127.0.0.1:99999"'),
+            ["server.grpc_listen", "out of range"],
+        ),
+        (("insecure = true", "insecure = 1"), ["server.insecure", "true or false"]),
+        (
+            ("insecure = true", 'insecure = true\nretention = "90d"'),
+            ["server.retention", "unknown"],
+        ),
+        (("[server]", "[server]\ndown_after_intervals = 0"), ["server.down_after_intervals"]),
+        (("[server]", "[sever]\n[server]"), ["sever", "unknown"]),
+        (
+            ("[server]", "[server]\ningest_processes = -1"),
+            ["server.ingest_processes", "at least 0"],
+        ),
+        (
+            ("[server]", '[server]\nmetrics_idle_timeout = "forever"'),
+            ["server.metrics_idle_timeout"],
+        ),
+        (("[server]", '[server]\nmetrics_idle_timeout = "0s"'), ["server.metrics_idle_timeout"]),
+        (
+            ("[server]", "[server]\nmetrics_max_connections = 0"),
+            ["server.metrics_max_connections", "at least 1"],
+        ),
+        (
+            ("[server]", '[server]\nmetrics_max_connections = "many"'),
+            ["server.metrics_max_connections"],
+        ),
+        (
+            ("[server]", "[server]\ningest_processes = 65"),
+            ["server.ingest_processes", "at most 64"],
+        ),
+        (
+            ("[server]", '[server]\ningest_processes = "auto"'),
+            ["server.ingest_processes", "an integer"],
+        ),
+        (
+            ("[server]", '[server]\nmax_message_bytes = "4 megs"'),
+            ["server.max_message_bytes", "must be a size like"],
+        ),
+        (
+            ("[server]", '[server]\nmax_message_bytes = "1000B"'),
+            ["server.max_message_bytes", "at least 1024 bytes"],
+        ),
+    ],
+)
 def test_each_bad_collector_config_is_one_line(tmp_path, change, fragments):
     old, new = change
     assert old in GOOD_COLLECTOR
     _one_line_error(_collector(tmp_path, GOOD_COLLECTOR.replace(old, new, 1)), *fragments)
 
 
-@pytest.mark.parametrize(("store", "fragments"), [
-    ('engine = "mysql"', ["store.engine", "sqlite, postgresql", "'mysql'"]),
-    ("engine = 1", ["store.engine", "a string"]),
-    ('engine = "sqlite"\ndsn = "host=127.0.0.1"', ["store.dsn", 'only for engine = "postgresql"']),
-    ('engine = "sqlite"\npassword_file = "/x"', ["store.password_file", "only for"]),
-    ('engine = "postgresql"', ["store.dsn", "is required"]),
-    ('engine = "postgresql"\ndsn = 5', ["store.dsn", "a string"]),
-    ('engine = "postgresql"\ndsn = ""', ["store.dsn", "must not be empty"]),
-    ('engine = "postgresql"\ndsn = "host=127.0.0.1 nonsense"',
-     ["store.dsn", "not a libpq connection string"]),
-    ('engine = "postgresql"\ndsn = "host=127.0.0.1 bogus_option=1"',
-     ["store.dsn", "not a libpq connection string"]),
-    ('engine = "postgresql"\ndsn = "host=127.0.0.1 password=hunter2"',
-     ["store.dsn", "password_file"]),
-    ('engine = "postgresql"\ndsn = "postgresql://u:hunter2@127.0.0.1/db"',
-     ["store.dsn", "password_file"]),
-    ('engine = "postgresql"\ndsn = "host=127.0.0.1"\npassword_file = "/nonexistent/pw"',
-     ["store.password_file", "cannot read /nonexistent/pw"]),
-    ('engine = "postgresql"\ndsn = "host=127.0.0.1"\npassword_file = 3',
-     ["store.password_file", "a string"]),
-    ('engine = "postgresql"\ndsn = "host=127.0.0.1"\nsslmode = "verify-full"',
-     ["store.sslmode", "unknown"]),
-])
+@pytest.mark.parametrize(
+    ("store", "fragments"),
+    [
+        ('engine = "mysql"', ["store.engine", "sqlite, postgresql", "'mysql'"]),
+        ("engine = 1", ["store.engine", "a string"]),
+        (
+            'engine = "sqlite"\ndsn = "host=127.0.0.1"',
+            ["store.dsn", 'only for engine = "postgresql"'],
+        ),
+        ('engine = "sqlite"\npassword_file = "/x"', ["store.password_file", "only for"]),
+        ('engine = "postgresql"', ["store.dsn", "is required"]),
+        ('engine = "postgresql"\ndsn = 5', ["store.dsn", "a string"]),
+        ('engine = "postgresql"\ndsn = ""', ["store.dsn", "must not be empty"]),
+        (
+            'engine = "postgresql"\ndsn = "host=127.0.0.1 nonsense"',
+            ["store.dsn", "not a libpq connection string"],
+        ),
+        (
+            'engine = "postgresql"\ndsn = "host=127.0.0.1 bogus_option=1"',
+            ["store.dsn", "not a libpq connection string"],
+        ),
+        (
+            'engine = "postgresql"\ndsn = "host=127.0.0.1 password=hunter2"',
+            ["store.dsn", "password_file"],
+        ),
+        (
+            'engine = "postgresql"\ndsn = "postgresql://u:hunter2@127.0.0.1/db"',
+            ["store.dsn", "password_file"],
+        ),
+        (
+            'engine = "postgresql"\ndsn = "host=127.0.0.1"\npassword_file = "/nonexistent/pw"',
+            ["store.password_file", "cannot read /nonexistent/pw"],
+        ),
+        (
+            'engine = "postgresql"\ndsn = "host=127.0.0.1"\npassword_file = 3',
+            ["store.password_file", "a string"],
+        ),
+        (
+            'engine = "postgresql"\ndsn = "host=127.0.0.1"\nsslmode = "verify-full"',
+            ["store.sslmode", "unknown"],
+        ),
+    ],
+)
 def test_each_bad_store_table_is_one_line(tmp_path, store, fragments):
     text = GOOD_COLLECTOR + "\n[store]\n" + store + "\n"
     result = _collector(tmp_path, text)
@@ -201,19 +261,23 @@ def test_each_bad_store_table_is_one_line(tmp_path, store, fragments):
 def test_an_empty_password_file_is_one_line(tmp_path):
     empty = tmp_path / "pw"
     empty.write_text("\n")
-    text = (GOOD_COLLECTOR + f'\n[store]\nengine = "postgresql"\ndsn = "host=127.0.0.1"\n'
-            f'password_file = "{empty}"\n')
+    text = (
+        GOOD_COLLECTOR + f'\n[store]\nengine = "postgresql"\ndsn = "host=127.0.0.1"\n'
+        f'password_file = "{empty}"\n'
+    )
     _one_line_error(_collector(tmp_path, text), "store.password_file", "is empty")
 
 
 def test_serve_flags_are_validated_and_insecure_needs_loopback(tmp_path):
     path = tmp_path / "collector.toml"
     path.write_text(GOOD_COLLECTOR.format(data=tmp_path / "data"))
-    result = run_cli("dcguard.collector", "serve", "--config", str(path),
-                     "--grpc-listen", "0.0.0.0:4740")
+    result = run_cli(
+        "dcguard.collector", "serve", "--config", str(path), "--grpc-listen", "0.0.0.0:4740"
+    )
     _one_line_error(result, "server.insecure", "loopback")
-    result = run_cli("dcguard.collector", "serve", "--config", str(path),
-                     "--metrics-listen", "nonsense")
+    result = run_cli(
+        "dcguard.collector", "serve", "--config", str(path), "--metrics-listen", "nonsense"
+    )
     _one_line_error(result, "--metrics-listen")
 
 
@@ -248,12 +312,25 @@ def _with_sizes(values: dict[str, str]) -> str:
     return GOOD_AGENT + "".join(table + "".join(lines) for table, lines in tables.items())
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("500M", 500 * 2**20), ("500m", 500 * 2**20), ("500MiB", 500 * 2**20),
-    ("512mib", 512 * 2**20), ("500MB", 500 * 10**6), ("500 mb", 500 * 10**6),
-    ("1.5G", 3 * 2**29), ("2GiB", 2 * 2**30), ("1TB", 10**12), ("64K", 65536),
-    ("64kib", 65536), ("1048576", 2**20), ("4096B", 4096), (" 1k ", 1024),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("500M", 500 * 2**20),
+        ("500m", 500 * 2**20),
+        ("500MiB", 500 * 2**20),
+        ("512mib", 512 * 2**20),
+        ("500MB", 500 * 10**6),
+        ("500 mb", 500 * 10**6),
+        ("1.5G", 3 * 2**29),
+        ("2GiB", 2 * 2**30),
+        ("1TB", 10**12),
+        ("64K", 65536),
+        ("64kib", 65536),
+        ("1048576", 2**20),
+        ("4096B", 4096),
+        (" 1k ", 1024),
+    ],
+)
 def test_one_size_grammar(text, expected):
     assert parse_size(text) == expected
 
@@ -272,15 +349,18 @@ def test_every_size_key_takes_every_form(tmp_path, value):
     assert result.returncode == 0, (value, result.stderr)
 
 
-@pytest.mark.parametrize(("dotted", "value", "problem"), [
-    *((dotted, '"lots"', "must be a size like") for _, _, dotted in SIZE_KEYS),
-    *((dotted, "true", "must be a size like") for _, _, dotted in SIZE_KEYS),
-    ("spool.max_bytes", "[1]", "must be a size like"),
-    ("spool.max_bytes", "-1", "must be at least"),
-    ("backup[0].min_size", "-1", "must be at least 0"),
-    ("security.auth_log.max_line_bytes", '"1B"', "must be at least 256"),
-    ("spool.batch_max_bytes", '"1GiB"', "must be at most"),
-])
+@pytest.mark.parametrize(
+    ("dotted", "value", "problem"),
+    [
+        *((dotted, '"lots"', "must be a size like") for _, _, dotted in SIZE_KEYS),
+        *((dotted, "true", "must be a size like") for _, _, dotted in SIZE_KEYS),
+        ("spool.max_bytes", "[1]", "must be a size like"),
+        ("spool.max_bytes", "-1", "must be at least"),
+        ("backup[0].min_size", "-1", "must be at least 0"),
+        ("security.auth_log.max_line_bytes", '"1B"', "must be at least 256"),
+        ("spool.batch_max_bytes", '"1GiB"', "must be at most"),
+    ],
+)
 def test_size_garbage_is_one_line_naming_the_key(tmp_path, dotted, value, problem):
     _one_line_error(_agent(tmp_path, _with_sizes({dotted: value})), f"{dotted}: {problem}")
 
@@ -315,26 +395,32 @@ def test_collector_check_config_passes_a_good_config(tmp_path: Path) -> None:
     assert not (tmp_path / "data").exists()  # checking creates nothing
 
 
-@pytest.mark.parametrize(("extra", "fragments"), [
-    ('[server]\nlog_level = "loud"\n', ["server.log_level", "loud"]),
-    ("[tls]\nclient_cert_lifetime = 7\n", ["tls.client_cert_lifetime", "duration"]),
-    ('[tls]\nenroll_listen = "nowhere"\n', ["tls.enroll_listen"]),
-    ("[limits]\nmax_entries = 0\n", ["limits.max_entries", "at least 1"]),
-    ("[limits]\nmax_events = 5\n", ["limits.max_events", "unknown"]),
-    ("[limits]\nmax_filesystems = 0\n", ["limits.max_filesystems", "at least 1"]),
-    ('[limits]\nmax_sources = "many"\n', ["limits.max_sources", "an integer"]),
-    ('[risk]\nfilling_fast_window = "1m"\n', ["risk.filling_fast_window"]),
-    ("[risk]\nbogus = 1\n", ["risk.bogus", "unknown"]),
-    ('[risk.weights]\nbackup_stale = "high"\n', ["risk.weights.backup_stale"]),
-    ('[events]\nretention = "forever"\n', ["events.retention"]),
-    ("[detection.brute_force]\nthreshold = -3\n", ["detection.brute_force.threshold"]),
-    ("[forward]\nbatch_size = 0\n", ["forward.batch_size", "at least 1"]),
-    ('[forward.syslog]\naddress = "127.0.0.1:514"\ntransport = "carrier-pigeon"\n',
-     ["forward.syslog.transport"]),
-    ("[bogus]\n", ["bogus", "unknown"]),
-])
+@pytest.mark.parametrize(
+    ("extra", "fragments"),
+    [
+        ('[server]\nlog_level = "loud"\n', ["server.log_level", "loud"]),
+        ("[tls]\nclient_cert_lifetime = 7\n", ["tls.client_cert_lifetime", "duration"]),
+        ('[tls]\nenroll_listen = "nowhere"\n', ["tls.enroll_listen"]),
+        ("[limits]\nmax_entries = 0\n", ["limits.max_entries", "at least 1"]),
+        ("[limits]\nmax_events = 5\n", ["limits.max_events", "unknown"]),
+        ("[limits]\nmax_filesystems = 0\n", ["limits.max_filesystems", "at least 1"]),
+        ('[limits]\nmax_sources = "many"\n', ["limits.max_sources", "an integer"]),
+        ('[risk]\nfilling_fast_window = "1m"\n', ["risk.filling_fast_window"]),
+        ("[risk]\nbogus = 1\n", ["risk.bogus", "unknown"]),
+        ('[risk.weights]\nbackup_stale = "high"\n', ["risk.weights.backup_stale"]),
+        ('[events]\nretention = "forever"\n', ["events.retention"]),
+        ("[detection.brute_force]\nthreshold = -3\n", ["detection.brute_force.threshold"]),
+        ("[forward]\nbatch_size = 0\n", ["forward.batch_size", "at least 1"]),
+        (
+            '[forward.syslog]\naddress = "127.0.0.1:514"\ntransport = "carrier-pigeon"\n',
+            ["forward.syslog.transport"],
+        ),
+        ("[bogus]\n", ["bogus", "unknown"]),
+    ],
+)
 def test_collector_check_config_names_the_bad_key_in_every_section(
-        tmp_path: Path, extra: str, fragments: list[str]) -> None:
+    tmp_path: Path, extra: str, fragments: list[str]
+) -> None:
     text = GOOD_COLLECTOR
     if extra.startswith("[server]"):
         text = text.replace("[server]\n", extra, 1)
@@ -352,6 +438,5 @@ def test_collector_check_config_says_when_there_is_no_ca(tmp_path: Path) -> None
     result = _check_collector(tmp_path, secure)
     assert result.returncode == 0, result.stderr
     assert "mTLS, CA sha256:" in result.stdout
-    missing = run_cli("dcguard.collector", "check-config", "--config",
-                      str(tmp_path / "nope.toml"))
+    missing = run_cli("dcguard.collector", "check-config", "--config", str(tmp_path / "nope.toml"))
     _one_line_error(missing, "nope.toml")

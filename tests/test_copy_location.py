@@ -26,14 +26,18 @@ from tests.support import metric, run_cli
 
 
 def run(*argv: str, env: dict[str, str] | None = None) -> None:
-    subprocess.run(argv, check=True, capture_output=True, timeout=120,
-                   env={**os.environ, **(env or {})})
+    subprocess.run(
+        argv, check=True, capture_output=True, timeout=120, env={**os.environ, **(env or {})}
+    )
 
 
-def locations(state: Path, jobs: list[dict[str, Any]], mounts_file: str = "/proc/self/mounts"
-              ) -> dict[str, str]:
-    config = {"backup": [{"rpo": "1d", **job} for job in jobs],
-              "storage": {"mounts_file": mounts_file}}
+def locations(
+    state: Path, jobs: list[dict[str, Any]], mounts_file: str = "/proc/self/mounts"
+) -> dict[str, str]:
+    config = {
+        "backup": [{"rpo": "1d", **job} for job in jobs],
+        "storage": {"mounts_file": mounts_file},
+    }
     source = make_source("backup", config, state)
     assert isinstance(source, BackupSource)
     try:
@@ -61,50 +65,80 @@ def restic_repo(tmp_path: Path) -> dict[str, Any]:
 
 
 def _restic(repo: dict[str, Any], name: str, repository: str, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "kind": "restic", "repository": repository, "timeout": "60s",
-            "restore_test_every": "0",
-            "password_file": str(repo["password"]), "source": str(repo["data"]),
-            "env": {"RESTIC_CACHE_DIR": str(repo["cache"])}, **extra}
+    return {
+        "name": name,
+        "kind": "restic",
+        "repository": repository,
+        "timeout": "60s",
+        "restore_test_every": "0",
+        "password_file": str(repo["password"]),
+        "source": str(repo["data"]),
+        "env": {"RESTIC_CACHE_DIR": str(repo["cache"])},
+        **extra,
+    }
 
 
 def test_an_sftp_repository_is_off_host_a_second_tmpfs_is_not(
-        tmp_path: Path, restic_repo: dict[str, Any]) -> None:
+    tmp_path: Path, restic_repo: dict[str, Any]
+) -> None:
     with tmpfs(tmp_path / "second-disk") as second:
         local = second / "restic"
-        run("restic", "init", env={"RESTIC_REPOSITORY": str(local),
-                                   "RESTIC_PASSWORD_FILE": str(restic_repo["password"]),
-                                   "RESTIC_CACHE_DIR": str(restic_repo["cache"])})
-        found = locations(tmp_path / "state", [
-            _restic(restic_repo, "remote",
-                    f"sftp://dcguard@127.0.0.1:{_closed_port()}/srv/restic"),
-            _restic(restic_repo, "tmpfs", str(local)),
-            _restic(restic_repo, "vault", str(local), copy_location="offline"),
-        ])
+        run(
+            "restic",
+            "init",
+            env={
+                "RESTIC_REPOSITORY": str(local),
+                "RESTIC_PASSWORD_FILE": str(restic_repo["password"]),
+                "RESTIC_CACHE_DIR": str(restic_repo["cache"]),
+            },
+        )
+        found = locations(
+            tmp_path / "state",
+            [
+                _restic(
+                    restic_repo, "remote", f"sftp://dcguard@127.0.0.1:{_closed_port()}/srv/restic"
+                ),
+                _restic(restic_repo, "tmpfs", str(local)),
+                _restic(restic_repo, "vault", str(local), copy_location="offline"),
+            ],
+        )
     assert found == {"remote": "other_host", "tmpfs": "this_host", "vault": "offline"}
 
 
 def test_a_repository_on_a_network_filesystem_is_off_host(
-        tmp_path: Path, restic_repo: dict[str, Any]) -> None:
+    tmp_path: Path, restic_repo: dict[str, Any]
+) -> None:
     """The mount table (storage.mounts_file) says the repository's directory is NFS."""
     nas = tmp_path / "nas"
     nas.mkdir()
     mounts = tmp_path / "mounts"
-    mounts.write_text(Path("/proc/self/mounts").read_text()
-                      + f"backup-nas:/export {nas} nfs4 rw,relatime 0 0\n"
-                      + f"backup-nas:/share {tmp_path / 'smb'} cifs rw 0 0\n")
-    found = locations(tmp_path / "state", [
-        _restic(restic_repo, "nfs", str(nas / "restic")),
-        {"name": "dumps", "kind": "files", "path": str(tmp_path / "data"),
-         "source": str(restic_repo["data"])},
-    ], mounts_file=str(mounts))
+    mounts.write_text(
+        Path("/proc/self/mounts").read_text()
+        + f"backup-nas:/export {nas} nfs4 rw,relatime 0 0\n"
+        + f"backup-nas:/share {tmp_path / 'smb'} cifs rw 0 0\n"
+    )
+    found = locations(
+        tmp_path / "state",
+        [
+            _restic(restic_repo, "nfs", str(nas / "restic")),
+            {
+                "name": "dumps",
+                "kind": "files",
+                "path": str(tmp_path / "data"),
+                "source": str(restic_repo["data"]),
+            },
+        ],
+        mounts_file=str(mounts),
+    )
     # The same filesystem as its data: the dumps job is on the same disk.
     assert found == {"nfs": "other_host", "dumps": "same_disk"}
 
 
 def _backup(job: str, where: str) -> pb.Backup:
     now = time.time()
-    entry = pb.Backup(job=job, kind="restic", rpo_seconds=86400, last_run_success=True,
-                      copy_location=where)
+    entry = pb.Backup(
+        job=job, kind="restic", rpo_seconds=86400, last_run_success=True, copy_location=where
+    )
     entry.last_success.FromSeconds(int(now - 60))
     entry.last_run.FromSeconds(int(now - 60))
     return entry
@@ -112,8 +146,11 @@ def _backup(job: str, where: str) -> pb.Backup:
 
 def _reasons(*backups: pb.Backup) -> dict[str, str]:
     now = time.time()
-    statements = RiskEngine(RiskConfig(), down_after_intervals=3).assess(
-        record(report(collected_at=now, backups=list(backups)), last_seen=now), now).statements
+    statements = (
+        RiskEngine(RiskConfig(), down_after_intervals=3)
+        .assess(record(report(collected_at=now, backups=list(backups)), last_seen=now), now)
+        .statements
+    )
     return {s.reason: s.message for s in statements}
 
 
@@ -121,10 +158,12 @@ def test_no_offsite_copy_names_where_every_copy_is() -> None:
     reasons = _reasons(_backup("etc", "same_disk"), _backup("db", "other_disk"))
     assert reasons["no_offsite_copy"].startswith(
         "no backup of this server lies on another host: backup 'etc' is on the same disk as "
-        "its data; backup 'db' is on another disk of this server - one lost server")
+        "its data; backup 'db' is on another disk of this server - one lost server"
+    )
     for off_host in ("other_host", "offline", "immutable"):
-        assert "no_offsite_copy" not in _reasons(_backup("etc", "same_disk"),
-                                                 _backup("db", off_host))
+        assert "no_offsite_copy" not in _reasons(
+            _backup("etc", "same_disk"), _backup("db", off_host)
+        )
     # An agent that does not report places (older version): nothing is claimed.
     assert "no_offsite_copy" not in _reasons(_backup("etc", ""))
 
@@ -146,18 +185,37 @@ def test_copy_location_metric_and_reason_on_a_real_collector(collector: Any) -> 
         finally:
             submitter.close()
     samples = collector.metrics()
-    assert metric(samples, "dcguard_backup_copy_location", host="db01", job="nightly",
-                  location="this_host") == 1
-    assert metric(samples, "dcguard_backup_copy_location", host="db02", job="nightly",
-                  location="other_host") == 1
-    assert metric(samples, "dcguard_data_loss_risk", host="db01",
-                  reason="no_offsite_copy") == 1
-    assert metric(samples, "dcguard_data_loss_risk", host="db02",
-                  reason="no_offsite_copy") == 0
+    assert (
+        metric(
+            samples,
+            "dcguard_backup_copy_location",
+            host="db01",
+            job="nightly",
+            location="this_host",
+        )
+        == 1
+    )
+    assert (
+        metric(
+            samples,
+            "dcguard_backup_copy_location",
+            host="db02",
+            job="nightly",
+            location="other_host",
+        )
+        == 1
+    )
+    assert metric(samples, "dcguard_data_loss_risk", host="db01", reason="no_offsite_copy") == 1
+    assert metric(samples, "dcguard_data_loss_risk", host="db02", reason="no_offsite_copy") == 0
     if shutil.which("promtool"):
-        checked = subprocess.run(["promtool", "check", "metrics"],
-                                 input=collector.metrics_text(), capture_output=True,
-                                 text=True, timeout=30, check=False)
+        checked = subprocess.run(
+            ["promtool", "check", "metrics"],
+            input=collector.metrics_text(),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
         assert checked.returncode == 0 and not (checked.stdout + checked.stderr).strip()
     # The fleet view: which servers have no off-host copy, which were never restore-tested.
     listing = collector.cli("backups")
@@ -170,11 +228,15 @@ def test_copy_location_metric_and_reason_on_a_real_collector(collector: Any) -> 
     ]
     as_json = json.loads(collector.cli("backups", "--json").stdout)
     assert [(s["host"], s["off_host_copy"], s["never_restore_tested"]) for s in as_json] == [
-        ("db01", False, ["nightly"]), ("db02", True, [])]
+        ("db01", False, ["nightly"]),
+        ("db02", True, []),
+    ]
     assert as_json[1]["jobs"][0]["restore_test"]["success"] is True
     risk = collector.cli("risk")
-    assert "no_offsite_copy: no backup of this server lies on another host: backup 'nightly' " \
-        "is on this server - one lost server" in risk.stdout, risk.stdout
+    assert (
+        "no_offsite_copy: no backup of this server lies on another host: backup 'nightly' "
+        "is on this server - one lost server" in risk.stdout
+    ), risk.stdout
 
 
 @pytest.mark.parametrize("value", ['"cloud"', "true", '""x'])
@@ -183,7 +245,7 @@ def test_copy_location_garbage_is_one_line(tmp_path: Path, value: str) -> None:
     config.write_text(f"""[agent]
 host = "db01"
 department = "so-tu-phap"
-state_dir = "{tmp_path / 'state'}"
+state_dir = "{tmp_path / "state"}"
 [collector]
 addresses = ["127.0.0.1:4740"]
 insecure = true

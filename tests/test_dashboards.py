@@ -38,7 +38,6 @@ DASHBOARDS = ROOT / "dashboards"
 HOST, DEPARTMENT = "db01", "so-tu-phap"
 
 
-
 def scenario_agent_config(workdir: Path) -> str:
     """TOML added to the scenario agent's config; workdir is a directory for its files.
 
@@ -58,21 +57,29 @@ def scenario_agent_config(workdir: Path) -> str:
         directory.mkdir()
         dump = directory / "dump.sql.gz"
         # A complete mysqldump: the agent reads dumps to their end (backup_unrestorable).
-        dump.write_bytes(gzip.compress(b"-- MySQL dump 10.13\n" + b"y" * 8192
-                                       + b"\n-- Dump completed on 2026-12-05  2:00:01\n"))
+        dump.write_bytes(
+            gzip.compress(
+                b"-- MySQL dump 10.13\n"
+                + b"y" * 8192
+                + b"\n-- Dump completed on 2026-12-05  2:00:01\n"
+            )
+        )
         stamp = time.time() - age
         os.utime(dump, (stamp, stamp))
     auth_log = workdir / "auth.log"
     now = time.time()
-    auth_log.write_text("".join(
-        f"{datetime.fromtimestamp(now - 20 + i, timezone.utc).isoformat()} {HOST} "
-        f"sshd[{4000 + i}]: Failed password for root from 203.0.113.7 port {52100 + i} ssh2\n"
-        for i in range(10)))
+    auth_log.write_text(
+        "".join(
+            f"{datetime.fromtimestamp(now - 20 + i, timezone.utc).isoformat()} {HOST} "
+            f"sshd[{4000 + i}]: Failed password for root from 203.0.113.7 port {52100 + i} ssh2\n"
+            for i in range(10)
+        )
+    )
     return f"""
 [storage]
 smartctl = "{disks.script}"
-mdstat = "{FIXTURES / 'mdstat-raid1-healthy-and-degraded-U_-linux-raid-2020.txt'}"
-kernel_log = "{FIXTURES / 'kernel-io-errors.log'}"
+mdstat = "{FIXTURES / "mdstat-raid1-healthy-and-degraded-U_-linux-raid-2020.txt"}"
+kernel_log = "{FIXTURES / "kernel-io-errors.log"}"
 
 [security.auth_log]
 path = "{auth_log}"
@@ -82,14 +89,14 @@ start_at = "beginning"
 name = "mysql-nightly"
 kind = "files"
 rpo = "26h"
-path = "{workdir / 'backup-fresh'}/*.sql.gz"
+path = "{workdir / "backup-fresh"}/*.sql.gz"
 source = "{data}"
 
 [[backup]]
 name = "files-weekly"
 kind = "files"
 rpo = "26h"
-path = "{workdir / 'backup-stale'}/*.sql.gz"
+path = "{workdir / "backup-stale"}/*.sql.gz"
 source = "{data}"
 """
 
@@ -97,18 +104,33 @@ source = "{data}"
 # Families the scenario must produce. Move names here from PENDING as their
 # features land and the scenario feeds them.
 LANDED = {
-    "dcguard_agent_up", "dcguard_agent_last_seen_timestamp_seconds", "dcguard_agent_info",
-    "dcguard_agent_reports_stored_total", "dcguard_agent_reports_lost_total",
-    "dcguard_agent_spool_dropped_reports_total", "dcguard_host_cpu_utilization_ratio",
-    "dcguard_host_memory_total_bytes", "dcguard_host_memory_available_bytes",
-    "dcguard_host_load1", "dcguard_host_boot_timestamp_seconds",
-    "dcguard_filesystem_size_bytes", "dcguard_filesystem_avail_bytes",
+    "dcguard_agent_up",
+    "dcguard_agent_last_seen_timestamp_seconds",
+    "dcguard_agent_info",
+    "dcguard_agent_reports_stored_total",
+    "dcguard_agent_reports_lost_total",
+    "dcguard_agent_spool_dropped_reports_total",
+    "dcguard_host_cpu_utilization_ratio",
+    "dcguard_host_memory_total_bytes",
+    "dcguard_host_memory_available_bytes",
+    "dcguard_host_load1",
+    "dcguard_host_boot_timestamp_seconds",
+    "dcguard_filesystem_size_bytes",
+    "dcguard_filesystem_avail_bytes",
     "dcguard_filesystem_readonly",
-    "dcguard_disk_smart_healthy", "dcguard_disk_smart_attribute_raw", "dcguard_raid_degraded",
-    "dcguard_raid_disks_active", "dcguard_raid_disks_total",
-    "dcguard_backup_last_success_timestamp_seconds", "dcguard_backup_last_run_success",
-    "dcguard_backup_size_bytes", "dcguard_backup_rpo_seconds", "dcguard_backup_same_device",
-    "dcguard_data_loss_risk_score", "dcguard_data_loss_risk", "dcguard_security_events_total",
+    "dcguard_disk_smart_healthy",
+    "dcguard_disk_smart_attribute_raw",
+    "dcguard_raid_degraded",
+    "dcguard_raid_disks_active",
+    "dcguard_raid_disks_total",
+    "dcguard_backup_last_success_timestamp_seconds",
+    "dcguard_backup_last_run_success",
+    "dcguard_backup_size_bytes",
+    "dcguard_backup_rpo_seconds",
+    "dcguard_backup_same_device",
+    "dcguard_data_loss_risk_score",
+    "dcguard_data_loss_risk",
+    "dcguard_security_events_total",
     "dcguard_security_detections_total",
 }
 PENDING: set[str] = set()
@@ -147,8 +169,13 @@ def vi_dashboard_files() -> list[Path]:
 
 
 def test_generated_dashboards_are_current() -> None:
-    result = subprocess.run([sys.executable, str(DASHBOARDS / "generate.py"), "--check"],
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, str(DASHBOARDS / "generate.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert {p.name for p in dashboard_files()} == {b.filename for b in GENERATOR.BOARDS}
 
@@ -170,8 +197,13 @@ def test_dashboards_are_valid_with_unique_ids_and_stable_uids() -> None:
                 assert target["expr"].strip()
             grid = panel["gridPos"]
             assert grid["x"] + grid["w"] <= 24
-    assert uids == {"dcguard-province", "dcguard-department", "dcguard-server",
-                    "dcguard-backups", "dcguard-security"}
+    assert uids == {
+        "dcguard-province",
+        "dcguard-department",
+        "dcguard-server",
+        "dcguard-backups",
+        "dcguard-security",
+    }
 
 
 def test_dashboards_link_to_each_other() -> None:
@@ -186,8 +218,10 @@ def test_dashboards_link_to_each_other() -> None:
 
 
 def _panels(board: dict[str, Any]) -> list[tuple[int, str, Any, list[str]]]:
-    return [(p["id"], p["type"], p["gridPos"], [t["expr"] for t in p.get("targets", [])])
-            for p in board["panels"]]
+    return [
+        (p["id"], p["type"], p["gridPos"], [t["expr"] for t in p.get("targets", [])])
+        for p in board["panels"]
+    ]
 
 
 def test_the_vietnamese_dashboards_are_the_english_ones_in_vietnamese() -> None:
@@ -200,7 +234,8 @@ def test_the_vietnamese_dashboards_are_the_english_ones_in_vietnamese() -> None:
         assert vi["uid"] == english["uid"] + "-vi"
         assert _panels(vi) == _panels(english)
         assert [(v["name"], v.get("definition")) for v in vi["templating"]["list"]] == [
-            (v["name"], v.get("definition")) for v in english["templating"]["list"]]
+            (v["name"], v.get("definition")) for v in english["templating"]["list"]
+        ]
         assert vi["title"] != english["title"] and vi["tags"] == ["dcguard-vi"]
         assert vi["links"][0]["tags"] == ["dcguard-vi"]
         for en_panel, vi_panel in zip(english["panels"], vi["panels"]):
@@ -218,11 +253,13 @@ def test_a_panel_without_vietnamese_stops_the_generator() -> None:
 
 
 def test_provisioning_points_at_the_dashboards() -> None:
-    provider = yaml.safe_load((ROOT / "deploy/grafana/provisioning/dashboards/dcguard.yml")
-                              .read_text())
+    provider = yaml.safe_load(
+        (ROOT / "deploy/grafana/provisioning/dashboards/dcguard.yml").read_text()
+    )
     assert provider["providers"][0]["options"]["path"]
-    datasource = yaml.safe_load((ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml")
-                                .read_text())
+    datasource = yaml.safe_load(
+        (ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text()
+    )
     assert datasource["datasources"][0]["type"] == "prometheus"
 
 
@@ -236,17 +273,29 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
     collector = Collector(workdir / "collector")
     collector.start()
     (workdir / "scenario").mkdir()
-    agent = Agent(workdir / "agent", [collector.grpc_address], host=HOST, department=DEPARTMENT,
-                  interval="500ms", extra_config=scenario_agent_config(workdir / "scenario"))
+    agent = Agent(
+        workdir / "agent",
+        [collector.grpc_address],
+        host=HOST,
+        department=DEPARTMENT,
+        interval="500ms",
+        extra_config=scenario_agent_config(workdir / "scenario"),
+    )
     prom = Prometheus(workdir / "prometheus", [f"127.0.0.1:{collector.metrics_port}"])
     try:
         agent.start()
         prom.start()
         # Enough history for rate()/increase()/predict_linear(), and the recording
         # rules evaluated over it.
-        wait_for(lambda: prom.query("count_over_time(dcguard_agent_up[1m]) >= 5")
-                 and prom.query("count_over_time(province:dcguard_agents:count[1m]) >= 3"),
-                 timeout=60, interval=0.5, message="5 scrapes and 3 rule evaluations")
+        wait_for(
+            lambda: (
+                prom.query("count_over_time(dcguard_agent_up[1m]) >= 5")
+                and prom.query("count_over_time(province:dcguard_agents:count[1m]) >= 3")
+            ),
+            timeout=60,
+            interval=0.5,
+            message="5 scrapes and 3 rule evaluations",
+        )
         yield prom
     finally:
         prom.stop()
@@ -273,22 +322,28 @@ def test_scenario_exposes_every_landed_family(prometheus: Prometheus) -> None:
 
 def english_panel_queries() -> list[tuple[str, str, bool]]:
     """(where, expression, whether it must return data) of every English panel."""
-    return [(f"{board.filename} / {title}", query.expr, query.expect_data)
-            for board in GENERATOR.BOARDS for title, query in board.queries()]
+    return [
+        (f"{board.filename} / {title}", query.expr, query.expect_data)
+        for board in GENERATOR.BOARDS
+        for title, query in board.queries()
+    ]
 
 
 def vietnamese_panel_queries() -> list[tuple[str, str, bool]]:
     """The same for the Vietnamese boards, read from their JSON; the English panel with the
     same expression says whether it must return data."""
     expect = {expr: data for _, expr, data in english_panel_queries()}
-    return [(f"vi/{path.name} / {panel['title']}", target["expr"], expect[target["expr"]])
-            for path in vi_dashboard_files()
-            for panel in json.loads(path.read_text(encoding="utf-8"))["panels"]
-            for target in panel.get("targets", [])]
+    return [
+        (f"vi/{path.name} / {panel['title']}", target["expr"], expect[target["expr"]])
+        for path in vi_dashboard_files()
+        for panel in json.loads(path.read_text(encoding="utf-8"))["panels"]
+        for target in panel.get("targets", [])
+    ]
 
 
-@pytest.mark.parametrize("queries", [english_panel_queries, vietnamese_panel_queries],
-                         ids=["en", "vi"])
+@pytest.mark.parametrize(
+    "queries", [english_panel_queries, vietnamese_panel_queries], ids=["en", "vi"]
+)
 def test_every_panel_expression_evaluates(prometheus: Prometheus, queries) -> None:
     failures, empty, checked, with_data = [], [], 0, 0
     for where, raw, expect_data in queries():
@@ -328,8 +383,11 @@ def test_template_variable_queries_return_values(prometheus: Prometheus) -> None
             match = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["definition"])
             assert match, variable["definition"]
             selector = substitute(match.group(1))
-            result = wait_for(lambda: prometheus.query(selector), timeout=10,  # noqa: B023
-                              message=selector)
+            result = wait_for(
+                lambda: prometheus.query(selector),  # noqa: B023 - called before the loop moves on
+                timeout=10,
+                message=selector,
+            )
             values = {series["metric"].get(match.group(2)) for series in result}
             assert values == {HOST if match.group(2) == "host" else DEPARTMENT}, path.name
 
@@ -338,8 +396,7 @@ def test_every_rule_expression_evaluates(prometheus: Prometheus) -> None:
     empty = []
     for name, expr, recording in rule_expressions():
         result = prometheus.query(expr)  # raises with Prometheus' error message
-        if recording and prometheus.present(expr) and not result and not retried(prometheus,
-                                                                                  expr):
+        if recording and prometheus.present(expr) and not result and not retried(prometheus, expr):
             empty.append(name)
     assert not empty, f"recording rules without data although their metrics exist: {empty}"
 
@@ -348,26 +405,43 @@ def test_prometheus_evaluates_every_rule_without_error(prometheus: Prometheus) -
     groups = prometheus.api("rules")["groups"]
     rules: list[dict[str, Any]] = [r for g in groups for r in g["rules"]]
     assert len(rules) == len(rule_expressions())
-    wait_for(lambda: all(r.get("lastEvaluation", "").startswith("20")
-                         for g in prometheus.api("rules")["groups"] for r in g["rules"]),
-             timeout=20, message="every rule evaluated")
-    bad = [(r["name"], r.get("lastError")) for g in prometheus.api("rules")["groups"]
-           for r in g["rules"] if r["health"] != "ok"]
+    wait_for(
+        lambda: all(
+            r.get("lastEvaluation", "").startswith("20")
+            for g in prometheus.api("rules")["groups"]
+            for r in g["rules"]
+        ),
+        timeout=20,
+        message="every rule evaluated",
+    )
+    bad = [
+        (r["name"], r.get("lastError"))
+        for g in prometheus.api("rules")["groups"]
+        for r in g["rules"]
+        if r["health"] != "ok"
+    ]
     assert not bad
 
 
-def test_the_scenario_pages_for_what_is_wrong_and_for_nothing_else(
-        prometheus: Prometheus) -> None:
+def test_the_scenario_pages_for_what_is_wrong_and_for_nothing_else(prometheus: Prometheus) -> None:
     """The alerts without a `for` that the scenario provokes fire through the real
     pipeline; nothing else about the host fires (this machine's own filesystems may
     legitimately be read-only or full, so Filesystem* alerts are not judged here)."""
     provoked = {"RaidDegraded", "DiskIoErrors", "SshBruteForce"}
 
     def firing() -> set[str]:
-        return {a["labels"]["alertname"] for a in prometheus.api("alerts")["alerts"]
-                if a["labels"].get("host") == HOST and a["state"] == "firing"
-                and not a["labels"]["alertname"].startswith("Filesystem")}
+        return {
+            a["labels"]["alertname"]
+            for a in prometheus.api("alerts")["alerts"]
+            if a["labels"].get("host") == HOST
+            and a["state"] == "firing"
+            and not a["labels"]["alertname"].startswith("Filesystem")
+        }
 
-    wait_for(lambda: firing() >= provoked, timeout=30, interval=0.5,
-             message=f"{sorted(provoked)} to fire")
+    wait_for(
+        lambda: firing() >= provoked,
+        timeout=30,
+        interval=0.5,
+        message=f"{sorted(provoked)} to fire",
+    )
     assert firing() == provoked

@@ -23,20 +23,25 @@ HOST = {"host": "testhost", "department": "test-dept"}
 
 
 def _restic(*args: str, env: dict[str, str]) -> None:
-    subprocess.run(["restic", *args], check=True, capture_output=True, timeout=120,
-                   env={**os.environ, **env})
+    subprocess.run(
+        ["restic", *args], check=True, capture_output=True, timeout=120, env={**os.environ, **env}
+    )
 
 
 def test_a_stale_same_disk_restic_backup_and_a_degraded_array_top_the_risk_list(
-        tmp_path: Path, collector, make_agent) -> None:
-    data = tmp_path / "data"            # the source and the repository share one filesystem
+    tmp_path: Path, collector, make_agent
+) -> None:
+    data = tmp_path / "data"  # the source and the repository share one filesystem
     data.mkdir()
     (data / "db.sql").write_bytes(os.urandom(20000))
     password = tmp_path / "restic-password"
     password.write_text("correct horse battery staple\n")
     repo, cache = tmp_path / "restic-repo", tmp_path / "restic-cache"
-    env = {"RESTIC_REPOSITORY": str(repo), "RESTIC_PASSWORD_FILE": str(password),
-           "RESTIC_CACHE_DIR": str(cache)}
+    env = {
+        "RESTIC_REPOSITORY": str(repo),
+        "RESTIC_PASSWORD_FILE": str(password),
+        "RESTIC_CACHE_DIR": str(cache),
+    }
     _restic("init", env=env)
     three_days_ago = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() - 3 * 86400))
     _restic("backup", "--time", three_days_ago, str(data), env=env)
@@ -44,7 +49,9 @@ def test_a_stale_same_disk_restic_backup_and_a_degraded_array_top_the_risk_list(
     # Another, healthy server, so "at the top" means something.
     submit(collector.grpc_address, [make_report(1)], agent_info(host="web01"))
 
-    agent = make_agent([collector.grpc_address], extra_config=f"""
+    agent = make_agent(
+        [collector.grpc_address],
+        extra_config=f"""
 [sources]
 smart = false
 io_errors = false
@@ -53,7 +60,7 @@ fim = false
 ports = false
 
 [storage]
-mdstat = "{FIXTURES / 'mdstat-raid1-healthy-and-degraded-U_-linux-raid-2020.txt'}"
+mdstat = "{FIXTURES / "mdstat-raid1-healthy-and-degraded-U_-linux-raid-2020.txt"}"
 
 [[backup]]
 name = "mysql-nightly"
@@ -63,7 +70,8 @@ repository = "{repo}"
 password_file = "{password}"
 source = "{data}"
 env = {{ RESTIC_CACHE_DIR = "{cache}" }}
-""")
+""",
+    )
     agent.start()
 
     # The job is stale and on its data's disk: for one job the most severe finding stands
@@ -72,8 +80,9 @@ env = {{ RESTIC_CACHE_DIR = "{cache}" }}
 
     def reasons_on_metrics() -> bool:
         samples = collector.metrics()
-        return all(metric(samples, "dcguard_data_loss_risk", reason=r, **HOST) == 1
-                   for r in expected)
+        return all(
+            metric(samples, "dcguard_data_loss_risk", reason=r, **HOST) == 1 for r in expected
+        )
 
     wait_for(reasons_on_metrics, timeout=60, message=f"{expected} on /metrics")
     samples = collector.metrics()
@@ -98,7 +107,9 @@ env = {{ RESTIC_CACHE_DIR = "{cache}" }}
     vi = collector.cli("risk", "--lang", "vi")
     assert vi.returncode == 0, vi.stderr
     assert "testhost (test-dept): rủi ro " in vi.stdout
-    assert ("backup_stale: tác vụ sao lưu 'mysql-nightly': lần sao lưu thành công gần nhất "
-            "cách đây 3 ngày; mục tiêu điểm khôi phục (RPO) là 26 giờ") in vi.stdout
+    assert (
+        "backup_stale: tác vụ sao lưu 'mysql-nightly': lần sao lưu thành công gần nhất "
+        "cách đây 3 ngày; mục tiêu điểm khôi phục (RPO) là 26 giờ"
+    ) in vi.stdout
     assert "raid_degraded: mảng RAID md" in vi.stdout and "bị suy giảm" in vi.stdout
     assert "máy chủ có rủi ro mất dữ liệu" in vi.stdout

@@ -29,14 +29,14 @@ HOST = {"host": "testhost", "department": "test-dept"}
 
 
 @pytest.fixture
-def down_collector(tmp_path: Path,
-                   ingest_processes: int) -> Iterator[Callable[[str], Collector]]:
+def down_collector(tmp_path: Path, ingest_processes: int) -> Iterator[Callable[[str], Collector]]:
     """Collectors that have run once (so their ports are known) and are now down."""
     made: list[Collector] = []
 
     def make(name: str = "collector", extra_config: str = "") -> Collector:
-        collector = Collector(tmp_path / name, extra_config=extra_config,
-                              ingest_processes=ingest_processes)
+        collector = Collector(
+            tmp_path / name, extra_config=extra_config, ingest_processes=ingest_processes
+        )
         made.append(collector)
         collector.start()
         collector.stop()
@@ -95,16 +95,21 @@ def assert_exactly_once(collector: Collector, agent: Agent, lost: int = 0) -> di
 @pytest.mark.parametrize("ingest_processes", [0, 2], ids=["in-process", "ingest-processes"])
 def test_collector_killed_mid_backlog_every_sequence_is_stored_once(down_collector, make_agent):
     # Tiny batches make hundreds of calls; the rate limit is not what this tests.
-    collector = down_collector(extra_config="[limits]\nrate_limit_per_second = 1000\n"
-                                            "rate_limit_burst = 1000\n")
-    agent = make_agent([collector.grpc_address], interval="50ms",
-                       extra_config="[spool]\nbatch_max_reports = 2\n")
+    collector = down_collector(
+        extra_config="[limits]\nrate_limit_per_second = 1000\nrate_limit_burst = 1000\n"
+    )
+    agent = make_agent(
+        [collector.grpc_address], interval="50ms", extra_config="[spool]\nbatch_max_reports = 2\n"
+    )
     prefill(agent, 1500)
     agent.start()
     collector.start()
     # Kill it while the backlog is partly delivered (small batches: hundreds of calls).
-    wait_for(lambda: host_metric(collector, "dcguard_agent_reports_stored_total") >= 20,
-             timeout=30, message="part of the backlog stored")
+    wait_for(
+        lambda: host_metric(collector, "dcguard_agent_reports_stored_total") >= 20,
+        timeout=30,
+        message="part of the backlog stored",
+    )
     collector.kill()
     assert status(agent)["spool_reports"] > 0, "backlog drained before the kill; test is void"
     collector.start()
@@ -113,21 +118,25 @@ def test_collector_killed_mid_backlog_every_sequence_is_stored_once(down_collect
     assert_exactly_once(collector, agent)
 
 
-def test_agent_killed_between_spooling_and_ack_loses_and_repeats_nothing(down_collector,
-                                                                         make_agent):
+def test_agent_killed_between_spooling_and_ack_loses_and_repeats_nothing(
+    down_collector, make_agent
+):
     collector = down_collector()
     agent = make_agent([collector.grpc_address], interval="50ms")
     agent.start()
     wait_for(lambda: status(agent)["spool_reports"] >= 10, message="reports spooled")
     agent.kill()
     spooled = status(agent)
-    assert spooled["acked_sequence"] == 0 and spooled["spool_reports"] == spooled[
-        "last_sequence"]
+    assert spooled["acked_sequence"] == 0 and spooled["spool_reports"] == spooled["last_sequence"]
 
     collector.start()
     agent.start()
-    wait_for(lambda: host_metric(collector, "dcguard_agent_reports_stored_total")
-             > spooled["last_sequence"], message="the spooled reports and newer ones")
+    wait_for(
+        lambda: (
+            host_metric(collector, "dcguard_agent_reports_stored_total") > spooled["last_sequence"]
+        ),
+        message="the spooled reports and newer ones",
+    )
     agent.stop()
     assert_exactly_once(collector, agent)
     assert metric(collector.metrics(), "dcguard_collector_reports_duplicate_total") == 0
@@ -142,11 +151,17 @@ def test_long_outage_backlog_drains_completely_and_in_order(down_collector, make
     wait_for(lambda: "delivery failing" in agent.log(), message="the outage noticed")
     collector.start()
     started = time.monotonic()
-    final = wait_for(lambda: drained(agent, collector), timeout=120, interval=0.2,
-                     message="3000 reports to drain")
+    final = wait_for(
+        lambda: drained(agent, collector),
+        timeout=120,
+        interval=0.2,
+        message="3000 reports to drain",
+    )
     elapsed = time.monotonic() - started
-    print(f"\ndrained {backlog} reports in {elapsed:.1f}s ({backlog / elapsed:.0f} reports/s,"
-          f" upper bound on the time: includes reconnect backoff and polling)")
+    print(
+        f"\ndrained {backlog} reports in {elapsed:.1f}s ({backlog / elapsed:.0f} reports/s,"
+        f" upper bound on the time: includes reconnect backoff and polling)"
+    )
     # In order: an older sequence after a newer one would be a duplicate at the collector.
     assert metric(collector.metrics(), "dcguard_collector_reports_duplicate_total") == 0
     agent.stop()
@@ -157,8 +172,9 @@ def test_long_outage_backlog_drains_completely_and_in_order(down_collector, make
 
 def test_spool_bound_drops_oldest_and_the_collector_sees_the_count(down_collector, make_agent):
     collector = down_collector()
-    agent = make_agent([collector.grpc_address], interval="50ms",
-                       extra_config='[spool]\nmax_age = "1s"\n')
+    agent = make_agent(
+        [collector.grpc_address], interval="50ms", extra_config='[spool]\nmax_age = "1s"\n'
+    )
     agent.start()
     wait_for(lambda: status(agent)["dropped_total"] >= 10, message="the age bound to drop")
     collector.start()
@@ -184,8 +200,10 @@ def test_torn_spool_record_is_skipped_and_the_agent_keeps_going(down_collector, 
         handle.truncate(segment.stat().st_size - 9)
     collector.start()
     agent.start()
-    wait_for(lambda: host_metric(collector, "dcguard_agent_reports_stored_total") >= last + 5,
-             message="reports after the torn one")
+    wait_for(
+        lambda: host_metric(collector, "dcguard_agent_reports_stored_total") >= last + 5,
+        message="reports after the torn one",
+    )
     assert "torn or corrupt" in agent.log()
     agent.stop()
     # The torn report is the one loss, counted; its sequence is not handed out again.
@@ -207,25 +225,31 @@ def prefill_with_bad(agent: Agent, count: int, bad: set[int]) -> None:
     config.close_sources()
 
 
-def test_a_report_the_collector_refuses_is_isolated_dropped_and_counted(down_collector,
-                                                                        make_agent):
+def test_a_report_the_collector_refuses_is_isolated_dropped_and_counted(down_collector, make_agent):
     collector = down_collector()
     agent = make_agent([collector.grpc_address], interval="1s")
     prefill_with_bad(agent, 40, {23})
     collector.start()
     agent.start()
-    wait_for(lambda: host_metric(collector, "dcguard_agent_reports_stored_total") >= 42,
-             message="the good reports and newer ones")
+    wait_for(
+        lambda: host_metric(collector, "dcguard_agent_reports_stored_total") >= 42,
+        message="the good reports and newer ones",
+    )
     agent.stop()
     final = assert_exactly_once(collector, agent, lost=1)
     assert final["rejected_total"] == 1
     assert "refused report 23 for good" in agent.log()
-    assert metric(collector.metrics(), "dcguard_collector_reports_rejected_total",
-                  reason="invalid_report") >= 1
+    assert (
+        metric(
+            collector.metrics(), "dcguard_collector_reports_rejected_total", reason="invalid_report"
+        )
+        >= 1
+    )
 
 
-def test_when_the_collector_refuses_every_report_the_agent_stops_dropping(down_collector,
-                                                                          make_agent):
+def test_when_the_collector_refuses_every_report_the_agent_stops_dropping(
+    down_collector, make_agent
+):
     collector = down_collector()
     agent = make_agent([collector.grpc_address], interval="200ms")
     prefill_with_bad(agent, 8, set(range(1, 9)))
@@ -239,25 +263,29 @@ def test_when_the_collector_refuses_every_report_the_agent_stops_dropping(down_c
     assert host_metric(collector, "dcguard_agent_reports_stored_total") == 0
 
 
-def test_status_while_running_and_failover_to_the_second_address(tmp_path, down_collector,
-                                                                 make_agent):
+def test_status_while_running_and_failover_to_the_second_address(
+    tmp_path, down_collector, make_agent
+):
     dead = down_collector("dead")
     collector = Collector(tmp_path / "live")
     collector.start()
     agent = make_agent([dead.grpc_address, collector.grpc_address], interval="100ms")
     agent.start()
-    wait_for(lambda: host_metric(collector, "dcguard_agent_reports_stored_total") >= 3,
-             message="reports via the second address")
-    current = wait_for(lambda: (s := status(agent))["collector_in_use"] ==
-                       collector.grpc_address and s, message="status naming the live address")
+    wait_for(
+        lambda: host_metric(collector, "dcguard_agent_reports_stored_total") >= 3,
+        message="reports via the second address",
+    )
+    current = wait_for(
+        lambda: (s := status(agent))["collector_in_use"] == collector.grpc_address and s,
+        message="status naming the live address",
+    )
     assert current["collectors"][collector.grpc_address] == "reachable"
     assert current["collectors"][dead.grpc_address].startswith("unreachable")
     assert current["acked_sequence"] >= 3
     assert current["last_sequence"] >= current["acked_sequence"]
     assert current["spool_bytes"] >= 0 and current["dropped_total"] == 0
     text = agent.cli("status")
-    assert text.returncode == 0 and f"{collector.grpc_address}: reachable (in use)" in (
-        text.stdout)
+    assert text.returncode == 0 and f"{collector.grpc_address}: reachable (in use)" in (text.stdout)
     assert agent.running
     collector.stop()
 
@@ -266,8 +294,9 @@ def test_status_shows_the_oldest_unsent_report_during_an_outage(down_collector, 
     collector = down_collector()
     agent = make_agent([collector.grpc_address], interval="50ms")
     agent.start()
-    current = wait_for(lambda: (s := status(agent))["spool_reports"] >= 3 and s,
-                       message="reports spooled")
+    current = wait_for(
+        lambda: (s := status(agent))["spool_reports"] >= 3 and s, message="reports spooled"
+    )
     assert current["oldest_unsent"].endswith("Z")
     assert current["collectors"][collector.grpc_address].startswith("unreachable")
     # SIGTERM cuts the backoff short: a clean exit, not a kill after the timeout.
@@ -299,7 +328,10 @@ def test_status_before_the_first_run_shows_an_empty_spool(tmp_path, make_agent):
     agent = make_agent(["127.0.0.1:9"])
     current = status(agent)
     assert (current["spool_reports"], current["last_sequence"], current["acked_sequence"]) == (
-        0, 0, 0)
+        0,
+        0,
+        0,
+    )
     assert current["oldest_unsent"] is None
     assert not agent.state_dir.exists()  # status changes nothing
 
@@ -333,12 +365,15 @@ def test_stop_cuts_a_long_backoff_short(tmp_path, make_agent):
     sender.close()
 
 
-def test_a_throttled_agent_drains_its_backlog_at_the_pace_the_collector_names(down_collector,
-                                                                             make_agent):
-    collector = down_collector(extra_config="[limits]\nrate_limit_per_second = 10\n"
-                                            "rate_limit_burst = 2\n")
-    agent = make_agent([collector.grpc_address], interval="1s",
-                       extra_config="[spool]\nbatch_max_reports = 5\n")
+def test_a_throttled_agent_drains_its_backlog_at_the_pace_the_collector_names(
+    down_collector, make_agent
+):
+    collector = down_collector(
+        extra_config="[limits]\nrate_limit_per_second = 10\nrate_limit_burst = 2\n"
+    )
+    agent = make_agent(
+        [collector.grpc_address], interval="1s", extra_config="[spool]\nbatch_max_reports = 5\n"
+    )
     prefill(agent, 200)
     collector.start()
     agent.start()
@@ -353,7 +388,8 @@ def test_a_throttled_agent_drains_its_backlog_at_the_pace_the_collector_names(do
 
 
 def test_after_a_power_cut_acknowledged_reports_come_again_as_duplicates_and_none_is_lost(
-        down_collector, make_agent):
+    down_collector, make_agent
+):
     collector = down_collector()
     collector.start()
     agent = make_agent([collector.grpc_address], interval="50ms")
@@ -373,12 +409,18 @@ def test_after_a_power_cut_acknowledged_reports_come_again_as_duplicates_and_non
     assert after_cut["last_sequence"] == before["last_sequence"]  # the records keep it
 
     agent.start()
-    wait_for(lambda: host_metric(collector, "dcguard_agent_reports_stored_total")
-             > before["last_sequence"] + 5, message="the spooled reports and newer ones")
+    wait_for(
+        lambda: (
+            host_metric(collector, "dcguard_agent_reports_stored_total")
+            > before["last_sequence"] + 5
+        ),
+        message="the spooled reports and newer ones",
+    )
     agent.stop()
     samples = collector.metrics()
     assert metric(samples, "dcguard_agent_reports_lost_total", **HOST) == 0
     # Sent again (the collector holds them): dropped as duplicates, counted.
     assert metric(samples, "dcguard_collector_reports_duplicate_total") >= (
-        before["acked_sequence"] - after_cut["acked_sequence"])
+        before["acked_sequence"] - after_cut["acked_sequence"]
+    )
     assert_exactly_once(collector, agent)

@@ -53,22 +53,28 @@ class Site:
         self.sequences[host] = sequence
         report = pb.Report(sequence=sequence, events=events)
         report.collected_at.FromNanoseconds(time.time_ns())
-        agent = pb.AgentInfo(host=host, department="dept", interval_seconds=15,
-                             instance_id=self.instance)
+        agent = pb.AgentInfo(
+            host=host, department="dept", interval_seconds=15, instance_id=self.instance
+        )
         self.store.apply(PeerIdentity(host, "dept"), agent, [report], time.time())
 
     def detections(self, kind: str | None = None) -> list[dict[str, object]]:
-        rows = (pg_stored_events(self.path) if isinstance(self.path, PostgresDatabase)
-                else stored_events(self.path))
-        return [row for row in rows
-                if row["detection"] and (kind is None or row["type"] == kind)]
+        rows = (
+            pg_stored_events(self.path)
+            if isinstance(self.path, PostgresDatabase)
+            else stored_events(self.path)
+        )
+        return [row for row in rows if row["detection"] and (kind is None or row["type"] == kind)]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def site(request: pytest.FixtureRequest, tmp_path: Path):
     """The detections' edges on both engines: their windows are the store's queries."""
-    s = Site(tmp_path / "collector.db" if request.param == "sqlite"
-             else request.getfixturevalue("pg_cluster").database())
+    s = Site(
+        tmp_path / "collector.db"
+        if request.param == "sqlite"
+        else request.getfixturevalue("pg_cluster").database()
+    )
     yield s
     s.store.close()
 
@@ -98,11 +104,26 @@ def invalid_user_attempts(address: str, start: float, count: int) -> list[pb.Sec
     """What sshd logs for each password guess on a missing account: two lines, two events."""
     out = []
     for i in range(count):
-        out.append(event("ssh_invalid_user", start + i, source_address=address, user=f"u{i}",
-                         raw=f"sshd[7]: Invalid user u{i} from {address} port {40000 + i}"))
-        out.append(event("ssh_login_failed", start + i, source_address=address, user=f"u{i}",
-                         raw=f"sshd[7]: Failed password for invalid user u{i} from {address} "
-                             f"port {40000 + i} ssh2", invalid_user="true"))
+        out.append(
+            event(
+                "ssh_invalid_user",
+                start + i,
+                source_address=address,
+                user=f"u{i}",
+                raw=f"sshd[7]: Invalid user u{i} from {address} port {40000 + i}",
+            )
+        )
+        out.append(
+            event(
+                "ssh_login_failed",
+                start + i,
+                source_address=address,
+                user=f"u{i}",
+                raw=f"sshd[7]: Failed password for invalid user u{i} from {address} "
+                f"port {40000 + i} ssh2",
+                invalid_user="true",
+            )
+        )
     return out
 
 
@@ -116,8 +137,13 @@ def test_invalid_user_attempts_count_once_each(site):
 
 def test_invalid_users_alone_reach_the_threshold(site):
     # A publickey-only server logs "Invalid user" without any "Failed password".
-    site.send("web01", [event("ssh_invalid_user", T0 + i, source_address=ATTACKER,
-                              user=f"u{i}") for i in range(8)])
+    site.send(
+        "web01",
+        [
+            event("ssh_invalid_user", T0 + i, source_address=ATTACKER, user=f"u{i}")
+            for i in range(8)
+        ],
+    )
     (found,) = site.detections("brute_force")
     assert found["details"]["counted"] == "ssh_invalid_user"
 
@@ -149,8 +175,9 @@ def test_windows_use_event_time_not_arrival_time(site):
 
 
 def test_forged_detection_from_an_agent_is_not_a_detection(site):
-    site.send("web01", [event("brute_force", T0, source_address=ATTACKER,
-                              severity=pb.SEVERITY_CRITICAL)])
+    site.send(
+        "web01", [event("brute_force", T0, source_address=ATTACKER, severity=pb.SEVERITY_CRITICAL)]
+    )
     assert site.detections() == []
 
 
@@ -162,8 +189,7 @@ def test_windows_survive_a_collector_restart(site):
 
 
 def test_thresholds_come_from_the_config(tmp_path):
-    site = Site(tmp_path / "c.db", DetectionConfig(brute_force_threshold=3,
-                                                   brute_force_window=10))
+    site = Site(tmp_path / "c.db", DetectionConfig(brute_force_threshold=3, brute_force_window=10))
     site.send("web01", failures(ATTACKER, T0, 3, step=5.1))  # spans 10.2 s
     assert site.detections() == []
     site.send("web01", failures(ATTACKER, T0 + 100, 3, step=5))
@@ -205,8 +231,7 @@ def test_distributed_attack_completed_by_a_late_backlog(site):
 
 
 def accepted(when: float, address: str = ATTACKER) -> pb.SecurityEvent:
-    return event("ssh_login_accepted", when, source_address=address, user="root",
-                 method="password")
+    return event("ssh_login_accepted", when, source_address=address, user="root", method="password")
 
 
 def test_accepted_login_after_brute_force_is_critical(site):
@@ -250,11 +275,21 @@ def test_useradd_with_a_privileged_group_fires_at_once(site):
 
 
 def test_unprivileged_groups_old_accounts_and_late_grants_do_not_fire(site):
-    site.send("web01", [event("user_created", T0, user="alice"),
-                        event("group_member_added", T0 + 5, user="alice", group="users")])
+    site.send(
+        "web01",
+        [
+            event("user_created", T0, user="alice"),
+            event("group_member_added", T0 + 5, user="alice", group="users"),
+        ],
+    )
     site.send("web01", [event("group_member_added", T0, user="olduser", group="sudo")])
-    site.send("web02", [event("user_created", T0, user="bob"),
-                        event("group_member_added", T0 + 3601, user="bob", group="sudo")])
+    site.send(
+        "web02",
+        [
+            event("user_created", T0, user="bob"),
+            event("group_member_added", T0 + 3601, user="bob", group="sudo"),
+        ],
+    )
     assert site.detections("new_privileged_account") == []
 
 
@@ -267,18 +302,21 @@ def test_grant_stored_before_the_creation_still_fires(site):
 # --- config -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("snippet", "expected"), [
-    ("[detection]\nbogus = 1", "detection.bogus: unknown key"),
-    ("[detection.brute_force]\nthreshold = 1", "detection.brute_force.threshold: must be at"),
-    ("[detection.brute_force]\nthreshold = \"8\"", "threshold: must be an integer"),
-    ("[detection.brute_force]\nwindow = \"2 minutes\"", "brute_force.window: not a duration"),
-    ("[detection.brute_force]\nenabled = \"yes\"", "enabled: must be true or false"),
-    ("[detection.distributed_attack]\nhosts = 1", "distributed_attack.hosts: must be at least"),
-    ("[detection.success_after_failures]\nwindow = 5", "window: must be a duration"),
-    ("[detection.new_privileged_account]\ngroups = []", "groups: must not be empty"),
-    ("[detection.new_privileged_account]\ngroups = [1]", "groups: must be a list of strings"),
-    ("detection = 3", "detection: must be a table"),
-])
+@pytest.mark.parametrize(
+    ("snippet", "expected"),
+    [
+        ("[detection]\nbogus = 1", "detection.bogus: unknown key"),
+        ("[detection.brute_force]\nthreshold = 1", "detection.brute_force.threshold: must be at"),
+        ('[detection.brute_force]\nthreshold = "8"', "threshold: must be an integer"),
+        ('[detection.brute_force]\nwindow = "2 minutes"', "brute_force.window: not a duration"),
+        ('[detection.brute_force]\nenabled = "yes"', "enabled: must be true or false"),
+        ("[detection.distributed_attack]\nhosts = 1", "distributed_attack.hosts: must be at least"),
+        ("[detection.success_after_failures]\nwindow = 5", "window: must be a duration"),
+        ("[detection.new_privileged_account]\ngroups = []", "groups: must not be empty"),
+        ("[detection.new_privileged_account]\ngroups = [1]", "groups: must be a list of strings"),
+        ("detection = 3", "detection: must be a table"),
+    ],
+)
 def test_detection_config_garbage_is_one_line(tmp_path, snippet, expected):
     path = tmp_path / "collector.toml"
     path.write_text(f'{snippet}\n[server]\ninsecure = true\ngrpc_listen = "127.0.0.1:0"\n')
@@ -290,9 +328,11 @@ def test_detection_config_garbage_is_one_line(tmp_path, snippet, expected):
 
 def test_detection_config_is_read(tmp_path):
     path = tmp_path / "collector.toml"
-    path.write_text('[detection.brute_force]\nthreshold = 5\nwindow = "1m"\n'
-                    '[detection.new_privileged_account]\ngroups = ["sudo", "docker"]\n'
-                    "[detection.distributed_attack]\nenabled = false\n")
+    path.write_text(
+        '[detection.brute_force]\nthreshold = 5\nwindow = "1m"\n'
+        '[detection.new_privileged_account]\ngroups = ["sudo", "docker"]\n'
+        "[detection.distributed_attack]\nenabled = false\n"
+    )
     config = load_config(path).security.detection
     assert (config.brute_force_threshold, config.brute_force_window) == (5, 60)
     assert config.brute_force_suppress == 60  # follows the window unless set
@@ -312,17 +352,34 @@ def _events_json(collector: Collector, *args: str) -> list[dict[str, object]]:
 
 def test_end_to_end_brute_force_then_distributed_then_success(collector):
     now = time.time() - 60
-    agents = {host: FakeAgent(collector.grpc_address, host=host)
-              for host in ("web01", "web02", "db01")}
+    agents = {
+        host: FakeAgent(collector.grpc_address, host=host) for host in ("web01", "web02", "db01")
+    }
     try:
         agents["web01"].send(failures(ATTACKER, now, 10))
         shown = _events_json(collector, "--min-severity", "high")
         assert [(e["type"], e["host"]) for e in shown] == [("brute_force", "web01")]
-        samples = wait_for(lambda: (s := collector.metrics()) and metric(
-            s, "dcguard_security_detections_total", host="web01", detection="brute_force") == 1
-            and s, message="the brute force on /metrics")
-        assert metric(samples, "dcguard_security_events_total", host="web01",
-                      type="ssh_login_failed", severity="low") == 10
+        samples = wait_for(
+            lambda: (
+                (s := collector.metrics())
+                and metric(
+                    s, "dcguard_security_detections_total", host="web01", detection="brute_force"
+                )
+                == 1
+                and s
+            ),
+            message="the brute force on /metrics",
+        )
+        assert (
+            metric(
+                samples,
+                "dcguard_security_events_total",
+                host="web01",
+                type="ssh_login_failed",
+                severity="low",
+            )
+            == 10
+        )
 
         agents["web02"].send(failures(ATTACKER, now + 20, 2))
         agents["db01"].send(failures(ATTACKER, now + 30, 1))
@@ -350,27 +407,41 @@ def test_end_to_end_new_privileged_account_and_restart(collector):
         kinds = sorted(e["type"] for e in _events_json(collector, "--min-severity", "high"))
         assert kinds == ["brute_force", "new_privileged_account"]
         samples = collector.metrics()
-        assert metric(samples, "dcguard_security_detections_total", host="files01",
-                      detection="new_privileged_account") == 1
+        assert (
+            metric(
+                samples,
+                "dcguard_security_detections_total",
+                host="files01",
+                detection="new_privileged_account",
+            )
+            == 1
+        )
     finally:
         agent.close()
 
 
-def test_end_to_end_empty_password_root_login_after_a_brute_force(tmp_path, collector,
-                                                                   make_agent):
+def test_end_to_end_empty_password_root_login_after_a_brute_force(tmp_path, collector, make_agent):
     """A real agent reads an auth log: eight failures, then "Accepted none for root"."""
     start = time.time() - 120
 
     def stamp(t: float) -> str:  # RFC 3339, as Debian 12's rsyslog writes it
         return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(t))
 
-    lines = [f"{stamp(start + i)} db01 sshd[3411]: Failed password for root from {ATTACKER} "
-             f"port {54733 + i} ssh2" for i in range(8)]
-    lines.append(f"{stamp(start + 30)} db01 sshd[3420]: Accepted none for root from {ATTACKER} "
-                 "port 54800 ssh2")
+    lines = [
+        f"{stamp(start + i)} db01 sshd[3411]: Failed password for root from {ATTACKER} "
+        f"port {54733 + i} ssh2"
+        for i in range(8)
+    ]
+    lines.append(
+        f"{stamp(start + 30)} db01 sshd[3420]: Accepted none for root from {ATTACKER} "
+        "port 54800 ssh2"
+    )
     log = tmp_path / "auth.log"
     log.write_text("\n".join(lines) + "\n")
-    agent = make_agent([collector.grpc_address], host="db01", extra_config=f"""
+    agent = make_agent(
+        [collector.grpc_address],
+        host="db01",
+        extra_config=f"""
         [sources]
         smart = false
         io_errors = false
@@ -381,14 +452,20 @@ def test_end_to_end_empty_password_root_login_after_a_brute_force(tmp_path, coll
         mode = "file"
         path = "{log}"
         start_at = "beginning"
-        """)
+        """,
+    )
     agent.start()
-    shown = wait_for(lambda: (e := _events_json(collector, "--host", "db01")) and any(
-        x["type"] == "success_after_failures" for x in e) and e,
-        interval=0.5, message="success_after_failures from the agent's log")
+    shown = wait_for(
+        lambda: (
+            (e := _events_json(collector, "--host", "db01"))
+            and any(x["type"] == "success_after_failures" for x in e)
+            and e
+        ),
+        interval=0.5,
+        message="success_after_failures from the agent's log",
+    )
     kinds = {e["type"]: e for e in shown}
     login = kinds["ssh_login_accepted"]
-    assert (login["user"], login["source_address"], login["severity"]) == ("root", ATTACKER,
-                                                                           "high")
+    assert (login["user"], login["source_address"], login["severity"]) == ("root", ATTACKER, "high")
     assert kinds["success_after_failures"]["severity"] == "critical"
     assert kinds["brute_force"]["host"] == "db01"

@@ -72,12 +72,15 @@ def documented(doc: Path, prefix: str, key_column: int = 0) -> dict[str, Any]:
     for cells in rows(doc):
         if len(cells) < key_column + 2:
             continue
-        keys = [k for k in CODE.findall(cells[key_column]) if re.fullmatch(
-            re.escape(prefix) + r"[a-z_0-9]+", k)]
-        values = CODE.findall(cells[key_column + 1])[:len(keys)]
+        keys = [
+            k
+            for k in CODE.findall(cells[key_column])
+            if re.fullmatch(re.escape(prefix) + r"[a-z_0-9]+", k)
+        ]
+        values = CODE.findall(cells[key_column + 1])[: len(keys)]
         for key, literal in zip(keys, values):
             try:
-                defaults[key[len(prefix):]] = tomllib.loads(f"v = {literal}")["v"]
+                defaults[key[len(prefix) :]] = tomllib.loads(f"v = {literal}")["v"]
             except tomllib.TOMLDecodeError:
                 continue
     return defaults
@@ -90,7 +93,7 @@ def all_keys(doc: Path, prefix: str) -> set[str]:
         for cell in cells[:2]:
             for name in CODE.findall(cell):
                 if re.fullmatch(re.escape(prefix) + r"[a-z_0-9]+", name):
-                    names.add(name[len(prefix):])
+                    names.add(name[len(prefix) :])
     return names
 
 
@@ -106,8 +109,10 @@ def test_storage_defaults_are_the_codes(doc: Path, prefix: str) -> None:
     assert storage_keys() <= set(defaults), "keys without a documented default"
     baseline = parse_storage(Table({}), SourceContext("h", 15, Path("/tmp")))
     for key, value in defaults.items():
-        assert parse_storage(Table({"storage": {key: value}}),
-                             SourceContext("h", 15, Path("/tmp"))) == baseline, key
+        assert (
+            parse_storage(Table({"storage": {key: value}}), SourceContext("h", 15, Path("/tmp")))
+            == baseline
+        ), key
 
 
 def test_limits_defaults_are_the_codes() -> None:
@@ -126,8 +131,9 @@ def tomllib_dump(value: Any) -> str:
     return f'"{value}"' if isinstance(value, str) else str(value)
 
 
-def test_collector_server_defaults_are_the_codes(tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_collector_server_defaults_are_the_codes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     roots: list[Recording] = []
 
     def recording(*args: Any, **kwargs: Any) -> Recording:
@@ -156,8 +162,9 @@ def test_agent_sources_and_filesystem_defaults_are_the_codes() -> None:
     assert all(spec.default_enabled for spec in registry.values()), "the row says all on"
     (fstypes,) = [cells for cells in rows(README) if cells[0] == "`filesystem.exclude_fstypes`"]
     assert CODE.findall(fstypes[1])[1:-1] == sorted(DEFAULT_EXCLUDE_FSTYPES)
-    (mountpoints,) = [cells for cells in rows(README)
-                      if cells[0] == "`filesystem.exclude_mountpoints`"]
+    (mountpoints,) = [
+        cells for cells in rows(README) if cells[0] == "`filesystem.exclude_mountpoints`"
+    ]
     assert CODE.findall(mountpoints[1])[0].replace("\\|", "|") == DEFAULT_EXCLUDE_MOUNTPOINTS
     assert "docs/storage-and-backups.md" in readme
 

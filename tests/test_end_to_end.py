@@ -19,7 +19,8 @@ def test_agent_appears_up_with_this_machines_root_filesystem(collector, make_age
 
     samples = wait_for(
         lambda: (s := collector.metrics()) and metric(s, "dcguard_agent_up", **HOST) == 1 and s,
-        message="the agent to be up on /metrics")
+        message="the agent to be up on /metrics",
+    )
 
     root = os.statvfs("/")
     size = metric(samples, "dcguard_filesystem_size_bytes", mountpoint="/", **HOST)
@@ -33,15 +34,19 @@ def test_agent_appears_up_with_this_machines_root_filesystem(collector, make_age
 def test_killed_agent_goes_down_and_last_seen_stays_put(collector, make_agent):
     agent = make_agent([collector.grpc_address], interval="200ms")
     agent.start()
-    wait_for(lambda: metric(collector.metrics(), "dcguard_agent_up", **HOST) == 1,
-             message="agent up")
+    wait_for(
+        lambda: metric(collector.metrics(), "dcguard_agent_up", **HOST) == 1, message="agent up"
+    )
     agent.kill()
     time.sleep(0.3)  # let a report already in flight land
     last_seen = metric(collector.metrics(), "dcguard_agent_last_seen_timestamp_seconds", **HOST)
 
     # Staleness window: 3 intervals of 200 ms.
-    wait_for(lambda: metric(collector.metrics(), "dcguard_agent_up", **HOST) == 0,
-             timeout=5, message="agent down")
+    wait_for(
+        lambda: metric(collector.metrics(), "dcguard_agent_up", **HOST) == 0,
+        timeout=5,
+        message="agent down",
+    )
     time.sleep(0.5)
     samples = collector.metrics()
     assert metric(samples, "dcguard_agent_up", **HOST) == 0
@@ -51,8 +56,12 @@ def test_killed_agent_goes_down_and_last_seen_stays_put(collector, make_agent):
 def test_restarted_collector_shows_the_same_hosts_before_any_new_report(collector, make_agent):
     agent = make_agent([collector.grpc_address])
     agent.start()
-    wait_for(lambda: (metric(collector.metrics(), "dcguard_agent_reports_stored_total",
-                             **HOST) or 0) >= 3, message="three reports stored")
+    wait_for(
+        lambda: (
+            (metric(collector.metrics(), "dcguard_agent_reports_stored_total", **HOST) or 0) >= 3
+        ),
+        message="three reports stored",
+    )
     agent.stop()
     before = collector.metrics()
     collector.stop()
@@ -62,8 +71,11 @@ def test_restarted_collector_shows_the_same_hosts_before_any_new_report(collecto
     # Clock-dependent series may change while the collector is down: the agent
     # stopped, so it is down and silent now.
     live = {"dcguard_agent_up", "dcguard_data_loss_risk_score", "dcguard_data_loss_risk"}
-    host_series = {key: value for key, value in before.items()
-                   if ("host", "testhost") in key[1] and key[0] not in live}
+    host_series = {
+        key: value
+        for key, value in before.items()
+        if ("host", "testhost") in key[1] and key[0] not in live
+    }
     assert host_series, "no per-host series before the restart"
     for key, value in host_series.items():
         assert after.get(key) == value, f"{key[0]} changed across the restart"
@@ -72,13 +84,21 @@ def test_restarted_collector_shows_the_same_hosts_before_any_new_report(collecto
 def test_agent_restart_continues_the_sequence_without_gaps_or_duplicates(collector, make_agent):
     agent = make_agent([collector.grpc_address])
     agent.start()
-    wait_for(lambda: (metric(collector.metrics(), "dcguard_agent_reports_stored_total",
-                             **HOST) or 0) >= 2, message="reports stored")
+    wait_for(
+        lambda: (
+            (metric(collector.metrics(), "dcguard_agent_reports_stored_total", **HOST) or 0) >= 2
+        ),
+        message="reports stored",
+    )
     agent.stop()
     stored = metric(collector.metrics(), "dcguard_agent_reports_stored_total", **HOST)
     agent.start()
-    wait_for(lambda: metric(collector.metrics(), "dcguard_agent_reports_stored_total",
-                            **HOST) >= stored + 2, message="more reports after the restart")
+    wait_for(
+        lambda: (
+            metric(collector.metrics(), "dcguard_agent_reports_stored_total", **HOST) >= stored + 2
+        ),
+        message="more reports after the restart",
+    )
     samples = collector.metrics()
     assert metric(samples, "dcguard_agent_reports_lost_total", **HOST) == 0
     assert metric(samples, "dcguard_collector_reports_duplicate_total") == 0
@@ -88,10 +108,17 @@ def test_agent_restart_continues_the_sequence_without_gaps_or_duplicates(collect
 def test_metrics_pass_promtool_check(collector, make_agent):
     agent = make_agent([collector.grpc_address])
     agent.start()
-    wait_for(lambda: metric(collector.metrics(), "dcguard_agent_up", **HOST) == 1,
-             message="agent up")
-    result = subprocess.run(["promtool", "check", "metrics"], input=collector.metrics_text(),
-                            capture_output=True, text=True, timeout=30, check=False)
+    wait_for(
+        lambda: metric(collector.metrics(), "dcguard_agent_up", **HOST) == 1, message="agent up"
+    )
+    result = subprocess.run(
+        ["promtool", "check", "metrics"],
+        input=collector.metrics_text(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == "" and result.stderr.strip() == "", result.stderr
 
@@ -99,15 +126,17 @@ def test_metrics_pass_promtool_check(collector, make_agent):
 def test_agents_command_lists_the_host(collector, make_agent):
     agent = make_agent([collector.grpc_address])
     agent.start()
-    wait_for(lambda: metric(collector.metrics(), "dcguard_agent_up", **HOST) == 1,
-             message="agent up")
+    wait_for(
+        lambda: metric(collector.metrics(), "dcguard_agent_up", **HOST) == 1, message="agent up"
+    )
     result = collector.cli("agents", "--json")
     assert result.returncode == 0, result.stderr
     import json
 
     rows = json.loads(result.stdout)
     assert [(r["host"], r["department"], r["up"]) for r in rows] == [
-        ("testhost", "test-dept", True)]
+        ("testhost", "test-dept", True)
+    ]
     table = collector.cli("agents")
     assert "testhost" in table.stdout and "yes" in table.stdout
 
@@ -115,8 +144,12 @@ def test_agents_command_lists_the_host(collector, make_agent):
 def test_agent_status_reports_sequences_and_a_reachable_collector(collector, make_agent):
     agent = make_agent([collector.grpc_address])
     agent.start()
-    wait_for(lambda: (metric(collector.metrics(), "dcguard_agent_reports_stored_total",
-                             **HOST) or 0) >= 2, message="two reports stored")
+    wait_for(
+        lambda: (
+            (metric(collector.metrics(), "dcguard_agent_reports_stored_total", **HOST) or 0) >= 2
+        ),
+        message="two reports stored",
+    )
     result = agent.cli("status", "--json")
     assert result.returncode == 0, result.stderr
     import json

@@ -52,7 +52,8 @@ def test_json_and_filters(populated):
     assert len(rows("--since", "1h")) == 11  # the sudo command was two hours ago
     high = rows("--min-severity", "high")
     assert [(r["type"], r["detection"], r["severity"]) for r in high] == [
-        ("brute_force", True, "high")]
+        ("brute_force", True, "high")
+    ]
     newest = rows("--limit", "2")
     assert [r["id"] for r in newest] == [r["id"] for r in everything[-2:]]
     assert rows("--host", "nosuchhost") == []
@@ -60,8 +61,16 @@ def test_json_and_filters(populated):
 
 def test_hostile_content_stays_on_one_table_line(collector):
     agent = FakeAgent(collector.grpc_address)
-    agent.send([event("sudo_command", time.time(), user="eve\nroot",
-                      raw="line1\nweb01 critical brute_force forged\r\nline3\u2028x")])
+    agent.send(
+        [
+            event(
+                "sudo_command",
+                time.time(),
+                user="eve\nroot",
+                raw="line1\nweb01 critical brute_force forged\r\nline3\u2028x",
+            )
+        ]
+    )
     agent.close()
     result = collector.cli("events")
     assert result.returncode == 0
@@ -74,14 +83,17 @@ def test_no_events_yet_says_so(collector):
     assert "(no events match)" in result.stdout
 
 
-@pytest.mark.parametrize("args", [
-    ("--since", "yesterday"),
-    ("--since", ""),
-    ("--min-severity", "urgent"),
-    ("--limit", "0"),
-    ("--limit", "many"),
-    ("--bogus",),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--since", "yesterday"),
+        ("--since", ""),
+        ("--min-severity", "urgent"),
+        ("--limit", "0"),
+        ("--limit", "many"),
+        ("--bogus",),
+    ],
+)
 def test_bad_flags_are_one_line_and_exit_2(collector, args):
     result = collector.cli("events", *args)
     assert result.returncode == 2

@@ -40,9 +40,13 @@ class Fim:
         self.source = self._make()
 
     def _make(self) -> Source:
-        keys = {"paths": [str(self.watched)], "interval": "50ms",
-                "package_locks": [str(self.tmp_path / "lock-frontend")],
-                "package_logs": [str(self.tmp_path / "dpkg.log")], **self.keys}
+        keys = {
+            "paths": [str(self.watched)],
+            "interval": "50ms",
+            "package_locks": [str(self.tmp_path / "lock-frontend")],
+            "package_logs": [str(self.tmp_path / "dpkg.log")],
+            **self.keys,
+        }
         return make_source("fim", self.tmp_path / "state", **keys)
 
     def restart(self) -> None:
@@ -93,8 +97,10 @@ def test_modify_chmod_delete_create_one_event_each(fim: Fim, watched: Path) -> N
     (watched / "sudoers.d" / "backdoor").write_text("evil ALL=(ALL) NOPASSWD: ALL\n")
     events = fim.next_events()
     assert kinds(events) == [("file_created", "backdoor")]
-    assert events[0].details["new_sha256"] == hashlib.sha256(
-        b"evil ALL=(ALL) NOPASSWD: ALL\n").hexdigest()
+    assert (
+        events[0].details["new_sha256"]
+        == hashlib.sha256(b"evil ALL=(ALL) NOPASSWD: ALL\n").hexdigest()
+    )
     assert events[0].path == str(watched / "sudoers.d" / "backdoor")
     assert fim.next_events() == []  # nothing changed since: nothing reported
 
@@ -189,18 +195,21 @@ def test_max_files_bounds_the_scan(tmp_path: Path, watched: Path) -> None:
         helper.source.close()
 
 
-@pytest.mark.parametrize(("keys", "message"), [
-    ({"paths": ["etc/passwd"]}, "security.fim.paths: must hold absolute paths"),
-    ({"paths": "/etc"}, "security.fim.paths: must be a list of strings"),
-    ({"interval": "soon"}, "security.fim.interval"),
-    ({"hash_bytes_per_second": 0}, "security.fim.hash_bytes_per_second: must be at least 4096"),
-    ({"max_files": -1}, "security.fim.max_files: must be at least 1"),
-    ({"max_file_bytes": "big"}, "security.fim.max_file_bytes: must be a size like"),
-    ({"package_locks": [1]}, "security.fim.package_locks: must be a list of strings"),
-    ({"package_logs": "/var/log/dpkg.log"}, "security.fim.package_logs: must be a list"),
-    ({"proc_locks": ""}, "security.fim.proc_locks: must not be empty"),
-    ({"extra": 1}, "security.fim.extra: unknown key"),
-])
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ({"paths": ["etc/passwd"]}, "security.fim.paths: must hold absolute paths"),
+        ({"paths": "/etc"}, "security.fim.paths: must be a list of strings"),
+        ({"interval": "soon"}, "security.fim.interval"),
+        ({"hash_bytes_per_second": 0}, "security.fim.hash_bytes_per_second: must be at least 4096"),
+        ({"max_files": -1}, "security.fim.max_files: must be at least 1"),
+        ({"max_file_bytes": "big"}, "security.fim.max_file_bytes: must be a size like"),
+        ({"package_locks": [1]}, "security.fim.package_locks: must be a list of strings"),
+        ({"package_logs": "/var/log/dpkg.log"}, "security.fim.package_logs: must be a list"),
+        ({"proc_locks": ""}, "security.fim.proc_locks: must not be empty"),
+        ({"extra": 1}, "security.fim.extra: unknown key"),
+    ],
+)
 def test_bad_config_is_one_clear_line(tmp_path: Path, keys: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
         make_source("fim", tmp_path, **keys)
@@ -227,7 +236,8 @@ def test_hashing_is_rate_limited_and_unchanged_files_are_not_rehashed(watched: P
     # 300 kB at 100 kB/s with no time passing: the limiter asked to wait ~3 s in total.
     assert sum(stop.waits) >= 2.9
     stop.waits.clear()
-    second, _ = scan([str(watched)], first, RateLimiter(100_000, stop, clock=lambda: now[0]),
-                     stop, 1000, 1 << 30)
+    second, _ = scan(
+        [str(watched)], first, RateLimiter(100_000, stop, clock=lambda: now[0]), stop, 1000, 1 << 30
+    )
     assert stop.waits == []  # (mtime, ctime, size, inode) unchanged: nothing re-read
     assert second == first

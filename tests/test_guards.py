@@ -35,10 +35,26 @@ def inner_pytest(test_file: Path, **env: str) -> subprocess.CompletedProcess[str
     """pytest on one file with the guards as a plugin, as tests/run.sh's run has them."""
     environ = {k: v for k, v in os.environ.items() if k not in ("CI", "DCGUARD_STRICT_SKIPS")}
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.guards",
-         "--rootdir", str(test_file.parent), str(test_file)],
-        capture_output=True, text=True, timeout=120, cwd=ROOT, env={**environ, **env},
-        check=False)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "tests.guards",
+            "--rootdir",
+            str(test_file.parent),
+            str(test_file),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={**environ, **env},
+        check=False,
+    )
 
 
 def test_a_process_left_behind_fails_the_session_and_is_killed(tmp_path: Path) -> None:
@@ -51,9 +67,12 @@ def test_a_process_left_behind_fails_the_session_and_is_killed(tmp_path: Path) -
     assert "sleep 314" not in result.stdout
 
     def sleeping() -> list[int]:
-        return [pid for pid in descendants(1)
-                if Path(f"/proc/{pid}/cmdline").exists()
-                and b"313" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        return [
+            pid
+            for pid in descendants(1)
+            if Path(f"/proc/{pid}/cmdline").exists()
+            and b"313" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
 
     deadline = time.monotonic() + 10
     while sleeping() and time.monotonic() < deadline:
@@ -79,10 +98,12 @@ SKIPPING = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("env", [{"DCGUARD_STRICT_SKIPS": "1"}, {"CI": "true"}],
-                         ids=["run.sh", "ci"])
-def test_a_skip_for_a_missing_tool_fails_under_run_sh_and_ci(tmp_path: Path,
-                                                            env: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "env", [{"DCGUARD_STRICT_SKIPS": "1"}, {"CI": "true"}], ids=["run.sh", "ci"]
+)
+def test_a_skip_for_a_missing_tool_fails_under_run_sh_and_ci(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
     (tmp_path / "test_skipping.py").write_text(SKIPPING)
     result = inner_pytest(tmp_path / "test_skipping.py", **env)
     assert result.returncode == 1, result.stdout + result.stderr

@@ -31,12 +31,21 @@ class PsutilHost:
         memory = psutil.virtual_memory()
         swap = psutil.swap_memory()
         load1, load5, load15 = os.getloadavg()
-        report.host.CopyFrom(pb.HostHealth(
-            cpu_utilization_ratio=min(max(busy, 0.0), 1.0), cpu_count=psutil.cpu_count() or 0,
-            memory_total_bytes=memory.total, memory_available_bytes=memory.available,
-            swap_total_bytes=swap.total, swap_used_bytes=swap.used, load1=load1, load5=load5,
-            load15=load15, boot_time_seconds=psutil.boot_time(),
-            processes=len(psutil.pids())))
+        report.host.CopyFrom(
+            pb.HostHealth(
+                cpu_utilization_ratio=min(max(busy, 0.0), 1.0),
+                cpu_count=psutil.cpu_count() or 0,
+                memory_total_bytes=memory.total,
+                memory_available_bytes=memory.available,
+                swap_total_bytes=swap.total,
+                swap_used_bytes=swap.used,
+                load1=load1,
+                load5=load5,
+                load15=load15,
+                boot_time_seconds=psutil.boot_time(),
+                processes=len(psutil.pids()),
+            )
+        )
 
 
 def frozen_proc(tmp_path: Path) -> Path:
@@ -63,8 +72,10 @@ def advance_cpu(proc: Path, busy: int, idle: int) -> None:
 
 def both(proc: Path, old: PsutilHost, new: HostSource) -> tuple[pb.HostHealth, pb.HostHealth]:
     was, now = pb.Report(), pb.Report()
-    with mock.patch.object(psutil, "PROCFS_PATH", str(proc)), \
-            mock.patch.object(os, "getloadavg", lambda: (1.5, 1.25, 1.0)):
+    with (
+        mock.patch.object(psutil, "PROCFS_PATH", str(proc)),
+        mock.patch.object(os, "getloadavg", lambda: (1.5, 1.25, 1.0)),
+    ):
         old.collect(was)
         new.collect(now)
     return was.host, now.host
@@ -87,13 +98,19 @@ def test_same_values_as_psutil_on_the_same_proc(tmp_path):
 def test_what_psutil_covers_when_meminfo_lacks_it(tmp_path):
     proc = frozen_proc(tmp_path)
     meminfo = (proc / "meminfo").read_text().split("\n")
-    (proc / "meminfo").write_text("\n".join(
-        line for line in meminfo
-        if not line.startswith(("MemAvailable:", "SwapTotal:", "SwapFree:"))))
+    (proc / "meminfo").write_text(
+        "\n".join(
+            line
+            for line in meminfo
+            if not line.startswith(("MemAvailable:", "SwapTotal:", "SwapFree:"))
+        )
+    )
     was, now = both(proc, PsutilHost(), HostSource(str(proc)))
     assert now.memory_available_bytes == was.memory_available_bytes > 0
-    assert (now.swap_total_bytes, now.swap_used_bytes) == (was.swap_total_bytes,
-                                                           was.swap_used_bytes)
+    assert (now.swap_total_bytes, now.swap_used_bytes) == (
+        was.swap_total_bytes,
+        was.swap_used_bytes,
+    )
 
 
 def test_same_values_as_psutil_on_this_machine():
@@ -101,9 +118,12 @@ def test_same_values_as_psutil_on_this_machine():
     PsutilHost().collect(was)
     HostSource().collect(now)
     old, new = was.host, now.host
-    assert (new.cpu_count, new.memory_total_bytes, new.swap_total_bytes,
-            new.boot_time_seconds) == (old.cpu_count, old.memory_total_bytes,
-                                       old.swap_total_bytes, old.boot_time_seconds)
+    assert (new.cpu_count, new.memory_total_bytes, new.swap_total_bytes, new.boot_time_seconds) == (
+        old.cpu_count,
+        old.memory_total_bytes,
+        old.swap_total_bytes,
+        old.boot_time_seconds,
+    )
     # Moments apart on a busy machine: close, not equal.
     assert new.memory_available_bytes == pytest.approx(old.memory_available_bytes, rel=0.05)
     assert new.swap_used_bytes == pytest.approx(old.swap_used_bytes, abs=64 << 20)

@@ -41,13 +41,13 @@ from tests.trust_support import (
 )
 
 NOW = 1_800_000_000.0
-FUZZ = settings(max_examples=300, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def rejected(collector, reason):
-    return metric(collector.metrics(), "dcguard_collector_reports_rejected_total",
-                  reason=reason) or 0
+    return (
+        metric(collector.metrics(), "dcguard_collector_reports_rejected_total", reason=reason) or 0
+    )
 
 
 def stored(collector, host="testhost"):
@@ -62,12 +62,13 @@ def raw(collector):
 
 # --- the real server -------------------------------------------------------------------
 
+
 def test_random_bytes_and_truncated_messages_then_a_good_agent_gets_through(
-        collector, raw, make_agent):
+    collector, raw, make_agent
+):
     rng = random.Random(3)  # noqa: S311 - fixed seed: a failure is reproducible
     good = good_request(sequence=5).SerializeToString()
-    garbage = [bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 2000)))
-               for _ in range(40)]
+    garbage = [bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 2000))) for _ in range(40)]
     truncated = [good[:cut] for cut in range(1, len(good))]
     codes = {submit(raw, data) for data in garbage + truncated}
     # Random bytes occasionally decode as a (nonsense) message; those are
@@ -77,8 +78,10 @@ def test_random_bytes_and_truncated_messages_then_a_good_agent_gets_through(
     assert stored(collector) == 0
     agent = make_agent([collector.grpc_address])
     agent.start()
-    wait_for(lambda: metric(collector.metrics(), "dcguard_agent_up", host="testhost") == 1,
-             message="a good agent after the garbage")
+    wait_for(
+        lambda: metric(collector.metrics(), "dcguard_agent_up", host="testhost") == 1,
+        message="a good agent after the garbage",
+    )
     assert "Traceback" not in collector.log()
 
 
@@ -93,8 +96,14 @@ def test_label_values_cannot_inject_series(collector, raw):
     assert "\nfake_metric" not in text
     samples = collector.metrics()
     assert metric(samples, "dcguard_filesystem_size_bytes", mountpoint=evil) == 10
-    check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
-                           text=True, timeout=30, check=False)
+    check = subprocess.run(
+        ["promtool", "check", "metrics"],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     for name in ('bad"host', "bad\nhost", "bad\\host", "", "x" * 200):
         assert submit(raw, good_request(host=name)) == grpc.StatusCode.INVALID_ARGUMENT
@@ -111,21 +120,43 @@ def _with(mutate):
 def test_each_limit_is_refused_with_its_status_and_counted(collector, raw):
     too_long = "x" * 5000
     cases = [
-        (_with(lambda r: r.reports.extend(
-            pb.Report(sequence=i + 2) for i in range(1000))),
-         grpc.StatusCode.RESOURCE_EXHAUSTED, "too_large"),
-        (_with(lambda r: [r.reports[0].events.add(type="x") for _ in range(10_001)]),
-         grpc.StatusCode.RESOURCE_EXHAUSTED, "too_large"),
-        (_with(lambda r: r.reports[0].backups.add(job=too_long)),
-         grpc.StatusCode.INVALID_ARGUMENT, "too_large"),
-        (_with(lambda r: r.reports[0].events.add(type="x").details.update({"k": too_long})),
-         grpc.StatusCode.INVALID_ARGUMENT, "too_large"),
-        (_with(lambda r: r.reports[0].raid_arrays.add(name="md0").members.extend(
-            ["sda"] * 2000)), grpc.StatusCode.INVALID_ARGUMENT, "too_large"),
-        (_with(lambda r: r.reports[0].backups.add(job="a\0b")),
-         grpc.StatusCode.INVALID_ARGUMENT, "too_large"),
-        (_with(lambda r: setattr(r.reports[0], "sequence", 2**63)),
-         grpc.StatusCode.INVALID_ARGUMENT, "invalid_report"),
+        (
+            _with(lambda r: r.reports.extend(pb.Report(sequence=i + 2) for i in range(1000))),
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "too_large",
+        ),
+        (
+            _with(lambda r: [r.reports[0].events.add(type="x") for _ in range(10_001)]),
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "too_large",
+        ),
+        (
+            _with(lambda r: r.reports[0].backups.add(job=too_long)),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "too_large",
+        ),
+        (
+            _with(lambda r: r.reports[0].events.add(type="x").details.update({"k": too_long})),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "too_large",
+        ),
+        (
+            _with(
+                lambda r: r.reports[0].raid_arrays.add(name="md0").members.extend(["sda"] * 2000)
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "too_large",
+        ),
+        (
+            _with(lambda r: r.reports[0].backups.add(job="a\0b")),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "too_large",
+        ),
+        (
+            _with(lambda r: setattr(r.reports[0], "sequence", 2**63)),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "invalid_report",
+        ),
     ]
     for request, code, reason in cases:
         before = rejected(collector, reason)
@@ -155,8 +186,9 @@ def test_an_event_with_an_absurd_time_does_not_cost_its_report(collector, raw):
     # One odd log line (a wrong year, a broken clock) must not refuse the
     # report and every other event in it: the collector keeps the event at
     # the report's time and tags it time_adjusted.
-    request = _with(lambda r: r.reports[0].events.add(type="ssh_login_failed")
-                    .time.FromSeconds(4_000_000_000))
+    request = _with(
+        lambda r: r.reports[0].events.add(type="ssh_login_failed").time.FromSeconds(4_000_000_000)
+    )
     assert submit(raw, request) == grpc.StatusCode.OK
     assert stored(collector) == 1
     # A message larger than server.max_message_bytes never reaches our code:
@@ -167,11 +199,14 @@ def test_an_event_with_an_absurd_time_does_not_cost_its_report(collector, raw):
 
 
 def test_rate_limit_per_agent(tmp_path):
-    collector = Collector(tmp_path / "c", extra_config="""
+    collector = Collector(
+        tmp_path / "c",
+        extra_config="""
         [limits]
         rate_limit_per_second = 0.1
         rate_limit_burst = 3
-    """)
+    """,
+    )
     collector.start()
     try:
         with grpc.insecure_channel(collector.grpc_address) as ch:
@@ -187,16 +222,19 @@ def test_rate_limit_per_agent(tmp_path):
         collector.stop()
 
 
-@pytest.mark.parametrize(("table", "line", "needle"), [
-    ("limits", "max_reports_per_batch = 0", "limits.max_reports_per_batch"),
-    ("limits", 'max_string_bytes = "big"', "limits.max_string_bytes"),
-    ("limits", "rate_limit_per_second = -1", "limits.rate_limit_per_second"),
-    ("limits", 'max_clock_ahead = "soon"', "limits.max_clock_ahead"),
-    ("limits", "surprise = 1", "limits.surprise"),
-    ("tls", 'enroll_listen = "nowhere"', "tls.enroll_listen"),
-    ("tls", 'client_cert_lifetime = "0s"', "tls.client_cert_lifetime"),
-    ("tls", "dir = 3", "tls.dir"),
-])
+@pytest.mark.parametrize(
+    ("table", "line", "needle"),
+    [
+        ("limits", "max_reports_per_batch = 0", "limits.max_reports_per_batch"),
+        ("limits", 'max_string_bytes = "big"', "limits.max_string_bytes"),
+        ("limits", "rate_limit_per_second = -1", "limits.rate_limit_per_second"),
+        ("limits", 'max_clock_ahead = "soon"', "limits.max_clock_ahead"),
+        ("limits", "surprise = 1", "limits.surprise"),
+        ("tls", 'enroll_listen = "nowhere"', "tls.enroll_listen"),
+        ("tls", 'client_cert_lifetime = "0s"', "tls.client_cert_lifetime"),
+        ("tls", "dir = 3", "tls.dir"),
+    ],
+)
 def test_garbage_in_limits_and_tls_config_is_one_line(tmp_path, table, line, needle):
     collector = Collector(tmp_path / "c", extra_config=f"[{table}]\n{line}\n")
     result = collector.cli("agents")
@@ -224,6 +262,7 @@ def _der(data):
 
 # --- auth.py's own checks (defence in depth behind the TLS layer) ------------------------
 
+
 class _Context:
     def __init__(self, pem: bytes | None) -> None:
         self._pem = pem
@@ -246,19 +285,22 @@ def test_auth_checks_chain_expiry_usage_and_revocation_itself(tmp_path):
     other_key, other_ca = self_signed_ca("other")
     past = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=2)
     good = issue(ca_key, ca_cert, "testhost")[1]
-    expired = issue(ca_key, ca_cert, "testhost", not_before=past,
-                    not_after=past + datetime.timedelta(days=1))[1]
+    expired = issue(
+        ca_key, ca_cert, "testhost", not_before=past, not_after=past + datetime.timedelta(days=1)
+    )[1]
     foreign = issue(other_key, other_ca, "testhost")[1]
     server_cert = issue(ca_key, ca_cert, "testhost", server=True)[1]
     serials = {load_certificate(p).serial_number for p in (good, expired, foreign, server_cert)}
     auth = Authenticator(insecure=False, ca=ca_cert, revocations=_Registry(serials))
     identity = auth.certificate_identity(_Context(good))
     assert (identity.host, identity.department) == ("testhost", "test-dept")
-    for pem, code in ((None, grpc.StatusCode.UNAUTHENTICATED),
-                      (b"not a certificate", grpc.StatusCode.UNAUTHENTICATED),
-                      (expired, grpc.StatusCode.UNAUTHENTICATED),
-                      (foreign, grpc.StatusCode.UNAUTHENTICATED),
-                      (server_cert, grpc.StatusCode.UNAUTHENTICATED)):
+    for pem, code in (
+        (None, grpc.StatusCode.UNAUTHENTICATED),
+        (b"not a certificate", grpc.StatusCode.UNAUTHENTICATED),
+        (expired, grpc.StatusCode.UNAUTHENTICATED),
+        (foreign, grpc.StatusCode.UNAUTHENTICATED),
+        (server_cert, grpc.StatusCode.UNAUTHENTICATED),
+    ):
         with pytest.raises(Rejection) as refused:
             auth.certificate_identity(_Context(pem))
         assert refused.value.code == code
@@ -270,6 +312,7 @@ def test_auth_checks_chain_expiry_usage_and_revocation_itself(tmp_path):
 
 # --- property-based: decoders and validators never fail in an uncounted way ---------------
 
+
 @FUZZ
 @given(st.binary(max_size=4096))
 def test_parse_and_validate_never_raise_anything_but_a_rejection(data):
@@ -278,8 +321,7 @@ def test_parse_and_validate_never_raise_anything_but_a_rejection(data):
         validate_request(request, NOW, Limits())
     except Rejection as exc:
         assert exc.reason in REJECTION_REASONS
-        assert exc.code in {grpc.StatusCode.INVALID_ARGUMENT,
-                            grpc.StatusCode.RESOURCE_EXHAUSTED}
+        assert exc.code in {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED}
 
 
 _text = st.text(max_size=60)
@@ -287,9 +329,14 @@ _text = st.text(max_size=60)
 
 @st.composite
 def requests(draw):
-    request = pb.SubmitRequest(agent=pb.AgentInfo(
-        host=draw(_text), department=draw(_text), interval_seconds=draw(st.floats()),
-        instance_id=draw(_text)))
+    request = pb.SubmitRequest(
+        agent=pb.AgentInfo(
+            host=draw(_text),
+            department=draw(_text),
+            interval_seconds=draw(st.floats()),
+            instance_id=draw(_text),
+        )
+    )
     for sequence in draw(st.lists(st.integers(0, 2**64 - 1), max_size=5)):
         report = request.reports.add(sequence=sequence)
         report.collected_at.seconds = draw(st.integers(-(2**40), 2**40))
@@ -304,8 +351,9 @@ def requests(draw):
 @FUZZ
 @given(requests(), st.integers(1, 64), st.integers(1, 10))
 def test_validate_accepts_only_what_the_limits_allow(request, max_string, max_entries):
-    limits = Limits(max_string=max_string, max_entries=max_entries,
-                    max_events_per_report=max_entries)
+    limits = Limits(
+        max_string=max_string, max_entries=max_entries, max_events_per_report=max_entries
+    )
     try:
         validate_request(request, NOW, limits)
     except Rejection as exc:
@@ -322,8 +370,11 @@ def test_validate_accepts_only_what_the_limits_allow(request, max_string, max_en
     # Any time is taken; an implausible one is stored clamped to the arrival.
     clamp_report_times(request.reports, NOW, limits)
     for report in request.reports:
-        assert NOW - limits.max_age_seconds <= report.collected_at.seconds <= (
-            NOW + limits.max_future_seconds)
+        assert (
+            NOW - limits.max_age_seconds
+            <= report.collected_at.seconds
+            <= (NOW + limits.max_future_seconds)
+        )
 
 
 @pytest.mark.parametrize("name", ["db01\n", "0\n", "db01\r\n", "\ndb01", "db 01"])
@@ -364,15 +415,20 @@ def test_tls12_certificate_parser_reads_a_message_split_across_records():
     message = bytes([11]) + len(body).to_bytes(3, "big") + body
     hello = bytes([2]) + (4).to_bytes(3, "big") + b"1234"
     stream = hello + message
-    records = b"".join(bytes([22, 3, 3]) + len(part).to_bytes(2, "big") + part
-                       for part in (stream[:100], stream[100:]))
+    records = b"".join(
+        bytes([22, 3, 3]) + len(part).to_bytes(2, "big") + part
+        for part in (stream[:100], stream[100:])
+    )
     assert certificates_from_tls12(records) == certs
     assert certificates_from_tls12(records[:-1]) == []
 
 
 @FUZZ
-@given(st.lists(st.tuples(st.sampled_from("abc"), st.floats(0, 5)), max_size=60),
-       st.floats(0.1, 10), st.integers(1, 10))
+@given(
+    st.lists(st.tuples(st.sampled_from("abc"), st.floats(0, 5)), max_size=60),
+    st.floats(0.1, 10),
+    st.integers(1, 10),
+)
 def test_rate_limiter_never_allows_more_than_burst_plus_rate(calls, rate, burst):
     clock = [0.0]
     limiter = RateLimiter(rate, burst, clock=lambda: clock[0])
@@ -422,12 +478,16 @@ def test_garbage_enroll_calls_are_counted_and_enrollment_still_works(tmp_path, m
                 data = bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 500)))
                 with pytest.raises(grpc.RpcError) as refused:
                     call(data, timeout=10)
-                assert refused.value.code() in {grpc.StatusCode.INVALID_ARGUMENT,
-                                                grpc.StatusCode.UNAUTHENTICATED}
+                assert refused.value.code() in {
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    grpc.StatusCode.UNAUTHENTICATED,
+                }
         samples = collector.metrics()
-        counted = sum(v for (name, labels), v in samples.items()
-                      if name == "dcguard_collector_enrollments_total"
-                      and ("result", "ok") not in labels)
+        counted = sum(
+            v
+            for (name, labels), v in samples.items()
+            if name == "dcguard_collector_enrollments_total" and ("result", "ok") not in labels
+        )
         assert counted == 12
         agent = make_agent([collector.grpc_address], insecure=False)
         assert enroll(agent, collector, collector.token("testhost")).returncode == 0
@@ -490,15 +550,19 @@ def test_tokens_enroll_once_and_only_the_bound_host(tmp_path_factory, guesses, h
         registry.close()
 
 
-@pytest.mark.parametrize(("limits", "filesystems", "sources", "refused"), [
-    ({}, 256, 64, False),
-    ({}, 257, 0, True),
-    ({}, 0, 65, True),
-    ({"max_filesystems": 300}, 257, 0, False),
-    ({"max_filesystems": 2, "max_sources": 1}, 2, 2, True),
-])
+@pytest.mark.parametrize(
+    ("limits", "filesystems", "sources", "refused"),
+    [
+        ({}, 256, 64, False),
+        ({}, 257, 0, True),
+        ({}, 0, 65, True),
+        ({"max_filesystems": 300}, 257, 0, False),
+        ({"max_filesystems": 2, "max_sources": 1}, 2, 2, True),
+    ],
+)
 def test_filesystems_and_sources_per_report_are_bounded_by_limits(
-        limits: dict[str, int], filesystems: int, sources: int, refused: bool) -> None:
+    limits: dict[str, int], filesystems: int, sources: int, refused: bool
+) -> None:
     """The [limits] keys max_filesystems and max_sources, with their documented defaults."""
     from dcguard.collector.trust.config import parse_limits
     from dcguard.common.config import Table

@@ -50,7 +50,8 @@ def _code_messages() -> set[str]:
     found: set[str] = set()
     for top in ("agent", "collector"):
         for _file, _line, message, _comments, _context in extract_from_dir(
-                ROOT / top, [("**.py", "python")], keywords=keywords):
+            ROOT / top, [("**.py", "python")], keywords=keywords
+        ):
             found.add(message[0] if isinstance(message, tuple) else message)
     return found
 
@@ -106,25 +107,41 @@ def test_a_built_wheel_ships_the_compiled_catalog(tmp_path):
         copy = shutil.copytree if (ROOT / part).is_dir() else shutil.copy
         copy(ROOT / part, source / part)
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet",
-         "-w", str(tmp_path / "dist"), str(source)], capture_output=True, text=True,
-        timeout=300, check=False)
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--quiet",
+            "-w",
+            str(tmp_path / "dist"),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     (wheel,) = (tmp_path / "dist").glob("dcguard-*.whl")
     assert "dcguard/common/locale/vi/LC_MESSAGES/dcguard.mo" in zipfile.ZipFile(wheel).namelist()
 
 
-@pytest.mark.parametrize(("environ", "expected"), [
-    ({"LANG": "vi_VN.UTF-8"}, "vi"),
-    ({"LANG": "vi"}, "vi"),
-    ({"LANG": "en_US.UTF-8"}, "en"),
-    ({"LC_ALL": "vi_VN.UTF-8", "LANG": "en_GB.UTF-8"}, "vi"),
-    ({"LC_MESSAGES": "en_US.UTF-8", "LANG": "vi_VN.UTF-8"}, "en"),
-    ({"LC_ALL": "", "LANG": "vi_VN.UTF-8"}, "vi"),
-    ({"LANG": "C.UTF-8"}, None),
-    ({"LANG": "fr_FR.UTF-8"}, None),
-    ({}, None),
-])
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"LANG": "vi_VN.UTF-8"}, "vi"),
+        ({"LANG": "vi"}, "vi"),
+        ({"LANG": "en_US.UTF-8"}, "en"),
+        ({"LC_ALL": "vi_VN.UTF-8", "LANG": "en_GB.UTF-8"}, "vi"),
+        ({"LC_MESSAGES": "en_US.UTF-8", "LANG": "vi_VN.UTF-8"}, "en"),
+        ({"LC_ALL": "", "LANG": "vi_VN.UTF-8"}, "vi"),
+        ({"LANG": "C.UTF-8"}, None),
+        ({"LANG": "fr_FR.UTF-8"}, None),
+        ({}, None),
+    ],
+)
 def test_the_locale_names_the_language(environ, expected):
     assert i18n.from_environment(environ) == expected
 
@@ -140,6 +157,7 @@ def test_durations_and_sizes_read_naturally_in_vietnamese():
 # ---------------------------------------------------------------------------------------
 # One real collector whose state holds every risk reason.
 
+
 def restore_failed(b, when: float):
     """b with a failed restore drill at when, and its copy on this server (no off-host copy)."""
     b.restore_test.success = False
@@ -152,36 +170,59 @@ def restore_failed(b, when: float):
 def _every_reason(submitter, filler, silent) -> None:
     """Reports that raise every reason: one line per reason, so a new reason is one more."""
     now = time.time()
-    submitter.send(report(
-        collected_at=now,
-        backups=[
-            # backup_missing, backup_stale, backup_failed, backup_unverified, backup_same_device
-            backup("never", last_run=now - HOUR, ok=False, message="repository locked"),
-            backup("nightly", rpo=26 * HOUR, last_success=now - 3 * 86400),
-            backup("weekly", last_success=now - HOUR, last_run=now - 600, ok=False,
-                   message="exit status 3"),
-            backup("checked", last_success=now - HOUR, verify_every=86400),
-            backup("local", last_success=now - HOUR, same_device=True),
-            # backup_unrestorable, and no_offsite_copy (the one copy whose place is known)
-            restore_failed(backup("drilled", last_success=now - HOUR), now - 2 * HOUR),
-        ],
-        disks=[  # disk_smart_failing, disk_smart_degrading
-            ata_disk("/dev/sdc", "Hitachi HDS721050DLE630", "MSK423Y20S3HBC", FAILING_HDS,
-                     healthy=False),
-            ata_disk("/dev/sdd", "WDC WD10EZEX", "WD-1234",
-                     ((197, "Current_Pending_Sector", 8, 100, 0, False),)),
-        ],
-        raid_arrays=[raid("md0", active=1, failed=("sdb1",), action="recover", progress=0.42)],
-        filesystems=[  # filesystem_readonly, filesystem_almost_full
-            fs("/", avail=50 * GIB), fs("/srv", readonly=True, device="/dev/sdb1"),
-            fs("/var", avail=2 * GIB, device="/dev/sda3"),
-        ],
-        io_errors=[io_errors("/dev/sde", 5, now - 60)],
-    ))
+    submitter.send(
+        report(
+            collected_at=now,
+            backups=[
+                # backup_missing, backup_stale, backup_failed, backup_unverified, backup_same_device
+                backup("never", last_run=now - HOUR, ok=False, message="repository locked"),
+                backup("nightly", rpo=26 * HOUR, last_success=now - 3 * 86400),
+                backup(
+                    "weekly",
+                    last_success=now - HOUR,
+                    last_run=now - 600,
+                    ok=False,
+                    message="exit status 3",
+                ),
+                backup("checked", last_success=now - HOUR, verify_every=86400),
+                backup("local", last_success=now - HOUR, same_device=True),
+                # backup_unrestorable, and no_offsite_copy (the one copy whose place is known)
+                restore_failed(backup("drilled", last_success=now - HOUR), now - 2 * HOUR),
+            ],
+            disks=[  # disk_smart_failing, disk_smart_degrading
+                ata_disk(
+                    "/dev/sdc",
+                    "Hitachi HDS721050DLE630",
+                    "MSK423Y20S3HBC",
+                    FAILING_HDS,
+                    healthy=False,
+                ),
+                ata_disk(
+                    "/dev/sdd",
+                    "WDC WD10EZEX",
+                    "WD-1234",
+                    ((197, "Current_Pending_Sector", 8, 100, 0, False),),
+                ),
+            ],
+            raid_arrays=[raid("md0", active=1, failed=("sdb1",), action="recover", progress=0.42)],
+            filesystems=[  # filesystem_readonly, filesystem_almost_full
+                fs("/", avail=50 * GIB),
+                fs("/srv", readonly=True, device="/dev/sdb1"),
+                fs("/var", avail=2 * GIB, device="/dev/sda3"),
+            ],
+            io_errors=[io_errors("/dev/sde", 5, now - 60)],
+        )
+    )
     # Filling fast needs a trend: six hours of reports, /data losing 2 GiB an hour.
-    filler.send(*[report(collected_at=now - 6 * HOUR + step * 300,
-                         filesystems=[fs("/data", avail=int((42 - 2 * step / 12) * GIB))])
-                  for step in range(73)])
+    filler.send(
+        *[
+            report(
+                collected_at=now - 6 * HOUR + step * 300,
+                filesystems=[fs("/data", avail=int((42 - 2 * step / 12) * GIB))],
+            )
+            for step in range(73)
+        ]
+    )
     silent.send(report(collected_at=now))  # agent_silent, 3 s later
 
 
@@ -191,19 +232,29 @@ def state(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("i18n")
     collector = Collector(workdir / "collector")
     collector.start()
-    senders = [Submitter(collector.grpc_address, "db01"), Submitter(collector.grpc_address, "db02"),
-               Submitter(collector.grpc_address, "old01", interval=1.0)]
+    senders = [
+        Submitter(collector.grpc_address, "db01"),
+        Submitter(collector.grpc_address, "db02"),
+        Submitter(collector.grpc_address, "old01", interval=1.0),
+    ]
     try:
         _every_reason(*senders)
         vi_config = workdir / "collector-vi.toml"
-        vi_config.write_text(collector.config_path.read_text().replace(
-            "[server]\n", '[server]\nlanguage = "vi"\n', 1))
+        vi_config.write_text(
+            collector.config_path.read_text().replace(
+                "[server]\n", '[server]\nlanguage = "vi"\n', 1
+            )
+        )
         en_config = workdir / "collector-en.toml"
-        en_config.write_text(collector.config_path.read_text().replace(
-            "[server]\n", '[server]\nlanguage = "en"\n', 1))
+        en_config.write_text(
+            collector.config_path.read_text().replace(
+                "[server]\n", '[server]\nlanguage = "en"\n', 1
+            )
+        )
 
         def silent() -> bool:
             return "agent_silent" in _json(collector.config_path, "--lang", "en").get("old01", {})
+
         wait_for(silent, timeout=15, interval=0.5, message="old01 to fall silent")
         yield collector, vi_config, en_config
     finally:
@@ -244,12 +295,13 @@ def test_every_risk_reason_reads_in_both_languages(state):
             translated = vietnamese[host][reason]
             # Codes, subjects and weights are the same; only the sentence changes.
             assert [(s["subject"], s["weight"]) for s in statements] == [
-                (s["subject"], s["weight"]) for s in translated]
+                (s["subject"], s["weight"]) for s in translated
+            ]
             for en, vi in zip(statements, translated):
                 sentence = vi["message"]
                 assert sentence != en["message"], f"{reason} is not translated: {sentence}"
                 assert unicodedata.normalize("NFC", sentence) == sentence
-                assert re.search(r"[ạ-ỹà-ý]", sentence), sentence      # Vietnamese letters
+                assert re.search(r"[ạ-ỹà-ý]", sentence), sentence  # Vietnamese letters
                 assert not _english_left(sentence), (reason, sentence)
                 # What the agent said (a job, a device, a tool's error) is kept as said.
                 for kept in re.findall(r"'[^']+'|(?<!\w)/[\w/.-]+|md\d", en["message"]):
@@ -259,12 +311,18 @@ def test_every_risk_reason_reads_in_both_languages(state):
 def test_the_vietnamese_sentences_say_what_an_operator_needs(state):
     collector, _, _ = state
     text = _risk(collector.config_path, "--lang", "vi")
-    assert ("tác vụ sao lưu 'nightly': lần sao lưu thành công gần nhất cách đây 3 ngày; "
-            "mục tiêu điểm khôi phục (RPO) là 26 giờ") in text
-    assert "mảng RAID md0 (raid1) bị suy giảm: 1 trên 2 ổ đĩa hoạt động; hỏng: sdb1; " \
-           "recover xong 42%" in text
-    assert "hệ thống tệp /data (/dev/sda2) sẽ đầy sau khoảng 15 giờ theo tốc độ của 6 giờ " \
-           "vừa qua (còn trống 30,0 GiB, giảm 2,0 GiB/giờ)" in text
+    assert (
+        "tác vụ sao lưu 'nightly': lần sao lưu thành công gần nhất cách đây 3 ngày; "
+        "mục tiêu điểm khôi phục (RPO) là 26 giờ"
+    ) in text
+    assert (
+        "mảng RAID md0 (raid1) bị suy giảm: 1 trên 2 ổ đĩa hoạt động; hỏng: sdb1; "
+        "recover xong 42%" in text
+    )
+    assert (
+        "hệ thống tệp /data (/dev/sda2) sẽ đầy sau khoảng 15 giờ theo tốc độ của 6 giờ "
+        "vừa qua (còn trống 30,0 GiB, giảm 2,0 GiB/giờ)" in text
+    )
     assert "db01 (so-tu-phap): rủi ro 100/100" in text
     assert text.rstrip().endswith("3 trên 3 máy chủ có rủi ro mất dữ liệu")
     # Reason codes are labels, not text: they stay as they are.
@@ -298,13 +356,14 @@ def test_lang_then_config_then_locale_then_english(state):
     collector, vi_config, en_config = state
     stale_en = "'nightly' last succeeded 3 days ago"
     stale_vi = "'nightly': lần sao lưu thành công gần nhất cách đây 3 ngày"
-    assert stale_vi in _risk(vi_config)                                   # [server] language
-    assert stale_en in _risk(vi_config, "--lang", "en")                   # --lang wins
-    assert stale_vi in _risk(collector.config_path, env=VI)               # the locale
-    assert stale_en in _risk(en_config, env=VI)                           # config beats locale
-    assert stale_en in _risk(collector.config_path)                       # English otherwise
-    result = run_cli("dcguard.collector", "--lang", "vi", "risk", "--config",
-                     str(collector.config_path))                          # on the group too
+    assert stale_vi in _risk(vi_config)  # [server] language
+    assert stale_en in _risk(vi_config, "--lang", "en")  # --lang wins
+    assert stale_vi in _risk(collector.config_path, env=VI)  # the locale
+    assert stale_en in _risk(en_config, env=VI)  # config beats locale
+    assert stale_en in _risk(collector.config_path)  # English otherwise
+    result = run_cli(
+        "dcguard.collector", "--lang", "vi", "risk", "--config", str(collector.config_path)
+    )  # on the group too
     assert stale_vi in result.stdout, result.stderr
 
 
@@ -312,15 +371,23 @@ def test_switching_language_changes_no_metric_name_label_or_value(tmp_path):
     """Sentences never reach /metrics: two collectors, one per language, same reports."""
     scrapes = []
     for language in ("en", "vi"):
-        collector = Collector(tmp_path / language, extra_config="",
-                              server_extra=f'insecure = true\nlanguage = "{language}"\n')
+        collector = Collector(
+            tmp_path / language,
+            extra_config="",
+            server_extra=f'insecure = true\nlanguage = "{language}"\n',
+        )
         collector.start()
         senders = [Submitter(collector.grpc_address, host) for host in ("db01", "db02", "old01")]
         try:
             _every_reason(*senders)
             samples = collector.metrics()
-            scrapes.append({(name, labels): value for (name, labels), value in samples.items()
-                            if dict(labels).get("host") and "timestamp" not in name})
+            scrapes.append(
+                {
+                    (name, labels): value
+                    for (name, labels), value in samples.items()
+                    if dict(labels).get("host") and "timestamp" not in name
+                }
+            )
         finally:
             for s in senders:
                 s.close()
@@ -341,9 +408,14 @@ def test_a_bad_language_in_the_config_is_one_line(tmp_path, value):
     assert "server.language: must be one of en, vi" in line
 
 
-@pytest.mark.parametrize("args", [("dcguard.collector", "risk", "--lang", "fr"),
-                                  ("dcguard.collector", "--lang", "", "agents"),
-                                  ("dcguard.agent", "check-config", "--lang", "vn")])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("dcguard.collector", "risk", "--lang", "fr"),
+        ("dcguard.collector", "--lang", "", "agents"),
+        ("dcguard.agent", "check-config", "--lang", "vn"),
+    ],
+)
 def test_a_bad_lang_flag_is_one_line(args):
     result = run_cli(*args)
     assert result.returncode == 2, (result.stdout, result.stderr)
@@ -353,15 +425,21 @@ def test_a_bad_lang_flag_is_one_line(args):
 
 def test_config_errors_are_vietnamese_and_name_the_key_as_written(tmp_path):
     config = tmp_path / "agent.toml"
-    config.write_text('[agent]\ndepartment = "so-tu-phap"\ninterval = 15\nbogus_key = 1\n'
-                      '[collector]\naddresses = ["127.0.0.1:4740"]\n')
+    config.write_text(
+        '[agent]\ndepartment = "so-tu-phap"\ninterval = 15\nbogus_key = 1\n'
+        '[collector]\naddresses = ["127.0.0.1:4740"]\n'
+    )
     result = run_cli("dcguard.agent", "check-config", "--lang", "vi", "--config", str(config))
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
-    assert line == (f'dcguard-agent: tệp cấu hình {config}: agent.interval: phải là một chuỗi '
-                    f'thời lượng như "15s", nhưng nhận được int 15')
-    config.write_text('[agent]\ndepartment = "so-tu-phap"\nbogus_key = 1\n'
-                      '[collector]\naddresses = ["127.0.0.1:4740"]\n')
+    assert line == (
+        f"dcguard-agent: tệp cấu hình {config}: agent.interval: phải là một chuỗi "
+        f'thời lượng như "15s", nhưng nhận được int 15'
+    )
+    config.write_text(
+        '[agent]\ndepartment = "so-tu-phap"\nbogus_key = 1\n'
+        '[collector]\naddresses = ["127.0.0.1:4740"]\n'
+    )
     result = run_cli("dcguard.agent", "check-config", "--config", str(config), env=VI)
     assert result.stderr.strip().endswith("agent.bogus_key: khóa không xác định"), result.stderr
 
@@ -370,20 +448,27 @@ def test_the_agents_own_parsers_and_commands_speak_vietnamese(tmp_path):
     """Errors raised deep in shared parsers (durations, sizes, names) and a command's own
     summary line follow --lang as well."""
     config = tmp_path / "agent.toml"
-    base = ('[agent]\ndepartment = "so-tu-phap"\nstate_dir = "{state}"\n'
-            '[collector]\naddresses = ["127.0.0.1:4740"]\ninsecure = true\n')
-    config.write_text(base.format(state=tmp_path / "state").replace(
-        "[agent]\n", '[agent]\ninterval = "15 phút"\n'))
+    base = (
+        '[agent]\ndepartment = "so-tu-phap"\nstate_dir = "{state}"\n'
+        '[collector]\naddresses = ["127.0.0.1:4740"]\ninsecure = true\n'
+    )
+    config.write_text(
+        base.format(state=tmp_path / "state").replace(
+            "[agent]\n", '[agent]\ninterval = "15 phút"\n'
+        )
+    )
     result = run_cli("dcguard.agent", "check-config", "--lang", "vi", "--config", str(config))
     assert result.returncode == 2
     assert result.stderr.strip().endswith(
-        'agent.interval: không phải thời lượng như "15s", "500ms" hoặc "26h": \'15 phút\''), \
-        result.stderr
+        'agent.interval: không phải thời lượng như "15s", "500ms" hoặc "26h": \'15 phút\''
+    ), result.stderr
     config.write_text(base.format(state=tmp_path / "state"))
     result = run_cli("dcguard.agent", "check-config", "--lang", "vi", "--config", str(config))
     assert result.returncode == 0, result.stderr
-    assert f"{config}: hợp lệ; máy chủ " in result.stdout and ", đơn vị so-tu-phap, nguồn: " \
-        in result.stdout
+    assert (
+        f"{config}: hợp lệ; máy chủ " in result.stdout
+        and ", đơn vị so-tu-phap, nguồn: " in result.stdout
+    )
 
 
 def test_a_vietnamese_collector_stores_and_shows_detections_in_vietnamese(tmp_path):
@@ -398,9 +483,13 @@ def test_a_vietnamese_collector_stores_and_shows_detections_in_vietnamese(tmp_pa
         assert result.returncode == 0, result.stderr
         (found,) = [e for e in json.loads(result.stdout) if e["detection"]]
         assert (found["type"], found["severity"], found["technique"]) == (
-            "brute_force", "high", "T1110")
-        assert found["message"] == ("8 lần đăng nhập SSH thất bại từ 203.0.113.5 vào web01 "
-                                    "trong 120 giây")
+            "brute_force",
+            "high",
+            "T1110",
+        )
+        assert found["message"] == (
+            "8 lần đăng nhập SSH thất bại từ 203.0.113.5 vào web01 trong 120 giây"
+        )
     finally:
         sender.close()
         collector.stop()
@@ -408,9 +497,11 @@ def test_a_vietnamese_collector_stores_and_shows_detections_in_vietnamese(tmp_pa
 
 def test_agent_status_reads_in_vietnamese_and_its_json_does_not_change(tmp_path):
     config = tmp_path / "agent.toml"
-    config.write_text(f'[agent]\ndepartment = "so-tu-phap"\nstate_dir = "{tmp_path / "state"}"\n'
-                      '[collector]\naddresses = ["127.0.0.1:1"]\ninsecure = true\n'
-                      'timeout = "1s"\n')
+    config.write_text(
+        f'[agent]\ndepartment = "so-tu-phap"\nstate_dir = "{tmp_path / "state"}"\n'
+        '[collector]\naddresses = ["127.0.0.1:1"]\ninsecure = true\n'
+        'timeout = "1s"\n'
+    )
     text = run_cli("dcguard.agent", "status", "--config", str(config), env=VI)
     assert text.returncode == 0, text.stderr
     assert "báo cáo trong hàng đợi     0" in text.stdout
@@ -422,11 +513,16 @@ def test_agent_status_reads_in_vietnamese_and_its_json_does_not_change(tmp_path)
 
 def test_agent_collect_reads_in_vietnamese(tmp_path):
     config = tmp_path / "agent.toml"
-    config.write_text(f'[agent]\ndepartment = "so-tu-phap"\nstate_dir = "{tmp_path / "state"}"\n'
-                      '[collector]\naddresses = ["127.0.0.1:1"]\ninsecure = true\n'
-                      '[sources]\ndisable_defaults = true\nhost = true\n')
+    config.write_text(
+        f'[agent]\ndepartment = "so-tu-phap"\nstate_dir = "{tmp_path / "state"}"\n'
+        '[collector]\naddresses = ["127.0.0.1:1"]\ninsecure = true\n'
+        "[sources]\ndisable_defaults = true\nhost = true\n"
+    )
     result = run_cli("dcguard.agent", "collect", "--lang", "vi", "--config", str(config))
     assert result.returncode == 0, result.stderr
     assert re.search(r"^host +[\d,.]+ ms  tốt$", result.stdout, re.M), result.stdout
-    assert re.search(r"^CPU \d+%  load1 [\d.]+  bộ nhớ còn trống [\d,]+ \w+ trên [\d,]+ \w+$",
-                     result.stdout, re.M), result.stdout
+    assert re.search(
+        r"^CPU \d+%  load1 [\d.]+  bộ nhớ còn trống [\d,]+ \w+ trên [\d,]+ \w+$",
+        result.stdout,
+        re.M,
+    ), result.stdout

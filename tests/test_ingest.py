@@ -64,10 +64,13 @@ def test_garbage_bytes_are_refused_counted_and_harmless(collector, payload):
     assert metric(samples, "dcguard_collector_reports_rejected_total", reason="malformed") == 1
 
 
-@pytest.mark.parametrize(("host", "reason"), [
-    ('evil"} 1\ndcguard_agent_up{host="x', "invalid_identity"),
-    ("", "invalid_identity"),
-])
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [
+        ('evil"} 1\ndcguard_agent_up{host="x', "invalid_identity"),
+        ("", "invalid_identity"),
+    ],
+)
 def test_identities_that_could_break_the_exposition_are_refused(collector, host, reason):
     with pytest.raises(grpc.RpcError) as refused:
         submit(collector.grpc_address, [make_report(1)], agent_info(host=host))

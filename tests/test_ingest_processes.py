@@ -39,14 +39,19 @@ CONNECTIONS = 16  # with two processes, all on one: a chance of 2 ** -15
 
 def ingest_children(collector: Collector) -> list[psutil.Process]:
     assert collector.proc is not None
-    return [child for child in psutil.Process(collector.proc.pid).children()
-            if "dcguard.collector.ingest.worker" in " ".join(child.cmdline())]
+    return [
+        child
+        for child in psutil.Process(collector.proc.pid).children()
+        if "dcguard.collector.ingest.worker" in " ".join(child.cmdline())
+    ]
 
 
 def own_channels(address: str, count: int) -> list[grpc.Channel]:
     """Channels that are separate TCP connections (gRPC shares one by default)."""
-    return [grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
-            for _ in range(count)]
+    return [
+        grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(count)
+    ]
 
 
 def call(channel: grpc.Channel, host: str, sequence: int) -> grpc.StatusCode:
@@ -60,18 +65,27 @@ def call(channel: grpc.Channel, host: str, sequence: int) -> grpc.StatusCode:
 
 def connections_per_child(collector: Collector) -> list[int]:
     """How many established agent-port connections each ingest process holds."""
-    return [sum(1 for c in child.net_connections("tcp")
-                if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == collector.grpc_port)
-            for child in ingest_children(collector)]
+    return [
+        sum(
+            1
+            for c in child.net_connections("tcp")
+            if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == collector.grpc_port
+        )
+        for child in ingest_children(collector)
+    ]
 
 
 @pytest.fixture
 def pooled(tmp_path: Path):
-    collector = Collector(tmp_path / "collector", ingest_processes=2, extra_config="""
+    collector = Collector(
+        tmp_path / "collector",
+        ingest_processes=2,
+        extra_config="""
         [limits]
         rate_limit_per_second = 0.01
         rate_limit_burst = 4
-        """)
+        """,
+    )
     collector.start()
     yield collector
     collector.stop()
@@ -91,8 +105,15 @@ def test_agents_are_spread_over_the_processes_and_each_report_is_stored_once(poo
             channel.close()
     samples = pooled.metrics()
     for i in range(CONNECTIONS):
-        assert metric(samples, "dcguard_agent_reports_stored_total", host=f"web{i:02d}",
-                      department="so-tu-phap") == 1
+        assert (
+            metric(
+                samples,
+                "dcguard_agent_reports_stored_total",
+                host=f"web{i:02d}",
+                department="so-tu-phap",
+            )
+            == 1
+        )
     assert metric(samples, "dcguard_collector_reports_received_total") == 2 * CONNECTIONS
     assert metric(samples, "dcguard_collector_reports_duplicate_total") == CONNECTIONS
     assert metric(samples, "dcguard_collector_agents") == CONNECTIONS
@@ -102,8 +123,9 @@ def test_agents_are_spread_over_the_processes_and_each_report_is_stored_once(poo
 def test_one_agent_cannot_multiply_its_rate_limit_by_connecting_to_every_process(pooled):
     channels = own_channels(pooled.grpc_address, CONNECTIONS)
     try:
-        codes = [call(channel, "db01", sequence)
-                 for sequence, channel in enumerate(channels, start=1)]
+        codes = [
+            call(channel, "db01", sequence) for sequence, channel in enumerate(channels, start=1)
+        ]
         per_child = connections_per_child(pooled)
         assert all(per_child), f"every connection went to one process: {per_child}"
     finally:
@@ -112,8 +134,10 @@ def test_one_agent_cannot_multiply_its_rate_limit_by_connecting_to_every_process
     # The burst is 4 for the host, wherever its calls arrive.
     assert codes.count(grpc.StatusCode.OK) == 4, codes
     assert codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == CONNECTIONS - 4
-    assert metric(pooled.metrics(), "dcguard_collector_reports_rejected_total",
-                  reason="rate_limited") == CONNECTIONS - 4
+    assert (
+        metric(pooled.metrics(), "dcguard_collector_reports_rejected_total", reason="rate_limited")
+        == CONNECTIONS - 4
+    )
 
 
 def test_a_killed_ingest_process_is_replaced_and_the_agent_loses_nothing(tmp_path, make_agent):
@@ -130,12 +154,17 @@ def test_a_killed_ingest_process_is_replaced_and_the_agent_loses_nothing(tmp_pat
         wait_for(lambda: stored() >= 5, timeout=30, message="the agent to deliver")
         for child in ingest_children(collector):
             child.send_signal(signal.SIGKILL)
-        wait_for(lambda: metric(collector.metrics(),
-                                "dcguard_collector_ingest_process_restarts_total") == 2,
-                 timeout=30, message="both processes to be counted as restarted")
+        wait_for(
+            lambda: (
+                metric(collector.metrics(), "dcguard_collector_ingest_process_restarts_total") == 2
+            ),
+            timeout=30,
+            message="both processes to be counted as restarted",
+        )
         before = stored()
-        wait_for(lambda: stored() >= before + 5, timeout=30,
-                 message="delivery through the new processes")
+        wait_for(
+            lambda: stored() >= before + 5, timeout=30, message="delivery through the new processes"
+        )
         assert len(ingest_children(collector)) == 2
         assert metric(collector.metrics(), "dcguard_collector_ingest_processes") == 2
         agent.stop()
@@ -185,17 +214,29 @@ def test_a_taken_agent_port_is_one_line_and_leaves_no_process_behind(tmp_path):
     try:
         collector = Collector(tmp_path / "collector", ingest_processes=2)
         before = {p.pid for p in psutil.process_iter()}
-        result = run_cli("dcguard.collector", "serve", "--config", str(collector.config_path),
-                         "--grpc-listen", f"127.0.0.1:{port}", timeout=60)
+        result = run_cli(
+            "dcguard.collector",
+            "serve",
+            "--config",
+            str(collector.config_path),
+            "--grpc-listen",
+            f"127.0.0.1:{port}",
+            timeout=60,
+        )
     finally:
         blocker.close()
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    assert f"cannot start: ingest process 0 did not start: cannot listen on 127.0.0.1:{port}" \
+    assert (
+        f"cannot start: ingest process 0 did not start: cannot listen on 127.0.0.1:{port}"
         in result.stderr
-    leftovers = [p for p in psutil.process_iter(["pid", "cmdline"])
-                 if p.pid not in before
-                 and "dcguard.collector.ingest.worker" in " ".join(p.info["cmdline"] or [])]
+    )
+    leftovers = [
+        p
+        for p in psutil.process_iter(["pid", "cmdline"])
+        if p.pid not in before
+        and "dcguard.collector.ingest.worker" in " ".join(p.info["cmdline"] or [])
+    ]
     assert not leftovers
 
 
@@ -209,7 +250,7 @@ def test_frames_arrive_whole_and_in_order_however_the_stream_is_cut():
         # Cut anywhere: inside headers, inside bodies, several frames at once.
         offset, step = 0, 1
         while offset < len(wire):
-            ours.sendall(wire[offset:offset + step])
+            ours.sendall(wire[offset : offset + step])
             offset += step
             step = step * 7 % 65_537 + 1
         sender.close()
@@ -228,10 +269,19 @@ def test_frames_arrive_whole_and_in_order_however_the_stream_is_cut():
 def test_every_call_value_crosses_the_channel_as_plain_data(tmp_path: Path) -> None:
     """What an ingest process and the collector exchange survives the trip; nothing else does."""
     identity = PeerIdentity("db01", "so-tu-phap")
-    refused = Rejection(grpc.StatusCode.PERMISSION_DENIED, "permission_denied", "revoked", 0.25,
-                        identity)
-    settings = WorkerSettings("127.0.0.1:0", False, tmp_path / "tls", tmp_path / "collector.db",
-                              4 << 20, "info", "127.0.0.1:0", Limits(max_filesystems=7))
+    refused = Rejection(
+        grpc.StatusCode.PERMISSION_DENIED, "permission_denied", "revoked", 0.25, identity
+    )
+    settings = WorkerSettings(
+        "127.0.0.1:0",
+        False,
+        tmp_path / "tls",
+        tmp_path / "collector.db",
+        4 << 20,
+        "info",
+        "127.0.0.1:0",
+        Limits(max_filesystems=7),
+    )
     frames = [
         ("start", settings, 0, 1),
         ("submit", 1, Admission("ipv4:127.0.0.1:5", 12.5, 3, identity, None, b"\x00report")),
@@ -253,9 +303,13 @@ def test_every_call_value_crosses_the_channel_as_plain_data(tmp_path: Path) -> N
     assert received[0] == frames[0] and received[0][1].tls.enroll_listen == "127.0.0.1:0"
     assert received[1] == frames[1]
     rejection = received[2][2].rejection
-    assert (rejection.code, rejection.reason, rejection.message, rejection.retry_after,
-            rejection.identity) == (grpc.StatusCode.PERMISSION_DENIED, "permission_denied",
-                                    "revoked", 0.25, identity)
+    assert (
+        rejection.code,
+        rejection.reason,
+        rejection.message,
+        rejection.retry_after,
+        rejection.identity,
+    ) == (grpc.StatusCode.PERMISSION_DENIED, "permission_denied", "revoked", 0.25, identity)
     assert received[3:] == frames[3:]
 
 
@@ -266,9 +320,18 @@ def test_a_postgresql_store_reaches_an_ingest_process_with_its_password(tmp_path
     from dcguard.collector.store import PostgresDatabase
 
     settings = replace(
-        WorkerSettings("127.0.0.1:0", False, tmp_path / "tls", tmp_path / "collector.db",
-                       4 << 20, "info", "127.0.0.1:0", Limits()),
-        database=PostgresDatabase("host=127.0.0.1 dbname=dcguard user=dcguard", "pw"))
+        WorkerSettings(
+            "127.0.0.1:0",
+            False,
+            tmp_path / "tls",
+            tmp_path / "collector.db",
+            4 << 20,
+            "info",
+            "127.0.0.1:0",
+            Limits(),
+        ),
+        database=PostgresDatabase("host=127.0.0.1 dbname=dcguard user=dcguard", "pw"),
+    )
     ours, theirs = socket.socketpair()
     sender, receiver = FrameSocket(ours), FrameSocket(theirs)
     sender.send_all([("start", settings, 0, 1)])
@@ -278,9 +341,18 @@ def test_a_postgresql_store_reaches_an_ingest_process_with_its_password(tmp_path
     assert received == settings and received.database.password == "pw"  # noqa: S105
 
 
-@pytest.mark.parametrize("header", [b"not json", b'{"a": 1}', b'[{"b": [0, 99]}]',
-                                    b'[{"rep": [1]}]', b'[{"evil": "os.system"}]', b"[[1, 2]]",
-                                    b'[{"rej": ["NOT_A_CODE", "malformed", "m", 0, null]}]'])
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"not json",
+        b'{"a": 1}',
+        b'[{"b": [0, 99]}]',
+        b'[{"rep": [1]}]',
+        b'[{"evil": "os.system"}]',
+        b"[[1, 2]]",
+        b'[{"rej": ["NOT_A_CODE", "malformed", "m", 0, null]}]',
+    ],
+)
 def test_a_garbled_frame_is_a_broken_channel_not_a_crash(header: bytes) -> None:
     with pytest.raises(FrameError):
         decode(header, len(header))

@@ -32,8 +32,12 @@ def interpreter(*candidates: str) -> str | None:
         found = shutil.which(candidate) or (candidate if Path(candidate).exists() else None)
         if not found:
             continue
-        result = subprocess.run([found, "-c", "import sys; print(sys.executable)"],
-                                capture_output=True, text=True, check=False)
+        result = subprocess.run(
+            [found, "-c", "import sys; print(sys.executable)"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if result.returncode == 0:
             return result.stdout.strip()
     return None
@@ -41,19 +45,29 @@ def interpreter(*candidates: str) -> str | None:
 
 PYENV = Path.home() / ".pyenv/versions"
 # The Debian interpreter, and the oldest one the agent supports when present.
-PYTHONS = [p for p in (interpreter("/usr/bin/python3"),
-                       interpreter("python3.9", *map(str, PYENV.glob("3.9*/bin/python3.9"))))
-           if p]
+PYTHONS = [
+    p
+    for p in (
+        interpreter("/usr/bin/python3"),
+        interpreter("python3.9", *map(str, PYENV.glob("3.9*/bin/python3.9"))),
+    )
+    if p
+]
 
 
 def source_key() -> str:
     """A hash of everything that goes into the bundle."""
     digest = hashlib.sha256()
-    files = [ROOT / "pyproject.toml", ROOT / "deploy/make-bundle.sh",
-             ROOT / "deploy/install-agent.sh", ROOT / "deploy/systemd/dcguard-agent.service"]
+    files = [
+        ROOT / "pyproject.toml",
+        ROOT / "deploy/make-bundle.sh",
+        ROOT / "deploy/install-agent.sh",
+        ROOT / "deploy/systemd/dcguard-agent.service",
+    ]
     for top in ("agent", "collector", "proto"):
-        files += sorted(p for p in (ROOT / top).rglob("*") if p.is_file()
-                        and "__pycache__" not in p.parts)
+        files += sorted(
+            p for p in (ROOT / top).rglob("*") if p.is_file() and "__pycache__" not in p.parts
+        )
     for path in files:
         digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
@@ -68,9 +82,14 @@ def bundle() -> Path:
         return found[0]
     for stale in CACHE.glob("*"):  # bundles of older source trees
         shutil.rmtree(stale, ignore_errors=True)
-    result = subprocess.run(["bash", str(ROOT / "deploy/make-bundle.sh"), "--out", str(out)],
-                            capture_output=True, text=True, timeout=900, check=False,
-                            env={**os.environ, "PYTHON": sys.executable})
+    result = subprocess.run(
+        ["bash", str(ROOT / "deploy/make-bundle.sh"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        env={**os.environ, "PYTHON": sys.executable},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return Path(result.stdout.strip().splitlines()[-1])
 
@@ -89,8 +108,11 @@ def extract(archive: Path, dest: Path) -> None:
             return
         for member in tar.getmembers():
             target = (dest / member.name).resolve()
-            if not (member.isfile() or member.isdir()) or Path(member.name).is_absolute() \
-                    or not target.is_relative_to(dest.resolve()):
+            if (
+                not (member.isfile() or member.isdir())
+                or Path(member.name).is_absolute()
+                or not target.is_relative_to(dest.resolve())
+            ):
                 raise AssertionError(f"{archive}: refusing to extract {member.name!r}")
         tar.extractall(dest)  # noqa: S202 - every member was checked above
 
@@ -114,33 +136,66 @@ def installer(tmp_path: Path, bundle: Path) -> Iterator[tuple[Path, Path]]:
         subprocess.run(["userdel", TEST_USER], capture_output=True, check=False)
 
 
-def install(script: Path, root: Path, *args: str, python: str = "/usr/bin/python3"
-            ) -> subprocess.CompletedProcess[str]:
-    argv = ["bash", str(script), "--prefix", f"{root}/opt/dcguard-agent",
-            "--config-dir", f"{root}/etc/dcguard", "--state-dir", f"{root}/var/lib/dcguard-agent",
-            "--unit-dir", f"{root}/etc/systemd/system", "--bin-dir", f"{root}/usr/local/bin",
-            "--user", TEST_USER,
-            "--python", python, *args]
+def install(
+    script: Path, root: Path, *args: str, python: str = "/usr/bin/python3"
+) -> subprocess.CompletedProcess[str]:
+    argv = [
+        "bash",
+        str(script),
+        "--prefix",
+        f"{root}/opt/dcguard-agent",
+        "--config-dir",
+        f"{root}/etc/dcguard",
+        "--state-dir",
+        f"{root}/var/lib/dcguard-agent",
+        "--unit-dir",
+        f"{root}/etc/systemd/system",
+        "--bin-dir",
+        f"{root}/usr/local/bin",
+        "--user",
+        TEST_USER,
+        "--python",
+        python,
+        *args,
+    ]
     # A clean environment, as from a root shell: no venv, no pip config of this machine.
-    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-           "HOME": "/root", "LANG": "C.UTF-8"}
-    return subprocess.run(offline(argv), capture_output=True, text=True, timeout=300,
-                          env=env, check=False)
+    env = {
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": "/root",
+        "LANG": "C.UTF-8",
+    }
+    return subprocess.run(
+        offline(argv), capture_output=True, text=True, timeout=300, env=env, check=False
+    )
 
 
 def agent(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([f"{root}/opt/dcguard-agent/bin/dcguard-agent", *args, "--config",
-                           f"{root}/etc/dcguard/agent.toml"], capture_output=True, text=True,
-                          timeout=60, check=False)
+    return subprocess.run(
+        [
+            f"{root}/opt/dcguard-agent/bin/dcguard-agent",
+            *args,
+            "--config",
+            f"{root}/etc/dcguard/agent.toml",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
-FIRST = ("--department", "so-tu-phap", "--host", "db01", "--collector",
-         "collector.example:4740,backup-collector.example:4740")
+FIRST = (
+    "--department",
+    "so-tu-phap",
+    "--host",
+    "db01",
+    "--collector",
+    "collector.example:4740,backup-collector.example:4740",
+)
 
 
 @pytest.mark.parametrize("python", PYTHONS)
-def test_offline_install_then_upgrade_in_place(installer: tuple[Path, Path],
-                                               python: str) -> None:
+def test_offline_install_then_upgrade_in_place(installer: tuple[Path, Path], python: str) -> None:
     script, root = installer
     first = install(script, root, *FIRST, python=python)
     assert first.returncode == 0, first.stdout + first.stderr
@@ -154,16 +209,26 @@ def test_offline_install_then_upgrade_in_place(installer: tuple[Path, Path],
     report = json.loads(agent(root, "collect", "--json").stdout)
     assert any(fs["mountpoint"] == "/" for fs in report["filesystems"])
     assert all(s["success"] for s in report["sources"])
-    version = subprocess.run([f"{root}/opt/dcguard-agent/bin/python", "-c",
-                              "import sys; print(sys.version_info[:2])"],
-                             capture_output=True, text=True, check=True).stdout
-    assert version.strip() == str(subprocess.run(
-        [python, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True,
-        text=True, check=True).stdout.strip())
+    version = subprocess.run(
+        [f"{root}/opt/dcguard-agent/bin/python", "-c", "import sys; print(sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert version.strip() == str(
+        subprocess.run(
+            [python, "-c", "import sys; print(sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
 
     config = root / "etc/dcguard/agent.toml"
-    assert 'addresses = ["collector.example:4740", "backup-collector.example:4740"]' in \
-        config.read_text()
+    assert (
+        'addresses = ["collector.example:4740", "backup-collector.example:4740"]'
+        in config.read_text()
+    )
     unit = (root / "etc/systemd/system/dcguard-agent.service").read_text()
     assert f"ExecStart={root}/opt/dcguard-agent/bin/dcguard-agent run --config {config}" in unit
     assert f"ReadWritePaths={root}/var/lib/dcguard-agent" in unit
@@ -175,8 +240,11 @@ def test_offline_install_then_upgrade_in_place(installer: tuple[Path, Path],
     # of the installed package is changed to see the upgrade replace it.
     config.write_text(config.read_text() + "# edited by the operator\n")
     (state / "spool-marker").write_text("kept")
-    installed_cli = next((root / "opt/dcguard-agent/lib").glob("python3*/site-packages/"
-                                                               "dcguard/agent/cli/commands.py"))
+    installed_cli = next(
+        (root / "opt/dcguard-agent/lib").glob(
+            "python3*/site-packages/dcguard/agent/cli/commands.py"
+        )
+    )
     installed_cli.write_text(installed_cli.read_text() + "\n# stale\n")
 
     again = install(script, root, python=python)  # no flags needed the second time
@@ -188,20 +256,23 @@ def test_offline_install_then_upgrade_in_place(installer: tuple[Path, Path],
     assert agent(root, "check-config", "--no-credentials").returncode == 0
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    ((), "--department is required"),
-    (("--department", "d"), "--collector is required"),
-    ((*FIRST, "--token", "abc"), "--token needs --ca-fingerprint"),
-    ((*FIRST, "--token", "abc", "--ca-fingerprint", "md5:00"), "must look like sha256:"),
-    ((*FIRST, "--prefix", "relative/path"), "paths must be absolute"),
-    ((*FIRST, "--bogus"), "unknown argument --bogus"),
-    ((*FIRST, "--department"), "--department needs a value"),
-    (("--collector", "", *FIRST), "--collector needs a value"),
-    ((*FIRST, "--python", "/nonexistent/python3"), "not found"),
-])
-def test_bad_arguments_are_one_line_and_install_nothing(installer: tuple[Path, Path],
-                                                         args: tuple[str, ...],
-                                                         message: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "--department is required"),
+        (("--department", "d"), "--collector is required"),
+        ((*FIRST, "--token", "abc"), "--token needs --ca-fingerprint"),
+        ((*FIRST, "--token", "abc", "--ca-fingerprint", "md5:00"), "must look like sha256:"),
+        ((*FIRST, "--prefix", "relative/path"), "paths must be absolute"),
+        ((*FIRST, "--bogus"), "unknown argument --bogus"),
+        ((*FIRST, "--department"), "--department needs a value"),
+        (("--collector", "", *FIRST), "--collector needs a value"),
+        ((*FIRST, "--python", "/nonexistent/python3"), "not found"),
+    ],
+)
+def test_bad_arguments_are_one_line_and_install_nothing(
+    installer: tuple[Path, Path], args: tuple[str, ...], message: str
+) -> None:
     script, root = installer
     result = install(script, root, *args)
     assert result.returncode == 2
@@ -217,12 +288,20 @@ def test_bad_department_is_refused_by_check_config(installer: tuple[Path, Path])
     assert not (root / "etc/systemd/system/dcguard-agent.service").exists()
 
 
-OUTSIDE = interpreter("python3.8", *map(str, PYENV.glob("3.8*/bin/python3.8")), "python2",
-                      "python3.13", *map(str, PYENV.glob("3.13*/bin/python3.13")))
+OUTSIDE = interpreter(
+    "python3.8",
+    *map(str, PYENV.glob("3.8*/bin/python3.8")),
+    "python2",
+    "python3.13",
+    *map(str, PYENV.glob("3.13*/bin/python3.13")),
+)
 
 
-@pytest.mark.skipif(OUTSIDE is None, reason=f"{NOT_INSTALLABLE}: no Python older than 3.9 or "
-                    "newer than 3.12 on this machine, and Debian 12 packages none")
+@pytest.mark.skipif(
+    OUTSIDE is None,
+    reason=f"{NOT_INSTALLABLE}: no Python older than 3.9 or "
+    "newer than 3.12 on this machine, and Debian 12 packages none",
+)
 def test_python_outside_the_bundle_is_refused(installer: tuple[Path, Path]) -> None:
     script, root = installer
     old = OUTSIDE
@@ -233,11 +312,13 @@ def test_python_outside_the_bundle_is_refused(installer: tuple[Path, Path]) -> N
 
 
 def test_failed_enrollment_stops_the_install_and_can_be_retried(
-        installer: tuple[Path, Path]) -> None:
+    installer: tuple[Path, Path],
+) -> None:
     """No collector is reachable from the namespace: the installer says so and marks nothing."""
     script, root = installer
-    result = install(script, root, *FIRST, "--token", "T0KEN", "--ca-fingerprint",
-                     "sha256:" + "ab" * 32)
+    result = install(
+        script, root, *FIRST, "--token", "T0KEN", "--ca-fingerprint", "sha256:" + "ab" * 32
+    )
     assert result.returncode == 2
     assert "enrollment failed" in result.stderr.splitlines()[-1]
     assert not (root / "var/lib/dcguard-agent/.enrolled-by-installer").exists()
@@ -248,18 +329,27 @@ def test_failed_enrollment_stops_the_install_and_can_be_retried(
 
 
 def test_the_command_is_on_path_and_uninstall_removes_what_install_made(
-        installer: tuple[Path, Path]) -> None:
+    installer: tuple[Path, Path],
+) -> None:
     """The docs say `dcguard-agent status`: after the install that must be a command."""
     script, root = installer
     bin_dir = root / "usr/local/bin"
     first = install(script, root, *FIRST)
     assert first.returncode == 0, first.stdout + first.stderr
     link = bin_dir / "dcguard-agent"
-    assert link.is_symlink() and link.resolve() == (root / "opt/dcguard-agent/bin/dcguard-agent"
-                                                    ).resolve()
+    assert (
+        link.is_symlink()
+        and link.resolve() == (root / "opt/dcguard-agent/bin/dcguard-agent").resolve()
+    )
     env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}
-    by_name = subprocess.run(["dcguard-agent", "--version"], capture_output=True, text=True,
-                             env=env, timeout=60, check=False)
+    by_name = subprocess.run(
+        ["dcguard-agent", "--version"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
     assert by_name.returncode == 0 and "dcguard-agent" in by_name.stdout, by_name.stderr
 
     again = install(script, root)  # idempotent: the same link, nothing said about it
@@ -297,8 +387,10 @@ def test_a_command_of_someone_else_on_path_is_not_replaced(installer: tuple[Path
 PYTHON39 = interpreter("python3.9", *map(str, PYENV.glob("3.9*/bin/python3.9")))
 
 
-@pytest.mark.skipif(PYTHON39 is None, reason=f"{NOT_INSTALLABLE}: no Python 3.9 on this "
-                    "machine, and Debian 12 packages none")
+@pytest.mark.skipif(
+    PYTHON39 is None,
+    reason=f"{NOT_INSTALLABLE}: no Python 3.9 on this machine, and Debian 12 packages none",
+)
 def test_the_bundle_installs_with_the_pip_of_debian_11(tmp_path: Path, bundle: Path) -> None:
     """Debian 11's python3 -m venv gives pip 20.3.4, which cannot install this project
     editable (pyproject only). The documented path for old servers, the bundle's
@@ -307,28 +399,64 @@ def test_the_bundle_installs_with_the_pip_of_debian_11(tmp_path: Path, bundle: P
     assert PYTHON39 is not None
     venv = tmp_path / "venv"
     subprocess.run([PYTHON39, "-m", "venv", str(venv)], check=True, timeout=120)
-    old_pip = subprocess.run([str(venv / "bin/python"), "-m", "pip", "install", "--quiet",
-                              "--disable-pip-version-check", "pip==20.3.4"],
-                             capture_output=True, text=True, timeout=300, check=False)
+    old_pip = subprocess.run(
+        [
+            str(venv / "bin/python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "pip==20.3.4",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert old_pip.returncode == 0, old_pip.stderr[-2000:]
     extract(bundle, tmp_path / "bundle")
     (wheels,) = (tmp_path / "bundle").glob("dcguard-agent-*/wheels")
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PIP_CONFIG_FILE": "/dev/null",
-           "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    version = subprocess.run([str(venv / "bin/pip"), "--version"], capture_output=True,
-                             text=True, env=env, check=True, timeout=60).stdout
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "PIP_CONFIG_FILE": "/dev/null",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    }
+    version = subprocess.run(
+        [str(venv / "bin/pip"), "--version"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=60,
+    ).stdout
     assert version.startswith("pip 20.3.4 ")
-    result = subprocess.run(offline([str(venv / "bin/pip"), "install", "--no-index",
-                                     "--find-links", str(wheels), "dcguard"]),
-                            capture_output=True, text=True, env=env, timeout=300, check=False)
+    result = subprocess.run(
+        offline(
+            [str(venv / "bin/pip"), "install", "--no-index", "--find-links", str(wheels), "dcguard"]
+        ),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     config = tmp_path / "agent.toml"
-    config.write_text(f'[agent]\ndepartment = "d"\nstate_dir = "{tmp_path / "state"}"\n'
-                      '[collector]\naddresses = ["127.0.0.1:1"]\ninsecure = true\n'
-                      '[sources]\ndisable_defaults = true\nhost = true\n')
-    report = subprocess.run([str(venv / "bin/dcguard-agent"), "collect", "--json", "--config",
-                             str(config)], capture_output=True, text=True, timeout=120,
-                            check=False)
+    config.write_text(
+        f'[agent]\ndepartment = "d"\nstate_dir = "{tmp_path / "state"}"\n'
+        '[collector]\naddresses = ["127.0.0.1:1"]\ninsecure = true\n'
+        "[sources]\ndisable_defaults = true\nhost = true\n"
+    )
+    report = subprocess.run(
+        [str(venv / "bin/dcguard-agent"), "collect", "--json", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert report.returncode == 0, report.stderr
     assert json.loads(report.stdout)["sources"] == [
-        {"name": "host", "success": True, "duration_seconds": pytest.approx(0, abs=5)}]
+        {"name": "host", "success": True, "duration_seconds": pytest.approx(0, abs=5)}
+    ]

@@ -25,13 +25,13 @@ CORPUS = FIXTURES / "kernel-io-errors.log"
 
 
 def kernel_lines() -> list[str]:
-    return [line for line in CORPUS.read_text().splitlines(keepends=True)
-            if not line.startswith("#")]
+    return [
+        line for line in CORPUS.read_text().splitlines(keepends=True) if not line.startswith("#")
+    ]
 
 
 def file_source(tmp_path: Path, log: Path, **storage: Any) -> IoErrorsSource:
-    config = {"storage": {"kernel_log": str(log), "sys_root": str(tmp_path / "nosys"),
-                          **storage}}
+    config = {"storage": {"kernel_log": str(log), "sys_root": str(tmp_path / "nosys"), **storage}}
     source = make_source("io_errors", config, tmp_path / "state")
     assert isinstance(source, IoErrorsSource)
     return source
@@ -45,16 +45,16 @@ def test_every_kind_of_error_in_the_corpus_is_counted(tmp_path: Path) -> None:
     log = tmp_path / "kern.log"
     log.write_text("".join(kernel_lines()))
     found = counts(file_source(tmp_path, log))
-    assert found["sdg"] == 9          # RFC 3339 journal lines, kernel 6.13 "I/O error, dev"
-    assert found["sdj"] == 4          # 3 critical medium errors + 1 Buffer I/O error
-    assert found["sdc"] == 4          # 2 ATA failed commands mapped via "sd 24:0:0:0: [sdc]"
-    assert found["sdd"] == 2          # print_req_error (4.x) + ata6 failed command
-    assert found["dm-2"] == 1         # EXT4-fs error (device dm-2)
-    assert found["sda1"] == 1         # EXT4-fs error in a Dutch dmesg -T capture
-    assert found["sdb1"] == 2         # Buffer I/O error on a partition
-    assert found["sda2"] == 2         # "Buffer I/O error on device sda2"
-    assert found["vda4"] == 2         # new XFS metadata I/O error wording
-    assert found["dm-7"] == 1         # old XFS "metadata I/O error: block"
+    assert found["sdg"] == 9  # RFC 3339 journal lines, kernel 6.13 "I/O error, dev"
+    assert found["sdj"] == 4  # 3 critical medium errors + 1 Buffer I/O error
+    assert found["sdc"] == 4  # 2 ATA failed commands mapped via "sd 24:0:0:0: [sdc]"
+    assert found["sdd"] == 2  # print_req_error (4.x) + ata6 failed command
+    assert found["dm-2"] == 1  # EXT4-fs error (device dm-2)
+    assert found["sda1"] == 1  # EXT4-fs error in a Dutch dmesg -T capture
+    assert found["sdb1"] == 2  # Buffer I/O error on a partition
+    assert found["sda2"] == 2  # "Buffer I/O error on device sda2"
+    assert found["vda4"] == 2  # new XFS metadata I/O error wording
+    assert found["dm-7"] == 1  # old XFS "metadata I/O error: block"
     assert not any(name.startswith("ata") for name in found)
 
 
@@ -82,12 +82,12 @@ def test_ata_port_mapped_through_sysfs_or_reported_as_port(tmp_path: Path) -> No
     # Real layout: /sys/class/block/sdb -> ../../devices/pci0000:00/0000:00:1f.2/ata3/host2/
     # target2:0:0/2:0:0:0/block/sdb
     sys_root = tmp_path / "sys"
-    disk_dir = (sys_root / "devices/pci0000:00/0000:00:1f.2/ata3/host2/target2:0:0/2:0:0:0"
-                "/block/sdb")
+    disk_dir = sys_root / "devices/pci0000:00/0000:00:1f.2/ata3/host2/target2:0:0/2:0:0:0/block/sdb"
     disk_dir.mkdir(parents=True)
     (sys_root / "class/block").mkdir(parents=True)
     (sys_root / "class/block/sdb").symlink_to(
-        "../../devices/pci0000:00/0000:00:1f.2/ata3/host2/target2:0:0/2:0:0:0/block/sdb")
+        "../../devices/pci0000:00/0000:00:1f.2/ata3/host2/target2:0:0/2:0:0:0/block/sdb"
+    )
     found = counts(file_source(tmp_path, log, sys_root=str(sys_root)))
     assert found == {"sdb": 1, "ata7": 1}
 
@@ -115,7 +115,7 @@ def test_collect_without_commit_continues_without_double_counting(tmp_path: Path
     log.write_text(line)
     source = file_source(tmp_path, log)
     assert counts(source) == {"sdz": 1}
-    assert counts(source) == {"sdz": 1}          # the report was lost; no new lines
+    assert counts(source) == {"sdz": 1}  # the report was lost; no new lines
     with log.open("a") as handle:
         handle.write(line)
     assert counts(source) == {"sdz": 2}
@@ -132,8 +132,9 @@ def test_partial_last_line_waits_for_its_end(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("rotated", ["kern.log.1", "kern.log-20261206"])
-def test_rotation_reads_the_rest_of_the_old_file_then_the_new_one(tmp_path: Path,
-                                                                   rotated: str) -> None:
+def test_rotation_reads_the_rest_of_the_old_file_then_the_new_one(
+    tmp_path: Path, rotated: str
+) -> None:
     """Plain numbering and logrotate's dateext (kern.log-YYYYMMDD): the tail is counted too."""
     line = "[ 1.0] I/O error, dev sd{0}, sector 8 op 0x0:(READ) flags 0x0\n"
     log = tmp_path / "kern.log"
@@ -142,7 +143,7 @@ def test_rotation_reads_the_rest_of_the_old_file_then_the_new_one(tmp_path: Path
     assert counts(source) == {"sda": 1}
     source.commit()
     with log.open("a") as handle:
-        handle.write(line.format("b"))       # written just before logrotate moved the file
+        handle.write(line.format("b"))  # written just before logrotate moved the file
     log.rename(tmp_path / rotated)
     log.write_text(line.format("c"))
     restarted = file_source(tmp_path, log)
@@ -167,9 +168,15 @@ def test_a_position_saved_by_the_old_format_resumes(tmp_path: Path) -> None:
     log = tmp_path / "kern.log"
     log.write_text(line.format("a") * 2)
     (tmp_path / "state").mkdir()
-    saved = {"counter": {"counts": {"sda": [2, 1.0, "I/O error, dev sda"]}, "ata_ports": {}},
-             "position": {"path": str(log), "inode": log.stat().st_ino,
-                          "offset": log.stat().st_size, "cursor": ""}}
+    saved = {
+        "counter": {"counts": {"sda": [2, 1.0, "I/O error, dev sda"]}, "ata_ports": {}},
+        "position": {
+            "path": str(log),
+            "inode": log.stat().st_ino,
+            "offset": log.stat().st_size,
+            "cursor": "",
+        },
+    }
     (tmp_path / "state/io-errors.json").write_text(json.dumps(saved))
     with log.open("a") as handle:
         handle.write(line.format("b"))
@@ -206,14 +213,20 @@ def test_corrupt_state_file_starts_over(tmp_path: Path, caplog: pytest.LogCaptur
 
 
 def test_counts_without_a_readable_position_start_over_with_it(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Keeping the counts but reading the file again from its start would count twice."""
     log = tmp_path / "kern.log"
     log.write_text("[ 1.0] I/O error, dev sdz, sector 8 op 0x0:(READ)\n")
     (tmp_path / "state").mkdir()
-    (tmp_path / "state/io-errors.json").write_text(json.dumps(
-        {"counter": {"counts": {"sdz": [1, 1.0, "I/O error, dev sdz"]}, "ata_ports": {}},
-         "position": {"path": str(log), "cursor": "", "checkpoint": {"dev": "x"}}}))
+    (tmp_path / "state/io-errors.json").write_text(
+        json.dumps(
+            {
+                "counter": {"counts": {"sdz": [1, 1.0, "I/O error, dev sdz"]}, "ata_ports": {}},
+                "position": {"path": str(log), "cursor": "", "checkpoint": {"dev": "x"}},
+            }
+        )
+    )
     assert counts(file_source(tmp_path, log)) == {"sdz": 1}
     assert "unreadable" in caplog.text
 
@@ -226,8 +239,13 @@ def test_missing_log_file_is_a_status(tmp_path: Path) -> None:
 
 def test_garbage_lines_count_nothing(tmp_path: Path) -> None:
     log = tmp_path / "kern.log"
-    log.write_bytes(b"\xff\xfe\x00garbage\n" + b"I/O error, dev , sector\n" +
-                    b"EXT4-fs error (device \n" + b"x" * 10000 + b"\n")
+    log.write_bytes(
+        b"\xff\xfe\x00garbage\n"
+        + b"I/O error, dev , sector\n"
+        + b"EXT4-fs error (device \n"
+        + b"x" * 10000
+        + b"\n"
+    )
     assert counts(file_source(tmp_path, log)) == {}
 
 
@@ -258,8 +276,9 @@ def fake_journalctl(tmp_path: Path) -> tuple[dict[str, Any], Path, Path, Path]:
     """storage settings using a script that prints `journalctl -o json` lines, and its files."""
     out, code, calls = tmp_path / "out", tmp_path / "code", tmp_path / "calls"
     script = tmp_path / "journalctl"
-    script.write_text(f"#!{sys.executable}\n" + JOURNALCTL.format(
-        calls=str(calls), out=str(out), code=str(code)))
+    script.write_text(
+        f"#!{sys.executable}\n" + JOURNALCTL.format(calls=str(calls), out=str(out), code=str(code))
+    )
     script.chmod(0o755)
     code.write_text("0")
     out.write_text("")
@@ -278,9 +297,20 @@ def journal_source(tmp_path: Path, storage: dict[str, Any]) -> IoErrorsSource:
 
 
 def journal_entry(message: Any, usec: int, cursor: str) -> str:
-    return json.dumps({"__CURSOR": cursor, "__REALTIME_TIMESTAMP": str(usec),
-                       "_TRANSPORT": "kernel", "PRIORITY": "3", "SYSLOG_FACILITY": "0",
-                       "SYSLOG_IDENTIFIER": "kernel", "MESSAGE": message}) + "\n"
+    return (
+        json.dumps(
+            {
+                "__CURSOR": cursor,
+                "__REALTIME_TIMESTAMP": str(usec),
+                "_TRANSPORT": "kernel",
+                "PRIORITY": "3",
+                "SYSLOG_FACILITY": "0",
+                "SYSLOG_IDENTIFIER": "kernel",
+                "MESSAGE": message,
+            }
+        )
+        + "\n"
+    )
 
 
 def test_journal_resumes_from_its_cursor(tmp_path: Path) -> None:
@@ -289,7 +319,8 @@ def test_journal_resumes_from_its_cursor(tmp_path: Path) -> None:
     out.write_text(
         journal_entry("I/O error, dev sdg, sector 17416 op 0x0:(READ) flags 0x80700", 10**15, "c1")
         + journal_entry(list(b"Buffer I/O error on dev sdg1, logical block 9, \xff"), 10**15, "c2")
-        + "{truncated\n")
+        + "{truncated\n"
+    )
     source = journal_source(tmp_path, storage)
     found = {e.device: e for e in collect(source).io_errors}
     assert found["sdg"].errors_total == 1 and found["sdg1"].errors_total == 1
@@ -298,8 +329,7 @@ def test_journal_resumes_from_its_cursor(tmp_path: Path) -> None:
     source.close()
     out.write_text("")
     restarted = journal_source(tmp_path, storage)
-    assert {e.device: e.errors_total for e in collect(restarted).io_errors} == {
-        "sdg": 1, "sdg1": 1}
+    assert {e.device: e.errors_total for e in collect(restarted).io_errors} == {"sdg": 1, "sdg1": 1}
     runs = [json.loads(line) for line in calls.read_text().splitlines()]
     catch_ups = [argv for argv in runs if "--follow" not in argv]
     assert len(catch_ups) == 2, "one catch-up run per start, then only the follower"
@@ -324,8 +354,13 @@ def test_journal_entries_the_two_parsers_disagreed_on(tmp_path: Path) -> None:
     odd = [*b"I/O error, dev sdk, sector 1 op 0x0:(READ) \xff", 300, "x"]
     untimed = json.loads(journal_entry("I/O error, dev sdm, sector 2 op 0x0:(READ)", 1, "c2"))
     del untimed["__REALTIME_TIMESTAMP"]
-    out.write_text(journal_entry(odd, 10**15, "c1") + json.dumps(untimed) + "\n"
-                   + json.dumps({"MESSAGE": "I/O error, dev sdn, sector 3"}) + "\n")
+    out.write_text(
+        journal_entry(odd, 10**15, "c1")
+        + json.dumps(untimed)
+        + "\n"
+        + json.dumps({"MESSAGE": "I/O error, dev sdn, sector 3"})
+        + "\n"
+    )
     before = time.time()
     source = journal_source(tmp_path, storage)
     try:
@@ -338,7 +373,8 @@ def test_journal_entries_the_two_parsers_disagreed_on(tmp_path: Path) -> None:
 
 
 def test_journal_is_followed_after_the_catch_up_and_read_again_when_the_follower_exits(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     storage, out, _, calls = fake_journalctl(tmp_path)
     out.write_text(journal_entry("I/O error, dev sdg, sector 1 op 0x0:(READ)", 10**15, "c1"))
     follow = Path(f"{out}.follow")
@@ -348,8 +384,9 @@ def test_journal_is_followed_after_the_catch_up_and_read_again_when_the_follower
         out.write_text("")  # journald has nothing more before c3
         wait_for(lambda: "sdh" in counts(source), message="the followed entry")
         assert counts(source) == {"sdg": 1, "sdh": 1}
-        follower = next(argv for argv in map(json.loads, calls.read_text().splitlines())
-                        if "--follow" in argv)
+        follower = next(
+            argv for argv in map(json.loads, calls.read_text().splitlines()) if "--follow" in argv
+        )
         assert "--after-cursor=c1" in follower and "_TRANSPORT=kernel" in follower
         Path(f"{follow}.exit").touch()
 
@@ -360,19 +397,27 @@ def test_journal_is_followed_after_the_catch_up_and_read_again_when_the_follower
                 assert "reading it again" in str(exc)
                 return True
             return False
+
         wait_for(follower_exit_reported, message="the follower's exit reported")
         assert source.wait_rounds(2, timeout=30)
         assert counts(source) == {"sdg": 1, "sdh": 1}
-        second_catch_up = [argv for argv in map(json.loads, calls.read_text().splitlines())
-                           if "--follow" not in argv][1]
+        second_catch_up = [
+            argv
+            for argv in map(json.loads, calls.read_text().splitlines())
+            if "--follow" not in argv
+        ][1]
         assert "--after-cursor=c3" in second_catch_up
     finally:
         source.close()
 
 
 def test_real_journalctl_without_journal_files(tmp_path: Path) -> None:
-    storage = {"kernel_log": "journal", "journalctl": "/usr/bin/journalctl",
-               "journal_directory": str(tmp_path), "sys_root": str(tmp_path)}
+    storage = {
+        "kernel_log": "journal",
+        "journalctl": "/usr/bin/journalctl",
+        "journal_directory": str(tmp_path),
+        "sys_root": str(tmp_path),
+    }
     source = journal_source(tmp_path, storage)
     try:
         assert len(collect(source).io_errors) == 0
@@ -390,15 +435,21 @@ def test_journalctl_missing_is_a_clear_status(tmp_path: Path) -> None:
         source.close()
 
 
-@pytest.mark.parametrize(("storage", "needle"), [
-    ({"kernel_log": "kern.log"}, 'storage.kernel_log: must be "journal" or an absolute'),
-    ({"kernel_log": 1}, "storage.kernel_log: must be a string"),
-    ({"journal_timeout": "forever"}, "storage.journal_timeout: not a duration"),
-    ({"kernel_log_max_read_bytes": 10}, "storage.kernel_log_max_read_bytes: must be at least"),
-    ({"kernel_log_max_read_bytes": "8 megs"}, "storage.kernel_log_max_read_bytes: must be a si"),
-    ({"sys_root": False}, "storage.sys_root: must be a string"),
-    ({"journal_directory": []}, "storage.journal_directory: must be a string"),
-])
+@pytest.mark.parametrize(
+    ("storage", "needle"),
+    [
+        ({"kernel_log": "kern.log"}, 'storage.kernel_log: must be "journal" or an absolute'),
+        ({"kernel_log": 1}, "storage.kernel_log: must be a string"),
+        ({"journal_timeout": "forever"}, "storage.journal_timeout: not a duration"),
+        ({"kernel_log_max_read_bytes": 10}, "storage.kernel_log_max_read_bytes: must be at least"),
+        (
+            {"kernel_log_max_read_bytes": "8 megs"},
+            "storage.kernel_log_max_read_bytes: must be a si",
+        ),
+        ({"sys_root": False}, "storage.sys_root: must be a string"),
+        ({"journal_directory": []}, "storage.journal_directory: must be a string"),
+    ],
+)
 def test_io_errors_config_garbage(tmp_path: Path, storage: dict[str, Any], needle: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(needle)):
         make_source("io_errors", {"storage": storage}, tmp_path)
@@ -411,18 +462,21 @@ def test_any_mix_of_kernel_lines_counts_without_error(lines: list[str]) -> None:
     for line in lines:
         counter.feed(line, line_timestamp(line, 1.7e9) or 1.7e9)
     counter.flush()
-    assert all(c.errors_total > 0 and len(c.last_message) <= 300
-               for c in counter.counts.values())
-    assert ErrorCounter.from_json(json.loads(json.dumps(counter.to_json()))).counts == \
-        counter.counts
+    assert all(c.errors_total > 0 and len(c.last_message) <= 300 for c in counter.counts.values())
+    assert (
+        ErrorCounter.from_json(json.loads(json.dumps(counter.to_json()))).counts == counter.counts
+    )
 
 
-@pytest.mark.parametrize(("text", "epoch"), [
-    ("2025-03-06T05:10:10+11:00", 1741198210.0),
-    ("2025-03-05T18:10:10Z", 1741198210.0),
-    ("2025-03-05T18:10:10.5+0000", 1741198210.5),
-    ("2024-05-01T03:00:00.123456789Z", 1714532400.123456),
-    ("2024-05-01T03:00:00.1234Z", 1714532400.1234),
-])
+@pytest.mark.parametrize(
+    ("text", "epoch"),
+    [
+        ("2025-03-06T05:10:10+11:00", 1741198210.0),
+        ("2025-03-05T18:10:10Z", 1741198210.0),
+        ("2025-03-05T18:10:10.5+0000", 1741198210.5),
+        ("2024-05-01T03:00:00.123456789Z", 1714532400.123456),
+        ("2024-05-01T03:00:00.1234Z", 1714532400.1234),
+    ],
+)
 def test_iso_times_as_tools_print_them(text: str, epoch: float) -> None:
     assert parse_iso_time(text) == pytest.approx(epoch, abs=1e-6)

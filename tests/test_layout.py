@@ -15,8 +15,10 @@ def test_the_agent_stages_are_folders_named_in_the_readme(stage: str) -> None:
     assert f"`agent/dcguard/agent/{stage}/`" in (ROOT / "README.md").read_text()
 
 
-@pytest.mark.parametrize("stage", ["receive", "ingest", "settle", "risk", "exposition", "trust",
-                                   "security", "store", "cli"])
+@pytest.mark.parametrize(
+    "stage",
+    ["receive", "ingest", "settle", "risk", "exposition", "trust", "security", "store", "cli"],
+)
 def test_the_collector_stages_are_folders_named_in_the_readme(stage: str) -> None:
     assert (ROOT / "collector/dcguard/collector" / stage / "__init__.py").is_file()
     assert f"`collector/dcguard/collector/{stage}/`" in (ROOT / "README.md").read_text()

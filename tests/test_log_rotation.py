@@ -28,17 +28,20 @@ def users(source: Source, commit: bool = True) -> list[int]:
     return [int(e.user[1:]) for e in collect(source, commit).events]
 
 
-def auth_source(tmp_path: Path, log: Path, settings: dict[str, Any] | None = None,
-                **keys: Any) -> Source:
-    return make_source("auth_log", tmp_path / "state", settings, path=str(log),
-                       start_at="beginning", **keys)
+def auth_source(
+    tmp_path: Path, log: Path, settings: dict[str, Any] | None = None, **keys: Any
+) -> Source:
+    return make_source(
+        "auth_log", tmp_path / "state", settings, path=str(log), start_at="beginning", **keys
+    )
 
 
 class Writer(threading.Thread):
     """Appends numbered lines like rsyslog, rotating by rename and copytruncate as it goes."""
 
-    def __init__(self, log: Path, count: int, rotate_every: int,
-                 seen: list[int] | None = None) -> None:
+    def __init__(
+        self, log: Path, count: int, rotate_every: int, seen: list[int] | None = None
+    ) -> None:
         super().__init__(daemon=True)
         self.log, self.count, self.rotate_every = log, count, rotate_every
         self.rotations = 0
@@ -72,8 +75,11 @@ class Writer(threading.Thread):
         opened when it is copytruncated) lose data with any tailer: not tested.
         """
         deadline = time.monotonic() + DEADLINE
-        while self.seen is not None and len(self.seen) < self.last_rotation + 10 and \
-                time.monotonic() < deadline:
+        while (
+            self.seen is not None
+            and len(self.seen) < self.last_rotation + 10
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.002)
 
     def _rotate(self) -> int:
@@ -115,10 +121,10 @@ def test_old_file_is_finished_before_switching(tmp_path: Path) -> None:
     source = auth_source(tmp_path, log)
     assert users(source) == [0]
     log.replace(tmp_path / "auth.log.1")
-    old.write(line(1))                      # written after the rename, before the HUP
+    old.write(line(1))  # written after the rename, before the HUP
     assert users(source) == [1]
-    old.write(line(2)[:-1])                 # a last line without its newline
-    assert users(source) == []              # no new file yet: the partial line may grow
+    old.write(line(2)[:-1])  # a last line without its newline
+    assert users(source) == []  # no new file yet: the partial line may grow
     (tmp_path / "auth.log").write_bytes(line(3))
     old.close()
     assert users(source) + users(source) == [2, 3]
@@ -145,23 +151,23 @@ def test_restart_between_collect_and_commit_rereads(tmp_path: Path) -> None:
     log = tmp_path / "auth.log"
     log.write_bytes(b"".join(line(i) for i in range(5)))
     source = auth_source(tmp_path, log)
-    assert users(source) == [0, 1, 2, 3, 4]          # committed
+    assert users(source) == [0, 1, 2, 3, 4]  # committed
     with log.open("ab") as handle:
         handle.write(b"".join(line(i) for i in range(5, 8)))
     assert users(source, commit=False) == [5, 6, 7]  # report never stored: agent dies
     source.close()
     source = auth_source(tmp_path, log)
-    assert users(source) == [5, 6, 7]                # re-read, not lost
+    assert users(source) == [5, 6, 7]  # re-read, not lost
     source.close()
     source = auth_source(tmp_path, log)
-    assert users(source) == []                       # committed: never again
+    assert users(source) == []  # committed: never again
 
 
 def test_collect_without_commit_hands_out_the_same_events_again(tmp_path: Path) -> None:
     log = tmp_path / "auth.log"
     log.write_bytes(line(0))
     source = auth_source(tmp_path, log)
-    assert users(source, commit=False) == [0]        # delivery failed, no commit
+    assert users(source, commit=False) == [0]  # delivery failed, no commit
     with log.open("ab") as handle:
         handle.write(line(1))
     assert users(source) == [0, 1]
@@ -174,8 +180,8 @@ def test_a_failed_collect_does_not_commit_the_previous_hand_out() -> None:
     queue: EventQueue[int] = EventQueue(10, 100, SecurityCounters(), tail=0)
     queue.push(pb.SecurityEvent(type="ssh_invalid_user"), start=0)
     queue.set_tail(1)
-    queue.hand_out(pb.Report())   # report 1, never stored
-    queue.withdraw()              # what every source's collect() does first
+    queue.hand_out(pb.Report())  # report 1, never stored
+    queue.withdraw()  # what every source's collect() does first
     # ... the source then raises: nothing handed out for report 2 ...
     assert queue.commit() == (False, None)
     assert len(queue) == 1
@@ -232,8 +238,10 @@ def test_events_over_the_cap_wait_for_the_next_report(tmp_path: Path) -> None:
 
 def test_byte_budget_caps_a_report_of_large_events(tmp_path: Path) -> None:
     log = tmp_path / "auth.log"
-    big = [f"Dec 10 06:55:46 h sshd[1]: Invalid user u{i}{'x' * 1500} from 10.0.0.1 port 2\n"
-           for i in range(10)]
+    big = [
+        f"Dec 10 06:55:46 h sshd[1]: Invalid user u{i}{'x' * 1500} from 10.0.0.1 port 2\n"
+        for i in range(10)
+    ]
     log.write_text("".join(big))
     source = auth_source(tmp_path, log, {"max_event_bytes_per_report": 8192})
     sizes = []
@@ -250,12 +258,14 @@ def test_byte_budget_caps_a_report_of_large_events(tmp_path: Path) -> None:
 
 def test_a_multi_event_line_split_by_the_cap_survives_a_restart(tmp_path: Path) -> None:
     log = tmp_path / "auth.log"
-    repeated = b"Dec 10 07:13:56 h sshd[2]: message repeated 5 times: [ Failed password for " \
-               b"root from 5.36.59.76 port 42393 ssh2]\n"
+    repeated = (
+        b"Dec 10 07:13:56 h sshd[2]: message repeated 5 times: [ Failed password for "
+        b"root from 5.36.59.76 port 42393 ssh2]\n"
+    )
     log.write_bytes(line(0) + repeated + line(1))
     settings = {"max_events_per_report": 3}
     source = auth_source(tmp_path, log, settings)
-    assert len(collect(source).events) == 3          # u0 + 2 of the 5 repeats
+    assert len(collect(source).events) == 3  # u0 + 2 of the 5 repeats
     source.close()
     source = auth_source(tmp_path, log, settings)
     rest = [e.type for e in collect(source).events] + [e.type for e in collect(source).events]
@@ -269,7 +279,7 @@ def test_read_ahead_is_bounded_by_the_pending_queue(tmp_path: Path) -> None:
     source = auth_source(tmp_path, log, settings)
     report = collect(source, commit=False)
     assert len(report.events) == 5
-    assert report.security_stats.lines_read <= 20      # not the whole file
+    assert report.security_stats.lines_read <= 20  # not the whole file
     seen: list[int] = []
     for _ in range(200):
         seen.extend(users(source))
@@ -289,20 +299,28 @@ def test_start_at_end_skips_history_on_first_start(tmp_path: Path) -> None:
 
 
 def test_real_agent_delivers_lines_read_during_an_outage_exactly_once(
-        collector: Any, make_agent: Any, tmp_path: Path) -> None:
+    collector: Any, make_agent: Any, tmp_path: Path
+) -> None:
     """dcguard-agent run, as a process: the read position advances only once the report
     carrying the lines is durably spooled, so lines read while the collector is
     unreachable survive a kill -9 and reach the collector once, not twice, not never."""
     log = tmp_path / "auth.log"
     log.write_bytes(b"".join(line(i) for i in range(5)))
-    extra = ('[sources]\nfim = false\nports = false\n'
-             f'[security.auth_log]\npath = "{log}"\nstart_at = "beginning"\n')
+    extra = (
+        "[sources]\nfim = false\nports = false\n"
+        f'[security.auth_log]\npath = "{log}"\nstart_at = "beginning"\n'
+    )
     position = tmp_path / "agent" / "state" / "auth_log.position.json"
     unreachable = make_agent(["127.0.0.1:9"], extra_config=extra)  # nothing listens there
     unreachable.start()
     wait_for(lambda: "delivery failing" in unreachable.log(), message="delivery to fail")
-    wait_for(lambda: position.exists() and json.loads(position.read_text())["checkpoint"][
-        "offset"] == log.stat().st_size, message="the position to reach the end (spooled)")
+    wait_for(
+        lambda: (
+            position.exists()
+            and json.loads(position.read_text())["checkpoint"]["offset"] == log.stat().st_size
+        ),
+        message="the position to reach the end (spooled)",
+    )
     unreachable.kill()
 
     agent = make_agent([collector.grpc_address], extra_config=extra)  # same state dir
@@ -310,9 +328,11 @@ def test_real_agent_delivers_lines_read_during_an_outage_exactly_once(
 
     def invalid_users() -> float:
         samples = collector.metrics()
-        return sum(v for (name, labels), v in samples.items()
-                   if name == "dcguard_security_events_total"
-                   and ("type", "ssh_invalid_user") in labels)
+        return sum(
+            v
+            for (name, labels), v in samples.items()
+            if name == "dcguard_security_events_total" and ("type", "ssh_invalid_user") in labels
+        )
 
     wait_for(lambda: invalid_users() >= 5, message="the outage's events at the collector")
     time.sleep(1)  # a few more cycles: nothing may arrive twice

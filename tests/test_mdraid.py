@@ -97,8 +97,9 @@ def test_raid6_resync_and_raid10_check() -> None:
 
 def test_source_reads_the_configured_path(tmp_path: Path) -> None:
     mdstat = tmp_path / "mdstat"
-    mdstat.write_bytes((FIXTURES / "mdstat-raid5-failed-member-F-degraded-linux-raid-2020.txt")
-                       .read_bytes())
+    mdstat.write_bytes(
+        (FIXTURES / "mdstat-raid5-failed-member-F-degraded-linux-raid-2020.txt").read_bytes()
+    )
     source = make_source("mdraid", {"storage": {"mdstat": str(mdstat)}}, tmp_path)
     [array] = collect(source).raid_arrays
     assert (array.name, array.level, array.degraded) == ("md0", "raid5", True)
@@ -120,10 +121,13 @@ def test_garbage_file_yields_no_arrays_and_no_crash(tmp_path: Path) -> None:
         assert array.disks_active <= array.disks_total
 
 
-@pytest.mark.parametrize(("value", "needle"), [
-    (5, "storage.mdstat: must be a string"),
-    ("", "storage.mdstat: must not be empty"),
-])
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [
+        (5, "storage.mdstat: must be a string"),
+        ("", "storage.mdstat: must not be empty"),
+    ],
+)
 def test_mdstat_key_garbage(tmp_path: Path, value: object, needle: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(needle)):
         make_source("mdraid", {"storage": {"mdstat": value}}, tmp_path)
@@ -135,12 +139,30 @@ def test_unknown_storage_key_is_rejected(tmp_path: Path) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.sampled_from([
-    "md0 : active raid1 sda1[0] sdb1[1](F)", "md1 : inactive sdc[0](S)", "      [2/1] [U_]",
-    "      [=>...]  recovery = 12.5% (1/8) finish=1.0min speed=1K/sec", "resync=DELAYED",
-    "Personalities : [raid1]", "unused devices: <none>", "   ", "", "md2 : active",
-    "      1024 blocks super external:imsm", "      [9/x] [UU", "md3 :", "\x00\xff",
-]) | st.text(max_size=40), max_size=30))
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "md0 : active raid1 sda1[0] sdb1[1](F)",
+                "md1 : inactive sdc[0](S)",
+                "      [2/1] [U_]",
+                "      [=>...]  recovery = 12.5% (1/8) finish=1.0min speed=1K/sec",
+                "resync=DELAYED",
+                "Personalities : [raid1]",
+                "unused devices: <none>",
+                "   ",
+                "",
+                "md2 : active",
+                "      1024 blocks super external:imsm",
+                "      [9/x] [UU",
+                "md3 :",
+                "\x00\xff",
+            ]
+        )
+        | st.text(max_size=40),
+        max_size=30,
+    )
+)
 def test_any_mix_of_mdstat_lines_parses_without_error(lines: list[str]) -> None:
     for array in parse_mdstat("\n".join(lines)):
         assert 0.0 <= array.sync_progress_ratio <= 1.0

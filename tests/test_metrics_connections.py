@@ -22,9 +22,11 @@ from tests.support import Collector, wait_for
 
 @pytest.fixture
 def strict_collector(tmp_path: Path) -> Iterator[Collector]:
-    process = Collector(tmp_path / "collector",
-                        server_extra='insecure = true\nmetrics_idle_timeout = "2s"\n'
-                                     "metrics_max_connections = 400\n")
+    process = Collector(
+        tmp_path / "collector",
+        server_extra='insecure = true\nmetrics_idle_timeout = "2s"\n'
+        "metrics_max_connections = 400\n",
+    )
     process.start()
     yield process
     process.stop()
@@ -33,8 +35,7 @@ def strict_collector(tmp_path: Path) -> Iterator[Collector]:
 def _threads(collector: Collector) -> int:
     assert collector.proc is not None
     status = Path(f"/proc/{collector.proc.pid}/status").read_text()
-    return int(next(line.split()[1] for line in status.splitlines()
-                    if line.startswith("Threads:")))
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("Threads:")))
 
 
 def _closed_by_server(sock: socket.socket) -> bool:
@@ -58,36 +59,50 @@ def _scrape(collector: Collector) -> bool:
 
 
 def test_idle_connections_hold_no_thread_and_are_closed_after_the_timeout(
-        strict_collector: Collector) -> None:
+    strict_collector: Collector,
+) -> None:
     baseline = _threads(strict_collector)
     with ExitStack() as stack:
         idle = []
         for _ in range(300):
-            sock = stack.enter_context(socket.create_connection(
-                ("127.0.0.1", strict_collector.metrics_port), timeout=5))
+            sock = stack.enter_context(
+                socket.create_connection(("127.0.0.1", strict_collector.metrics_port), timeout=5)
+            )
             idle.append(sock)
         time.sleep(0.5)
         assert _threads(strict_collector) <= baseline + 4
         started = time.monotonic()
         assert _scrape(strict_collector)  # Prometheus still gets through
-        wait_for(lambda: all(_closed_by_server(s) for s in idle), timeout=10,
-                 message="the idle connections to be closed")
+        wait_for(
+            lambda: all(_closed_by_server(s) for s in idle),
+            timeout=10,
+            message="the idle connections to be closed",
+        )
         assert time.monotonic() - started >= 1.0  # not before the idle timeout
     assert _scrape(strict_collector)
 
 
 def test_connections_beyond_the_maximum_are_closed_at_once(tmp_path: Path) -> None:
-    collector = Collector(tmp_path / "collector",
-                          server_extra='insecure = true\nmetrics_idle_timeout = "30s"\n'
-                                       "metrics_max_connections = 20\n")
+    collector = Collector(
+        tmp_path / "collector",
+        server_extra='insecure = true\nmetrics_idle_timeout = "30s"\n'
+        "metrics_max_connections = 20\n",
+    )
     collector.start()
     try:
         baseline = _threads(collector)
         with ExitStack() as stack:
-            socks = [stack.enter_context(socket.create_connection(
-                ("127.0.0.1", collector.metrics_port), timeout=5)) for _ in range(60)]
-            wait_for(lambda: sum(_closed_by_server(s) for s in socks) >= 40, timeout=10,
-                     message="the connections over the maximum to be closed")
+            socks = [
+                stack.enter_context(
+                    socket.create_connection(("127.0.0.1", collector.metrics_port), timeout=5)
+                )
+                for _ in range(60)
+            ]
+            wait_for(
+                lambda: sum(_closed_by_server(s) for s in socks) >= 40,
+                timeout=10,
+                message="the connections over the maximum to be closed",
+            )
             assert _threads(collector) <= baseline + 4
         # The idle ones are gone once their clients leave: scrapes work again.
         wait_for(lambda: _scrape(collector), timeout=10, message="a scrape to succeed")

@@ -80,8 +80,10 @@ def test_concurrent_scrapes_share_renders_and_never_get_an_older_one() -> None:
 
 def _config(tmp_path: Path) -> Path:
     path = tmp_path / "collector.toml"
-    path.write_text('[server]\ngrpc_listen = "127.0.0.1:0"\nmetrics_listen = "127.0.0.1:0"\n'
-                    f'data_dir = "{tmp_path / "data"}"\ninsecure = true\n')
+    path.write_text(
+        '[server]\ngrpc_listen = "127.0.0.1:0"\nmetrics_listen = "127.0.0.1:0"\n'
+        f'data_dir = "{tmp_path / "data"}"\ninsecure = true\n'
+    )
     return path
 
 
@@ -91,13 +93,24 @@ def _fleet_reports(index: int, now: float) -> list[pb.Report]:
     for sequence in (1, 2):
         r = realistic_report(sequence, now=now - 30 + 15 * sequence, events=index % 3)
         if index % 4 == 1:
-            r.raid_arrays.add(name="md0", level="raid1", state="clean", disks_active=1,
-                              disks_total=2, degraded=True)
+            r.raid_arrays.add(
+                name="md0",
+                level="raid1",
+                state="clean",
+                disks_active=1,
+                disks_total=2,
+                degraded=True,
+            )
         if index % 4 == 2:
             r.disks[0].attributes[0].raw = 8
             r.disks[0].attributes[0].failing_now = True
-            r.filesystems.add(mountpoint="/srv/dữ liệu", device="/dev/sdb9", fstype="xfs",
-                              size_bytes=1 << 40, avail_bytes=1 << 30)
+            r.filesystems.add(
+                mountpoint="/srv/dữ liệu",
+                device="/dev/sdb9",
+                fstype="xfs",
+                size_bytes=1 << 40,
+                avail_bytes=1 << 30,
+            )
         if index % 4 == 3:
             del r.backups[:]
         reports.append(r)
@@ -107,8 +120,11 @@ def _fleet_reports(index: int, now: float) -> list[pb.Report]:
 def _per_host_lines(page: bytes) -> list[str]:
     # Clock-dependent families may change while the collector is down.
     live = ("dcguard_agent_up{", "dcguard_data_loss_risk_score{", "dcguard_data_loss_risk{")
-    return [line for line in page.decode().splitlines()
-            if 'host="' in line and not line.startswith(live)]
+    return [
+        line
+        for line in page.decode().splitlines()
+        if 'host="' in line and not line.startswith(live)
+    ]
 
 
 def test_a_fleet_shows_the_same_per_host_page_after_a_restart(tmp_path: Path) -> None:

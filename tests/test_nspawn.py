@@ -61,8 +61,9 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def container(image: Path, tmp_path: Path, request: pytest.FixtureRequest
-              ) -> Iterator[nspawn.Container]:
+def container(
+    image: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[nspawn.Container]:
     """A booted container with the bundle unpacked in /var/tmp; powered off at the end."""
     tarball: Path = request.getfixturevalue("bundle")
     name = f"dcg-{request.node.name[5:25].replace('_', '-')}"
@@ -111,8 +112,11 @@ SECCOMP_MODE_FILTER = "2"
 def assert_sandboxed(machine: nspawn.Container, unit: str, capabilities: int) -> None:
     """The unit's main process: its user, a seccomp filter, its capabilities, a read-only /."""
     pid = machine.run("systemctl", "show", "-P", "MainPID", unit).stdout.strip()
-    status = dict(line.split(":\t", 1) for line in
-                  machine.run("cat", f"/proc/{pid}/status").stdout.splitlines() if ":\t" in line)
+    status = dict(
+        line.split(":\t", 1)
+        for line in machine.run("cat", f"/proc/{pid}/status").stdout.splitlines()
+        if ":\t" in line
+    )
     user = machine.run("id", "-u", unit).stdout.strip()
     assert status["Uid"].split()[0] == user, status
     assert status["NoNewPrivs"].strip() == "1", status
@@ -124,27 +128,46 @@ def assert_sandboxed(machine: nspawn.Container, unit: str, capabilities: int) ->
 
 
 def test_agent_unit_reports_restarts_and_stops_under_systemd(
-        container: nspawn.Container, tmp_path: Path) -> None:
+    container: nspawn.Container, tmp_path: Path
+) -> None:
     """Offline install, mTLS enrollment, the hardened unit reporting; kill -9, stop."""
     collector = TlsCollector(tmp_path / "collector")
     collector.start()
     try:
-        out = install_offline(container, "--department", "so-tu-phap", "--host", "db01",
-                              "--collector", collector.grpc_address)
+        out = install_offline(
+            container,
+            "--department",
+            "so-tu-phap",
+            "--host",
+            "db01",
+            "--collector",
+            collector.grpc_address,
+        )
         assert "installed dcguard-agent" in out, out
         # The installer enabled the unit; an agent without credentials is not started.
-        assert container.run("systemctl", "is-enabled", "dcguard-agent").stdout.strip() == \
-            "enabled"
+        assert container.run("systemctl", "is-enabled", "dcguard-agent").stdout.strip() == "enabled"
         # Reports every 2 s instead of 15 s: an operator's edit, kept by upgrades.
-        container.run("sed", "-i", r's/^\[agent\]$/[agent]\ninterval = "2s"/',
-                      "/etc/dcguard/agent.toml")
-        container.run("runuser", "-u", "dcguard-agent", "--", AGENT, "enroll", "--config",
-                      "/etc/dcguard/agent.toml", "--token", collector.token("db01", "so-tu-phap"),
-                      "--ca-fingerprint", collector.fingerprint,
-                      "--address", collector.enroll_address)
+        container.run(
+            "sed", "-i", r's/^\[agent\]$/[agent]\ninterval = "2s"/', "/etc/dcguard/agent.toml"
+        )
+        container.run(
+            "runuser",
+            "-u",
+            "dcguard-agent",
+            "--",
+            AGENT,
+            "enroll",
+            "--config",
+            "/etc/dcguard/agent.toml",
+            "--token",
+            collector.token("db01", "so-tu-phap"),
+            "--ca-fingerprint",
+            collector.fingerprint,
+            "--address",
+            collector.enroll_address,
+        )
         container.run("systemctl", "start", "dcguard-agent", timeout=90)
-        assert container.run("systemctl", "is-active", "dcguard-agent").stdout.strip() == \
-            "active"
+        assert container.run("systemctl", "is-active", "dcguard-agent").stdout.strip() == "active"
 
         def up() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
             samples = collector.metrics()  # {} (falsy: wait on) until db01 is up
@@ -152,11 +175,16 @@ def test_agent_unit_reports_restarts_and_stops_under_systemd(
 
         samples = wait_for(up, timeout=60, message="db01 up on the collector")
         # Every source the agent runs succeeds under the hardened unit.
-        sources = {dict(labels)["source"]: value for (name, labels), value in samples.items()
-                   if name == "dcguard_agent_source_success" and dict(labels)["host"] == "db01"}
+        sources = {
+            dict(labels)["source"]: value
+            for (name, labels), value in samples.items()
+            if name == "dcguard_agent_source_success" and dict(labels)["host"] == "db01"
+        }
         assert set(sources) == DEFAULT_SOURCES, samples
-        assert {s for s, ok in sources.items() if ok != 1} == set(), \
-            (sources, container.journal("dcguard-agent"))
+        assert {s for s, ok in sources.items() if ok != 1} == set(), (
+            sources,
+            container.journal("dcguard-agent"),
+        )
         assert_sandboxed(container, "dcguard-agent", capabilities=1 << CAP_SYS_RAWIO)
         assert metric(samples, "dcguard_filesystem_size_bytes", mountpoint="/", **HOST)
         # The security sources read the server's logs from inside the sandbox: an account
@@ -168,24 +196,41 @@ def test_agent_unit_reports_restarts_and_stops_under_systemd(
         # `journalctl --follow` under a boot ID other than journald's prints nothing
         # new. On a real server both see the kernel's one boot ID.
         container.run("useradd", "--system", "--no-create-home", "intruder")
-        wait_for(lambda: metric(collector.metrics(), "dcguard_security_events_total",
-                                type="user_created", **HOST),
-                 timeout=60, message="the user_created event from the container's journal")
+        wait_for(
+            lambda: metric(
+                collector.metrics(), "dcguard_security_events_total", type="user_created", **HOST
+            ),
+            timeout=60,
+            message="the user_created event from the container's journal",
+        )
 
         # kill -9 through systemd: it restarts the agent; nothing is lost.
-        restarts = int(container.run("systemctl", "show", "-P", "NRestarts",
-                                     "dcguard-agent").stdout)
+        restarts = int(
+            container.run("systemctl", "show", "-P", "NRestarts", "dcguard-agent").stdout
+        )
         stored = metric(samples, "dcguard_agent_reports_stored_total", **HOST) or 0
         container.run("systemctl", "kill", "-s", "SIGKILL", "dcguard-agent")
-        wait_for(lambda: int(container.run("systemctl", "show", "-P", "NRestarts",
-                                           "dcguard-agent").stdout) > restarts,
-                 timeout=30, message="systemd to restart the killed agent")
-        wait_for(lambda: (metric(collector.metrics(), "dcguard_agent_reports_stored_total",
-                                 **HOST) or 0) >= stored + 3,
-                 timeout=60, message="reports from the restarted agent")
+        wait_for(
+            lambda: (
+                int(container.run("systemctl", "show", "-P", "NRestarts", "dcguard-agent").stdout)
+                > restarts
+            ),
+            timeout=30,
+            message="systemd to restart the killed agent",
+        )
+        wait_for(
+            lambda: (
+                (metric(collector.metrics(), "dcguard_agent_reports_stored_total", **HOST) or 0)
+                >= stored + 3
+            ),
+            timeout=60,
+            message="reports from the restarted agent",
+        )
         container.run("systemctl", "stop", "dcguard-agent", timeout=60)
-        assert container.run("systemctl", "is-active", "dcguard-agent",
-                             check=False).stdout.strip() == "inactive"
+        assert (
+            container.run("systemctl", "is-active", "dcguard-agent", check=False).stdout.strip()
+            == "inactive"
+        )
         journal = container.journal("dcguard-agent")
         assert "dcguard-agent stopped;" in journal, journal[-3000:]
         assert metric(collector.metrics(), "dcguard_agent_reports_lost_total", **HOST) == 0
@@ -195,60 +240,106 @@ def test_agent_unit_reports_restarts_and_stops_under_systemd(
 
 def test_unenrolled_agent_unit_stops_instead_of_restarting(container: nspawn.Container) -> None:
     """Exit 2 (not enrolled) is not something a restart can fix: systemd must not loop on it."""
-    install_offline(container, "--department", "so-tu-phap", "--host", "db01",
-                    "--collector", "127.0.0.1:4740")
+    install_offline(
+        container, "--department", "so-tu-phap", "--host", "db01", "--collector", "127.0.0.1:4740"
+    )
     started = container.run("systemctl", "start", "dcguard-agent", timeout=90, check=False)
     assert started.returncode != 0
     # Longer than the unit's RestartSec=5s: a restart would have happened by now.
     deadline = time.monotonic() + 12
     while time.monotonic() < deadline:
-        assert container.run("systemctl", "show", "-P", "NRestarts", "dcguard-agent"
-                             ).stdout.strip() == "0", container.journal("dcguard-agent")
+        assert (
+            container.run("systemctl", "show", "-P", "NRestarts", "dcguard-agent").stdout.strip()
+            == "0"
+        ), container.journal("dcguard-agent")
         time.sleep(1)
-    assert container.run("systemctl", "is-failed", "dcguard-agent",
-                         check=False).stdout.strip() == "failed"
+    assert (
+        container.run("systemctl", "is-failed", "dcguard-agent", check=False).stdout.strip()
+        == "failed"
+    )
     assert "enroll" in container.journal("dcguard-agent")
 
 
 def test_collector_unit_serves_and_reports_readiness_under_systemd(
-        container: nspawn.Container) -> None:
+    container: nspawn.Container,
+) -> None:
     """Option B of the operator's guide, step by step, offline, then the unit under systemd."""
     (wheels,) = (container.root / "var/tmp").glob("dcguard-agent-*/wheels")
     wheels_in = "/" + str(wheels.relative_to(container.root))
     container.run("unshare", "--net", "python3", "-m", "venv", "/opt/dcguard-collector")
-    container.run("unshare", "--net", "/opt/dcguard-collector/bin/pip", "install", "--quiet",
-                  "--no-index", "--find-links", wheels_in, "dcguard", timeout=300)
-    container.run("useradd", "--system", "--user-group", "--no-create-home", "--shell",
-                  "/usr/sbin/nologin", "dcguard-collector")
-    container.run("install", "-d", "-o", "dcguard-collector", "-g", "dcguard-collector",
-                  "-m", "0700", "/var/lib/dcguard-collector")
+    container.run(
+        "unshare",
+        "--net",
+        "/opt/dcguard-collector/bin/pip",
+        "install",
+        "--quiet",
+        "--no-index",
+        "--find-links",
+        wheels_in,
+        "dcguard",
+        timeout=300,
+    )
+    container.run(
+        "useradd",
+        "--system",
+        "--user-group",
+        "--no-create-home",
+        "--shell",
+        "/usr/sbin/nologin",
+        "dcguard-collector",
+    )
+    container.run(
+        "install",
+        "-d",
+        "-o",
+        "dcguard-collector",
+        "-g",
+        "dcguard-collector",
+        "-m",
+        "0700",
+        "/var/lib/dcguard-collector",
+    )
     grpc, metrics, enroll = free_port(), free_port(), free_port()
     config = container.root / "etc/dcguard/collector.toml"
     config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text("[server]\n"
-                      f'grpc_listen = "127.0.0.1:{grpc}"\n'
-                      f'metrics_listen = "127.0.0.1:{metrics}"\n'
-                      'data_dir = "/var/lib/dcguard-collector"\n'
-                      "[tls]\n"
-                      f'enroll_listen = "127.0.0.1:{enroll}"\n')
+    config.write_text(
+        "[server]\n"
+        f'grpc_listen = "127.0.0.1:{grpc}"\n'
+        f'metrics_listen = "127.0.0.1:{metrics}"\n'
+        'data_dir = "/var/lib/dcguard-collector"\n'
+        "[tls]\n"
+        f'enroll_listen = "127.0.0.1:{enroll}"\n'
+    )
     collector = "/opt/dcguard-collector/bin/dcguard-collector"
-    init = container.run("runuser", "-u", "dcguard-collector", "--", collector, "ca", "init",
-                         "--config", "/etc/dcguard/collector.toml")
+    init = container.run(
+        "runuser",
+        "-u",
+        "dcguard-collector",
+        "--",
+        collector,
+        "ca",
+        "init",
+        "--config",
+        "/etc/dcguard/collector.toml",
+    )
     assert "CA fingerprint: sha256:" in init.stdout
     unit = container.root / "etc/systemd/system/dcguard-collector.service"
     unit.write_text((ROOT / "deploy/systemd/dcguard-collector.service").read_text())
     container.run("systemctl", "daemon-reload")
     # Type=notify: start returns once the collector has said READY=1.
     container.run("systemctl", "enable", "--now", "dcguard-collector", timeout=150)
-    assert container.run("systemctl", "is-active", "dcguard-collector").stdout.strip() == \
-        "active", container.journal("dcguard-collector")
+    assert (
+        container.run("systemctl", "is-active", "dcguard-collector").stdout.strip() == "active"
+    ), container.journal("dcguard-collector")
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=10) as page:
         samples = parse_metrics(page.read().decode())
     assert metric(samples, "dcguard_collector_reports_received_total") == 0
     assert_sandboxed(container, "dcguard-collector", capabilities=0)
     container.run("systemctl", "stop", "dcguard-collector", timeout=60)
-    assert container.run("systemctl", "show", "-P", "Result", "dcguard-collector"
-                         ).stdout.strip() == "success"
+    assert (
+        container.run("systemctl", "show", "-P", "Result", "dcguard-collector").stdout.strip()
+        == "success"
+    )
 
 
 def ssh_ready(port: int) -> bool:
@@ -260,54 +351,82 @@ def ssh_ready(port: int) -> bool:
 
 
 def test_ansible_role_check_mode_and_rerun_against_a_systemd_host(
-        image: Path, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    image: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     """ansible-playbook over ssh (sshd in the container on a loopback port of this machine)."""
     playbook = Path(__import__("sys").executable).parent / "ansible-playbook"
     assert playbook.exists(), "ansible-core is a dev dependency: pip install -e '.[dev]'"
     tarball: Path = request.getfixturevalue("bundle")
     port = free_port()
     key = tmp_path / "id_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True,
-                   timeout=30)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True, timeout=30
+    )
 
     def with_sshd(root: Path) -> None:
         (root / "etc/ssh/sshd_config.d/dcguard-test.conf").write_text(
             f"ListenAddress 127.0.0.1\nPort {port}\nPermitRootLogin prohibit-password\n"
-            "PasswordAuthentication no\n")
+            "PasswordAuthentication no\n"
+        )
         (root / "root/.ssh").mkdir(mode=0o700, exist_ok=True)
         (root / "root/.ssh/authorized_keys").write_text(key.with_suffix(".pub").read_text())
         wants = root / "etc/systemd/system/multi-user.target.wants/ssh.service"
         wants.symlink_to("/lib/systemd/system/ssh.service")
 
-    with nspawn.Container(image, tmp_path / "machine", "dcg-ansible", before_boot=with_sshd
-                          ) as machine:
+    with nspawn.Container(
+        image, tmp_path / "machine", "dcg-ansible", before_boot=with_sshd
+    ) as machine:
         wait_for(lambda: ssh_ready(port), timeout=30, message="sshd in the container")
         inventory = tmp_path / "inventory.ini"
         inventory.write_text(
             "[so_tu_phap]\n"
             f"db01 ansible_host=127.0.0.1 ansible_port={port} ansible_user=root "
             f"ansible_ssh_private_key_file={key} ansible_python_interpreter=/usr/bin/python3\n"
-            "[dcguard_agents:children]\nso_tu_phap\n")
+            "[dcguard_agents:children]\nso_tu_phap\n"
+        )
         extra = tmp_path / "extra.yml"
-        extra.write_text(yaml.safe_dump({
-            "dcguard_bundle": str(tarball), "dcguard_department": "so-tu-phap",
-            "dcguard_collectors": ["127.0.0.1:4740"]}))
-        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(tmp_path),
-               "LANG": "C.UTF-8", "ANSIBLE_NOCOLOR": "1",
-               "ANSIBLE_HOST_KEY_CHECKING": "False",
-               "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible"),
-               "ANSIBLE_ROLES_PATH": str(ANSIBLE / "roles"),
-               # One ssh connection for the whole play (pipelining: no temp files to copy);
-               # its master is closed below, pass or fail, and dies alone after 60 s anyway.
-               "ANSIBLE_PIPELINING": "True",
-               "ANSIBLE_SSH_CONTROL_PATH_DIR": str(tmp_path / "cp"),
-               "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=60s "
-                                   "-o UserKnownHostsFile=/dev/null"}
+        extra.write_text(
+            yaml.safe_dump(
+                {
+                    "dcguard_bundle": str(tarball),
+                    "dcguard_department": "so-tu-phap",
+                    "dcguard_collectors": ["127.0.0.1:4740"],
+                }
+            )
+        )
+        env = {
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": str(tmp_path),
+            "LANG": "C.UTF-8",
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_HOST_KEY_CHECKING": "False",
+            "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible"),
+            "ANSIBLE_ROLES_PATH": str(ANSIBLE / "roles"),
+            # One ssh connection for the whole play (pipelining: no temp files to copy);
+            # its master is closed below, pass or fail, and dies alone after 60 s anyway.
+            "ANSIBLE_PIPELINING": "True",
+            "ANSIBLE_SSH_CONTROL_PATH_DIR": str(tmp_path / "cp"),
+            "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=60s "
+            "-o UserKnownHostsFile=/dev/null",
+        }
 
         def play(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run([str(playbook), "-i", str(inventory), str(ANSIBLE / "site.yml"),
-                                   "-e", f"@{extra}", *args], capture_output=True, text=True,
-                                  timeout=600, env=env, check=False)
+            return subprocess.run(
+                [
+                    str(playbook),
+                    "-i",
+                    str(inventory),
+                    str(ANSIBLE / "site.yml"),
+                    "-e",
+                    f"@{extra}",
+                    *args,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=600,
+                env=env,
+                check=False,
+            )
 
         def recap(result: subprocess.CompletedProcess[str]) -> str:
             assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
@@ -321,17 +440,22 @@ def test_ansible_role_check_mode_and_rerun_against_a_systemd_host(
             second = recap(play())
         finally:
             for master in (tmp_path / "cp").glob("*"):
-                subprocess.run(["ssh", "-o", f"ControlPath={master}", "-O", "exit", "db01"],
-                               capture_output=True, timeout=30, check=False)
+                subprocess.run(
+                    ["ssh", "-o", f"ControlPath={master}", "-O", "exit", "db01"],
+                    capture_output=True,
+                    timeout=30,
+                    check=False,
+                )
         assert re.search(r"changed=0\s", second), second
-        assert machine.run("systemctl", "is-enabled", "dcguard-agent").stdout.strip() == \
-            "enabled"
+        assert machine.run("systemctl", "is-enabled", "dcguard-agent").stdout.strip() == "enabled"
         # The role ran without a token: the file is right, the agent not enrolled yet.
-        checked_config = machine.run(AGENT, "check-config", "--no-credentials",
-                                     "--config", "/etc/dcguard/agent.toml")
+        checked_config = machine.run(
+            AGENT, "check-config", "--no-credentials", "--config", "/etc/dcguard/agent.toml"
+        )
         assert "host db01, department so-tu-phap" in checked_config.stdout
-        not_enrolled = machine.run(AGENT, "check-config", "--config", "/etc/dcguard/agent.toml",
-                                   check=False)
+        not_enrolled = machine.run(
+            AGENT, "check-config", "--config", "/etc/dcguard/agent.toml", check=False
+        )
         assert not_enrolled.returncode == 2
         assert "enroll the agent first" in not_enrolled.stderr
         assert re.search(r"changed=0\s.*failed=0\s", recap(checked)), checked.stdout[-1500:]
@@ -345,12 +469,14 @@ def test_the_root_comes_from_the_mirror_apt_uses_here(tmp_path: Path) -> None:
         "Types: deb\nURIs: http://security.example/debian-security\nSuites: bookworm-security\n"
         "Components: main\n\n"
         "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\n"
-        "Components: main\n")
+        "Components: main\n"
+    )
     assert nspawn.debian_mirror(apt) == "http://mirror.example/debian"
     (apt / "sources.list.d/debian.sources").unlink()
     (apt / "sources.list").write_text(
         "deb http://old.example/debian bullseye main\n"
-        "deb [arch=amd64] http://list.example/debian bookworm main\n")
+        "deb [arch=amd64] http://list.example/debian bookworm main\n"
+    )
     assert nspawn.debian_mirror(apt) == "http://list.example/debian"
     (apt / "sources.list").write_text("")
     assert nspawn.debian_mirror(apt) == nspawn.DEFAULT_MIRROR

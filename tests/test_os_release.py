@@ -40,15 +40,20 @@ def test_neither_file_nor_a_name_falls_back_to_the_kernel_name(tmp_path: Path) -
     assert os_name((tmp_path / "dir",)) == platform.system()
 
 
-@pytest.mark.skipif(not hasattr(platform, "freedesktop_os_release"),
-                    reason=f"{NOT_INSTALLABLE}: compares with the reader of Python 3.10+, "
-                    "and this interpreter is older")
-@pytest.mark.parametrize("text", [
-    DEBIAN_12.read_text(),
-    "# comment\n\nPRETTY_NAME='single quoted'\nNAME=plain\n",
-    'PRETTY_NAME="with \\"escaped\\" quotes and \\$dollar"\n',
-    "garbage line\n=nokey\nlower=case\nNAME=\"unterminated\n",
-])
+@pytest.mark.skipif(
+    not hasattr(platform, "freedesktop_os_release"),
+    reason=f"{NOT_INSTALLABLE}: compares with the reader of Python 3.10+, "
+    "and this interpreter is older",
+)
+@pytest.mark.parametrize(
+    "text",
+    [
+        DEBIAN_12.read_text(),
+        "# comment\n\nPRETTY_NAME='single quoted'\nNAME=plain\n",
+        'PRETTY_NAME="with \\"escaped\\" quotes and \\$dollar"\n',
+        'garbage line\n=nokey\nlower=case\nNAME="unterminated\n',
+    ],
+)
 def test_same_fields_as_pythons_own_reader(tmp_path: Path, text: str) -> None:
     path = tmp_path / "os-release"
     path.write_text(text)
@@ -59,17 +64,24 @@ def test_same_fields_as_pythons_own_reader(tmp_path: Path, text: str) -> None:
 
 
 PYTHON39 = sorted(Path.home().glob(".pyenv/versions/3.9*/bin/python3.9")) or [
-    Path(p) for p in (shutil.which("python3.9"),) if p]
+    Path(p) for p in (shutil.which("python3.9"),) if p
+]
 
 
-@pytest.mark.skipif(not PYTHON39, reason=f"{NOT_INSTALLABLE}: no Python 3.9 on this machine "
-                    "(pyenv or python3.9), and Debian 12 packages none")
+@pytest.mark.skipif(
+    not PYTHON39,
+    reason=f"{NOT_INSTALLABLE}: no Python 3.9 on this machine "
+    "(pyenv or python3.9), and Debian 12 packages none",
+)
 def test_python_3_9_reads_the_os_name_too() -> None:
     """What the agent on an old server puts in the os label (the module needs nothing else)."""
     agent_dir = Path(__file__).resolve().parent.parent / "agent"
-    code = (f"import sys; sys.path.insert(0, {str(agent_dir)!r}); "
-            "from dcguard.agent.cycle.os_release import os_name; print(os_name())")
-    result = subprocess.run([str(PYTHON39[0]), "-c", code], capture_output=True, text=True,
-                            timeout=60, check=False)
+    code = (
+        f"import sys; sys.path.insert(0, {str(agent_dir)!r}); "
+        "from dcguard.agent.cycle.os_release import os_name; print(os_name())"
+    )
+    result = subprocess.run(
+        [str(PYTHON39[0]), "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == os_name() != platform.system()

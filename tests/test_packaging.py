@@ -30,7 +30,7 @@ def test_every_package_in_the_tree_is_in_the_distribution():
     gone = set()
     for package in listed:
         top = max((t for t in dirs if package == t or package.startswith(t + ".")), key=len)
-        rest = package[len(top):].lstrip(".").split(".") if package != top else []
+        rest = package[len(top) :].lstrip(".").split(".") if package != top else []
         if not (ROOT / dirs[top]).joinpath(*rest).is_dir():
             gone.add(package)
     assert gone == set(), "remove these from [tool.setuptools] packages"

@@ -64,9 +64,13 @@ def alertmanager_config(tmp_path: Path, webhook: Webhook) -> Path:
     """The example config with its receivers pointed at the webhook; routes kept as shipped."""
     config = yaml.safe_load((ROOT / "deploy/alertmanager/alertmanager.yml").read_text())
     config["global"] = {"resolve_timeout": "5m"}
-    config["receivers"] = [{"name": r["name"], "webhook_configs": [
-        {"url": f"{webhook.url}/{r['name']}", "send_resolved": False}]}
-        for r in config["receivers"]]
+    config["receivers"] = [
+        {
+            "name": r["name"],
+            "webhook_configs": [{"url": f"{webhook.url}/{r['name']}", "send_resolved": False}],
+        }
+        for r in config["receivers"]
+    ]
     path = tmp_path / "alertmanager.yml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -75,12 +79,25 @@ def alertmanager_config(tmp_path: Path, webhook: Webhook) -> Path:
 def test_a_silent_server_pages_on_call(tmp_path: Path, webhook: Webhook) -> None:
     collector = Collector(tmp_path / "collector")
     collector.start()
-    agent = Agent(tmp_path / "agent", [collector.grpc_address], host="db01",
-                  department="so-tu-phap", interval="200ms")
+    agent = Agent(
+        tmp_path / "agent",
+        [collector.grpc_address],
+        host="db01",
+        department="so-tu-phap",
+        interval="200ms",
+    )
     agent.start()
     try:
-        wait_for(lambda: (metric(collector.metrics(), "dcguard_agent_reports_stored_total",
-                                 host="db01") or 0) >= 2, message="reports stored")
+        wait_for(
+            lambda: (
+                (
+                    metric(collector.metrics(), "dcguard_agent_reports_stored_total", host="db01")
+                    or 0
+                )
+                >= 2
+            ),
+            message="reports stored",
+        )
     finally:
         agent.stop()
     collector.stop()
@@ -91,12 +108,19 @@ def test_a_silent_server_pages_on_call(tmp_path: Path, webhook: Webhook) -> None
     collector.start()
 
     with run_alertmanager(alertmanager_config(tmp_path, webhook), tmp_path) as am_url:
-        prometheus = Prometheus(tmp_path / "prometheus", [f"127.0.0.1:{collector.metrics_port}"],
-                                alertmanager=am_url.removeprefix("http://"))
+        prometheus = Prometheus(
+            tmp_path / "prometheus",
+            [f"127.0.0.1:{collector.metrics_port}"],
+            alertmanager=am_url.removeprefix("http://"),
+        )
         prometheus.start()
         try:
-            wait_for(lambda: webhook.received, timeout=60, interval=0.5,
-                     message="a notification from Alertmanager")
+            wait_for(
+                lambda: webhook.received,
+                timeout=60,
+                interval=0.5,
+                message="a notification from Alertmanager",
+            )
         finally:
             prometheus.stop()
             collector.stop()

@@ -120,13 +120,16 @@ def test_tcp_only(tmp_path: Path) -> None:
         helper.source.close()
 
 
-@pytest.mark.parametrize(("keys", "message"), [
-    ({"protocols": ["sctp"]}, 'security.ports.protocols: must hold "tcp" and/or "udp"'),
-    ({"protocols": []}, "security.ports.protocols: must not be empty"),
-    ({"interval": 5}, "security.ports.interval: must be a duration"),
-    ({"interval": "1ms"}, "security.ports.interval: must be at least"),
-    ({"nope": 1}, "security.ports.nope: unknown key"),
-])
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ({"protocols": ["sctp"]}, 'security.ports.protocols: must hold "tcp" and/or "udp"'),
+        ({"protocols": []}, "security.ports.protocols: must not be empty"),
+        ({"interval": 5}, "security.ports.interval: must be a duration"),
+        ({"interval": "1ms"}, "security.ports.interval: must be at least"),
+        ({"nope": 1}, "security.ports.nope: unknown key"),
+    ],
+)
 def test_bad_config_is_one_clear_line(tmp_path: Path, keys: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
         make_source("ports", tmp_path, **keys)

@@ -22,11 +22,14 @@ def _recorded_proc(root: Path, data: Path) -> Path:
     (proc / "self").mkdir(parents=True)
     (proc / "stat").write_text(Path("/proc/stat").read_text())  # this kernel's real format
     meminfo = Path("/proc/meminfo").read_text().splitlines()
-    meminfo = [f"MemTotal:       {MEM_TOTAL_KB} kB" if line.startswith("MemTotal:") else line
-               for line in meminfo]
+    meminfo = [
+        f"MemTotal:       {MEM_TOTAL_KB} kB" if line.startswith("MemTotal:") else line
+        for line in meminfo
+    ]
     (proc / "meminfo").write_text("\n".join(meminfo) + "\n")
-    shutil.copy(FIXTURES / "mdstat-raid1-healthy-and-degraded-U_-linux-raid-2020.txt",
-                proc / "mdstat")
+    shutil.copy(
+        FIXTURES / "mdstat-raid1-healthy-and-degraded-U_-linux-raid-2020.txt", proc / "mdstat"
+    )
     # One mount: the data directory, on a filesystem type the defaults keep.
     (proc / "self" / "mounts").write_text(f"/dev/vdz1 {data} ext4 rw,relatime 0 0\n")
     (proc / "locks").write_text("")
@@ -41,9 +44,9 @@ def test_every_source_reads_the_recorded_proc_and_sys(tmp_path: Path) -> None:
     config.write_text(f"""
 [agent]
 department = "test-dept"
-state_dir = "{tmp_path / 'state'}"
+state_dir = "{tmp_path / "state"}"
 proc_root = "{proc}"
-sys_root = "{FIXTURES / 'sys-lvm-on-md'}"
+sys_root = "{FIXTURES / "sys-lvm-on-md"}"
 [collector]
 addresses = ["127.0.0.1:1"]
 insecure = true
@@ -67,9 +70,12 @@ backup = false
 
 def test_a_relative_root_is_one_line(tmp_path: Path) -> None:
     config = tmp_path / "agent.toml"
-    config.write_text('[agent]\ndepartment = "d"\nproc_root = "proc"\n'
-                      '[collector]\naddresses = ["127.0.0.1:1"]\ninsecure = true\n')
+    config.write_text(
+        '[agent]\ndepartment = "d"\nproc_root = "proc"\n'
+        '[collector]\naddresses = ["127.0.0.1:1"]\ninsecure = true\n'
+    )
     result = run_cli("dcguard.agent", "check-config", "--config", str(config))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"dcguard-agent: config {config}: agent.proc_root: must be an absolute path, got 'proc'"]
+        f"dcguard-agent: config {config}: agent.proc_root: must be an absolute path, got 'proc'"
+    ]

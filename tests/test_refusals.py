@@ -47,18 +47,21 @@ def test_implausible_sequences_are_refused_for_good_and_counted(collector: Colle
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, (sequence, error.details())
         assert "sequence" in (error.details() or "")
     samples = collector.metrics()
-    assert metric(samples, "dcguard_collector_reports_rejected_total",
-                  reason="invalid_report") == 4
-    assert metric(samples, "dcguard_agent_reports_rejected_total",
-                  reason="invalid_report", **DB01) == 4
+    assert metric(samples, "dcguard_collector_reports_rejected_total", reason="invalid_report") == 4
+    assert (
+        metric(samples, "dcguard_agent_reports_rejected_total", reason="invalid_report", **DB01)
+        == 4
+    )
     # Nothing of them was applied: no lost reports, and the host carries on.
     assert metric(samples, "dcguard_agent_reports_lost_total", **DB01) == 0
     assert submit(collector.grpc_address, [make_report(2)]).acked_sequence == 2
     # A gap within the bound is an outage's worth of lost reports, and is taken.
     far = 2 + MAX_SEQUENCE_JUMP
     assert submit(collector.grpc_address, [make_report(far)]).acked_sequence == far
-    assert metric(collector.metrics(), "dcguard_agent_reports_lost_total",
-                  **DB01) == MAX_SEQUENCE_JUMP - 1
+    assert (
+        metric(collector.metrics(), "dcguard_agent_reports_lost_total", **DB01)
+        == MAX_SEQUENCE_JUMP - 1
+    )
 
 
 class PoisonedBy:
@@ -78,7 +81,8 @@ class Peer:
 
 
 def test_a_report_that_makes_a_hook_raise_is_refused_for_good_a_locked_database_is_not(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     store = Store(tmp_path / "c.db", migrations=(AGENTS_SCHEMA,), hooks=[PoisonedBy()])
     store.open()
     metrics = SelfMetrics()
@@ -101,10 +105,12 @@ def test_a_report_that_makes_a_hook_raise_is_refused_for_good_a_locked_database_
     assert settle(3) == 3  # the agent moved on; nothing stored of 2
     sample = metrics.registry.get_sample_value
     assert sample("dcguard_collector_reports_rejected_total", {"reason": "unstorable"}) == 1
-    assert sample("dcguard_agent_reports_rejected_total",
-                  {**DB01, "reason": "unstorable"}) == 1
-    row = sqlite3.connect(tmp_path / "c.db").execute(
-        "SELECT max_sequence, reports_stored, reports_lost FROM agents").fetchone()
+    assert sample("dcguard_agent_reports_rejected_total", {**DB01, "reason": "unstorable"}) == 1
+    row = (
+        sqlite3.connect(tmp_path / "c.db")
+        .execute("SELECT max_sequence, reports_stored, reports_lost FROM agents")
+        .fetchone()
+    )
     assert row == (3, 2, 1)
     store.close()
 
@@ -122,12 +128,15 @@ def test_a_really_locked_database_is_answered_unavailable(collector: Collector) 
         holder.execute("ROLLBACK")
         holder.close()
     assert submit(collector.grpc_address, [make_report(2)]).acked_sequence == 2
-    assert metric(collector.metrics(), "dcguard_collector_reports_rejected_total",
-                  reason="unstorable") == 0
+    assert (
+        metric(collector.metrics(), "dcguard_collector_reports_rejected_total", reason="unstorable")
+        == 0
+    )
 
 
 def test_a_real_agent_drops_a_poison_report_and_delivers_the_ones_behind_it(
-        tmp_path: Path, make_agent) -> None:
+    tmp_path: Path, make_agent
+) -> None:
     """A real agent against a collector on 127.0.0.1 whose store cannot handle one report.
 
     The fault is injected as a store hook of an in-process collector (no
@@ -135,8 +144,10 @@ def test_a_real_agent_drops_a_poison_report_and_delivers_the_ones_behind_it(
     agent process, gRPC, SQLite, the agent's isolation of the refused report.
     """
     config = tmp_path / "collector.toml"
-    config.write_text('[server]\ngrpc_listen = "127.0.0.1:0"\nmetrics_listen = "127.0.0.1:0"\n'
-                      f'data_dir = "{tmp_path / "data"}"\ninsecure = true\n')
+    config.write_text(
+        '[server]\ngrpc_listen = "127.0.0.1:0"\nmetrics_listen = "127.0.0.1:0"\n'
+        f'data_dir = "{tmp_path / "data"}"\ninsecure = true\n'
+    )
     server = CollectorServer(load_config(config))
     server.store._hooks = (*server.store._hooks, PoisonedBy())
     server.start()
@@ -145,8 +156,11 @@ def test_a_real_agent_drops_a_poison_report_and_delivers_the_ones_behind_it(
         good = f"/dev/sda1 {tmp_path / 'srv'} ext4 rw 0 0\n"
         mounts = tmp_path / "mounts"
         mounts.write_text(good)
-        agent = make_agent([f"127.0.0.1:{server.grpc_port}"], interval="500ms",
-                           extra_config=f'[filesystem]\nmounts_file = "{mounts}"\n')
+        agent = make_agent(
+            [f"127.0.0.1:{server.grpc_port}"],
+            interval="500ms",
+            extra_config=f'[filesystem]\nmounts_file = "{mounts}"\n',
+        )
         agent.start()
         host = {"host": "testhost", "department": "test-dept"}
 
@@ -154,28 +168,45 @@ def test_a_real_agent_drops_a_poison_report_and_delivers_the_ones_behind_it(
             return server.metrics.registry.get_sample_value(name, labels) or 0.0
 
         def stored() -> float:
-            return metric(parse_metrics(server.render_metrics().decode()),
-                          "dcguard_agent_reports_stored_total", **host) or 0
+            return (
+                metric(
+                    parse_metrics(server.render_metrics().decode()),
+                    "dcguard_agent_reports_stored_total",
+                    **host,
+                )
+                or 0
+            )
 
         wait_for(lambda: stored() >= 2, timeout=30, message="reports before the poison")
         mounts.write_text(good + "/dev/sdz1 /poison ext4 rw 0 0\n")
-        wait_for(lambda: sample("dcguard_collector_reports_rejected_total",
-                                reason="unstorable") >= 1, timeout=30,
-                 message="the poison report to be refused")
+        wait_for(
+            lambda: sample("dcguard_collector_reports_rejected_total", reason="unstorable") >= 1,
+            timeout=30,
+            message="the poison report to be refused",
+        )
         mounts.write_text(good)
         after = stored()
-        wait_for(lambda: stored() >= after + 5, timeout=30,
-                 message="the reports behind it to be delivered")
+        wait_for(
+            lambda: stored() >= after + 5,
+            timeout=30,
+            message="the reports behind it to be delivered",
+        )
         refused = sample("dcguard_collector_reports_rejected_total", reason="unstorable")
-        assert sample("dcguard_agent_reports_rejected_total", reason="unstorable",
-                      **host) == refused
-        assert sample("dcguard_collector_reports_rejected_total",
-                      reason="invalid_report") == 0
+        assert (
+            sample("dcguard_agent_reports_rejected_total", reason="unstorable", **host) == refused
+        )
+        assert sample("dcguard_collector_reports_rejected_total", reason="invalid_report") == 0
         shown = json.loads(agent.cli("status", "--json").stdout)
         assert shown["rejected_total"] == refused  # counted on both sides
         assert shown["delivery_failing"] is None
-        assert metric(parse_metrics(server.render_metrics().decode()),
-                      "dcguard_agent_reports_lost_total", **host) == refused
+        assert (
+            metric(
+                parse_metrics(server.render_metrics().decode()),
+                "dcguard_agent_reports_lost_total",
+                **host,
+            )
+            == refused
+        )
         assert "refused report" in agent.log()
     finally:
         server.stop()
@@ -202,15 +233,17 @@ class BreaksOn:
 
 
 def test_a_host_that_cannot_be_rendered_neither_fails_its_call_nor_the_collector_start(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     store = Store(tmp_path / "c.db")
     store.open()
     renderer = HostRenderer([AgentGroup(3), BreaksOn("bad")])  # type: ignore[list-item]
     back = CollectorService(store, StateCache(renderer), SelfMetrics())
     front = SubmitFront(Authenticator(insecure=True))
     for host in ("good", "bad"):
-        data = pb.SubmitRequest(agent=agent_info(host=host),
-                                reports=[make_report(1)]).SerializeToString()
+        data = pb.SubmitRequest(
+            agent=agent_info(host=host), reports=[make_report(1)]
+        ).SerializeToString()
         reply = back.settle([front.admit(data, Peer())])[0]  # type: ignore[arg-type]
         assert reply.code is None  # stored; an acknowledgement, not a retry forever
     restarted = StateCache(renderer)

@@ -25,14 +25,29 @@ NOW = 1_800_000_000.0
 @pytest.fixture
 def renderer(tmp_path: Path) -> HostRenderer:
     path = tmp_path / "collector.toml"
-    path.write_text(f'[server]\ngrpc_listen = "127.0.0.1:0"\ninsecure = true\n'
-                    f'data_dir = "{tmp_path / "data"}"\n')
+    path.write_text(
+        f'[server]\ngrpc_listen = "127.0.0.1:0"\ninsecure = true\n'
+        f'data_dir = "{tmp_path / "data"}"\n'
+    )
     return HostRenderer(default_groups(load_config(path)))
 
 
 def record(report: pb.Report, department: str = "dept01") -> AgentRecord:
-    return AgentRecord("srv00001", department, "0.1.0", "Debian 12", "6.1.0", 15.0, "i",
-                       NOW, NOW, report.sequence, report.sequence, 0, report)
+    return AgentRecord(
+        "srv00001",
+        department,
+        "0.1.0",
+        "Debian 12",
+        "6.1.0",
+        15.0,
+        "i",
+        NOW,
+        NOW,
+        report.sequence,
+        report.sequence,
+        0,
+        report,
+    )
 
 
 def _free_space(r: pb.Report) -> None:
@@ -52,8 +67,9 @@ def _array(r: pb.Report) -> None:
 
 
 @pytest.mark.parametrize("change", [_free_space, _smart, _backup, _array])
-def test_reused_parts_render_as_a_fresh_render(renderer: HostRenderer,
-                                               change: Callable[[pb.Report], None]) -> None:
+def test_reused_parts_render_as_a_fresh_render(
+    renderer: HostRenderer, change: Callable[[pb.Report], None]
+) -> None:
     first = realistic_report(1, now=NOW, events=0)
     second = pb.Report()
     second.CopyFrom(first)
@@ -74,9 +90,14 @@ def test_unchanged_disks_and_backups_are_not_rendered_again(renderer: HostRender
     reused = [a is b for a, b in zip(previous.parts, again.parts)]
     names = [type(group).__name__ for group in renderer.groups]
     assert dict(zip(names, reused)) == {
-        "AgentGroup": False, "HostGroup": False, "FilesystemGroup": False,
-        "StorageGroup": True, "BackupGroup": True, "RiskGroup": False,
-        "SecurityGroup": True}
+        "AgentGroup": False,
+        "HostGroup": False,
+        "FilesystemGroup": False,
+        "StorageGroup": True,
+        "BackupGroup": True,
+        "RiskGroup": False,
+        "SecurityGroup": True,
+    }
 
 
 def test_a_new_department_renders_every_label_again(renderer: HostRenderer) -> None:

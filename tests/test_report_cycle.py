@@ -30,7 +30,8 @@ class Flaky:
 
 
 def test_a_broken_source_is_logged_when_it_breaks_and_when_it_recovers(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     source, errors = Flaky(), SourceErrors()
     caplog.set_level(logging.INFO, logger="dcguard.agent.cycle.report_builder")
     for sequence in range(1, 4):
@@ -40,12 +41,15 @@ def test_a_broken_source_is_logged_when_it_breaks_and_when_it_recovers(
     source.failing = False
     assert build_report((source,), 4, errors=errors).sources[0].success
     messages = [r.getMessage() for r in caplog.records]
-    assert messages == ["source flaky failed: OSError: smartctl: not installed",
-                        "source flaky works again"]
+    assert messages == [
+        "source flaky failed: OSError: smartctl: not installed",
+        "source flaky works again",
+    ]
 
 
 def test_two_agents_in_one_process_keep_their_own_error_memory(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """The memory was a module global: a second loop (tests, a one-shot collect beside
     `run`) silenced the first one's warnings."""
     caplog.set_level(logging.WARNING, logger="dcguard.agent.cycle.report_builder")
@@ -55,13 +59,18 @@ def test_two_agents_in_one_process_keep_their_own_error_memory(
 
 
 def test_each_source_duration_is_on_the_collectors_metrics(
-        collector: Collector, make_agent) -> None:  # type: ignore[no-untyped-def]
+    collector: Collector, make_agent
+) -> None:  # type: ignore[no-untyped-def]
     agent = make_agent([collector.grpc_address])
     agent.start()
 
     def timed() -> float | None:
-        return metric(collector.metrics(), "dcguard_agent_source_duration_seconds",
-                      host="testhost", source="host")
+        return metric(
+            collector.metrics(),
+            "dcguard_agent_source_duration_seconds",
+            host="testhost",
+            source="host",
+        )
 
     duration = wait_for(timed, timeout=30, message="the host source's duration")
     assert 0 < duration < 5

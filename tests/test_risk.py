@@ -55,13 +55,15 @@ def host(**parts: object) -> AgentRecord:
 
 # --- backups -------------------------------------------------------------------------------
 
+
 def test_backup_stale_fires_only_once_its_age_is_over_the_objective():
     rec = host(backups=[backup("mysql-nightly", rpo=26 * HOUR, last_success=NOW - 26 * HOUR)])
     assert "backup_stale" not in active(rec, NOW)
     assert "backup_stale" not in active(rec, NOW - 1)
     later = active(rec, NOW + 3 * 86400 - 26 * HOUR)
-    assert later["backup_stale"] == ("backup 'mysql-nightly' last succeeded 3 days ago; "
-                                     "objective is 26h")
+    assert later["backup_stale"] == (
+        "backup 'mysql-nightly' last succeeded 3 days ago; objective is 26h"
+    )
 
 
 def test_backup_without_an_objective_uses_the_configured_default_rpo():
@@ -71,26 +73,50 @@ def test_backup_without_an_objective_uses_the_configured_default_rpo():
 
 
 def test_backup_missing_when_it_never_succeeded_and_not_otherwise():
-    never = host(backups=[backup("pg-dump", last_run=NOW - HOUR, ok=False,
-                                 message="pg_dump: connection refused")])
+    never = host(
+        backups=[
+            backup("pg-dump", last_run=NOW - HOUR, ok=False, message="pg_dump: connection refused")
+        ]
+    )
     reasons = active(never)
-    assert reasons["backup_missing"] == ("backup 'pg-dump' has never succeeded; its last run "
-                                         "failed: pg_dump: connection refused - run it now and "
-                                         "check its schedule")
+    assert reasons["backup_missing"] == (
+        "backup 'pg-dump' has never succeeded; its last run "
+        "failed: pg_dump: connection refused - run it now and "
+        "check its schedule"
+    )
     assert "backup_stale" not in reasons
     ok = host(backups=[backup("pg-dump", last_success=NOW - HOUR)])
     assert active(ok) == {}
 
 
 def test_backup_failed_on_a_failed_run_an_unreadable_job_or_a_failed_check():
-    failed = host(backups=[backup("etc", last_success=NOW - 2 * HOUR, last_run=NOW - HOUR,
-                                  ok=False, message="disk quota exceeded")])
-    assert active(failed)["backup_failed"] == ("backup 'etc' failed its last run 60 min ago: "
-                                               "disk quota exceeded")
+    failed = host(
+        backups=[
+            backup(
+                "etc",
+                last_success=NOW - 2 * HOUR,
+                last_run=NOW - HOUR,
+                ok=False,
+                message="disk quota exceeded",
+            )
+        ]
+    )
+    assert active(failed)["backup_failed"] == (
+        "backup 'etc' failed its last run 60 min ago: disk quota exceeded"
+    )
     tool = host(backups=[backup("etc", last_success=NOW - HOUR, error="restic: not found")])
     assert active(tool)["backup_failed"] == "backup 'etc' could not be checked: restic: not found"
-    check = host(backups=[backup("etc", last_success=NOW - HOUR, verify_every=86400,
-                                 last_verified=NOW - HOUR, verify_ok=False)])
+    check = host(
+        backups=[
+            backup(
+                "etc",
+                last_success=NOW - HOUR,
+                verify_every=86400,
+                last_verified=NOW - HOUR,
+                verify_ok=False,
+            )
+        ]
+    )
     assert "failed its last verification 60 min ago" in active(check)["backup_failed"]
     assert "backup_failed" not in active(host(backups=[backup("etc", last_success=NOW)]))
 
@@ -98,9 +124,11 @@ def test_backup_failed_on_a_failed_run_an_unreadable_job_or_a_failed_check():
 def test_agent_text_in_a_sentence_cannot_add_or_fake_lines():
     forged = "repository locked\ndb09 (x): risk 0/100\x1b[2J"
     sentence = active(host(backups=[backup("etc", last_success=NOW, error=forged)]))[
-        "backup_failed"]
-    assert sentence == ("backup 'etc' could not be checked: repository locked db09 (x): risk "
-                        "0/100 [2J")
+        "backup_failed"
+    ]
+    assert sentence == (
+        "backup 'etc' could not be checked: repository locked db09 (x): risk 0/100 [2J"
+    )
     long = active(host(backups=[backup("etc", last_success=NOW, error="x" * 5000)]))
     assert len(long["backup_failed"]) == 600
 
@@ -110,33 +138,48 @@ def test_backup_unverified_edges():
     unscheduled = host(backups=[backup("a", last_success=NOW)])
     assert "backup_unverified" not in active(unscheduled)
     never = host(backups=[backup("a", last_success=NOW, verify_every=daily)])
-    assert active(never)["backup_unverified"] == ("backup 'a' has never been verified; a check "
-                                                  "is due every 24h")
+    assert active(never)["backup_unverified"] == (
+        "backup 'a' has never been verified; a check is due every 24h"
+    )
     # A long objective: at NOW + 3 days the job is not stale, which would stand instead.
-    fresh = host(backups=[backup("a", rpo=30 * daily, last_success=NOW, verify_every=daily,
-                                 last_verified=NOW - daily)])
+    fresh = host(
+        backups=[
+            backup(
+                "a", rpo=30 * daily, last_success=NOW, verify_every=daily, last_verified=NOW - daily
+            )
+        ]
+    )
     assert "backup_unverified" not in active(fresh, NOW)
     assert active(fresh, NOW + 3 * daily)["backup_unverified"] == (
-        "backup 'a' was last verified 4 days ago; a check is due every 24h")
+        "backup 'a' was last verified 4 days ago; a check is due every 24h"
+    )
 
 
 def test_backup_same_device_names_the_shared_disk():
     rec = host(backups=[backup("www", last_success=NOW, same_device=True)])
     assert active(rec)["backup_same_device"].startswith(
-        "backup 'www' is stored on the same physical disk as its data (/dev/sda)")
+        "backup 'www' is stored on the same physical disk as its data (/dev/sda)"
+    )
     assert active(host(backups=[backup("www", last_success=NOW)])) == {}
 
 
 # --- disks, arrays, I/O errors -----------------------------------------------------------------
 
+
 def test_smart_failing_disk_from_a_real_capture():
-    rec = host(disks=[ata_disk("/dev/sdc", "Hitachi HDS721050DLE630", "MSK423Y20S3HBC",
-                               FAILING_HDS, healthy=False)])
+    rec = host(
+        disks=[
+            ata_disk(
+                "/dev/sdc", "Hitachi HDS721050DLE630", "MSK423Y20S3HBC", FAILING_HDS, healthy=False
+            )
+        ]
+    )
     reasons = active(rec)
     assert reasons["disk_smart_failing"] == (
         "disk /dev/sdc (Hitachi HDS721050DLE630, serial MSK423Y20S3HBC) fails its SMART health "
         "check; has SMART 5 Reallocated_Sector_Ct below its threshold now - copy its data off "
-        "and replace it")
+        "and replace it"
+    )
     # Its 1975 reallocated sectors are not listed beside it: one disk, one finding.
     assert "disk_smart_degrading" not in reasons
 
@@ -144,8 +187,9 @@ def test_smart_failing_disk_from_a_real_capture():
 def test_nvme_critical_warning_fails_and_media_errors_degrade():
     # smartctl-nvme-FAILING-critical-warning16: warning 16 = volatile memory backup failed.
     warn = active(host(disks=[nvme_disk("/dev/nvme0", warning=16, healthy=False)]))
-    assert "reports NVMe critical warning: volatile memory backup failed" in warn[
-        "disk_smart_failing"]
+    assert (
+        "reports NVMe critical warning: volatile memory backup failed" in warn["disk_smart_failing"]
+    )
     # smartctl-nvme-media-errors7-samsung970evo: passes, 7 media errors.
     media = active(host(disks=[nvme_disk("/dev/nvme0", media_errors=7)]))
     assert "7 NVMe media errors" in media["disk_smart_degrading"]
@@ -157,16 +201,15 @@ def test_nvme_critical_warning_fails_and_media_errors_degrade():
 
 def test_smart_degrading_edges_and_a_host_accepting_a_known_count():
     disk = ata_disk("/dev/sda", "ST3500418AS", "5VM1", REALLOCATED_304)
-    assert "304 reallocated sectors (SMART 5)" in active(host(disks=[disk]))[
-        "disk_smart_degrading"]
+    assert "304 reallocated sectors (SMART 5)" in active(host(disks=[disk]))["disk_smart_degrading"]
     assert active(host(disks=[ata_disk("/dev/sda", "WDC WD140EDFZ", "9M")])) == {}
     # A disk whose 304 sectors are known and stable: accepted on db01 only, until it rises.
     eng = engine({"host": {"db01": {"smart_raw_tolerated": 304}}})
     assert active(host(disks=[disk]), eng=eng) == {}
-    risen = ata_disk("/dev/sda", "ST3500418AS", "5VM1",
-                     ((5, "Reallocated_Sector_Ct", 305, 93, 36, False),))
-    assert "305 reallocated sectors" in active(host(disks=[risen]), eng=eng)[
-        "disk_smart_degrading"]
+    risen = ata_disk(
+        "/dev/sda", "ST3500418AS", "5VM1", ((5, "Reallocated_Sector_Ct", 305, 93, 36, False),)
+    )
+    assert "305 reallocated sectors" in active(host(disks=[risen]), eng=eng)["disk_smart_degrading"]
     other = record(report(collected_at=NOW, disks=[disk]), host="db02", last_seen=NOW)
     assert "disk_smart_degrading" in active(other, eng=eng)
 
@@ -180,16 +223,21 @@ def test_a_non_predictive_attribute_and_an_unreadable_disk_raise_nothing():
 
 def test_standby_disk_keeps_its_last_values_and_says_so():
     disk = ata_disk("/dev/sdb", "m", "s", REALLOCATED_304, standby=True)
-    assert "(values from before the disk went to standby)" in active(host(disks=[disk]))[
-        "disk_smart_degrading"]
+    assert (
+        "(values from before the disk went to standby)"
+        in active(host(disks=[disk]))["disk_smart_degrading"]
+    )
 
 
 def test_raid_degraded_edges():
-    sentence = active(host(raid_arrays=[raid(active=1, failed=("sdb1",), action="recovery",
-                                             progress=0.42)]))["raid_degraded"]
-    assert sentence == ("RAID array md0 (raid1) is degraded: 1 of 2 disks active; failed: sdb1; "
-                        "recovery 42% done - one more disk failure can lose the array; replace "
-                        "the failed disk")
+    sentence = active(
+        host(raid_arrays=[raid(active=1, failed=("sdb1",), action="recovery", progress=0.42)])
+    )["raid_degraded"]
+    assert sentence == (
+        "RAID array md0 (raid1) is degraded: 1 of 2 disks active; failed: sdb1; "
+        "recovery 42% done - one more disk failure can lose the array; replace "
+        "the failed disk"
+    )
     assert active(host(raid_arrays=[raid(action="check", progress=0.5)])) == {}
 
 
@@ -197,7 +245,8 @@ def test_io_errors_are_recent_for_the_window_then_age_out():
     rec = host(io_errors=[io_errors("sdb", 12, NOW - 2 * HOUR), io_errors("sdc", 0, None)])
     assert active(rec)["disk_io_errors"] == (
         "the kernel logged 12 I/O errors on sdb, the last 2h ago: I/O error, dev sdb, sector "
-        "1234 op 0x0:(READ) - check the disk and cabling")
+        "1234 op 0x0:(READ) - check the disk and cabling"
+    )
     assert "disk_io_errors" in active(rec, NOW + 22 * HOUR - 1)
     assert "disk_io_errors" not in active(rec, NOW + 22 * HOUR)
     assert "disk_io_errors" in active(rec, NOW + 30 * HOUR, engine({"io_errors_window": "7d"}))
@@ -205,14 +254,23 @@ def test_io_errors_are_recent_for_the_window_then_age_out():
 
 # --- filesystems -------------------------------------------------------------------------------
 
+
 def test_readonly_fires_for_a_writable_filesystem_only():
-    rec = host(filesystems=[fs("/", readonly=True),
-                            fs("/snap/core/1", readonly=True, fstype="squashfs", avail=0),
-                            fs("/mnt/archive", readonly=True), fs("/srv")])
+    rec = host(
+        filesystems=[
+            fs("/", readonly=True),
+            fs("/snap/core/1", readonly=True, fstype="squashfs", avail=0),
+            fs("/mnt/archive", readonly=True),
+            fs("/srv"),
+        ]
+    )
     reasons = active(rec, eng=engine({"readonly_expected_mountpoints": ["/mnt/archive"]}))
-    assert reasons == {"filesystem_readonly": (
-        "filesystem / (/dev/sda2) is mounted read-only, so writes and backups to it fail - the "
-        "kernel does this after disk or filesystem errors; check dmesg")}
+    assert reasons == {
+        "filesystem_readonly": (
+            "filesystem / (/dev/sda2) is mounted read-only, so writes and backups to it fail - the "
+            "kernel does this after disk or filesystem errors; check dmesg"
+        )
+    }
 
 
 def test_almost_full_edge_is_strictly_below_the_ratio():
@@ -220,14 +278,17 @@ def test_almost_full_edge_is_strictly_below_the_ratio():
     assert active(at_edge) == {}
     below = host(filesystems=[fs("/var", size=100 * GIB, avail=10 * GIB - 1)])
     assert active(below)["filesystem_almost_full"] == (
-        "filesystem /var (/dev/sda2) has 10.0 GiB (10%) left of 100.0 GiB")
+        "filesystem /var (/dev/sda2) has 10.0 GiB (10%) left of 100.0 GiB"
+    )
     eng = engine({"department": {"so-tu-phap": {"almost_full_avail_ratio": 0.2}}})
-    assert "filesystem_almost_full" in active(host(filesystems=[fs("/var", avail=15 * GIB)]),
-                                              eng=eng)
+    assert "filesystem_almost_full" in active(
+        host(filesystems=[fs("/var", avail=15 * GIB)]), eng=eng
+    )
 
 
-def _history(tmp_path: Path, name: str = "c.db",
-             **settings: str) -> tuple[FilesystemHistory, ReportStore]:
+def _history(
+    tmp_path: Path, name: str = "c.db", **settings: str
+) -> tuple[FilesystemHistory, ReportStore]:
     """The history as the collector hooks it: into a real store on a file of its own."""
     config = parse_risk(Table(dict(settings), "risk"))
     history = FilesystemHistory(config.history)
@@ -244,11 +305,16 @@ def _store(store: ReportStore, *reports: pb.Report) -> None:
     store.apply(PeerIdentity("db01", "so-tu-phap"), agent_info(), reports, NOW)
 
 
-def _fill(store: ReportStore, avail_by_minute: list[tuple[float, float]],
-          mount: str = "/var") -> None:
-    _store(store, *(report(collected_at=NOW + minute * 60,
-                           filesystems=[fs(mount, avail=int(avail))])
-                    for minute, avail in avail_by_minute))
+def _fill(
+    store: ReportStore, avail_by_minute: list[tuple[float, float]], mount: str = "/var"
+) -> None:
+    _store(
+        store,
+        *(
+            report(collected_at=NOW + minute * 60, filesystems=[fs(mount, avail=int(avail))])
+            for minute, avail in avail_by_minute
+        ),
+    )
 
 
 def test_filling_fast_from_a_six_hour_trend(tmp_path):
@@ -256,11 +322,14 @@ def test_filling_fast_from_a_six_hour_trend(tmp_path):
     # 30 GiB left, falling 1.5 GiB/h: full in 20 h, within the 24 h horizon.
     _fill(store, [(m, 30 * GIB + 1.5 * GIB * (360 - m) / 60) for m in range(0, 361, 5)])
     eng = RiskEngine(RiskConfig(), 3, history)
-    rec = record(report(collected_at=NOW + 6 * HOUR, filesystems=[fs("/var", avail=30 * GIB)]),
-                 last_seen=NOW + 6 * HOUR)
+    rec = record(
+        report(collected_at=NOW + 6 * HOUR, filesystems=[fs("/var", avail=30 * GIB)]),
+        last_seen=NOW + 6 * HOUR,
+    )
     assert active(rec, NOW + 6 * HOUR, eng)["filesystem_filling_fast"] == (
         "filesystem /var (/dev/sda2) will be full in about 20h at the rate of the last 6h "
-        "(30.0 GiB left, falling 1.5 GiB/h)")
+        "(30.0 GiB left, falling 1.5 GiB/h)"
+    )
 
 
 def test_filling_fast_does_not_fire_past_the_horizon_or_on_short_or_roomy_history(tmp_path):
@@ -268,8 +337,9 @@ def test_filling_fast_does_not_fire_past_the_horizon_or_on_short_or_roomy_histor
     # Full in 25 h: past the 24 h horizon.
     _fill(store, [(m, 30 * GIB + 1.2 * GIB * (360 - m) / 60) for m in range(0, 361, 5)])
     rec = record(report(collected_at=NOW + 6 * HOUR, filesystems=[fs("/var", avail=30 * GIB)]))
-    assert "filesystem_filling_fast" not in active(rec, NOW + 6 * HOUR,
-                                                   RiskEngine(RiskConfig(), 3, history))
+    assert "filesystem_filling_fast" not in active(
+        rec, NOW + 6 * HOUR, RiskEngine(RiskConfig(), 3, history)
+    )
     # 45 minutes of steep fall: not enough history to predict (min span 1 h).
     short, store2 = _history(tmp_path, "short.db")
     _fill(store2, [(m, 30 * GIB - m * GIB / 2) for m in range(0, 46, 5)])
@@ -279,13 +349,15 @@ def test_filling_fast_does_not_fire_past_the_horizon_or_on_short_or_roomy_histor
     _fill(store3, [(m, 80 * GIB - m * GIB / 10) for m in range(0, 121, 5)])
     big = record(report(collected_at=NOW + 2 * HOUR, filesystems=[fs("/var", avail=50 * GIB)]))
     assert roomy.trends("db01")["/var"].seconds_to_full is not None
-    assert "filesystem_filling_fast" not in active(big, NOW + 2 * HOUR,
-                                                   RiskEngine(RiskConfig(), 3, roomy))
+    assert "filesystem_filling_fast" not in active(
+        big, NOW + 2 * HOUR, RiskEngine(RiskConfig(), 3, roomy)
+    )
 
 
 def test_history_is_downsampled_and_kept_only_for_the_window(tmp_path):
-    history, store = _history(tmp_path, filling_fast_window="1h", history_sample_every="5m",
-                              filling_fast_min_span="10m")
+    history, store = _history(
+        tmp_path, filling_fast_window="1h", history_sample_every="5m", filling_fast_min_span="10m"
+    )
     # A report every 15 s for 3 hours: 720 reports.
     _fill(store, [(s / 4, 50 * GIB - s * 1000) for s in range(720)])
     db = sqlite3.connect(tmp_path / "c.db")
@@ -294,10 +366,18 @@ def test_history_is_downsampled_and_kept_only_for_the_window(tmp_path):
     assert 12 <= rows[0] <= 15
     assert rows[2] - rows[1] <= 3600 + 300
     # Read-only filesystems (a host with many snaps) add no rows.
-    _store(store, report(collected_at=NOW + 4 * HOUR, filesystems=[
-        fs(f"/snap/core/{i}", fstype="squashfs", readonly=True, avail=0) for i in range(20)]))
-    assert db.execute("SELECT COUNT(*) FROM fs_history WHERE mountpoint LIKE '/snap/%'"
-                      ).fetchone() == (0,)
+    _store(
+        store,
+        report(
+            collected_at=NOW + 4 * HOUR,
+            filesystems=[
+                fs(f"/snap/core/{i}", fstype="squashfs", readonly=True, avail=0) for i in range(20)
+            ],
+        ),
+    )
+    assert db.execute(
+        "SELECT COUNT(*) FROM fs_history WHERE mountpoint LIKE '/snap/%'"
+    ).fetchone() == (0,)
     # A restarted collector rebuilds the same trend from the table.
     reloaded = FilesystemHistory(history.settings)
     reloaded.load(tmp_path / "c.db")
@@ -313,33 +393,45 @@ def test_fit_trend_needs_three_points_and_a_span():
 
 # --- the agent and the score -------------------------------------------------------------------
 
+
 def test_agent_silent_after_the_up_window_and_its_own_setting():
     rec = record(report(collected_at=NOW), last_seen=NOW, interval=15)
     assert "agent_silent" not in active(rec, NOW + 45)
     assert active(rec, NOW + 46)["agent_silent"].startswith(
-        "no report from the agent for 46 s (it reports every 15 s)")
+        "no report from the agent for 46 s (it reports every 15 s)"
+    )
     eng = engine({"host": {"db01": {"silent_after": "10m"}}})
     assert "agent_silent" not in active(rec, NOW + 600, eng)
     assert "agent_silent" in active(rec, NOW + 601, eng)
 
 
 def test_score_is_the_capped_sum_of_distinct_reasons_and_weights_override():
-    two_stale = host(backups=[backup("a", last_success=NOW - 30 * HOUR),
-                              backup("b", last_success=NOW - 30 * HOUR)])
+    two_stale = host(
+        backups=[
+            backup("a", last_success=NOW - 30 * HOUR),
+            backup("b", last_success=NOW - 30 * HOUR),
+        ]
+    )
     assessment = engine().assess(two_stale, NOW)
     assert assessment.score == 40  # one reason, however many jobs
     assert len(assessment.statements) == 2
-    dept = engine({"weights": {"backup_stale": 10},
-                   "department": {"so-tu-phap": {"weights": {"backup_stale": 25}}},
-                   "host": {"db09": {"weights": {"backup_stale": 0}}}})
+    dept = engine(
+        {
+            "weights": {"backup_stale": 10},
+            "department": {"so-tu-phap": {"weights": {"backup_stale": 25}}},
+            "host": {"db09": {"weights": {"backup_stale": 0}}},
+        }
+    )
     assert dept.assess(two_stale, NOW).score == 25
     elsewhere = record(two_stale.latest, department="other", last_seen=NOW)
     assert dept.assess(elsewhere, NOW).score == 10
     switched_off = dept.assess(record(two_stale.latest, host="db09", last_seen=NOW), NOW)
     assert (switched_off.score, switched_off.statements) == (0, ())
-    everything = host(backups=[backup("a", same_device=True)],
-                      disks=[ata_disk("/dev/sdc", "m", "s", FAILING_HDS, healthy=False)],
-                      raid_arrays=[raid(active=1)])
+    everything = host(
+        backups=[backup("a", same_device=True)],
+        disks=[ata_disk("/dev/sdc", "m", "s", FAILING_HDS, healthy=False)],
+        raid_arrays=[raid(active=1)],
+    )
     capped = engine().assess(everything, NOW)
     assert capped.score == 100
     # Worst reason first.
@@ -350,8 +442,11 @@ def test_a_backup_turns_stale_as_time_passes_without_a_new_report():
     from dcguard.collector.exposition.families.risk import RiskGroup
 
     # An agent reporting every 30 min: still up 1 h after its last report.
-    rec = record(report(collected_at=NOW, backups=[backup("db", rpo=HOUR, last_success=NOW)]),
-                 last_seen=NOW, interval=1800)
+    rec = record(
+        report(collected_at=NOW, backups=[backup("db", rpo=HOUR, last_success=NOW)]),
+        last_seen=NOW,
+        interval=1800,
+    )
     group = RiskGroup(engine())
     group.render(rec, lambda *_: None)
 
@@ -370,6 +465,7 @@ def test_a_backup_turns_stale_as_time_passes_without_a_new_report():
 
 # --- one subject, one finding -------------------------------------------------------------------
 
+
 def _scraped_reasons(rec: AgentRecord, now: float, eng: RiskEngine) -> tuple[set[str], float]:
     """The reasons at 1 and the score, as /metrics renders them (report-time + scrape-time)."""
     from dcguard.collector.exposition.families.risk import RiskGroup
@@ -382,8 +478,11 @@ def _scraped_reasons(rec: AgentRecord, now: float, eng: RiskEngine) -> tuple[set
     group = RiskGroup(eng)
     group.render(rec, add)
     group.render_live(rec, now, add)
-    on = {dict(labels)["reason"] for (name, labels), v in samples.items()
-          if name == "dcguard_data_loss_risk" and v == 1}
+    on = {
+        dict(labels)["reason"]
+        for (name, labels), v in samples.items()
+        if name == "dcguard_data_loss_risk" and v == 1
+    }
     return on, samples[("dcguard_data_loss_risk_score", ())]
 
 
@@ -393,15 +492,17 @@ def test_a_failing_disk_is_listed_once_from_the_recorded_capture():
     from dcguard.agent.sources.storage.smartctl import disk_from_json, exit_status, parse_json
     from tests.storage_helpers import FIXTURES
 
-    data = parse_json((FIXTURES / "smartctl-sata-hdd-FAILING-hds721050dle630-usbjmicron-v7.1"
-                                  ".json").read_text())
+    data = parse_json(
+        (FIXTURES / "smartctl-sata-hdd-FAILING-hds721050dle630-usbjmicron-v7.1.json").read_text()
+    )
     disk = disk_from_json("/dev/sdc", data, exit_status(data), (5, 187, 188, 197, 198))
     assert not disk.healthy and {a.id: a.raw for a in disk.attributes}[5] == 1975
     rec = host(disks=[disk])
     eng = engine()
     assessment = eng.assess(rec, NOW)
     assert [(s.reason, s.subject) for s in assessment.statements] == [
-        ("disk_smart_failing", "/dev/sdc")]
+        ("disk_smart_failing", "/dev/sdc")
+    ]
     assert assessment.score == 60
     assert "replace it" in assessment.statements[0].message
     assert _scraped_reasons(rec, NOW, eng) == ({"disk_smart_failing"}, 60)
@@ -410,26 +511,42 @@ def test_a_failing_disk_is_listed_once_from_the_recorded_capture():
 def test_for_one_subject_the_heaviest_active_finding_stands_as_time_passes():
     """A job on its data's disk that turns stale: same_device (30) until stale (40)."""
     # An agent reporting every 30 min: still up 1 h after its last report.
-    rec = record(report(collected_at=NOW, backups=[
-        backup("db", rpo=HOUR, last_success=NOW, same_device=True),
-        backup("www", last_success=NOW, same_device=True)]), last_seen=NOW, interval=1800)
+    rec = record(
+        report(
+            collected_at=NOW,
+            backups=[
+                backup("db", rpo=HOUR, last_success=NOW, same_device=True),
+                backup("www", last_success=NOW, same_device=True),
+            ],
+        ),
+        last_seen=NOW,
+        interval=1800,
+    )
     eng = engine()
     before = eng.assess(rec, NOW + HOUR)
     assert [(s.reason, s.subject) for s in before.statements] == [
-        ("backup_same_device", "backup 'db'"), ("backup_same_device", "backup 'www'")]
+        ("backup_same_device", "backup 'db'"),
+        ("backup_same_device", "backup 'www'"),
+    ]
     assert before.score == 30
     after = eng.assess(rec, NOW + HOUR + 1)
     assert [(s.reason, s.subject) for s in after.statements] == [
-        ("backup_stale", "backup 'db'"), ("backup_same_device", "backup 'www'")]
+        ("backup_stale", "backup 'db'"),
+        ("backup_same_device", "backup 'www'"),
+    ]
     assert after.score == 70  # www's same-device finding still stands: another subject
     assert _scraped_reasons(rec, NOW + HOUR, eng) == ({"backup_same_device"}, 30)
     assert _scraped_reasons(rec, NOW + HOUR + 1, eng) == (
-        {"backup_stale", "backup_same_device"}, 70)
+        {"backup_stale", "backup_same_device"},
+        70,
+    )
     # Severity is the weight in force for the host: weigh same_device above stale and it
     # stands for db even once the job is stale.
     heavy = engine({"weights": {"backup_same_device": 45}})
     assert [s.reason for s in heavy.assess(rec, NOW + HOUR + 1).statements] == [
-        "backup_same_device", "backup_same_device"]
+        "backup_same_device",
+        "backup_same_device",
+    ]
     assert _scraped_reasons(rec, NOW + HOUR + 1, heavy) == ({"backup_same_device"}, 45)
 
 
@@ -459,15 +576,23 @@ GARBAGE = [
     ("[risk.weights]\nbackup_stale = -1", "risk.weights.backup_stale: must be at least 0"),
     ('[risk.weights]\nbackup_stale = "high"', "risk.weights.backup_stale: must be an integer"),
     ("[risk.weights]\nbackup_old = 5", "risk.weights.backup_old: unknown key"),
-    ('[risk.department."so tu phap"]\nsilent_after = "1h"',
-     "risk.department.so tu phap: not a valid department name"),
+    (
+        '[risk.department."so tu phap"]\nsilent_after = "1h"',
+        "risk.department.so tu phap: not a valid department name",
+    ),
     ("[risk.department.x]\nsilent_after = 1", "risk.department.x.silent_after: must be a duration"),
-    ("[risk.host.db01]\nsmart_raw_tolerated = 1.5",
-     "risk.host.db01.smart_raw_tolerated: must be an integer"),
-    ("[risk.host.db01]\nfilling_fast_window = \"6h\"",
-     "risk.host.db01.filling_fast_window: unknown key"),
-    ("[risk.host.db01.weights]\nraid_degraded = true",
-     "risk.host.db01.weights.raid_degraded: must be an integer"),
+    (
+        "[risk.host.db01]\nsmart_raw_tolerated = 1.5",
+        "risk.host.db01.smart_raw_tolerated: must be an integer",
+    ),
+    (
+        '[risk.host.db01]\nfilling_fast_window = "6h"',
+        "risk.host.db01.filling_fast_window: unknown key",
+    ),
+    (
+        "[risk.host.db01.weights]\nraid_degraded = true",
+        "risk.host.db01.weights.raid_degraded: must be an integer",
+    ),
     ("[risk]\nhost = 3", "risk.host: must be a table"),
     ("[risk.host]\ndb01 = 3", "risk.host.db01: must be a table"),
 ]
@@ -516,8 +641,7 @@ filesystem_almost_full = 0
     assert other.weights["filesystem_almost_full"] == 20
 
 
-def test_every_reason_is_exported_exactly_once_per_host_split_between_report_and_scrape(
-        tmp_path):
+def test_every_reason_is_exported_exactly_once_per_host_split_between_report_and_scrape(tmp_path):
     from dcguard.collector.config import load_config
     from dcguard.collector.exposition.families.registry import HostRenderer, default_groups
     from dcguard.collector.exposition.text import render_families
@@ -527,18 +651,26 @@ def test_every_reason_is_exported_exactly_once_per_host_split_between_report_and
     path.write_text('[server]\ngrpc_listen = "127.0.0.1:0"\ninsecure = true\n')
     config = load_config(path)
     renderer = HostRenderer(default_groups(config))
-    rec = host(backups=[backup("a", last_success=NOW - 30 * HOUR, same_device=True),
-                        backup("b", last_success=NOW, same_device=True)],
-               io_errors=[io_errors("sdb", 3, NOW - HOUR), io_errors("sdc", 1, None)],
-               disks=[ata_disk("/dev/sda", "m", "s", REALLOCATED_304)])
-    text = render_families(renderer.families, [renderer.render_live(rec, NOW + 1),
-                                               renderer.render(rec)])
+    rec = host(
+        backups=[
+            backup("a", last_success=NOW - 30 * HOUR, same_device=True),
+            backup("b", last_success=NOW, same_device=True),
+        ],
+        io_errors=[io_errors("sdb", 3, NOW - HOUR), io_errors("sdc", 1, None)],
+        disks=[ata_disk("/dev/sda", "m", "s", REALLOCATED_304)],
+    )
+    text = render_families(
+        renderer.families, [renderer.render_live(rec, NOW + 1), renderer.render(rec)]
+    )
     lines = [line for line in text.splitlines() if line.startswith("dcguard_data_loss_risk{")]
     reasons = [line.split('reason="')[1].split('"')[0] for line in lines]
     assert sorted(reasons) == sorted(REASONS)
     samples = parse_metrics(text)
-    on = {dict(labels)["reason"] for (name, labels), v in samples.items()
-          if name == "dcguard_data_loss_risk" and v == 1}
+    on = {
+        dict(labels)["reason"]
+        for (name, labels), v in samples.items()
+        if name == "dcguard_data_loss_risk" and v == 1
+    }
     assert on == {"backup_stale", "backup_same_device", "disk_io_errors", "disk_smart_degrading"}
 
 
@@ -559,38 +691,63 @@ def _any_report(draw: st.DrawFn):
 
     r = report(collected_at=NOW)
     for i in range(draw(st.integers(0, 3))):
-        d = r.disks.add(device=f"/dev/sd{i}", model=draw(_text), serial=draw(_text),
-                        protocol=draw(st.sampled_from(["ATA", "NVMe", ""])),
-                        smart_available=draw(st.booleans()), healthy=draw(st.booleans()),
-                        in_standby=draw(st.booleans()),
-                        temperature_celsius=draw(st.floats(0, 200)),
-                        nvme_critical_warning=draw(_u32), nvme_media_errors=draw(_u64),
-                        nvme_percentage_used=draw(_u32))
+        d = r.disks.add(
+            device=f"/dev/sd{i}",
+            model=draw(_text),
+            serial=draw(_text),
+            protocol=draw(st.sampled_from(["ATA", "NVMe", ""])),
+            smart_available=draw(st.booleans()),
+            healthy=draw(st.booleans()),
+            in_standby=draw(st.booleans()),
+            temperature_celsius=draw(st.floats(0, 200)),
+            nvme_critical_warning=draw(_u32),
+            nvme_media_errors=draw(_u64),
+            nvme_percentage_used=draw(_u32),
+        )
         for attr in draw(st.sets(st.integers(1, 255), max_size=5)):
-            d.attributes.add(id=attr, raw=draw(st.integers(-(2**63), 2**63 - 1)),
-                             failing_now=draw(st.booleans()), name=draw(_text))
+            d.attributes.add(
+                id=attr,
+                raw=draw(st.integers(-(2**63), 2**63 - 1)),
+                failing_now=draw(st.booleans()),
+                name=draw(_text),
+            )
     for i in range(draw(st.integers(0, 2))):
-        r.raid_arrays.add(name=f"md{i}", disks_active=draw(_u32), disks_total=draw(_u32),
-                          disks_failed=draw(_u32), degraded=draw(st.booleans()),
-                          sync_action=draw(st.sampled_from(["", "recovery", "check"])),
-                          sync_progress_ratio=draw(st.floats(0, 1)),
-                          failed_members=draw(st.lists(_text, max_size=2)))
+        r.raid_arrays.add(
+            name=f"md{i}",
+            disks_active=draw(_u32),
+            disks_total=draw(_u32),
+            disks_failed=draw(_u32),
+            degraded=draw(st.booleans()),
+            sync_action=draw(st.sampled_from(["", "recovery", "check"])),
+            sync_progress_ratio=draw(st.floats(0, 1)),
+            failed_members=draw(st.lists(_text, max_size=2)),
+        )
     for i in range(draw(st.integers(0, 2))):
         e = r.io_errors.add(device=f"sd{i}", errors_total=draw(_u64), last_message=draw(_text))
         stamp_or_none(e.last_error_at, draw(_when))
     for i in range(draw(st.integers(0, 3))):
-        b = r.backups.add(job=f"job{i}", rpo_seconds=draw(_dur),
-                          verify_every_seconds=draw(_dur), last_run_success=draw(st.booleans()),
-                          last_verify_success=draw(st.booleans()), error=draw(_text),
-                          message=draw(_text), same_device=draw(st.booleans()),
-                          shared_disks=draw(st.lists(_text, max_size=2)))
+        b = r.backups.add(
+            job=f"job{i}",
+            rpo_seconds=draw(_dur),
+            verify_every_seconds=draw(_dur),
+            last_run_success=draw(st.booleans()),
+            last_verify_success=draw(st.booleans()),
+            error=draw(_text),
+            message=draw(_text),
+            same_device=draw(st.booleans()),
+            shared_disks=draw(st.lists(_text, max_size=2)),
+        )
         for field in (b.last_success, b.last_run, b.last_verified):
             stamp_or_none(field, draw(_when))
     for i in range(draw(st.integers(0, 3))):
-        r.filesystems.add(mountpoint=f"/m{i}", size_bytes=draw(_u64), avail_bytes=draw(_u64),
-                          readonly=draw(st.booleans()), fstype=draw(st.sampled_from(
-                              ["ext4", "squashfs", "xfs"])), error=draw(st.sampled_from(
-                              ["", "timeout"])))
+        r.filesystems.add(
+            mountpoint=f"/m{i}",
+            size_bytes=draw(_u64),
+            avail_bytes=draw(_u64),
+            readonly=draw(st.booleans()),
+            fstype=draw(st.sampled_from(["ext4", "squashfs", "xfs"])),
+            error=draw(st.sampled_from(["", "timeout"])),
+        )
     return r
 
 

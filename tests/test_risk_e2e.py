@@ -48,24 +48,51 @@ def risky(tmp_path):
 
 
 def _reasons(samples, host: str) -> set[str]:
-    return {dict(labels)["reason"] for (name, labels), value in samples.items()
-            if name == "dcguard_data_loss_risk" and ("host", host) in labels and value == 1}
+    return {
+        dict(labels)["reason"]
+        for (name, labels), value in samples.items()
+        if name == "dcguard_data_loss_risk" and ("host", host) in labels and value == 1
+    }
 
 
 def test_stale_backup_degraded_array_and_failing_disk_top_the_risk_list(risky):
     collector, sender = risky
     now = time.time()
-    sender("db01").send(report(
-        collected_at=now, filesystems=[fs("/", avail=50 * GIB)],
-        backups=[backup("mysql-nightly", rpo=26 * HOUR, last_success=now - 3 * 86400,
-                        same_device=True)],
-        raid_arrays=[raid("md0", active=1, failed=("sdb1",))],
-        disks=[ata_disk("/dev/sdc", "Hitachi HDS721050DLE630", "MSK423Y20S3HBC", FAILING_HDS,
-                        healthy=False)]))
-    sender("web01").send(report(collected_at=now, filesystems=[fs("/var", avail=4 * GIB)],
-                                backups=[backup("www", last_success=now - HOUR)]))
-    sender("ok01").send(report(collected_at=now, filesystems=[fs("/", avail=50 * GIB)],
-                               backups=[backup("etc", last_success=now - HOUR)]))
+    sender("db01").send(
+        report(
+            collected_at=now,
+            filesystems=[fs("/", avail=50 * GIB)],
+            backups=[
+                backup(
+                    "mysql-nightly", rpo=26 * HOUR, last_success=now - 3 * 86400, same_device=True
+                )
+            ],
+            raid_arrays=[raid("md0", active=1, failed=("sdb1",))],
+            disks=[
+                ata_disk(
+                    "/dev/sdc",
+                    "Hitachi HDS721050DLE630",
+                    "MSK423Y20S3HBC",
+                    FAILING_HDS,
+                    healthy=False,
+                )
+            ],
+        )
+    )
+    sender("web01").send(
+        report(
+            collected_at=now,
+            filesystems=[fs("/var", avail=4 * GIB)],
+            backups=[backup("www", last_success=now - HOUR)],
+        )
+    )
+    sender("ok01").send(
+        report(
+            collected_at=now,
+            filesystems=[fs("/", avail=50 * GIB)],
+            backups=[backup("etc", last_success=now - HOUR)],
+        )
+    )
     # Half the disk free counts as almost full in the lab department only.
     sender("lab01", "lab").send(report(collected_at=now, filesystems=[fs("/", avail=45 * GIB)]))
 
@@ -86,14 +113,23 @@ def test_stale_backup_degraded_array_and_failing_disk_top_the_risk_list(risky):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "db01 (so-tu-phap): risk 100/100"
-    assert ("  backup_stale: backup 'mysql-nightly' last succeeded 3 days ago; objective is 26h"
-            in lines)
-    assert any(line.startswith("  raid_degraded: RAID array md0 (raid1) is degraded: 1 of 2 "
-                               "disks active; failed: sdb1") for line in lines)
-    assert not any(line.startswith(("  backup_same_device:", "  disk_smart_degrading:"))
-                   for line in lines)
-    assert any(line.startswith("  disk_smart_failing: disk /dev/sdc (Hitachi HDS721050DLE630")
-               for line in lines)
+    assert (
+        "  backup_stale: backup 'mysql-nightly' last succeeded 3 days ago; objective is 26h"
+        in lines
+    )
+    assert any(
+        line.startswith(
+            "  raid_degraded: RAID array md0 (raid1) is degraded: 1 of 2 disks active; failed: sdb1"
+        )
+        for line in lines
+    )
+    assert not any(
+        line.startswith(("  backup_same_device:", "  disk_smart_degrading:")) for line in lines
+    )
+    assert any(
+        line.startswith("  disk_smart_failing: disk /dev/sdc (Hitachi HDS721050DLE630")
+        for line in lines
+    )
     hosts = [line.split()[0] for line in lines if not line.startswith(" ")][:-1]
     assert hosts[:3] == ["db01", "web01", "lab01"]
     assert "ok01" not in result.stdout
@@ -105,15 +141,22 @@ def test_stale_backup_degraded_array_and_failing_disk_top_the_risk_list(risky):
     assert db01["score"] == 100
     assert db01["reasons"][0]["reason"] == "disk_smart_failing"  # heaviest first
     stale = next(r for r in db01["reasons"] if r["reason"] == "backup_stale")
-    assert stale == {"reason": "backup_stale", "subject": "backup 'mysql-nightly'",
-                     "weight": 40, "message": "backup 'mysql-nightly' last succeeded 3 days "
-                                              "ago; objective is 26h"}
+    assert stale == {
+        "reason": "backup_stale",
+        "subject": "backup 'mysql-nightly'",
+        "weight": 40,
+        "message": "backup 'mysql-nightly' last succeeded 3 days ago; objective is 26h",
+    }
     every = json.loads(collector.cli("risk", "--json", "--all").stdout)
     assert every[-1] == {"host": "ok01", "department": "so-tu-phap", "score": 0, "reasons": []}
 
     agents = {a["host"]: a for a in json.loads(collector.cli("agents", "--json").stdout)}
     assert {h: a["risk_score"] for h, a in agents.items()} == {
-        "db01": 100, "web01": 35, "lab01": 20, "ok01": 0}
+        "db01": 100,
+        "web01": 35,
+        "lab01": 20,
+        "ok01": 0,
+    }
     table = collector.cli("agents").stdout.splitlines()
     assert table[0].split()[-1] == "RISK"
     assert next(line for line in table if line.startswith("db01")).split()[-1] == "100"
@@ -129,19 +172,30 @@ def test_filling_fast_from_six_hours_of_reports_survives_a_restart(risky):
     for step in range(73):
         at = now - 6 * HOUR + step * 300
         hours = step / 12
-        reports.append(report(collected_at=at, filesystems=[
-            fs("/srv", avail=int((36 - hours) * GIB)),
-            fs("/data", avail=int((42 - 2 * hours) * GIB))]))
+        reports.append(
+            report(
+                collected_at=at,
+                filesystems=[
+                    fs("/srv", avail=int((36 - hours) * GIB)),
+                    fs("/data", avail=int((42 - 2 * hours) * GIB)),
+                ],
+            )
+        )
     db02.send(*reports)
 
     def filling() -> set[str]:
-        return {dict(labels)["reason"] for (name, labels), value in collector.metrics().items()
-                if name == "dcguard_data_loss_risk" and ("host", "db02") in labels and value}
+        return {
+            dict(labels)["reason"]
+            for (name, labels), value in collector.metrics().items()
+            if name == "dcguard_data_loss_risk" and ("host", "db02") in labels and value
+        }
 
     assert filling() == {"filesystem_filling_fast"}
     out = collector.cli("risk").stdout
-    assert ("filesystem_filling_fast: filesystem /data (/dev/sda2) will be full in about 15h at "
-            "the rate of the last 6h (30.0 GiB left, falling 2.0 GiB/h)") in out
+    assert (
+        "filesystem_filling_fast: filesystem /data (/dev/sda2) will be full in about 15h at "
+        "the rate of the last 6h (30.0 GiB left, falling 2.0 GiB/h)"
+    ) in out
     assert "/srv" not in out
 
     collector.stop()
@@ -154,22 +208,39 @@ def test_a_backup_turns_stale_at_scrape_time_without_a_new_report(risky):
     collector, sender = risky
     now = time.time()
     # The agent reports every 10 minutes, so it stays up while the 3 s objective passes.
-    sender("db03", interval=600).send(report(
-        collected_at=now, backups=[backup("quick", rpo=3, last_success=now)]))
-    assert metric(collector.metrics(), "dcguard_data_loss_risk", host="db03",
-                  reason="backup_stale") == 0
-    wait_for(lambda: metric(collector.metrics(), "dcguard_data_loss_risk", host="db03",
-                            reason="backup_stale") == 1, timeout=20,
-             message="backup_stale to appear at scrape time")
+    sender("db03", interval=600).send(
+        report(collected_at=now, backups=[backup("quick", rpo=3, last_success=now)])
+    )
+    assert (
+        metric(collector.metrics(), "dcguard_data_loss_risk", host="db03", reason="backup_stale")
+        == 0
+    )
+    wait_for(
+        lambda: (
+            metric(
+                collector.metrics(), "dcguard_data_loss_risk", host="db03", reason="backup_stale"
+            )
+            == 1
+        ),
+        timeout=20,
+        message="backup_stale to appear at scrape time",
+    )
     assert "backup 'quick' last succeeded" in collector.cli("risk").stdout
 
 
 def test_a_silent_agent_is_a_risk_reason(risky):
     collector, sender = risky
     sender("db04", interval=0.2).send(report())
-    wait_for(lambda: metric(collector.metrics(), "dcguard_data_loss_risk", host="db04",
-                            reason="agent_silent") == 1, timeout=20,
-             message="agent_silent after three missed intervals")
+    wait_for(
+        lambda: (
+            metric(
+                collector.metrics(), "dcguard_data_loss_risk", host="db04", reason="agent_silent"
+            )
+            == 1
+        ),
+        timeout=20,
+        message="agent_silent after three missed intervals",
+    )
     samples = collector.metrics()
     assert metric(samples, "dcguard_agent_up", host="db04") == 0
     assert metric(samples, "dcguard_data_loss_risk_score", host="db04") == 30

@@ -34,13 +34,18 @@ TEMPLATE_EXPRESSION = re.compile(r"\{\{.*?\}\}")
 
 
 def alerts() -> list[dict[str, Any]]:
-    return [rule for group in yaml.safe_load(RULE_FILES[0].read_text())["groups"]
-            for rule in group["rules"] if "alert" in rule]
+    return [
+        rule
+        for group in yaml.safe_load(RULE_FILES[0].read_text())["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    ]
 
 
 def run(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=120,
-                          cwd=cwd, check=False)
+    return subprocess.run(
+        [str(a) for a in args], capture_output=True, text=True, timeout=120, cwd=cwd, check=False
+    )
 
 
 def test_promtool_check_rules_is_clean() -> None:
@@ -75,13 +80,31 @@ def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
 
 def test_the_required_alerts_exist() -> None:
     names = {a["alert"] for a in alerts()}
-    assert {"AgentDown", "DepartmentSilent", "CollectorDown", "CollectorNotScraped",
-            "BackupStale", "BackupFailed", "BackupMissing", "BackupUnverified",
-            "BackupOnSameDevice", "DiskSmartFailing", "DiskSmartDegrading", "RaidDegraded",
-            "FilesystemReadOnly", "FilesystemAlmostFull", "FilesystemFillingUp",
-            "FilesystemFillingUpFast", "DiskIoErrors", "DataLossRiskHigh", "SshBruteForce",
-            "DistributedAttack", "LoginAfterFailures", "AgentSpoolDropping",
-            "AgentReportsLost"} <= names
+    assert {
+        "AgentDown",
+        "DepartmentSilent",
+        "CollectorDown",
+        "CollectorNotScraped",
+        "BackupStale",
+        "BackupFailed",
+        "BackupMissing",
+        "BackupUnverified",
+        "BackupOnSameDevice",
+        "DiskSmartFailing",
+        "DiskSmartDegrading",
+        "RaidDegraded",
+        "FilesystemReadOnly",
+        "FilesystemAlmostFull",
+        "FilesystemFillingUp",
+        "FilesystemFillingUpFast",
+        "DiskIoErrors",
+        "DataLossRiskHigh",
+        "SshBruteForce",
+        "DistributedAttack",
+        "LoginAfterFailures",
+        "AgentSpoolDropping",
+        "AgentReportsLost",
+    } <= names
 
 
 def test_filling_up_alerts_do_not_exclude_read_only_filesystems() -> None:
@@ -98,8 +121,14 @@ def test_alert_says_who_what_and_how(rule: dict[str, Any]) -> None:
     annotations = rule["annotations"]
     # One rule, its text in both languages: no alert fires twice, and the receiver's
     # template picks the language (deploy/alertmanager/templates/dcguard-vi.tmpl).
-    assert set(annotations) == {"summary", "description", "runbook_url",
-                                "summary_vi", "description_vi", "runbook_url_vi"}
+    assert set(annotations) == {
+        "summary",
+        "description",
+        "runbook_url",
+        "summary_vi",
+        "description_vi",
+        "runbook_url_vi",
+    }
     per_host = "host" in rule["expr"] or not re.search(r"\b(by|absent|up)\b", rule["expr"])
     if per_host and rule["alert"] != "DepartmentSilent":
         for key in ("summary", "description", "summary_vi", "description_vi"):
@@ -110,10 +139,12 @@ def test_alert_says_who_what_and_how(rule: dict[str, Any]) -> None:
         english, vietnamese = annotations[key], annotations[f"{key}_vi"]
         # The same labels and values, in whatever order Vietnamese puts them.
         assert sorted(TEMPLATE_EXPRESSION.findall(english)) == sorted(
-            TEMPLATE_EXPRESSION.findall(vietnamese)), key
+            TEMPLATE_EXPRESSION.findall(vietnamese)
+        ), key
         assert vietnamese != english and unicodedata.normalize("NFC", vietnamese) == vietnamese
     assert annotations["runbook_url_vi"] == annotations["runbook_url"].replace(
-        "/docs/runbooks.md", "/docs/vi/runbooks.md")
+        "/docs/runbooks.md", "/docs/vi/runbooks.md"
+    )
 
 
 def runbook_anchors(runbooks: Path = RUNBOOKS) -> set[str]:
@@ -159,8 +190,17 @@ def test_alertmanager_config_is_valid() -> None:
 @pytest.mark.parametrize(("severity", "receiver"), [("page", "oncall"), ("ticket", "tickets")])
 def test_pages_and_tickets_are_routed_apart(severity: str, receiver: str) -> None:
     assert AMTOOL
-    result = run(AMTOOL, "config", "routes", "test", f"--config.file={ALERTMANAGER_CONFIG}",
-                 f"severity={severity}", "alertname=AgentDown", "department=d", "host=h")
+    result = run(
+        AMTOOL,
+        "config",
+        "routes",
+        "test",
+        f"--config.file={ALERTMANAGER_CONFIG}",
+        f"severity={severity}",
+        "alertname=AgentDown",
+        "department=d",
+        "host=h",
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == receiver
 
@@ -174,8 +214,12 @@ def alertmanager(tmp_path: Path) -> Iterator[str]:
 
 def _post_alerts(url: str, alerts: list[dict[str, str]]) -> None:
     body = json.dumps([{"labels": labels} for labels in alerts]).encode()
-    request = urllib.request.Request(f"{url}/api/v2/alerts", data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{url}/api/v2/alerts",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200
 
@@ -183,19 +227,27 @@ def _post_alerts(url: str, alerts: list[dict[str, str]]) -> None:
 def _inhibited(url: str) -> dict[str, bool]:
     with urllib.request.urlopen(f"{url}/api/v2/alerts", timeout=10) as response:
         found = json.load(response)
-    return {f"{a['labels']['alertname']}/{a['labels'].get('department')}":
-            bool(a["status"]["inhibitedBy"]) for a in found}
+    return {
+        f"{a['labels']['alertname']}/{a['labels'].get('department')}": bool(
+            a["status"]["inhibitedBy"]
+        )
+        for a in found
+    }
 
 
 def test_department_outage_inhibits_that_departments_server_alerts(alertmanager: str) -> None:
-    _post_alerts(alertmanager, [
-        {"alertname": "AgentDown", "severity": "page", "host": "db01", "department": "a"},
-        {"alertname": "AgentDown", "severity": "page", "host": "web01", "department": "b"},
-    ])
+    _post_alerts(
+        alertmanager,
+        [
+            {"alertname": "AgentDown", "severity": "page", "host": "db01", "department": "a"},
+            {"alertname": "AgentDown", "severity": "page", "host": "web01", "department": "b"},
+        ],
+    )
     wait_for(lambda: len(_inhibited(alertmanager)) == 2, message="alerts received")
     assert _inhibited(alertmanager) == {"AgentDown/a": False, "AgentDown/b": False}
-    _post_alerts(alertmanager, [
-        {"alertname": "DepartmentSilent", "severity": "page", "department": "a"}])
+    _post_alerts(
+        alertmanager, [{"alertname": "DepartmentSilent", "severity": "page", "department": "a"}]
+    )
     expected = {"AgentDown/a": True, "AgentDown/b": False, "DepartmentSilent/a": False}
     wait_for(lambda: _inhibited(alertmanager) == expected, message="department a inhibited")
 
@@ -213,16 +265,38 @@ def test_the_vietnamese_notification_template_renders_every_alert(tmp_path: Path
         labels = {**case.labels, **rule["labels"], "alertname": rule["alert"]}
         annotations = {k: render(v, labels, case.value) for k, v in rule["annotations"].items()}
         data = tmp_path / "data.json"
-        data.write_text(json.dumps({
-            "receiver": "tickets", "status": "firing", "externalURL": "http://127.0.0.1:9093",
-            "groupLabels": {}, "commonLabels": labels, "commonAnnotations": annotations,
-            "alerts": [{"status": "firing", "labels": labels, "annotations": annotations,
-                        "startsAt": "2026-12-06T09:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
-                        "generatorURL": "", "fingerprint": "1"}]}))
-        result = run(AMTOOL, "template", "render", f"--template.glob={VI_TEMPLATES}",
-                     f"--template.data={data}",
-                     '--template.text={{ template "dcguard.vi.subject" . }}\n'
-                     '{{ template "dcguard.vi.text" . }}')
+        data.write_text(
+            json.dumps(
+                {
+                    "receiver": "tickets",
+                    "status": "firing",
+                    "externalURL": "http://127.0.0.1:9093",
+                    "groupLabels": {},
+                    "commonLabels": labels,
+                    "commonAnnotations": annotations,
+                    "alerts": [
+                        {
+                            "status": "firing",
+                            "labels": labels,
+                            "annotations": annotations,
+                            "startsAt": "2026-12-06T09:00:00Z",
+                            "endsAt": "0001-01-01T00:00:00Z",
+                            "generatorURL": "",
+                            "fingerprint": "1",
+                        }
+                    ],
+                }
+            )
+        )
+        result = run(
+            AMTOOL,
+            "template",
+            "render",
+            f"--template.glob={VI_TEMPLATES}",
+            f"--template.data={data}",
+            '--template.text={{ template "dcguard.vi.subject" . }}\n'
+            '{{ template "dcguard.vi.text" . }}',
+        )
         assert result.returncode == 0, result.stderr
         subject, *body = result.stdout.splitlines()
         assert subject == f"[CẢNH BÁO] {annotations['summary_vi']}"

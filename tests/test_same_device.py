@@ -29,45 +29,54 @@ NVME = FIXTURES / "sys-nvme-partitions"
 MOUNTS = Path("/proc/self/mounts")
 
 
-@pytest.mark.parametrize(("number", "disks"), [
-    ("253:0", {"sda", "sdb"}),   # vg0-root on md1 on sda2 + sdb2
-    ("253:1", {"sda", "sdb"}),   # vg0-backup: the same two disks
-    ("9:0", {"sda", "sdb"}),     # md0 on sda1 + sdb1
-    ("8:2", {"sda"}),            # a partition resolves to its disk
-    ("8:33", {"sdc"}),
-    ("8:32", {"sdc"}),
-    ("1:3", set()),              # not a block device (e.g. tmpfs): no disk
-])
+@pytest.mark.parametrize(
+    ("number", "disks"),
+    [
+        ("253:0", {"sda", "sdb"}),  # vg0-root on md1 on sda2 + sdb2
+        ("253:1", {"sda", "sdb"}),  # vg0-backup: the same two disks
+        ("9:0", {"sda", "sdb"}),  # md0 on sda1 + sdb1
+        ("8:2", {"sda"}),  # a partition resolves to its disk
+        ("8:33", {"sdc"}),
+        ("8:32", {"sdc"}),
+        ("1:3", set()),  # not a block device (e.g. tmpfs): no disk
+    ],
+)
 def test_lvm_on_md_layout(number: str, disks: set[str]) -> None:
     major, minor = (int(x) for x in number.split(":"))
     assert disks_of_device(LVM_ON_MD, major, minor) == disks
 
 
-@pytest.mark.parametrize(("number", "disks"), [
-    ("259:0", {"nvme0n1"}),
-    ("259:1", {"nvme0n1"}),      # nvme0n1p1
-    ("253:0", {"nvme0n1"}),      # LUKS on nvme0n1p2
-    ("259:4", {"nvme1n1"}),
-])
+@pytest.mark.parametrize(
+    ("number", "disks"),
+    [
+        ("259:0", {"nvme0n1"}),
+        ("259:1", {"nvme0n1"}),  # nvme0n1p1
+        ("253:0", {"nvme0n1"}),  # LUKS on nvme0n1p2
+        ("259:4", {"nvme1n1"}),
+    ],
+)
 def test_nvme_partition_layout(number: str, disks: set[str]) -> None:
     major, minor = (int(x) for x in number.split(":"))
     assert disks_of_device(NVME, major, minor) == disks
 
 
-@pytest.mark.parametrize(("kind", "repository", "remote"), [
-    ("restic", "sftp:backup@nas:/srv/restic", True),
-    ("restic", "s3:s3.amazonaws.com/bucket", True),
-    ("restic", "rest:https://user:pw@host:8000/", True),
-    ("restic", "b2:bucket:path", True),
-    ("restic", "/srv/restic", False),
-    ("restic", "local:/srv/restic", False),
-    ("borg", "ssh://backup@nas:22/./repo", True),
-    ("borg", "backup@nas:repo", True),
-    ("borg", "nas:/srv/borg", True),
-    ("borg", "/srv/borg", False),
-    ("borg", "file:///srv/borg", False),
-    ("borg", "./relative/repo", False),
-])
+@pytest.mark.parametrize(
+    ("kind", "repository", "remote"),
+    [
+        ("restic", "sftp:backup@nas:/srv/restic", True),
+        ("restic", "s3:s3.amazonaws.com/bucket", True),
+        ("restic", "rest:https://user:pw@host:8000/", True),
+        ("restic", "b2:bucket:path", True),
+        ("restic", "/srv/restic", False),
+        ("restic", "local:/srv/restic", False),
+        ("borg", "ssh://backup@nas:22/./repo", True),
+        ("borg", "backup@nas:repo", True),
+        ("borg", "nas:/srv/borg", True),
+        ("borg", "/srv/borg", False),
+        ("borg", "file:///srv/borg", False),
+        ("borg", "./relative/repo", False),
+    ],
+)
 def test_remote_repositories(kind: str, repository: str, remote: bool) -> None:
     assert is_remote_repository(kind, repository) is remote
 
@@ -93,23 +102,34 @@ def test_real_paths_through_a_recorded_lvm_on_md_stack(tmp_path: Path) -> None:
     """Data on vg0-root, backup on vg0-backup: different filesystems, the same two disks."""
     data = tmp_path / "data"
     data.mkdir()
-    with loop_ext4(tmp_path / "a.img", tmp_path / "lv-backup") as (lv_backup, maj, mnr), \
-            loop_ext4(tmp_path / "b.img", tmp_path / "other-disk") as (other, maj2, mnr2):
-        sys_root = fake_sys(tmp_path, LVM_ON_MD, {
-            dev_of(data): "253:0", (maj, mnr): "253:1", (maj2, mnr2): "8:33"})
+    with (
+        loop_ext4(tmp_path / "a.img", tmp_path / "lv-backup") as (lv_backup, maj, mnr),
+        loop_ext4(tmp_path / "b.img", tmp_path / "other-disk") as (other, maj2, mnr2),
+    ):
+        sys_root = fake_sys(
+            tmp_path, LVM_ON_MD, {dev_of(data): "253:0", (maj, mnr): "253:1", (maj2, mnr2): "8:33"}
+        )
         source = locate(str(data), sys_root, MOUNTS)
         assert source.disks == {"sda", "sdb"}
-        on_lv = locate(str(lv_backup / "restic"), sys_root, MOUNTS)   # not created yet
+        on_lv = locate(str(lv_backup / "restic"), sys_root, MOUNTS)  # not created yet
         assert shared_disks(source, on_lv) == ["sda", "sdb"]
         assert shared_disks(source, locate(str(other), sys_root, MOUNTS)) == []
 
 
-def files_job_source(tmp_path: Path, source: Path, backup: Path,
-                     mounts_file: Path = MOUNTS) -> BackupSource:
+def files_job_source(
+    tmp_path: Path, source: Path, backup: Path, mounts_file: Path = MOUNTS
+) -> BackupSource:
     config = {
         "storage": {"mounts_file": str(mounts_file)},
-        "backup": [{"name": "dump", "kind": "files", "rpo": "1d", "path": str(backup),
-                    "source": str(source)}],
+        "backup": [
+            {
+                "name": "dump",
+                "kind": "files",
+                "rpo": "1d",
+                "path": str(backup),
+                "source": str(source),
+            }
+        ],
     }
     made = make_source("backup", config, tmp_path / "state")
     assert isinstance(made, BackupSource)
@@ -155,8 +175,9 @@ def test_backup_on_another_disk_is_not_flagged_and_same_disk_is(tmp_path: Path) 
         (disk / "backup" / "x.tar").write_text("x")
         (tmp_path / "local-backup").mkdir()
         (tmp_path / "local-backup" / "x.tar").write_text("x")
-        other = report_of(files_job_source(tmp_path / "1", disk / "data",
-                                           tmp_path / "local-backup"))
+        other = report_of(
+            files_job_source(tmp_path / "1", disk / "data", tmp_path / "local-backup")
+        )
         same = report_of(files_job_source(tmp_path / "2", disk / "data", disk / "backup"))
     assert not other.same_device
     assert same.same_device
@@ -169,17 +190,26 @@ def test_network_filesystem_is_off_device(tmp_path: Path) -> None:
     (tmp_path / "nfs").mkdir()
     (tmp_path / "nfs" / "x.tar").write_text("x")
     mounts = tmp_path / "mounts"
-    mounts.write_text(MOUNTS.read_text() +
-                      f"nas:/export {tmp_path / 'nfs'} nfs4 rw,relatime 0 0\n")
-    backup = report_of(files_job_source(tmp_path, tmp_path / "data", tmp_path / "nfs",
-                                        mounts_file=mounts))
+    mounts.write_text(MOUNTS.read_text() + f"nas:/export {tmp_path / 'nfs'} nfs4 rw,relatime 0 0\n")
+    backup = report_of(
+        files_job_source(tmp_path, tmp_path / "data", tmp_path / "nfs", mounts_file=mounts)
+    )
     assert not backup.same_device
 
 
 def test_remote_restic_repository_is_off_device(tmp_path: Path) -> None:
-    config = {"backup": [{"name": "r", "kind": "restic", "rpo": "1d", "source": str(tmp_path),
-                          "repository": "sftp:nas:/srv/restic",
-                          "binary": str(tmp_path / "no-restic")}]}
+    config = {
+        "backup": [
+            {
+                "name": "r",
+                "kind": "restic",
+                "rpo": "1d",
+                "source": str(tmp_path),
+                "repository": "sftp:nas:/srv/restic",
+                "binary": str(tmp_path / "no-restic"),
+            }
+        ]
+    }
     source = make_source("backup", config, tmp_path / "state")
     backup = report_of(source)
     assert not backup.same_device and backup.error

@@ -28,15 +28,24 @@ with stop._cond:
 """
 
 
-@pytest.mark.parametrize("trigger", [
-    WHILE_HOLDING_THE_LOCK,
-    "signal.raise_signal(signal.SIGINT)",
-    "import os; [os.kill(os.getpid(), signal.SIGTERM) for _ in range(100)]",
-], ids=["while-the-event-is-locked", "sigint", "a-burst"])
+@pytest.mark.parametrize(
+    "trigger",
+    [
+        WHILE_HOLDING_THE_LOCK,
+        "signal.raise_signal(signal.SIGINT)",
+        "import os; [os.kill(os.getpid(), signal.SIGTERM) for _ in range(100)]",
+    ],
+    ids=["while-the-event-is-locked", "sigint", "a-burst"],
+)
 def test_a_stop_signal_sets_the_event_and_never_deadlocks(trigger):
     try:
-        result = subprocess.run([sys.executable, "-c", CHILD.format(trigger=trigger)],
-                                capture_output=True, text=True, timeout=20, check=False)
+        result = subprocess.run(
+            [sys.executable, "-c", CHILD.format(trigger=trigger)],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
     except subprocess.TimeoutExpired:  # run() has killed it
         pytest.fail("the process hung on a stop signal")
     assert result.returncode == 0, result.stderr

@@ -74,11 +74,13 @@ def test_healthy_sata_disk(tmp_path: Path, disks: FakeDisks) -> None:
     assert disk.read_at.seconds > 0
 
 
-def test_every_call_passes_standby_and_the_scanned_type(tmp_path: Path,
-                                                         disks: FakeDisks) -> None:
+def test_every_call_passes_standby_and_the_scanned_type(tmp_path: Path, disks: FakeDisks) -> None:
     disks.set("/dev/sda", "smartctl-sata-hdd-healthy-wd140edfz-v7.0.json", dtype="sat")
-    disks.set("/dev/sdb", "smartctl-sata-hdd-passed-reallocated304-st3500418as-v7.3.json",
-              dtype="megaraid,1")
+    disks.set(
+        "/dev/sdb",
+        "smartctl-sata-hdd-passed-reallocated304-st3500418as-v7.3.json",
+        dtype="megaraid,1",
+    )
     source = smart_source(tmp_path, disks.script)
     try:
         read_once(source)
@@ -122,8 +124,9 @@ def test_failing_disk(tmp_path: Path, disks: FakeDisks) -> None:
 
 
 def test_nvme_critical_warning_and_media_errors(tmp_path: Path, disks: FakeDisks) -> None:
-    disks.set("/dev/nvme0",
-              "smartctl-nvme-FAILING-critical-warning16-samsung-mzwll3t2hajq-v7.3.json")
+    disks.set(
+        "/dev/nvme0", "smartctl-nvme-FAILING-critical-warning16-samsung-mzwll3t2hajq-v7.3.json"
+    )
     disks.set("/dev/nvme1", "smartctl-nvme-media-errors7-samsung970evo-v7.0.json")
     disks.set("/dev/nvme2", "smartctl-nvme-healthy-firecuda530-v7.3.json")
     source = smart_source(tmp_path, disks.script)
@@ -140,8 +143,7 @@ def test_nvme_critical_warning_and_media_errors(tmp_path: Path, disks: FakeDisks
     assert healthy.nvme_percentage_used >= 0 and healthy.temperature_celsius > 0
 
 
-def test_sleeping_disk_keeps_last_values_and_is_not_woken(tmp_path: Path,
-                                                          disks: FakeDisks) -> None:
+def test_sleeping_disk_keeps_last_values_and_is_not_woken(tmp_path: Path, disks: FakeDisks) -> None:
     disks.set("/dev/sdc", "smartctl-sata-hdd-passed-reallocated304-st3500418as-v7.3.json")
     source = smart_source(tmp_path, disks.script)
     try:
@@ -163,12 +165,10 @@ def test_sleeping_disk_keeps_last_values_and_is_not_woken(tmp_path: Path,
     assert attributes(restarted)[5] == 304
 
 
-def test_standby_before_any_read_and_smartctl_before_7_5(tmp_path: Path,
-                                                        disks: FakeDisks) -> None:
+def test_standby_before_any_read_and_smartctl_before_7_5(tmp_path: Path, disks: FakeDisks) -> None:
     # smartctl 7.0-7.4 print the same message and exit 2 but no power_mode object
     # (corpus README, section 1 (e)): drop it from the 7.5 capture to get that shape.
-    capture = json.loads((FIXTURES / "smartctl-sata-STANDBY-nocheck-standby-v7.5.json")
-                         .read_text())
+    capture = json.loads((FIXTURES / "smartctl-sata-STANDBY-nocheck-standby-v7.5.json").read_text())
     del capture["power_mode"]
     older = tmp_path / "standby-7.4.json"
     older.write_text(json.dumps(capture))
@@ -187,8 +187,9 @@ def test_standby_before_any_read_and_smartctl_before_7_5(tmp_path: Path,
         assert not disk.error
 
 
-def test_smartctl_missing_is_one_status_logged_once(tmp_path: Path,
-                                                    caplog: pytest.LogCaptureFixture) -> None:
+def test_smartctl_missing_is_one_status_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.WARNING)
     source = smart_source(tmp_path, tmp_path / "no-such-smartctl")
     try:
@@ -220,11 +221,11 @@ def test_smartctl_not_permitted(tmp_path: Path) -> None:
 
 def test_garbage_from_smartctl(tmp_path: Path, disks: FakeDisks) -> None:
     healthy = "smartctl-sata-hdd-healthy-wd140edfz-v7.0.json"
-    disks.set("/dev/sda", healthy, cut=400)                       # truncated JSON
-    disks.set("/dev/sdb", healthy, exit_code=2)                   # open failed, no sleep message
+    disks.set("/dev/sda", healthy, cut=400)  # truncated JSON
+    disks.set("/dev/sdb", healthy, exit_code=2)  # open failed, no sleep message
     extra = json.loads((FIXTURES / healthy).read_text())
     extra["from_the_future"] = {"x": [1, 2]}
-    extra["temperature"] = "hot"                                  # wrong type
+    extra["temperature"] = "hot"  # wrong type
     extra["ata_smart_attributes"]["table"].append({"id": "five", "raw": None})
     odd = tmp_path / "odd.json"
     odd.write_text(json.dumps(extra))
@@ -278,32 +279,67 @@ def test_real_smartctl_on_this_machine(tmp_path: Path) -> None:
         source.close()
 
 
-@pytest.mark.parametrize(("storage", "needle"), [
-    ({"smart_interval": "soon"}, "storage.smart_interval: not a duration"),
-    ({"smart_interval": "0s"}, "storage.smart_interval: must be at least 1s"),
-    ({"smart_timeout": 30}, "storage.smart_timeout: must be a duration string"),
-    ({"smart_devices": "/dev/sda"}, "storage.smart_devices: must be a list of strings"),
-    ({"smart_devices": ["sda"]}, "storage.smart_devices: entries are"),
-    ({"smart_devices": ["/dev/sda sat extra"]}, "storage.smart_devices: entries are"),
-    ({"smart_attributes": [5, 300]}, "storage.smart_attributes: must be a list of SMART"),
-    ({"smart_attributes": ["5"]}, "storage.smart_attributes: must be a list of SMART"),
-    ({"smartctl": ""}, "storage.smartctl: must not be empty"),
-])
+@pytest.mark.parametrize(
+    ("storage", "needle"),
+    [
+        ({"smart_interval": "soon"}, "storage.smart_interval: not a duration"),
+        ({"smart_interval": "0s"}, "storage.smart_interval: must be at least 1s"),
+        ({"smart_timeout": 30}, "storage.smart_timeout: must be a duration string"),
+        ({"smart_devices": "/dev/sda"}, "storage.smart_devices: must be a list of strings"),
+        ({"smart_devices": ["sda"]}, "storage.smart_devices: entries are"),
+        ({"smart_devices": ["/dev/sda sat extra"]}, "storage.smart_devices: entries are"),
+        ({"smart_attributes": [5, 300]}, "storage.smart_attributes: must be a list of SMART"),
+        ({"smart_attributes": ["5"]}, "storage.smart_attributes: must be a list of SMART"),
+        ({"smartctl": ""}, "storage.smartctl: must not be empty"),
+    ],
+)
 def test_smart_config_garbage(tmp_path: Path, storage: dict[str, Any], needle: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(needle)):
         make_source("smart", {"storage": storage}, tmp_path)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.recursive(
-    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.text(max_size=10),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from([
-        "smart_status", "passed", "temperature", "current", "power_on_time", "hours",
-        "ata_smart_attributes", "table", "id", "raw", "value", "when_failed", "device",
-        "protocol", "nvme_smart_health_information_log", "critical_warning", "smartctl",
-        "messages", "string", "power_mode", "name", "exit_status", "model_name"]), inner,
-        max_size=5),
-    max_leaves=30), st.integers(0, 255))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.text(max_size=10),
+        lambda inner: (
+            st.lists(inner, max_size=4)
+            | st.dictionaries(
+                st.sampled_from(
+                    [
+                        "smart_status",
+                        "passed",
+                        "temperature",
+                        "current",
+                        "power_on_time",
+                        "hours",
+                        "ata_smart_attributes",
+                        "table",
+                        "id",
+                        "raw",
+                        "value",
+                        "when_failed",
+                        "device",
+                        "protocol",
+                        "nvme_smart_health_information_log",
+                        "critical_warning",
+                        "smartctl",
+                        "messages",
+                        "string",
+                        "power_mode",
+                        "name",
+                        "exit_status",
+                        "model_name",
+                    ]
+                ),
+                inner,
+                max_size=5,
+            )
+        ),
+        max_leaves=30,
+    ),
+    st.integers(0, 255),
+)
 def test_any_json_shape_from_smartctl_makes_a_disk(data: Any, returncode: int) -> None:
     if not isinstance(data, dict):
         data = {"x": data}
@@ -314,12 +350,19 @@ def test_any_json_shape_from_smartctl_makes_a_disk(data: Any, returncode: int) -
 
 
 def test_out_of_range_numbers_are_clamped_not_fatal() -> None:
-    data = {"smart_status": {"passed": True}, "power_on_time": {"hours": 2**70},
-            "temperature": {"current": -5},
-            "nvme_smart_health_information_log": {"critical_warning": 2**40, "media_errors": -3,
-                                                  "percentage_used": 2**33},
-            "ata_smart_attributes": {"table": [{"id": 5, "value": -1, "worst": 2**40,
-                                                "thresh": 10, "raw": {"value": 2**80}}]}}
+    data = {
+        "smart_status": {"passed": True},
+        "power_on_time": {"hours": 2**70},
+        "temperature": {"current": -5},
+        "nvme_smart_health_information_log": {
+            "critical_warning": 2**40,
+            "media_errors": -3,
+            "percentage_used": 2**33,
+        },
+        "ata_smart_attributes": {
+            "table": [{"id": 5, "value": -1, "worst": 2**40, "thresh": 10, "raw": {"value": 2**80}}]
+        },
+    }
     disk = disk_from_json("/dev/nvme0", data, 0, [5])
     assert disk.power_on_hours == 2**64 - 1 and disk.nvme_critical_warning == 2**32 - 1
     assert disk.nvme_media_errors == 0 and disk.temperature_celsius == -5
@@ -329,10 +372,12 @@ def test_out_of_range_numbers_are_clamped_not_fatal() -> None:
 def test_one_shot_collect_waits_for_the_first_read(tmp_path: Path, disks: FakeDisks) -> None:
     disks.set("/dev/sdc", "smartctl-sata-hdd-FAILING-hds721050dle630-usbjmicron-v7.1.json")
     config = tmp_path / "agent.toml"
-    config.write_text(f'[agent]\ndepartment = "t"\nstate_dir = "{tmp_path / "state"}"\n'
-                      '[collector]\naddresses = ["127.0.0.1:1"]\ninsecure = true\n'
-                      f'[sources]\ndisable_defaults = true\nsmart = true\n'
-                      f'[storage]\nsmartctl = "{disks.script}"\n')
+    config.write_text(
+        f'[agent]\ndepartment = "t"\nstate_dir = "{tmp_path / "state"}"\n'
+        '[collector]\naddresses = ["127.0.0.1:1"]\ninsecure = true\n'
+        f"[sources]\ndisable_defaults = true\nsmart = true\n"
+        f'[storage]\nsmartctl = "{disks.script}"\n'
+    )
     result = run_cli("dcguard.agent", "collect", "--config", str(config), "--json")
     assert result.returncode == 0, result.stderr
     [disk] = json.loads(result.stdout)["disks"]
@@ -342,10 +387,12 @@ def test_one_shot_collect_waits_for_the_first_read(tmp_path: Path, disks: FakeDi
 def test_collect_json_says_success_for_every_source_even_a_failed_one(tmp_path: Path) -> None:
     """A consumer of `collect --json` never has to guess: false is printed, not omitted."""
     config = tmp_path / "agent.toml"
-    config.write_text(f'[agent]\ndepartment = "t"\nstate_dir = "{tmp_path / "state"}"\n'
-                      '[collector]\naddresses = ["127.0.0.1:1"]\ninsecure = true\n'
-                      '[sources]\ndisable_defaults = true\nsmart = true\nhost = true\n'
-                      f'[storage]\nsmartctl = "{tmp_path / "no-smartctl"}"\n')
+    config.write_text(
+        f'[agent]\ndepartment = "t"\nstate_dir = "{tmp_path / "state"}"\n'
+        '[collector]\naddresses = ["127.0.0.1:1"]\ninsecure = true\n'
+        "[sources]\ndisable_defaults = true\nsmart = true\nhost = true\n"
+        f'[storage]\nsmartctl = "{tmp_path / "no-smartctl"}"\n'
+    )
     result = run_cli("dcguard.agent", "collect", "--config", str(config), "--json")
     assert result.returncode == 0, result.stderr
     sources = {s["name"]: s for s in json.loads(result.stdout)["sources"]}

@@ -36,8 +36,7 @@ def make_report(sequence: int, at: float = NOW, padding: int = 0) -> pb.Report:
     return report
 
 
-def open_spool(directory: Path, config: SpoolConfig | None = None,
-               clock: float = NOW) -> Spool:
+def open_spool(directory: Path, config: SpoolConfig | None = None, clock: float = NOW) -> Spool:
     spool = Spool(directory, config or SpoolConfig(), clock=lambda: clock)
     spool.open()
     return spool
@@ -234,7 +233,9 @@ def test_decoder_round_trip_and_framing():
     data = encode(7, 123, b"hello") + encode(8, 456, b"")
     found = list(decode(data))
     assert [(r.sequence, r.collected_ns, r.payload) for r in found] == [  # type: ignore[union-attr]
-        (7, 123, b"hello"), (8, 456, b"")]
+        (7, 123, b"hello"),
+        (8, 456, b""),
+    ]
 
 
 @settings(max_examples=300, deadline=None)
@@ -246,23 +247,27 @@ def test_decoder_never_raises_and_accounts_for_every_byte(data):
             offset, length = item
         else:
             offset, length = item.offset, item.size
-            body = data[offset + 12:offset + length]
-            assert zlib.crc32(body) == int.from_bytes(data[offset + 8:offset + 12], "big")
+            body = data[offset + 12 : offset + length]
+            assert zlib.crc32(body) == int.from_bytes(data[offset + 8 : offset + 12], "big")
         assert offset == covered and length > 0
         covered += length
     assert covered == len(data)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.binary(max_size=200), min_size=1, max_size=8), st.binary(max_size=64),
-       st.integers(min_value=0))
+@given(
+    st.lists(st.binary(max_size=200), min_size=1, max_size=8),
+    st.binary(max_size=64),
+    st.integers(min_value=0),
+)
 def test_decoder_finds_every_intact_record_around_garbage(payloads, garbage, where):
     records = [encode(i + 1, i, p) for i, p in enumerate(payloads)]
     cut = where % (len(records) + 1)
     data = b"".join(records[:cut]) + garbage.replace(MAGIC, b"") + b"".join(records[cut:])
     found = [item for item in decode(data) if not isinstance(item, tuple)]
     assert [(r.sequence, r.payload) for r in found] == [  # type: ignore[union-attr]
-        (i + 1, p) for i, p in enumerate(payloads)]
+        (i + 1, p) for i, p in enumerate(payloads)
+    ]
 
 
 # -- the [spool] config table -------------------------------------------------------------
@@ -273,40 +278,51 @@ def write_config(tmp_path: Path, spool_table: str) -> Path:
     path.write_text(
         '[agent]\ndepartment = "d"\nstate_dir = "/tmp/x"\n'
         '[collector]\naddresses = ["127.0.0.1:4740"]\ninsecure = true\n'
-        f"[spool]\n{spool_table}\n")
+        f"[spool]\n{spool_table}\n"
+    )
     return path
 
 
 def test_spool_config_defaults_and_values(tmp_path):
     assert load_config(write_config(tmp_path, "")).spool == SpoolConfig()
-    config = load_config(write_config(tmp_path, (
-        'max_bytes = "1GiB"\nmax_age = "14d"\nbatch_max_reports = 100\n'
-        'batch_max_bytes = "256KiB"\n'))).spool
-    assert config == SpoolConfig(max_bytes=2**30, max_age=14 * 86400.0,
-                                 batch_max_reports=100, batch_max_bytes=256 * 1024)
+    config = load_config(
+        write_config(
+            tmp_path,
+            (
+                'max_bytes = "1GiB"\nmax_age = "14d"\nbatch_max_reports = 100\n'
+                'batch_max_bytes = "256KiB"\n'
+            ),
+        )
+    ).spool
+    assert config == SpoolConfig(
+        max_bytes=2**30, max_age=14 * 86400.0, batch_max_reports=100, batch_max_bytes=256 * 1024
+    )
     config = load_config(write_config(tmp_path, 'max_bytes = "500M"\nbatch_max_bytes = 65536\n'))
     assert (config.spool.max_bytes, config.spool.batch_max_bytes) == (500 * 2**20, 65536)
 
 
-@pytest.mark.parametrize(("line", "problem"), [
-    ("max_bytes = 5", "spool.max_bytes: must be at least 65536 bytes"),
-    ('max_bytes = "lots"', "spool.max_bytes: must be a size"),
-    ('max_bytes = "10PiB"', "spool.max_bytes: must be a size"),
-    ('max_bytes = "1KiB"', "spool.max_bytes: must be at least"),
-    ('max_bytes = "-5MiB"', "spool.max_bytes: must be a size"),
-    ("max_age = 7", "spool.max_age: must be a duration"),
-    ('max_age = "forever"', "spool.max_age"),
-    ('max_age = "0s"', "spool.max_age: must be at least"),
-    ('max_age = "500d"', "spool.max_age: must be at most 365d"),
-    ('batch_max_reports = "many"', "spool.batch_max_reports: must be an integer"),
-    ("batch_max_reports = 0", "spool.batch_max_reports: must be at least 1"),
-    ("batch_max_reports = 5000", "spool.batch_max_reports: must be at most 1000"),
-    ("batch_max_reports = true", "spool.batch_max_reports: must be an integer"),
-    ('batch_max_bytes = "1B"', "spool.batch_max_bytes: must be at least"),
-    ('batch_max_bytes = "1GiB"', "spool.batch_max_bytes: must be at most"),
-    ("batch_max_bytes = [1]", "spool.batch_max_bytes: must be a size"),
-    ('max_size = "1GiB"', "spool.max_size: unknown key"),
-])
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("max_bytes = 5", "spool.max_bytes: must be at least 65536 bytes"),
+        ('max_bytes = "lots"', "spool.max_bytes: must be a size"),
+        ('max_bytes = "10PiB"', "spool.max_bytes: must be a size"),
+        ('max_bytes = "1KiB"', "spool.max_bytes: must be at least"),
+        ('max_bytes = "-5MiB"', "spool.max_bytes: must be a size"),
+        ("max_age = 7", "spool.max_age: must be a duration"),
+        ('max_age = "forever"', "spool.max_age"),
+        ('max_age = "0s"', "spool.max_age: must be at least"),
+        ('max_age = "500d"', "spool.max_age: must be at most 365d"),
+        ('batch_max_reports = "many"', "spool.batch_max_reports: must be an integer"),
+        ("batch_max_reports = 0", "spool.batch_max_reports: must be at least 1"),
+        ("batch_max_reports = 5000", "spool.batch_max_reports: must be at most 1000"),
+        ("batch_max_reports = true", "spool.batch_max_reports: must be an integer"),
+        ('batch_max_bytes = "1B"', "spool.batch_max_bytes: must be at least"),
+        ('batch_max_bytes = "1GiB"', "spool.batch_max_bytes: must be at most"),
+        ("batch_max_bytes = [1]", "spool.batch_max_bytes: must be a size"),
+        ('max_size = "1GiB"', "spool.max_size: unknown key"),
+    ],
+)
 def test_spool_config_garbage_is_one_line_naming_the_key(tmp_path, line, problem):
     with pytest.raises(ConfigError) as raised:
         load_config(write_config(tmp_path, line))
@@ -361,17 +377,21 @@ def test_kill_9_right_after_an_ack_repeats_nothing(tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["empty", "zeros", "torn", "flipped", "too long"])
-def test_a_damaged_position_record_is_one_line_and_falls_back_to_duplicates(tmp_path, caplog,
-                                                                            damage):
+def test_a_damaged_position_record_is_one_line_and_falls_back_to_duplicates(
+    tmp_path, caplog, damage
+):
     spool = open_spool(tmp_path)
     fill(spool, 10)
     old = position_file(tmp_path).read_bytes()
     spool.ack(6)
     new = position_file(tmp_path).read_bytes()
-    damaged = {"empty": b"", "zeros": bytes(len(new)),
-               "torn": old[:20] + new[20:],  # the new acked_sequence did not land
-               "flipped": new[:3] + bytes([new[3] ^ 1]) + new[4:],
-               "too long": new + b"\0"}[damage]
+    damaged = {
+        "empty": b"",
+        "zeros": bytes(len(new)),
+        "torn": old[:20] + new[20:],  # the new acked_sequence did not land
+        "flipped": new[:3] + bytes([new[3] ^ 1]) + new[4:],
+        "too long": new + b"\0",
+    }[damage]
     position_file(tmp_path).write_bytes(damaged)
     with caplog.at_level(logging.WARNING, logger="dcguard.agent.delivery.spool"):
         again = open_spool(tmp_path)
@@ -452,11 +472,18 @@ class _Disk:
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.one_of(st.tuples(st.just("append"), st.integers(0, 2500)),
-                          st.tuples(st.just("ack"), st.floats(0, 1)),
-                          st.tuples(st.just("reopen"), st.just(0))),
-                min_size=1, max_size=40),
-       st.randoms(use_true_random=False))
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("append"), st.integers(0, 2500)),
+            st.tuples(st.just("ack"), st.floats(0, 1)),
+            st.tuples(st.just("reopen"), st.just(0)),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    st.randoms(use_true_random=False),
+)
 def test_a_power_cut_at_any_fsync_loses_nothing_and_never_lowers_a_sequence(ops, rng):
     config = SpoolConfig(max_bytes=64 * 1024)  # 16 KiB segments: rolls, deletions, drops
     with tempfile.TemporaryDirectory() as workdir:
@@ -477,8 +504,9 @@ def test_a_power_cut_at_any_fsync_loses_nothing_and_never_lowers_a_sequence(ops,
                 elif op == "reopen":
                     spool = open_spool(directory, config)
                 disk.note_position()
-                history.append((len(disk.snapshots), sequences(spool),
-                                spool.stats().dropped_total, left))
+                history.append(
+                    (len(disk.snapshots), sequences(spool), spool.stats().dropped_total, left)
+                )
                 spool.release()
         for cut in range(len(disk.snapshots)):
             # The ops that had returned before the cut, and the one under way.
@@ -490,7 +518,7 @@ def test_a_power_cut_at_any_fsync_loses_nothing_and_never_lowers_a_sequence(ops,
             choices: list[bytes | None] = [None, b"", *possible]
             if len(possible) > 1:
                 a, b = rng.sample(possible, 2)
-                choices.append(a[:len(a) // 2] + b[len(b) // 2:])
+                choices.append(a[: len(a) // 2] + b[len(b) // 2 :])
             restored = Path(workdir) / "restored"
             disk.restore(cut, rng.choice(choices), restored)
             again = open_spool(restored, config)

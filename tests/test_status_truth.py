@@ -45,35 +45,57 @@ def _fill(directory: Path) -> Path:
     return filler
 
 
-def test_after_a_full_state_directory_status_shows_no_stale_alarm(tmp_path: Path,
-                                                                  make_agent) -> None:
+def test_after_a_full_state_directory_status_shows_no_stale_alarm(
+    tmp_path: Path, make_agent
+) -> None:
     collector = Collector(tmp_path / "collector")
     collector.start()
     collector.stop()  # its ports are known now; it is down
     with tmpfs(tmp_path / "state-fs") as mount:
         agent = make_agent([collector.grpc_address], interval="200ms")
         agent.state_dir = mount / "state"
-        agent.config_path.write_text(agent.config_path.read_text().replace(
-            str(tmp_path / "agent" / "state"), str(agent.state_dir)))
+        agent.config_path.write_text(
+            agent.config_path.read_text().replace(
+                str(tmp_path / "agent" / "state"), str(agent.state_dir)
+            )
+        )
         try:
             agent.start()
-            wait_for(lambda: _status(agent)["delivery_failing"] and
-                     _status(agent)["spool_reports"] >= 3, timeout=30,
-                     message="reports spooled while the collector is down")
+            wait_for(
+                lambda: _status(agent)["delivery_failing"] and _status(agent)["spool_reports"] >= 3,
+                timeout=30,
+                message="reports spooled while the collector is down",
+            )
             filler = _fill(mount)
-            wait_for(lambda: "No space left" in agent.log(), timeout=15,
-                     message="the agent to hit the full directory")
+            wait_for(
+                lambda: "No space left" in agent.log(),
+                timeout=15,
+                message="the agent to hit the full directory",
+            )
             collector.start()  # back while the directory is still full
-            wait_for(lambda: (metric(collector.metrics(), "dcguard_agent_reports_stored_total",
-                                     **HOST) or 0) >= 3, timeout=30,
-                     message="delivery to resume")
+            wait_for(
+                lambda: (
+                    (metric(collector.metrics(), "dcguard_agent_reports_stored_total", **HOST) or 0)
+                    >= 3
+                ),
+                timeout=30,
+                message="delivery to resume",
+            )
             filler.unlink()
             stored = metric(collector.metrics(), "dcguard_agent_reports_stored_total", **HOST)
-            wait_for(lambda: (metric(collector.metrics(), "dcguard_agent_reports_stored_total",
-                                     **HOST) or 0) >= (stored or 0) + 10, timeout=30,
-                     message="new reports after space was freed")
-            wait_for(lambda: _status(agent)["delivery_failing"] is None, timeout=10,
-                     message="status to stop showing the old failure")
+            wait_for(
+                lambda: (
+                    (metric(collector.metrics(), "dcguard_agent_reports_stored_total", **HOST) or 0)
+                    >= (stored or 0) + 10
+                ),
+                timeout=30,
+                message="new reports after space was freed",
+            )
+            wait_for(
+                lambda: _status(agent)["delivery_failing"] is None,
+                timeout=10,
+                message="status to stop showing the old failure",
+            )
             now = _status(agent)
             assert now["unreadable_bytes"] == 0, now
             assert now["rejected_total"] == 0

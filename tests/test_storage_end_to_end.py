@@ -16,27 +16,32 @@ from tests.support import metric, wait_for
 
 def latest_report(collector: Any, host: str) -> pb.Report | None:
     database = Path(collector.data_dir) / "collector.db"
-    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True,
-                                            timeout=10)) as db:
+    with contextlib.closing(
+        sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10)
+    ) as db:
         row = db.execute("SELECT latest_report FROM agents WHERE host = ?", (host,)).fetchone()
     return pb.Report.FromString(row[0]) if row and row[0] else None
 
 
 def test_agent_delivers_arrays_errors_backups_and_a_pushed_run(
-        tmp_path: Path, collector: Any, make_agent: Any) -> None:
+    tmp_path: Path, collector: Any, make_agent: Any
+) -> None:
     mdstat = FIXTURES / "mdstat-raid1-degraded-_U-recovering-with-F-lab.txt"
     kern = tmp_path / "kern.log"
     kern.write_text("[ 1.0] I/O error, dev sdb, sector 8 op 0x0:(READ) flags 0x0\n")
-    agent = make_agent([collector.grpc_address], extra_config=f"""
+    agent = make_agent(
+        [collector.grpc_address],
+        extra_config=f"""
         [storage]
         mdstat = "{mdstat}"
         kernel_log = "{kern}"
-        smartctl = "{tmp_path / 'no-smartctl'}"
+        smartctl = "{tmp_path / "no-smartctl"}"
         [[backup]]
         name = "pg"
         kind = "push"
         rpo = "26h"
-        """)
+        """,
+    )
     agent.start()
 
     def degraded_array_arrived() -> pb.Report | None:
@@ -62,17 +67,18 @@ def test_agent_delivers_arrays_errors_backups_and_a_pushed_run(
     backup = wait_for(pushed_run_arrived, timeout=30, message="the pushed run in a report")
     assert backup.size_bytes == 123
     assert "no-smartctl not found" in next(
-        s.error for s in latest_report(collector, "testhost").sources if s.name == "smart")
+        s.error for s in latest_report(collector, "testhost").sources if s.name == "smart"
+    )
     # Many cycles later the missing smartctl was logged once by the SMART thread and
     # once by the report loop, not once per cycle.
     assert agent.log().count("no-smartctl not found") == 2
 
 
-def test_a_source_that_stays_broken_is_logged_once(tmp_path: Path,
-                                                   caplog: Any) -> None:
+def test_a_source_that_stays_broken_is_logged_once(tmp_path: Path, caplog: Any) -> None:
     caplog.set_level(logging.INFO)
-    source = make_source("io_errors", {"storage": {"kernel_log": str(tmp_path / "none")}},
-                         tmp_path / "state")
+    source = make_source(
+        "io_errors", {"storage": {"kernel_log": str(tmp_path / "none")}}, tmp_path / "state"
+    )
     errors = SourceErrors()  # the long-running loop's memory of failures
     for _ in range(5):
         report = build_report((source,), sequence=1, errors=errors)
@@ -84,7 +90,8 @@ def test_a_source_that_stays_broken_is_logged_once(tmp_path: Path,
 
 
 def test_disks_asleep_since_the_agent_started_are_told_from_unreadable_ones(
-        tmp_path: Path, collector: Any, make_agent: Any) -> None:
+    tmp_path: Path, collector: Any, make_agent: Any
+) -> None:
     """Recorded smartctl answers (no sleeping disk can exist here) through a real agent run.
 
     sdc and sdd were asleep before the agent's first read: 7.5's JSON with power_mode, and
@@ -95,7 +102,9 @@ def test_disks_asleep_since_the_agent_started_are_told_from_unreadable_ones(
     disks.set("/dev/sdc", "smartctl-sata-STANDBY-nocheck-standby-v7.5.json")
     disks.set("/dev/sdd", "smartctl-STANDBY-text-output-exit2-v7.3.txt", exit_code=2)
     disks.set("/dev/sde", "smartctl-sata-hdd-healthy-wd181kryz-v7.3.json", exit_code=2, cut=40)
-    agent = make_agent([collector.grpc_address], extra_config=f"""
+    agent = make_agent(
+        [collector.grpc_address],
+        extra_config=f"""
         [sources]
         io_errors = false
         auth_log = false
@@ -103,17 +112,18 @@ def test_disks_asleep_since_the_agent_started_are_told_from_unreadable_ones(
         ports = false
         [storage]
         smartctl = "{disks.script}"
-        """)
+        """,
+    )
     agent.start()
 
     def all_disks_on_metrics() -> dict[Any, float] | None:
         samples = collector.metrics()
-        found = metric(samples, "dcguard_disk_smart_available", host="testhost",
-                       device="/dev/sde")
+        found = metric(samples, "dcguard_disk_smart_available", host="testhost", device="/dev/sde")
         return samples if found is not None else None
 
-    samples = wait_for(all_disks_on_metrics, timeout=30, interval=0.2,
-                       message="the disks on /metrics")
+    samples = wait_for(
+        all_disks_on_metrics, timeout=30, interval=0.2, message="the disks on /metrics"
+    )
     for device, asleep in (("/dev/sdc", 1), ("/dev/sdd", 1), ("/dev/sde", 0)):
         labels = {"host": "testhost", "department": "test-dept", "device": device}
         assert metric(samples, "dcguard_disk_smart_available", **labels) == 0
@@ -127,17 +137,22 @@ def test_disks_asleep_since_the_agent_started_are_told_from_unreadable_ones(
 
 
 def test_the_first_report_already_says_which_background_sources_fail(
-        tmp_path: Path, collector: Any, make_agent: Any) -> None:
+    tmp_path: Path, collector: Any, make_agent: Any
+) -> None:
     """smartctl and journalctl are missing: the very first report says so, as later ones do.
 
     The interval is an hour, so the one report the collector holds is the first.
     """
-    agent = make_agent([collector.grpc_address], interval="1h", extra_config=f"""
+    agent = make_agent(
+        [collector.grpc_address],
+        interval="1h",
+        extra_config=f"""
         [storage]
-        smartctl = "{tmp_path / 'no-smartctl'}"
+        smartctl = "{tmp_path / "no-smartctl"}"
         kernel_log = "journal"
-        journalctl = "{tmp_path / 'no-journalctl'}"
-        """)
+        journalctl = "{tmp_path / "no-journalctl"}"
+        """,
+    )
     agent.start()
 
     def first_report_stored() -> Any:
@@ -148,8 +163,7 @@ def test_the_first_report_already_says_which_background_sources_fail(
     samples = wait_for(first_report_stored, timeout=30, message="the first report")
     assert metric(samples, "dcguard_agent_reports_stored_total", host="testhost") == 1
     assert metric(samples, "dcguard_agent_source_success", host="testhost", source="smart") == 0
-    assert metric(samples, "dcguard_agent_source_success", host="testhost",
-                  source="io_errors") == 0
+    assert metric(samples, "dcguard_agent_source_success", host="testhost", source="io_errors") == 0
     assert metric(samples, "dcguard_agent_source_success", host="testhost", source="host") == 1
     report = latest_report(collector, "testhost")
     assert report is not None

@@ -43,8 +43,9 @@ class SqliteSite:
         self.path = path
 
     def store(self, migrations=None, hooks: tuple[ReportHook, ...] = ()) -> Store:
-        return SqliteStore(self.path, hooks=hooks,
-                           migrations=migrations or sqlite_schema.MIGRATIONS)
+        return SqliteStore(
+            self.path, hooks=hooks, migrations=migrations or sqlite_schema.MIGRATIONS
+        )
 
     def rows(self, sql: str) -> list[tuple[object, ...]]:
         db = sqlite3.connect(self.path)
@@ -67,15 +68,20 @@ class PostgresSite:
         self.database = cluster.database()
 
     def store(self, migrations=None, hooks: tuple[ReportHook, ...] = ()) -> Store:
-        return PostgresStore(self.database, hooks=hooks,
-                             migrations=migrations or pg_schema.MIGRATIONS)
+        return PostgresStore(
+            self.database, hooks=hooks, migrations=migrations or pg_schema.MIGRATIONS
+        )
 
     def rows(self, sql: str) -> list[tuple[object, ...]]:
         return self.cluster.query(self.database, sql)
 
     def tables(self) -> set[str]:
-        return {str(r[0]) for r in self.rows(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")}
+        return {
+            str(r[0])
+            for r in self.rows(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+            )
+        }
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -86,8 +92,12 @@ def site(request: pytest.FixtureRequest, tmp_path: Path) -> SqliteSite | Postgre
 
 
 def _apply(store: ReportStore, host: str, *sequences: int):
-    return store.apply(PeerIdentity(host, "dept"), agent_info(host=host),
-                       [make_report(s) for s in sequences], 1000.0)
+    return store.apply(
+        PeerIdentity(host, "dept"),
+        agent_info(host=host),
+        [make_report(s) for s in sequences],
+        1000.0,
+    )
 
 
 def test_concurrent_batches_are_each_stored_exactly_once(site):
@@ -128,14 +138,24 @@ class FailFor:
     def on_stored(self, tx: Transaction, host: str, report: pb.Report) -> None:
         if host == self.host:
             raise StoreError("disk I/O error")
-        tx.insert_event(StoredEvent(id=0, host=host, department="", time=1000.0,
-                                    received_at=1000.0, type="seen", severity="info",
-                                    raw=str(report.sequence)))
+        tx.insert_event(
+            StoredEvent(
+                id=0,
+                host=host,
+                department="",
+                time=1000.0,
+                received_at=1000.0,
+                type="seen",
+                severity="info",
+                raw=str(report.sequence),
+            )
+        )
 
 
 def test_a_failing_batch_does_not_undo_the_others_in_its_group(site):
-    store = site.store(migrations=(site.schema.AGENTS_SCHEMA, site.schema.SECURITY_SCHEMA),
-                       hooks=(FailFor("bad"),))
+    store = site.store(
+        migrations=(site.schema.AGENTS_SCHEMA, site.schema.SECURITY_SCHEMA), hooks=(FailFor("bad"),)
+    )
     store.open()
     outcome: dict[str, object] = {}
 
@@ -154,8 +174,11 @@ def test_a_failing_batch_does_not_undo_the_others_in_its_group(site):
     for t in threads:
         t.join(30)
     assert isinstance(outcome["bad"], StoreError)
-    assert {h: r.record.max_sequence for h, r in outcome.items()  # type: ignore[union-attr]
-            if h != "bad"} == {"good1": 2, "good2": 2}
+    assert {
+        h: r.record.max_sequence
+        for h, r in outcome.items()  # type: ignore[union-attr]
+        if h != "bad"
+    } == {"good1": 2, "good2": 2}
     hosts = {r.host for r in store.agents()}
     assert hosts == {"good1", "good2"}, "the failed batch must leave nothing behind"
     rows = site.rows("SELECT host, raw FROM security_events ORDER BY host, raw")
@@ -194,6 +217,7 @@ def test_a_readonly_store_on_a_missing_database_says_so(tmp_path: Path):
 
 def test_one_settle_of_many_admissions_answers_each_and_commits_them_together(site):
     """What an ingest loop hands over at once: the same host twice, a refusal, another host."""
+
     class Peer:
         def peer(self) -> str:
             return "ipv4:127.0.0.1:5000"
@@ -205,20 +229,27 @@ def test_one_settle_of_many_admissions_answers_each_and_commits_them_together(si
     front = SubmitFront(Authenticator(insecure=True))
 
     def request(host: str, *sequences: int) -> bytes:
-        return pb.SubmitRequest(agent=agent_info(host=host),
-                                reports=[make_report(s) for s in sequences]).SerializeToString()
+        return pb.SubmitRequest(
+            agent=agent_info(host=host), reports=[make_report(s) for s in sequences]
+        ).SerializeToString()
 
-    admissions = [front.admit(request("a", 1, 2), Peer()),  # type: ignore[arg-type]
-                  front.admit(request("a", 1, 2, 3), Peer()),  # type: ignore[arg-type]
-                  front.admit(b"\xff garbage", Peer()),  # type: ignore[arg-type]
-                  front.admit(request("b", 7), Peer())]  # type: ignore[arg-type]
+    admissions = [
+        front.admit(request("a", 1, 2), Peer()),  # type: ignore[arg-type]
+        front.admit(request("a", 1, 2, 3), Peer()),  # type: ignore[arg-type]
+        front.admit(b"\xff garbage", Peer()),  # type: ignore[arg-type]
+        front.admit(request("b", 7), Peer()),
+    ]  # type: ignore[arg-type]
     # As they cross between processes: the parsed request stays behind.
     replies = back.settle([a.for_transfer() for a in admissions])
-    acks = [pb.SubmitResponse.FromString(r.payload).acked_sequence if r.code is None else r.code
-            for r in replies]
+    acks = [
+        pb.SubmitResponse.FromString(r.payload).acked_sequence if r.code is None else r.code
+        for r in replies
+    ]
     assert acks == [2, 3, grpc.StatusCode.INVALID_ARGUMENT, 7]
-    counts = {row[0]: row[1:] for row in site.rows(
-        "SELECT host, max_sequence, reports_stored, reports_lost FROM agents")}
+    counts = {
+        row[0]: row[1:]
+        for row in site.rows("SELECT host, max_sequence, reports_stored, reports_lost FROM agents")
+    }
     assert counts == {"a": (3, 3, 0), "b": (7, 1, 6)}
     sample = metrics.registry.get_sample_value
     assert sample("dcguard_collector_reports_duplicate_total") == 2  # a's 1 and 2 again
@@ -235,15 +266,28 @@ def test_what_the_agent_says_was_acknowledged_elsewhere_is_not_lost(site):
     store.open()
     try:
         _apply(store, "db01", 1, 2)
-        [result] = store.apply_many([StoreJob(PeerIdentity("db01", "dept"),
-                                              agent_info(host="db01"), [make_report(10)],
-                                              1001.0, acked_sequence=7)])
+        [result] = store.apply_many(
+            [
+                StoreJob(
+                    PeerIdentity("db01", "dept"),
+                    agent_info(host="db01"),
+                    [make_report(10)],
+                    1001.0,
+                    acked_sequence=7,
+                )
+            ]
+        )
         assert not isinstance(result, StoreError)
         assert (result.acknowledged_elsewhere, result.record.reports_lost) == (5, 2)
         assert result.record.reports_stored == 3 and result.record.max_sequence == 10
         # An agent from before acked_sequence (0) is counted as it always was.
-        [old] = store.apply_many([StoreJob(PeerIdentity("db01", "dept"),
-                                           agent_info(host="db01"), [make_report(12)], 1002.0)])
+        [old] = store.apply_many(
+            [
+                StoreJob(
+                    PeerIdentity("db01", "dept"), agent_info(host="db01"), [make_report(12)], 1002.0
+                )
+            ]
+        )
         assert not isinstance(old, StoreError)
         assert (old.acknowledged_elsewhere, old.record.reports_lost) == (0, 3)
     finally:
@@ -292,8 +336,7 @@ def test_refused_for_its_content_for_good_for_the_database_for_now(site):
         report = make_report(sequence)
         if mountpoint:
             report.filesystems.add(mountpoint=mountpoint)
-        data = pb.SubmitRequest(agent=agent_info(host="db01"),
-                                reports=[report]).SerializeToString()
+        data = pb.SubmitRequest(agent=agent_info(host="db01"), reports=[report]).SerializeToString()
         reply = back.settle([front.admit(data, Peer())])[0]  # type: ignore[arg-type]
         if reply.code is not None:
             return reply.code
@@ -307,11 +350,11 @@ def test_refused_for_its_content_for_good_for_the_database_for_now(site):
         assert settle(3) == 3
         sample = metrics.registry.get_sample_value
         assert sample("dcguard_collector_reports_rejected_total", {"reason": "unstorable"}) == 1
-        assert sample("dcguard_collector_reports_rejected_total",
-                      {"reason": "invalid_report"}) == 1
+        assert sample("dcguard_collector_reports_rejected_total", {"reason": "invalid_report"}) == 1
         assert sample("dcguard_collector_store_up") == 1
         assert site.rows("SELECT max_sequence, reports_stored, reports_lost FROM agents") == [
-            (3, 2, 1)]
+            (3, 2, 1)
+        ]
     finally:
         store.close()
 
@@ -321,8 +364,13 @@ def test_a_hosts_clock_skew_is_kept_and_read_back(site):
     from dcguard.collector.store import StoreJob
 
     def job(sequence: int, skew: float) -> StoreJob:
-        return StoreJob(PeerIdentity("db01", "dept"), agent_info(host="db01"),
-                        [make_report(sequence)], 1000.0 + sequence, clock_skew=skew)
+        return StoreJob(
+            PeerIdentity("db01", "dept"),
+            agent_info(host="db01"),
+            [make_report(sequence)],
+            1000.0 + sequence,
+            clock_skew=skew,
+        )
 
     store = site.store()
     store.open()
@@ -343,14 +391,22 @@ def test_a_hosts_clock_skew_is_kept_and_read_back(site):
         reopened.close()
 
 
-@pytest.mark.parametrize(("error", "transient"), [
-    ("SerializationFailure", True), ("DeadlockDetected", True), ("AdminShutdown", True),
-    ("ReadOnlySqlTransaction", True), ("DiskFull", True),
-    ("NumericValueOutOfRange", False), ("UniqueViolation", False),
-    ("InvalidTextRepresentation", False),
-])
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        ("SerializationFailure", True),
+        ("DeadlockDetected", True),
+        ("AdminShutdown", True),
+        ("ReadOnlySqlTransaction", True),
+        ("DiskFull", True),
+        ("NumericValueOutOfRange", False),
+        ("UniqueViolation", False),
+        ("InvalidTextRepresentation", False),
+    ],
+)
 def test_postgresql_errors_are_transient_only_for_the_database_or_connection(
-        error: str, transient: bool):
+    error: str, transient: bool
+):
     import psycopg
     from psycopg import errors
 
@@ -369,8 +425,10 @@ def test_a_readonly_reader_of_a_postgresql_store_before_the_skew_migration(pg_cl
     with psycopg.connect(database.dsn, password=database.password, autocommit=True) as db:
         for statement in pg_schema.AGENTS_SCHEMA[1]:
             db.execute(statement)
-        db.execute("INSERT INTO agents (host, department, first_seen, last_seen) "
-                   "VALUES ('db01', 'dept', 1, 2)")
+        db.execute(
+            "INSERT INTO agents (host, department, first_seen, last_seen) "
+            "VALUES ('db01', 'dept', 1, 2)"
+        )
     reader = PostgresStore(database, readonly=True)
     reader.open()
     try:

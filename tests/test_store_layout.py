@@ -20,14 +20,18 @@ DUMP = Path(__file__).parent / "fixtures" / "collector-db-before-store.sql"
 DRIVERS = ("sqlite3", "_sqlite3")
 PG_DRIVERS = ("psycopg", "psycopg2", "psycopg_binary", "psycopg_c")
 # Statements, not words: a docstring may say "select", a query says "SELECT x FROM".
-SQL = re.compile(r"\b(SELECT\s[^\n]*\bFROM\b|INSERT\s+(OR\s+\w+\s+)?INTO\b|DELETE\s+FROM\b|"
-                 r"UPDATE\s+\w+\s+SET\b|CREATE\s+(TABLE|INDEX)\b|PRAGMA\s+\w+|BEGIN\s+IMMEDIATE|"
-                 r"SAVEPOINT\s+\w+)")
+SQL = re.compile(
+    r"\b(SELECT\s[^\n]*\bFROM\b|INSERT\s+(OR\s+\w+\s+)?INTO\b|DELETE\s+FROM\b|"
+    r"UPDATE\s+\w+\s+SET\b|CREATE\s+(TABLE|INDEX)\b|PRAGMA\s+\w+|BEGIN\s+IMMEDIATE|"
+    r"SAVEPOINT\s+\w+)"
+)
 
 
 def _modules() -> dict[str, ast.Module]:
-    return {str(path.relative_to(PACKAGE)): ast.parse(path.read_text(), str(path))
-            for path in sorted(PACKAGE.rglob("*.py"))}
+    return {
+        str(path.relative_to(PACKAGE)): ast.parse(path.read_text(), str(path))
+        for path in sorted(PACKAGE.rglob("*.py"))
+    }
 
 
 def _imported(tree: ast.Module) -> set[str]:
@@ -39,21 +43,30 @@ def _imported(tree: ast.Module) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             names.add(node.module)
         elif isinstance(node, ast.Call):
-            names.update(arg.value for arg in node.args
-                         if isinstance(arg, ast.Constant) and isinstance(arg.value, str))
+            names.update(
+                arg.value
+                for arg in node.args
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str)
+            )
     return names
 
 
 def test_exactly_one_module_of_the_collector_imports_sqlite3():
-    importers = [name for name, tree in _modules().items()
-                 if any(imported.split(".")[0] in DRIVERS for imported in _imported(tree))]
+    importers = [
+        name
+        for name, tree in _modules().items()
+        if any(imported.split(".")[0] in DRIVERS for imported in _imported(tree))
+    ]
     assert importers == ["store/sqlite/connection.py"]
 
 
 def test_exactly_one_module_of_the_collector_imports_psycopg():
     """The PostgreSQL driver is an optional extra: one importer, inside its engine."""
-    importers = [name for name, tree in _modules().items()
-                 if any(imported.split(".")[0] in PG_DRIVERS for imported in _imported(tree))]
+    importers = [
+        name
+        for name, tree in _modules().items()
+        if any(imported.split(".")[0] in PG_DRIVERS for imported in _imported(tree))
+    ]
     assert importers == ["store/postgres/connection.py"]
 
 
@@ -64,12 +77,18 @@ def test_no_sql_outside_the_store_and_no_engine_named_outside_it():
         if name.startswith("store/"):
             continue
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Constant) and isinstance(node.value, str)
-                    and SQL.search(node.value)):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and SQL.search(node.value)
+            ):
                 written.setdefault(name, []).append(node.value.strip()[:60])
-        if any(imported.startswith(("dcguard.collector.store.sqlite",
-                                    "dcguard.collector.store.postgres"))
-               for imported in _imported(tree)):
+        if any(
+            imported.startswith(
+                ("dcguard.collector.store.sqlite", "dcguard.collector.store.postgres")
+            )
+            for imported in _imported(tree)
+        ):
             engine.append(name)
     assert written == {}, "SQL outside collector/dcguard/collector/store/"
     assert engine == [], "only the store chooses the engine (store/__init__.py)"
@@ -89,7 +108,8 @@ def test_a_database_made_before_the_store_layer_is_served(tmp_path: Path):
     agents = collector.cli("agents", "--json")
     assert agents.returncode == 0, agents.stderr
     assert [(a["host"], a["department"]) for a in json.loads(agents.stdout)] == [
-        ("db01", "so-tu-phap")]
+        ("db01", "so-tu-phap")
+    ]
     risk = collector.cli("risk", "--json")
     assert risk.returncode == 0, risk.stderr
     reasons = {(r["reason"], r["subject"]) for r in json.loads(risk.stdout)[0]["reasons"]}
@@ -104,12 +124,26 @@ def test_a_database_made_before_the_store_layer_is_served(tmp_path: Path):
     try:
         samples = collector.metrics()
         assert metric(samples, "dcguard_agent_reports_stored_total", host="db01") == 25
-        assert metric(samples, "dcguard_security_events_total", host="db01",
-                      type="ssh_login_failed", severity="medium") == 8
-        assert metric(samples, "dcguard_security_detections_total", host="db01",
-                      detection="brute_force") == 1
-        assert metric(samples, "dcguard_data_loss_risk", host="db01",
-                      reason="filesystem_filling_fast") == 1
+        assert (
+            metric(
+                samples,
+                "dcguard_security_events_total",
+                host="db01",
+                type="ssh_login_failed",
+                severity="medium",
+            )
+            == 8
+        )
+        assert (
+            metric(
+                samples, "dcguard_security_detections_total", host="db01", detection="brute_force"
+            )
+            == 1
+        )
+        assert (
+            metric(samples, "dcguard_data_loss_risk", host="db01", reason="filesystem_filling_fast")
+            == 1
+        )
         # The agent goes on where it stopped: nothing counted lost, nothing stored twice.
         report = pb.Report(sequence=26)
         report.collected_at.GetCurrentTime()
@@ -128,8 +162,9 @@ def test_a_database_made_before_the_store_layer_is_served(tmp_path: Path):
 
 
 @pytest.mark.parametrize("command", ["agents", "risk", "events"])
-def test_a_database_the_listing_commands_cannot_read_is_one_line(tmp_path: Path,
-                                                                 command: str) -> None:
+def test_a_database_the_listing_commands_cannot_read_is_one_line(
+    tmp_path: Path, command: str
+) -> None:
     """Garbage where the collector's database should be: one line naming it, no traceback."""
     data = tmp_path / "data"
     data.mkdir()
@@ -138,8 +173,10 @@ def test_a_database_the_listing_commands_cannot_read_is_one_line(tmp_path: Path,
     db.commit()
     db.close()
     config = tmp_path / "collector.toml"
-    config.write_text(f'[server]\ndata_dir = "{data}"\ninsecure = true\n'
-                      'grpc_listen = "127.0.0.1:0"\nmetrics_listen = "127.0.0.1:0"\n')
+    config.write_text(
+        f'[server]\ndata_dir = "{data}"\ninsecure = true\n'
+        'grpc_listen = "127.0.0.1:0"\nmetrics_listen = "127.0.0.1:0"\n'
+    )
     result = run_cli("dcguard.collector", command, "--config", str(config))
     assert result.returncode == 1
     assert "Traceback" not in result.stderr

@@ -27,23 +27,32 @@ def _sqlite_store(path: Path) -> dict[str, int]:
     try:
         db.executescript(DUMP.read_text())
         present = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        return {t: db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]  # noqa: S608
-                for t in TABLES if t in present}
+        return {
+            t: db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]  # noqa: S608
+            for t in TABLES
+            if t in present
+        }
     finally:
         db.close()
 
 
 def test_migrate_copies_an_sqlite_store_into_postgresql_and_runs_again_safely(
-        pg_cluster: Cluster, tmp_path: Path):
+    pg_cluster: Cluster, tmp_path: Path
+):
     source = tmp_path / "old.db"
     counts = _sqlite_store(source)
     assert counts["agents"] == 1 and counts["security_events"] == 9
     database = pg_cluster.database()
     password = tmp_path / "pw"
     password.write_text(Path(pg_cluster.password_file).read_text())
-    collector = Collector(tmp_path / "pg", extra_config=RETENTION + (
-        f'[store]\nengine = "postgresql"\ndsn = "{database.dsn}"\n'
-        f'password_file = "{password}"\n'))
+    collector = Collector(
+        tmp_path / "pg",
+        extra_config=RETENTION
+        + (
+            f'[store]\nengine = "postgresql"\ndsn = "{database.dsn}"\n'
+            f'password_file = "{password}"\n'
+        ),
+    )
 
     first = collector.cli("migrate", "--from-sqlite", str(source))
     assert first.returncode == 0, first.stderr
@@ -63,7 +72,8 @@ def test_migrate_copies_an_sqlite_store_into_postgresql_and_runs_again_safely(
     risk = collector.cli("risk", "--json")
     assert risk.returncode == 0, risk.stderr
     assert ("filesystem_filling_fast", "/var") in {
-        (r["reason"], r["subject"]) for r in json.loads(risk.stdout)[0]["reasons"]}
+        (r["reason"], r["subject"]) for r in json.loads(risk.stdout)[0]["reasons"]
+    }
     collector.start()
     try:
         report = pb.Report(sequence=26)
@@ -73,16 +83,26 @@ def test_migrate_copies_an_sqlite_store_into_postgresql_and_runs_again_safely(
         samples = collector.metrics()
         assert metric(samples, "dcguard_agent_reports_stored_total", host="db01") == 26
         assert metric(samples, "dcguard_agent_reports_lost_total", host="db01") == 0
-        assert metric(samples, "dcguard_security_events_total", host="db01",
-                      type="ssh_login_failed", severity="medium") == 8
+        assert (
+            metric(
+                samples,
+                "dcguard_security_events_total",
+                host="db01",
+                type="ssh_login_failed",
+                severity="medium",
+            )
+            == 8
+        )
     finally:
         assert collector.stop() == 0, collector.log()[-3000:]
     revoked = collector.cli("agents", "revoke", "db01")  # the certificate came along
     assert revoked.returncode == 0 and "revoked 1" in revoked.stdout, revoked.stderr
     # New events get ids after the copied ones (forwarding cursors stay right).
-    assert pg_cluster.query(database, "SELECT nextval(pg_get_serial_sequence("
-                                      "'security_events', 'id')) > MAX(id) FROM security_events"
-                            ) == [(True,)]
+    assert pg_cluster.query(
+        database,
+        "SELECT nextval(pg_get_serial_sequence("
+        "'security_events', 'id')) > MAX(id) FROM security_events",
+    ) == [(True,)]
 
 
 def test_migrate_needs_a_postgresql_store_and_an_existing_source(tmp_path: Path):
@@ -99,8 +119,13 @@ def test_an_online_backup_restored_accepts_its_agents_and_counts_nothing_lost(tm
         collector.start()
         agent = Agent(tmp_path / "agent", [collector.grpc_address], interval="100ms")
         agent.start()
-        stored = lambda: metric(collector.metrics(), "dcguard_agent_reports_stored_total",  # noqa: E731
-                                host="testhost") or 0
+
+        def stored() -> float:
+            found = metric(
+                collector.metrics(), "dcguard_agent_reports_stored_total", host="testhost"
+            )
+            return found or 0
+
         wait_for(lambda: stored() >= 10, message="reports stored")
         # While the agent reports: the copy is consistent and stands alone.
         busy = tmp_path / "busy.db"
@@ -108,8 +133,9 @@ def test_an_online_backup_restored_accepts_its_agents_and_counts_nothing_lost(tm
         assert taken.returncode == 0, taken.stderr
         copy = sqlite3.connect(busy)
         assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        (stored_copy, lost_copy, max_copy), = copy.execute(
-            "SELECT reports_stored, reports_lost, max_sequence FROM agents").fetchall()
+        ((stored_copy, lost_copy, max_copy),) = copy.execute(
+            "SELECT reports_stored, reports_lost, max_sequence FROM agents"
+        ).fetchall()
         copy.close()
         assert stored_copy == max_copy and lost_copy == 0
         refused = collector.cli("backup", "--to", str(busy))

@@ -53,14 +53,19 @@ def test_the_same_batch_on_two_collectors_at_once_is_stored_once(pg_cluster: Clu
         identity = PeerIdentity("db01", "so-tu-phap")
         for start in range(1, 101, 5):  # 20 rounds of a 5-report batch sent to both
             batch = [make_report(s) for s in range(start, start + 5)]
-            results = _race(2, lambda i, b=batch, t=1000.0 + start: stores[i].apply(
-                identity, agent_info(host="db01"), b, t))
+            results = _race(
+                2,
+                lambda i, b=batch, t=1000.0 + start: stores[i].apply(
+                    identity, agent_info(host="db01"), b, t
+                ),
+            )
             assert all(isinstance(r, ApplyResult) for r in results), results
             stored = sorted(r.stored for r in results)  # type: ignore[union-attr]
             assert stored == [0, 5], "one collector stores the batch, the other acks it"
             assert all(r.record.max_sequence == start + 4 for r in results)  # type: ignore[union-attr]
         [(stored_total, lost, max_sequence)] = pg_cluster.query(
-            database, "SELECT reports_stored, reports_lost, max_sequence FROM agents")
+            database, "SELECT reports_stored, reports_lost, max_sequence FROM agents"
+        )
         assert (stored_total, lost, max_sequence) == (100, 0, 100)
     finally:
         for store in stores:
@@ -73,12 +78,12 @@ def test_batches_of_many_hosts_from_three_collectors_never_deadlock(pg_cluster: 
     stores = _stores(database, 3)
     hosts = [f"h{i:02d}" for i in range(12)]
     try:
+
         def collector(i: int) -> int:
             applied = 0
             order = hosts if i % 2 == 0 else list(reversed(hosts))
             for sequence in range(1, 11):
-                results = stores[i].apply_many([
-                    _job(host, sequence) for host in order])
+                results = stores[i].apply_many([_job(host, sequence) for host in order])
                 errors = [r for r in results if isinstance(r, StoreError)]
                 assert not errors, errors
                 applied += sum(r.stored for r in results)  # type: ignore[union-attr]
@@ -97,8 +102,9 @@ def test_batches_of_many_hosts_from_three_collectors_never_deadlock(pg_cluster: 
 def _job(host: str, sequence: int):
     from dcguard.collector.store import StoreJob
 
-    return StoreJob(PeerIdentity(host, "d"), agent_info(host=host), [make_report(sequence)],
-                    1000.0 + sequence)
+    return StoreJob(
+        PeerIdentity(host, "d"), agent_info(host=host), [make_report(sequence)], 1000.0 + sequence
+    )
 
 
 def test_collectors_starting_at_once_migrate_once(pg_cluster: Cluster):
@@ -107,11 +113,16 @@ def test_collectors_starting_at_once_migrate_once(pg_cluster: Cluster):
     try:
         results = _race(4, lambda i: stores[i].open())
         assert results == [None] * 4, results
-        names = pg_cluster.query(database, "SELECT name, COUNT(*) FROM schema_migrations "
-                                           "GROUP BY name ORDER BY name")
+        names = pg_cluster.query(
+            database, "SELECT name, COUNT(*) FROM schema_migrations GROUP BY name ORDER BY name"
+        )
         assert [n for n, _ in names] == [
-            "agents-clock-skew-v1", "agents-v1", "enrollment-v1", "risk-fs-history-v1",
-            "security-events-v1"]
+            "agents-clock-skew-v1",
+            "agents-v1",
+            "enrollment-v1",
+            "risk-fs-history-v1",
+            "security-events-v1",
+        ]
         assert all(count == 1 for _, count in names)
     finally:
         for store in stores:
@@ -129,8 +140,9 @@ def test_a_token_raced_on_four_collectors_enrolls_once(pg_cluster: Cluster):
     try:
         for _ in range(10):
             token = registries[0].create_token("db01", "so-tu-phap", 3600)
-            results = _race(4, lambda i, t=token: registries[i].consume_token(
-                t, "db01", "so-tu-phap"))
+            results = _race(
+                4, lambda i, t=token: registries[i].consume_token(t, "db01", "so-tu-phap")
+            )
             granted = [r for r in results if not isinstance(r, Exception)]
             refused = [r for r in results if isinstance(r, TokenError)]
             assert len(granted) == 1 and len(refused) == 3, results

@@ -43,20 +43,30 @@ def installed_copy(tmp_path: Path, name: str) -> Path:
 def test_systemd_analyze_verify(tmp_path: Path, name: str) -> None:
     assert SYSTEMD_ANALYZE, "systemd-analyze missing: apt-get install systemd (tests/run.sh does)"
     path = installed_copy(tmp_path, name)
-    result = subprocess.run([SYSTEMD_ANALYZE, "verify", str(path)], capture_output=True,
-                            text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [SYSTEMD_ANALYZE, "verify", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == "", result.stderr
 
 
-@pytest.mark.parametrize(("name", "ceiling"), [("dcguard-agent.service", 3.0),
-                                               ("dcguard-collector.service", 2.0)])
+@pytest.mark.parametrize(
+    ("name", "ceiling"), [("dcguard-agent.service", 3.0), ("dcguard-collector.service", 2.0)]
+)
 def test_exposure_stays_low(tmp_path: Path, name: str, ceiling: float) -> None:
     """systemd's own hardening score (0 safe .. 10 exposed); the agent needs raw disk access."""
     assert SYSTEMD_ANALYZE
-    result = subprocess.run([SYSTEMD_ANALYZE, "security", "--offline=true",
-                             str(installed_copy(tmp_path, name))],
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [SYSTEMD_ANALYZE, "security", "--offline=true", str(installed_copy(tmp_path, name))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     match = re.search(r"Overall exposure level for \S+: ([0-9.]+)", result.stdout)
     assert match, result.stdout + result.stderr
     assert float(match.group(1)) <= ceiling
@@ -101,8 +111,9 @@ def received(sock: socket.socket, messages: list[str]) -> list[str]:
     return messages
 
 
-def test_collector_tells_systemd_when_it_serves_and_stops(tmp_path: Path,
-                                                          notify_socket: socket.socket) -> None:
+def test_collector_tells_systemd_when_it_serves_and_stops(
+    tmp_path: Path, notify_socket: socket.socket
+) -> None:
     collector = Collector(tmp_path / "collector")
     messages: list[str] = []
     collector.start()
@@ -115,8 +126,9 @@ def test_collector_tells_systemd_when_it_serves_and_stops(tmp_path: Path,
     assert messages == ["READY=1", "STOPPING=1"]
 
 
-def test_agent_tells_systemd_when_it_runs_and_stops(tmp_path: Path, collector: Collector,
-                                                    notify_socket: socket.socket) -> None:
+def test_agent_tells_systemd_when_it_runs_and_stops(
+    tmp_path: Path, collector: Collector, notify_socket: socket.socket
+) -> None:
     agent = Agent(tmp_path / "agent", [collector.grpc_address])
     messages: list[str] = []
     agent.start()
@@ -128,8 +140,7 @@ def test_agent_tells_systemd_when_it_runs_and_stops(tmp_path: Path, collector: C
     assert messages == ["READY=1", "STOPPING=1"]
 
 
-def test_notify_outside_systemd_is_a_no_op(monkeypatch: pytest.MonkeyPatch,
-                                           tmp_path: Path) -> None:
+def test_notify_outside_systemd_is_a_no_op(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from dcguard.common.systemd import notify
 
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
@@ -139,16 +150,28 @@ def test_notify_outside_systemd_is_a_no_op(monkeypatch: pytest.MonkeyPatch,
     assert notify("READY=1") is False
 
 
-@pytest.mark.parametrize(("name", "argv", "config", "message"), [
-    ("dcguard-agent.service", ["dcguard.agent", "run"],
-     '[agent]\ndepartment = "d"\nstate_dir = "{tmp}/state"\n[collector]\n'
-     'addresses = ["127.0.0.1:1"]\n', "enroll the agent first"),
-    ("dcguard-collector.service", ["dcguard.collector", "serve"],
-     '[server]\ndata_dir = "{tmp}/data"\ninsecure = true\ngrpc_listen = "127.0.0.1:0"\n'
-     'metrics_listen = "127.0.0.1:0"\n[risk]\nbogus = 1\n', "risk.bogus"),
-])
+@pytest.mark.parametrize(
+    ("name", "argv", "config", "message"),
+    [
+        (
+            "dcguard-agent.service",
+            ["dcguard.agent", "run"],
+            '[agent]\ndepartment = "d"\nstate_dir = "{tmp}/state"\n[collector]\n'
+            'addresses = ["127.0.0.1:1"]\n',
+            "enroll the agent first",
+        ),
+        (
+            "dcguard-collector.service",
+            ["dcguard.collector", "serve"],
+            '[server]\ndata_dir = "{tmp}/data"\ninsecure = true\ngrpc_listen = "127.0.0.1:0"\n'
+            'metrics_listen = "127.0.0.1:0"\n[risk]\nbogus = 1\n',
+            "risk.bogus",
+        ),
+    ],
+)
 def test_a_configuration_error_stops_the_unit_instead_of_restarting_it_forever(
-        tmp_path: Path, name: str, argv: list[str], config: str, message: str) -> None:
+    tmp_path: Path, name: str, argv: list[str], config: str, message: str
+) -> None:
     """A config error exits 2 from the main process, and systemd does not restart on 2.
 
     RestartPreventExitStatus applies to the main process only: a failing
@@ -159,7 +182,12 @@ def test_a_configuration_error_stops_the_unit_instead_of_restarting_it_forever(
     assert "ExecStartPre" not in service
     path = tmp_path / "config.toml"
     path.write_text(config.format(tmp=tmp_path))
-    result = subprocess.run([sys.executable, "-m", *argv, "--config", str(path)],
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", *argv, "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr

@@ -72,8 +72,10 @@ def test_enroll_then_run_delivers_over_mtls(tls_collector, make_agent):
     assert b"dcg1." not in db
 
     agent.start()
-    wait_for(lambda: metric(tls_collector.metrics(), "dcguard_agent_up", **HOST) == 1,
-             message="the enrolled agent to be up")
+    wait_for(
+        lambda: metric(tls_collector.metrics(), "dcguard_agent_up", **HOST) == 1,
+        message="the enrolled agent to be up",
+    )
     assert enrollments(tls_collector, "ok") == 1
     assert tls_collector.rejected("unauthenticated") == 0
     # status probes the collector over mTLS, exactly as run connects.
@@ -81,8 +83,14 @@ def test_enroll_then_run_delivers_over_mtls(tls_collector, make_agent):
     assert after["collectors"][tls_collector.grpc_address] == "reachable"
     import subprocess
 
-    check = subprocess.run(["promtool", "check", "metrics"], input=tls_collector.metrics_text(),
-                           capture_output=True, text=True, timeout=30, check=False)
+    check = subprocess.run(
+        ["promtool", "check", "metrics"],
+        input=tls_collector.metrics_text(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert check.returncode == 0 and not check.stderr.strip(), check.stdout + check.stderr
 
 
@@ -122,8 +130,7 @@ def test_man_in_the_middle_showing_the_real_ca_is_refused(tls_collector, tmp_pat
 
     chain = cert_pem + real_ca.public_bytes(serialization.Encoding.PEM)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    port = server.add_secure_port("127.0.0.1:0",
-                                  grpc.ssl_server_credentials([(key_pem, chain)]))
+    port = server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([(key_pem, chain)]))
     server.start()
     try:
         with pytest.raises(PinError, match="does not lead to the pinned CA"):
@@ -192,8 +199,9 @@ def test_certificates_from_another_ca_or_expired_are_refused(tls_collector):
     foreign = issue(other_key, other_ca, "testhost")
     ca_key, ca_cert = load_ca(tls_collector)
     past = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=2)
-    expired = issue(ca_key, ca_cert, "testhost", not_before=past,
-                    not_after=past + datetime.timedelta(days=1))
+    expired = issue(
+        ca_key, ca_cert, "testhost", not_before=past, not_after=past + datetime.timedelta(days=1)
+    )
     for credentials in (foreign, expired):
         # The agent port refuses them in the TLS handshake (the TLS library
         # checks the chain and expiry against our CA before any request)...
@@ -214,7 +222,8 @@ def test_valid_agent_claiming_another_host_is_denied(tls_collector, make_agent):
     with channel(tls_collector.grpc_address, ca_pem, agent_credentials(agent)) as ch:
         assert submit(ch, good_request(host="victim")) == grpc.StatusCode.PERMISSION_DENIED
         assert submit(ch, good_request(department="elsewhere")) == (
-            grpc.StatusCode.PERMISSION_DENIED)
+            grpc.StatusCode.PERMISSION_DENIED
+        )
         assert submit(ch, good_request()) == grpc.StatusCode.OK
     assert tls_collector.rejected("permission_denied") == 2
     assert stored(tls_collector, "victim") == 0
@@ -228,17 +237,20 @@ def test_revoked_agent_is_refused_on_its_next_call(tls_collector, make_agent):
     wait_for(lambda: stored(tls_collector) >= 2, message="reports over mTLS")
     result = tls_collector.cli("agents", "revoke", "testhost")
     assert result.returncode == 0, result.stderr
-    wait_for(lambda: tls_collector.rejected("permission_denied") >= 1,
-             message="the revoked agent's next call to be refused")
+    wait_for(
+        lambda: tls_collector.rejected("permission_denied") >= 1,
+        message="the revoked agent's next call to be refused",
+    )
     after = stored(tls_collector)
-    wait_for(lambda: tls_collector.rejected("permission_denied") >= 3,
-             message="more refused calls")
+    wait_for(lambda: tls_collector.rejected("permission_denied") >= 3, message="more refused calls")
     assert stored(tls_collector) == after
     wait_for(lambda: "revoked" in agent.log(), message="the agent to log the refusal")
     # Renewal is no way back in either.
     ca_pem = (agent.state_dir / "tls" / "ca.crt").read_bytes()
-    with channel(tls_collector.grpc_address, ca_pem, agent_credentials(agent)) as ch, \
-            pytest.raises(grpc.RpcError) as refused:
+    with (
+        channel(tls_collector.grpc_address, ca_pem, agent_credentials(agent)) as ch,
+        pytest.raises(grpc.RpcError) as refused,
+    ):
         ch.unary_unary("/dcguard.v1.Collector/Renew")(b"", timeout=10)
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
     # A new token enrolls the host again.
@@ -255,11 +267,15 @@ def test_revoking_an_unknown_host_is_one_line(tls_collector):
     assert result.returncode == 2 and "Traceback" not in result.stderr
 
 
-def test_certificate_renews_before_expiry_and_delivery_continues(tmp_path, make_agent,
-                                                                ingest_processes):
+def test_certificate_renews_before_expiry_and_delivery_continues(
+    tmp_path, make_agent, ingest_processes
+):
     # With ingest processes, Renew is admitted by one and signed by the collector.
-    collector = TlsCollector(tmp_path / "short", tls_extra='client_cert_lifetime = "6s"',
-                             ingest_processes=ingest_processes)
+    collector = TlsCollector(
+        tmp_path / "short",
+        tls_extra='client_cert_lifetime = "6s"',
+        ingest_processes=ingest_processes,
+    )
     collector.start()
     try:
         agent = make_agent([collector.grpc_address], insecure=False)
@@ -267,17 +283,29 @@ def test_certificate_renews_before_expiry_and_delivery_continues(tmp_path, make_
         cert_file = agent.state_dir / "tls" / "agent.pem"
         first = load_certificate(cert_file.read_bytes())
         agent.start()
-        wait_for(lambda: load_certificate(cert_file.read_bytes()).serial_number
-                 != first.serial_number, timeout=30, message="a renewed certificate")
+        wait_for(
+            lambda: load_certificate(cert_file.read_bytes()).serial_number != first.serial_number,
+            timeout=30,
+            message="a renewed certificate",
+        )
         # Keep delivering well past the first certificate's expiry.
-        wait_for(lambda: datetime.datetime.now(datetime.timezone.utc)
-                 > first.not_valid_after_utc + datetime.timedelta(seconds=2), timeout=30,
-                 message="the first certificate to expire")
+        wait_for(
+            lambda: (
+                datetime.datetime.now(datetime.timezone.utc)
+                > first.not_valid_after_utc + datetime.timedelta(seconds=2)
+            ),
+            timeout=30,
+            message="the first certificate to expire",
+        )
         before = stored(collector)
-        wait_for(lambda: stored(collector) > before + 2, timeout=30,
-                 message="delivery with the renewed certificate")
-        renewals = metric(collector.metrics(), "dcguard_collector_certificate_renewals_total",
-                          result="ok")
+        wait_for(
+            lambda: stored(collector) > before + 2,
+            timeout=30,
+            message="delivery with the renewed certificate",
+        )
+        renewals = metric(
+            collector.metrics(), "dcguard_collector_certificate_renewals_total", result="ok"
+        )
         assert renewals >= 1
         assert stat.S_IMODE((agent.state_dir / "tls" / "agent.pem").stat().st_mode) == 0o600
     finally:
@@ -303,8 +331,7 @@ def test_ca_init_refuses_to_overwrite_and_token_needs_a_ca(tmp_path):
         result = collector.cli("token", "create", *[x for kv in args.items() for x in kv])
         assert result.returncode == 2 and flag in result.stderr, flag
     for ttl in ("0s", "31d", "soon"):
-        result = collector.cli("token", "create", "--host", "h", "--department", "d",
-                               "--ttl", ttl)
+        result = collector.cli("token", "create", "--host", "h", "--department", "d", "--ttl", ttl)
         assert result.returncode == 2 and "--ttl" in result.stderr, ttl
 
 
@@ -343,8 +370,9 @@ def test_enroll_address_defaults_to_the_first_collector_on_4741(tmp_path, make_a
     config = load_config(v6.config_path)
     assert default_enroll_address(config) == "[::1]:4741"
     config.close_sources()
-    result = agent.cli("enroll", "--token", "t", "--ca-fingerprint", "sha256:" + "0" * 64,
-                       "--address", "no-port")
+    result = agent.cli(
+        "enroll", "--token", "t", "--ca-fingerprint", "sha256:" + "0" * 64, "--address", "no-port"
+    )
     assert result.returncode == 2 and "--address" in result.stderr
 
 
@@ -353,8 +381,7 @@ def test_server_certificate_can_be_reissued_without_touching_agents(tls_collecto
     assert enroll(agent, tls_collector, tls_collector.token("testhost")).returncode == 0
     agent.start()
     wait_for(lambda: stored(tls_collector) >= 1, message="delivery")
-    result = tls_collector.cli("ca", "server-cert", "--name", "localhost",
-                               "--address", "127.0.0.1")
+    result = tls_collector.cli("ca", "server-cert", "--name", "localhost", "--address", "127.0.0.1")
     assert result.returncode == 0, result.stderr
     assert tls_collector.fingerprint in result.stdout
     tls_collector.stop()
@@ -366,8 +393,9 @@ def test_server_certificate_can_be_reissued_without_touching_agents(tls_collecto
     assert bad.returncode == 2 and "--address" in bad.stderr
 
 
-def test_enrolled_agent_does_not_deliver_to_a_collector_of_another_ca(tls_collector, tmp_path,
-                                                                    make_agent):
+def test_enrolled_agent_does_not_deliver_to_a_collector_of_another_ca(
+    tls_collector, tmp_path, make_agent
+):
     """After enrollment the agent trusts only its pinned CA: an impostor gets nothing."""
     impostor = TlsCollector(tmp_path / "impostor")
     impostor.start()
@@ -400,11 +428,16 @@ def test_stopping_the_agent_waits_for_the_certificate_renewer(tmp_path, monkeypa
     agent = Agent(tmp_path / "agent", ["127.0.0.1:1"], insecure=False)  # nothing listens
     ca_key, ca_cert = self_signed_ca("renewer-stop-ca")
     now = datetime.datetime.now(datetime.timezone.utc)
-    key_pem, cert_pem = issue(ca_key, ca_cert, "testhost",  # due: 2/3 of its life is over
-                              not_before=now - datetime.timedelta(days=80),
-                              not_after=now + datetime.timedelta(days=10))
-    AgentTlsFiles(agent.state_dir).store(key_pem, cert_pem,
-                                         ca_cert.public_bytes(serialization.Encoding.PEM))
+    key_pem, cert_pem = issue(
+        ca_key,
+        ca_cert,
+        "testhost",  # due: 2/3 of its life is over
+        not_before=now - datetime.timedelta(days=80),
+        not_after=now + datetime.timedelta(days=10),
+    )
+    AgentTlsFiles(agent.state_dir).store(
+        key_pem, cert_pem, ca_cert.public_bytes(serialization.Encoding.PEM)
+    )
     renewing = threading.Event()
     make_key_and_csr = keys.make_key_and_csr
 
@@ -427,7 +460,8 @@ def test_stopping_the_agent_waits_for_the_certificate_renewer(tmp_path, monkeypa
 
 
 def test_a_certificate_unknown_to_an_emptied_registry_is_not_called_revoked(
-        tls_collector, make_agent):
+    tls_collector, make_agent
+):
     """A 0-byte database forgets every certificate; none of them was revoked, so
     the agent is told the truth and the collector logs why."""
     agent = make_agent([tls_collector.grpc_address], insecure=False)
@@ -440,14 +474,26 @@ def test_a_certificate_unknown_to_an_emptied_registry_is_not_called_revoked(
         if path.exists():
             path.write_bytes(b"")
     tls_collector.start()
-    wait_for(lambda: tls_collector.rejected("permission_denied") >= 1,
-             message="the forgotten certificate to be refused")
-    wait_for(lambda: "unknown certificate" in agent.log(),
-             message="the agent to be told its certificate is unknown")
+    wait_for(
+        lambda: tls_collector.rejected("permission_denied") >= 1,
+        message="the forgotten certificate to be refused",
+    )
+    wait_for(
+        lambda: "unknown certificate" in agent.log(),
+        message="the agent to be told its certificate is unknown",
+    )
     assert "revoked" not in agent.log()
-    wait_for(lambda: "not in the registry" in tls_collector.log(),
-             message="the collector to log why")
+    wait_for(
+        lambda: "not in the registry" in tls_collector.log(), message="the collector to log why"
+    )
     assert stored(tls_collector) == 0
     # The certificate is ours (CA-signed), so the refused host is named on /metrics.
-    assert (metric(tls_collector.metrics(), "dcguard_agent_reports_rejected_total",
-                   reason="permission_denied", **HOST) or 0) >= 1
+    assert (
+        metric(
+            tls_collector.metrics(),
+            "dcguard_agent_reports_rejected_total",
+            reason="permission_denied",
+            **HOST,
+        )
+        or 0
+    ) >= 1

@@ -21,10 +21,20 @@ from tests.mounts import tmpfs
 from tests.support import parse_metrics
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("15s", 15), ("500ms", 0.5), ("26h", 93600), ("7d", 604800), ("1h30m", 5400),
-    ("1w", 604800), ("0", 0), ("1y", 365 * 86400), ("2m3s4ms", 123.004),
-])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("15s", 15),
+        ("500ms", 0.5),
+        ("26h", 93600),
+        ("7d", 604800),
+        ("1h30m", 5400),
+        ("1w", 604800),
+        ("0", 0),
+        ("1y", 365 * 86400),
+        ("2m3s4ms", 123.004),
+    ],
+)
 def test_durations_as_prometheus_writes_them(text, seconds):
     assert parse_duration(text) == pytest.approx(seconds)
 
@@ -73,10 +83,12 @@ def test_filesystem_source_skips_pseudo_filesystems(tmp_path: Path):
     from dcguard.v1 import collector_pb2 as pb
 
     mounts = tmp_path / "mounts"
-    mounts.write_text(f"/dev/vda / ext4 rw 0 0\nproc /proc proc rw 0 0\n"
-                      f"tmpfs {tmp_path} tmpfs rw 0 0\n")
-    source = create(Table({"filesystem": {"mounts_file": str(mounts)}}),
-                    SourceContext("h", 15, tmp_path))
+    mounts.write_text(
+        f"/dev/vda / ext4 rw 0 0\nproc /proc proc rw 0 0\ntmpfs {tmp_path} tmpfs rw 0 0\n"
+    )
+    source = create(
+        Table({"filesystem": {"mounts_file": str(mounts)}}), SourceContext("h", 15, tmp_path)
+    )
     report = pb.Report()
     source.collect(report)
     assert [fs.mountpoint for fs in report.filesystems] == ["/"]
@@ -88,9 +100,12 @@ def test_the_mount_table_is_read_again_on_every_mount_remount_and_unmount(tmp_pa
     # tmpfs is excluded by default; this source reports it so a test can mount one.
     # statvfs says "read-write" always: only the table can say read-only.
     writable = os.statvfs_result((4096,) * 2 + (0,) * 8)
-    source = FilesystemSource(Path("/proc/self/mounts"), frozenset({"proc", "sysfs"}),
-                              re.compile(r"(?!)"),
-                              StatWatcher(timeout=5, statvfs=lambda path: writable))
+    source = FilesystemSource(
+        Path("/proc/self/mounts"),
+        frozenset({"proc", "sysfs"}),
+        re.compile(r"(?!)"),
+        StatWatcher(timeout=5, statvfs=lambda path: writable),
+    )
     place = str(tmp_path / "m")
 
     def seen() -> dict[str, bool]:
@@ -188,9 +203,17 @@ def test_any_label_value_survives_the_exposition_format(value):
     assert list(samples) == [("m", frozenset({("host", value)}))]
 
 
-@pytest.mark.parametrize(("value", "text"), [
-    (True, "1"), (3, "3"), (2.0, "2"), (0.25, "0.25"), (float("inf"), "+Inf"),
-    (float("nan"), "NaN"), (1e20, "1e+20"),
-])
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (True, "1"),
+        (3, "3"),
+        (2.0, "2"),
+        (0.25, "0.25"),
+        (float("inf"), "+Inf"),
+        (float("nan"), "NaN"),
+        (1e20, "1e+20"),
+    ],
+)
 def test_value_formatting(value, text):
     assert format_value(value) == text

@@ -55,7 +55,8 @@ def test_a_realistic_report_is_within_the_default_limits():
     report.disks[3].attributes[4].name = "x\0"
     assert not within_limits(report, 4096, 1024)
     assert first_problem(report, 4096, 1024, "report") == (
-        "report.disks.attributes.name is longer than 4096 or contains NUL")
+        "report.disks.attributes.name is longer than 4096 or contains NUL"
+    )
 
 
 def test_first_reports_arriving_together_all_see_complete_plans(monkeypatch):

@@ -47,8 +47,7 @@ def _name(table: Table, key: str, default: str | None = None) -> str:
 def _absolute(table: Table, key: str, default: str) -> Path:
     value = table.path(key, default)
     if not value.is_absolute():
-        raise table.error(key, tr("must be an absolute path, got {value}",
-                                  value=repr(str(value))))
+        raise table.error(key, tr("must be an absolute path, got {value}", value=repr(str(value))))
     return value
 
 
@@ -67,12 +66,14 @@ def load_config(path: Path) -> AgentConfig:
 
     collector = parse_collector(root.table("collector"))
     spool = parse_spool(root.table("spool"))
-    context = SourceContext(host=host, interval=interval, state_dir=state_dir,
-                            proc_root=proc_root, sys_root=sys_root)
+    context = SourceContext(
+        host=host, interval=interval, state_dir=state_dir, proc_root=proc_root, sys_root=sys_root
+    )
     sources = _sources(root, context)
     root.finish()
-    return AgentConfig(path, host, department, interval, state_dir, log_level, collector,
-                       tuple(sources), spool)
+    return AgentConfig(
+        path, host, department, interval, state_dir, log_level, collector, tuple(sources), spool
+    )
 
 
 def _sources(root: Table, context: SourceContext) -> list[Source]:
@@ -87,6 +88,7 @@ def _sources(root: Table, context: SourceContext) -> list[Source]:
             enabled.append(source)
     switches.finish()
     if not enabled:
-        raise switches.error("disable_defaults", tr("every source is disabled; enable at "
-                                                    "least one"))
+        raise switches.error(
+            "disable_defaults", tr("every source is disabled; enable at least one")
+        )
     return enabled

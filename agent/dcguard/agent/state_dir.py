@@ -68,8 +68,9 @@ class AgentState:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             handle.close()
-            raise StateLocked(f"another dcguard-agent is running with state_dir "
-                              f"{self.state_dir}") from None
+            raise StateLocked(
+                f"another dcguard-agent is running with state_dir {self.state_dir}"
+            ) from None
         self._lock = handle
 
     def unlock(self) -> None:

@@ -30,11 +30,17 @@ def add_language_option(command: click.Command) -> None:
     """--lang on a command and, for a group, on every command in it, so that both
     `dcguard-collector --lang vi risk` and `dcguard-collector risk --lang vi` work.
     Eager: the language is chosen before any other option or the config is read."""
-    command.params.append(click.Option(
-        ["--lang"], type=click.Choice(i18n.LANGUAGES), expose_value=False, is_eager=True,
-        callback=_choose_language,
-        help="Language of what is printed: vi or en (default: [server] language on the "
-             "collector, then LC_ALL, LC_MESSAGES or LANG, then en)."))
+    command.params.append(
+        click.Option(
+            ["--lang"],
+            type=click.Choice(i18n.LANGUAGES),
+            expose_value=False,
+            is_eager=True,
+            callback=_choose_language,
+            help="Language of what is printed: vi or en (default: [server] language on the "
+            "collector, then LC_ALL, LC_MESSAGES or LANG, then en).",
+        )
+    )
     if isinstance(command, click.Group):
         for sub in command.commands.values():
             add_language_option(sub)
@@ -64,4 +70,3 @@ def run_cli(group: click.Group, prog: str) -> None:
         fail(prog, exc.format_message().replace("\n", " "), exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
-

@@ -38,16 +38,16 @@ def load_toml(path: Path) -> dict[str, Any]:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(tr("cannot read config {path}: {error}", path=path,
-                             error=exc.strerror or exc)) from exc
+        raise ConfigError(
+            tr("cannot read config {path}: {error}", path=path, error=exc.strerror or exc)
+        ) from exc
     try:
         parsed: dict[str, Any] = tomllib.loads(data.decode("utf-8"))
         return parsed
     except UnicodeDecodeError as exc:
         raise ConfigError(tr("config {path}: not UTF-8 text", path=path)) from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(tr("config {path}: invalid TOML: {error}", path=path,
-                             error=exc)) from exc
+        raise ConfigError(tr("config {path}: invalid TOML: {error}", path=path, error=exc)) from exc
 
 
 class Table:
@@ -57,8 +57,13 @@ class Table:
     reported as unknown, with its full dotted path.
     """
 
-    def __init__(self, data: dict[str, Any], path: str = "", source: str | Path = "config",
-                 hint: Callable[[], str] | None = None) -> None:
+    def __init__(
+        self,
+        data: dict[str, Any],
+        path: str = "",
+        source: str | Path = "config",
+        hint: Callable[[], str] | None = None,
+    ) -> None:
         self._data = data
         self._path = path
         self._source = source
@@ -73,8 +78,11 @@ class Table:
     def error(self, key: str, problem: str) -> ConfigError:
         """A ConfigError about one key of this table."""
         # A file is named in the reader's language only now: translations load on an error.
-        source = tr("config {path}", path=self._source) if isinstance(self._source, Path) \
+        source = (
+            tr("config {path}", path=self._source)
+            if isinstance(self._source, Path)
             else self._source
+        )
         return ConfigError(f"{source}: {self.key_path(key)}: {problem}")
 
     def has(self, key: str) -> bool:
@@ -102,8 +110,9 @@ class Table:
         value = self._data[key]
         # bool is an int in Python; a config that says `interval = true` is wrong.
         if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-            raise self.error(key, tr("must be {kind}, got {value}", kind=tr(kind_name),
-                                     value=_describe(value)))
+            raise self.error(
+                key, tr("must be {kind}, got {value}", kind=tr(kind_name), value=_describe(value))
+            )
         return value
 
     def string(self, key: str, default: Any = _MISSING, *, allow_empty: bool = False) -> str:
@@ -118,8 +127,9 @@ class Table:
     def integer(self, key: str, default: Any = _MISSING, *, minimum: int | None = None) -> int:
         value = self._get(key, int, N_("an integer"), default)
         if minimum is not None and value < minimum:
-            raise self.error(key, tr("must be at least {minimum}, got {value}",
-                                     minimum=minimum, value=value))
+            raise self.error(
+                key, tr("must be at least {minimum}, got {value}", minimum=minimum, value=value)
+            )
         return value
 
     def number(self, key: str, default: Any = _MISSING, *, minimum: float | None = None) -> float:
@@ -128,11 +138,13 @@ class Table:
         if value is _MISSING:
             raise self.error(key, tr("is required{hint}", hint=self._hint()))
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.error(key, tr("must be {kind}, got {value}", kind=tr("a number"),
-                                     value=_describe(value)))
+            raise self.error(
+                key, tr("must be {kind}, got {value}", kind=tr("a number"), value=_describe(value))
+            )
         if minimum is not None and value < minimum:
-            raise self.error(key, tr("must be at least {minimum}, got {value}",
-                                     minimum=minimum, value=value))
+            raise self.error(
+                key, tr("must be at least {minimum}, got {value}", minimum=minimum, value=value)
+            )
         return float(value)
 
     def duration(self, key: str, default: Any = _MISSING, *, minimum: float = 0.0) -> float:
@@ -149,59 +161,101 @@ class Table:
         except ValueError as exc:
             raise self.error(key, str(exc)) from None
         if seconds < minimum:
-            raise self.error(key, tr("must be at least {minimum}, got {value}",
-                                     minimum=format(minimum, "g") + "s", value=repr(text)))
+            raise self.error(
+                key,
+                tr(
+                    "must be at least {minimum}, got {value}",
+                    minimum=format(minimum, "g") + "s",
+                    value=repr(text),
+                ),
+            )
         return seconds
 
-    def size(self, key: str, default: Any = _MISSING, *, minimum: int = 0,
-             maximum: int | None = None) -> int:
+    def size(
+        self, key: str, default: Any = _MISSING, *, minimum: int = 0, maximum: int | None = None
+    ) -> int:
         """A number of bytes: an integer, or a size string such as "500M" (common.sizes)."""
         self._seen.add(key)
         value = self._data.get(key, default)
         if value is _MISSING:
             raise self.error(key, tr("is required{hint}", hint=self._hint()))
         if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise self.error(key, tr("must be {kind}, got {value}",
-                                     kind=tr("a size like {examples}",
-                                             examples=tr(SIZE_EXAMPLES)),
-                                     value=_describe(value)))
+            raise self.error(
+                key,
+                tr(
+                    "must be {kind}, got {value}",
+                    kind=tr("a size like {examples}", examples=tr(SIZE_EXAMPLES)),
+                    value=_describe(value),
+                ),
+            )
         try:
             size = value if isinstance(value, int) else parse_size(value)
         except ValueError as exc:
             raise self.error(key, str(exc)) from None
         if size < minimum:
-            raise self.error(key, tr("must be at least {minimum} bytes, got {value}",
-                                     minimum=minimum, value=repr(value)))
+            raise self.error(
+                key,
+                tr(
+                    "must be at least {minimum} bytes, got {value}",
+                    minimum=minimum,
+                    value=repr(value),
+                ),
+            )
         if maximum is not None and size > maximum:
-            raise self.error(key, tr("must be at most {maximum} bytes, got {value}",
-                                     maximum=maximum, value=repr(value)))
+            raise self.error(
+                key,
+                tr(
+                    "must be at most {maximum} bytes, got {value}",
+                    maximum=maximum,
+                    value=repr(value),
+                ),
+            )
         return size
 
     def path(self, key: str, default: Any = _MISSING) -> Path:
         return Path(self.string(key, default))
 
-    def string_list(self, key: str, default: Any = _MISSING, *,
-                    allow_empty: bool = True) -> list[str]:
+    def string_list(
+        self, key: str, default: Any = _MISSING, *, allow_empty: bool = True
+    ) -> list[str]:
         values = self._get(key, list, N_("a list of strings"), default)
         for item in values:
             if not isinstance(item, str):
-                raise self.error(key, tr("must be {kind}, found {value}",
-                                         kind=tr("a list of strings"), value=_describe(item)))
+                raise self.error(
+                    key,
+                    tr(
+                        "must be {kind}, found {value}",
+                        kind=tr("a list of strings"),
+                        value=_describe(item),
+                    ),
+                )
         if not allow_empty and not values:
             raise self.error(key, tr("must not be empty"))
         return list(values)
 
-    def integer_list(self, key: str, default: Any = _MISSING, *, minimum: int,
-                     maximum: int) -> list[int]:
+    def integer_list(
+        self, key: str, default: Any = _MISSING, *, minimum: int, maximum: int
+    ) -> list[int]:
         """A list of integers, each within [minimum, maximum]."""
         values = self._get(key, list, N_("a list of integers"), default)
         for item in values:
-            if isinstance(item, bool) or not isinstance(item, int) or not (
-                    minimum <= item <= maximum):
-                raise self.error(key, tr("must be {kind}, found {value}",
-                                         kind=tr("a list of integers {minimum}-{maximum}",
-                                                 minimum=minimum, maximum=maximum),
-                                         value=_describe(item)))
+            if (
+                isinstance(item, bool)
+                or not isinstance(item, int)
+                or not (minimum <= item <= maximum)
+            ):
+                raise self.error(
+                    key,
+                    tr(
+                        "must be {kind}, found {value}",
+                        kind=tr(
+                            "a list of integers {minimum}-{maximum}",
+                            minimum=minimum,
+                            maximum=maximum,
+                        ),
+                        value=_describe(item),
+                    ),
+                )
         return list(values)
 
     def names(self) -> list[str]:
@@ -225,8 +279,11 @@ class Table:
         close = difflib.get_close_matches(key, tables, n=1)
         if not close:
             return ""
-        return tr(" ([{table}] is not known: did you mean [{key}]?)",
-                  table=self.key_path(close[0]), key=key)
+        return tr(
+            " ([{table}] is not known: did you mean [{key}]?)",
+            table=self.key_path(close[0]),
+            key=key,
+        )
 
     def table_list(self, key: str) -> list[Table]:
         """An array of tables ([[key]]); absent reads as empty."""
@@ -234,13 +291,20 @@ class Table:
         tables = []
         for index, item in enumerate(values):
             if not isinstance(item, dict):
-                raise self.error(key, tr("must be {kind}, found {value}",
-                                         kind=tr("an array of tables"), value=_describe(item)))
+                raise self.error(
+                    key,
+                    tr(
+                        "must be {kind}, found {value}",
+                        kind=tr("an array of tables"),
+                        value=_describe(item),
+                    ),
+                )
             tables.append(Table(item, f"{self.key_path(key)}[{index}]", self._source))
         return tables
 
-    def check(self, key: str, value: T, test: Callable[[T], bool],
-              problem: str | Callable[[], str]) -> T:
+    def check(
+        self, key: str, value: T, test: Callable[[T], bool], problem: str | Callable[[], str]
+    ) -> T:
         """Raise a ConfigError about key unless test(value) holds. A translated problem is
         given as a function (lambda: tr(...)): it is looked up only when the check fails."""
         if not test(value):
@@ -273,13 +337,17 @@ def parse_listen_address(text: str) -> tuple[str, int]:
         raise ValueError(tr('must be "host:port", got {value}', value=repr(text)))
     port = int(port_text)
     if port > 65535:
-        raise ValueError(tr("port {port} is out of range in {value}", port=port,
-                            value=repr(text)))
+        raise ValueError(tr("port {port} is out of range in {value}", port=port, value=repr(text)))
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     if not host:
-        raise ValueError(tr('must name a host, as in "127.0.0.1:{port}", got {value}',
-                            port=port, value=repr(text)))
+        raise ValueError(
+            tr(
+                'must name a host, as in "127.0.0.1:{port}", got {value}',
+                port=port,
+                value=repr(text),
+            )
+        )
     return host, port
 
 

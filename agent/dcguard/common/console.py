@@ -41,6 +41,12 @@ def read_log_level(table: Table) -> str:
     """The table's log_level key ([agent] or [server]): one of LOG_LEVELS, default info."""
     level = table.string("log_level", "info")
     if level not in LOG_LEVELS:  # the message only then: translations load on an error
-        raise table.error("log_level", tr("must be one of {choices}, got {value}",
-                                          choices=", ".join(LOG_LEVELS), value=repr(level)))
+        raise table.error(
+            "log_level",
+            tr(
+                "must be one of {choices}, got {value}",
+                choices=", ".join(LOG_LEVELS),
+                value=repr(level),
+            ),
+        )
     return level

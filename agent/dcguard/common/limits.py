@@ -10,8 +10,12 @@ host that goes silent.
 from __future__ import annotations
 
 __all__ = [
-    "MAX_ENTRIES", "MAX_EVENTS_PER_REPORT", "MAX_FILESYSTEMS", "MAX_REPORTS_PER_BATCH",
-    "MAX_SOURCES", "MAX_STRING",
+    "MAX_ENTRIES",
+    "MAX_EVENTS_PER_REPORT",
+    "MAX_FILESYSTEMS",
+    "MAX_REPORTS_PER_BATCH",
+    "MAX_SOURCES",
+    "MAX_STRING",
 ]
 
 MAX_REPORTS_PER_BATCH = 1000

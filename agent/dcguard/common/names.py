@@ -25,6 +25,7 @@ def check_name(value: str) -> str | None:
         return tr("must be at most {maximum} characters", maximum=MAX_NAME_LENGTH)
     # fullmatch: `$` would let a trailing newline through, into label values and logs.
     if not _NAME.fullmatch(value):
-        return tr("may contain only letters, digits, '.', '_' and '-', starting with a letter "
-                  "or digit")
+        return tr(
+            "may contain only letters, digits, '.', '_' and '-', starting with a letter or digit"
+        )
     return None

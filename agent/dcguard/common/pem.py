@@ -29,10 +29,14 @@ def parse_fingerprint(text: str) -> str:
     """Normalise a fingerprint as typed (case, colons); ValueError if it is not one."""
     cleaned = text.strip().lower()
     if cleaned.startswith("sha256:"):
-        cleaned = "sha256:" + cleaned[len("sha256:"):].replace(":", "")
+        cleaned = "sha256:" + cleaned[len("sha256:") :].replace(":", "")
     if not _FINGERPRINT.match(cleaned):
-        raise ValueError(tr("must be 'sha256:' followed by 64 hex digits (as printed by "
-                            "dcguard-collector token create)"))
+        raise ValueError(
+            tr(
+                "must be 'sha256:' followed by 64 hex digits (as printed by "
+                "dcguard-collector token create)"
+            )
+        )
     return cleaned
 
 

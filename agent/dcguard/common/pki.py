@@ -21,8 +21,15 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from dcguard.common.pem import CertificateError, parse_fingerprint, split_bundle, write_private
 
 __all__ = [
-    "CertificateError", "common_name", "fingerprint", "load_certificate",
-    "load_certificates", "parse_fingerprint", "split_bundle", "unit_name", "verify_issued",
+    "CertificateError",
+    "common_name",
+    "fingerprint",
+    "load_certificate",
+    "load_certificates",
+    "parse_fingerprint",
+    "split_bundle",
+    "unit_name",
+    "verify_issued",
     "write_private",
 ]
 
@@ -64,8 +71,13 @@ def unit_name(cert: x509.Certificate) -> str:
     return _name_attribute(cert, NameOID.ORGANIZATIONAL_UNIT_NAME)
 
 
-def verify_issued(cert: x509.Certificate, ca: x509.Certificate, *,
-                  now: datetime.datetime | None = None, client: bool = False) -> None:
+def verify_issued(
+    cert: x509.Certificate,
+    ca: x509.Certificate,
+    *,
+    now: datetime.datetime | None = None,
+    client: bool = False,
+) -> None:
     """Raise CertificateError unless ca signed cert and cert is valid now.
 
     With client=True the certificate must also be meant for TLS clients, so a

@@ -16,8 +16,9 @@ __all__ = ["SIZE_EXAMPLES", "parse_size"]
 
 _FACTORS: dict[str, int] = {"": 1, "b": 1}
 for _power, _letter in enumerate("kmgt", start=1):
-    _FACTORS.update({_letter: 1024**_power, f"{_letter}ib": 1024**_power,
-                     f"{_letter}b": 1000**_power})
+    _FACTORS.update(
+        {_letter: 1024**_power, f"{_letter}ib": 1024**_power, f"{_letter}b": 1000**_power}
+    )
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*")
 # Shown in errors, translated there (tr(SIZE_EXAMPLES)).
 SIZE_EXAMPLES = N_('"500M", "512MiB", "10GB" or a byte count')
@@ -28,9 +29,13 @@ def parse_size(text: str) -> int:
     match = _SIZE.fullmatch(text)
     unit = match.group(2).lower() if match else ""
     if match is None or unit not in _FACTORS:
-        raise ValueError(tr("must be {kind}, got {value}",
-                            kind=tr("a size like {examples}", examples=tr(SIZE_EXAMPLES)),
-                            value=repr(text)))
+        raise ValueError(
+            tr(
+                "must be {kind}, got {value}",
+                kind=tr("a size like {examples}", examples=tr(SIZE_EXAMPLES)),
+                value=repr(text),
+            )
+        )
     number = match.group(1)
     if "." in number:  # whole bytes: "1.5K" is 1536, "0.5B" rounds down to 0
         whole, fraction = number.split(".")

@@ -46,14 +46,14 @@ class Validity:
 def certificate_validity(pem: bytes) -> Validity:
     """The validity of the first PEM certificate in pem (a leaf before its chain)."""
     der = _first_der(pem)
-    start, _ = _element(der, 0, _SEQUENCE)                 # Certificate
-    position, tbs_end = _element(der, start, _SEQUENCE)    # tbsCertificate
+    start, _ = _element(der, 0, _SEQUENCE)  # Certificate
+    position, tbs_end = _element(der, start, _SEQUENCE)  # tbsCertificate
     tbs = der[:tbs_end]
     if position < tbs_end and tbs[position] == _VERSION:
         position = _element(tbs, position, _VERSION)[1]
-    position = _element(tbs, position, _INTEGER)[1]        # serialNumber
-    position = _element(tbs, position, _SEQUENCE)[1]       # signature algorithm
-    position = _element(tbs, position, _SEQUENCE)[1]       # issuer
+    position = _element(tbs, position, _INTEGER)[1]  # serialNumber
+    position = _element(tbs, position, _SEQUENCE)[1]  # signature algorithm
+    position = _element(tbs, position, _SEQUENCE)[1]  # issuer
     position, validity_end = _element(tbs, position, _SEQUENCE)
     times = der[:validity_end]
     not_before, position = _time(times, position)
@@ -69,7 +69,7 @@ def _first_der(pem: bytes) -> bytes:
     if begin < 0 or end < 0:
         raise CertificateError("not a PEM certificate")
     try:
-        return binascii.a2b_base64(pem[begin + len(_BEGIN):end])
+        return binascii.a2b_base64(pem[begin + len(_BEGIN) : end])
     except binascii.Error as exc:
         raise CertificateError(f"not a PEM certificate: {exc}") from None
 
@@ -87,7 +87,7 @@ def _element(data: bytes, offset: int, tag: int) -> tuple[int, int]:
         # DER: long form only with 1-4 length bytes here (no certificate is 4 GiB).
         if not 1 <= count <= 4 or offset + count > len(data):
             raise CertificateError("not an X.509 certificate (bad DER length)")
-        length = int.from_bytes(data[offset:offset + count], "big")
+        length = int.from_bytes(data[offset : offset + count], "big")
         offset += count
     if offset + length > len(data):
         raise CertificateError("not an X.509 certificate (truncated)")
@@ -111,10 +111,11 @@ def _time(data: bytes, offset: int) -> tuple[datetime.datetime, int]:
         rest = text[2:-1]
     else:
         year, rest = int(text[:4]), text[4:-1]
-    month, day, hour, minute, second = (int(rest[i:i + 2]) for i in range(0, 10, 2))
+    month, day, hour, minute, second = (int(rest[i : i + 2]) for i in range(0, 10, 2))
     try:
-        moment = datetime.datetime(year, month, day, hour, minute, second,
-                                   tzinfo=datetime.timezone.utc)
+        moment = datetime.datetime(
+            year, month, day, hour, minute, second, tzinfo=datetime.timezone.utc
+        )
     except ValueError as exc:
         raise CertificateError(f"not an X.509 certificate (validity time: {exc})") from None
     return moment, end

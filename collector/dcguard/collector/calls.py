@@ -18,8 +18,15 @@ from dcguard.collector.identity import PeerIdentity
 from dcguard.common.wire import RETRY_AFTER_KEY
 from dcguard.v1 import collector_pb2 as pb
 
-__all__ = ["SERVICE_NAME", "Admission", "RenewCall", "Reply", "answer", "parse_request",
-           "raw_method"]
+__all__ = [
+    "SERVICE_NAME",
+    "Admission",
+    "RenewCall",
+    "Reply",
+    "answer",
+    "parse_request",
+    "raw_method",
+]
 
 SERVICE_NAME = "dcguard.v1.Collector"
 
@@ -45,8 +52,9 @@ class Admission:
 
     def for_transfer(self) -> Admission:
         """This admission without the parsed request, which the back parses again."""
-        return Admission(self.peer, self.received_at, self.reports, self.identity,
-                         self.rejection, self.data)
+        return Admission(
+            self.peer, self.received_at, self.reports, self.identity, self.rejection, self.data
+        )
 
 
 @dataclass(frozen=True)
@@ -70,15 +78,19 @@ class Reply:
 
     @classmethod
     def refusal(cls, code: grpc.StatusCode, message: str, retry_after: float = 0.0) -> Reply:
-        return cls(code=code, message=message,
-                   retry_after_ms=max(1, round(retry_after * 1000)) if retry_after > 0 else 0)
+        return cls(
+            code=code,
+            message=message,
+            retry_after_ms=max(1, round(retry_after * 1000)) if retry_after > 0 else 0,
+        )
 
 
 def raw_method(behaviour: Callable[[bytes, Any], bytes]) -> grpc.RpcMethodHandler:
     """A unary method taking and returning raw bytes: requests are decoded (and
     garbage counted) by our code, responses come serialized in a Reply."""
-    return grpc.unary_unary_rpc_method_handler(behaviour, request_deserializer=None,
-                                               response_serializer=None)
+    return grpc.unary_unary_rpc_method_handler(
+        behaviour, request_deserializer=None, response_serializer=None
+    )
 
 
 def answer(reply: Reply, context: Any) -> bytes:
@@ -97,6 +109,9 @@ def parse_request(data: bytes) -> pb.SubmitRequest:
     try:
         request.ParseFromString(data)
     except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError and others
-        raise Rejection(grpc.StatusCode.INVALID_ARGUMENT, "malformed",
-                        f"not a SubmitRequest: {type(exc).__name__}") from None
+        raise Rejection(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "malformed",
+            f"not a SubmitRequest: {type(exc).__name__}",
+        ) from None
     return request

@@ -23,8 +23,9 @@ def _seconds(report: pb.Report) -> float:
     return report.collected_at.seconds + report.collected_at.nanos / 1e9
 
 
-def clamp_report_times(reports: Sequence[pb.Report], received_at: float,
-                       limits: Limits) -> tuple[float, int]:
+def clamp_report_times(
+    reports: Sequence[pb.Report], received_at: float, limits: Limits
+) -> tuple[float, int]:
     """Clamp implausible collected_at times to received_at, in place.
 
     Returns the skew of the newest report (its collected_at as sent minus
@@ -38,8 +39,11 @@ def clamp_report_times(reports: Sequence[pb.Report], received_at: float,
         collected = _seconds(report)
         if report.sequence > newest:
             newest, skew = report.sequence, collected - received_at
-        if not (received_at - limits.max_age_seconds <= collected
-                <= received_at + limits.max_future_seconds):
+        if not (
+            received_at - limits.max_age_seconds
+            <= collected
+            <= received_at + limits.max_future_seconds
+        ):
             report.collected_at.FromNanoseconds(int(received_at * 1e9))
             clamped += 1
     return skew, clamped

@@ -79,8 +79,14 @@ def _language(table: Table) -> str | None:
     """[server] language: "vi" or "en"; absent leaves it to --lang and the locale."""
     value = table.raw("language", None)
     if value is not None and value not in LANGUAGES:
-        raise table.error("language", tr("must be one of {choices}, got {value}",
-                                         choices=", ".join(LANGUAGES), value=repr(value)))
+        raise table.error(
+            "language",
+            tr(
+                "must be one of {choices}, got {value}",
+                choices=", ".join(LANGUAGES),
+                value=repr(value),
+            ),
+        )
     return value  # type: ignore[no-any-return]
 
 
@@ -109,18 +115,28 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> ServerCo
         metrics_max_connections=server.integer("metrics_max_connections", 256, minimum=1),
     )
     if config.ingest_processes > MAX_INGEST_PROCESSES:
-        raise server.error("ingest_processes", tr(
-            "must be at most {maximum}, got {value}", maximum=MAX_INGEST_PROCESSES,
-            value=config.ingest_processes))
+        raise server.error(
+            "ingest_processes",
+            tr(
+                "must be at most {maximum}, got {value}",
+                maximum=MAX_INGEST_PROCESSES,
+                value=config.ingest_processes,
+            ),
+        )
     server.finish()
     root.finish()
     if overrides:
         config = _apply_overrides(config, overrides)
     host, _ = parse_listen_address(config.grpc_listen)
     if config.insecure and not is_loopback_host(host):
-        raise ConfigError(tr(
-            "config {path}: server.insecure: plaintext is refused unless grpc_listen is a "
-            "loopback address; {address} is not", path=path, address=repr(config.grpc_listen)))
+        raise ConfigError(
+            tr(
+                "config {path}: server.insecure: plaintext is refused unless grpc_listen is a "
+                "loopback address; {address} is not",
+                path=path,
+                address=repr(config.grpc_listen),
+            )
+        )
     return config
 
 

@@ -19,22 +19,28 @@ __all__ = ["REJECTION_REASONS", "Rejection"]
 
 # Every reason is exported at 0 from the start so alert rules see the series.
 REJECTION_REASONS = (
-    "malformed",           # not a valid SubmitRequest protobuf
-    "invalid_identity",    # host or department missing or not a valid name
-    "invalid_report",      # sequence, timestamp or a field out of bounds
-    "too_large",           # too many reports, or a field too long
-    "unauthenticated",     # no acceptable client certificate
-    "permission_denied",   # a valid agent speaking for another host, or revoked
-    "rate_limited",        # an agent sending faster than its limit
-    "unstorable",          # valid, but storing it failed for its content (never retried)
+    "malformed",  # not a valid SubmitRequest protobuf
+    "invalid_identity",  # host or department missing or not a valid name
+    "invalid_report",  # sequence, timestamp or a field out of bounds
+    "too_large",  # too many reports, or a field too long
+    "unauthenticated",  # no acceptable client certificate
+    "permission_denied",  # a valid agent speaking for another host, or revoked
+    "rate_limited",  # an agent sending faster than its limit
+    "unstorable",  # valid, but storing it failed for its content (never retried)
 )
 
 
 class Rejection(Exception):
     """A request refused with a gRPC status and a counted reason."""
 
-    def __init__(self, code: grpc.StatusCode, reason: str, message: str,
-                 retry_after: float = 0.0, identity: PeerIdentity | None = None) -> None:
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        reason: str,
+        message: str,
+        retry_after: float = 0.0,
+        identity: PeerIdentity | None = None,
+    ) -> None:
         super().__init__(message)
         if reason not in REJECTION_REASONS:
             raise ValueError(f"unknown rejection reason {reason!r}")

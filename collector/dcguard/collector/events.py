@@ -7,7 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
-    "SEVERITIES", "StoredEvent", "format_time", "severity_name", "severity_rank",
+    "SEVERITIES",
+    "StoredEvent",
+    "format_time",
+    "severity_name",
+    "severity_rank",
 ]
 
 # Index = the proto Severity value; UNSPECIFIED is stored as info.
@@ -25,8 +29,7 @@ def severity_rank(name: str) -> int:
     try:
         return _RANK[name]
     except KeyError:
-        raise ValueError(
-            f"must be one of {', '.join(_RANK)}, got {name!r}") from None
+        raise ValueError(f"must be one of {', '.join(_RANK)}, got {name!r}") from None
 
 
 def format_time(seconds: float) -> str:
@@ -62,13 +65,23 @@ class StoredEvent:
     def as_dict(self) -> dict[str, Any]:
         """A flat JSON-ready dict for `dcguard-collector events --json`."""
         return {
-            "id": self.id, "time": format_time(self.time), "host": self.host,
-            "department": self.department, "type": self.type, "severity": self.severity,
-            "technique": self.technique, "user": self.user,
-            "source_address": self.source_address, "process": self.process,
-            "source": self.source, "path": self.path, "port": self.port,
-            "protocol": self.protocol, "tags": list(self.tags), "details": self.details,
-            "detection": self.detection, "message": self.raw,
+            "id": self.id,
+            "time": format_time(self.time),
+            "host": self.host,
+            "department": self.department,
+            "type": self.type,
+            "severity": self.severity,
+            "technique": self.technique,
+            "user": self.user,
+            "source_address": self.source_address,
+            "process": self.process,
+            "source": self.source,
+            "path": self.path,
+            "port": self.port,
+            "protocol": self.protocol,
+            "tags": list(self.tags),
+            "details": self.details,
+            "detection": self.detection,
+            "message": self.raw,
             "received_at": format_time(self.received_at),
         }
-

@@ -30,8 +30,13 @@ class BoundedHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
-                 idle_timeout: float, max_connections: int) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        idle_timeout: float,
+        max_connections: int,
+    ) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, handler)
@@ -58,8 +63,11 @@ class BoundedHTTPServer(ThreadingHTTPServer):
             now = time.monotonic()
             if now - self._refused_logged >= _REFUSED_LOG_EVERY:
                 self._refused_logged = now
-                log.warning("metrics port: %d connections open, the maximum "
-                            "(server.metrics_max_connections); closing new ones", self._max)
+                log.warning(
+                    "metrics port: %d connections open, the maximum "
+                    "(server.metrics_max_connections); closing new ones",
+                    self._max,
+                )
             return
         self._arrivals.put((request, client_address, time.monotonic()))
         # A full wake buffer means the room is awake anyway.

@@ -22,8 +22,9 @@ _MAX_BUCKETS = 100_000
 class RateLimiter:
     """Allow `rate` requests per second per key on average, `burst` at once."""
 
-    def __init__(self, rate: float, burst: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._rate = rate
         self._burst = float(burst)
         self._clock = clock
@@ -40,9 +41,12 @@ class RateLimiter:
             tokens = min(self._burst, tokens + (now - at) * self._rate)
             if tokens < 1.0:
                 self._buckets[key] = (tokens, now)
-                raise Rejection(grpc.StatusCode.RESOURCE_EXHAUSTED, "rate_limited",
-                                f"more than {self._rate:g} requests per second from {key}; "
-                                "slow down", retry_after=(1.0 - tokens) / self._rate)
+                raise Rejection(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    "rate_limited",
+                    f"more than {self._rate:g} requests per second from {key}; slow down",
+                    retry_after=(1.0 - tokens) / self._rate,
+                )
             self._buckets[key] = (tokens - 1.0, now)
             if len(self._buckets) > _MAX_BUCKETS:
                 self._forget_idle(now)

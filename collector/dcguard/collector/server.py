@@ -47,10 +47,8 @@ class CollectorServer:
         self.config = config
         self.risk = RiskEngine(config.risk, config.down_after_intervals)
         # [server] language (or --lang, the locale): the words of stored detections.
-        self.security = SecurityFeature(config.security, config.database,
-                                        resolve(config.language))
-        self.store = report_store(config.database,
-                                  hooks=(self.risk.history, *self.security.hooks))
+        self.security = SecurityFeature(config.security, config.database, resolve(config.language))
+        self.store = report_store(config.database, hooks=(self.risk.history, *self.security.hooks))
         self.registry = EnrollmentRegistry(config.database)
         self.state = StateCache(HostRenderer(default_groups(config, self.risk)))
         self.metrics = SelfMetrics()
@@ -91,8 +89,9 @@ class CollectorServer:
             except CertificateError as exc:
                 raise RuntimeError(str(exc)) from None
             auth = Authenticator(insecure=False, ca=ca.cert, revocations=self.registry)
-            enroll = EnrollService(ca, self.registry, auth,
-                                   self.config.tls.client_cert_lifetime, self.metrics.registry)
+            enroll = EnrollService(
+                ca, self.registry, auth, self.config.tls.client_cert_lifetime, self.metrics.registry
+            )
         back = CollectorService(self.store, self.state, self.metrics, self.config.limits)
         # Submit stays here even with ingest processes: on the enrollment port
         # it is refused as unauthenticated (and counted) like anywhere else.
@@ -100,8 +99,9 @@ class CollectorServer:
         if enroll is not None:
             methods.update(enroll.methods())
         if self.config.ingest_processes:
-            self._pool = IngestPool(self.config, self.config.ingest_processes, back, enroll,
-                                    self.metrics.registry)
+            self._pool = IngestPool(
+                self.config, self.config.ingest_processes, back, enroll, self.metrics.registry
+            )
             self.grpc_port = self._pool.start()
         if self._pool is None or ca is not None:
             server = GrpcServer(self.config, methods)
@@ -110,21 +110,36 @@ class CollectorServer:
             if ca is not None:
                 self.enroll_port = server.bind_enroll_port()
                 ehost, _ = parse_listen_address(self.config.tls.enroll_listen)
-                log.info("enroll listening on %s:%d (TLS, CA %s)", ehost, self.enroll_port,
-                         ca.fingerprint)
+                log.info(
+                    "enroll listening on %s:%d (TLS, CA %s)",
+                    ehost,
+                    self.enroll_port,
+                    ca.fingerprint,
+                )
             server.start()
             self._grpc = server
         host, _ = parse_listen_address(self.config.grpc_listen)
 
         mhost, mport = parse_listen_address(self.config.metrics_listen)
-        http = MetricsServer(mhost, mport, self.metrics_page,
-                             idle_timeout=self.config.metrics_idle_timeout,
-                             max_connections=self.config.metrics_max_connections)
+        http = MetricsServer(
+            mhost,
+            mport,
+            self.metrics_page,
+            idle_timeout=self.config.metrics_idle_timeout,
+            max_connections=self.config.metrics_max_connections,
+        )
         http.start()
         self._http = http
         self.metrics_port = http.port
-        log.info("listening grpc=%s:%d metrics=%s:%d data_dir=%s hosts=%d", host,
-                 self.grpc_port, mhost, self.metrics_port, self.config.data_dir, len(self.state))
+        log.info(
+            "listening grpc=%s:%d metrics=%s:%d data_dir=%s hosts=%d",
+            host,
+            self.grpc_port,
+            mhost,
+            self.metrics_port,
+            self.config.data_dir,
+            len(self.state),
+        )
 
     def render_metrics(self) -> bytes:
         """The whole /metrics page: per-host families, then the collector's own."""
@@ -181,8 +196,11 @@ class CollectorServer:
         self.store.close()
         # The log's last word: without it a log ending at "listening" cannot
         # tell a clean stop from a crash or a kill.
-        log.info("dcguard-collector stopped; %d hosts known, data in %s", len(self.state),
-                 self.config.data_dir)
+        log.info(
+            "dcguard-collector stopped; %d hosts known, data in %s",
+            len(self.state),
+            self.config.data_dir,
+        )
 
 
 # Collections of the youngest generation every this many new container

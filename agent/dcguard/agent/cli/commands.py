@@ -27,8 +27,12 @@ __all__ = ["main"]
 PRIME_TIMEOUT = 30.0  # how long `collect` waits for background readers' first round
 
 config_option = click.option(
-    "--config", "config_path", type=click.Path(path_type=Path), default=DEFAULT_CONFIG,
-    show_default=True, help="Agent config file (TOML).",
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    help="Agent config file (TOML).",
 )
 
 
@@ -73,24 +77,31 @@ def collect(config_path: Path, as_json: bool) -> None:
 def _print_report(report: pb.Report, lang: Language) -> None:
     """collect's human form: each source's outcome, the host, the filesystems."""
     for status in report.sources:
-        outcome = lang.tr("ok") if status.success else lang.tr("FAILED: {error}",
-                                                               error=status.error)
+        outcome = (
+            lang.tr("ok") if status.success else lang.tr("FAILED: {error}", error=status.error)
+        )
         click.echo(f"{status.name:<12} {status.duration_seconds * 1000:7.1f} ms  {outcome}")
     if report.HasField("host"):
         host = report.host
-        click.echo(lang.tr("cpu {cpu}  load1 {load1}  memory available {available} of {total}",
-                           cpu=format(host.cpu_utilization_ratio, ".0%"),
-                           load1=format(host.load1, ".2f"),
-                           available=lang.size(host.memory_available_bytes),
-                           total=lang.size(host.memory_total_bytes)))
+        click.echo(
+            lang.tr(
+                "cpu {cpu}  load1 {load1}  memory available {available} of {total}",
+                cpu=format(host.cpu_utilization_ratio, ".0%"),
+                load1=format(host.load1, ".2f"),
+                available=lang.size(host.memory_available_bytes),
+                total=lang.size(host.memory_total_bytes),
+            )
+        )
     for fs in report.filesystems:
         if fs.error:
-            click.echo(f"{fs.mountpoint:<24} {fs.fstype:<8} " + lang.tr("ERROR {error}",
-                                                                          error=fs.error))
+            click.echo(
+                f"{fs.mountpoint:<24} {fs.fstype:<8} " + lang.tr("ERROR {error}", error=fs.error)
+            )
         else:
             used = 1 - fs.avail_bytes / fs.size_bytes if fs.size_bytes else 0.0
-            line = lang.tr("{used} used of {size}", used=format(used, "4.0%"),
-                           size=lang.size(fs.size_bytes))
+            line = lang.tr(
+                "{used} used of {size}", used=format(used, "4.0%"), size=lang.size(fs.size_bytes)
+            )
             if fs.readonly:
                 line += lang.tr(" read-only")
             click.echo(f"{fs.mountpoint:<24} {fs.fstype:<8} {line}")
@@ -98,14 +109,19 @@ def _print_report(report: pb.Report, lang: Language) -> None:
 
 @cli.command("enroll")
 @config_option
-@click.option("--token", required=True, help="The one-time token from "
-              "`dcguard-collector token create`.")
-@click.option("--ca-fingerprint", required=True,
-              help="sha256:… of the collector's CA, as printed with the token.")
-@click.option("--address", help="The collector's enrollment host:port (default: the first "
-              "collector address, port 4741).")
-def enroll_command(config_path: Path, token: str, ca_fingerprint: str,
-                   address: str | None) -> None:
+@click.option(
+    "--token", required=True, help="The one-time token from `dcguard-collector token create`."
+)
+@click.option(
+    "--ca-fingerprint",
+    required=True,
+    help="sha256:… of the collector's CA, as printed with the token.",
+)
+@click.option(
+    "--address",
+    help="The collector's enrollment host:port (default: the first collector address, port 4741).",
+)
+def enroll_command(config_path: Path, token: str, ca_fingerprint: str, address: str | None) -> None:
     """Enroll with the collector: make a key here, get it certified, store the credentials."""
     from dcguard.agent.trust.enroll import EnrollError, default_enroll_address, enroll
     from dcguard.common.cli import fail
@@ -128,18 +144,31 @@ def enroll_command(config_path: Path, token: str, ca_fingerprint: str,
     except EnrollError as exc:
         fail(PROG, str(exc), 1)
     except OSError as exc:
-        fail(PROG, tr("cannot store the credentials in {path}: {error}",
-                      path=config.state_dir, error=exc), 1)
-    click.echo(tr("enrolled {host} ({department}) with the collector at {address}; credentials "
-                  "are in {path}", host=config.host, department=config.department,
-                  address=target, path=config.state_dir / "tls"))
+        fail(
+            PROG,
+            tr("cannot store the credentials in {path}: {error}", path=config.state_dir, error=exc),
+            1,
+        )
+    click.echo(
+        tr(
+            "enrolled {host} ({department}) with the collector at {address}; credentials "
+            "are in {path}",
+            host=config.host,
+            department=config.department,
+            address=target,
+            path=config.state_dir / "tls",
+        )
+    )
 
 
 @cli.command("check-config")
 @config_option
-@click.option("--no-credentials", is_flag=True,
-              help="Check the file only, not that the agent is enrolled (for installers, "
-              "before they enroll).")
+@click.option(
+    "--no-credentials",
+    is_flag=True,
+    help="Check the file only, not that the agent is enrolled (for installers, "
+    "before they enroll).",
+)
 def check_config(config_path: Path, no_credentials: bool) -> None:
     """Validate the config and the enrollment: exit 0, or one line and exit 2.
 
@@ -155,16 +184,20 @@ def check_config(config_path: Path, no_credentials: bool) -> None:
     if not config.collector.insecure:
         try:
             load_credentials(config.state_dir, config.path)
-            summary = N_("{path}: OK; host {host}, department {department}, sources: "
-                         "{sources}; enrolled")
+            summary = N_(
+                "{path}: OK; host {host}, department {department}, sources: {sources}; enrolled"
+            )
         except ConfigError:
             if not no_credentials:
                 raise
-            summary = N_("{path}: OK; host {host}, department {department}, sources: "
-                         "{sources}; not enrolled yet")
+            summary = N_(
+                "{path}: OK; host {host}, department {department}, sources: "
+                "{sources}; not enrolled yet"
+            )
     names = ", ".join(source.name for source in config.sources)
-    click.echo(tr(summary, path=config_path, host=config.host, department=config.department,
-                  sources=names))
+    click.echo(
+        tr(summary, path=config_path, host=config.host, department=config.department, sources=names)
+    )
 
 
 @cli.command()
@@ -181,11 +214,17 @@ def status(config_path: Path, as_json: bool) -> None:
     config = load_config(config_path)
     setup_logging("error")
     try:
-        result = gather_status(config, {address: _probe(config, address)
-                                        for address in config.collector.addresses})
+        result = gather_status(
+            config, {address: _probe(config, address) for address in config.collector.addresses}
+        )
     except OSError as exc:
-        raise ConfigError(tr("cannot read agent.state_dir {path}: {error}",
-                             path=config.state_dir, error=exc.strerror or exc)) from None
+        raise ConfigError(
+            tr(
+                "cannot read agent.state_dir {path}: {error}",
+                path=config.state_dir,
+                error=exc.strerror or exc,
+            )
+        ) from None
     click.echo(json.dumps(result, indent=2) if as_json else render_status(result, current()))
 
 
@@ -199,18 +238,21 @@ def _probe(config: AgentConfig, address: str) -> str:
         channel = grpc.insecure_channel(address)
     else:
         try:
-            channel = grpc.secure_channel(address, load_credentials(config.state_dir,
-                                                                    config.path))
+            channel = grpc.secure_channel(address, load_credentials(config.state_dir, config.path))
         except ConfigError:
             return N_("not checked: not enrolled yet (dcguard-agent enroll)")
     with channel:
         try:
             answer = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=""), timeout=config.collector.timeout)
+                health_pb2.HealthCheckRequest(service=""), timeout=config.collector.timeout
+            )
         except grpc.RpcError as exc:
             return f"unreachable ({exc.code().name})"
-    return N_("reachable") if answer.status == health_pb2.HealthCheckResponse.SERVING else (
-        f"not serving ({answer.status})")
+    return (
+        N_("reachable")
+        if answer.status == health_pb2.HealthCheckResponse.SERVING
+        else (f"not serving ({answer.status})")
+    )
 
 
 cli.add_command(backup_report)

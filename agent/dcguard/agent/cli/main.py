@@ -38,7 +38,7 @@ def plain_run_config(args: list[str], default: Path) -> Path | None:
     if len(rest) == 2 and rest[0] == _CONFIG:
         value = rest[1]
     elif len(rest) == 1 and rest[0].startswith(_CONFIG + "="):
-        value = rest[0][len(_CONFIG) + 1:]
+        value = rest[0][len(_CONFIG) + 1 :]
     else:
         return None
     return Path(value) if value and not value.startswith("-") else None

@@ -63,20 +63,27 @@ def gather_status(config: AgentConfig, probes: dict[str, str]) -> dict[str, Any]
 
 # The human form's label of each field: in English the JSON key itself.
 _LABELS = {
-    "host": N_("host"), "state_dir": N_("state_dir"), "instance_id": N_("instance_id"),
-    "spool_reports": N_("spool_reports"), "spool_bytes": N_("spool_bytes"),
-    "oldest_unsent": N_("oldest_unsent"), "last_sequence": N_("last_sequence"),
-    "acked_sequence": N_("acked_sequence"), "dropped_total": N_("dropped_total"),
-    "rejected_total": N_("rejected_total"), "unreadable_bytes": N_("unreadable_bytes"),
-    "collector_in_use": N_("collector_in_use"), "delivery_failing": N_("delivery_failing"),
-    "last_delivery": N_("last_delivery"), "collector": N_("collector"),
+    "host": N_("host"),
+    "state_dir": N_("state_dir"),
+    "instance_id": N_("instance_id"),
+    "spool_reports": N_("spool_reports"),
+    "spool_bytes": N_("spool_bytes"),
+    "oldest_unsent": N_("oldest_unsent"),
+    "last_sequence": N_("last_sequence"),
+    "acked_sequence": N_("acked_sequence"),
+    "dropped_total": N_("dropped_total"),
+    "rejected_total": N_("rejected_total"),
+    "unreadable_bytes": N_("unreadable_bytes"),
+    "collector_in_use": N_("collector_in_use"),
+    "delivery_failing": N_("delivery_failing"),
+    "last_delivery": N_("last_delivery"),
+    "collector": N_("collector"),
 }
 
 
 # Probe answers carrying a gRPC status code, as _probe in commands.py writes them.
 _CODED = re.compile(r"(unreachable|not serving) \((\w+)\)")
-_CODED_TEXT = {"unreachable": N_("unreachable ({code})"),
-               "not serving": N_("not serving ({code})")}
+_CODED_TEXT = {"unreachable": N_("unreachable ({code})"), "not serving": N_("not serving ({code})")}
 
 
 def _answer(answer: str, lang: Language) -> str:
@@ -90,8 +97,11 @@ def render_status(result: dict[str, Any], lang: Language | None = None) -> str:
     """The human-readable form: one aligned line per field, labelled in lang (--json keeps
     the keys and the collectors' answers as they are, for scripts)."""
     lang = lang or language(DEFAULT)
-    rows = [(lang.tr(_LABELS.get(key, key)), "-" if result[key] is None else result[key])
-            for key in result if key != "collectors"]
+    rows = [
+        (lang.tr(_LABELS.get(key, key)), "-" if result[key] is None else result[key])
+        for key in result
+        if key != "collectors"
+    ]
     for address, answer in result["collectors"].items():
         marker = lang.tr(" (in use)") if address == result["collector_in_use"] else ""
         rows.append((lang.tr("collector"), f"{address}: {_answer(answer, lang)}{marker}"))

@@ -64,19 +64,37 @@ def run_agent(config: AgentConfig, stop: threading.Event | None = None) -> None:
     except StateLocked as exc:
         raise ConfigError(str(exc)) from None
     except OSError as exc:
-        raise ConfigError(tr("config {path}: agent.state_dir {state_dir}: {error}",
-                             path=config.path, state_dir=config.state_dir,
-                             error=exc.strerror or exc)) from None
+        raise ConfigError(
+            tr(
+                "config {path}: agent.state_dir {state_dir}: {error}",
+                path=config.path,
+                state_dir=config.state_dir,
+                error=exc.strerror or exc,
+            )
+        ) from None
     sender = Sender(config.collector, agent_info(config, state.instance_id), credentials)
     renewer = None
     if credentials is not None:
-        renewer = Renewer(config.state_dir, config.collector.addresses,
-                          config.collector.timeout, sender.set_credentials, stop, config.host)
+        renewer = Renewer(
+            config.state_dir,
+            config.collector.addresses,
+            config.collector.timeout,
+            sender.set_credentials,
+            stop,
+            config.host,
+        )
         renewer.start()
     delivery = Delivery(spool, sender, config.spool, stop, config.state_dir / STATUS_FILE)
-    log.info("dcguard-agent started for host %s: %d sources, every %gs, to %s; "
-             "%d reports spooled, next sequence %d", config.host, len(config.sources),
-             config.interval, sender.address, len(spool), spool.next_sequence())
+    log.info(
+        "dcguard-agent started for host %s: %d sources, every %gs, to %s; "
+        "%d reports spooled, next sequence %d",
+        config.host,
+        len(config.sources),
+        config.interval,
+        sender.address,
+        len(spool),
+        spool.next_sequence(),
+    )
     delivery.start()
     notify("READY=1")
     try:
@@ -108,8 +126,11 @@ def _report_loop(config: AgentConfig, spool: Spool, delivery: Delivery, ticker: 
             spool.append(report)
         except OSError as exc:  # disk full or failing: sources keep their positions
             if not spool_failing:  # once per episode
-                log.error("cannot write the spool in %s: %s; reports are not being kept",
-                          spool.directory, exc.strerror or exc)
+                log.error(
+                    "cannot write the spool in %s: %s; reports are not being kept",
+                    spool.directory,
+                    exc.strerror or exc,
+                )
             spool_failing = True
             continue
         if spool_failing:

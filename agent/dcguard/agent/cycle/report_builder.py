@@ -41,8 +41,7 @@ def agent_info(config: AgentConfig, instance_id: str) -> pb.AgentInfo:
     )
 
 
-def prime(sources: tuple[Source, ...], timeout: float,
-          stop: threading.Event | None = None) -> None:
+def prime(sources: tuple[Source, ...], timeout: float, stop: threading.Event | None = None) -> None:
     """Start the sources that read in background threads (SMART, journal, backups); wait
     at most timeout seconds in all (less if stop is set) for their first rounds.
 
@@ -87,9 +86,12 @@ class SourceErrors:
             log.info("source %s works again", name)
 
 
-def build_report(sources: tuple[Source, ...], sequence: int,
-                 wall_clock: Callable[[], float] = time.time,
-                 errors: SourceErrors | None = None) -> pb.Report:
+def build_report(
+    sources: tuple[Source, ...],
+    sequence: int,
+    wall_clock: Callable[[], float] = time.time,
+    errors: SourceErrors | None = None,
+) -> pb.Report:
     """Run every source once and return the report they filled.
 
     errors is the long-running loop's memory of failures; a one-shot report
@@ -122,8 +124,9 @@ def build_report(sources: tuple[Source, ...], sequence: int,
 class Ticker:
     """Fires every interval on a fixed schedule; missed ticks are skipped, not bunched."""
 
-    def __init__(self, interval: float, stop: threading.Event,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, interval: float, stop: threading.Event, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._interval = interval
         self._stop = stop
         self._clock = clock

@@ -69,7 +69,12 @@ def cap_report(report: pb.Report) -> None:
         entries.extend(copies)
         report.omitted_entries[kind] = extra
         if _cutting.get(kind) is None:
-            log.warning("%d %s are more than the collector takes in one report (%d): the "
-                        "%d least important are left out, and counted", limit + extra, kind,
-                        limit, extra)
+            log.warning(
+                "%d %s are more than the collector takes in one report (%d): the "
+                "%d least important are left out, and counted",
+                limit + extra,
+                kind,
+                limit,
+                extra,
+            )
         _cutting[kind] = extra

@@ -39,16 +39,29 @@ def parse_spool(table: Table) -> SpoolConfig:
     config = SpoolConfig(
         max_bytes=table.size("max_bytes", defaults.max_bytes, minimum=64 * _KIB),
         max_age=table.duration("max_age", defaults.max_age, minimum=1.0),
-        batch_max_reports=table.integer("batch_max_reports", defaults.batch_max_reports,
-                                        minimum=1),
-        batch_max_bytes=table.size("batch_max_bytes", defaults.batch_max_bytes,
-                                   minimum=16 * _KIB, maximum=_BATCH_BYTES_LIMIT),
+        batch_max_reports=table.integer("batch_max_reports", defaults.batch_max_reports, minimum=1),
+        batch_max_bytes=table.size(
+            "batch_max_bytes",
+            defaults.batch_max_bytes,
+            minimum=16 * _KIB,
+            maximum=_BATCH_BYTES_LIMIT,
+        ),
     )
-    table.check("max_age", config.max_age, lambda v: v <= _MAX_AGE_LIMIT, lambda: tr(
-        "must be at most 365d (the collector refuses reports older than 400 days)"))
-    table.check("batch_max_reports", config.batch_max_reports,
-                lambda v: v <= _BATCH_REPORTS_LIMIT, lambda: tr(
-                    "must be at most {maximum} (the collector's batch limit), got {value}",
-                    maximum=_BATCH_REPORTS_LIMIT, value=config.batch_max_reports))
+    table.check(
+        "max_age",
+        config.max_age,
+        lambda v: v <= _MAX_AGE_LIMIT,
+        lambda: tr("must be at most 365d (the collector refuses reports older than 400 days)"),
+    )
+    table.check(
+        "batch_max_reports",
+        config.batch_max_reports,
+        lambda v: v <= _BATCH_REPORTS_LIMIT,
+        lambda: tr(
+            "must be at most {maximum} (the collector's batch limit), got {value}",
+            maximum=_BATCH_REPORTS_LIMIT,
+            value=config.batch_max_reports,
+        ),
+    )
     table.finish()
     return config

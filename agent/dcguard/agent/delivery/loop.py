@@ -39,8 +39,7 @@ __all__ = ["Backoff", "Delivery"]
 log = logging.getLogger(__name__)
 
 # Refusals about a report's content: retrying the same bytes can never succeed.
-_CONTENT_REFUSED = frozenset({grpc.StatusCode.INVALID_ARGUMENT,
-                              grpc.StatusCode.OUT_OF_RANGE})
+_CONTENT_REFUSED = frozenset({grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE})
 # "Too big / too much": a smaller batch may pass.
 _SHRINK = frozenset({grpc.StatusCode.RESOURCE_EXHAUSTED})
 STATUS_FILE = "delivery.json"
@@ -52,8 +51,9 @@ _STATUS_EVERY = 60.0
 class Backoff:
     """Exponential backoff with jitter: first ~initial, doubling, capped at maximum."""
 
-    def __init__(self, initial: float = 1.0, maximum: float = 60.0,
-                 rng: Callable[[], float] = random.random) -> None:
+    def __init__(
+        self, initial: float = 1.0, maximum: float = 60.0, rng: Callable[[], float] = random.random
+    ) -> None:
         self._initial = initial
         self._maximum = maximum
         self._rng = rng
@@ -72,9 +72,15 @@ class Backoff:
 class Delivery(threading.Thread):
     """Drains the spool to the collector; call notify() after each append."""
 
-    def __init__(self, spool: Spool, sender: Sender, config: SpoolConfig,
-                 stop: threading.Event, status_path: Path | None = None,
-                 backoff: Backoff | None = None) -> None:
+    def __init__(
+        self,
+        spool: Spool,
+        sender: Sender,
+        config: SpoolConfig,
+        stop: threading.Event,
+        status_path: Path | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
         super().__init__(name="delivery", daemon=True)
         self._spool = spool
         self._sender = sender
@@ -121,14 +127,20 @@ class Delivery(threading.Thread):
 
     def _send(self, batch: list[tuple[int, bytes]]) -> bool | None:
         try:
-            acked = self._sender.submit_serialized([payload for _, payload in batch],
-                                                   self._spool.acked_sequence)
+            acked = self._sender.submit_serialized(
+                [payload for _, payload in batch], self._spool.acked_sequence
+            )
         except DeliveryError as exc:
             return self._not_taken(batch, exc)
         first, last = batch[0][0], batch[-1][0]
         if acked < first:
-            self._failed(DeliveryError(None, f"collector {self._sender.address} acknowledged "
-                                             f"{acked}, below the batch {first}-{last}"))
+            self._failed(
+                DeliveryError(
+                    None,
+                    f"collector {self._sender.address} acknowledged "
+                    f"{acked}, below the batch {first}-{last}",
+                )
+            )
             return None
         self._spool.ack(acked)
         self._limit = min(self._config.batch_max_reports, self._limit * 2)
@@ -162,8 +174,11 @@ class Delivery(threading.Thread):
                 continue
             if index == 0:
                 self._spool.reject(sequence)
-                log.error("spool record %d no longer reads back from disk; dropped it "
-                          "(counted as rejected)", sequence)
+                log.error(
+                    "spool record %d no longer reads back from disk; dropped it "
+                    "(counted as rejected)",
+                    sequence,
+                )
             return batch[:index]
         return batch
 
@@ -178,14 +193,23 @@ class Delivery(threading.Thread):
             self._limit = max(1, len(batch) // 2)
             return True
         if self._refused_in_a_row >= MAX_REFUSED_IN_A_ROW:
-            self._failed(DeliveryError(exc.code, f"{exc}; the collector refuses every report, "
-                                                 f"so they stay spooled until it takes them"))
+            self._failed(
+                DeliveryError(
+                    exc.code,
+                    f"{exc}; the collector refuses every report, "
+                    f"so they stay spooled until it takes them",
+                )
+            )
             return None
         sequence = batch[0][0]
         self._spool.reject(sequence)
         self._refused_in_a_row += 1
-        log.error("collector refused report %d for good and it was dropped (%d refused in "
-                  "total): %s", sequence, self._spool.stats().rejected_total, exc)
+        log.error(
+            "collector refused report %d for good and it was dropped (%d refused in total): %s",
+            sequence,
+            self._spool.stats().rejected_total,
+            exc,
+        )
         self._limit = self._config.batch_max_reports
         return True
 
@@ -216,11 +240,16 @@ class Delivery(threading.Thread):
     def _write_status(self, force: bool = False) -> None:
         """What `status` shows about delivery: written on change, else at most once a minute."""
         now = time.monotonic()
-        if self._status_path is None or (not force and not self._status_stale
-                                         and now - self._status_written < _STATUS_EVERY):
+        if self._status_path is None or (
+            not force and not self._status_stale and now - self._status_written < _STATUS_EVERY
+        ):
             return
-        status = {"address": self._sender.address, "failing": self._failing or "",
-                  "last_success": self._last_success, "written": time.time()}
+        status = {
+            "address": self._sender.address,
+            "failing": self._failing or "",
+            "last_success": self._last_success,
+            "written": time.time(),
+        }
         try:
             atomic_write(self._status_path, json.dumps(status, sort_keys=True).encode())
         except OSError as exc:

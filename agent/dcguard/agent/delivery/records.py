@@ -51,12 +51,11 @@ def _parse_at(data: bytes, offset: int) -> Decoded | None:
     end = offset + HEADER + length
     if end > len(data):
         return None
-    body = data[offset + HEADER:end]
+    body = data[offset + HEADER : end]
     if zlib.crc32(body) != crc:
         return None
     sequence, collected_ns = _BODY_PREFIX.unpack_from(body)
-    return Decoded(offset, HEADER + length, sequence, collected_ns,
-                   body[_BODY_PREFIX.size:])
+    return Decoded(offset, HEADER + length, sequence, collected_ns, body[_BODY_PREFIX.size :])
 
 
 def decode(data: bytes) -> Iterator[Decoded | tuple[int, int]]:

@@ -22,23 +22,25 @@ __all__ = ["DeliveryError", "PermanentError", "RetryableError", "Sender", "encod
 log = logging.getLogger(__name__)
 
 # Codes that say "not now" rather than "never": the report stays queued.
-_RETRYABLE = frozenset({
-    grpc.StatusCode.UNAVAILABLE,
-    grpc.StatusCode.DEADLINE_EXCEEDED,
-    grpc.StatusCode.RESOURCE_EXHAUSTED,
-    grpc.StatusCode.ABORTED,
-    grpc.StatusCode.INTERNAL,
-    grpc.StatusCode.UNKNOWN,
-    grpc.StatusCode.CANCELLED,
-})
+_RETRYABLE = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.CANCELLED,
+    }
+)
 # Codes after which the next address is worth a try within the same attempt.
 _FAILOVER = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 
 
 _SUBMIT = "/dcguard.v1.Collector/Submit"
-_AGENT_TAG = b"\x0a"    # SubmitRequest.agent: field 1, length-delimited
-_REPORT_TAG = b"\x12"   # SubmitRequest.reports: field 2, length-delimited
-_ACKED_TAG = b"\x18"    # SubmitRequest.acked_sequence: field 3, varint
+_AGENT_TAG = b"\x0a"  # SubmitRequest.agent: field 1, length-delimited
+_REPORT_TAG = b"\x12"  # SubmitRequest.reports: field 2, length-delimited
+_ACKED_TAG = b"\x18"  # SubmitRequest.acked_sequence: field 3, varint
 
 
 def _varint(value: int) -> bytes:
@@ -63,8 +65,9 @@ def encode_request(agent: bytes, reports: Sequence[bytes], acked_sequence: int =
 class DeliveryError(Exception):
     """Delivery failed. The tree: DeliveryError ⊃ RetryableError, PermanentError."""
 
-    def __init__(self, code: grpc.StatusCode | None, message: str,
-                 retry_after: float = 0.0) -> None:
+    def __init__(
+        self, code: grpc.StatusCode | None, message: str, retry_after: float = 0.0
+    ) -> None:
         super().__init__(message)
         self.code = code
         # When the collector said to come back (a rate limit), in seconds; 0 if it did not.
@@ -94,8 +97,12 @@ class PermanentError(DeliveryError):
 class Sender:
     """One gRPC channel at a time, to the first collector address that answers."""
 
-    def __init__(self, config: CollectorConfig, agent: pb.AgentInfo,
-                 credentials: grpc.ChannelCredentials | None = None) -> None:
+    def __init__(
+        self,
+        config: CollectorConfig,
+        agent: pb.AgentInfo,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
         if not config.insecure and credentials is None:
             raise ValueError("collector.insecure is false but no TLS credentials were given")
         self._config = config
@@ -125,8 +132,9 @@ class Sender:
             if self._credentials is None:
                 self._channel = grpc.insecure_channel(self.address, options=options)
             else:
-                self._channel = grpc.secure_channel(self.address, self._credentials,
-                                                    options=options)
+                self._channel = grpc.secure_channel(
+                    self.address, self._credentials, options=options
+                )
         return self._channel
 
     def _submit_call(self) -> Callable[..., pb.SubmitResponse]:
@@ -137,8 +145,8 @@ class Sender:
         channel = self._channel_for_address()
         if self._call is None:
             self._call = channel.unary_unary(
-                _SUBMIT, request_serializer=None,
-                response_deserializer=pb.SubmitResponse.FromString)
+                _SUBMIT, request_serializer=None, response_deserializer=pb.SubmitResponse.FromString
+            )
         return self._call
 
     def _next_address(self) -> None:
@@ -155,8 +163,9 @@ class Sender:
         last: grpc.RpcError = grpc.RpcError()
         for _ in self._config.addresses:
             try:
-                response = self._submit_call()(request, timeout=self._config.timeout,
-                                               compression=grpc.Compression.Gzip)
+                response = self._submit_call()(
+                    request, timeout=self._config.timeout, compression=grpc.Compression.Gzip
+                )
             except grpc.RpcError as exc:
                 last = exc
                 code = exc.code()

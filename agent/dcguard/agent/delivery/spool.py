@@ -116,7 +116,7 @@ def _append_whole(segment: Path, record: bytes) -> int:
         try:
             view = memoryview(record)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
         except OSError:
             with contextlib.suppress(OSError):
@@ -130,8 +130,14 @@ def _append_whole(segment: Path, record: bytes) -> int:
 class Spool:
     """Append, peek oldest first, forget on acknowledgement; thread-safe within a process."""
 
-    def __init__(self, directory: Path, config: SpoolConfig, *, read_only: bool = False,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        config: SpoolConfig,
+        *,
+        read_only: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.directory = directory
         self.config = config
         self._read_only = read_only
@@ -158,7 +164,7 @@ class Spool:
         self._position.merge_into(self._meta, read_only=self._read_only)
         names = sorted(p for p in self._list() if p.name.endswith(_SUFFIX))
         for segment in names:
-            first = segment.name[:-len(_SUFFIX)]
+            first = segment.name[: -len(_SUFFIX)]
             if first.isdigit() and int(first) > 0:
                 # Named before its first record was written: that sequence minus one was used.
                 self._meta["last_sequence"] = max(self._meta["last_sequence"], int(first) - 1)
@@ -172,19 +178,26 @@ class Spool:
                     offset, length = item
                     self._skipped_bytes += length
                     if not self._read_only:
-                        log.warning("spool %s: skipped %d unreadable bytes at offset %d "
-                                    "(torn or corrupt record)", segment.name, length, offset)
+                        log.warning(
+                            "spool %s: skipped %d unreadable bytes at offset %d "
+                            "(torn or corrupt record)",
+                            segment.name,
+                            length,
+                            offset,
+                        )
                     continue
                 self._segments[segment] = max(self._segments[segment], item.sequence)
                 self._meta["last_sequence"] = max(self._meta["last_sequence"], item.sequence)
                 if item.sequence <= self._meta["removed_through"]:
                     continue
                 if self._entries and item.sequence <= self._entries[-1].sequence:
-                    log.warning("spool %s: sequence %d out of order; skipped",
-                                segment.name, item.sequence)
+                    log.warning(
+                        "spool %s: sequence %d out of order; skipped", segment.name, item.sequence
+                    )
                     continue
-                self._entries.append(_Entry(item.sequence, item.collected_ns, segment,
-                                            item.offset, item.size))
+                self._entries.append(
+                    _Entry(item.sequence, item.collected_ns, segment, item.offset, item.size)
+                )
                 self._bytes += item.size
         if not self._read_only:
             self._delete_consumed_segments()
@@ -235,8 +248,9 @@ class Spool:
             offset = _append_whole(segment, record)
             self._active_size = offset + len(record)
             self._segments[segment] = report.sequence
-            self._entries.append(_Entry(report.sequence, collected_ns, segment, offset,
-                                        len(record)))
+            self._entries.append(
+                _Entry(report.sequence, collected_ns, segment, offset, len(record))
+            )
             self._bytes += len(record)
             self._meta["last_sequence"] = report.sequence
             if dropped:
@@ -263,8 +277,9 @@ class Spool:
         """Drop the oldest records past max_age, then until incoming fits in max_bytes."""
         cutoff = now_ns - int(self.config.max_age * 1e9)
         dropped = 0
-        while self._entries and (self._entries[0].collected_ns < cutoff
-                                 or self._bytes + incoming > self.config.max_bytes):
+        while self._entries and (
+            self._entries[0].collected_ns < cutoff or self._bytes + incoming > self.config.max_bytes
+        ):
             if self._entries[0].sequence <= self._in_flight_through:
                 # Being sent right now: it may be stored, so it is not "dropped".
                 # The bound is exceeded by at most this one batch until it resolves.
@@ -284,9 +299,13 @@ class Spool:
         spool is back under half of its bounds or delivery removes reports.
         """
         if dropped and not self._dropping:
-            log.warning("spool bound reached (max_bytes %d, max_age %gs): dropping the oldest "
-                        "reports; %d dropped so far in total", self.config.max_bytes,
-                        self.config.max_age, self._meta["dropped_total"])
+            log.warning(
+                "spool bound reached (max_bytes %d, max_age %gs): dropping the oldest "
+                "reports; %d dropped so far in total",
+                self.config.max_bytes,
+                self.config.max_age,
+                self._meta["dropped_total"],
+            )
         if dropped:
             self._dropping += dropped
         elif self._dropping and self._has_margin(now_ns):
@@ -294,12 +313,10 @@ class Spool:
 
     def _has_margin(self, now_ns: int) -> bool:
         oldest_age = (now_ns - self._entries[0].collected_ns) / 1e9 if self._entries else 0.0
-        return (self._bytes < self.config.max_bytes / 2
-                and oldest_age < self.config.max_age / 2)
+        return self._bytes < self.config.max_bytes / 2 and oldest_age < self.config.max_age / 2
 
     def _end_episode(self) -> None:
-        log.warning("spool no longer dropping: %d reports dropped in that episode",
-                    self._dropping)
+        log.warning("spool no longer dropping: %d reports dropped in that episode", self._dropping)
         self._dropping = 0
 
     # -- the delivery side -------------------------------------------------------------------
@@ -333,8 +350,7 @@ class Spool:
             for entry in entries:
                 handle = handles.get(entry.segment)
                 if handle is None:
-                    handle = handles[entry.segment] = stack.enter_context(
-                        open(entry.segment, "rb"))
+                    handle = handles[entry.segment] = stack.enter_context(open(entry.segment, "rb"))
                 handle.seek(entry.offset)
                 data = handle.read(entry.size)
                 for item in decode(data):
@@ -392,8 +408,11 @@ class Spool:
 
     def _delete_consumed_segments(self, meta_written: bool = False) -> None:
         """Delete segments whose every record is gone, once meta.json says so."""
-        gone = [segment for segment, highest in self._segments.items()
-                if highest <= self._meta["removed_through"] and segment != self._active]
+        gone = [
+            segment
+            for segment, highest in self._segments.items()
+            if highest <= self._meta["removed_through"] and segment != self._active
+        ]
         if not gone:
             return
         # meta.json must cover every deleted sequence before the files go, or a
@@ -409,12 +428,15 @@ class Spool:
         with self._lock:
             oldest = self._entries[0].collected_ns / 1e9 if self._entries else None
             return SpoolStats(
-                reports=len(self._entries), bytes=self._bytes, oldest_collected=oldest,
+                reports=len(self._entries),
+                bytes=self._bytes,
+                oldest_collected=oldest,
                 last_sequence=self._meta["last_sequence"],
                 acked_sequence=self._meta["acked_sequence"],
                 dropped_total=self._meta["dropped_total"],
                 rejected_total=self._meta["rejected_total"],
-                skipped_bytes=self._skipped_bytes)
+                skipped_bytes=self._skipped_bytes,
+            )
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -21,8 +21,13 @@ __all__ = ["META_FIELDS", "PositionRecord", "read_meta", "write_meta"]
 
 log = logging.getLogger("dcguard.agent.delivery.spool")
 
-META_FIELDS = ("last_sequence", "removed_through", "acked_sequence", "dropped_total",
-               "rejected_total")
+META_FIELDS = (
+    "last_sequence",
+    "removed_through",
+    "acked_sequence",
+    "dropped_total",
+    "rejected_total",
+)
 _META = "meta.json"
 _POSITION = "position"
 # magic | last_sequence | acked_sequence | removed_through, then a CRC32 of those.
@@ -79,17 +84,21 @@ class PositionRecord:
                 data = path.read_bytes()
             except FileNotFoundError:
                 return
-            if (len(data) == size + 4
-                    and zlib.crc32(data[:size]) == int.from_bytes(data[size:], "big")):
+            if len(data) == size + 4 and zlib.crc32(data[:size]) == int.from_bytes(
+                data[size:], "big"
+            ):
                 magic, *values = _POSITION_BODY.unpack_from(data)
                 if magic == _POSITION_MAGIC:
                     for key, value in zip(_POSITION_FIELDS, values):
                         meta[key] = max(meta[key], value)
                     return
         if not read_only:
-            log.warning("spool %s is torn or corrupt (%d bytes); continuing from meta.json "
-                        "and the records: acknowledged reports may be sent again", path,
-                        len(data))
+            log.warning(
+                "spool %s is torn or corrupt (%d bytes); continuing from meta.json "
+                "and the records: acknowledged reports may be sent again",
+                path,
+                len(data),
+            )
 
     def open(self, meta: dict[str, int]) -> None:
         """Open for in-place writes, writing meta's values; size and inode made durable once."""

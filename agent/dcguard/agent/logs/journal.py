@@ -61,10 +61,10 @@ class JournalEntry:
     program: str
     pid: str
     message: str
-    cursor: str          # this entry's cursor
-    previous: str        # the cursor before it: resuming there re-reads this entry
+    cursor: str  # this entry's cursor
+    previous: str  # the cursor before it: resuming there re-reads this entry
     oversized: bool = False
-    comm: str = ""       # _COMM, set by journald itself: the sender cannot forge it
+    comm: str = ""  # _COMM, set by journald itself: the sender cannot forge it
 
 
 def journalctl_command(binary: str, directory: str = "") -> list[str]:
@@ -94,16 +94,28 @@ def parse_entry(line: bytes | str, previous: str) -> JournalEntry | None:
         when: float | None = int(data["__REALTIME_TIMESTAMP"]) / 1e6
     except (KeyError, ValueError, TypeError):
         when = None
-    return JournalEntry(when, str(data.get("SYSLOG_IDENTIFIER", "")),
-                        str(data.get("_PID", "")), message, cursor, previous,
-                        comm=str(data.get("_COMM", "")))
+    return JournalEntry(
+        when,
+        str(data.get("SYSLOG_IDENTIFIER", "")),
+        str(data.get("_PID", "")),
+        message,
+        cursor,
+        previous,
+        comm=str(data.get("_COMM", "")),
+    )
 
 
 class JournalReader:
     """Runs journalctl and parses its JSON lines in a daemon thread."""
 
-    def __init__(self, command: list[str], capacity: int, max_line_bytes: int,
-                 after_cursor: str, first_start: str = "--lines=0") -> None:
+    def __init__(
+        self,
+        command: list[str],
+        capacity: int,
+        max_line_bytes: int,
+        after_cursor: str,
+        first_start: str = "--lines=0",
+    ) -> None:
         self._command = command
         self._first_start = first_start
         self._queue: queue.Queue[JournalEntry] = queue.Queue(maxsize=capacity)
@@ -132,9 +144,13 @@ class JournalReader:
         try:
             # Spawned from this thread: the parent-death signal follows the spawning thread,
             # and this one lives exactly as long as the reader.
-            return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                    stdin=subprocess.DEVNULL,
-                                    preexec_fn=_die_with_parent)  # noqa: PLW1509
+            return subprocess.Popen(
+                command,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, async-signal-safe
+            )
         except OSError as exc:
             self.error = f"cannot run {command[0]}: {exc.strerror or exc}"
             return None

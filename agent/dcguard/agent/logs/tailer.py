@@ -60,16 +60,18 @@ class Checkpoint:
     @classmethod
     def from_json(cls, data: Any) -> Checkpoint | None:
         try:
-            return cls(**{key: int(data[key]) for key in ("dev", "ino", "offset", "head_len",
-                                                          "skip")}, head=str(data["head"]))
+            return cls(
+                **{key: int(data[key]) for key in ("dev", "ino", "offset", "head_len", "skip")},
+                head=str(data["head"]),
+            )
         except (KeyError, TypeError, ValueError):
             return None
 
 
 @dataclass(frozen=True)
 class Line:
-    data: bytes          # the line without its newline, at most keep_bytes if oversized
-    start: Checkpoint    # the position of its first byte
+    data: bytes  # the line without its newline, at most keep_bytes if oversized
+    start: Checkpoint  # the position of its first byte
     oversized: bool
 
 
@@ -80,8 +82,9 @@ def _head_digest(fd: int, length: int) -> str:
 class FileTailer:
     """Reads complete lines from a log file, following renames and truncation."""
 
-    def __init__(self, path: Path, rotated_globs: tuple[str, ...], max_line_bytes: int,
-                 keep_bytes: int) -> None:
+    def __init__(
+        self, path: Path, rotated_globs: tuple[str, ...], max_line_bytes: int, keep_bytes: int
+    ) -> None:
         self.path = path
         self._globs = rotated_globs
         self._max_line = max_line_bytes
@@ -89,17 +92,17 @@ class FileTailer:
         self._fd: int | None = None
         self._dev = 0
         self._ino = 0
-        self._offset = 0          # start of the next line not yet returned
-        self._buf = b""           # bytes from _offset - _consumed (kept prefix when discarding)
-        self._read_pos = 0        # next byte to read from the file
+        self._offset = 0  # start of the next line not yet returned
+        self._buf = b""  # bytes from _offset - _consumed (kept prefix when discarding)
+        self._read_pos = 0  # next byte to read from the file
         self._discarding = False  # inside an oversized line
-        self._skipped = 0         # bytes of the oversized line not kept
-        self._consumed = 0        # bytes at the start of _buf already returned as lines
+        self._skipped = 0  # bytes of the oversized line not kept
+        self._consumed = 0  # bytes at the start of _buf already returned as lines
         self._head = ""
         self._head_len = 0
         self._switch_at_eof = False  # the open file is an old one: move on at its end
         self._then_fd: int | None = None  # after a copy: the truncated file, read from 0
-        self._head_bytes = b""    # the first HEAD_BYTES bytes read, when read from offset 0
+        self._head_bytes = b""  # the first HEAD_BYTES bytes read, when read from offset 0
         self._head_from_zero = True
         self._resume: Checkpoint | None = None
         self._start_at_end = False
@@ -177,10 +180,16 @@ class FileTailer:
             except OSError:
                 continue
             st = os.fstat(fd)
-            same = ((st.st_dev, st.st_ino) == (checkpoint.dev, checkpoint.ino) if by_inode
-                    else st.st_size >= checkpoint.offset)
-            if same and st.st_size >= checkpoint.offset and (
-                    _head_digest(fd, checkpoint.head_len) == checkpoint.head):
+            same = (
+                (st.st_dev, st.st_ino) == (checkpoint.dev, checkpoint.ino)
+                if by_inode
+                else st.st_size >= checkpoint.offset
+            )
+            if (
+                same
+                and st.st_size >= checkpoint.offset
+                and (_head_digest(fd, checkpoint.head_len) == checkpoint.head)
+            ):
                 self._use(fd, checkpoint.offset, checkpoint.head, checkpoint.head_len)
                 self._switch_at_eof = True
                 log.info("reading the rest of %s from rotated %s", self.path, name)
@@ -205,22 +214,27 @@ class FileTailer:
                 self.error = f"cannot read {self.path}: {exc.strerror or exc}"
                 return
             if st.st_size >= checkpoint.offset and (
-                    _head_digest(fd, checkpoint.head_len) == checkpoint.head):
+                _head_digest(fd, checkpoint.head_len) == checkpoint.head
+            ):
                 self._use(fd, checkpoint.offset, checkpoint.head, checkpoint.head_len)
                 return
             os.close(fd)
             if self._open_copy(checkpoint, by_inode=False):  # copytruncated while down
                 return  # the copy holds the same line at the offset: restored_skip holds
             self.restored_skip = 0
-            log.warning("%s was truncated while the agent was stopped and no rotated "
-                        "copy matches; reading it from the start", self.path)
+            log.warning(
+                "%s was truncated while the agent was stopped and no rotated "
+                "copy matches; reading it from the start",
+                self.path,
+            )
             self._open_path()
             return
         if self._open_copy(checkpoint, by_inode=True):  # renamed while the agent was down
             return
         self.restored_skip = 0
-        log.warning("%s: the file last read is gone; reading the current file from the start",
-                    self.path)
+        log.warning(
+            "%s: the file last read is gone; reading the current file from the start", self.path
+        )
         self._open_path()
 
     # --- reading ---------------------------------------------------------------------
@@ -236,9 +250,12 @@ class FileTailer:
         try:
             if not self._follow_truncation():
                 self._follow_rotation()
-            if self._fd is not None and len(lines) < max_lines and \
-                    self._read_into(lines, max_lines, final=self._switch_at_eof) and \
-                    self._switch_at_eof:
+            if (
+                self._fd is not None
+                and len(lines) < max_lines
+                and self._read_into(lines, max_lines, final=self._switch_at_eof)
+                and self._switch_at_eof
+            ):
                 self._advance()
         except OSError as exc:  # EIO on a failing disk, a directory in the log's place, ...
             self.error = f"cannot read {self.path}: {exc.strerror or exc}"
@@ -265,7 +282,8 @@ class FileTailer:
         own = os.fstat(self._fd)
         self._update_head()
         if own.st_size >= self._read_pos and not (
-                self._head_len and _head_digest(self._fd, self._head_len) != self._head):
+            self._head_len and _head_digest(self._fd, self._head_len) != self._head
+        ):
             return False
         # The truncated file may also have been renamed since (a copytruncate and a
         # rename between two reads): keep it open and come back to it, not to the path.
@@ -274,8 +292,11 @@ class FileTailer:
         if checkpoint is not None and self._open_copy(checkpoint, by_inode=False):
             self._then_fd = truncated
         else:
-            log.warning("%s was truncated and no rotated copy matches the part not yet "
-                        "read; continuing from its start", self.path)
+            log.warning(
+                "%s was truncated and no rotated copy matches the part not yet "
+                "read; continuing from its start",
+                self.path,
+            )
             self._use(truncated, 0)
         return True
 
@@ -295,19 +316,19 @@ class FileTailer:
             if not self._discarding:
                 newline = self._buf.find(b"\n", self._consumed)
                 if newline >= 0:
-                    line = self._buf[self._consumed:newline]
+                    line = self._buf[self._consumed : newline]
                     self._consumed = newline + 1
                     self._emit(lines, line, len(line) + 1, oversized=False)
                     continue
                 # Drop what was consumed once per chunk, not once per line (quadratic).
-                self._buf, self._consumed = self._buf[self._consumed:], 0
+                self._buf, self._consumed = self._buf[self._consumed :], 0
                 if len(self._buf) > self._max_line:
                     self._discarding = True
                     self._skipped = len(self._buf) - self._keep
-                    self._buf = self._buf[:self._keep]
+                    self._buf = self._buf[: self._keep]
             chunk = os.pread(self._fd, CHUNK, self._read_pos)
             if self._head_from_zero and self._read_pos < HEAD_BYTES:
-                self._head_bytes += chunk[:HEAD_BYTES - self._read_pos]
+                self._head_bytes += chunk[: HEAD_BYTES - self._read_pos]
             if not chunk:
                 if final and (self._buf or self._discarding):
                     self._finish_partial(lines)
@@ -322,7 +343,7 @@ class FileTailer:
                 length = len(self._buf) + self._skipped + 1
                 self._emit(lines, self._buf, length, oversized=True)
                 self._discarding = False
-                self._buf = chunk[chunk_newline + 1:]
+                self._buf = chunk[chunk_newline + 1 :]
                 continue
             self._buf += chunk
         return False
@@ -335,7 +356,7 @@ class FileTailer:
     def _emit(self, lines: list[Line], data: bytes, length: int, oversized: bool) -> None:
         self._update_head()
         start = Checkpoint(self._dev, self._ino, self._offset, self._head, self._head_len)
-        lines.append(Line(data[:self._keep] if oversized else data, start, oversized))
+        lines.append(Line(data[: self._keep] if oversized else data, start, oversized))
         self._offset += length
 
     def close(self) -> None:

@@ -17,8 +17,15 @@ from typing import Callable, Protocol, runtime_checkable
 from dcguard.common.config import Table
 from dcguard.v1 import collector_pb2 as pb
 
-__all__ = ["REGISTRY", "BackgroundSource", "Source", "SourceContext", "SourceSpec", "load_all",
-           "register"]
+__all__ = [
+    "REGISTRY",
+    "BackgroundSource",
+    "Source",
+    "SourceContext",
+    "SourceSpec",
+    "load_all",
+    "register",
+]
 
 
 @dataclass(frozen=True)

@@ -57,10 +57,21 @@ class AuthLogSource:
 
     name = "auth_log"
 
-    def __init__(self, *, mode: str, paths: tuple[Path, ...], rotated: tuple[str, ...],
-                 start_at_end: bool, max_line_bytes: int, max_lines_per_collect: int,
-                 journalctl: str, settings: SecuritySettings, state_file: Path,
-                 counters: SecurityCounters, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        mode: str,
+        paths: tuple[Path, ...],
+        rotated: tuple[str, ...],
+        start_at_end: bool,
+        max_line_bytes: int,
+        max_lines_per_collect: int,
+        journalctl: str,
+        settings: SecuritySettings,
+        state_file: Path,
+        counters: SecurityCounters,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._mode = mode
         self._paths = paths
         self._rotated = rotated
@@ -73,12 +84,16 @@ class AuthLogSource:
         self._counters = counters
         self._clock = clock
         self._queue: EventQueue[AnyCheckpoint] = EventQueue(
-            settings.max_events_per_report, settings.max_pending_events, counters, None,
-            settings.max_event_bytes_per_report)
+            settings.max_events_per_report,
+            settings.max_pending_events,
+            counters,
+            None,
+            settings.max_event_bytes_per_report,
+        )
         self._tailer: FileTailer | None = None
         self._journal: JournalReader | None = None
         self._journal_skip: tuple[str, int] | None = None
-        self._journal_cursor = ""   # the last entry taken from the reader
+        self._journal_cursor = ""  # the last entry taken from the reader
         self._journal_error = ""
         self._started = False
         self._written = b""  # what commit() last wrote: an unchanged position is not rewritten
@@ -100,8 +115,9 @@ class AuthLogSource:
         mode = self._mode
         path = next((p for p in self._paths if p.exists()), None)
         if mode == "auto":
-            mode = "file" if path is not None or shutil.which(self._journalctl) is None \
-                else "journal"
+            mode = (
+                "file" if path is not None or shutil.which(self._journalctl) is None else "journal"
+            )
         if mode == "journal":
             cursor = str(saved.get("cursor", "")) if saved.get("mode") == "journal" else ""
             skip = int(saved.get("skip", 0) or 0) if cursor else 0
@@ -114,8 +130,9 @@ class AuthLogSource:
         checkpoint = None
         if saved.get("mode") == "file" and saved.get("path") == str(path):
             checkpoint = Checkpoint.from_json(saved.get("checkpoint"))
-        self._tailer = FileTailer(path, rotated_globs(path, self._rotated), self._max_line,
-                                  self._settings.raw_max_bytes)
+        self._tailer = FileTailer(
+            path, rotated_globs(path, self._rotated), self._max_line, self._settings.raw_max_bytes
+        )
         self._tailer.restore(checkpoint, start_at_end=self._start_at_end)
         self._queue.set_tail(checkpoint)
 
@@ -124,7 +141,9 @@ class AuthLogSource:
         self._journal = JournalReader(
             [*journalctl_command(self._journalctl), "--follow", *JOURNAL_MATCHES],
             capacity=max(1, self._settings.max_pending_events // 4),
-            max_line_bytes=self._max_line, after_cursor=cursor)
+            max_line_bytes=self._max_line,
+            after_cursor=cursor,
+        )
         self._journal.start()
 
     # --- the Source protocol ----------------------------------------------------------
@@ -154,8 +173,11 @@ class AuthLogSource:
         if isinstance(checkpoint, Checkpoint):
             if self._tailer is None:
                 return
-            state: dict[str, Any] = {"mode": "file", "path": str(self._tailer.path),
-                                     "checkpoint": checkpoint.to_json()}
+            state: dict[str, Any] = {
+                "mode": "file",
+                "path": str(self._tailer.path),
+                "checkpoint": checkpoint.to_json(),
+            }
         else:
             state = checkpoint
         encoded = json.dumps(state, sort_keys=True).encode()
@@ -237,9 +259,14 @@ class AuthLogSource:
             if index >= skip:
                 if forged:
                     spec.details["identifier_mismatch"] = entry.comm
-                self._push(spec, when, process, raw,
-                           {"mode": "journal", "cursor": entry.previous, "skip": index},
-                           tags=["identifier_mismatch"] if forged else [])
+                self._push(
+                    spec,
+                    when,
+                    process,
+                    raw,
+                    {"mode": "journal", "cursor": entry.previous, "skip": index},
+                    tags=["identifier_mismatch"] if forged else [],
+                )
 
     def _parse(self, text: str) -> tuple[list[EventSpec], float, str]:
         now = self._clock()
@@ -253,12 +280,28 @@ class AuthLogSource:
             return [], now, ""
         return parsed.events, parsed.when if parsed.when is not None else now, parsed.process
 
-    def _push(self, spec: EventSpec, when: float, process: str, raw: str,
-              start: AnyCheckpoint, tags: list[str] | None = None) -> None:
-        event = make_event(self.name, spec.type, spec.severity, when, technique=spec.technique,
-                           user=spec.user, source_address=spec.address, process=process,
-                           raw=raw, raw_max_bytes=self._settings.raw_max_bytes,
-                           details=spec.details)
+    def _push(
+        self,
+        spec: EventSpec,
+        when: float,
+        process: str,
+        raw: str,
+        start: AnyCheckpoint,
+        tags: list[str] | None = None,
+    ) -> None:
+        event = make_event(
+            self.name,
+            spec.type,
+            spec.severity,
+            when,
+            technique=spec.technique,
+            user=spec.user,
+            source_address=spec.address,
+            process=process,
+            raw=raw,
+            raw_max_bytes=self._settings.raw_max_bytes,
+            details=spec.details,
+        )
         event.tags.extend(tags or [])
         self._queue.push(event, start)
 
@@ -275,8 +318,14 @@ def auth_log_factory(root: Table, context: SourceContext) -> AuthLogSource:
     settings = security_settings(root)
     table = root.table("security").table("auth_log")
     mode = table.string("mode", "auto")
-    table.check("mode", mode, lambda value: value in MODES, lambda: tr(
-        "must be one of {choices}, got {value}", choices=", ".join(MODES), value=repr(mode)))
+    table.check(
+        "mode",
+        mode,
+        lambda value: value in MODES,
+        lambda: tr(
+            "must be one of {choices}, got {value}", choices=", ".join(MODES), value=repr(mode)
+        ),
+    )
     paths: tuple[Path, ...] = tuple(Path(p) for p in DEFAULT_PATHS)
     if table.has("path"):
         paths = (table.path("path"),)
@@ -284,15 +333,24 @@ def auth_log_factory(root: Table, context: SourceContext) -> AuthLogSource:
             mode = "file"  # a log named in the config is read even before it exists
     rotated = tuple(table.string_list("rotated", list(DEFAULT_ROTATED)))
     start_at = table.string("start_at", "end")
-    table.check("start_at", start_at, lambda value: value in ("end", "beginning"), lambda: tr(
-        'must be "end" or "beginning", got {value}', value=repr(start_at)))
+    table.check(
+        "start_at",
+        start_at,
+        lambda value: value in ("end", "beginning"),
+        lambda: tr('must be "end" or "beginning", got {value}', value=repr(start_at)),
+    )
     source = AuthLogSource(
-        mode=mode, paths=paths, rotated=rotated, start_at_end=start_at == "end",
+        mode=mode,
+        paths=paths,
+        rotated=rotated,
+        start_at_end=start_at == "end",
         max_line_bytes=table.size("max_line_bytes", 16384, minimum=256),
         max_lines_per_collect=table.integer("max_lines_per_collect", 50000, minimum=1),
         journalctl=table.string("journalctl", "journalctl"),
-        settings=settings, state_file=context.state_dir / "auth_log.position.json",
-        counters=counters_for(context.state_dir))
+        settings=settings,
+        state_file=context.state_dir / "auth_log.position.json",
+        counters=counters_for(context.state_dir),
+    )
     table.finish()
     return source
 

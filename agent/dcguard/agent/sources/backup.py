@@ -94,8 +94,14 @@ def backup_location(job: BackupJob) -> str | None:
 class BackupSource:
     name = "backup"
 
-    def __init__(self, jobs: list[BackupJob], state_dir: Path, sys_root: Path,
-                 mounts_file: Path, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        jobs: list[BackupJob],
+        state_dir: Path,
+        sys_root: Path,
+        mounts_file: Path,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._state_dir = state_dir
         self._sys_root = sys_root
         self._mounts_file = mounts_file
@@ -136,12 +142,16 @@ class BackupSource:
         if self._leftovers_cleaned:
             return
         self._leftovers_cleaned = True
-        for directory in {drill_directory(s.job, self._state_dir) for s in self._states
-                          if s.job.kind in ("restic", "borg")}:
+        for directory in {
+            drill_directory(s.job, self._state_dir)
+            for s in self._states
+            if s.job.kind in ("restic", "borg")
+        }:
             removed = clean_leftovers(directory)
             if removed:
-                log.info("backup: removed %d restore drill directories left in %s",
-                         removed, directory)
+                log.info(
+                    "backup: removed %d restore drill directories left in %s", removed, directory
+                )
 
     def _drill(self, state: _JobState) -> None:
         """Restore a sample of the newest snapshot; only once a check has found one."""
@@ -204,7 +214,8 @@ class BackupSource:
             return  # removed since the check listed it
         subject = f"{path} {mtime}"
         if time.time() - mtime < SETTLE_SECONDS or (
-                state.drill is not None and state.drill.subject == subject):
+            state.drill is not None and state.drill.subject == subject
+        ):
             return
         started = time.monotonic()
         ok, note = check_readable(path, state.job.restore_test_max_bytes, state.job.timeout)
@@ -213,9 +224,15 @@ class BackupSource:
             return
         if not ok:
             log.warning("backup %s: %s", state.job.name, note)
-        verdict = DrillResult(time.time(), ok, files=1, bytes=path.stat().st_size if ok else 0,
-                              duration=time.monotonic() - started, message=note,
-                              subject=subject)
+        verdict = DrillResult(
+            time.time(),
+            ok,
+            files=1,
+            bytes=path.stat().st_size if ok else 0,
+            duration=time.monotonic() - started,
+            message=note,
+            subject=subject,
+        )
         with self._lock:
             state.drill = verdict
             if ok:
@@ -237,15 +254,19 @@ class BackupSource:
     def _placement(self, job: BackupJob) -> tuple[bool, list[str], str]:
         """(same device, the shared disks, where the copy lives: see Backup.copy_location)."""
         if job.kind in ("restic", "borg") and blockdev.is_remote_repository(
-                job.kind, job.repository):
+            job.kind, job.repository
+        ):
             return False, [], job.copy_location or "other_host"
         target = backup_location(job)
         if target is None:
             return False, [], job.copy_location
         try:
             backup = blockdev.locate(target, self._sys_root, self._mounts_file)
-            source = (blockdev.locate(job.source, self._sys_root, self._mounts_file)
-                      if job.source else None)
+            source = (
+                blockdev.locate(job.source, self._sys_root, self._mounts_file)
+                if job.source
+                else None
+            )
         except OSError as exc:
             log.warning("backup %s: cannot tell which disks hold it: %s", job.name, exc)
             return False, [], job.copy_location
@@ -285,13 +306,19 @@ class BackupSource:
 
     def _save_state(self) -> None:
         with self._lock:
-            data = {s.job.name: {"result": asdict(s.result) if s.result else None,
-                                 "verify": asdict(s.verify) if s.verify else None,
-                                 "drill": asdict(s.drill) if s.drill else None,
-                                 "drill_last_success": s.drill_last_success,
-                                 "same_device": s.same_device, "shared_disks": s.shared_disks,
-                                 "copy_location": s.copy_location}
-                    for s in self._states if s.checked or s.verify or s.drill}
+            data = {
+                s.job.name: {
+                    "result": asdict(s.result) if s.result else None,
+                    "verify": asdict(s.verify) if s.verify else None,
+                    "drill": asdict(s.drill) if s.drill else None,
+                    "drill_last_success": s.drill_last_success,
+                    "same_device": s.same_device,
+                    "shared_disks": s.shared_disks,
+                    "copy_location": s.copy_location,
+                }
+                for s in self._states
+                if s.checked or s.verify or s.drill
+            }
         try:
             self._state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             atomic_write(self._state_dir / STATE_FILE, json.dumps(data).encode())
@@ -318,9 +345,14 @@ class BackupSource:
     def _message(self, state: _JobState) -> pb.Backup:
         job = state.job
         entry = pb.Backup(
-            job=job.name, kind=job.kind, rpo_seconds=job.rpo, min_size_bytes=job.min_size,
-            verify_every_seconds=job.verify_every, source_configured=bool(job.source),
-            same_device=state.same_device, shared_disks=state.shared_disks,
+            job=job.name,
+            kind=job.kind,
+            rpo_seconds=job.rpo,
+            min_size_bytes=job.min_size,
+            verify_every_seconds=job.verify_every,
+            source_configured=bool(job.source),
+            same_device=state.same_device,
+            shared_disks=state.shared_disks,
             copy_location=state.copy_location,
         )
         result, error = state.result, state.error
@@ -348,10 +380,12 @@ class BackupSource:
             return None, f"cannot read the recorded run: {exc}"
         if record is None:
             return RunResult(None, False, None, 0, "no run recorded yet"), ""
-        size = record.size_bytes if record.size_bytes is not None else (
-            record.last_success_bytes or 0)
-        return RunResult(record.last_run, record.last_run_success, record.last_success,
-                         size, record.message), ""
+        size = (
+            record.size_bytes if record.size_bytes is not None else (record.last_success_bytes or 0)
+        )
+        return RunResult(
+            record.last_run, record.last_run_success, record.last_success, size, record.message
+        ), ""
 
     def wait_rounds(self, rounds: int, timeout: float) -> bool:
         """For tests and one-shot commands: wait until the checks ran n rounds."""
@@ -376,8 +410,9 @@ def _restore(state: _JobState, entry: dict[str, Any], monotonic_now: float) -> N
     _restore_drill(state, entry, monotonic_now)
     try:
         if isinstance(verify, dict):
-            state.verify = VerifyResult(float(verify["at"]), bool(verify["success"]),
-                                        str(verify["message"]))
+            state.verify = VerifyResult(
+                float(verify["at"]), bool(verify["success"]), str(verify["message"])
+            )
             # Next check when it falls due by the wall clock, not at once after a restart.
             due_in = state.verify.at + state.job.verify_every - time.time()
             state.next_verify = monotonic_now + max(0.0, due_in)
@@ -401,13 +436,18 @@ def _restore_drill(state: _JobState, entry: dict[str, Any], monotonic_now: float
         if not isinstance(mismatches, list):
             raise TypeError("mismatches is not a list")
         state.drill = DrillResult(
-            at=float(drill["at"]), success=bool(drill["success"]), files=int(drill["files"]),
-            bytes=int(drill["bytes"]), skipped=int(drill["skipped"]),
+            at=float(drill["at"]),
+            success=bool(drill["success"]),
+            files=int(drill["files"]),
+            bytes=int(drill["bytes"]),
+            skipped=int(drill["skipped"]),
             mismatches=[str(m) for m in mismatches],
-            mismatch_count=int(drill["mismatch_count"]), duration=float(drill["duration"]),
-            message=str(drill["message"]), subject=str(drill.get("subject", "")))
-        state.drill_last_success = (float(last_success) if last_success is not None
-                                    else None)
+            mismatch_count=int(drill["mismatch_count"]),
+            duration=float(drill["duration"]),
+            message=str(drill["message"]),
+            subject=str(drill.get("subject", "")),
+        )
+        state.drill_last_success = float(last_success) if last_success is not None else None
     except (TypeError, KeyError, ValueError):
         log.warning("backup %s: ignoring a malformed saved restore drill", state.job.name)
         state.drill = None
@@ -417,12 +457,12 @@ def _restore_drill(state: _JobState, entry: dict[str, Any], monotonic_now: float
 
 
 def _drill_interval(job: BackupJob, last: DrillResult) -> float:
-    return (job.restore_test_every if last.success
-            else min(job.restore_test_every, FAILED_DRILL_RETRY))
+    return (
+        job.restore_test_every if last.success else min(job.restore_test_every, FAILED_DRILL_RETRY)
+    )
 
 
-def _fill_drill(message: pb.RestoreTest, drill: DrillResult, last_success: float | None
-                ) -> None:
+def _fill_drill(message: pb.RestoreTest, drill: DrillResult, last_success: float | None) -> None:
     message.time.FromNanoseconds(int(drill.at * 1e9))
     message.success = drill.success
     message.files, message.bytes, message.skipped = drill.files, drill.bytes, drill.skipped
@@ -439,9 +479,12 @@ def _checked_result(result: RunResult) -> RunResult:
     for when in (result.last_run, result.last_success):
         if when is not None and (isinstance(when, bool) or not isinstance(when, (int, float))):
             raise TypeError("a time is not a number")
-    if not (isinstance(result.last_run_success, bool) and isinstance(result.message, str)
-            and isinstance(result.snapshot, str)
-            and (result.size_bytes is None or type(result.size_bytes) is int)):
+    if not (
+        isinstance(result.last_run_success, bool)
+        and isinstance(result.message, str)
+        and isinstance(result.snapshot, str)
+        and (result.size_bytes is None or type(result.size_bytes) is int)
+    ):
         raise TypeError("a field has the wrong type")
     return result
 

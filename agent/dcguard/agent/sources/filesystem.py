@@ -30,10 +30,38 @@ __all__ = ["FilesystemSource", "Mount", "StatWatcher", "parse_mounts"]
 log = logging.getLogger(__name__)
 
 DEFAULT_EXCLUDE_FSTYPES = (
-    "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts",
-    "devtmpfs", "efivarfs", "erofs", "fuse.gvfsd-fuse", "fuse.lxcfs", "fuse.portal", "fusectl",
-    "hugetlbfs", "iso9660", "mqueue", "nfsd", "nsfs", "overlay", "proc", "procfs", "pstore",
-    "ramfs", "rpc_pipefs", "securityfs", "selinuxfs", "squashfs", "sysfs", "tmpfs", "tracefs",
+    "autofs",
+    "binfmt_misc",
+    "bpf",
+    "cgroup",
+    "cgroup2",
+    "configfs",
+    "debugfs",
+    "devpts",
+    "devtmpfs",
+    "efivarfs",
+    "erofs",
+    "fuse.gvfsd-fuse",
+    "fuse.lxcfs",
+    "fuse.portal",
+    "fusectl",
+    "hugetlbfs",
+    "iso9660",
+    "mqueue",
+    "nfsd",
+    "nsfs",
+    "overlay",
+    "proc",
+    "procfs",
+    "pstore",
+    "ramfs",
+    "rpc_pipefs",
+    "securityfs",
+    "selinuxfs",
+    "squashfs",
+    "sysfs",
+    "tmpfs",
+    "tracefs",
 )
 DEFAULT_EXCLUDE_MOUNTPOINTS = (
     r"^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)"
@@ -108,8 +136,7 @@ class StatWatcher:
         jobs = self._jobs
         if jobs is None:
             jobs = self._jobs = queue.SimpleQueue()
-            threading.Thread(target=self._work, args=(jobs,), name="statvfs",
-                             daemon=True).start()
+            threading.Thread(target=self._work, args=(jobs,), name="statvfs", daemon=True).start()
         outcome: list[os.statvfs_result | str] = []
         done = threading.Lock()
         done.acquire()
@@ -119,8 +146,11 @@ class StatWatcher:
         # The worker is stuck in this call: it exits once the call returns.
         jobs.put(None)
         self._jobs = None
-        log.warning("statvfs(%s) did not return within %gs; reporting it as stuck",
-                    mountpoint, self._timeout)
+        log.warning(
+            "statvfs(%s) did not return within %gs; reporting it as stuck",
+            mountpoint,
+            self._timeout,
+        )
         return "timeout"
 
     def close(self) -> None:
@@ -191,8 +221,13 @@ class _MountTable:
 class FilesystemSource:
     name = "filesystem"
 
-    def __init__(self, mounts_file: Path, exclude_fstypes: frozenset[str],
-                 exclude_mountpoints: re.Pattern[str], watcher: StatWatcher) -> None:
+    def __init__(
+        self,
+        mounts_file: Path,
+        exclude_fstypes: frozenset[str],
+        exclude_mountpoints: re.Pattern[str],
+        watcher: StatWatcher,
+    ) -> None:
         self._mounts_file = mounts_file
         self._exclude_fstypes = exclude_fstypes
         self._exclude_mountpoints = exclude_mountpoints
@@ -209,7 +244,8 @@ class FilesystemSource:
         else:
             text = self._mounts_file.read_text(encoding="utf-8", errors="replace")
         self._mounts = [
-            m for m in parse_mounts(text)
+            m
+            for m in parse_mounts(text)
             if m.fstype not in self._exclude_fstypes
             and not self._exclude_mountpoints.search(m.mountpoint)
         ]
@@ -218,7 +254,9 @@ class FilesystemSource:
     def collect(self, report: pb.Report) -> None:
         for mount in self.mounts():
             entry = report.filesystems.add(
-                mountpoint=mount.mountpoint, device=mount.device, fstype=mount.fstype,
+                mountpoint=mount.mountpoint,
+                device=mount.device,
+                fstype=mount.fstype,
                 readonly=mount.readonly,
             )
             result = self._watcher.stat(mount.mountpoint)
@@ -247,12 +285,14 @@ def create(config: Table, context: SourceContext) -> Source:
     mounts_file = table.path("mounts_file", str(context.proc_root / "self/mounts"))
     timeout = table.duration("stat_timeout", "5s", minimum=0.001)
     fstypes = table.string_list("exclude_fstypes", list(DEFAULT_EXCLUDE_FSTYPES))
-    pattern_text = table.string("exclude_mountpoints", DEFAULT_EXCLUDE_MOUNTPOINTS,
-                                allow_empty=True)
+    pattern_text = table.string(
+        "exclude_mountpoints", DEFAULT_EXCLUDE_MOUNTPOINTS, allow_empty=True
+    )
     try:
         pattern = re.compile(pattern_text or r"(?!)")
     except re.error as exc:
-        raise table.error("exclude_mountpoints", tr("invalid regular expression: {error}",
-                                                    error=exc)) from None
+        raise table.error(
+            "exclude_mountpoints", tr("invalid regular expression: {error}", error=exc)
+        ) from None
     table.finish()
     return FilesystemSource(mounts_file, frozenset(fstypes), pattern, StatWatcher(timeout))

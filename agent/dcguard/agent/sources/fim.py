@@ -44,13 +44,25 @@ __all__ = ["DEFAULT_PATHS", "FimSource", "fim_factory"]
 log = logging.getLogger(__name__)
 
 DEFAULT_PATHS = (
-    "/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow", "/etc/sudoers", "/etc/sudoers.d",
-    "/etc/ssh/sshd_config", "/root/.ssh/authorized_keys", "/etc/crontab", "/etc/cron.d",
+    "/etc/passwd",
+    "/etc/shadow",
+    "/etc/group",
+    "/etc/gshadow",
+    "/etc/sudoers",
+    "/etc/sudoers.d",
+    "/etc/ssh/sshd_config",
+    "/root/.ssh/authorized_keys",
+    "/etc/crontab",
+    "/etc/cron.d",
     "/etc/systemd/system",
 )
 DEFAULT_LOCKS = ("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock", "/var/lib/rpm/.rpm.lock")
-DEFAULT_PACKAGE_LOGS = ("/var/log/dpkg.log", "/var/log/apt/history.log", "/var/log/dnf.rpm.log",
-                        "/var/log/yum.log")
+DEFAULT_PACKAGE_LOGS = (
+    "/var/log/dpkg.log",
+    "/var/log/apt/history.log",
+    "/var/log/dnf.rpm.log",
+    "/var/log/yum.log",
+)
 Baseline = dict[str, Any]  # {"roots": [...], "files": Snapshot}
 
 
@@ -59,13 +71,29 @@ class FimSource(BaselineScanSource[Baseline]):
 
     name = "fim"
 
-    def __init__(self, *, paths: list[str], interval: float, bytes_per_second: int,
-                 max_files: int, max_file_bytes: int, package_locks: list[Path],
-                 package_logs: list[Path], proc_locks: Path, settings: SecuritySettings,
-                 state_file: Path, counters: SecurityCounters,
-                 clock: Callable[[], float] = time.time) -> None:
-        super().__init__(interval=interval, settings=settings, state_file=state_file,
-                         counters=counters, clock=clock)
+    def __init__(
+        self,
+        *,
+        paths: list[str],
+        interval: float,
+        bytes_per_second: int,
+        max_files: int,
+        max_file_bytes: int,
+        package_locks: list[Path],
+        package_logs: list[Path],
+        proc_locks: Path,
+        settings: SecuritySettings,
+        state_file: Path,
+        counters: SecurityCounters,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(
+            interval=interval,
+            settings=settings,
+            state_file=state_file,
+            counters=counters,
+            clock=clock,
+        )
         self._paths = paths
         self._bytes_per_second = bytes_per_second
         self._max_files = max_files
@@ -82,15 +110,18 @@ class FimSource(BaselineScanSource[Baseline]):
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            log.warning("fim: baseline %s is unreadable (%s); taking a new one", self._state_file,
-                        exc)
+            log.warning(
+                "fim: baseline %s is unreadable (%s); taking a new one", self._state_file, exc
+            )
             return None
-        if not (isinstance(data, dict) and isinstance(data.get("roots"), list)
-                and isinstance(data.get("files"), dict)):
+        if not (
+            isinstance(data, dict)
+            and isinstance(data.get("roots"), list)
+            and isinstance(data.get("files"), dict)
+        ):
             log.warning("fim: baseline %s is malformed; taking a new one", self._state_file)
             return None
         return data
-
 
     # --- the scan thread --------------------------------------------------------------
     def _scan(self, stop: threading.Event) -> None:
@@ -99,18 +130,28 @@ class FimSource(BaselineScanSource[Baseline]):
         started = self._clock()
         previous = self._working
         old_files: Snapshot = previous["files"] if previous else {}
-        files, truncated = scan(self._paths, old_files, RateLimiter(self._bytes_per_second, stop),
-                                stop, self._max_files, self._max_file_bytes)
+        files, truncated = scan(
+            self._paths,
+            old_files,
+            RateLimiter(self._bytes_per_second, stop),
+            stop,
+            self._max_files,
+            self._max_file_bytes,
+        )
         if truncated and not self._warned_truncated:
-            log.warning("fim: more than %d files under the watched paths; the rest is not "
-                        "watched (raise security.fim.max_files)", self._max_files)
+            log.warning(
+                "fim: more than %d files under the watched paths; the rest is not "
+                "watched (raise security.fim.max_files)",
+                self._max_files,
+            )
             self._warned_truncated = True
         baseline: Baseline = {"roots": list(self._paths), "files": files}
         events: list[pb.SecurityEvent] = []
         if previous is not None:
             known = [root for root in previous["roots"] if root in self._paths]
-            reason = package_activity(self._locks, self._package_logs, self._proc_locks,
-                                      self._last_scan_start or started)
+            reason = package_activity(
+                self._locks, self._package_logs, self._proc_locks, self._last_scan_start or started
+            )
             for change in diff(_under(old_files, known), _under(files, known)):
                 events.append(self._event(change, reason, started))
         if events and len(events) > self._queue.room() and len(self._queue) > 0:
@@ -136,18 +177,28 @@ class FimSource(BaselineScanSource[Baseline]):
             severity = "low"
             tags.append("package_update")
             details["package_manager"] = package_reason
-        event = make_event(self.name, change.type, severity, when, technique=technique,
-                           raw=f"{change.type} {change.path}",
-                           raw_max_bytes=self._settings.raw_max_bytes, details=details,
-                           path=change.path)
+        event = make_event(
+            self.name,
+            change.type,
+            severity,
+            when,
+            technique=technique,
+            raw=f"{change.type} {change.path}",
+            raw_max_bytes=self._settings.raw_max_bytes,
+            details=details,
+            path=change.path,
+        )
         event.tags.extend(tags)
         return event
 
 
 def _under(files: Snapshot, roots: list[str]) -> Snapshot:
     """The entries under roots (a root added to the config is baselined silently)."""
-    return {path: entry for path, entry in files.items()
-            if any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)}
+    return {
+        path: entry
+        for path, entry in files.items()
+        if any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
+    }
 
 
 @register("fim", default_enabled=True)
@@ -158,8 +209,9 @@ def fim_factory(root: Table, context: SourceContext) -> FimSource:
     paths = table.string_list("paths", list(DEFAULT_PATHS))
     for path in paths:
         if not path.startswith("/"):
-            raise table.error("paths", tr("must hold absolute paths, got {value}",
-                                          value=repr(path)))
+            raise table.error(
+                "paths", tr("must hold absolute paths, got {value}", value=repr(path))
+            )
     source = FimSource(
         paths=[path.rstrip("/") or "/" for path in paths],
         interval=table.duration("interval", "5m", minimum=0.05),
@@ -167,10 +219,13 @@ def fim_factory(root: Table, context: SourceContext) -> FimSource:
         max_files=table.integer("max_files", 20000, minimum=1),
         max_file_bytes=table.size("max_file_bytes", 64 * 1024 * 1024, minimum=1),
         package_locks=[Path(p) for p in table.string_list("package_locks", list(DEFAULT_LOCKS))],
-        package_logs=[Path(p) for p in table.string_list("package_logs",
-                                                         list(DEFAULT_PACKAGE_LOGS))],
+        package_logs=[
+            Path(p) for p in table.string_list("package_logs", list(DEFAULT_PACKAGE_LOGS))
+        ],
         proc_locks=table.path("proc_locks", str(context.proc_root / "locks")),
-        settings=settings, state_file=context.state_dir / "fim-baseline.json",
-        counters=counters_for(context.state_dir))
+        settings=settings,
+        state_file=context.state_dir / "fim-baseline.json",
+        counters=counters_for(context.state_dir),
+    )
     table.finish()
     return source

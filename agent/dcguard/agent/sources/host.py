@@ -38,7 +38,7 @@ class HostSource:
         with open(self._stat, "rb") as handle:
             stat = handle.read().split(b"\n")
         # The first line sums every CPU; cpu0, cpu1, … follow, one per online CPU.
-        ticks = [int(field) for field in stat[0].split()[1:_CPU_FIELDS + 1]]
+        ticks = [int(field) for field in stat[0].split()[1 : _CPU_FIELDS + 1]]
         idle = (ticks[3] + (ticks[4] if len(ticks) > 4 else 0)) / _CLOCK_TICKS
         total = sum(ticks) / _CLOCK_TICKS
         cpus = 0
@@ -106,7 +106,7 @@ def _kib(meminfo: bytes, key: bytes) -> int | None:
         return None
     start += len(key) + 1
     end = meminfo.find(b"\n", start)
-    fields = meminfo[start:end if end >= 0 else len(meminfo)].split()
+    fields = meminfo[start : end if end >= 0 else len(meminfo)].split()
     try:
         return int(fields[0]) * 1024
     except (IndexError, ValueError):

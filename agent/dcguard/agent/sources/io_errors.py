@@ -45,12 +45,12 @@ log = logging.getLogger(__name__)
 FIRST_RUN_JOURNAL_LINES = 20000
 # -k would mean "this boot only"; see the module docstring.
 KERNEL_MATCH = "_TRANSPORT=kernel"
-FOLLOW_QUEUE = 10000          # entries read ahead of collect(); journalctl waits beyond that
+FOLLOW_QUEUE = 10000  # entries read ahead of collect(); journalctl waits beyond that
 FOLLOW_LINE_BYTES = 64 * 1024  # a longer JSON line is skipped, not held
 FOREVER = 10.0**9
-LINE_BYTES = 64 * 1024        # a longer kernel log line is cut to its first KEEP_BYTES
-KEEP_BYTES = 4096             # (the device and the error are at its start)
-LINES_PER_READ = 256          # lines asked of the tailer at a time, within max_read_bytes
+LINE_BYTES = 64 * 1024  # a longer kernel log line is cut to its first KEEP_BYTES
+KEEP_BYTES = 4096  # (the device and the error are at its start)
+LINES_PER_READ = 256  # lines asked of the tailer at a time, within max_read_bytes
 
 
 @dataclass(frozen=True)
@@ -62,8 +62,11 @@ class Position:
     cursor: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "cursor": self.cursor,
-                "checkpoint": self.checkpoint.to_json() if self.checkpoint else None}
+        return {
+            "path": self.path,
+            "cursor": self.cursor,
+            "checkpoint": self.checkpoint.to_json() if self.checkpoint else None,
+        }
 
     @classmethod
     def from_json(cls, data: Any) -> Position:
@@ -118,16 +121,18 @@ class IoErrorsSource:
             pass
         except (ValueError, KeyError, TypeError) as exc:
             # Starting over re-counts history; refusing to run would count nothing.
-            log.warning("io_errors: %s is unreadable (%s); counting from the start",
-                        self._state_file, exc)
+            log.warning(
+                "io_errors: %s is unreadable (%s); counting from the start", self._state_file, exc
+            )
         self._counter.ata_ports.update(ata_port_map(self._config.sys_root))
 
     def start(self) -> bool:
         """Start reading the kernel journal in the background; False for a file (read inline)."""
         self._load()
         if self._config.kernel_log == "journal" and self._journal is None:
-            self._journal = KernelJournal(self._config, self._counter, self._position,
-                                          self._interval)
+            self._journal = KernelJournal(
+                self._config, self._counter, self._position, self._interval
+            )
         return self._journal is not None
 
     def collect(self, report: pb.Report) -> None:
@@ -142,8 +147,9 @@ class IoErrorsSource:
         counter.flush()
         self._pending = (counter, position)
         for device, count in sorted(counter.counts.items()):
-            entry = report.io_errors.add(device=device, errors_total=count.errors_total,
-                                         last_message=count.last_message)
+            entry = report.io_errors.add(
+                device=device, errors_total=count.errors_total, last_message=count.last_message
+            )
             if count.last_error_at:
                 entry.last_error_at.FromNanoseconds(int(count.last_error_at * 1e9))
 
@@ -179,8 +185,9 @@ class IoErrorsSource:
         if self._tailer is None:
             self._tailer = FileTailer(path, rotated_globs(path), LINE_BYTES, KEEP_BYTES)
             saved = self._position
-            self._tailer.restore(saved.checkpoint if saved.path == str(path) else None,
-                                 start_at_end=False)  # the first run counts the history
+            self._tailer.restore(
+                saved.checkpoint if saved.path == str(path) else None, start_at_end=False
+            )  # the first run counts the history
         budget = self._config.max_read_bytes
         read = 0
         now = time.time()
@@ -216,8 +223,9 @@ class KernelJournal:
     be slow on a large journal, so collect() never waits for it.
     """
 
-    def __init__(self, config: StorageConfig, counter: ErrorCounter, position: Position,
-                 interval: float) -> None:
+    def __init__(
+        self, config: StorageConfig, counter: ErrorCounter, position: Position, interval: float
+    ) -> None:
         self._config = config
         self._lock = threading.Lock()
         self._counter = counter.copy()
@@ -247,8 +255,9 @@ class KernelJournal:
             return
         for entry in follower.get(follower.pending()):
             if not entry.oversized:
-                self._counter.feed(entry.message,
-                                   entry.when if entry.when is not None else time.time())
+                self._counter.feed(
+                    entry.message, entry.when if entry.when is not None else time.time()
+                )
                 self._position = replace(self._position, cursor=entry.cursor)
         if not follower.running() and follower.pending() == 0:
             # Everything it printed is taken: catch up from there, then follow again.
@@ -277,8 +286,11 @@ class KernelJournal:
                 return FOREVER
             self._follower = JournalReader(
                 [*_journalctl(self._config), "--follow", KERNEL_MATCH],
-                capacity=FOLLOW_QUEUE, max_line_bytes=FOLLOW_LINE_BYTES,
-                after_cursor=position.cursor, first_start=f"--lines={FIRST_RUN_JOURNAL_LINES}")
+                capacity=FOLLOW_QUEUE,
+                max_line_bytes=FOLLOW_LINE_BYTES,
+                after_cursor=position.cursor,
+                first_start=f"--lines={FIRST_RUN_JOURNAL_LINES}",
+            )
             self._follower.start()
         return FOREVER  # until woken because the follower exited
 
@@ -300,17 +312,24 @@ def read_journal(config: StorageConfig, counter: ErrorCounter, position: Positio
     """Feed kernel journal entries after position's cursor to counter; the new position."""
     argv = _journalctl(config)
     # First run: the newest kernel entries of every boot the journal keeps, bounded.
-    argv += ([f"--after-cursor={position.cursor}"] if position.cursor
-             else [f"--lines={FIRST_RUN_JOURNAL_LINES}"])
+    argv += (
+        [f"--after-cursor={position.cursor}"]
+        if position.cursor
+        else [f"--lines={FIRST_RUN_JOURNAL_LINES}"]
+    )
     argv.append(KERNEL_MATCH)
     try:
         result = run_tool(argv, config.journal_timeout)
     except ToolError as exc:
-        raise RuntimeError(f"cannot read the kernel journal: {exc}; without journald, set "
-                           "storage.kernel_log to a file such as /var/log/kern.log") from None
+        raise RuntimeError(
+            f"cannot read the kernel journal: {exc}; without journald, set "
+            "storage.kernel_log to a file such as /var/log/kern.log"
+        ) from None
     if result.returncode != 0:
-        raise RuntimeError(f"journalctl exited with {result.returncode}: "
-                           f"{error_line(result.stderr) or 'no message'}")
+        raise RuntimeError(
+            f"journalctl exited with {result.returncode}: "
+            f"{error_line(result.stderr) or 'no message'}"
+        )
     cursor = position.cursor
     for line in result.stdout.splitlines():
         entry = parse_entry(line, cursor)
@@ -323,5 +342,6 @@ def read_journal(config: StorageConfig, counter: ErrorCounter, position: Positio
 
 @register("io_errors", default_enabled=True)
 def create(config: Table, context: SourceContext) -> Source:
-    return IoErrorsSource(parse_storage(config, context), context.state_dir / "io-errors.json",
-                          context.interval)
+    return IoErrorsSource(
+        parse_storage(config, context), context.state_dir / "io-errors.json", context.interval
+    )

@@ -30,11 +30,17 @@ class MdraidSource:
             return
         for array in parse_mdstat(text):
             report.raid_arrays.add(
-                name=array.name, level=array.level, state=array.state,
-                disks_active=array.disks_active, disks_total=array.disks_total,
-                disks_failed=len(array.failed_members), disks_spare=len(array.spares),
-                degraded=array.degraded, sync_action=array.sync_action,
-                sync_progress_ratio=array.sync_progress_ratio, members=array.members,
+                name=array.name,
+                level=array.level,
+                state=array.state,
+                disks_active=array.disks_active,
+                disks_total=array.disks_total,
+                disks_failed=len(array.failed_members),
+                disks_spare=len(array.spares),
+                degraded=array.degraded,
+                sync_action=array.sync_action,
+                sync_progress_ratio=array.sync_progress_ratio,
+                members=array.members,
                 failed_members=array.failed_members,
             )
 

@@ -36,21 +36,28 @@ __all__ = ["PortsSource", "listening_sockets", "ports_factory"]
 log = logging.getLogger(__name__)
 
 PROTOCOLS = ("tcp", "udp")
-Listener = dict[str, Any]     # {"protocol", "address", "port", "process"}
+Listener = dict[str, Any]  # {"protocol", "address", "port", "process"}
 Listeners = dict[str, Listener]
 
 
-def listening_sockets(protocols: tuple[str, ...], owners: SocketOwners | None = None,
-                      proc: Path = Path("/proc")) -> Listeners:
+def listening_sockets(
+    protocols: tuple[str, ...], owners: SocketOwners | None = None, proc: Path = Path("/proc")
+) -> Listeners:
     """Listening TCP sockets and unconnected bound UDP sockets, keyed by proto/address/port.
 
     owners remembers who holds each socket between calls (see listeners.py).
     """
     sockets = list(read_listeners(protocols, proc))
     names = (owners or SocketOwners(proc)).names({s.inode for s in sockets})
-    return {f"{s.protocol}/{s.address}/{s.port}": {"protocol": s.protocol, "address": s.address,
-                                                  "port": s.port, "process": names[s.inode]}
-            for s in sockets}
+    return {
+        f"{s.protocol}/{s.address}/{s.port}": {
+            "protocol": s.protocol,
+            "address": s.address,
+            "port": s.port,
+            "process": names[s.inode],
+        }
+        for s in sockets
+    }
 
 
 class PortsSource(BaselineScanSource[Listeners]):
@@ -58,11 +65,24 @@ class PortsSource(BaselineScanSource[Listeners]):
 
     name = "ports"
 
-    def __init__(self, *, interval: float, protocols: tuple[str, ...],
-                 settings: SecuritySettings, state_file: Path, counters: SecurityCounters,
-                 clock: Callable[[], float] = time.time, proc: Path = Path("/proc")) -> None:
-        super().__init__(interval=interval, settings=settings, state_file=state_file,
-                         counters=counters, clock=clock)
+    def __init__(
+        self,
+        *,
+        interval: float,
+        protocols: tuple[str, ...],
+        settings: SecuritySettings,
+        state_file: Path,
+        counters: SecurityCounters,
+        clock: Callable[[], float] = time.time,
+        proc: Path = Path("/proc"),
+    ) -> None:
+        super().__init__(
+            interval=interval,
+            settings=settings,
+            state_file=state_file,
+            counters=counters,
+            clock=clock,
+        )
         self._protocols = protocols
         self._proc = proc
         self._owners = SocketOwners(proc)
@@ -73,8 +93,9 @@ class PortsSource(BaselineScanSource[Listeners]):
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            log.warning("ports: baseline %s is unreadable (%s); taking a new one",
-                        self._state_file, exc)
+            log.warning(
+                "ports: baseline %s is unreadable (%s); taking a new one", self._state_file, exc
+            )
             return None
         if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
             return None
@@ -106,10 +127,17 @@ class PortsSource(BaselineScanSource[Listeners]):
         protocol = str(listener.get("protocol", ""))
         process = str(listener.get("process", ""))
         return make_event(
-            self.name, type_, severity, when, process=process,
+            self.name,
+            type_,
+            severity,
+            when,
+            process=process,
             raw=f"{type_} {protocol} {address}:{port} {process}".strip(),
             raw_max_bytes=self._settings.raw_max_bytes,
-            details={"listen_address": address}, port=port, protocol=protocol)
+            details={"listen_address": address},
+            port=port,
+            protocol=protocol,
+        )
 
 
 @register("ports", default_enabled=True)
@@ -120,11 +148,16 @@ def ports_factory(root: Table, context: SourceContext) -> PortsSource:
     protocols = table.string_list("protocols", list(PROTOCOLS), allow_empty=False)
     for protocol in protocols:
         if protocol not in PROTOCOLS:
-            raise table.error("protocols", tr('must hold "tcp" and/or "udp", got {value}',
-                                              value=repr(protocol)))
-    source = PortsSource(interval=table.duration("interval", "30s", minimum=0.05),
-                         protocols=tuple(protocols), settings=settings,
-                         state_file=context.state_dir / "ports-baseline.json",
-                         counters=counters_for(context.state_dir), proc=context.proc_root)
+            raise table.error(
+                "protocols", tr('must hold "tcp" and/or "udp", got {value}', value=repr(protocol))
+            )
+    source = PortsSource(
+        interval=table.duration("interval", "30s", minimum=0.05),
+        protocols=tuple(protocols),
+        settings=settings,
+        state_file=context.state_dir / "ports-baseline.json",
+        counters=counters_for(context.state_dir),
+        proc=context.proc_root,
+    )
     table.finish()
     return source

@@ -160,8 +160,9 @@ class SmartReader:
         self._loaded = True
         try:
             entries = json.loads(self._cache_file.read_text())
-            disks = {path: pb.Disk.FromString(base64.b64decode(blob))
-                     for path, blob in entries.items()}
+            disks = {
+                path: pb.Disk.FromString(base64.b64decode(blob)) for path, blob in entries.items()
+            }
         except FileNotFoundError:
             return
         except Exception as exc:  # noqa: BLE001 - a bad cache only costs the last values
@@ -175,8 +176,11 @@ class SmartReader:
         if self._cache_file is None:
             return
         with self._lock:
-            entries = {path: base64.b64encode(disk.SerializeToString()).decode()
-                       for path, disk in self._disks.items() if disk.HasField("read_at")}
+            entries = {
+                path: base64.b64encode(disk.SerializeToString()).decode()
+                for path, disk in self._disks.items()
+                if disk.HasField("read_at")
+            }
         try:
             self._cache_file.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(self._cache_file, json.dumps(entries).encode())
@@ -223,5 +227,6 @@ class SmartSource:
 
 @register("smart", default_enabled=True)
 def create(config: Table, context: SourceContext) -> Source:
-    return SmartSource(SmartReader(parse_storage(config, context),
-                                   context.state_dir / "smart-last.json"))
+    return SmartSource(
+        SmartReader(parse_storage(config, context), context.state_dir / "smart-last.json")
+    )

@@ -78,17 +78,27 @@ def load_credentials(state_dir: Path, path: Path) -> grpc.ChannelCredentials:
     try:
         key_pem, cert_pem = files.load()
         return grpc.ssl_channel_credentials(
-            root_certificates=files.ca.read_bytes(), private_key=key_pem,
-            certificate_chain=cert_pem)
+            root_certificates=files.ca.read_bytes(), private_key=key_pem, certificate_chain=cert_pem
+        )
     except FileNotFoundError:
-        raise ConfigError(tr(
-            "config {path}: collector.insecure is false, and no TLS credentials are in "
-            "{directory}: enroll the agent first (dcguard-agent enroll)", path=path,
-            directory=files.directory)) from None
+        raise ConfigError(
+            tr(
+                "config {path}: collector.insecure is false, and no TLS credentials are in "
+                "{directory}: enroll the agent first (dcguard-agent enroll)",
+                path=path,
+                directory=files.directory,
+            )
+        ) from None
     except (OSError, CertificateError) as exc:
-        raise ConfigError(tr("config {path}: the TLS credentials in {directory} are unusable "
-                             "({error}): enroll the agent again", path=path,
-                             directory=files.directory, error=exc)) from None
+        raise ConfigError(
+            tr(
+                "config {path}: the TLS credentials in {directory} are unusable "
+                "({error}): enroll the agent again",
+                path=path,
+                directory=files.directory,
+                error=exc,
+            )
+        ) from None
 
 
 def renewal_due(validity: Validity) -> datetime.datetime:
@@ -105,9 +115,15 @@ class Renewer(threading.Thread):
     with the interval; they are logged once per episode.
     """
 
-    def __init__(self, state_dir: Path, addresses: tuple[str, ...], timeout: float,
-                 on_renewed: Callable[[grpc.ChannelCredentials], None],
-                 stop: threading.Event, host: str) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        addresses: tuple[str, ...],
+        timeout: float,
+        on_renewed: Callable[[grpc.ChannelCredentials], None],
+        stop: threading.Event,
+        host: str,
+    ) -> None:
         super().__init__(name="cert-renewer", daemon=True)
         self._files = AgentTlsFiles(state_dir)
         self._state_dir = state_dir
@@ -140,11 +156,13 @@ class Renewer(threading.Thread):
             except (grpc.RpcError, CertificateError, OSError) as exc:
                 if not failing:
                     expired = now >= validity.not_after
-                    log.error("certificate renewal failing (%s %s)%s: %s",
-                              "expired" if expired else "expires",
-                              validity.not_after.isoformat(),
-                              "; enroll the agent again with a new token" if expired else "",
-                              _describe(exc))
+                    log.error(
+                        "certificate renewal failing (%s %s)%s: %s",
+                        "expired" if expired else "expires",
+                        validity.not_after.isoformat(),
+                        "; enroll the agent again with a new token" if expired else "",
+                        _describe(exc),
+                    )
                 failing = True
                 self._stopping.wait(pause)
                 continue
@@ -167,7 +185,8 @@ class Renewer(threading.Thread):
             with grpc.secure_channel(address, credentials) as channel:
                 try:
                     answer = pb_grpc.CollectorStub(channel).Renew(
-                        pb.RenewRequest(csr_pem=csr_pem), timeout=self._timeout)
+                        pb.RenewRequest(csr_pem=csr_pem), timeout=self._timeout
+                    )
                 except grpc.RpcError as exc:
                     last = exc
                     continue
@@ -175,8 +194,10 @@ class Renewer(threading.Thread):
             renewed = load_certificate(answer.certificate_pem)
             verify_issued(renewed, ca, client=True)
             if common_name(renewed) != self._host:
-                raise CertificateError(f"the collector renewed a certificate for "
-                                       f"{common_name(renewed)!r}, not {self._host!r}")
+                raise CertificateError(
+                    f"the collector renewed a certificate for "
+                    f"{common_name(renewed)!r}, not {self._host!r}"
+                )
             self._files.store(key_pem, answer.certificate_pem, self._files.ca.read_bytes())
             log.info("certificate renewed via %s", address)
             self._on_renewed(load_credentials(self._state_dir, self._files.credentials))

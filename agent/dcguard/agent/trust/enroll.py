@@ -74,18 +74,22 @@ def enroll(config: EnrollingAgent, token: str, pin: str, address: str) -> str:
     except PinError as exc:
         raise EnrollError(str(exc)) from None
     key_pem, csr_pem = make_key_and_csr(config.host)
-    request = pb.EnrollRequest(token=token, host=config.host, department=config.department,
-                               csr_pem=csr_pem)
+    request = pb.EnrollRequest(
+        token=token, host=config.host, department=config.department, csr_pem=csr_pem
+    )
     credentials = grpc.ssl_channel_credentials(root_certificates=ca_pem)
     with grpc.secure_channel(address, credentials) as channel:
         try:
             answer = pb_grpc.CollectorStub(channel).Enroll(
-                request, timeout=config.collector.timeout)
+                request, timeout=config.collector.timeout
+            )
         except grpc.RpcError as exc:
             code = exc.code()
-            raise EnrollError(f"collector {address} refused the enrollment: "
-                              f"{code.name if code else 'error'}: "
-                              f"{exc.details()}") from None
+            raise EnrollError(
+                f"collector {address} refused the enrollment: "
+                f"{code.name if code else 'error'}: "
+                f"{exc.details()}"
+            ) from None
     try:
         ca = load_certificate(ca_pem)
         cert = load_certificate(answer.certificate_pem)
@@ -93,8 +97,9 @@ def enroll(config: EnrollingAgent, token: str, pin: str, address: str) -> str:
     except CertificateError as exc:
         raise EnrollError(f"the collector returned an unusable certificate: {exc}") from None
     if common_name(cert) != config.host:
-        raise EnrollError(f"the collector issued a certificate for {common_name(cert)!r}, "
-                          f"not {config.host!r}")
+        raise EnrollError(
+            f"the collector issued a certificate for {common_name(cert)!r}, not {config.host!r}"
+        )
     files = AgentTlsFiles(config.state_dir)
     config.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     files.store(key_pem, answer.certificate_pem, ca_pem)

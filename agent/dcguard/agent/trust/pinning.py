@@ -99,16 +99,16 @@ def certificates_from_tls12(data: bytes) -> list[bytes]:
     handshake = bytearray()
     offset = 0
     while offset + 5 <= len(data):
-        kind, length = data[offset], int.from_bytes(data[offset + 3:offset + 5], "big")
+        kind, length = data[offset], int.from_bytes(data[offset + 3 : offset + 5], "big")
         if kind != 22 or offset + 5 + length > len(data):
             break
-        handshake += data[offset + 5:offset + 5 + length]
+        handshake += data[offset + 5 : offset + 5 + length]
         offset += 5 + length
     position = 0
     while position + 4 <= len(handshake):
         kind = handshake[position]
-        length = int.from_bytes(handshake[position + 1:position + 4], "big")
-        body = handshake[position + 4:position + 4 + length]
+        length = int.from_bytes(handshake[position + 1 : position + 4], "big")
+        body = handshake[position + 4 : position + 4 + length]
         if len(body) < length:
             return []
         if kind == 11:
@@ -125,10 +125,10 @@ def _certificate_list(body: bytes) -> list[bytes]:
     position = 3
     end = min(3 + total, len(body))
     while position + 3 <= end:
-        length = int.from_bytes(body[position:position + 3], "big")
+        length = int.from_bytes(body[position : position + 3], "big")
         if position + 3 + length > end:
             return []
-        certs.append(body[position + 3:position + 3 + length])
+        certs.append(body[position + 3 : position + 3 + length])
         position += 3 + length
     return certs
 
@@ -136,8 +136,9 @@ def _certificate_list(body: bytes) -> list[bytes]:
 def pinned_ca(address: str, pin: str, timeout: float) -> bytes:
     """The collector's CA as PEM, if its chain holds a CA with this fingerprint that issued it."""
     try:
-        chain = [x509.load_der_x509_certificate(der) for der in
-                 fetch_server_chain(address, timeout)]
+        chain = [
+            x509.load_der_x509_certificate(der) for der in fetch_server_chain(address, timeout)
+        ]
     except (OSError, ssl.SSLError) as exc:
         raise PinError(f"cannot reach collector {address} over TLS: {exc}") from None
     except ValueError as exc:
@@ -148,11 +149,13 @@ def pinned_ca(address: str, pin: str, timeout: float) -> bytes:
     if not matches:
         raise PinError(
             f"collector {address} does not present the CA {pin}: refusing to enroll "
-            "(a wrong fingerprint, a different collector, or someone in between)")
+            "(a wrong fingerprint, a different collector, or someone in between)"
+        )
     ca = matches[0]
     try:
         verify_issued(chain[0], ca)
     except CertificateError as exc:
-        raise PinError(f"collector {address}: its certificate does not lead to the pinned "
-                       f"CA: {exc}") from None
+        raise PinError(
+            f"collector {address}: its certificate does not lead to the pinned CA: {exc}"
+        ) from None
     return ca.public_bytes(serialization.Encoding.PEM)

@@ -34,8 +34,12 @@ __all__ = ["main"]
 PROG = "dcguard-collector"
 
 config_option = click.option(
-    "--config", "config_path", type=click.Path(path_type=Path), default=DEFAULT_CONFIG,
-    show_default=True, help="Collector config file (TOML).",
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    help="Collector config file (TOML).",
 )
 
 
@@ -48,18 +52,24 @@ def cli() -> None:
 @cli.command()
 @config_option
 @click.option("--grpc-listen", help="host:port for agents (overrides server.grpc_listen).")
-@click.option("--metrics-listen",
-              help="host:port for Prometheus (overrides server.metrics_listen).")
-@click.option("--data-dir", type=click.Path(path_type=Path),
-              help="Directory of the database (overrides server.data_dir).")
-def serve(config_path: Path, grpc_listen: str | None, metrics_listen: str | None,
-          data_dir: Path | None) -> None:
+@click.option(
+    "--metrics-listen", help="host:port for Prometheus (overrides server.metrics_listen)."
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    help="Directory of the database (overrides server.data_dir).",
+)
+def serve(
+    config_path: Path, grpc_listen: str | None, metrics_listen: str | None, data_dir: Path | None
+) -> None:
     """Run the collector until SIGTERM or SIGINT."""
     from dcguard.collector.server import CollectorServer
 
-    config = load_config(config_path, {"grpc_listen": grpc_listen,
-                                       "metrics_listen": metrics_listen,
-                                       "data_dir": data_dir})
+    config = load_config(
+        config_path,
+        {"grpc_listen": grpc_listen, "metrics_listen": metrics_listen, "data_dir": data_dir},
+    )
     setup_logging(config.log_level)
     stop = threading.Event()
     stop_on_signals(stop)
@@ -98,16 +108,29 @@ def check_config(config_path: Path) -> None:
         try:
             authority = CertificateAuthority(TlsFiles(config.tls_dir))
         except CertificateError as exc:
-            fail(PROG, tr("config {path}: server.insecure is false and {error}",
-                          path=config_path, error=exc))
+            fail(
+                PROG,
+                tr(
+                    "config {path}: server.insecure is false and {error}",
+                    path=config_path,
+                    error=exc,
+                ),
+            )
         trust = tr("mTLS, CA {fingerprint}", fingerprint=authority.fingerprint)
     store = tr("data_dir {data_dir}", data_dir=config.data_dir)
     if isinstance(config.database, PostgresDatabase):
         _check_database(config_path, config.database)
         store = tr("store {database}", database=config.database)
-    click.echo(tr("{path}: OK; grpc {grpc} ({trust}), metrics {metrics}, {store}",
-                  path=config_path, grpc=config.grpc_listen, trust=trust,
-                  metrics=config.metrics_listen, store=store))
+    click.echo(
+        tr(
+            "{path}: OK; grpc {grpc} ({trust}), metrics {metrics}, {store}",
+            path=config_path,
+            grpc=config.grpc_listen,
+            trust=trust,
+            metrics=config.metrics_listen,
+            store=store,
+        )
+    )
 
 
 def _check_database(config_path: Path, database: PostgresDatabase) -> None:
@@ -181,20 +204,41 @@ def agents(ctx: click.Context, config_path: Path, as_json: bool) -> None:
     for row in rows:
         seen = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["last_seen"]))
         up = lang.tr("yes") if row["up"] else lang.tr("NO")
-        click.echo(_line([row["host"], row["department"], up, seen, row["reports_stored"],
-                          row["reports_lost"], row["risk_score"]], widths))
+        click.echo(
+            _line(
+                [
+                    row["host"],
+                    row["department"],
+                    up,
+                    seen,
+                    row["reports_stored"],
+                    row["reports_lost"],
+                    row["risk_score"],
+                ],
+                widths,
+            )
+        )
     if not rows:
         click.echo(lang.tr("(no agents have reported yet)"))
 
 
 # Heading and width of each column of `agents`; the last three are numbers (right-aligned).
-_AGENT_COLUMNS = ((N_("HOST"), 24), (N_("DEPARTMENT"), 20), (N_("UP"), 4), (N_("LAST SEEN"), 20),
-                  (N_("STORED"), 8), (N_("LOST"), 6), (N_("RISK"), 4))
+_AGENT_COLUMNS = (
+    (N_("HOST"), 24),
+    (N_("DEPARTMENT"), 20),
+    (N_("UP"), 4),
+    (N_("LAST SEEN"), 20),
+    (N_("STORED"), 8),
+    (N_("LOST"), 6),
+    (N_("RISK"), 4),
+)
 
 
 def _line(cells: list[Any], widths: list[int]) -> str:
-    return " ".join(f"{cell:>{width}}" if index >= 4 else f"{cell:<{width}}"
-                    for index, (cell, width) in enumerate(zip(cells, widths)))
+    return " ".join(
+        f"{cell:>{width}}" if index >= 4 else f"{cell:<{width}}"
+        for index, (cell, width) in enumerate(zip(cells, widths))
+    )
 
 
 from dcguard.collector.cli.storage import backup_command, migrate  # noqa: E402

@@ -24,8 +24,9 @@ __all__ = ["assess", "read_records", "risk"]
 PROG = "dcguard-collector"
 
 
-def assess(config: ServerConfig, records: list[AgentRecord], now: float,
-           lang: Language | None = None) -> list[Assessment]:
+def assess(
+    config: ServerConfig, records: list[AgentRecord], now: float, lang: Language | None = None
+) -> list[Assessment]:
     """Every host's assessment as of now, worst first, with the stored filesystem trends."""
     engine = RiskEngine(config.risk, config.down_after_intervals)
     engine.history.load(config.database)
@@ -49,14 +50,22 @@ def as_dict(a: Assessment) -> dict[str, Any]:
         "host": a.host,
         "department": a.department,
         "score": a.score,
-        "reasons": [{"reason": s.reason, "subject": s.subject, "weight": s.weight,
-                     "message": s.message} for s in a.statements],
+        "reasons": [
+            {"reason": s.reason, "subject": s.subject, "weight": s.weight, "message": s.message}
+            for s in a.statements
+        ],
     }
 
 
 @click.command("risk")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=DEFAULT_CONFIG,
-              show_default=True, help="Collector config file (TOML).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    help="Collector config file (TOML).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.option("--all", "show_all", is_flag=True, help="Also list servers with no risk.")
 def risk(config_path: Path, as_json: bool, show_all: bool) -> None:
@@ -70,13 +79,20 @@ def risk(config_path: Path, as_json: bool, show_all: bool) -> None:
         click.echo(json.dumps([as_dict(a) for a in shown], indent=2))
         return
     for a in shown:
-        click.echo(lang.tr("{host} ({department}): risk {score}/100", host=a.host,
-                           department=a.department, score=a.score))
+        click.echo(
+            lang.tr(
+                "{host} ({department}): risk {score}/100",
+                host=a.host,
+                department=a.department,
+                score=a.score,
+            )
+        )
         for s in a.statements:
             click.echo(f"  {s.reason}: {s.message}")
     at_risk = sum(1 for a in assessments if a.statements)
     if at_risk:
-        click.echo(lang.tr("{count} of {total} servers at risk", count=at_risk,
-                           total=len(assessments)))
+        click.echo(
+            lang.tr("{count} of {total} servers at risk", count=at_risk, total=len(assessments))
+        )
     else:
         click.echo(lang.tr("no server at risk ({total} known)", total=len(assessments)))

@@ -15,15 +15,24 @@ __all__ = ["backup_command", "migrate"]
 PROG = "dcguard-collector"
 
 config_option = click.option(
-    "--config", "config_path", type=click.Path(path_type=Path), default=DEFAULT_CONFIG,
-    show_default=True, help="Collector config file (TOML).",
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    help="Collector config file (TOML).",
 )
 
 
 @click.command()
 @config_option
-@click.option("--from-sqlite", "source", type=click.Path(path_type=Path), required=True,
-              help="The SQLite store to copy (a collector.db, or a backup of one).")
+@click.option(
+    "--from-sqlite",
+    "source",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="The SQLite store to copy (a collector.db, or a backup of one).",
+)
 def migrate(config_path: Path, source: Path) -> None:
     """Copy an SQLite store into the PostgreSQL store the config names ([store]).
 
@@ -33,8 +42,12 @@ def migrate(config_path: Path, source: Path) -> None:
     config = load_config(config_path)
     target = config.database
     if not isinstance(target, PostgresDatabase):
-        fail(PROG, f"config {config_path}: store.engine: migrate copies into PostgreSQL; "
-                   'set engine = "postgresql" and its dsn', 2)
+        fail(
+            PROG,
+            f"config {config_path}: store.engine: migrate copies into PostgreSQL; "
+            'set engine = "postgresql" and its dsn',
+            2,
+        )
     try:
         added = copy_sqlite(source, target)
     except StoreError as exc:
@@ -46,8 +59,13 @@ def migrate(config_path: Path, source: Path) -> None:
 
 @click.command("backup")
 @config_option
-@click.option("--to", "target", type=click.Path(path_type=Path), required=True,
-              help="The new file to write the copy to.")
+@click.option(
+    "--to",
+    "target",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="The new file to write the copy to.",
+)
 def backup_command(config_path: Path, target: Path) -> None:
     """A consistent copy of the SQLite store, taken while the collector serves."""
     config = load_config(config_path)

@@ -25,8 +25,12 @@ PROG = "dcguard-collector"
 MAX_TOKEN_TTL = 30 * 86400.0
 
 config_option = click.option(
-    "--config", "config_path", type=click.Path(path_type=Path), default=DEFAULT_CONFIG,
-    show_default=True, help="Collector config file (TOML).",
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    help="Collector config file (TOML).",
 )
 
 
@@ -54,15 +58,24 @@ def ca() -> None:
 
 @ca.command("init")
 @config_option
-@click.option("--name", "names", multiple=True,
-              help="A DNS name agents dial (repeatable). Default: localhost and this host's "
-                   "names.")
-@click.option("--address", "addresses", multiple=True,
-              help="An IP address agents dial (repeatable). Default: 127.0.0.1 and ::1.")
-@click.option("--force", is_flag=True,
-              help="Replace an existing CA: every enrolled agent must enroll again.")
-def ca_init(config_path: Path, names: tuple[str, ...], addresses: tuple[str, ...],
-            force: bool) -> None:
+@click.option(
+    "--name",
+    "names",
+    multiple=True,
+    help="A DNS name agents dial (repeatable). Default: localhost and this host's names.",
+)
+@click.option(
+    "--address",
+    "addresses",
+    multiple=True,
+    help="An IP address agents dial (repeatable). Default: 127.0.0.1 and ::1.",
+)
+@click.option(
+    "--force", is_flag=True, help="Replace an existing CA: every enrolled agent must enroll again."
+)
+def ca_init(
+    config_path: Path, names: tuple[str, ...], addresses: tuple[str, ...], force: bool
+) -> None:
     """Make the CA and the server certificate under the [tls] dir; print the CA fingerprint."""
     config = load_config(config_path)
     default_names, default_addresses = default_server_names()
@@ -84,17 +97,16 @@ def ca_init(config_path: Path, names: tuple[str, ...], addresses: tuple[str, ...
 @ca.command("server-cert")
 @config_option
 @click.option("--name", "names", multiple=True, help="A DNS name agents dial (repeatable).")
-@click.option("--address", "addresses", multiple=True,
-              help="An IP address agents dial (repeatable).")
-def ca_server_cert(config_path: Path, names: tuple[str, ...],
-                   addresses: tuple[str, ...]) -> None:
+@click.option(
+    "--address", "addresses", multiple=True, help="An IP address agents dial (repeatable)."
+)
+def ca_server_cert(config_path: Path, names: tuple[str, ...], addresses: tuple[str, ...]) -> None:
     """Make a new server certificate from the existing CA (new names, or before it expires).
 
     Enrolled agents are unaffected. Restart the collector to use it.
     """
     if not names and not addresses:
-        fail(PROG, tr("give every --name and --address agents dial (the old list is "
-                      "replaced)"))
+        fail(PROG, tr("give every --name and --address agents dial (the old list is replaced)"))
     config = load_config(config_path)
     try:
         authority = CertificateAuthority(TlsFiles(config.tls_dir))
@@ -103,8 +115,13 @@ def ca_server_cert(config_path: Path, names: tuple[str, ...],
         fail(PROG, str(exc))
     except OSError as exc:
         fail(PROG, tr("cannot write {path}: {error}", path=config.tls_dir, error=exc), 1)
-    click.echo(tr("new server certificate for {names} in {path}; restart the collector to use "
-                  "it", names=", ".join([*names, *addresses]), path=config.tls_dir))
+    click.echo(
+        tr(
+            "new server certificate for {names} in {path}; restart the collector to use it",
+            names=", ".join([*names, *addresses]),
+            path=config.tls_dir,
+        )
+    )
     click.echo(f"CA fingerprint (unchanged): {authority.fingerprint}")
 
 
@@ -117,8 +134,9 @@ def token() -> None:
 @config_option
 @click.option("--host", required=True, help="The host name the agent will enroll as.")
 @click.option("--department", required=True, help="The agent's department.")
-@click.option("--ttl", default="24h", show_default=True,
-              help="How long the token stays usable (at most 30d).")
+@click.option(
+    "--ttl", default="24h", show_default=True, help="How long the token stays usable (at most 30d)."
+)
 def token_create(config_path: Path, host: str, department: str, ttl: str) -> None:
     """Print a one-time token bound to host and department, and the enroll command."""
     for flag, value in (("--host", host), ("--department", department)):
@@ -130,8 +148,10 @@ def token_create(config_path: Path, host: str, department: str, ttl: str) -> Non
     except ValueError as exc:
         fail(PROG, f"--ttl: {exc}")
     if not 0 < seconds <= MAX_TOKEN_TTL:
-        fail(PROG, "--ttl: " + tr("must be more than 0 and at most 30d, got {value}",
-                                  value=repr(ttl)))
+        fail(
+            PROG,
+            "--ttl: " + tr("must be more than 0 and at most 30d, got {value}", value=repr(ttl)),
+        )
     config = load_config(config_path)
     try:
         authority = CertificateAuthority(TlsFiles(config.tls_dir))
@@ -141,10 +161,18 @@ def token_create(config_path: Path, host: str, department: str, ttl: str) -> Non
         secret = registry.create_token(host, department, seconds)
     click.echo(f"token: {secret}")
     click.echo(f"CA fingerprint: {authority.fingerprint}")
-    click.echo(tr("expires in {ttl}; works once, for host {host} in {department}. On {host}:",
-                  ttl=ttl, host=host, department=department))
-    click.echo(f"  dcguard-agent enroll --token {shlex.quote(secret)} "
-               f"--ca-fingerprint {authority.fingerprint}")
+    click.echo(
+        tr(
+            "expires in {ttl}; works once, for host {host} in {department}. On {host}:",
+            ttl=ttl,
+            host=host,
+            department=department,
+        )
+    )
+    click.echo(
+        f"  dcguard-agent enroll --token {shlex.quote(secret)} "
+        f"--ca-fingerprint {authority.fingerprint}"
+    )
 
 
 @click.command()
@@ -160,5 +188,11 @@ def revoke(config_path: Path, host: str) -> None:
         if not registry.known_host(host):
             fail(PROG, tr("no certificate was ever issued to host {host}", host=repr(host)))
         count = registry.revoke_host(host)
-    click.echo(tr("revoked {count} certificate(s) of {host}; enroll it again with a new token "
-                  "to let it back in", count=count, host=host))
+    click.echo(
+        tr(
+            "revoked {count} certificate(s) of {host}; enroll it again with a new token "
+            "to let it back in",
+            count=count,
+            host=host,
+        )
+    )

@@ -80,8 +80,10 @@ class StateCache:
         try:
             return self.renderer.render_host(record, previous)
         except Exception:  # a bug in one group must not cost the other hosts
-            log.exception("cannot render the metrics of %s; its /metrics series stay as "
-                          "they were", record.host)
+            log.exception(
+                "cannot render the metrics of %s; its /metrics series stay as they were",
+                record.host,
+            )
             return None
 
     def snapshot(self) -> list[HostState]:

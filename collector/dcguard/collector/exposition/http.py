@@ -16,8 +16,10 @@ __all__ = ["MetricsServer"]
 
 log = logging.getLogger(__name__)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-_LANDING = (b"<html><head><title>dcguard collector</title></head><body>"
-            b"<h1>dcguard collector</h1><p><a href=\"/metrics\">Metrics</a></p></body></html>")
+_LANDING = (
+    b"<html><head><title>dcguard collector</title></head><body>"
+    b'<h1>dcguard collector</h1><p><a href="/metrics">Metrics</a></p></body></html>'
+)
 
 
 # Pieces of the page are joined and encoded this many characters at a time.
@@ -55,8 +57,14 @@ class MetricsServer:
     side by side.
     """
 
-    def __init__(self, host: str, port: int, render: Callable[[], list[str]],
-                 idle_timeout: float = 30.0, max_connections: int = 256) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        render: Callable[[], list[str]],
+        idle_timeout: float = 30.0,
+        max_connections: int = 256,
+    ) -> None:
         self._render = render
         self._render_lock = threading.Lock()  # one render at a time
         self._count_lock = threading.Lock()
@@ -109,8 +117,9 @@ class MetricsServer:
         # dropped after the idle timeout too, so no thread waits forever.
         Handler.timeout = idle_timeout
         self._server = BoundedHTTPServer((host, port), Handler, idle_timeout, max_connections)
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        name="metrics-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="metrics-http", daemon=True
+        )
 
     def _page(self) -> list[str]:
         arrived = time.monotonic()

@@ -13,8 +13,15 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Family", "escape_label_value", "family_chunks", "format_value", "header",
-           "render_families", "sample"]
+__all__ = [
+    "Family",
+    "escape_label_value",
+    "family_chunks",
+    "format_value",
+    "header",
+    "render_families",
+    "sample",
+]
 
 
 @dataclass(frozen=True)
@@ -61,8 +68,7 @@ def header(family: Family) -> str:
     return f"# HELP {family.name} {help_text}\n# TYPE {family.name} {family.kind}\n"
 
 
-def family_chunks(families: Iterable[Family],
-                  fragments: Iterable[dict[str, str]]) -> list[str]:
+def family_chunks(families: Iterable[Family], fragments: Iterable[dict[str, str]]) -> list[str]:
     """Every host's fragments in page order, family by family, each family under one header.
 
     The fragments themselves, not a copy: at 10,000 hosts the joined page

@@ -64,9 +64,16 @@ class WorkerSettings:
 
     @classmethod
     def of(cls, config: ServerConfig) -> WorkerSettings:
-        return cls(config.grpc_listen, config.insecure, config.tls_dir, config.database,
-                   config.max_message_bytes, config.log_level, config.tls.enroll_listen,
-                   config.limits)
+        return cls(
+            config.grpc_listen,
+            config.insecure,
+            config.tls_dir,
+            config.database,
+            config.max_message_bytes,
+            config.log_level,
+            config.tls.enroll_listen,
+            config.limits,
+        )
 
     @property
     def tls(self) -> _EnrollListen:
@@ -101,27 +108,55 @@ class _Encoder:
         if isinstance(value, PeerIdentity):
             return {"id": [value.host, value.department]}
         if isinstance(value, Rejection):
-            return {"rej": [value.code.name, value.reason, value.message, value.retry_after,
-                            self.value(value.identity)]}
+            return {
+                "rej": [
+                    value.code.name,
+                    value.reason,
+                    value.message,
+                    value.retry_after,
+                    self.value(value.identity),
+                ]
+            }
         if isinstance(value, Admission):
-            return {"adm": [value.peer, value.received_at, value.reports,
-                            self.value(value.identity), self.value(value.rejection),
-                            self.bytes_ref(value.data)]}
+            return {
+                "adm": [
+                    value.peer,
+                    value.received_at,
+                    value.reports,
+                    self.value(value.identity),
+                    self.value(value.rejection),
+                    self.bytes_ref(value.data),
+                ]
+            }
         if isinstance(value, RenewCall):
-            return {"ren": [value.peer, self.bytes_ref(value.data), self.value(value.identity),
-                            self.value(value.rejection)]}
+            return {
+                "ren": [
+                    value.peer,
+                    self.bytes_ref(value.data),
+                    self.value(value.identity),
+                    self.value(value.rejection),
+                ]
+            }
         if isinstance(value, Reply):
-            return {"rep": [self.bytes_ref(value.payload),
-                            value.code.name if value.code is not None else None,
-                            value.message, value.retry_after_ms]}
+            return {
+                "rep": [
+                    self.bytes_ref(value.payload),
+                    value.code.name if value.code is not None else None,
+                    value.message,
+                    value.retry_after_ms,
+                ]
+            }
         if isinstance(value, WorkerSettings):
             fields = asdict(value)
             fields["tls_dir"] = str(value.tls_dir)
             # A PostgreSQL store goes with its password: this socket is the
             # collector's own, to its own child (the child needs the registry).
             database = value.database
-            fields["database"] = ({"dsn": database.dsn, "password": database.password}
-                                  if isinstance(database, PostgresDatabase) else str(database))
+            fields["database"] = (
+                {"dsn": database.dsn, "password": database.password}
+                if isinstance(database, PostgresDatabase)
+                else str(database)
+            )
             return {"cfg": fields}
         raise TypeError(f"an ingest frame cannot carry {type(value).__name__}")
 
@@ -147,26 +182,36 @@ class _Decoder:
             return value
         if len(value) != 1:
             raise FrameError("a tagged value has one tag")
-        (tag, body), = value.items()
+        ((tag, body),) = value.items()
         if tag == "b":
             offset, length = body
             if offset < 0 or length < 0 or offset + length > len(self.blobs):
                 raise FrameError("a bytes reference outside the frame")
-            return bytes(self.blobs[offset:offset + length])
+            return bytes(self.blobs[offset : offset + length])
         if tag == "id":
             return PeerIdentity(*body)
         if tag == "rej":
             code, reason, message, retry_after, identity = body
-            return Rejection(_status(code) or grpc.StatusCode.UNKNOWN, reason, message,
-                             retry_after, self.value(identity))
+            return Rejection(
+                _status(code) or grpc.StatusCode.UNKNOWN,
+                reason,
+                message,
+                retry_after,
+                self.value(identity),
+            )
         if tag == "adm":
             peer, received_at, reports, identity, rejection, data = body
-            return Admission(peer, received_at, reports, self.value(identity),
-                             self.value(rejection), self.value(data))
+            return Admission(
+                peer,
+                received_at,
+                reports,
+                self.value(identity),
+                self.value(rejection),
+                self.value(data),
+            )
         if tag == "ren":
             peer, data, identity, rejection = body
-            return RenewCall(peer, self.value(data), self.value(identity),
-                             self.value(rejection))
+            return RenewCall(peer, self.value(data), self.value(identity), self.value(rejection))
         if tag == "rep":
             payload, code, message, retry_after_ms = body
             return Reply(self.value(payload), _status(code), message, retry_after_ms)
@@ -174,8 +219,11 @@ class _Decoder:
             fields = dict(body)
             fields["tls_dir"] = Path(body["tls_dir"])
             database = body["database"]
-            fields["database"] = (PostgresDatabase(str(database["dsn"]), database["password"])
-                                  if isinstance(database, dict) else Path(database))
+            fields["database"] = (
+                PostgresDatabase(str(database["dsn"]), database["password"])
+                if isinstance(database, dict)
+                else Path(database)
+            )
             fields["limits"] = Limits(**body["limits"])
             return WorkerSettings(**fields)
         raise FrameError(f"unknown tag {tag!r}")
@@ -227,7 +275,7 @@ class FrameSocket:
             end = offset + _HEADER.size + length
             if len(self._buffer) < end:
                 break
-            frames.append(decode(self._buffer[offset + _HEADER.size:end], header_length))
+            frames.append(decode(self._buffer[offset + _HEADER.size : end], header_length))
             offset = end
         del self._buffer[:offset]
         return frames

@@ -61,8 +61,14 @@ class _Child:
 class IngestPool:
     """N ingest processes on the agent port, supervised; settles their calls in one loop."""
 
-    def __init__(self, config: ServerConfig, count: int, submits: CollectorService,
-                 renewals: EnrollService | None, registry: CollectorRegistry) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        count: int,
+        submits: CollectorService,
+        renewals: EnrollService | None,
+        registry: CollectorRegistry,
+    ) -> None:
         self._config = config
         self._count = count
         self._submits = submits
@@ -74,11 +80,16 @@ class IngestPool:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self.port = 0
-        self._running = Gauge("dcguard_collector_ingest_processes",
-                              "Ingest processes serving the agent port.", registry=registry)
-        self._restarts = Counter("dcguard_collector_ingest_process_restarts",
-                                 "Ingest processes that exited unasked and were started again.",
-                                 registry=registry)
+        self._running = Gauge(
+            "dcguard_collector_ingest_processes",
+            "Ingest processes serving the agent port.",
+            registry=registry,
+        )
+        self._restarts = Counter(
+            "dcguard_collector_ingest_process_restarts",
+            "Ingest processes that exited unasked and were started again.",
+            registry=registry,
+        )
 
     def start(self) -> int:
         """Start the processes and return the agent port once all serve it."""
@@ -96,7 +107,8 @@ class IngestPool:
         try:
             process = subprocess.Popen(
                 [sys.executable, "-m", "dcguard.collector.ingest.worker", str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),))
+                pass_fds=(theirs.fileno(),),
+            )
         finally:
             theirs.close()
         child = _Child(index, process, FrameSocket(ours), time.monotonic())
@@ -123,8 +135,7 @@ class IngestPool:
                 sock.settimeout(None)
             if child.failure:
                 self.stop(0)
-                raise RuntimeError(f"ingest process {child.index} did not start: "
-                                   f"{child.failure}")
+                raise RuntimeError(f"ingest process {child.index} did not start: {child.failure}")
         return children[0].port if children else self.port
 
     def _loop(self) -> None:
@@ -151,8 +162,9 @@ class IngestPool:
             self._settle(submits)
         self._start_due()
 
-    def _dispatch(self, child: _Child, frame: Any,
-                  submits: list[tuple[_Child, int, Admission]]) -> None:
+    def _dispatch(
+        self, child: _Child, frame: Any, submits: list[tuple[_Child, int, Admission]]
+    ) -> None:
         kind = frame[0]
         if kind == "submit":
             submits.append((child, frame[1], frame[2]))
@@ -172,8 +184,9 @@ class IngestPool:
             replies = self._submits.settle([admission for _, _, admission in submits])
         except Exception:
             log.exception("settling %d calls failed", len(submits))
-            replies = [Reply.refusal(grpc.StatusCode.UNAVAILABLE,
-                                     "the collector cannot store now")] * len(submits)
+            replies = [
+                Reply.refusal(grpc.StatusCode.UNAVAILABLE, "the collector cannot store now")
+            ] * len(submits)
         by_child: dict[int, tuple[_Child, list[tuple[int, Reply]]]] = {}
         for (child, call_id, _), reply in zip(submits, replies):
             by_child.setdefault(id(child), (child, []))[1].append((call_id, reply))
@@ -216,8 +229,13 @@ class IngestPool:
         self._failures[child.index] += 1
         self._restarts.inc()
         self._due[child.index] = now + delay
-        log.error("ingest process %d (pid %d) exited with status %s; starting it again in "
-                  "%.0f s", child.index, child.process.pid, status, delay)
+        log.error(
+            "ingest process %d (pid %d) exited with status %s; starting it again in %.0f s",
+            child.index,
+            child.process.pid,
+            status,
+            delay,
+        )
 
     def _count_running(self) -> None:
         self._running.set(sum(c.ready.is_set() for c in self._children.values()))
@@ -254,4 +272,3 @@ class IngestPool:
             child.channel.close()
         self._children.clear()
         self._selector.close()
-

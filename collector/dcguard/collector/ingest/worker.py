@@ -86,8 +86,9 @@ class IngestWorker:
         front = SubmitFront(auth, self._config.limits)
 
         def submit(data: bytes, context: grpc.ServicerContext) -> bytes:
-            return answer(self._settle("submit", front.admit(data, context).for_transfer()),
-                          context)
+            return answer(
+                self._settle("submit", front.admit(data, context).for_transfer()), context
+            )
 
         def renew(data: bytes, context: grpc.ServicerContext) -> bytes:
             return answer(self._settle("renew", admit_renew(auth, data, context)), context)
@@ -115,8 +116,9 @@ class IngestWorker:
             return _GONE
         if not waiter.done.wait(SETTLE_TIMEOUT):
             self._forget(call_id)
-            return Reply.refusal(grpc.StatusCode.UNAVAILABLE,
-                                 "the collector did not answer in time")
+            return Reply.refusal(
+                grpc.StatusCode.UNAVAILABLE, "the collector did not answer in time"
+            )
         return waiter.reply or _GONE
 
     def _forget(self, call_id: int) -> None:
@@ -175,8 +177,12 @@ def main(argv: list[str]) -> int:
     try:
         os.nice(NICENESS)  # before gRPC starts its threads, so they all inherit it
     except OSError as exc:  # a seccomp filter without setpriority (see the systemd unit)
-        log.warning("cannot lower the priority of ingest process %d (%s); the collector "
-                    "process may fall behind under load", index, exc)
+        log.warning(
+            "cannot lower the priority of ingest process %d (%s); the collector "
+            "process may fall behind under load",
+            index,
+            exc,
+        )
     worker = IngestWorker(channel, config)
     try:
         bound = worker.start(port)

@@ -26,8 +26,12 @@ __all__ = ["SubmitFront", "admit_renew"]
 class SubmitFront:
     """Parse, authenticate and validate a Submit; refuses nothing itself, only finds why."""
 
-    def __init__(self, auth: Authenticator, limits: Limits | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        auth: Authenticator,
+        limits: Limits | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._auth = auth
         self._limits = limits or Limits()
         self._clock = clock

@@ -44,8 +44,13 @@ class RevocationCheck(Protocol):
 class Authenticator:
     """Turns a gRPC call and the agent's claim into a PeerIdentity, or refuses."""
 
-    def __init__(self, *, insecure: bool, ca: x509.Certificate | None = None,
-                 revocations: RevocationCheck | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        insecure: bool,
+        ca: x509.Certificate | None = None,
+        revocations: RevocationCheck | None = None,
+    ) -> None:
         if not insecure and (ca is None or revocations is None):
             raise ValueError("mTLS needs the CA certificate and the revocation registry")
         self._insecure = insecure
@@ -60,58 +65,87 @@ class Authenticator:
         for field in ("host", "department"):
             problem = check_name(getattr(claim, field))
             if problem:
-                raise Rejection(grpc.StatusCode.INVALID_ARGUMENT, "invalid_identity",
-                                f"agent.{field} {problem}")
+                raise Rejection(
+                    grpc.StatusCode.INVALID_ARGUMENT, "invalid_identity", f"agent.{field} {problem}"
+                )
         if identity is None:
             return PeerIdentity(host=claim.host, department=claim.department)
         if (claim.host, claim.department) != (identity.host, identity.department):
             raise Rejection(
-                grpc.StatusCode.PERMISSION_DENIED, "permission_denied",
+                grpc.StatusCode.PERMISSION_DENIED,
+                "permission_denied",
                 f"the client certificate is for host {identity.host!r} in "
                 f"{identity.department!r}; this batch claims {claim.host!r} in "
-                f"{claim.department!r}")
+                f"{claim.department!r}",
+            )
         return identity
 
-    def certificate_identity(self, context: grpc.ServicerContext,
-                             now: datetime.datetime | None = None) -> PeerIdentity:
+    def certificate_identity(
+        self, context: grpc.ServicerContext, now: datetime.datetime | None = None
+    ) -> PeerIdentity:
         """The identity in the peer's client certificate, if it is ours, current and unrevoked."""
         if self._ca is None or self._revocations is None:
-            raise Rejection(grpc.StatusCode.UNAUTHENTICATED, "unauthenticated",
-                            "this collector runs without TLS")
+            raise Rejection(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "unauthenticated",
+                "this collector runs without TLS",
+            )
         pems = context.auth_context().get("x509_pem_cert") or []
         if not pems:
-            raise Rejection(grpc.StatusCode.UNAUTHENTICATED, "unauthenticated",
-                            "a client certificate is required (enroll the agent first)")
+            raise Rejection(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "unauthenticated",
+                "a client certificate is required (enroll the agent first)",
+            )
         try:
             cert = load_certificate(pems[0])
             verify_issued(cert, self._ca, now=now, client=True)
         except CertificateError as exc:
-            raise Rejection(grpc.StatusCode.UNAUTHENTICATED, "unauthenticated",
-                            f"client certificate refused: {exc}") from None
+            raise Rejection(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "unauthenticated",
+                f"client certificate refused: {exc}",
+            ) from None
         host, department = common_name(cert), unit_name(cert)
         # Signed by our CA: the names are ours, so even a refusal is counted per host.
-        signed = (None if check_name(host) or check_name(department)
-                  else PeerIdentity(host=host, department=department))
+        signed = (
+            None
+            if check_name(host) or check_name(department)
+            else PeerIdentity(host=host, department=department)
+        )
         status = self._revocations.certificate_status(cert.serial_number)
         if status == "revoked":
-            raise Rejection(grpc.StatusCode.PERMISSION_DENIED, "permission_denied",
-                            "this client certificate was revoked; enroll the agent again",
-                            identity=signed)
+            raise Rejection(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "permission_denied",
+                "this client certificate was revoked; enroll the agent again",
+                identity=signed,
+            )
         if status == "unknown":
             self._log_unknown(cert.serial_number, host)
-            raise Rejection(grpc.StatusCode.PERMISSION_DENIED, "permission_denied",
-                            "unknown certificate: this collector has no record of issuing it; "
-                            "enroll the agent again", identity=signed)
+            raise Rejection(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "permission_denied",
+                "unknown certificate: this collector has no record of issuing it; "
+                "enroll the agent again",
+                identity=signed,
+            )
         if check_name(host) or check_name(department):
-            raise Rejection(grpc.StatusCode.UNAUTHENTICATED, "unauthenticated",
-                            "the client certificate names no valid host and department")
+            raise Rejection(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "unauthenticated",
+                "the client certificate names no valid host and department",
+            )
         return PeerIdentity(host=host, department=department)
 
     def _log_unknown(self, serial: int, host: str) -> None:
         if serial in self._logged_unknown or len(self._logged_unknown) >= _LOGGED_UNKNOWN_MAX:
             return
         self._logged_unknown.add(serial)
-        log.warning("refused a certificate for host %r (serial %x): signed by our CA but not "
-                    "in the registry, which was emptied or replaced since it was issued (a "
-                    "new or restored collector database?); the agent must enroll again",
-                    host, serial)
+        log.warning(
+            "refused a certificate for host %r (serial %x): signed by our CA but not "
+            "in the registry, which was emptied or replaced since it was issued (a "
+            "new or restored collector database?); the agent must enroll again",
+            host,
+            serial,
+        )

@@ -54,8 +54,10 @@ class GrpcServer:
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="grpc"),
             handlers=[grpc.method_handlers_generic_handler(SERVICE_NAME, methods)],
-            options=[("grpc.max_receive_message_length", size),
-                     ("grpc.max_send_message_length", size)],
+            options=[
+                ("grpc.max_receive_message_length", size),
+                ("grpc.max_send_message_length", size),
+            ],
         )
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self.server)
@@ -72,8 +74,10 @@ class GrpcServer:
                 return int(self.server.add_insecure_port(target))
             files = TlsFiles(self._config.tls_dir)
             mutual = grpc.ssl_server_credentials(
-                [self._server_pair(files)], root_certificates=files.ca_cert.read_bytes(),
-                require_client_auth=True)
+                [self._server_pair(files)],
+                root_certificates=files.ca_cert.read_bytes(),
+                require_client_auth=True,
+            )
             return int(self.server.add_secure_port(target, mutual))
         except OSError as exc:
             raise RuntimeError(f"cannot read the CA certificate: {exc}") from None
@@ -89,8 +93,9 @@ class GrpcServer:
         certificate on it.
         """
         target = listen_target(self._config.tls.enroll_listen)
-        enroll = grpc.ssl_server_credentials([self._server_pair(TlsFiles(self._config.tls_dir))],
-                                             require_client_auth=False)
+        enroll = grpc.ssl_server_credentials(
+            [self._server_pair(TlsFiles(self._config.tls_dir))], require_client_auth=False
+        )
         try:
             return int(self.server.add_secure_port(target, enroll))
         except RuntimeError as exc:

@@ -24,8 +24,11 @@ TECHNIQUE = re.compile(r"(T[0-9]{4}(\.[0-9]{3})?)?")
 
 
 def _invalid(report: pb.Report, problem: str, reason: str = "invalid_report") -> Rejection:
-    code = (grpc.StatusCode.RESOURCE_EXHAUSTED if reason == "too_large"
-            else grpc.StatusCode.INVALID_ARGUMENT)
+    code = (
+        grpc.StatusCode.RESOURCE_EXHAUSTED
+        if reason == "too_large"
+        else grpc.StatusCode.INVALID_ARGUMENT
+    )
     return Rejection(code, reason, f"report {report.sequence}: {problem}")
 
 
@@ -36,8 +39,9 @@ def validate_events(report: pb.Report, max_string: int) -> None:
     hold the host's other data back): storage replaces it, see storage.py.
     """
     if len(report.events) > MAX_EVENTS_PER_REPORT:
-        raise _invalid(report, f"{len(report.events)} events; at most {MAX_EVENTS_PER_REPORT}",
-                       "too_large")
+        raise _invalid(
+            report, f"{len(report.events)} events; at most {MAX_EVENTS_PER_REPORT}", "too_large"
+        )
     for index, event in enumerate(report.events):
         where = f"event {index}"
         if not TYPE.fullmatch(event.type):
@@ -46,9 +50,18 @@ def validate_events(report: pb.Report, max_string: int) -> None:
             raise _invalid(report, f"{where}: unknown severity {event.severity}")
         if not TECHNIQUE.fullmatch(event.technique):
             raise _invalid(report, f"{where}: technique must look like T1110 or T1548.003")
-        texts = (event.user, event.source_address, event.process, event.raw, event.source,
-                 event.path, event.protocol, *event.tags, *event.details.keys(),
-                 *event.details.values())
+        texts = (
+            event.user,
+            event.source_address,
+            event.process,
+            event.raw,
+            event.source,
+            event.path,
+            event.protocol,
+            *event.tags,
+            *event.details.keys(),
+            *event.details.values(),
+        )
         if any(len(text) > max_string for text in texts):
             raise _invalid(report, f"{where}: a field is longer than {max_string}", "too_large")
         if len(event.details) > MAX_DETAILS or len(event.tags) > MAX_TAGS:

@@ -97,8 +97,13 @@ class _Plan:
                 (repeated_texts if repeated else texts)[field.type].append(field.name)
             elif _is_map(field):
                 entry = field.message_type.fields_by_name
-                self.maps.append((field.name, entry["key"].type == FieldDescriptor.TYPE_STRING,
-                                  entry["value"].type == FieldDescriptor.TYPE_STRING))
+                self.maps.append(
+                    (
+                        field.name,
+                        entry["key"].type == FieldDescriptor.TYPE_STRING,
+                        entry["value"].type == FieldDescriptor.TYPE_STRING,
+                    )
+                )
             else:
                 child = _plan(field.message_type)
                 if getattr(child, "empty", False):
@@ -111,8 +116,9 @@ class _Plan:
         self.texts = {kind: [_Getter(names)] if names else [] for kind, names in texts.items()}
         for kind, names in repeated_texts.items():
             self.texts[kind] += (_Getter([name], items=True) for name in names)
-        self.empty = not (counted or any(self.texts.values()) or self.maps or self.singles
-                          or self.lists)
+        self.empty = not (
+            counted or any(self.texts.values()) or self.maps or self.singles or self.lists
+        )
 
     def values(self, messages: list[Message], kind: int) -> list[Any]:
         """Every str (TYPE_STRING) or bytes (TYPE_BYTES) value directly in messages."""
@@ -123,8 +129,12 @@ class _Plan:
             for name, key_text, value_text in self.maps:
                 for message in messages:
                     entries = getattr(message, name)
-                    out.extend((*(entries.keys() if key_text else ()),
-                                *(entries.values() if value_text else ())))
+                    out.extend(
+                        (
+                            *(entries.keys() if key_text else ()),
+                            *(entries.values() if value_text else ()),
+                        )
+                    )
         return out
 
 
@@ -161,16 +171,18 @@ def _all_fine(messages: list[Message], plan: _Plan, max_string: int, max_entries
         return True
     if plan.counted is not None and max(map(len, plan.counted(messages))) > max_entries:
         return False
-    if not (_texts_fine(plan.values(messages, FieldDescriptor.TYPE_STRING), "", max_string)
-            and _texts_fine(plan.values(messages, FieldDescriptor.TYPE_BYTES), b"",
-                            max_string)):
+    if not (
+        _texts_fine(plan.values(messages, FieldDescriptor.TYPE_STRING), "", max_string)
+        and _texts_fine(plan.values(messages, FieldDescriptor.TYPE_BYTES), b"", max_string)
+    ):
         return False
     for name, child in plan.singles:
         present = [getattr(m, name) for m in messages if m.HasField(name)]
         if not _all_fine(present, child, max_string, max_entries):
             return False
-    return all(_all_fine(list(get(messages)), child, max_string, max_entries)
-               for get, child in plan.lists)
+    return all(
+        _all_fine(list(get(messages)), child, max_string, max_entries) for get, child in plan.lists
+    )
 
 
 def within_limits(message: Message, max_string: int, max_entries: int) -> bool:
@@ -178,8 +190,7 @@ def within_limits(message: Message, max_string: int, max_entries: int) -> bool:
     return _all_fine([message], _plan(message.DESCRIPTOR), max_string, max_entries)
 
 
-def first_problem(message: Message, max_string: int, max_entries: int,
-                  path: str) -> str | None:
+def first_problem(message: Message, max_string: int, max_entries: int, path: str) -> str | None:
     """The first field, in field order, that breaks the bounds, described; None if none."""
     for field, value in message.ListFields():
         kind = field.type
@@ -194,7 +205,7 @@ def first_problem(message: Message, max_string: int, max_entries: int,
                 if any(_bad_string(t, max_string) for t in texts):
                     return f"{path}.{field.name} has a key or value too long or with NUL"
                 continue
-            for item in (value if repeated else (value,)):
+            for item in value if repeated else (value,):
                 problem = first_problem(item, max_string, max_entries, f"{path}.{field.name}")
                 if problem:
                     return problem

@@ -18,10 +18,21 @@ __all__ = ["DEFAULT_WEIGHTS", "REASONS", "History", "RiskConfig", "Thresholds", 
 
 # The reason label values of dcguard_data_loss_risk (DESIGN.md); order = exposition order.
 REASONS = (
-    "agent_silent", "backup_missing", "backup_stale", "backup_failed", "backup_unverified",
-    "backup_same_device", "backup_unrestorable", "no_offsite_copy", "disk_smart_failing",
-    "disk_smart_degrading", "raid_degraded", "filesystem_readonly", "filesystem_almost_full",
-    "filesystem_filling_fast", "disk_io_errors",
+    "agent_silent",
+    "backup_missing",
+    "backup_stale",
+    "backup_failed",
+    "backup_unverified",
+    "backup_same_device",
+    "backup_unrestorable",
+    "no_offsite_copy",
+    "disk_smart_failing",
+    "disk_smart_degrading",
+    "raid_degraded",
+    "filesystem_readonly",
+    "filesystem_almost_full",
+    "filesystem_filling_fast",
+    "disk_io_errors",
 )
 
 # Points each active reason adds to the 0-100 score. Losing data outright
@@ -112,15 +123,20 @@ class RiskConfig:
         for changes in (dept, own):
             if changes:
                 plain = {k: v for k, v in changes.items() if k != "weights"}
-                resolved = replace(resolved, **plain,
-                                   weights={**resolved.weights, **changes.get("weights", {})})
+                resolved = replace(
+                    resolved, **plain, weights={**resolved.weights, **changes.get("weights", {})}
+                )
         return resolved
 
 
 def _ratio(table: Table, key: str) -> float:
     value = table.number(key)
-    table.check(key, value, lambda v: 0 <= v <= 1,
-                lambda: tr("must be between 0 and 1, got {value}", value=value))
+    table.check(
+        key,
+        value,
+        lambda v: 0 <= v <= 1,
+        lambda: tr("must be between 0 and 1, got {value}", value=value),
+    )
     return value
 
 
@@ -149,8 +165,10 @@ _KEYS: dict[str, tuple[str, Callable[[Table, str], Any]]] = {
     "filling_fast_max_avail_ratio": ("filling_fast_max_avail_ratio", _ratio),
     "smart_attributes": ("smart_attributes", _smart_ids),
     "smart_raw_tolerated": ("smart_raw_tolerated", lambda t, k: t.integer(k, minimum=0)),
-    "nvme_percentage_used_limit": ("nvme_percentage_used_limit",
-                                   lambda t, k: t.integer(k, minimum=1)),
+    "nvme_percentage_used_limit": (
+        "nvme_percentage_used_limit",
+        lambda t, k: t.integer(k, minimum=1),
+    ),
     "io_errors_window": ("io_errors_window_seconds", _positive_duration),
     "readonly_expected_fstypes": ("readonly_expected_fstypes", _strings),
     "readonly_expected_mountpoints": ("readonly_expected_mountpoints", _strings),
@@ -171,8 +189,14 @@ def _parse_scope(table: Table) -> dict[str, Any]:
             if weights_table.has(reason):
                 weights[reason] = weights_table.integer(reason, minimum=0)
                 if weights[reason] > 100:
-                    raise weights_table.error(reason, tr("must be at most {maximum}, got {value}",
-                                                         maximum=100, value=weights[reason]))
+                    raise weights_table.error(
+                        reason,
+                        tr(
+                            "must be at most {maximum}, got {value}",
+                            maximum=100,
+                            value=weights[reason],
+                        ),
+                    )
         weights_table.finish()
         changes["weights"] = weights
     return changes
@@ -184,8 +208,9 @@ def _scopes(table: Table, key: str) -> dict[str, dict[str, Any]]:
     for name in scopes_table.names():
         problem = check_name(name)
         if problem:
-            raise scopes_table.error(name, tr("not a valid {key} name: {problem}", key=key,
-                                              problem=problem))
+            raise scopes_table.error(
+                name, tr("not a valid {key} name: {problem}", key=key, problem=problem)
+            )
         scope = scopes_table.table(name)
         scopes[name] = _parse_scope(scope)
         scope.finish()
@@ -204,12 +229,18 @@ def parse_risk(table: Table) -> RiskConfig:
         sample_every_seconds=table.duration("history_sample_every", "5m", minimum=1),
     )
     if history.min_span_seconds > history.window_seconds:
-        raise table.error("filling_fast_min_span",
-                          tr("must not be longer than filling_fast_window"))
+        raise table.error(
+            "filling_fast_min_span", tr("must not be longer than filling_fast_window")
+        )
     if history.sample_every_seconds * 3 > history.window_seconds:
-        raise table.error("history_sample_every",
-                          tr("must leave room for 3 samples in filling_fast_window"))
-    config = RiskConfig(base=base, history=history, departments=_scopes(table, "department"),
-                        hosts=_scopes(table, "host"))
+        raise table.error(
+            "history_sample_every", tr("must leave room for 3 samples in filling_fast_window")
+        )
+    config = RiskConfig(
+        base=base,
+        history=history,
+        departments=_scopes(table, "department"),
+        hosts=_scopes(table, "host"),
+    )
     table.finish()
     return config

@@ -55,8 +55,7 @@ class Assessment:
 _ORDER = {reason: index for index, reason in enumerate(REASONS)}
 
 
-def standing(findings: Iterable[Finding], now: float,
-             weights: Mapping[str, int]) -> list[Finding]:
+def standing(findings: Iterable[Finding], now: float, weights: Mapping[str, int]) -> list[Finding]:
     """The active findings, one per subject: the heaviest (ties: the first in REASONS)."""
     best: dict[str, Finding] = {}
     for finding in findings:
@@ -88,8 +87,9 @@ class Prepared:
     timed_subjects: tuple[tuple[Finding, ...], ...]
 
     @classmethod
-    def of(cls, record: AgentRecord, thresholds: Thresholds,
-           findings: tuple[Finding, ...]) -> Prepared:
+    def of(
+        cls, record: AgentRecord, thresholds: Thresholds, findings: tuple[Finding, ...]
+    ) -> Prepared:
         subjects: dict[str, list[Finding]] = {}
         for finding in findings:
             subjects.setdefault(finding.subject, []).append(finding)
@@ -101,10 +101,9 @@ class Prepared:
                 always.add(ranked[0].reason)  # the heaviest is always active: it stands
                 continue
             cut = next((i for i, f in enumerate(ranked) if f.permanent), len(ranked) - 1)
-            timed_subjects.append(tuple(ranked[:cut + 1]))
+            timed_subjects.append(tuple(ranked[: cut + 1]))
         timed = frozenset(f.reason for group in timed_subjects for f in group) - always
-        return cls(record, thresholds, findings, frozenset(always), timed,
-                   tuple(timed_subjects))
+        return cls(record, thresholds, findings, frozenset(always), timed, tuple(timed_subjects))
 
     def active_reasons(self, now: float) -> frozenset[str]:
         """The reasons of the standing findings as of now (what a scrape computes)."""
@@ -123,8 +122,12 @@ class Prepared:
 class RiskEngine:
     """Evaluates hosts against the [risk] config and the filesystem history."""
 
-    def __init__(self, config: RiskConfig, down_after_intervals: int,
-                 history: FilesystemHistory | None = None) -> None:
+    def __init__(
+        self,
+        config: RiskConfig,
+        down_after_intervals: int,
+        history: FilesystemHistory | None = None,
+    ) -> None:
         self.config = config
         self.down_after_intervals = down_after_intervals
         self.history = history or FilesystemHistory(config.history)
@@ -139,22 +142,23 @@ class RiskEngine:
             return cached
         th = self.config.for_host(record.host, record.department)
         silent_after = th.silent_after_seconds or staleness_window(
-            record, self.down_after_intervals)
+            record, self.down_after_intervals
+        )
         try:
             findings = evaluate(record, th, self.history.trends(record.host), silent_after)
         except Exception:  # one odd report must not break /metrics for every host
-            log.exception("risk rules failed for host %s; its reasons are unknown until its "
-                          "next report", record.host)
+            log.exception(
+                "risk rules failed for host %s; its reasons are unknown until its next report",
+                record.host,
+            )
             findings = []
         # Weight 0 switches a reason off for this scope: not scored, not shown.
-        prepared = Prepared.of(record, th,
-                               tuple(f for f in findings if th.weights[f.reason] > 0))
+        prepared = Prepared.of(record, th, tuple(f for f in findings if th.weights[f.reason] > 0))
         with self._lock:
             self._prepared[record.host] = prepared
         return prepared
 
-    def assess(self, record: AgentRecord, now: float,
-               lang: Language | None = None) -> Assessment:
+    def assess(self, record: AgentRecord, now: float, lang: Language | None = None) -> Assessment:
         """The score and the active findings' sentences as of now, worst reason first,
         in lang (English by default: reason codes and scores never depend on it)."""
         lang = lang or language(DEFAULT)
@@ -162,14 +166,20 @@ class RiskEngine:
         weights = prepared.thresholds.weights
         active = standing(prepared.findings, now, weights)
         active.sort(key=lambda f: (-weights[f.reason], _ORDER[f.reason], f.subject))
-        statements = tuple(Statement(f.reason, one_line(f.subject), weights[f.reason],
-                                     f.sentence(now, lang))
-                           for f in active)
-        return Assessment(record.host, record.department,
-                          prepared.score(frozenset(f.reason for f in active)), statements)
+        statements = tuple(
+            Statement(f.reason, one_line(f.subject), weights[f.reason], f.sentence(now, lang))
+            for f in active
+        )
+        return Assessment(
+            record.host,
+            record.department,
+            prepared.score(frozenset(f.reason for f in active)),
+            statements,
+        )
 
-    def assess_all(self, records: list[AgentRecord], now: float,
-                   lang: Language | None = None) -> list[Assessment]:
+    def assess_all(
+        self, records: list[AgentRecord], now: float, lang: Language | None = None
+    ) -> list[Assessment]:
         """Every host, worst first (score, then host name)."""
         assessments = [self.assess(r, now, lang) for r in records]
         assessments.sort(key=lambda a: (-a.score, a.host))

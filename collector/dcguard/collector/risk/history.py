@@ -24,10 +24,10 @@ __all__ = ["FilesystemHistory", "Trend", "fit_trend"]
 class Trend:
     """A least-squares line through one filesystem's recent available bytes."""
 
-    at: float                 # time of the newest sample
-    avail_bytes: float        # the line's value at `at`
+    at: float  # time of the newest sample
+    avail_bytes: float  # the line's value at `at`
     slope_bytes_per_second: float
-    span_seconds: float       # newest minus oldest sample used
+    span_seconds: float  # newest minus oldest sample used
     samples: int
 
     @property
@@ -52,8 +52,13 @@ def fit_trend(points: Sequence[tuple[float, float]]) -> Trend | None:
         return None
     slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / var
     value_at_end = mean_y + slope * (xs[-1] - mean_x)
-    return Trend(at=points[-1][0], avail_bytes=value_at_end, slope_bytes_per_second=slope,
-                 span_seconds=xs[-1], samples=n)
+    return Trend(
+        at=points[-1][0],
+        avail_bytes=value_at_end,
+        slope_bytes_per_second=slope,
+        span_seconds=xs[-1],
+        samples=n,
+    )
 
 
 class FilesystemHistory:

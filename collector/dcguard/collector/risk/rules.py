@@ -34,15 +34,20 @@ Text = Callable[[float, Language], str]
 _ENGLISH = language("en")
 
 _SMART_NAMES = {
-    5: N_("reallocated sectors"), 187: N_("reported uncorrectable errors"),
-    188: N_("command timeouts"), 197: N_("pending sectors"),
+    5: N_("reallocated sectors"),
+    187: N_("reported uncorrectable errors"),
+    188: N_("command timeouts"),
+    197: N_("pending sectors"),
     198: N_("offline uncorrectable sectors"),
 }
 # NVMe critical warning bits (NVMe base spec, SMART / Health log byte 0).
 _NVME_WARNINGS = (
-    (0x01, N_("spare capacity below threshold")), (0x02, N_("temperature out of range")),
-    (0x04, N_("reliability degraded")), (0x08, N_("media is read-only")),
-    (0x10, N_("volatile memory backup failed")), (0x20, N_("persistent memory unreliable")),
+    (0x01, N_("spare capacity below threshold")),
+    (0x02, N_("temperature out of range")),
+    (0x04, N_("reliability degraded")),
+    (0x08, N_("media is read-only")),
+    (0x10, N_("volatile memory backup failed")),
+    (0x20, N_("persistent memory unreliable")),
 )
 
 
@@ -74,7 +79,7 @@ def one_line(text: str, limit: int = 600) -> str:
     it can neither break the CLI's layout nor fake a line of it."""
     flat = "".join(c if c.isprintable() else " " for c in text)
     flat = " ".join(flat.split())
-    return flat if len(flat) <= limit else flat[:limit - 1] + "…"
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def seconds_of(stamp: Timestamp) -> float | None:
@@ -84,8 +89,9 @@ def seconds_of(stamp: Timestamp) -> float | None:
     return stamp.seconds + stamp.nanos / 1e9
 
 
-def evaluate(record: AgentRecord, th: Thresholds, trends: Mapping[str, Trend],
-             silent_after: float) -> list[Finding]:
+def evaluate(
+    record: AgentRecord, th: Thresholds, trends: Mapping[str, Trend], silent_after: float
+) -> list[Finding]:
     """Every finding for one host, active or pending, in reason order."""
     findings = list(_agent(record, silent_after))
     report = record.latest
@@ -98,12 +104,16 @@ def evaluate(record: AgentRecord, th: Thresholds, trends: Mapping[str, Trend],
 def _agent(record: AgentRecord, silent_after: float) -> Iterator[Finding]:
     last = record.last_seen
     yield Finding(
-        "agent_silent", "agent",
+        "agent_silent",
+        "agent",
         lambda now, lang: lang.tr(
             "no report from the agent for {age} (it reports every {interval}); its disks and "
             "backups are unknown - check that the server and dcguard-agent are running",
-            age=lang.span(now - last), interval=lang.span(record.interval_seconds)),
-        since=last + silent_after)
+            age=lang.span(now - last),
+            interval=lang.span(record.interval_seconds),
+        ),
+        since=last + silent_after,
+    )
 
 
 def _backups(report: pb.Report, th: Thresholds, _t: Mapping[str, Trend]) -> Iterator[Finding]:
@@ -115,9 +125,11 @@ def _backups(report: pb.Report, th: Thresholds, _t: Mapping[str, Trend]) -> Iter
 # Copies that survive the loss of this server.
 OFF_HOST = frozenset(("other_host", "offline", "immutable"))
 # Where a job's copy lies, when it is on this server: one whole sentence per place.
-_PLACES = {"same_disk": N_("{job} is on the same disk as its data"),
-           "other_disk": N_("{job} is on another disk of this server"),
-           "this_host": N_("{job} is on this server")}
+_PLACES = {
+    "same_disk": N_("{job} is on the same disk as its data"),
+    "other_disk": N_("{job} is on another disk of this server"),
+    "this_host": N_("{job} is on this server"),
+}
 
 
 def _offsite(backups: Iterable[pb.Backup]) -> Iterator[Finding]:
@@ -127,15 +139,24 @@ def _offsite(backups: Iterable[pb.Backup]) -> Iterator[Finding]:
         return
 
     def text(_now: float, lang: Language) -> str:
-        where = "; ".join(lang.tr(_PLACES.get(b.copy_location, _PLACES["this_host"]),
-                                  job=_job(b, lang)) for b in placed[:5])
-        more = lang.trn(" (and {count} more)", " (and {count} more)", len(placed) - 5) \
-            if len(placed) > 5 else ""
+        where = "; ".join(
+            lang.tr(_PLACES.get(b.copy_location, _PLACES["this_host"]), job=_job(b, lang))
+            for b in placed[:5]
+        )
+        more = (
+            lang.trn(" (and {count} more)", " (and {count} more)", len(placed) - 5)
+            if len(placed) > 5
+            else ""
+        )
         return lang.tr(
             "no backup of this server lies on another host: {where}{more} - one lost server "
             "(fire, theft, ransomware) takes its backups with it; add a copy on another "
             "server (a restic/borg repository over sftp:, rest:, s3:, or a network mount) or "
-            "declare an offline or immutable copy with copy_location", where=where, more=more)
+            "declare an offline or immutable copy with copy_location",
+            where=where,
+            more=more,
+        )
+
     yield Finding("no_offsite_copy", "backups", text)
 
 
@@ -153,40 +174,89 @@ def _backup(b: pb.Backup, th: Thresholds) -> Iterator[Finding]:
     # claimed beside it (an unreachable sftp: repository once scored 90, like a failing disk).
     unknown = bool(b.error) and last_success is None and last_run is None
     if unknown:
-        yield Finding("backup_failed", subject, lambda _now, lang: lang.tr(
-            "{job} could not be checked: {error}; whether it has ever succeeded is unknown "
-            "- check that this server can reach and read where the backup is stored",
-            job=_job(b, lang), error=b.error))
+        yield Finding(
+            "backup_failed",
+            subject,
+            lambda _now, lang: lang.tr(
+                "{job} could not be checked: {error}; whether it has ever succeeded is unknown "
+                "- check that this server can reach and read where the backup is stored",
+                job=_job(b, lang),
+                error=b.error,
+            ),
+        )
     elif b.error:
-        yield Finding("backup_failed", subject, lambda _now, lang: lang.tr(
-            "{job} could not be checked: {error}", job=_job(b, lang), error=b.error))
+        yield Finding(
+            "backup_failed",
+            subject,
+            lambda _now, lang: lang.tr(
+                "{job} could not be checked: {error}", job=_job(b, lang), error=b.error
+            ),
+        )
     if last_success is None and not unknown:
         failed_before = last_run is not None and bool(b.message)
-        yield Finding("backup_missing", subject, lambda _now, lang: lang.tr(
-            "{job} has never succeeded; its last run failed: {message} - run it now and "
-            "check its schedule", job=_job(b, lang), message=b.message) if failed_before
-            else lang.tr("{job} has never succeeded - run it now and check its schedule",
-                         job=_job(b, lang)))
+        yield Finding(
+            "backup_missing",
+            subject,
+            lambda _now, lang: (
+                lang.tr(
+                    "{job} has never succeeded; its last run failed: {message} - run it now and "
+                    "check its schedule",
+                    job=_job(b, lang),
+                    message=b.message,
+                )
+                if failed_before
+                else lang.tr(
+                    "{job} has never succeeded - run it now and check its schedule",
+                    job=_job(b, lang),
+                )
+            ),
+        )
     elif last_success is not None:
         done = last_success
-        yield Finding("backup_stale", subject, lambda now, lang: lang.tr(
-            "{job} last succeeded {age} ago; objective is {rpo}",
-            job=_job(b, lang), age=lang.span(now - done), rpo=lang.span(rpo)),
-            since=done + rpo)
+        yield Finding(
+            "backup_stale",
+            subject,
+            lambda now, lang: lang.tr(
+                "{job} last succeeded {age} ago; objective is {rpo}",
+                job=_job(b, lang),
+                age=lang.span(now - done),
+                rpo=lang.span(rpo),
+            ),
+            since=done + rpo,
+        )
     if last_run is not None and not b.last_run_success and last_success is not None:
         ran, message = last_run, b.message
-        yield Finding("backup_failed", subject, lambda now, lang: lang.tr(
-            "{job} failed its last run {age} ago: {message}", job=_job(b, lang),
-            age=lang.span(now - ran), message=message) if message else lang.tr(
-            "{job} failed its last run {age} ago", job=_job(b, lang),
-            age=lang.span(now - ran)))
+        yield Finding(
+            "backup_failed",
+            subject,
+            lambda now, lang: (
+                lang.tr(
+                    "{job} failed its last run {age} ago: {message}",
+                    job=_job(b, lang),
+                    age=lang.span(now - ran),
+                    message=message,
+                )
+                if message
+                else lang.tr(
+                    "{job} failed its last run {age} ago",
+                    job=_job(b, lang),
+                    age=lang.span(now - ran),
+                )
+            ),
+        )
     yield from _verification(b, subject)
     yield from _restore_test(b, subject)
     if b.same_device:
-        yield Finding("backup_same_device", subject, lambda _now, lang: lang.tr(
-            "{job} is stored on the same physical disk as its data ({disks}); one disk "
-            "failure loses both - move it to another disk or server", job=_job(b, lang),
-            disks=", ".join(b.shared_disks) or lang.tr("the same disk")))
+        yield Finding(
+            "backup_same_device",
+            subject,
+            lambda _now, lang: lang.tr(
+                "{job} is stored on the same physical disk as its data ({disks}); one disk "
+                "failure loses both - move it to another disk or server",
+                job=_job(b, lang),
+                disks=", ".join(b.shared_disks) or lang.tr("the same disk"),
+            ),
+        )
 
 
 def _verification(b: pb.Backup, subject: str) -> Iterator[Finding]:
@@ -195,31 +265,53 @@ def _verification(b: pb.Backup, subject: str) -> Iterator[Finding]:
     every = b.verify_every_seconds
     verified = seconds_of(b.last_verified)
     if verified is None:
-        yield Finding("backup_unverified", subject, lambda _now, lang: lang.tr(
-            "{job} has never been verified; a check is due every {every}",
-            job=_job(b, lang), every=lang.span(every)))
+        yield Finding(
+            "backup_unverified",
+            subject,
+            lambda _now, lang: lang.tr(
+                "{job} has never been verified; a check is due every {every}",
+                job=_job(b, lang),
+                every=lang.span(every),
+            ),
+        )
         return
     if not b.last_verify_success:
         # The agent sends the check's error lines as the message when the run itself
         # has none to say (a successful last run).
         said = b.message if b.message and b.last_run_success else ""
-        yield Finding("backup_failed", subject, lambda now, lang: lang.tr(
-            "{job} failed its last verification {age} ago{said}; the repository may be "
-            "damaged - run the check by hand and repair or start a new repository",
-            job=_job(b, lang), age=lang.span(now - verified),
-            said=" (" + said + ")" if said else ""))
-    yield Finding("backup_unverified", subject, lambda now, lang: lang.tr(
-        "{job} was last verified {age} ago; a check is due every {every}",
-        job=_job(b, lang), age=lang.span(now - verified), every=lang.span(every)),
-        since=verified + every)
+        yield Finding(
+            "backup_failed",
+            subject,
+            lambda now, lang: lang.tr(
+                "{job} failed its last verification {age} ago{said}; the repository may be "
+                "damaged - run the check by hand and repair or start a new repository",
+                job=_job(b, lang),
+                age=lang.span(now - verified),
+                said=" (" + said + ")" if said else "",
+            ),
+        )
+    yield Finding(
+        "backup_unverified",
+        subject,
+        lambda now, lang: lang.tr(
+            "{job} was last verified {age} ago; a check is due every {every}",
+            job=_job(b, lang),
+            age=lang.span(now - verified),
+            every=lang.span(every),
+        ),
+        since=verified + every,
+    )
 
 
 # What to do about a failed restore test: a dump is made again, a repository is repaired.
 _RESTORE_FIX = {
-    "files": N_("make a new dump now and check the backup script's log (disk full, killed, "
-                "timed out)"),
-    "repository": N_("run `restic check --read-data` / `borg check --verify-data` by hand, "
-                     "repair or start a new repository, and take a fresh backup"),
+    "files": N_(
+        "make a new dump now and check the backup script's log (disk full, killed, timed out)"
+    ),
+    "repository": N_(
+        "run `restic check --read-data` / `borg check --verify-data` by hand, "
+        "repair or start a new repository, and take a fresh backup"
+    ),
 }
 
 
@@ -233,13 +325,24 @@ def _restore_test(b: pb.Backup, subject: str) -> Iterator[Finding]:
     fix = _RESTORE_FIX["files" if b.kind == "files" else "repository"]
 
     def text(now: float, lang: Language) -> str:
-        values = {"job": _job(b, lang), "what": said or lang.tr("no detail given"),
-                  "fix": lang.tr(fix)}
+        values = {
+            "job": _job(b, lang),
+            "what": said or lang.tr("no detail given"),
+            "fix": lang.tr(fix),
+        }
         if tested is None:
-            return lang.tr("{job} failed its restore test: {what} - the backup would not give "
-                           "this data back; {fix}", **values)
-        return lang.tr("{job} failed its restore test {age} ago: {what} - the backup would "
-                       "not give this data back; {fix}", age=lang.span(now - tested), **values)
+            return lang.tr(
+                "{job} failed its restore test: {what} - the backup would not give "
+                "this data back; {fix}",
+                **values,
+            )
+        return lang.tr(
+            "{job} failed its restore test {age} ago: {what} - the backup would "
+            "not give this data back; {fix}",
+            age=lang.span(now - tested),
+            **values,
+        )
+
     yield Finding("backup_unrestorable", subject, text)
 
 
@@ -265,27 +368,45 @@ def _disks(report: pb.Report, th: Thresholds, _t: Mapping[str, Trend]) -> Iterat
 def _disk(d: pb.Disk, th: Thresholds) -> Iterator[Finding]:
     """Its own function so each lambda closes over its own disk."""
     if _failing(d, _ENGLISH):
-        yield Finding("disk_smart_failing", d.device, lambda _now, lang: lang.tr(
-            "{disk} {problems}{asleep} - copy its data off and replace it",
-            disk=_disk_name(d, lang), problems="; ".join(_failing(d, lang)),
-            asleep=_asleep(d, lang)))
+        yield Finding(
+            "disk_smart_failing",
+            d.device,
+            lambda _now, lang: lang.tr(
+                "{disk} {problems}{asleep} - copy its data off and replace it",
+                disk=_disk_name(d, lang),
+                problems="; ".join(_failing(d, lang)),
+                asleep=_asleep(d, lang),
+            ),
+        )
     if _degrading(d, th, _ENGLISH):
-        yield Finding("disk_smart_degrading", d.device, lambda _now, lang: lang.tr(
-            "{disk} reports {counts}{asleep} - make sure its backups are current and plan "
-            "a replacement", disk=_disk_name(d, lang),
-            counts=", ".join(_degrading(d, th, lang)), asleep=_asleep(d, lang)))
+        yield Finding(
+            "disk_smart_degrading",
+            d.device,
+            lambda _now, lang: lang.tr(
+                "{disk} reports {counts}{asleep} - make sure its backups are current and plan "
+                "a replacement",
+                disk=_disk_name(d, lang),
+                counts=", ".join(_degrading(d, th, lang)),
+                asleep=_asleep(d, lang),
+            ),
+        )
 
 
 def _failing(d: pb.Disk, lang: Language) -> list[str]:
     """What says the disk is failing now: overall health, attributes, NVMe warnings."""
     problems = [] if d.healthy else [lang.tr("fails its SMART health check")]
-    problems += [lang.tr("has SMART {id} {name} below its threshold now", id=a.id, name=a.name)
-                 if a.name else lang.tr("has SMART {id} below its threshold now", id=a.id)
-                 for a in d.attributes if a.failing_now]
+    problems += [
+        lang.tr("has SMART {id} {name} below its threshold now", id=a.id, name=a.name)
+        if a.name
+        else lang.tr("has SMART {id} below its threshold now", id=a.id)
+        for a in d.attributes
+        if a.failing_now
+    ]
     bits = [lang.tr(text) for bit, text in _NVME_WARNINGS if d.nvme_critical_warning & bit]
     if bits:
-        problems.append(lang.tr("reports NVMe critical warning: {warnings}",
-                                warnings=", ".join(bits)))
+        problems.append(
+            lang.tr("reports NVMe critical warning: {warnings}", warnings=", ".join(bits))
+        )
     return problems
 
 
@@ -297,17 +418,22 @@ def _attribute_name(a: pb.SmartAttribute, lang: Language) -> str:
 
 def _degrading(d: pb.Disk, th: Thresholds, lang: Language) -> list[str]:
     """Counts that predict failure (Backblaze's attributes, NVMe media errors and wear)."""
-    counts = [lang.tr("{count} {name} (SMART {id})", count=a.raw, name=_attribute_name(a, lang),
-                      id=a.id)
-              for a in d.attributes
-              if a.id in th.smart_attributes and a.raw > th.smart_raw_tolerated]
+    counts = [
+        lang.tr("{count} {name} (SMART {id})", count=a.raw, name=_attribute_name(a, lang), id=a.id)
+        for a in d.attributes
+        if a.id in th.smart_attributes and a.raw > th.smart_raw_tolerated
+    ]
     if d.nvme_media_errors > 0:
-        counts.append(lang.trn("{count} NVMe media error", "{count} NVMe media errors",
-                               d.nvme_media_errors))
+        counts.append(
+            lang.trn("{count} NVMe media error", "{count} NVMe media errors", d.nvme_media_errors)
+        )
     if d.nvme_percentage_used >= th.nvme_percentage_used_limit:
         # The sign goes with the number: "% o" in a message reads as a printf directive.
-        counts.append(lang.tr("{percent} of its rated endurance used",
-                              percent=str(d.nvme_percentage_used) + "%"))
+        counts.append(
+            lang.tr(
+                "{percent} of its rated endurance used", percent=str(d.nvme_percentage_used) + "%"
+            )
+        )
     return counts
 
 
@@ -319,34 +445,49 @@ def _raid(report: pb.Report, _th: Thresholds, _t: Mapping[str, Trend]) -> Iterat
 
 def _raid_finding(a: pb.RaidArray) -> Finding:
     def text(_now: float, lang: Language) -> str:
-        parts = [lang.tr("{active} of {total} disks active", active=a.disks_active,
-                         total=a.disks_total)]
+        parts = [
+            lang.tr("{active} of {total} disks active", active=a.disks_active, total=a.disks_total)
+        ]
         if a.failed_members:
             parts.append(lang.tr("failed: {members}", members=", ".join(a.failed_members)))
         if a.sync_action:
-            parts.append(lang.tr("{action} {percent} done", action=a.sync_action,
-                                 percent=str(round(a.sync_progress_ratio * 100)) + "%"))
+            parts.append(
+                lang.tr(
+                    "{action} {percent} done",
+                    action=a.sync_action,
+                    percent=str(round(a.sync_progress_ratio * 100)) + "%",
+                )
+            )
         return lang.tr(
             "RAID array {array}{level} is degraded: {details} - one more disk failure can "
-            "lose the array; replace the failed disk", array=a.name,
-            level=" (" + a.level + ")" if a.level else "", details="; ".join(parts))
+            "lose the array; replace the failed disk",
+            array=a.name,
+            level=" (" + a.level + ")" if a.level else "",
+            details="; ".join(parts),
+        )
+
     return Finding("raid_degraded", a.name, text)
 
 
 def _fs_ignored(fs: pb.Filesystem, th: Thresholds) -> bool:
-    return bool(fs.error) or fs.mountpoint in th.ignore_mountpoints or (
-        fs.fstype in th.readonly_expected_fstypes)
+    return (
+        bool(fs.error)
+        or fs.mountpoint in th.ignore_mountpoints
+        or (fs.fstype in th.readonly_expected_fstypes)
+    )
 
 
 def _where(fs: pb.Filesystem, lang: Language) -> str:
     if fs.device:
-        return lang.tr("filesystem {mountpoint} ({device})", mountpoint=fs.mountpoint,
-                       device=fs.device)
+        return lang.tr(
+            "filesystem {mountpoint} ({device})", mountpoint=fs.mountpoint, device=fs.device
+        )
     return lang.tr("filesystem {mountpoint}", mountpoint=fs.mountpoint)
 
 
-def _filesystems(report: pb.Report, th: Thresholds,
-                 trends: Mapping[str, Trend]) -> Iterator[Finding]:
+def _filesystems(
+    report: pb.Report, th: Thresholds, trends: Mapping[str, Trend]
+) -> Iterator[Finding]:
     for fs in report.filesystems:
         if not _fs_ignored(fs, th):
             yield from _filesystem(fs, th, trends.get(fs.mountpoint))
@@ -355,28 +496,52 @@ def _filesystems(report: pb.Report, th: Thresholds,
 def _filesystem(fs: pb.Filesystem, th: Thresholds, trend: Trend | None) -> Iterator[Finding]:
     """Its own function so each lambda closes over its own filesystem."""
     if fs.readonly and fs.mountpoint not in th.readonly_expected_mountpoints:
-        yield Finding("filesystem_readonly", fs.mountpoint, lambda _now, lang: lang.tr(
-            "{filesystem} is mounted read-only, so writes and backups to it fail - the kernel "
-            "does this after disk or filesystem errors; check dmesg",
-            filesystem=_where(fs, lang)))
+        yield Finding(
+            "filesystem_readonly",
+            fs.mountpoint,
+            lambda _now, lang: lang.tr(
+                "{filesystem} is mounted read-only, so writes and backups to it fail - the kernel "
+                "does this after disk or filesystem errors; check dmesg",
+                filesystem=_where(fs, lang),
+            ),
+        )
     if fs.size_bytes == 0:
         return
     ratio = fs.avail_bytes / fs.size_bytes
     if ratio < th.almost_full_avail_ratio:
-        yield Finding("filesystem_almost_full", fs.mountpoint, lambda _now, lang: lang.tr(
-            "{filesystem} has {avail} ({percent}%) left of {size}", filesystem=_where(fs, lang),
-            avail=lang.size(fs.avail_bytes), percent=round(ratio * 100),
-            size=lang.size(fs.size_bytes)))
+        yield Finding(
+            "filesystem_almost_full",
+            fs.mountpoint,
+            lambda _now, lang: lang.tr(
+                "{filesystem} has {avail} ({percent}%) left of {size}",
+                filesystem=_where(fs, lang),
+                avail=lang.size(fs.avail_bytes),
+                percent=round(ratio * 100),
+                size=lang.size(fs.size_bytes),
+            ),
+        )
     left = trend.seconds_to_full if trend is not None else None
-    if (trend is not None and left is not None and left <= th.filling_fast_horizon_seconds
-            and ratio < th.filling_fast_max_avail_ratio):
+    if (
+        trend is not None
+        and left is not None
+        and left <= th.filling_fast_horizon_seconds
+        and ratio < th.filling_fast_max_avail_ratio
+    ):
         rate = -trend.slope_bytes_per_second * 3600
         window = trend.span_seconds
-        yield Finding("filesystem_filling_fast", fs.mountpoint, lambda _now, lang: lang.tr(
-            "{filesystem} will be full in about {left} at the rate of the last {window} "
-            "({avail} left, falling {rate}/h)", filesystem=_where(fs, lang),
-            left=lang.span(left), window=lang.span(window), avail=lang.size(fs.avail_bytes),
-            rate=lang.size(rate)))
+        yield Finding(
+            "filesystem_filling_fast",
+            fs.mountpoint,
+            lambda _now, lang: lang.tr(
+                "{filesystem} will be full in about {left} at the rate of the last {window} "
+                "({avail} left, falling {rate}/h)",
+                filesystem=_where(fs, lang),
+                left=lang.span(left),
+                window=lang.span(window),
+                avail=lang.size(fs.avail_bytes),
+                rate=lang.size(rate),
+            ),
+        )
 
 
 def _io_errors(report: pb.Report, th: Thresholds, _t: Mapping[str, Trend]) -> Iterator[Finding]:
@@ -390,16 +555,33 @@ def _io_finding(e: pb.DeviceIoErrors, th: Thresholds) -> Finding:
     last = seconds_of(e.last_error_at)
 
     def count(lang: Language) -> str:
-        return lang.trn("{count} I/O error on {device}", "{count} I/O errors on {device}",
-                        e.errors_total, device=e.device)
+        return lang.trn(
+            "{count} I/O error on {device}",
+            "{count} I/O errors on {device}",
+            e.errors_total,
+            device=e.device,
+        )
 
     message = f": {e.last_message}" if e.last_message else ""
 
     if last is None:
-        return Finding("disk_io_errors", e.device, lambda _now, lang: lang.tr(
-            "the kernel logged {errors}{message} - check the disk and cabling",
-            errors=count(lang), message=message))
-    return Finding("disk_io_errors", e.device, lambda now, lang: lang.tr(
-        "the kernel logged {errors}, the last {age} ago{message} - check the disk and cabling",
-        errors=count(lang), age=lang.span(now - last), message=message),
-        until=last + th.io_errors_window_seconds)
+        return Finding(
+            "disk_io_errors",
+            e.device,
+            lambda _now, lang: lang.tr(
+                "the kernel logged {errors}{message} - check the disk and cabling",
+                errors=count(lang),
+                message=message,
+            ),
+        )
+    return Finding(
+        "disk_io_errors",
+        e.device,
+        lambda now, lang: lang.tr(
+            "the kernel logged {errors}, the last {age} ago{message} - check the disk and cabling",
+            errors=count(lang),
+            age=lang.span(now - last),
+            message=message,
+        ),
+        until=last + th.io_errors_window_seconds,
+    )

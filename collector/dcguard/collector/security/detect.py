@@ -21,8 +21,12 @@ from dcguard.common.i18n import DEFAULT, Language, language
 
 __all__ = ["DETECTIONS", "Detector"]
 
-DETECTIONS = ("brute_force", "distributed_attack", "success_after_failures",
-              "new_privileged_account")
+DETECTIONS = (
+    "brute_force",
+    "distributed_attack",
+    "success_after_failures",
+    "new_privileged_account",
+)
 FAILURES = ("ssh_login_failed", "ssh_invalid_user")  # the store's failed logins
 ATTACKS = ("brute_force", "distributed_attack")
 GRANTS = ("group_member_added", "user_modified")
@@ -49,11 +53,15 @@ class Detector:
                 self._brute_force(tx, event)
             if c.distributed:
                 self._distributed(tx, event)
-        elif (event.type == "ssh_login_accepted" and event.source_address
-              and c.success_after_failures):
+        elif (
+            event.type == "ssh_login_accepted" and event.source_address and c.success_after_failures
+        ):
             self._success_after(tx, event)
-        if c.privileged_account and event.user and (
-                event.type == "user_created" or event.type in GRANTS):
+        if (
+            c.privileged_account
+            and event.user
+            and (event.type == "user_created" or event.type in GRANTS)
+        ):
             self._privileged(tx, event)
 
     # --- brute force (Wazuh 5763) -------------------------------------------
@@ -74,20 +82,48 @@ class Detector:
         if start is None:
             return
         fired_at = times[start + n - 1]
-        if self._recent(tx, "brute_force", fired_at, self.config.brute_force_suppress,
-                        host=event.host, source_address=event.source_address):
+        if self._recent(
+            tx,
+            "brute_force",
+            fired_at,
+            self.config.brute_force_suppress,
+            host=event.host,
+            source_address=event.source_address,
+        ):
             return
-        count = tx.count_failures(event.source_address, event.host, event.type, times[start],
-                                  times[start] + w)
-        values = {"count": count, "source": event.source_address, "host": event.host,
-                  "window": format(w, "g")}
-        message = self.lang.tr("{count} failed SSH logins from {source} on {host} within "
-                               "{window}s", **values) if event.type == "ssh_login_failed" \
-            else self.lang.tr("{count} invalid SSH users from {source} on {host} within "
-                              "{window}s", **values)
-        self._store(tx, event, "brute_force", fired_at, "high", "T1110", message,
-                    {"failures": str(count), "counted": event.type,
-                     "window_seconds": f"{w:g}", "first_failure": format_time(times[start])})
+        count = tx.count_failures(
+            event.source_address, event.host, event.type, times[start], times[start] + w
+        )
+        values = {
+            "count": count,
+            "source": event.source_address,
+            "host": event.host,
+            "window": format(w, "g"),
+        }
+        message = (
+            self.lang.tr(
+                "{count} failed SSH logins from {source} on {host} within {window}s", **values
+            )
+            if event.type == "ssh_login_failed"
+            else self.lang.tr(
+                "{count} invalid SSH users from {source} on {host} within {window}s", **values
+            )
+        )
+        self._store(
+            tx,
+            event,
+            "brute_force",
+            fired_at,
+            "high",
+            "T1110",
+            message,
+            {
+                "failures": str(count),
+                "counted": event.type,
+                "window_seconds": f"{w:g}",
+                "first_failure": format_time(times[start]),
+            },
+        )
         self._success_after_detection(tx, "brute_force", event, fired_at)
 
     # --- distributed attack --------------------------------------------------
@@ -110,8 +146,9 @@ class Detector:
                 earliest[host] = after
         if len(set(latest) | set(earliest)) < need:
             return
-        starts = sorted({s for s in (*latest.values(), *(v - w for v in earliest.values()))
-                         if t - w <= s <= t})
+        starts = sorted(
+            {s for s in (*latest.values(), *(v - w for v in earliest.values())) if t - w <= s <= t}
+        )
         for start in starts:
             seen: dict[str, float] = {}
             for host, when in latest.items():
@@ -126,12 +163,26 @@ class Detector:
             if self._recent(tx, "distributed_attack", fired_at, w, source_address=src):
                 return
             hosts = sorted(seen)
-            self._store(tx, event, "distributed_attack", fired_at, "critical", "T1110",
-                        self.lang.tr("failed SSH logins from {source} on {count} hosts within "
-                                     "{window}s: {hosts}", source=src, count=len(hosts),
-                                     window=format(w, "g"), hosts=", ".join(hosts)),
-                        {"hosts": ",".join(hosts), "host_count": str(len(hosts)),
-                         "window_seconds": f"{w:g}"})
+            self._store(
+                tx,
+                event,
+                "distributed_attack",
+                fired_at,
+                "critical",
+                "T1110",
+                self.lang.tr(
+                    "failed SSH logins from {source} on {count} hosts within {window}s: {hosts}",
+                    source=src,
+                    count=len(hosts),
+                    window=format(w, "g"),
+                    hosts=", ".join(hosts),
+                ),
+                {
+                    "hosts": ",".join(hosts),
+                    "host_count": str(len(hosts)),
+                    "window_seconds": f"{w:g}",
+                },
+            )
             self._success_after_detection(tx, "distributed_attack", event, fired_at)
             return
 
@@ -151,31 +202,57 @@ class Detector:
     # --- success after failures ----------------------------------------------
 
     def _success_after(self, tx: EventTransaction, event: StoredEvent) -> None:
-        found = tx.latest_detection_from(event.source_address, ATTACKS,
-                                         event.time - self.config.success_window, event.time)
+        found = tx.latest_detection_from(
+            event.source_address, ATTACKS, event.time - self.config.success_window, event.time
+        )
         if found is not None:
             self._success_detected(tx, event, *found)
 
-    def _success_after_detection(self, tx: EventTransaction, trigger: str,
-                                 failure: StoredEvent, fired_at: float) -> None:
+    def _success_after_detection(
+        self, tx: EventTransaction, trigger: str, failure: StoredEvent, fired_at: float
+    ) -> None:
         """A late attack detection still catches accepted logins already stored after it."""
-        for accepted in tx.accepted_logins_from(failure.source_address, fired_at,
-                                                fired_at + self.config.success_window, 100):
-            self._success_detected(tx, replace(accepted, received_at=failure.received_at),
-                                   trigger, failure.host)
+        for accepted in tx.accepted_logins_from(
+            failure.source_address, fired_at, fired_at + self.config.success_window, 100
+        ):
+            self._success_detected(
+                tx, replace(accepted, received_at=failure.received_at), trigger, failure.host
+            )
 
-    def _success_detected(self, tx: EventTransaction, accepted: StoredEvent,
-                          trigger: str, trigger_host: str) -> None:
-        if self._recent(tx, "success_after_failures", accepted.time, 0.001, host=accepted.host,
-                        source_address=accepted.source_address):
+    def _success_detected(
+        self, tx: EventTransaction, accepted: StoredEvent, trigger: str, trigger_host: str
+    ) -> None:
+        if self._recent(
+            tx,
+            "success_after_failures",
+            accepted.time,
+            0.001,
+            host=accepted.host,
+            source_address=accepted.source_address,
+        ):
             return
-        self._store(tx, accepted, "success_after_failures", accepted.time, "critical", "T1078",
-                    self.lang.tr("accepted SSH login for {user} from {source} on {host} after "
-                                 "a {detection} detection on {attacked}",
-                                 user=accepted.user or "?", source=accepted.source_address,
-                                 host=accepted.host, detection=trigger, attacked=trigger_host),
-                    {"after": trigger, "attacked_host": trigger_host,
-                     "accepted_event_id": str(accepted.id)})
+        self._store(
+            tx,
+            accepted,
+            "success_after_failures",
+            accepted.time,
+            "critical",
+            "T1078",
+            self.lang.tr(
+                "accepted SSH login for {user} from {source} on {host} after "
+                "a {detection} detection on {attacked}",
+                user=accepted.user or "?",
+                source=accepted.source_address,
+                host=accepted.host,
+                detection=trigger,
+                attacked=trigger_host,
+            ),
+            {
+                "after": trigger,
+                "attacked_host": trigger_host,
+                "accepted_event_id": str(accepted.id),
+            },
+        )
 
     # --- new privileged account ------------------------------------------------
 
@@ -187,14 +264,12 @@ class Detector:
                 self._privileged_detected(tx, event, event.time, group)
                 return
             # The grant may have been stored first (a backlog out of order).
-            for when, details in tx.grants_of(event.host, event.user, event.time,
-                                              event.time + w):
+            for when, details in tx.grants_of(event.host, event.user, event.time, event.time + w):
                 group = self._privileged_group(details)
                 if group:
                     self._privileged_detected(tx, event, when, group)
                     return
-        elif group and tx.user_created_between(event.host, event.user, event.time - w,
-                                               event.time):
+        elif group and tx.user_created_between(event.host, event.user, event.time - w, event.time):
             self._privileged_detected(tx, event, event.time, group)
 
     def _privileged_group(self, details: dict[str, str]) -> str:
@@ -205,31 +280,72 @@ class Detector:
                 return name.strip()
         return ""
 
-    def _privileged_detected(self, tx: EventTransaction, event: StoredEvent,
-                             when: float, group: str) -> None:
-        if self._recent(tx, "new_privileged_account", when, self.config.privileged_window,
-                        host=event.host, user=event.user):
+    def _privileged_detected(
+        self, tx: EventTransaction, event: StoredEvent, when: float, group: str
+    ) -> None:
+        if self._recent(
+            tx,
+            "new_privileged_account",
+            when,
+            self.config.privileged_window,
+            host=event.host,
+            user=event.user,
+        ):
             return
-        self._store(tx, event, "new_privileged_account", when, "high", "T1136.001",
-                    self.lang.tr("account {user} was created on {host} and added to the "
-                                 "privileged group {group}", user=event.user, host=event.host,
-                                 group=group), {"group": group})
+        self._store(
+            tx,
+            event,
+            "new_privileged_account",
+            when,
+            "high",
+            "T1136.001",
+            self.lang.tr(
+                "account {user} was created on {host} and added to the privileged group {group}",
+                user=event.user,
+                host=event.host,
+                group=group,
+            ),
+            {"group": group},
+        )
 
     # --- shared -------------------------------------------------------------------
 
-    def _recent(self, tx: EventTransaction, kind: str, when: float, within: float,
-                **match: str) -> bool:
+    def _recent(
+        self, tx: EventTransaction, kind: str, when: float, within: float, **match: str
+    ) -> bool:
         """True if a `kind` detection matching `match` lies strictly within `within` of when."""
         return tx.detection_near(kind, when, within, match)
 
-    def _store(self, tx: EventTransaction, trigger: StoredEvent, kind: str, when: float,
-               severity: str, technique: str, message: str, details: dict[str, str]) -> None:
-        tx.insert_event(StoredEvent(
-            id=0, host=trigger.host, department="", time=when, received_at=trigger.received_at,
-            type=kind, severity=severity, technique=technique, user=trigger.user,
-            source_address=trigger.source_address, process=trigger.process, raw=message,
-            source="detection", details={**details, "trigger_event_id": str(trigger.id)},
-            detection=True))
+    def _store(
+        self,
+        tx: EventTransaction,
+        trigger: StoredEvent,
+        kind: str,
+        when: float,
+        severity: str,
+        technique: str,
+        message: str,
+        details: dict[str, str],
+    ) -> None:
+        tx.insert_event(
+            StoredEvent(
+                id=0,
+                host=trigger.host,
+                department="",
+                time=when,
+                received_at=trigger.received_at,
+                type=kind,
+                severity=severity,
+                technique=technique,
+                user=trigger.user,
+                source_address=trigger.source_address,
+                process=trigger.process,
+                raw=message,
+                source="detection",
+                details={**details, "trigger_event_id": str(trigger.id)},
+                detection=True,
+            )
+        )
 
 
 def _first_window(times: list[float], t: float, n: int, w: float) -> int | None:
@@ -240,4 +356,3 @@ def _first_window(times: list[float], t: float, n: int, w: float) -> int | None:
         if times[i + n - 1] - times[i] <= w and times[i + n - 1] >= t:
             return i
     return None
-

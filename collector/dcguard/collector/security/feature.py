@@ -24,19 +24,28 @@ class _Counters:
 
     def __init__(self, registry: CollectorRegistry, destinations: list[str]) -> None:
         self._forwarded = Counter(
-            "dcguard_collector_events_forwarded", "Security events delivered to a destination.",
-            ["destination"], registry=registry)
+            "dcguard_collector_events_forwarded",
+            "Security events delivered to a destination.",
+            ["destination"],
+            registry=registry,
+        )
         self._failed = Counter(
             "dcguard_collector_events_forward_failed",
             "Security events whose delivery failed and will be retried.",
-            ["destination"], registry=registry)
+            ["destination"],
+            registry=registry,
+        )
         self._backlog = Gauge(
             "dcguard_collector_events_forward_backlog",
             "Stored security events not yet delivered to a destination.",
-            ["destination"], registry=registry)
+            ["destination"],
+            registry=registry,
+        )
         self.pruned = Counter(
             "dcguard_collector_events_pruned",
-            "Security events deleted after the retention period.", registry=registry)
+            "Security events deleted after the retention period.",
+            registry=registry,
+        )
         for name in destinations:
             self._forwarded.labels(destination=name)
             self._failed.labels(destination=name)
@@ -55,8 +64,9 @@ class _Counters:
 class SecurityFeature:
     """What CollectorServer needs: a hook, and threads to start and stop."""
 
-    def __init__(self, config: SecurityConfig, database: Database,
-                 lang: Language | None = None) -> None:
+    def __init__(
+        self, config: SecurityConfig, database: Database, lang: Language | None = None
+    ) -> None:
         self._config = config
         self._database = database
         self.hooks: tuple[ReportHook, ...] = (EventHook([Detector(config.detection, lang)]),)
@@ -75,10 +85,19 @@ class SecurityFeature:
         forward = self._config.forward
         events = self._config.events
         self._threads = [
-            Pruner(self._database, events.retention_seconds, events.prune_interval_seconds,
-                   names, on_pruned=counters.pruned.inc),
-            *(Forwarder(self._database, d, counters, forward.batch_size,
-                        forward.retry_max_seconds) for d in self._destinations),
+            Pruner(
+                self._database,
+                events.retention_seconds,
+                events.prune_interval_seconds,
+                names,
+                on_pruned=counters.pruned.inc,
+            ),
+            *(
+                Forwarder(
+                    self._database, d, counters, forward.batch_size, forward.retry_max_seconds
+                )
+                for d in self._destinations
+            ),
         ]
         for thread in self._threads:
             thread.start()

@@ -19,9 +19,15 @@ __all__ = ["ecs_document", "ecs_json", "syslog_frame", "syslog_message"]
 SYSLOG_SEVERITY = {"critical": 2, "high": 3, "medium": 4, "low": 5, "info": 6}
 # ECS event.category by event-type prefix.
 _CATEGORIES = (
-    ("ssh_", ["authentication"]), ("su_", ["authentication"]),
-    ("sudo_auth", ["authentication"]), ("sudo_", ["process"]), ("user_", ["iam"]),
-    ("group_", ["iam"]), ("password_", ["iam"]), ("file_", ["file"]), ("port_", ["network"]),
+    ("ssh_", ["authentication"]),
+    ("su_", ["authentication"]),
+    ("sudo_auth", ["authentication"]),
+    ("sudo_", ["process"]),
+    ("user_", ["iam"]),
+    ("group_", ["iam"]),
+    ("password_", ["iam"]),
+    ("file_", ["file"]),
+    ("port_", ["network"]),
 )
 # Only the collector's own detections are intrusion_detection alerts; an agent
 # event that merely calls itself "brute_force" is not.
@@ -102,8 +108,9 @@ def ecs_document(event: StoredEvent) -> dict[str, Any]:
 
 def ecs_json(event: StoredEvent) -> str:
     """One line of ASCII JSON, no newline at the end."""
-    return json.dumps(ecs_document(event), ensure_ascii=True, separators=(",", ":"),
-                      sort_keys=False)
+    return json.dumps(
+        ecs_document(event), ensure_ascii=True, separators=(",", ":"), sort_keys=False
+    )
 
 
 def _sd_value(value: str) -> str:
@@ -118,8 +125,9 @@ def _header_token(value: str, limit: int) -> str:
     return text or "-"
 
 
-def syslog_message(event: StoredEvent, facility: int, app_name: str,
-                   max_bytes: int | None = None) -> bytes:
+def syslog_message(
+    event: StoredEvent, facility: int, app_name: str, max_bytes: int | None = None
+) -> bytes:
     """An RFC 5424 message: header, one SD element, and the ECS JSON as MSG.
 
     With max_bytes (UDP), an oversized message has its long strings cut and
@@ -127,12 +135,19 @@ def syslog_message(event: StoredEvent, facility: int, app_name: str,
     long after that is cut at max_bytes.
     """
     pri = facility * 8 + SYSLOG_SEVERITY.get(event.severity, 6)
-    params = (("id", str(event.id)), ("kind", "alert" if event.detection else "event"),
-              ("type", event.type), ("severity", event.severity),
-              ("department", event.department), ("technique", event.technique))
+    params = (
+        ("id", str(event.id)),
+        ("kind", "alert" if event.detection else "event"),
+        ("type", event.type),
+        ("severity", event.severity),
+        ("department", event.department),
+        ("technique", event.technique),
+    )
     sd = "[" + SD_ID + "".join(f' {k}="{_sd_value(v)}"' for k, v in params if v) + "]"
-    header = (f"<{pri}>1 {format_time(event.time)} {_header_token(event.host, 255)} "
-              f"{_header_token(app_name, 48)} - {_header_token(event.type, 32)} {sd} ")
+    header = (
+        f"<{pri}>1 {format_time(event.time)} {_header_token(event.host, 255)} "
+        f"{_header_token(app_name, 48)} - {_header_token(event.type, 32)} {sd} "
+    )
     data = (header + ecs_json(event)).encode("ascii")
     if max_bytes is not None and len(data) > max_bytes:
         data = _shrunk_json(event, header, max_bytes)
@@ -145,13 +160,16 @@ def _shrunk_json(event: StoredEvent, header: str, max_bytes: int) -> bytes:
         doc = ecs_document(event)
         doc["message"] = event.raw[:cut]
         doc.pop("dcguard", None)
-        for key, field in (("user", "name"), ("file", "path"), ("process", "name"),
-                           ("source", "address")):
+        for key, field in (
+            ("user", "name"),
+            ("file", "path"),
+            ("process", "name"),
+            ("source", "address"),
+        ):
             if key in doc and field in doc[key]:
                 doc[key][field] = str(doc[key][field])[:cut]
         doc["labels"]["truncated"] = "true"
-        data = (header + json.dumps(doc, ensure_ascii=True, separators=(",", ":"))
-                ).encode("ascii")
+        data = (header + json.dumps(doc, ensure_ascii=True, separators=(",", ":"))).encode("ascii")
         if len(data) <= max_bytes:
             return data
     return data[:max_bytes]

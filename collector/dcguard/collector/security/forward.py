@@ -101,7 +101,8 @@ class SyslogDestination:
         if self._tls is not None:
             try:
                 sock = self._tls.wrap_socket(
-                    sock, server_hostname=config.server_name or config.host)
+                    sock, server_hostname=config.server_name or config.host
+                )
             except (OSError, ssl.SSLError):
                 sock.close()
                 raise
@@ -116,12 +117,18 @@ class SyslogDestination:
         try:
             if config.transport == "udp":
                 for event in events:
-                    self._sock.send(syslog_message(event, config.facility, config.app_name,
-                                                   config.udp_max_bytes))
+                    self._sock.send(
+                        syslog_message(
+                            event, config.facility, config.app_name, config.udp_max_bytes
+                        )
+                    )
                 return
-            self._sock.sendall(b"".join(
-                syslog_frame(syslog_message(event, config.facility, config.app_name))
-                for event in events))
+            self._sock.sendall(
+                b"".join(
+                    syslog_frame(syslog_message(event, config.facility, config.app_name))
+                    for event in events
+                )
+            )
             # A peer that went away during the write shows up as EOF/RST now;
             # treat the batch as not delivered so it is sent again.
             if _peer_closed(self._sock):
@@ -170,8 +177,15 @@ class ForwardCounters(Protocol):
 class Forwarder:
     """One destination's thread: read after the cursor, send, advance; back off on failure."""
 
-    def __init__(self, database: Database, destination: Destination, counters: ForwardCounters,
-                 batch_size: int = 500, retry_max: float = 60.0, poll: float = 0.5) -> None:
+    def __init__(
+        self,
+        database: Database,
+        destination: Destination,
+        counters: ForwardCounters,
+        batch_size: int = 500,
+        retry_max: float = 60.0,
+        poll: float = 0.5,
+    ) -> None:
         self._database = database
         self._destination = destination
         self._counters = counters
@@ -179,8 +193,9 @@ class Forwarder:
         self._retry_max = retry_max
         self._poll = poll
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name=f"forward-{destination.name}")
+        self._thread = threading.Thread(
+            target=self._run, daemon=True, name=f"forward-{destination.name}"
+        )
 
     def start(self) -> None:
         self._thread.start()
@@ -213,8 +228,12 @@ class Forwarder:
                 except (OSError, ssl.SSLError) as exc:
                     backoff = min(self._retry_max, max(0.5, backoff * 2))
                     if not failing:
-                        log.warning("forwarding to %s failed, retrying with backoff up to "
-                                    "%gs: %s", name, self._retry_max, exc)
+                        log.warning(
+                            "forwarding to %s failed, retrying with backoff up to %gs: %s",
+                            name,
+                            self._retry_max,
+                            exc,
+                        )
                     failing = True
                     self._stop.wait(backoff)
                     continue
@@ -245,8 +264,7 @@ class Forwarder:
         try:
             events.save_cursor(self._destination.name, last_id)
         except StoreError as exc:
-            log.warning("forwarder %s cannot save its cursor yet: %s", self._destination.name,
-                        exc)
+            log.warning("forwarder %s cannot save its cursor yet: %s", self._destination.name, exc)
 
     def _step(self, store: EventStore, cursor: int) -> int | None:
         """Send one batch after cursor; the new cursor, or None when there was nothing."""

@@ -40,8 +40,9 @@ MAX_EVENT_AHEAD = 3600.0
 TIME_ADJUSTED_TAG = "time_adjusted"
 
 
-def from_proto(host: str, event: pb.SecurityEvent, report: pb.Report,
-               received_at: float) -> StoredEvent:
+def from_proto(
+    host: str, event: pb.SecurityEvent, report: pb.Report, received_at: float
+) -> StoredEvent:
     """An agent's event as it will be stored (never a detection, whatever its source says)."""
     when = event.time.seconds + event.time.nanos / 1e9
     tags = tuple(event.tags)
@@ -52,12 +53,25 @@ def from_proto(host: str, event: pb.SecurityEvent, report: pb.Report,
         tags = (*tags, TIME_ADJUSTED_TAG)
         when = collected
     return StoredEvent(
-        id=0, host=host, department="", time=when,
-        received_at=received_at, type=event.type, severity=severity_name(event.severity),
-        technique=event.technique, user=event.user, source_address=event.source_address,
-        process=event.process, raw=event.raw, source=event.source, path=event.path,
-        port=event.port, protocol=event.protocol, tags=tags,
-        details=details, detection=False,
+        id=0,
+        host=host,
+        department="",
+        time=when,
+        received_at=received_at,
+        type=event.type,
+        severity=severity_name(event.severity),
+        technique=event.technique,
+        user=event.user,
+        source_address=event.source_address,
+        process=event.process,
+        raw=event.raw,
+        source=event.source,
+        path=event.path,
+        port=event.port,
+        protocol=event.protocol,
+        tags=tags,
+        details=details,
+        detection=False,
     )
 
 
@@ -70,8 +84,9 @@ class Judge(Protocol):
 class EventHook:
     """The ReportHook that stores a new report's events, then lets the detections judge them."""
 
-    def __init__(self, judges: Sequence[Judge] = (),
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, judges: Sequence[Judge] = (), clock: Callable[[], float] = time.time
+    ) -> None:
         self._judges = tuple(judges)
         self._clock = clock
 
@@ -81,8 +96,9 @@ class EventHook:
         received_at = self._clock()
         # Every event of the report is stored before any is judged, so a
         # window sees the whole report whatever order its events came in.
-        events = sorted((from_proto(host, e, report, received_at) for e in report.events),
-                        key=lambda e: e.time)
+        events = sorted(
+            (from_proto(host, e, report, received_at) for e in report.events), key=lambda e: e.time
+        )
         stored = [tx.insert_event(event) for event in events]
         for event in stored:
             for judge in self._judges:
@@ -97,8 +113,13 @@ class EventHook:
 class EventQuery:
     """Filters for reading events back (the events command)."""
 
-    def __init__(self, host: str | None = None, since: float | None = None,
-                 min_severity: str = "info", limit: int = 100) -> None:
+    def __init__(
+        self,
+        host: str | None = None,
+        since: float | None = None,
+        min_severity: str = "info",
+        limit: int = 100,
+    ) -> None:
         self.host = host
         self.since = since
         self.min_rank = severity_rank(min_severity)
@@ -119,10 +140,15 @@ class Pruner:
 
     BATCH = 5000
 
-    def __init__(self, path: Database, retention: float, interval: float,
-                 forward_destinations: Sequence[str] = (),
-                 on_pruned: Callable[[int], None] = lambda n: None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        path: Database,
+        retention: float,
+        interval: float,
+        forward_destinations: Sequence[str] = (),
+        on_pruned: Callable[[int], None] = lambda n: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._path = path
         self._retention = retention
         self._interval = interval

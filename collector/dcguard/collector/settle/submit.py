@@ -41,8 +41,13 @@ log = logging.getLogger(__name__)
 class CollectorService:
     """Settles admitted Submits; every outcome is counted."""
 
-    def __init__(self, store: ReportStore, state: HostStateSink, metrics: SelfMetrics,
-                 limits: Limits | None = None) -> None:
+    def __init__(
+        self,
+        store: ReportStore,
+        state: HostStateSink,
+        metrics: SelfMetrics,
+        limits: Limits | None = None,
+    ) -> None:
         self._store = store
         self._state = state
         self._metrics = metrics
@@ -63,7 +68,8 @@ class CollectorService:
         if results:
             # A batch refused for its content says nothing of the database.
             self._metrics.store_up.set(
-                0 if all(isinstance(r, StoreError) and r.transient for r in results) else 1)
+                0 if all(isinstance(r, StoreError) and r.transient for r in results) else 1
+            )
         for (index, _), result in zip(accepted, results):
             if isinstance(result, StoreError):
                 replies[index] = self._not_stored(admissions[index], result)
@@ -76,11 +82,14 @@ class CollectorService:
                     "%s: %d report(s) before sequence %d were acknowledged by a collector "
                     "whose store this one does not share; not counted lost. List only "
                     "collectors sharing one store in an agent's addresses",
-                    result.record.host, result.acknowledged_elsewhere,
-                    result.record.max_sequence)
+                    result.record.host,
+                    result.acknowledged_elsewhere,
+                    result.record.max_sequence,
+                )
             self._state.update(result.record)
-            replies[index] = Reply(pb.SubmitResponse(
-                acked_sequence=result.record.max_sequence).SerializeToString())
+            replies[index] = Reply(
+                pb.SubmitResponse(acked_sequence=result.record.max_sequence).SerializeToString()
+            )
         self._metrics.agents.set(len(self._state))
         return replies
 
@@ -94,19 +103,27 @@ class CollectorService:
         request = admission.request
         if request is None:  # it came from an ingest process: parse it here again
             request = parse_request(admission.data)
-        skew, clamped = clamp_report_times(request.reports, admission.received_at,
-                                           self._limits)
+        skew, clamped = clamp_report_times(request.reports, admission.received_at, self._limits)
         self._note_clock(admission.identity.host, skew, clamped)
-        return StoreJob(admission.identity, request.agent, request.reports,
-                        admission.received_at, acked_sequence=request.acked_sequence,
-                        clock_skew=skew)
+        return StoreJob(
+            admission.identity,
+            request.agent,
+            request.reports,
+            admission.received_at,
+            acked_sequence=request.acked_sequence,
+            clock_skew=skew,
+        )
 
     def _note_clock(self, host: str, skew: float, clamped: int) -> None:
         """Log when a host's reports start and stop being clamped: once, not per report."""
         if clamped and host not in self._clamping:
             self._clamping.add(host)
-            log.warning("%s's clock is %.0f s off (ahead if positive): its reports are stored "
-                        "at their arrival time until it is corrected", host, skew)
+            log.warning(
+                "%s's clock is %.0f s off (ahead if positive): its reports are stored "
+                "at their arrival time until it is corrected",
+                host,
+                skew,
+            )
         elif not clamped and host in self._clamping:
             self._clamping.discard(host)
             log.info("%s's report times are plausible again (skew %.1f s)", host, skew)
@@ -119,18 +136,24 @@ class CollectorService:
         # Answering UNAVAILABLE here would have the agent resend it forever,
         # holding back every report behind it.
         log.warning("%s; refused it for good", error)
-        return self._refuse(admission, Rejection(grpc.StatusCode.INVALID_ARGUMENT, error.reason,
-                                                 str(error)))
+        return self._refuse(
+            admission, Rejection(grpc.StatusCode.INVALID_ARGUMENT, error.reason, str(error))
+        )
 
     def _refuse(self, admission: Admission, exc: Rejection) -> Reply:
         count = max(admission.reports, 1)
         self._metrics.rejected.labels(reason=exc.reason).inc(count)
         if admission.identity is not None:
             self._metrics.agent_rejected.labels(
-                host=admission.identity.host, department=admission.identity.department,
-                reason=exc.reason).inc(count)
+                host=admission.identity.host,
+                department=admission.identity.department,
+                reason=exc.reason,
+            ).inc(count)
         # A throttled agent is told when to come back; one line per call would flood.
-        log.log(logging.DEBUG if exc.reason == "rate_limited" else logging.INFO,
-                "refused a batch from %s: %s", admission.peer, exc.message)
+        log.log(
+            logging.DEBUG if exc.reason == "rate_limited" else logging.INFO,
+            "refused a batch from %s: %s",
+            admission.peer,
+            exc.message,
+        )
         return Reply.refusal(exc.code, exc.message, exc.retry_after)
-

@@ -71,8 +71,9 @@ __all__ = [
 ]
 
 
-def report_store(database: Database, *, readonly: bool = False,
-                 hooks: Sequence[ReportHook] = ()) -> ReportStore:
+def report_store(
+    database: Database, *, readonly: bool = False, hooks: Sequence[ReportHook] = ()
+) -> ReportStore:
     """The report store (not yet open); writable, open() creates and migrates the database."""
     if isinstance(database, PostgresDatabase):
         from dcguard.collector.store.postgres import PostgresStore
@@ -129,8 +130,10 @@ def copy_sqlite(source: Path, target: PostgresDatabase) -> dict[str, int]:
 def backup(database: Database, target: Path) -> int:
     """A consistent online copy of an SQLite store in a new file; its size in bytes."""
     if isinstance(database, PostgresDatabase):
-        raise StoreError("a PostgreSQL store is backed up with PostgreSQL's tools "
-                         "(pg_dump, pg_basebackup), not by the collector")
+        raise StoreError(
+            "a PostgreSQL store is backed up with PostgreSQL's tools "
+            "(pg_dump, pg_basebackup), not by the collector"
+        )
     from dcguard.collector.store.sqlite.copy import backup_to
 
     return backup_to(database, target)

@@ -63,8 +63,9 @@ class Plan:
     reports_lost: int
 
 
-def plan(row: Counters | None, instance_id: str, reports: Sequence[pb.Report],
-         acked_sequence: int = 0) -> Plan:
+def plan(
+    row: Counters | None, instance_id: str, reports: Sequence[pb.Report], acked_sequence: int = 0
+) -> Plan:
     """Which reports of a batch are new, and the agent's counters once they are stored."""
     max_sequence = stored_total = lost_total = 0
     if row is not None:
@@ -78,9 +79,13 @@ def plan(row: Counters | None, instance_id: str, reports: Sequence[pb.Report],
             duplicates += 1
             continue
         if report.sequence - max_sequence > MAX_SEQUENCE_JUMP:
-            raise SequenceRefused("invalid_report", (
-                f"report {report.sequence}: sequence jumps more than {MAX_SEQUENCE_JUMP} "
-                f"above the host's last ({max_sequence})"))
+            raise SequenceRefused(
+                "invalid_report",
+                (
+                    f"report {report.sequence}: sequence jumps more than {MAX_SEQUENCE_JUMP} "
+                    f"above the host's last ({max_sequence})"
+                ),
+            )
         # Of the skipped sequences, those up to the agent's acked_sequence were taken.
         taken = max(max_sequence, min(acked_sequence, report.sequence - 1))
         elsewhere += taken - max_sequence
@@ -90,16 +95,31 @@ def plan(row: Counters | None, instance_id: str, reports: Sequence[pb.Report],
     return Plan(new, duplicates, elsewhere, max_sequence, stored_total + len(new), lost_total)
 
 
-def record(row: Counters | None, identity: PeerIdentity, agent: pb.AgentInfo, done: Plan,
-           received_at: float, latest: pb.Report | None, revision: int = 0,
-           clock_skew_seconds: float = 0.0) -> AgentRecord:
+def record(
+    row: Counters | None,
+    identity: PeerIdentity,
+    agent: pb.AgentInfo,
+    done: Plan,
+    received_at: float,
+    latest: pb.Report | None,
+    revision: int = 0,
+    clock_skew_seconds: float = 0.0,
+) -> AgentRecord:
     """The agent's stored record after a batch."""
     return AgentRecord(
-        host=identity.host, department=identity.department,
-        agent_version=agent.agent_version, os=agent.os, kernel=agent.kernel,
-        interval_seconds=agent.interval_seconds, instance_id=agent.instance_id,
-        first_seen=row.first_seen if row is not None else received_at, last_seen=received_at,
-        max_sequence=done.max_sequence, reports_stored=done.reports_stored,
-        reports_lost=done.reports_lost, latest=latest, revision=revision,
+        host=identity.host,
+        department=identity.department,
+        agent_version=agent.agent_version,
+        os=agent.os,
+        kernel=agent.kernel,
+        interval_seconds=agent.interval_seconds,
+        instance_id=agent.instance_id,
+        first_seen=row.first_seen if row is not None else received_at,
+        last_seen=received_at,
+        max_sequence=done.max_sequence,
+        reports_stored=done.reports_stored,
+        reports_lost=done.reports_lost,
+        latest=latest,
+        revision=revision,
         clock_skew_seconds=clock_skew_seconds,
     )

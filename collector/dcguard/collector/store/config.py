@@ -37,8 +37,9 @@ def parse_store(table: Table) -> PostgresDatabase | None:
     try:
         from dcguard.collector.store.postgres.connection import check_dsn
     except ImportError:
-        raise table.error("engine", 'PostgreSQL needs psycopg 3: '
-                                    "pip install 'dcguard[postgresql]'") from None
+        raise table.error(
+            "engine", "PostgreSQL needs psycopg 3: pip install 'dcguard[postgresql]'"
+        ) from None
     try:
         check_dsn(dsn)
     except ValueError as exc:
@@ -49,8 +50,7 @@ def parse_store(table: Table) -> PostgresDatabase | None:
             password = password_file.read_text(encoding="utf-8").rstrip("\r\n")
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise table.error("password_file", f"cannot read {password_file}: {reason}"
-                              ) from None
+            raise table.error("password_file", f"cannot read {password_file}: {reason}") from None
         if not password:
             raise table.error("password_file", f"{password_file} is empty")
     return PostgresDatabase(dsn=dsn, password=password)

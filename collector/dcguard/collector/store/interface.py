@@ -25,8 +25,13 @@ from dcguard.collector.store.model import (
 from dcguard.v1 import collector_pb2 as pb
 
 __all__ = [
-    "EventStore", "EventTransaction", "HistoryTransaction", "RegistryStore", "ReportHook",
-    "ReportStore", "Transaction",
+    "EventStore",
+    "EventTransaction",
+    "HistoryTransaction",
+    "RegistryStore",
+    "ReportHook",
+    "ReportStore",
+    "Transaction",
 ]
 
 
@@ -40,49 +45,72 @@ class EventTransaction(Protocol):
     def insert_event(self, event: StoredEvent) -> StoredEvent:
         """Store and count one event; returns it with its id."""
 
-    def failure_times_before(self, source_address: str, host: str, type_: str, exclude_id: int,
-                             start: float, end: float, limit: int) -> list[float]:
+    def failure_times_before(
+        self,
+        source_address: str,
+        host: str,
+        type_: str,
+        exclude_id: int,
+        start: float,
+        end: float,
+        limit: int,
+    ) -> list[float]:
         """Times of this type's failures in [start, end] but exclude_id, newest first."""
 
-    def failure_times_after(self, source_address: str, host: str, type_: str, exclude_id: int,
-                            after: float, until: float, limit: int) -> list[float]:
+    def failure_times_after(
+        self,
+        source_address: str,
+        host: str,
+        type_: str,
+        exclude_id: int,
+        after: float,
+        until: float,
+        limit: int,
+    ) -> list[float]:
         """Times of this type's failures in (after, until] but exclude_id, oldest first."""
 
-    def count_failures(self, source_address: str, host: str, type_: str, start: float,
-                       end: float) -> int:
+    def count_failures(
+        self, source_address: str, host: str, type_: str, start: float, end: float
+    ) -> int:
         """How many failures of this type lie in [start, end]."""
 
-    def latest_failure(self, source_address: str, host: str, start: float,
-                       end: float) -> float | None:
+    def latest_failure(
+        self, source_address: str, host: str, start: float, end: float
+    ) -> float | None:
         """The newest failure's time in [start, end], of either type."""
 
-    def earliest_failure(self, source_address: str, host: str, start: float,
-                         end: float) -> float | None:
+    def earliest_failure(
+        self, source_address: str, host: str, start: float, end: float
+    ) -> float | None:
         """The oldest failure's time in [start, end], of either type."""
 
     def next_failed_host(self, source_address: str, after_host: str) -> str | None:
         """The first host (in name order) after after_host this source ever failed on."""
 
-    def latest_detection_from(self, source_address: str, kinds: Sequence[str], start: float,
-                              end: float) -> tuple[str, str] | None:
+    def latest_detection_from(
+        self, source_address: str, kinds: Sequence[str], start: float, end: float
+    ) -> tuple[str, str] | None:
         """(kind, host) of the newest detection of these kinds from a source in [start, end]."""
 
-    def accepted_logins_from(self, source_address: str, start: float, end: float,
-                             limit: int) -> list[StoredEvent]:
+    def accepted_logins_from(
+        self, source_address: str, start: float, end: float, limit: int
+    ) -> list[StoredEvent]:
         """Accepted SSH logins (not detections) from a source in [start, end], oldest first.
 
         Only id, host, time, type, user, source_address and process are filled in.
         """
 
-    def grants_of(self, host: str, user: str, start: float,
-                  end: float) -> list[tuple[float, dict[str, str]]]:
+    def grants_of(
+        self, host: str, user: str, start: float, end: float
+    ) -> list[tuple[float, dict[str, str]]]:
         """(time, details) of group grants to a user on a host in [start, end], oldest first."""
 
     def user_created_between(self, host: str, user: str, start: float, end: float) -> bool:
         """True if the user was created on the host in [start, end]."""
 
-    def detection_near(self, kind: str, when: float, within: float,
-                       match: Mapping[str, str]) -> bool:
+    def detection_near(
+        self, kind: str, when: float, within: float, match: Mapping[str, str]
+    ) -> bool:
         """True if a `kind` detection lies strictly within `within` seconds of when.
 
         match narrows it by host, source_address and user (no other keys).
@@ -95,11 +123,11 @@ class HistoryTransaction(Protocol):
     def newest_samples(self, host: str) -> dict[str, float]:
         """mountpoint -> time of its newest sample, for one host."""
 
-    def add_sample(self, host: str, mountpoint: str, at: float, avail_bytes: float,
-                   size_bytes: float) -> None: ...
+    def add_sample(
+        self, host: str, mountpoint: str, at: float, avail_bytes: float, size_bytes: float
+    ) -> None: ...
 
-    def samples_since(self, host: str, mountpoint: str,
-                      since: float) -> list[tuple[float, float]]:
+    def samples_since(self, host: str, mountpoint: str, since: float) -> list[tuple[float, float]]:
         """(time, avail bytes) of one filesystem from since on, oldest first."""
 
     def drop_samples_before(self, host: str, cutoff: float) -> None:
@@ -139,8 +167,13 @@ class ReportStore(Protocol):
     def changed_agents(self, known: Mapping[str, int]) -> list[AgentRecord]:
         """Agents stored with a revision above known's (host -> revision; absent: every one)."""
 
-    def apply(self, identity: PeerIdentity, agent: pb.AgentInfo,
-              reports: Sequence[pb.Report], received_at: float) -> ApplyResult:
+    def apply(
+        self,
+        identity: PeerIdentity,
+        agent: pb.AgentInfo,
+        reports: Sequence[pb.Report],
+        received_at: float,
+    ) -> ApplyResult:
         """Store one batch (see apply_many); raise StoreError if it could not be."""
 
     def apply_many(self, batches: Sequence[StoreJob]) -> list[ApplyResult | StoreError]:
@@ -154,8 +187,9 @@ class RegistryStore(Protocol):
 
     def close(self) -> None: ...
 
-    def add_token(self, token_hash: str, host: str, department: str, created_at: float,
-                  expires_at: float) -> None: ...
+    def add_token(
+        self, token_hash: str, host: str, department: str, created_at: float, expires_at: float
+    ) -> None: ...
 
     def token(self, token_hash: str) -> TokenRecord | None: ...
 
@@ -178,8 +212,9 @@ class EventStore(Protocol):
 
     def close(self) -> None: ...
 
-    def query_events(self, host: str | None, since: float | None, min_rank: int,
-                     limit: int) -> list[StoredEvent]:
+    def query_events(
+        self, host: str | None, since: float | None, min_rank: int, limit: int
+    ) -> list[StoredEvent]:
         """The newest `limit` matching events, oldest first, with the host's department."""
 
     def events_after(self, last_id: int, limit: int) -> list[StoredEvent]:

@@ -11,8 +11,16 @@ from dcguard.collector.identity import PeerIdentity
 from dcguard.v1 import collector_pb2 as pb
 
 __all__ = [
-    "AgentRecord", "ApplyResult", "CertificateRecord", "Database", "DatabaseUnreachable",
-    "FsSample", "PostgresDatabase", "StoreError", "StoreJob", "TokenRecord",
+    "AgentRecord",
+    "ApplyResult",
+    "CertificateRecord",
+    "Database",
+    "DatabaseUnreachable",
+    "FsSample",
+    "PostgresDatabase",
+    "StoreError",
+    "StoreJob",
+    "TokenRecord",
 ]
 
 # One filesystem free-space sample of the filling-fast history: (host,
@@ -31,8 +39,7 @@ class StoreError(Exception):
     refused for good, with `reason` as the rejection reason.
     """
 
-    def __init__(self, message: str, *, transient: bool = True,
-                 reason: str = "unstorable") -> None:
+    def __init__(self, message: str, *, transient: bool = True, reason: str = "unstorable") -> None:
         super().__init__(message)
         self.transient = transient
         self.reason = reason
@@ -107,7 +114,6 @@ class CertificateRecord:
     issued_at: float
     not_after: float
     revoked_at: float | None
-
 
 
 class DatabaseUnreachable(StoreError):

@@ -63,16 +63,20 @@ class TlsFiles:
         try:
             return split_bundle(self.server.read_bytes())
         except FileNotFoundError:
-            raise CertificateError(tr("no server certificate in {directory}: run "
-                                      "`dcguard-collector ca init`",
-                                      directory=self.directory)) from None
+            raise CertificateError(
+                tr(
+                    "no server certificate in {directory}: run `dcguard-collector ca init`",
+                    directory=self.directory,
+                )
+            ) from None
         except CertificateError as exc:
             raise CertificateError(f"{self.server} {exc}") from None
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def _pem(cert: x509.Certificate) -> bytes:
@@ -104,9 +108,13 @@ def _sans(names: Sequence[str], addresses: Sequence[str]) -> list[x509.GeneralNa
     return sans
 
 
-def _write_server(files: TlsFiles, ca_key: ec.EllipticCurvePrivateKey,
-                  ca_cert: x509.Certificate, names: Sequence[str],
-                  addresses: Sequence[str]) -> None:
+def _write_server(
+    files: TlsFiles,
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca_cert: x509.Certificate,
+    names: Sequence[str],
+    addresses: Sequence[str],
+) -> None:
     """Sign a new server certificate for names/addresses; write it with its key, atomically."""
     sans = _sans(names, addresses)
     now = _now()
@@ -115,9 +123,11 @@ def _write_server(files: TlsFiles, ca_key: ec.EllipticCurvePrivateKey,
     server_cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, first)]))
-        .issuer_name(ca_cert.subject).public_key(server_key.public_key())
+        .issuer_name(ca_cert.subject)
+        .public_key(server_key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - BACKDATE).not_valid_after(now + SERVER_LIFETIME)
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(now + SERVER_LIFETIME)
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -126,32 +136,51 @@ def _write_server(files: TlsFiles, ca_key: ec.EllipticCurvePrivateKey,
     write_private(files.server, _pem(server_cert) + _pem(ca_cert) + _key_pem(server_key))
 
 
-def init_ca(files: TlsFiles, names: Sequence[str], addresses: Sequence[str], *,
-            force: bool = False) -> x509.Certificate:
+def init_ca(
+    files: TlsFiles, names: Sequence[str], addresses: Sequence[str], *, force: bool = False
+) -> x509.Certificate:
     """Make a new CA and a server certificate for names/addresses; return the CA certificate.
 
     Refuses to replace an existing CA unless forced: every enrolled agent
     trusts the old one, and would have to enroll again.
     """
     if files.ca_key.exists() and not force:
-        raise FileExistsError(f"a CA already exists in {files.directory}; replacing it means "
-                              "every agent must enroll again (use --force to do so)")
+        raise FileExistsError(
+            f"a CA already exists in {files.directory}; replacing it means "
+            "every agent must enroll again (use --force to do so)"
+        )
     _sans(names, addresses)  # refuse bad flags before anything is written
     now = _now()
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
-                                            f"dcguard collector CA {secrets.token_hex(4)}")])
+    ca_name = x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, f"dcguard collector CA {secrets.token_hex(4)}")]
+    )
     ca_cert = (
-        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - BACKDATE).not_valid_after(now + CA_LIFETIME)
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(now + CA_LIFETIME)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                     content_commitment=False, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False,
-                                     encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()),
-                       critical=False)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
         .sign(ca_key, hashes.SHA256())
     )
     # The key first: a crash midway leaves no CA certificate without its key
@@ -170,12 +199,18 @@ class CertificateAuthority:
             self.cert = load_certificate(files.ca_cert.read_bytes())
             key = serialization.load_pem_private_key(files.ca_key.read_bytes(), password=None)
         except FileNotFoundError as exc:
-            raise CertificateError(tr("no CA in {directory} ({file} is missing): run "
-                                      "`dcguard-collector ca init` first",
-                                      directory=files.directory, file=exc.filename)) from None
+            raise CertificateError(
+                tr(
+                    "no CA in {directory} ({file} is missing): run "
+                    "`dcguard-collector ca init` first",
+                    directory=files.directory,
+                    file=exc.filename,
+                )
+            ) from None
         except ValueError as exc:
-            raise CertificateError(f"the CA key in {files.directory} is unreadable: {exc}"
-                                   ) from None
+            raise CertificateError(
+                f"the CA key in {files.directory} is unreadable: {exc}"
+            ) from None
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise CertificateError(f"{files.ca_key} is not an EC key")
         self._key = key
@@ -191,8 +226,9 @@ class CertificateAuthority:
         """
         _write_server(self._files, self._key, self.cert, names, addresses)
 
-    def issue(self, csr_pem: bytes, host: str, department: str,
-              lifetime: datetime.timedelta) -> x509.Certificate:
+    def issue(
+        self, csr_pem: bytes, host: str, department: str, lifetime: datetime.timedelta
+    ) -> x509.Certificate:
         """Sign an agent's CSR. Only its public key is used: the CA decides the subject."""
         try:
             csr = x509.load_pem_x509_csr(csr_pem)
@@ -207,14 +243,21 @@ class CertificateAuthority:
         # Backdated for clock skew, but by no more than a tenth of a short
         # lifetime, so "renew after 2/3 of the lifetime" keeps its meaning.
         backdate = min(BACKDATE, lifetime / 10)
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host),
-                             x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, department)])
+        subject = x509.Name(
+            [
+                x509.NameAttribute(NameOID.COMMON_NAME, host),
+                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, department),
+            ]
+        )
         return (
-            x509.CertificateBuilder().subject_name(subject).issuer_name(self.cert.subject)
-            .public_key(public_key).serial_number(x509.random_serial_number())
-            .not_valid_before(now - backdate).not_valid_after(now + lifetime)
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(self.cert.subject)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - backdate)
+            .not_valid_after(now + lifetime)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
-                           critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
             .sign(self._key, hashes.SHA256())
         )

@@ -51,17 +51,20 @@ def parse_limits(table: Table) -> Limits:
     defaults = Limits()
     limits = Limits(
         max_reports_per_batch=table.integer(
-            "max_reports_per_batch", defaults.max_reports_per_batch, minimum=1),
+            "max_reports_per_batch", defaults.max_reports_per_batch, minimum=1
+        ),
         max_entries=table.integer("max_entries", defaults.max_entries, minimum=1),
         max_filesystems=table.integer("max_filesystems", defaults.max_filesystems, minimum=1),
         max_sources=table.integer("max_sources", defaults.max_sources, minimum=1),
         max_events_per_report=table.integer(
-            "max_events_per_report", defaults.max_events_per_report, minimum=0),
+            "max_events_per_report", defaults.max_events_per_report, minimum=0
+        ),
         max_string=table.size("max_string_bytes", defaults.max_string, minimum=64),
         max_age_seconds=table.duration("max_report_age", "400d", minimum=60.0),
         max_future_seconds=table.duration("max_clock_ahead", "1h", minimum=1.0),
         rate_per_second=table.number(
-            "rate_limit_per_second", defaults.rate_per_second, minimum=0.0),
+            "rate_limit_per_second", defaults.rate_per_second, minimum=0.0
+        ),
         rate_burst=table.integer("rate_limit_burst", defaults.rate_burst, minimum=1),
     )
     table.finish()

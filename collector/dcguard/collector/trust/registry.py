@@ -59,16 +59,16 @@ class EnrollmentRegistry:
     def close(self) -> None:
         self._store.close()
 
-    def create_token(self, host: str, department: str, ttl: float,
-                     now: float | None = None) -> str:
+    def create_token(self, host: str, department: str, ttl: float, now: float | None = None) -> str:
         """Make a token for host/department valid for ttl seconds; only its hash is kept."""
         token = new_token()
         created = time.time() if now is None else now
         self._store.add_token(hash_token(token), host, department, created, created + ttl)
         return token
 
-    def consume_token(self, token: str, host: str, department: str,
-                      now: float | None = None) -> TokenGrant:
+    def consume_token(
+        self, token: str, host: str, department: str, now: float | None = None
+    ) -> TokenGrant:
         """Spend a token once: it must exist, be unused, unexpired and name this host."""
         moment = time.time() if now is None else now
         row = self._store.token(hash_token(token))
@@ -82,17 +82,24 @@ class EnrollmentRegistry:
             raise TokenError(
                 "identity_mismatch",
                 f"this token is for host {row.host!r} in {row.department!r}, "
-                f"not {host!r} in {department!r}")
+                f"not {host!r} in {department!r}",
+            )
         # Marked only if still unused: of two enrollments racing, one wins.
         if not self._store.mark_token_used(hash_token(token), moment):
             raise TokenError("token_used", "this enrollment token was already used")
         return TokenGrant(host=row.host, department=row.department)
 
-    def record_certificate(self, serial: int, host: str, department: str,
-                           not_after: float) -> None:
-        self._store.add_certificate(CertificateRecord(
-            serial=format(serial, "x"), host=host, department=department,
-            issued_at=time.time(), not_after=not_after, revoked_at=None))
+    def record_certificate(self, serial: int, host: str, department: str, not_after: float) -> None:
+        self._store.add_certificate(
+            CertificateRecord(
+                serial=format(serial, "x"),
+                host=host,
+                department=department,
+                issued_at=time.time(),
+                not_after=not_after,
+                revoked_at=None,
+            )
+        )
 
     def certificate_status(self, serial: int) -> CertificateStatus:
         """Whether the registry issued this certificate ("unknown" if not) and revoked it."""

@@ -52,9 +52,15 @@ class Parsed:
 _PREFIX = re.compile(
     r"^(?:(?P<classic>[A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d)"
     r"|(?P<iso>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?))"
-    r" (?P<host>\S+) (?P<prog>[^\s\[:]+)(?:\[(?P<pid>\d+)\])?: ?(?P<msg>.*)$", re.S)
-_MONTHS = {name: index for index, name in enumerate(
-    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+    r" (?P<host>\S+) (?P<prog>[^\s\[:]+)(?:\[(?P<pid>\d+)\])?: ?(?P<msg>.*)$",
+    re.S,
+)
+_MONTHS = {
+    name: index
+    for index, name in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
 
 _FROM = r" from (?P<addr>\S+)(?: port (?P<port>\d+))?"
 R = re.compile
@@ -65,11 +71,19 @@ R = re.compile
 # sshd registers (auth2.c; Debian adds gssapi-keyex); keyboard-interactive carries its
 # PAM or BSD-auth submethod. A method known to one outcome and not the other loses events:
 # "Accepted none" (an empty password) once gave no event at all.
-_SSH_METHODS = ("none", "password", "publickey", "keyboard-interactive", "hostbased",
-               "gssapi-with-mic", "gssapi-keyex")
-_LOGIN = (r"^(?P<outcome>Accepted|Failed) (?P<method>(?:" + "|".join(_SSH_METHODS) + r")"
-          r"(?:/[\w-]+)?) for (?P<invalid>invalid user )?(?P<user>.*)" + _FROM
-          + r"(?: ssh2)?(?:: .*)?$")
+_SSH_METHODS = (
+    "none",
+    "password",
+    "publickey",
+    "keyboard-interactive",
+    "hostbased",
+    "gssapi-with-mic",
+    "gssapi-keyex",
+)
+_LOGIN = (
+    r"^(?P<outcome>Accepted|Failed) (?P<method>(?:" + "|".join(_SSH_METHODS) + r")"
+    r"(?:/[\w-]+)?) for (?P<invalid>invalid user )?(?P<user>.*)" + _FROM + r"(?: ssh2)?(?:: .*)?$"
+)
 
 
 def _ssh_rules() -> list[tuple[re.Pattern[str], Callable[[re.Match[str]], EventSpec]]]:
@@ -79,8 +93,14 @@ def _ssh_rules() -> list[tuple[re.Pattern[str], Callable[[re.Match[str]], EventS
         if m["invalid"]:
             details["invalid_user"] = "true"
         if m["outcome"] == "Failed":
-            return EventSpec("ssh_login_failed", "medium" if user == "root" else "low",
-                             "T1110", user, m["addr"], details)
+            return EventSpec(
+                "ssh_login_failed",
+                "medium" if user == "root" else "low",
+                "T1110",
+                user,
+                m["addr"],
+                details,
+            )
         severity = "info"
         if user == "root":
             severity = "high" if method != "publickey" else "medium"
@@ -92,16 +112,24 @@ def _ssh_rules() -> list[tuple[re.Pattern[str], Callable[[re.Match[str]], EventS
         return EventSpec("ssh_invalid_user", "low", "T1110", m["user"], m["addr"])
 
     def not_allowed(m: re.Match[str]) -> EventSpec:
-        return EventSpec("ssh_invalid_user", "low", "T1110", m["user"], m["addr"],
-                         {"reason": "not_allowed"})
+        return EventSpec(
+            "ssh_invalid_user", "low", "T1110", m["user"], m["addr"], {"reason": "not_allowed"}
+        )
 
-    def preauth(reason: str, technique: str = "", severity: str = "info"
-                ) -> Callable[[re.Match[str]], EventSpec]:
+    def preauth(
+        reason: str, technique: str = "", severity: str = "info"
+    ) -> Callable[[re.Match[str]], EventSpec]:
         def build(m: re.Match[str]) -> EventSpec:
             groups = m.groupdict()
-            return EventSpec("ssh_disconnect_preauth", severity, technique,
-                             groups.get("user") or "", groups.get("addr") or "",
-                             {"reason": reason})
+            return EventSpec(
+                "ssh_disconnect_preauth",
+                severity,
+                technique,
+                groups.get("user") or "",
+                groups.get("addr") or "",
+                {"reason": reason},
+            )
+
         return build
 
     who = r"(?:(?:invalid|authenticating) user (?P<user>.*) )?"
@@ -109,26 +137,49 @@ def _ssh_rules() -> list[tuple[re.Pattern[str], Callable[[re.Match[str]], EventS
         (R(_LOGIN), login),
         (R(r"^Invalid user (?P<user>.*)" + _FROM + "$"), invalid),
         (R(r"^User (?P<user>.*)" + _FROM + r" not allowed because .*$"), not_allowed),
-        (R(r"^error: maximum authentication attempts exceeded for (?:invalid user )?"
-           r"(?P<user>.*)" + _FROM + r"(?: ssh2)? \[preauth\]$"),
-         preauth("too_many_failures", "T1110", "low")),
-        (R(r"^Disconnecting " + r"(?:invalid|authenticating) user (?P<user>.*) (?P<addr>\S+)"
-           r" port \d+: Too many authentication failures \[preauth\]$"),
-         preauth("too_many_failures", "T1110", "low")),
-        (R(r"^Disconnecting: Too many authentication failures(?: for (?:invalid user )?"
-           r"(?P<user>.*))? \[preauth\]$"), preauth("too_many_failures", "T1110", "low")),
+        (
+            R(
+                r"^error: maximum authentication attempts exceeded for (?:invalid user )?"
+                r"(?P<user>.*)" + _FROM + r"(?: ssh2)? \[preauth\]$"
+            ),
+            preauth("too_many_failures", "T1110", "low"),
+        ),
+        (
+            R(
+                r"^Disconnecting " + r"(?:invalid|authenticating) user (?P<user>.*) (?P<addr>\S+)"
+                r" port \d+: Too many authentication failures \[preauth\]$"
+            ),
+            preauth("too_many_failures", "T1110", "low"),
+        ),
+        (
+            R(
+                r"^Disconnecting: Too many authentication failures(?: for (?:invalid user )?"
+                r"(?P<user>.*))? \[preauth\]$"
+            ),
+            preauth("too_many_failures", "T1110", "low"),
+        ),
         # With a user the port is always logged: anchor on the LAST "<addr> port <n>".
-        (R(r"^Connection (?:closed|reset) by " + who + r"(?P<addr>\S+) port \d+ \[preauth\]$"),
-         preauth("connection_closed")),
-        (R(r"^Connection (?:closed|reset) by (?P<addr>\S+) \[preauth\]$"),
-         preauth("connection_closed")),
-        (R(r"^Disconnected from " + who + r"(?P<addr>\S+) port \d+ \[preauth\]$"),
-         preauth("disconnected")),
+        (
+            R(r"^Connection (?:closed|reset) by " + who + r"(?P<addr>\S+) port \d+ \[preauth\]$"),
+            preauth("connection_closed"),
+        ),
+        (
+            R(r"^Connection (?:closed|reset) by (?P<addr>\S+) \[preauth\]$"),
+            preauth("connection_closed"),
+        ),
+        (
+            R(r"^Disconnected from " + who + r"(?P<addr>\S+) port \d+ \[preauth\]$"),
+            preauth("disconnected"),
+        ),
         (R(r"^Disconnected from (?P<addr>\S+) \[preauth\]$"), preauth("disconnected")),
-        (R(r"^Received disconnect from (?P<addr>[^\s:]+|\S+)(?: port \d+)?:.*\[preauth\]$"),
-         preauth("client_disconnect")),
-        (R(r"^fatal: Timeout before authentication for (?P<addr>\S+)(?: port \d+)?$"),
-         preauth("timeout")),
+        (
+            R(r"^Received disconnect from (?P<addr>[^\s:]+|\S+)(?: port \d+)?:.*\[preauth\]$"),
+            preauth("client_disconnect"),
+        ),
+        (
+            R(r"^fatal: Timeout before authentication for (?P<addr>\S+)(?: port \d+)?$"),
+            preauth("timeout"),
+        ),
     ]
 
 
@@ -138,58 +189,118 @@ _SSH_NOISE = R(
     r"|Received signal|error: kex_exchange_identification|fatal: Read from socket"
     r"|Received disconnect from |Disconnected from user |Connection closed by \S+ port \d+$"
     r"|Connection closed by \S+$|pam_systemd|Postponed |Starting session|Close session"
-    r"|session (?:opened|closed)|authentication failure;|check pass;)")
+    r"|session (?:opened|closed)|authentication failure;|check pass;)"
+)
 
-_SUDO = R(r"^\s*(?P<user>\S+) : (?:(?P<attempts>\d+) incorrect password attempts? ; "
-          r"|(?P<notin>user NOT in sudoers) ; |(?P<other>[^;=]+) ; )?"
-          r"TTY=(?P<tty>[^;]*) ; PWD=(?P<pwd>[^;]*) ; USER=(?P<target>[^;]*) ;"
-          r"(?: [A-Z]+=[^;]* ;)* COMMAND=(?P<command>.*)$", re.S)
-_SUDO_NOISE = R(r"^(?:pam_unix\(sudo|pam_systemd|unable to execute|\s*\S+ : "
-                r"(?:TTY|PWD)=|.*session (?:opened|closed))")
+_SUDO = R(
+    r"^\s*(?P<user>\S+) : (?:(?P<attempts>\d+) incorrect password attempts? ; "
+    r"|(?P<notin>user NOT in sudoers) ; |(?P<other>[^;=]+) ; )?"
+    r"TTY=(?P<tty>[^;]*) ; PWD=(?P<pwd>[^;]*) ; USER=(?P<target>[^;]*) ;"
+    r"(?: [A-Z]+=[^;]* ;)* COMMAND=(?P<command>.*)$",
+    re.S,
+)
+_SUDO_NOISE = R(
+    r"^(?:pam_unix\(sudo|pam_systemd|unable to execute|\s*\S+ : "
+    r"(?:TTY|PWD)=|.*session (?:opened|closed))"
+)
 _SU_RULES = [
     (R(r"^Successful su for (?P<target>\S+) by (?P<user>\S+)$"), "su_success"),
     (R(r"^\(to (?P<target>\S+)\) (?P<user>\S+) on (?P<tty>\S+)$"), "su_success"),
     (R(r"^FAILED SU \(to (?P<target>\S+)\) (?P<user>\S+) on (?P<tty>\S+)$"), "su_failure"),
     (R(r"^FAILED su for (?P<target>\S+) by (?P<user>\S+)$"), "su_failure"),
 ]
-_SU_NOISE = R(r"^(?:\+ \S+ \S+:\S+$|- \S+ \S+:\S+$|pam_unix\(su|pam_systemd|session |"
-              r"authentication failure;|check pass;)")
+_SU_NOISE = R(
+    r"^(?:\+ \S+ \S+:\S+$|- \S+ \S+:\S+$|pam_unix\(su|pam_systemd|session |"
+    r"authentication failure;|check pass;)"
+)
 _ACCOUNT_RULES: list[tuple[re.Pattern[str], str, str, str]] = [
     # (pattern, type, severity, technique); "target" names the account acted on.
-    (R(r"^new user: name=(?P<target>[^,]*), UID=(?P<uid>\d+), GID=(?P<gid>\d+)"
-       r"(?:, home=(?P<home>[^,]*))?(?:, shell=(?P<shell>[^,]*))?(?:, from=.*)?$"),
-     "user_created", "medium", "T1136"),
+    (
+        R(
+            r"^new user: name=(?P<target>[^,]*), UID=(?P<uid>\d+), GID=(?P<gid>\d+)"
+            r"(?:, home=(?P<home>[^,]*))?(?:, shell=(?P<shell>[^,]*))?(?:, from=.*)?$"
+        ),
+        "user_created",
+        "medium",
+        "T1136",
+    ),
     (R(r"^delete user '(?P<target>[^']*)'$"), "user_deleted", "medium", "T1531"),
     (R(r"^change user '(?P<target>[^']*)' password$"), "password_changed", "low", "T1098"),
-    (R(r"^change user name '(?P<old_name>[^']*)' to '(?P<target>[^']*)'$"),
-     "user_modified", "medium", "T1098"),
+    (
+        R(r"^change user name '(?P<old_name>[^']*)' to '(?P<target>[^']*)'$"),
+        "user_modified",
+        "medium",
+        "T1098",
+    ),
     (R(r"^change user '(?P<target>[^']*)' (?P<what>.*)$"), "user_modified", "low", "T1098"),
-    (R(r"^(?P<what>lock|unlock) user '(?P<target>[^']*)' password$"),
-     "user_modified", "low", "T1098"),
+    (
+        R(r"^(?P<what>lock|unlock) user '(?P<target>[^']*)' password$"),
+        "user_modified",
+        "low",
+        "T1098",
+    ),
     (R(r"^changed user '(?P<target>[^']*)' information$"), "user_modified", "low", "T1098"),
     (R(r"^changed password expiry for (?P<target>\S+)$"), "user_modified", "low", "T1098"),
-    (R(r"^new group: name=(?P<group>[^,]*), GID=(?P<gid>\d+)$"), "group_created", "low",
-     "T1098"),
+    (R(r"^new group: name=(?P<group>[^,]*), GID=(?P<gid>\d+)$"), "group_created", "low", "T1098"),
     (R(r"^group '(?P<group>[^']*)' removed$"), "group_deleted", "low", "T1098"),
-    (R(r"^removed group '(?P<group>[^']*)' owned by '(?P<target>[^']*)'$"),
-     "group_deleted", "low", "T1098"),
-    (R(r"^add '(?P<target>[^']*)' to group '(?P<group>[^']*)'$"),
-     "group_member_added", "medium", "T1098"),
-    (R(r"^user (?P<target>\S+) added by (?P<by>\S+) to group (?P<group>\S+)$"),
-     "group_member_added", "medium", "T1098"),
-    (R(r"^pam_unix\((?P<service>[\w-]+):chauthtok\): password changed for (?P<target>\S+)$"),
-     "password_changed", "low", "T1098"),
-    (R(r"^password for '(?P<target>[^']*)' changed by '(?P<by>[^']*)'$"),
-     "password_changed", "low", "T1098"),
+    (
+        R(r"^removed group '(?P<group>[^']*)' owned by '(?P<target>[^']*)'$"),
+        "group_deleted",
+        "low",
+        "T1098",
+    ),
+    (
+        R(r"^add '(?P<target>[^']*)' to group '(?P<group>[^']*)'$"),
+        "group_member_added",
+        "medium",
+        "T1098",
+    ),
+    (
+        R(r"^user (?P<target>\S+) added by (?P<by>\S+) to group (?P<group>\S+)$"),
+        "group_member_added",
+        "medium",
+        "T1098",
+    ),
+    (
+        R(r"^pam_unix\((?P<service>[\w-]+):chauthtok\): password changed for (?P<target>\S+)$"),
+        "password_changed",
+        "low",
+        "T1098",
+    ),
+    (
+        R(r"^password for '(?P<target>[^']*)' changed by '(?P<by>[^']*)'$"),
+        "password_changed",
+        "low",
+        "T1098",
+    ),
 ]
-_ACCOUNT_NOISE = R(r"^(?:group added to |new group added|add '[^']*' to shadow group|"
-                   r"group '[^']*' removed from |failed adding user|pam_unix\(|"
-                   r"new user added|delete '[^']*' from (?:shadow )?group|"
-                   r"removed shadow group|members of group)")
+_ACCOUNT_NOISE = R(
+    r"^(?:group added to |new group added|add '[^']*' to shadow group|"
+    r"group '[^']*' removed from |failed adding user|pam_unix\(|"
+    r"new user added|delete '[^']*' from (?:shadow )?group|"
+    r"removed shadow group|members of group)"
+)
 _REPEATED = R(r"^message repeated (?P<count>\d+) times: \[ ?(?P<inner>.*)\]$", re.S)
-_ACCOUNT_PROGRAMS = frozenset({"useradd", "userdel", "usermod", "groupadd", "groupdel",
-                               "groupmod", "gpasswd", "passwd", "chpasswd", "chage", "chfn",
-                               "chsh", "adduser", "deluser", "newusers", "shadow-utils"})
+_ACCOUNT_PROGRAMS = frozenset(
+    {
+        "useradd",
+        "userdel",
+        "usermod",
+        "groupadd",
+        "groupdel",
+        "groupmod",
+        "gpasswd",
+        "passwd",
+        "chpasswd",
+        "chage",
+        "chfn",
+        "chsh",
+        "adduser",
+        "deluser",
+        "newusers",
+        "shadow-utils",
+    }
+)
 _SSH_RULES = _ssh_rules()
 
 
@@ -232,8 +343,7 @@ def _classic_time(classic: str, now: float) -> float | None:
     return _local(year - 1, month, day, hour, minute, second)
 
 
-def _local(year: int, month: int, day: int, hour: int, minute: int, second: int
-           ) -> float | None:
+def _local(year: int, month: int, day: int, hour: int, minute: int, second: int) -> float | None:
     hour_start = _hour_start(year, month, day, hour)
     return None if hour_start is None else hour_start + minute * 60 + second
 
@@ -285,8 +395,12 @@ def _sudo(message: str) -> list[EventSpec] | None:
     m = _SUDO.match(message)
     if not m:
         return [] if _SUDO_NOISE.match(message) else None
-    details = {"target_user": m["target"], "command": m["command"], "tty": m["tty"],
-               "pwd": m["pwd"]}
+    details = {
+        "target_user": m["target"],
+        "command": m["command"],
+        "tty": m["tty"],
+        "pwd": m["pwd"],
+    }
     if not (m["attempts"] or m["notin"] or m["other"]):
         return [EventSpec("sudo_command", "low", "T1548.003", m["user"], details=details)]
     if m["notin"]:
@@ -325,10 +439,26 @@ def _quiet(message: str) -> list[EventSpec] | None:
 
 
 _FAMILIES: dict[str, Callable[[str], list[EventSpec] | None]] = {
-    "sshd": _sshd, "sshd-session": _sshd, "sshd-auth": _sshd, "sudo": _sudo, "su": _su,
+    "sshd": _sshd,
+    "sshd-session": _sshd,
+    "sshd-auth": _sshd,
+    "sudo": _sudo,
+    "su": _su,
     **dict.fromkeys(_ACCOUNT_PROGRAMS, _accounts),
-    **dict.fromkeys(("systemd-logind", "CRON", "cron", "crond", "cockpit-session", "polkitd",
-                     "systemd", "login", "dbus-daemon"), _quiet),
+    **dict.fromkeys(
+        (
+            "systemd-logind",
+            "CRON",
+            "cron",
+            "crond",
+            "cockpit-session",
+            "polkitd",
+            "systemd",
+            "login",
+            "dbus-daemon",
+        ),
+        _quiet,
+    ),
 }
 
 

@@ -31,15 +31,26 @@ class BaselineScanSource(ABC, Generic[B]):
 
     name: str
 
-    def __init__(self, *, interval: float, settings: SecuritySettings, state_file: Path,
-                 counters: SecurityCounters, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        *,
+        interval: float,
+        settings: SecuritySettings,
+        state_file: Path,
+        counters: SecurityCounters,
+        clock: Callable[[], float],
+    ) -> None:
         self._settings = settings
         self._state_file = state_file
         self._counters = counters
         self._clock = clock
         self._queue: EventQueue[B | None] = EventQueue(
-            settings.max_events_per_report, settings.max_pending_events, counters, None,
-            settings.max_event_bytes_per_report)
+            settings.max_events_per_report,
+            settings.max_pending_events,
+            counters,
+            None,
+            settings.max_event_bytes_per_report,
+        )
         self._scanner = PeriodicScanner(self.name, interval, self._scan)
         self._working: B | None = None
         self._persisted: B | None = None

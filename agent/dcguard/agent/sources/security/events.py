@@ -17,8 +17,16 @@ from dcguard.common.config import Table
 from dcguard.common.i18n import tr
 from dcguard.v1 import collector_pb2 as pb
 
-__all__ = ["SEVERITIES", "SecurityCounters", "SecuritySettings", "bare_ip", "cap_text",
-           "counters_for", "make_event", "security_settings"]
+__all__ = [
+    "SEVERITIES",
+    "SecurityCounters",
+    "SecuritySettings",
+    "bare_ip",
+    "cap_text",
+    "counters_for",
+    "make_event",
+    "security_settings",
+]
 
 SEVERITIES = {
     "info": pb.SEVERITY_INFO,
@@ -49,15 +57,20 @@ def security_settings(root: Table) -> SecuritySettings:
     table = root.table("security")
     settings = SecuritySettings(
         max_events_per_report=table.integer("max_events_per_report", 500, minimum=1),
-        max_event_bytes_per_report=table.size("max_event_bytes_per_report", 512 * 1024,
-                                              minimum=4096),
+        max_event_bytes_per_report=table.size(
+            "max_event_bytes_per_report", 512 * 1024, minimum=4096
+        ),
         max_pending_events=table.integer("max_pending_events", 20000, minimum=1),
         raw_max_bytes=table.size("raw_max_bytes", 2048, minimum=64),
     )
     if settings.max_pending_events < settings.max_events_per_report:
-        raise table.error("max_pending_events", tr(
-            "must be at least max_events_per_report ({value})",
-            value=settings.max_events_per_report))
+        raise table.error(
+            "max_pending_events",
+            tr(
+                "must be at least max_events_per_report ({value})",
+                value=settings.max_events_per_report,
+            ),
+        )
     for name in SOURCE_TABLES:
         if table.has(name):
             table.table(name)
@@ -74,8 +87,12 @@ class SecurityCounters:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._values = {"lines_read": 0, "lines_unrecognised": 0, "lines_oversized": 0,
-                        "events_deferred": 0}
+        self._values = {
+            "lines_read": 0,
+            "lines_unrecognised": 0,
+            "lines_oversized": 0,
+            "events_deferred": 0,
+        }
 
     def add(self, name: str, amount: int = 1) -> None:
         with self._lock:
@@ -118,18 +135,34 @@ def bare_ip(text: str) -> str:
         return ""
 
 
-def make_event(source: str, type_: str, severity: str, when: float, *, technique: str = "",
-               user: str = "", source_address: str = "", process: str = "", raw: str = "",
-               raw_max_bytes: int = 2048, details: dict[str, str] | None = None,
-               **fields: object) -> pb.SecurityEvent:
+def make_event(
+    source: str,
+    type_: str,
+    severity: str,
+    when: float,
+    *,
+    technique: str = "",
+    user: str = "",
+    source_address: str = "",
+    process: str = "",
+    raw: str = "",
+    raw_max_bytes: int = 2048,
+    details: dict[str, str] | None = None,
+    **fields: object,
+) -> pb.SecurityEvent:
     """One SecurityEvent; free text is capped, NULs are removed (they end C strings downstream)."""
     stamp = Timestamp()
     stamp.FromNanoseconds(int(when * 1e9))
     event = pb.SecurityEvent(
-        time=stamp, type=type_, severity=SEVERITIES[severity], technique=technique,
+        time=stamp,
+        type=type_,
+        severity=SEVERITIES[severity],
+        technique=technique,
         user=cap_text(user.replace("\x00", ""), 256),
-        source_address=source_address, process=cap_text(process, 256),
-        raw=cap_text(raw.replace("\x00", ""), raw_max_bytes), source=source,
+        source_address=source_address,
+        process=cap_text(process, 256),
+        raw=cap_text(raw.replace("\x00", ""), raw_max_bytes),
+        source=source,
     )
     for key, value in (details or {}).items():
         event.details[key] = cap_text(value.replace("\x00", ""), 512)

@@ -31,8 +31,11 @@ _CLASSES: list[tuple[re.Pattern[str], str, str]] = [
     (re.compile(r"(^|/)(passwd|shadow|group|gshadow)-?$"), "T1098", "high"),
     (re.compile(r"(^|/)sudoers(\.d(/|$)|$)"), "T1548.003", "high"),
     (re.compile(r"(^|/)sshd_config(\.d(/|$)|$)"), "T1021.004", "high"),
-    (re.compile(r"(^|/)(crontab|cron\.(d|daily|hourly|weekly|monthly))(/|$)|/spool/cron/"),
-     "T1053.003", "medium"),
+    (
+        re.compile(r"(^|/)(crontab|cron\.(d|daily|hourly|weekly|monthly))(/|$)|/spool/cron/"),
+        "T1053.003",
+        "medium",
+    ),
     (re.compile(r"/systemd/(system|user)(/|$)"), "T1543.002", "medium"),
 ]
 
@@ -48,8 +51,12 @@ def technique_for(path: str) -> tuple[str, str]:
 class RateLimiter:
     """Keeps hashing under bytes_per_second; waits on the stop Event so shutdown is prompt."""
 
-    def __init__(self, bytes_per_second: int, stop: threading.Event,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        bytes_per_second: int,
+        stop: threading.Event,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._rate = bytes_per_second
         self._stop = stop
         self._clock = clock
@@ -65,7 +72,7 @@ class RateLimiter:
 
 @dataclass(frozen=True)
 class Change:
-    type: str            # file_created, file_modified, file_deleted, file_permissions_changed, ...
+    type: str  # file_created, file_modified, file_deleted, file_permissions_changed, ...
     path: str
     old: Entry | None
     new: Entry | None
@@ -101,18 +108,37 @@ def _hash(path: str, limiter: RateLimiter, stop: threading.Event, max_bytes: int
         os.close(fd)
 
 
-def _entry(path: str, st: os.stat_result, previous: Entry | None, limiter: RateLimiter,
-           stop: threading.Event, max_bytes: int) -> Entry:
+def _entry(
+    path: str,
+    st: os.stat_result,
+    previous: Entry | None,
+    limiter: RateLimiter,
+    stop: threading.Event,
+    max_bytes: int,
+) -> Entry:
     kind = _kind(st.st_mode)
-    entry: Entry = {"type": kind, "mode": stat.S_IMODE(st.st_mode), "uid": st.st_uid,
-                    "gid": st.st_gid, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-                    "ctime_ns": st.st_ctime_ns, "ino": st.st_ino, "sha256": ""}
+    entry: Entry = {
+        "type": kind,
+        "mode": stat.S_IMODE(st.st_mode),
+        "uid": st.st_uid,
+        "gid": st.st_gid,
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "ctime_ns": st.st_ctime_ns,
+        "ino": st.st_ino,
+        "sha256": "",
+    }
     if kind == "link":
         target = str(Path(path).readlink())
         entry["sha256"] = hashlib.sha256(target.encode("utf-8", "surrogateescape")).hexdigest()
     elif kind == "file":
-        if previous is not None and previous.get("sha256") and all(
-                previous.get(key) == entry[key] for key in ("mtime_ns", "ctime_ns", "size", "ino")):
+        if (
+            previous is not None
+            and previous.get("sha256")
+            and all(
+                previous.get(key) == entry[key] for key in ("mtime_ns", "ctime_ns", "size", "ino")
+            )
+        ):
             entry["sha256"] = previous["sha256"]
         else:
             try:
@@ -122,8 +148,14 @@ def _entry(path: str, st: os.stat_result, previous: Entry | None, limiter: RateL
     return entry
 
 
-def scan(roots: list[str], previous: Snapshot, limiter: RateLimiter, stop: threading.Event,
-         max_files: int, max_file_bytes: int) -> tuple[Snapshot, bool]:
+def scan(
+    roots: list[str],
+    previous: Snapshot,
+    limiter: RateLimiter,
+    stop: threading.Event,
+    max_files: int,
+    max_file_bytes: int,
+) -> tuple[Snapshot, bool]:
     """The current snapshot of roots; (snapshot, truncated) when max_files was reached."""
     current: Snapshot = {}
     pending = list(reversed(roots))
@@ -159,8 +191,11 @@ def diff(old: Snapshot, new: Snapshot) -> list[Change]:
         if after is None:
             changes.append(Change("file_deleted", path, before, None))
             continue
-        if before["type"] != after["type"] or before["sha256"] != after["sha256"] or (
-                after["type"] == "file" and before["size"] != after["size"]):
+        if (
+            before["type"] != after["type"]
+            or before["sha256"] != after["sha256"]
+            or (after["type"] == "file" and before["size"] != after["size"])
+        ):
             changes.append(Change("file_modified", path, before, after))
         if before["mode"] != after["mode"]:
             changes.append(Change("file_permissions_changed", path, before, after))
@@ -188,8 +223,7 @@ def _held_locks(proc_locks: Path) -> set[tuple[int, int, int]]:
     return held
 
 
-def package_activity(locks: list[Path], logs: list[Path], proc_locks: Path,
-                     since: float) -> str:
+def package_activity(locks: list[Path], logs: list[Path], proc_locks: Path, since: float) -> str:
     """Why the package manager counts as running ("lock held: X", "log written: Y"), or ""."""
     held = _held_locks(proc_locks)
     for lock in locks:

@@ -28,13 +28,17 @@ __all__ = ["Listener", "SocketOwners", "read_listeners"]
 
 _TCP_LISTEN = "0A"
 # (file under /proc/net, protocol, family)
-_TABLES = (("tcp", "tcp", socket.AF_INET), ("tcp6", "tcp", socket.AF_INET6),
-           ("udp", "udp", socket.AF_INET), ("udp6", "udp", socket.AF_INET6))
+_TABLES = (
+    ("tcp", "tcp", socket.AF_INET),
+    ("tcp6", "tcp", socket.AF_INET6),
+    ("udp", "udp", socket.AF_INET),
+    ("udp6", "udp", socket.AF_INET6),
+)
 
 
 @dataclass(frozen=True)
 class Listener:
-    protocol: str   # tcp, tcp6, udp, udp6
+    protocol: str  # tcp, tcp6, udp, udp6
     address: str
     port: int
     inode: str
@@ -57,9 +61,9 @@ def read_listeners(protocols: tuple[str, ...], proc: Path = Path("/proc")) -> li
 
 _NETLINK_SOCK_DIAG = 4
 _SOCK_DIAG_BY_FAMILY = 20
-_NLM_F_DUMP_REQUEST = 0x301          # NLM_F_REQUEST | NLM_F_DUMP
+_NLM_F_DUMP_REQUEST = 0x301  # NLM_F_REQUEST | NLM_F_DUMP
 _NLMSG_ERROR, _NLMSG_DONE = 2, 3
-_NLMSG = struct.Struct("=IHHII")      # struct nlmsghdr
+_NLMSG = struct.Struct("=IHHII")  # struct nlmsghdr
 _DIAG_REQ = struct.Struct("=BBBxI48x")  # struct inet_diag_req_v2 with an all-zero sockid
 # struct inet_diag_msg: family, state, timer, retrans; sockid (ports big-endian,
 # addresses in network order, interface, cookie); expires, queues, uid, inode.
@@ -77,8 +81,10 @@ def _diag_listeners(protocols: tuple[str, ...]) -> Iterator[Listener]:
 def _diag_dump(sock: socket.socket, protocol: str, family: int) -> Iterator[Listener]:
     number = socket.IPPROTO_TCP if protocol == "tcp" else socket.IPPROTO_UDP
     request = _DIAG_REQ.pack(family, number, 0, _STATES[protocol])
-    sock.send(_NLMSG.pack(_NLMSG.size + len(request), _SOCK_DIAG_BY_FAMILY,
-                          _NLM_F_DUMP_REQUEST, 1, 0) + request)
+    sock.send(
+        _NLMSG.pack(_NLMSG.size + len(request), _SOCK_DIAG_BY_FAMILY, _NLM_F_DUMP_REQUEST, 1, 0)
+        + request
+    )
     while True:
         data = sock.recv(65536)
         if not data:
@@ -109,11 +115,16 @@ def _diag_messages(data: bytes, protocol: str, family: int) -> Generator[Listene
         if length < _NLMSG.size + _DIAG_MSG.size:
             raise OSError(f"sock_diag: short message of length {length}")
         fields = _DIAG_MSG.unpack_from(data, offset + _NLMSG.size)
-        sport, dport, src, inode = (socket.ntohs(fields[4]), socket.ntohs(fields[5]),
-                                    fields[6], fields[-1])
+        sport, dport, src, inode = (
+            socket.ntohs(fields[4]),
+            socket.ntohs(fields[5]),
+            fields[6],
+            fields[-1],
+        )
         if sport and not dport:
-            yield Listener(protocol + suffix, socket.inet_ntop(family, src[:size]), sport,
-                           str(inode))
+            yield Listener(
+                protocol + suffix, socket.inet_ntop(family, src[:size]), sport, str(inode)
+            )
         offset += (length + 3) & ~3
     return False
 

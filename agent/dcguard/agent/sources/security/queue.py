@@ -39,8 +39,14 @@ class _Item(Generic[C]):
 class EventQueue(Generic[C]):
     """Bounded FIFO of events with hand-out/commit semantics; thread-safe."""
 
-    def __init__(self, per_report: int, capacity: int, counters: SecurityCounters,
-                 tail: C, bytes_per_report: int = 512 * 1024) -> None:
+    def __init__(
+        self,
+        per_report: int,
+        capacity: int,
+        counters: SecurityCounters,
+        tail: C,
+        bytes_per_report: int = 512 * 1024,
+    ) -> None:
         self._per_report = per_report
         self._bytes_per_report = bytes_per_report
         self._capacity = capacity
@@ -104,8 +110,9 @@ class EventQueue(Generic[C]):
                     item.deferred = True
                     self._counters.add("events_deferred")
             self._handed = count
-            self._handed_checkpoint = (self._items[count].start if count < len(self._items)
-                                       else self._tail)
+            self._handed_checkpoint = (
+                self._items[count].start if count < len(self._items) else self._tail
+            )
             self._awaiting_commit = True
             return count
 

@@ -18,8 +18,7 @@ class PeriodicScanner:
     promptly when the agent stops.
     """
 
-    def __init__(self, name: str, interval: float,
-                 scan: Callable[[threading.Event], None]) -> None:
+    def __init__(self, name: str, interval: float, scan: Callable[[threading.Event], None]) -> None:
         self._name = name
         self._interval = interval
         self._scan = scan
@@ -34,8 +33,9 @@ class PeriodicScanner:
 
     def start(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=f"{self._name}-scanner",
-                                            daemon=True)
+            self._thread = threading.Thread(
+                target=self._run, name=f"{self._name}-scanner", daemon=True
+            )
             self._thread.start()
 
     def _run(self) -> None:

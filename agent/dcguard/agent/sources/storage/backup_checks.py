@@ -21,8 +21,16 @@ from dcguard.agent.sources.storage.backup_config import BackupJob
 from dcguard.agent.sources.storage.isotime import parse_iso_time
 from dcguard.agent.sources.storage.tools import ToolError, ToolResult, error_line, run_tool
 
-__all__ = ["LOCKED", "CheckError", "RunResult", "VerifyResult", "check_files",
-           "check_repository", "tool_environment", "verify_repository"]
+__all__ = [
+    "LOCKED",
+    "CheckError",
+    "RunResult",
+    "VerifyResult",
+    "check_files",
+    "check_repository",
+    "tool_environment",
+    "verify_repository",
+]
 
 MAX_FILES_SCANNED = 200_000  # a backup directory is walked, but not forever
 # restic: "unable to create lock in backend: repository is already locked by PID ...";
@@ -37,12 +45,12 @@ class CheckError(Exception):
 
 @dataclass(frozen=True)
 class RunResult:
-    last_run: float | None          # None: never ran
+    last_run: float | None  # None: never ran
     last_run_success: bool
     last_success: float | None
-    size_bytes: int | None          # None: not readable right now (keep the last known)
+    size_bytes: int | None  # None: not readable right now (keep the last known)
     message: str = ""
-    snapshot: str = ""              # restic snapshot id / borg archive, to reuse its size
+    snapshot: str = ""  # restic snapshot id / borg archive, to reuse its size
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,7 @@ class VerifyResult:
 
 
 # -- files ---------------------------------------------------------------------------
+
 
 def _candidates(path: str) -> list[Path]:
     if _GLOB_MAGIC.search(path):
@@ -67,8 +76,10 @@ def _candidates(path: str) -> list[Path]:
         for entry in root.rglob("*"):
             found.append(entry)
             if len(found) > MAX_FILES_SCANNED:
-                raise CheckError(f"{path} holds more than {MAX_FILES_SCANNED} entries; "
-                                 "point path at a narrower directory or glob")
+                raise CheckError(
+                    f"{path} holds more than {MAX_FILES_SCANNED} entries; "
+                    "point path at a narrower directory or glob"
+                )
         return found
     if root.exists():
         return [root]
@@ -95,11 +106,13 @@ def check_files(job: BackupJob) -> RunResult:
     good = [t for t, size, _ in stats if size >= job.min_size]
     ok = newest_size >= job.min_size
     message = "" if ok else f"newest file is {newest_size} bytes, below min_size {job.min_size}"
-    return RunResult(newest_time, ok, good[-1] if good else None, newest_size, message,
-                     snapshot=newest)
+    return RunResult(
+        newest_time, ok, good[-1] if good else None, newest_size, message, snapshot=newest
+    )
 
 
 # -- restic and borg -----------------------------------------------------------------
+
 
 def tool_environment(job: BackupJob) -> dict[str, str]:
     """The variables restic/borg need for this job's repository and password."""
@@ -120,8 +133,9 @@ def tool_environment(job: BackupJob) -> dict[str, str]:
             try:
                 env["BORG_PASSPHRASE"] = Path(job.password_file).read_text().rstrip("\n")
             except OSError as exc:
-                raise CheckError(f"cannot read password_file {job.password_file}: "
-                                 f"{exc.strerror or exc}") from None
+                raise CheckError(
+                    f"cannot read password_file {job.password_file}: {exc.strerror or exc}"
+                ) from None
     return env
 
 
@@ -135,16 +149,17 @@ def _run(job: BackupJob, *args: str) -> ToolResult:
 def _json(job: BackupJob, *args: str) -> Any:
     result = _run(job, *args)
     if result.returncode != 0:
-        raise CheckError(f"{job.kind} {args[0]} exited with {result.returncode}: "
-                         f"{error_line(result.stderr) or 'no message'}")
+        raise CheckError(
+            f"{job.kind} {args[0]} exited with {result.returncode}: "
+            f"{error_line(result.stderr) or 'no message'}"
+        )
     try:
         return json.loads(result.stdout)
     except ValueError:
         raise CheckError(f"{job.kind} {args[0]} printed invalid JSON") from None
 
 
-def _restic_latest(job: BackupJob, known: dict[str, int]
-                   ) -> tuple[float, str, int | None] | None:
+def _restic_latest(job: BackupJob, known: dict[str, int]) -> tuple[float, str, int | None] | None:
     filters: list[str] = ["--host", job.host] if job.host else []
     if job.tags:
         filters += ["--tag", ",".join(job.tags)]
@@ -158,8 +173,9 @@ def _restic_latest(job: BackupJob, known: dict[str, int]
         try:
             when, ident = parse_iso_time(snap["time"]), str(snap["id"])
         except (TypeError, KeyError, ValueError):
-            raise CheckError("restic snapshots printed a snapshot without a valid "
-                             "time or id") from None
+            raise CheckError(
+                "restic snapshots printed a snapshot without a valid time or id"
+            ) from None
         if best is None or when > best[0]:
             best = (when, ident)
     if best is None:
@@ -173,12 +189,10 @@ def _restic_latest(job: BackupJob, known: dict[str, int]
     return best[0], best[1], size
 
 
-def _borg_latest(job: BackupJob, known: dict[str, int]
-                 ) -> tuple[float, str, int | None] | None:
+def _borg_latest(job: BackupJob, known: dict[str, int]) -> tuple[float, str, int | None] | None:
     # list reads only the repository's manifest: safe without the lock while a backup runs.
     filters = ["--glob-archives", job.glob_archives] if job.glob_archives else []
-    listing = _json(job, "list", "--json", "--last", "1", "--bypass-lock", *filters,
-                    job.repository)
+    listing = _json(job, "list", "--json", "--last", "1", "--bypass-lock", *filters, job.repository)
     archives = listing.get("archives") if isinstance(listing, dict) else None
     if not isinstance(archives, list):
         raise CheckError("borg list printed no archives list")
@@ -199,8 +213,10 @@ def _borg_latest(job: BackupJob, known: dict[str, int]
     if result.returncode != 0 and LOCKED.search(result.stderr):
         return when, ident, None
     if result.returncode != 0:
-        raise CheckError(f"borg info exited with {result.returncode}: "
-                         f"{error_line(result.stderr) or 'no message'}")
+        raise CheckError(
+            f"borg info exited with {result.returncode}: "
+            f"{error_line(result.stderr) or 'no message'}"
+        )
     try:
         size = json.loads(result.stdout)["archives"][0]["stats"]["original_size"]
     except (ValueError, TypeError, KeyError, IndexError):
@@ -219,15 +235,19 @@ def check_repository(job: BackupJob, previous: RunResult | None = None) -> RunRe
     known = {}
     if previous is not None and previous.snapshot and previous.size_bytes is not None:
         known[previous.snapshot] = previous.size_bytes
-    latest = (_restic_latest(job, known) if job.kind == "restic"
-              else _borg_latest(job, known))
+    latest = _restic_latest(job, known) if job.kind == "restic" else _borg_latest(job, known)
     if latest is None:
         return RunResult(None, False, None, 0, "the repository holds no snapshots")
     when, snapshot, size = latest
     if size is not None and size < job.min_size:
-        return RunResult(when, False, None, size,
-                         f"latest snapshot is {size} bytes, below min_size {job.min_size}",
-                         snapshot=snapshot)
+        return RunResult(
+            when,
+            False,
+            None,
+            size,
+            f"latest snapshot is {size} bytes, below min_size {job.min_size}",
+            snapshot=snapshot,
+        )
     return RunResult(when, True, when, size, snapshot=snapshot)
 
 
@@ -251,7 +271,13 @@ def verify_repository(job: BackupJob, now: float) -> VerifyResult:
     if result.returncode == 0:
         return VerifyResult(now, True, "")
     if LOCKED.search(result.stderr + result.stdout):
-        raise CheckError(f"{job.kind} check could not lock the repository (a backup "
-                         f"running?): {error_line(result.stderr)}")
-    return VerifyResult(now, False, f"{job.kind} check exited with {result.returncode}: "
-                        f"{error_line(result.stderr, result.stdout) or 'no message'}")
+        raise CheckError(
+            f"{job.kind} check could not lock the repository (a backup "
+            f"running?): {error_line(result.stderr)}"
+        )
+    return VerifyResult(
+        now,
+        False,
+        f"{job.kind} check exited with {result.returncode}: "
+        f"{error_line(result.stderr, result.stdout) or 'no message'}",
+    )

@@ -22,19 +22,43 @@ KINDS = ("files", "restic", "borg", "push")
 DECLARED_LOCATIONS = ("offline", "immutable")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_DRILL_KEYS = ("restore_test_every", "restore_test_max_bytes", "restore_test_max_files",
-               "restore_test_dir")
+_DRILL_KEYS = (
+    "restore_test_every",
+    "restore_test_max_bytes",
+    "restore_test_max_files",
+    "restore_test_dir",
+)
 # A files job's newest dump or archive is read to its end once, up to this size.
 FILES_CHECK_MAX_BYTES = 4 * 1024**3
 # A drill names every sampled file on restic's/borg's command line: keep argv short.
 MAX_DRILL_FILES = 1000
 _KIND_KEYS = {
     "files": ("path", "restore_test_max_bytes"),
-    "restic": ("repository", "binary", "password_file", "password_command", "env",
-               "verify_every", "verify_data", "verify_read_bytes", "host", "tags", "paths",
-               *_DRILL_KEYS),
-    "borg": ("repository", "binary", "password_file", "password_command", "env",
-             "verify_every", "verify_data", "glob_archives", *_DRILL_KEYS),
+    "restic": (
+        "repository",
+        "binary",
+        "password_file",
+        "password_command",
+        "env",
+        "verify_every",
+        "verify_data",
+        "verify_read_bytes",
+        "host",
+        "tags",
+        "paths",
+        *_DRILL_KEYS,
+    ),
+    "borg": (
+        "repository",
+        "binary",
+        "password_file",
+        "password_command",
+        "env",
+        "verify_every",
+        "verify_data",
+        "glob_archives",
+        *_DRILL_KEYS,
+    ),
     "push": ("path",),
 }
 _ALL_KIND_KEYS = {key for keys in _KIND_KEYS.values() for key in keys}
@@ -49,7 +73,7 @@ class BackupJob:
     rpo: float
     min_size: int = 0
     source: str = ""
-    copy_location: str = ""         # declared: "offline" / "immutable"; "": detected
+    copy_location: str = ""  # declared: "offline" / "immutable"; "": detected
     check_every: float = 300.0
     timeout: float = 600.0
     path: str = ""
@@ -73,7 +97,7 @@ class BackupJob:
     restore_test_every: float = 7 * 86400.0
     restore_test_max_bytes: int = 128 * 1024 * 1024
     restore_test_max_files: int = 100
-    restore_test_dir: str = ""   # "": <state_dir>/restore-drill
+    restore_test_dir: str = ""  # "": <state_dir>/restore-drill
 
 
 def _env(table: Table) -> dict[str, str]:
@@ -90,32 +114,45 @@ def _env(table: Table) -> dict[str, str]:
 def _job(table: Table) -> BackupJob:
     name = table.string("name")
     if not _NAME.fullmatch(name):  # `$` would pass a final newline
-        raise table.error("name", tr("must be 1-64 letters, digits, '.', '_' or '-', "
-                                     "starting with a letter or digit, got {value}",
-                                     value=repr(name)))
+        raise table.error(
+            "name",
+            tr(
+                "must be 1-64 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit, got {value}",
+                value=repr(name),
+            ),
+        )
     kind = table.string("kind")
     if kind not in KINDS:
-        raise table.error("kind", tr("must be one of {choices}, got {value}",
-                                     choices=", ".join(KINDS), value=repr(kind)))
+        raise table.error(
+            "kind",
+            tr("must be one of {choices}, got {value}", choices=", ".join(KINDS), value=repr(kind)),
+        )
     for key in sorted(_ALL_KIND_KEYS - set(_KIND_KEYS[kind])):
         if table.has(key):
             raise table.error(key, tr("does not apply to kind {kind}", kind=repr(kind)))
     job = BackupJob(
-        name=name, kind=kind,
+        name=name,
+        kind=kind,
         rpo=table.duration("rpo", minimum=1.0),
         min_size=table.size("min_size", BackupJob.min_size),
         source=table.string("source", ""),
         copy_location=_declared_location(table),
-        check_every=table.duration("check_every", _CHECK_EVERY.get(kind, BackupJob.check_every),
-                                   minimum=1.0),
+        check_every=table.duration(
+            "check_every", _CHECK_EVERY.get(kind, BackupJob.check_every), minimum=1.0
+        ),
         timeout=table.duration("timeout", BackupJob.timeout, minimum=0.1),
         path=table.string("path", "") if kind in ("files", "push") else "",
     )
     if kind in ("restic", "borg"):
         job = _with_repository(table, job)
     if kind == "files":
-        job = replace(job, restore_test_max_bytes=table.size(
-            "restore_test_max_bytes", FILES_CHECK_MAX_BYTES, minimum=1))
+        job = replace(
+            job,
+            restore_test_max_bytes=table.size(
+                "restore_test_max_bytes", FILES_CHECK_MAX_BYTES, minimum=1
+            ),
+        )
     if kind == "files" and not job.path:
         raise table.error("path", tr("is required for kind 'files' (a directory or a glob)"))
     table.finish()
@@ -126,22 +163,31 @@ def _with_repository(table: Table, job: BackupJob) -> BackupJob:
     password_file = table.string("password_file", "")
     password_command = table.string("password_command", "")
     if password_file and password_command:
-        raise table.error("password_command", tr("give password_file or password_command, "
-                                                 "not both"))
+        raise table.error(
+            "password_command", tr("give password_file or password_command, not both")
+        )
     return replace(
-        job, repository=table.string("repository"), binary=table.string("binary", job.kind),
-        password_file=password_file, password_command=password_command, env=_env(table),
+        job,
+        repository=table.string("repository"),
+        binary=table.string("binary", job.kind),
+        password_file=password_file,
+        password_command=password_command,
+        env=_env(table),
         verify_every=table.duration("verify_every", BackupJob.verify_every),
         verify_data=table.boolean("verify_data", BackupJob.verify_data),
-        verify_read_bytes=(table.size("verify_read_bytes", BackupJob.verify_read_bytes)
-                           if job.kind == "restic" else 0),
+        verify_read_bytes=(
+            table.size("verify_read_bytes", BackupJob.verify_read_bytes)
+            if job.kind == "restic"
+            else 0
+        ),
         host=table.string("host", "") if job.kind == "restic" else "",
         tags=tuple(table.string_list("tags", [])) if job.kind == "restic" else (),
         paths=tuple(table.string_list("paths", [])) if job.kind == "restic" else (),
         glob_archives=table.string("glob_archives", "") if job.kind == "borg" else "",
         restore_test_every=table.duration("restore_test_every", BackupJob.restore_test_every),
-        restore_test_max_bytes=table.size("restore_test_max_bytes",
-                                          BackupJob.restore_test_max_bytes, minimum=1),
+        restore_test_max_bytes=table.size(
+            "restore_test_max_bytes", BackupJob.restore_test_max_bytes, minimum=1
+        ),
         restore_test_max_files=_drill_files(table),
         restore_test_dir=_drill_dir(table),
     )
@@ -149,24 +195,36 @@ def _with_repository(table: Table, job: BackupJob) -> BackupJob:
 
 def _declared_location(table: Table) -> str:
     value = table.string("copy_location", "")
-    return table.check("copy_location", value, lambda v: v in ("", *DECLARED_LOCATIONS),
-                       lambda: tr("must be one of {choices} (or left out to detect it), "
-                                  "got {value}", choices=", ".join(DECLARED_LOCATIONS),
-                                  value=repr(value)))
+    return table.check(
+        "copy_location",
+        value,
+        lambda v: v in ("", *DECLARED_LOCATIONS),
+        lambda: tr(
+            "must be one of {choices} (or left out to detect it), got {value}",
+            choices=", ".join(DECLARED_LOCATIONS),
+            value=repr(value),
+        ),
+    )
 
 
 def _drill_files(table: Table) -> int:
     count = table.integer("restore_test_max_files", BackupJob.restore_test_max_files, minimum=1)
-    return table.check("restore_test_max_files", count, lambda n: n <= MAX_DRILL_FILES,
-                       lambda: tr("must be at most {maximum}, got {value}",
-                                  maximum=MAX_DRILL_FILES, value=count))
+    return table.check(
+        "restore_test_max_files",
+        count,
+        lambda n: n <= MAX_DRILL_FILES,
+        lambda: tr("must be at most {maximum}, got {value}", maximum=MAX_DRILL_FILES, value=count),
+    )
 
 
 def _drill_dir(table: Table) -> str:
     directory = table.string("restore_test_dir", "")
-    return table.check("restore_test_dir", directory, lambda d: not d or d.startswith("/"),
-                       lambda: tr("must be an absolute path, got {value}",
-                                  value=repr(directory)))
+    return table.check(
+        "restore_test_dir",
+        directory,
+        lambda d: not d or d.startswith("/"),
+        lambda: tr("must be an absolute path, got {value}", value=repr(directory)),
+    )
 
 
 def parse_backups(config: Table) -> list[BackupJob]:
@@ -176,8 +234,9 @@ def parse_backups(config: Table) -> list[BackupJob]:
     for table in config.table_list("backup"):
         job = _job(table)
         if job.name in seen:
-            raise table.error("name", tr("{name} is used by another [[backup]] job",
-                                         name=repr(job.name)))
+            raise table.error(
+                "name", tr("{name} is used by another [[backup]] job", name=repr(job.name))
+            )
         seen.add(job.name)
         jobs.append(job)
     return jobs

@@ -20,14 +20,44 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["NETWORK_FSTYPES", "Location", "disks_of_device", "is_remote_repository",
-           "local_repository_path", "locate", "shared_disks", "underlying_disks"]
+__all__ = [
+    "NETWORK_FSTYPES",
+    "Location",
+    "disks_of_device",
+    "is_remote_repository",
+    "local_repository_path",
+    "locate",
+    "shared_disks",
+    "underlying_disks",
+]
 
-NETWORK_FSTYPES = frozenset((
-    "nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "afs", "9p", "ceph", "glusterfs",
-    "lustre", "gpfs", "beegfs", "davfs", "fuse.sshfs", "sshfs", "fuse.glusterfs",
-    "fuse.ceph", "fuse.davfs2", "fuse.rclone", "fuse.s3fs", "fuse.cephfs", "fuse.gcsfuse",
-))
+NETWORK_FSTYPES = frozenset(
+    (
+        "nfs",
+        "nfs4",
+        "cifs",
+        "smb3",
+        "smbfs",
+        "ncpfs",
+        "afs",
+        "9p",
+        "ceph",
+        "glusterfs",
+        "lustre",
+        "gpfs",
+        "beegfs",
+        "davfs",
+        "fuse.sshfs",
+        "sshfs",
+        "fuse.glusterfs",
+        "fuse.ceph",
+        "fuse.davfs2",
+        "fuse.rclone",
+        "fuse.s3fs",
+        "fuse.cephfs",
+        "fuse.gcsfuse",
+    )
+)
 _RESTIC_REMOTE = re.compile(r"^(sftp|s3|rest|b2|azure|gs|swift|rclone):")
 _MAX_DEPTH = 16  # device stacks are a few levels deep; this only stops a cycle
 
@@ -49,7 +79,7 @@ def local_repository_path(repository: str) -> str:
     """The filesystem path of a local restic/borg repository string."""
     for prefix in ("local:", "file://"):
         if repository.startswith(prefix):
-            return repository[len(prefix):]
+            return repository[len(prefix) :]
     return repository
 
 
@@ -57,10 +87,10 @@ def local_repository_path(repository: str) -> str:
 class Location:
     """Where a path's data physically is."""
 
-    filesystem: str             # "MAJ:MIN" of st_dev: equal means the same filesystem
-    mount_device: str           # e.g. "/dev/mapper/vg0-data", "tmpfs"
+    filesystem: str  # "MAJ:MIN" of st_dev: equal means the same filesystem
+    mount_device: str  # e.g. "/dev/mapper/vg0-data", "tmpfs"
     fstype: str
-    disks: frozenset[str]       # the underlying disks ("sda", "nvme0n1"); empty for tmpfs
+    disks: frozenset[str]  # the underlying disks ("sda", "nvme0n1"); empty for tmpfs
     remote: bool = False
 
 

@@ -51,9 +51,14 @@ def _devices(table: Table) -> tuple[SmartDevice, ...]:
     for entry in table.string_list("smart_devices", []):
         parts = entry.split()
         if len(parts) not in (1, 2) or not parts[0].startswith("/"):
-            raise table.error("smart_devices", tr(
-                'entries are "/dev/sdX" or "/dev/sdX TYPE" (TYPE as for smartctl -d), got '
-                '{value}', value=repr(entry)))
+            raise table.error(
+                "smart_devices",
+                tr(
+                    'entries are "/dev/sdX" or "/dev/sdX TYPE" (TYPE as for smartctl -d), got '
+                    "{value}",
+                    value=repr(entry),
+                ),
+            )
         devices.append(SmartDevice(parts[0], parts[1] if len(parts) == 2 else ""))
     return tuple(devices)
 
@@ -61,12 +66,13 @@ def _devices(table: Table) -> tuple[SmartDevice, ...]:
 def _attributes(table: Table) -> frozenset[int]:
     values = table.raw("smart_attributes", list(DEFAULT_SMART_ATTRIBUTES))
     if not isinstance(values, list):
-        raise table.error("smart_attributes", tr("must be a list of SMART attribute ids "
-                                                 "1-255"))
+        raise table.error("smart_attributes", tr("must be a list of SMART attribute ids 1-255"))
     for value in values:
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 255:
-            raise table.error("smart_attributes", tr(
-                "must be a list of SMART attribute ids 1-255, found {value}", value=repr(value)))
+            raise table.error(
+                "smart_attributes",
+                tr("must be a list of SMART attribute ids 1-255, found {value}", value=repr(value)),
+            )
     return frozenset(values)
 
 
@@ -75,9 +81,14 @@ def parse_storage(config: Table, context: SourceContext) -> StorageConfig:
     table = config.table("storage")
     kernel_log = table.string("kernel_log", "journal")
     if kernel_log != "journal" and not kernel_log.startswith("/"):
-        raise table.error("kernel_log", tr(
-            'must be "journal" or an absolute file path such as "/var/log/kern.log", got '
-            '{value}', value=repr(kernel_log)))
+        raise table.error(
+            "kernel_log",
+            tr(
+                'must be "journal" or an absolute file path such as "/var/log/kern.log", got '
+                "{value}",
+                value=repr(kernel_log),
+            ),
+        )
     result = StorageConfig(
         smartctl=table.string("smartctl", "smartctl"),
         smart_interval=table.duration("smart_interval", "10m", minimum=1.0),

@@ -128,8 +128,11 @@ class ErrorCounter:
         mostly other messages.
         """
         text = line.strip()
-        if "rror" not in text and "failed command" not in text and not (
-                self._pending and ("sd " in text or "EH complete" in text)):
+        if (
+            "rror" not in text
+            and "failed command" not in text
+            and not (self._pending and ("sd " in text or "EH complete" in text))
+        ):
             return
         for pattern in _PATTERNS:
             match = pattern.search(text)
@@ -170,8 +173,10 @@ class ErrorCounter:
 
     def to_json(self) -> dict[str, object]:
         return {
-            "counts": {name: [c.errors_total, c.last_error_at, c.last_message]
-                       for name, c in self.counts.items()},
+            "counts": {
+                name: [c.errors_total, c.last_error_at, c.last_message]
+                for name, c in self.counts.items()
+            },
             "ata_ports": dict(self.ata_ports),
         }
 
@@ -186,8 +191,13 @@ class ErrorCounter:
         if not isinstance(counts, dict) or not isinstance(ports, dict):
             raise ValueError("counts/ata_ports are not objects")
         for name, value in counts.items():
-            if not (isinstance(value, list) and len(value) == 3 and isinstance(value[0], int)
-                    and isinstance(value[1], (int, float)) and isinstance(value[2], str)):
+            if not (
+                isinstance(value, list)
+                and len(value) == 3
+                and isinstance(value[0], int)
+                and isinstance(value[1], (int, float))
+                and isinstance(value[2], str)
+            ):
                 raise ValueError(f"bad count for {name!r}")
             counter.counts[str(name)] = DeviceCount(value[0], float(value[1]), value[2])
         counter.ata_ports = {str(k): str(v) for k, v in ports.items()}

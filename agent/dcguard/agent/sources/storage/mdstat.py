@@ -63,8 +63,7 @@ def _parse_header(array: MdArray, rest: str) -> None:
         state.append(words[0])
         index = 1
         # "(auto-read-only)", "(read-only)" follow the state word.
-        while index < len(words) and words[index].startswith("(") and \
-                words[index].endswith(")"):
+        while index < len(words) and words[index].startswith("(") and words[index].endswith(")"):
             state.append(words[index])
             index += 1
     array.state = " ".join(state)
@@ -129,8 +128,7 @@ def parse_mdstat(text: str) -> list[MdArray]:
 
 def _finish(array: MdArray) -> None:
     """Fill the counts that levels without a "[n/m]" status (raid0, linear, inactive) lack."""
-    working = [m for m in array.members
-               if m not in array.failed_members and m not in array.spares]
+    working = [m for m in array.members if m not in array.failed_members and m not in array.spares]
     if array.container:
         # An IMSM/DDF container holds its disks for the arrays inside it: the kernel
         # marks them (S) and the container "inactive", but none of them is missing.

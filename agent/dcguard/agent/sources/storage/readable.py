@@ -32,7 +32,10 @@ __all__ = ["Verdict", "check_readable"]
 Verdict = tuple[Optional[bool], str]
 
 _OPENERS: dict[str, Callable[..., Any]] = {
-    ".gz": gzip.open, ".tgz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open,
+    ".gz": gzip.open,
+    ".tgz": gzip.open,
+    ".bz2": bz2.open,
+    ".xz": lzma.open,
 }
 _TAIL = 4096
 # A plain SQL dump's first lines name its tool; its last lines must hold the tool's
@@ -70,8 +73,7 @@ def _sql_verdict(name: str, head: bytes, tail: bytes) -> Verdict:
         if header in head[:1024]:
             if completion in tail:
                 return True, ""
-            return False, (f"{name} ends without {tool}'s completion line: the dump was "
-                           "cut off")
+            return False, (f"{name} ends without {tool}'s completion line: the dump was cut off")
     return None, f"{name}: not a mysqldump, mariadb-dump or pg_dump plain dump"
 
 
@@ -124,12 +126,18 @@ def _sqlite(path: Path, _limit: int, _timeout: float) -> Verdict:
         return False, f"{path.name} is not a readable SQLite database: {exc}"
     # SQLite prefixes the problems with "*** in database main ***" and may join several
     # with newlines in one row.
-    problems = [line.strip() for row in rows if row and row[0] != "ok"
-                for line in str(row[0]).splitlines()
-                if line.strip() and not line.startswith("*** in database")]
+    problems = [
+        line.strip()
+        for row in rows
+        if row and row[0] != "ok"
+        for line in str(row[0]).splitlines()
+        if line.strip() and not line.startswith("*** in database")
+    ]
     if problems:
-        return False, (f"{path.name} fails SQLite's integrity check: {problems[0][:200]}"
-                       + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+        return False, (
+            f"{path.name} fails SQLite's integrity check: {problems[0][:200]}"
+            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+        )
     return True, ""
 
 
@@ -141,8 +149,10 @@ def _tool(path: Path, argv: list[str], timeout: float, what: str) -> Verdict:
     except ToolError as exc:
         return None, f"{path.name}: {exc}"
     if result.returncode != 0:
-        return False, (f"{path.name} cannot be read: {argv[0]} exited with {result.returncode}: "
-                       f"{error_line(result.stderr, result.stdout) or 'no message'}")
+        return False, (
+            f"{path.name} cannot be read: {argv[0]} exited with {result.returncode}: "
+            f"{error_line(result.stderr, result.stdout) or 'no message'}"
+        )
     return True, ""
 
 
@@ -154,8 +164,12 @@ def _pg_custom(path: Path, _limit: int, timeout: float) -> Verdict:
     # Not `pg_restore --list`: it reads only the table of contents at the start, and a
     # dump cut in its data passes it. Converting the whole archive to SQL (thrown away,
     # no database needed) reads every block to the end.
-    return _tool(path, ["pg_restore", "--file=/dev/null", str(path)], timeout,
-                 "the PostgreSQL custom-format dump")
+    return _tool(
+        path,
+        ["pg_restore", "--file=/dev/null", str(path)],
+        timeout,
+        "the PostgreSQL custom-format dump",
+    )
 
 
 def _tar(path: Path, _limit: int, _timeout: float) -> Verdict:
@@ -172,7 +186,10 @@ def _zip(path: Path, _limit: int, _timeout: float) -> Verdict:
 
 Checker = Callable[[Path, int, float], Verdict]
 _BY_SUFFIX: dict[str, Checker] = {
-    **dict.fromkeys(_OPENERS, _decompressed), ".zst": _zstd, ".tar": _tar, ".zip": _zip,
+    **dict.fromkeys(_OPENERS, _decompressed),
+    ".zst": _zstd,
+    ".tar": _tar,
+    ".zip": _zip,
 }
 
 

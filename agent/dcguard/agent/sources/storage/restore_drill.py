@@ -49,8 +49,14 @@ from dcguard.agent.sources.storage.tools import (
     stream_tool,
 )
 
-__all__ = ["DRILL_PREFIX", "DrillPostponedError", "DrillResult", "clean_leftovers",
-           "drill_directory", "run_drill"]
+__all__ = [
+    "DRILL_PREFIX",
+    "DrillPostponedError",
+    "DrillResult",
+    "clean_leftovers",
+    "drill_directory",
+    "run_drill",
+]
 
 log = logging.getLogger(__name__)
 DRILL_PREFIX = "drill-"
@@ -71,21 +77,21 @@ class DrillPostponedError(Exception):
 
 @dataclass(frozen=True)
 class DrillResult:
-    at: float                       # wall-clock end of the drill
+    at: float  # wall-clock end of the drill
     success: bool
-    files: int = 0                  # restored files compared with their source
-    bytes: int = 0                  # bytes restored and read back
-    skipped: int = 0                # restored, but the source changed since the snapshot
+    files: int = 0  # restored files compared with their source
+    bytes: int = 0  # bytes restored and read back
+    skipped: int = 0  # restored, but the source changed since the snapshot
     mismatches: list[str] = field(default_factory=list)  # the first few "path: what is wrong"
     mismatch_count: int = 0
     duration: float = 0.0
     message: str = ""
-    subject: str = ""               # what was tested: a snapshot id, or a file and its mtime
+    subject: str = ""  # what was tested: a snapshot id, or a file and its mtime
 
 
 @dataclass(frozen=True)
 class _Entry:
-    path: str       # as the tool names it: absolute for restic, relative for borg
+    path: str  # as the tool names it: absolute for restic, relative for borg
     size: int
     mtime: float
 
@@ -120,8 +126,12 @@ def clean_leftovers(directory: Path) -> int:
             _remove_tree(entry)
             removed += 1
     for entry in entries:  # locks of drills that are gone (killed between the two removals)
-        if (entry.name.startswith(DRILL_PREFIX) and entry.suffix == LOCK_SUFFIX
-                and not entry.with_suffix("").exists() and not _in_use(entry.with_suffix(""))):
+        if (
+            entry.name.startswith(DRILL_PREFIX)
+            and entry.suffix == LOCK_SUFFIX
+            and not entry.with_suffix("").exists()
+            and not _in_use(entry.with_suffix(""))
+        ):
             entry.unlink(missing_ok=True)
     return removed
 
@@ -144,6 +154,7 @@ def _in_use(drill: Path) -> bool:
 
 def _remove_tree(path: Path) -> None:
     """rmtree that also gets through read-only directories restored from the snapshot."""
+
     def retry(function: Callable[..., Any], name: str, _exc: Any) -> None:
         parent = Path(name).parent
         try:
@@ -156,6 +167,7 @@ def _remove_tree(path: Path) -> None:
 
 
 # -- choosing the sample ---------------------------------------------------------------
+
 
 def _sample(entries: Iterable[_Entry], job: BackupJob, rng: random.Random) -> list[_Entry]:
     """A uniform random sample (reservoir) of the regular files that fit the budget.
@@ -215,6 +227,7 @@ def _entry(line: str, file_type: str) -> _Entry | None:
 
 # -- restoring and comparing -------------------------------------------------------------
 
+
 def _restic_pattern(path: str) -> str:
     """restic's --include takes a glob: a file named 'a*[1].txt' must match only itself."""
     return "".join("\\" + c if c in "\\*?[" else c for c in path)
@@ -229,8 +242,14 @@ def _restore(job: BackupJob, snapshot: str, sample: list[_Entry], target: Path) 
         cwd = None
     else:
         lock_wait = str(max(1, int(min(60.0, job.timeout / 2))))
-        argv = [job.binary, "extract", "--lock-wait", lock_wait,
-                f"{job.repository}::{snapshot}", *(e.path for e in sample)]
+        argv = [
+            job.binary,
+            "extract",
+            "--lock-wait",
+            lock_wait,
+            f"{job.repository}::{snapshot}",
+            *(e.path for e in sample),
+        ]
         cwd = target  # borg extracts below the working directory
     try:
         result = run_tool(low_priority(argv), job.timeout, tool_environment(job), cwd=cwd)
@@ -239,11 +258,15 @@ def _restore(job: BackupJob, snapshot: str, sample: list[_Entry], target: Path) 
     if result.returncode == 0:
         return ""
     if LOCKED.search(result.stderr):
-        raise DrillPostponedError(f"{job.kind} could not lock the repository (a backup "
-                                  f"running?): {error_line(result.stderr)}")
+        raise DrillPostponedError(
+            f"{job.kind} could not lock the repository (a backup "
+            f"running?): {error_line(result.stderr)}"
+        )
     verb = "restore" if job.kind == "restic" else "extract"
-    return (f"{job.kind} {verb} exited with {result.returncode}: "
-            f"{error_line(result.stderr, result.stdout) or 'no message'}")
+    return (
+        f"{job.kind} {verb} exited with {result.returncode}: "
+        f"{error_line(result.stderr, result.stdout) or 'no message'}"
+    )
 
 
 def _sha256(path: Path) -> str:
@@ -260,8 +283,11 @@ def _unchanged(entry: _Entry) -> bool:
         st = entry.source.stat()
     except OSError:
         return False
-    return (stat.S_ISREG(st.st_mode) and st.st_size == entry.size
-            and abs(st.st_mtime - entry.mtime) < _MTIME_SLACK)
+    return (
+        stat.S_ISREG(st.st_mode)
+        and st.st_size == entry.size
+        and abs(st.st_mtime - entry.mtime) < _MTIME_SLACK
+    )
 
 
 def _restored_size(restored: Path) -> int | None:
@@ -275,8 +301,11 @@ def _compare(entry: _Entry, restored: Path) -> str | None:
     """None when the restored file matches, SKIPPED when the source changed, else the fault."""
     size = _restored_size(restored)
     if size is None or size != entry.size:
-        return NOT_RESTORED if size is None else (
-            f"restored {size} bytes, the snapshot holds {entry.size}")
+        return (
+            NOT_RESTORED
+            if size is None
+            else (f"restored {size} bytes, the snapshot holds {entry.size}")
+        )
     if not _unchanged(entry):
         return SKIPPED
     try:
@@ -294,17 +323,20 @@ def _check_room(directory: Path, needed: int) -> None:
     try:
         fs = os.statvfs(directory)
     except OSError as exc:
-        raise DrillPostponedError(f"cannot check free space in {directory}: "
-                                  f"{exc.strerror or exc}") from None
+        raise DrillPostponedError(
+            f"cannot check free space in {directory}: {exc.strerror or exc}"
+        ) from None
     free = fs.f_bavail * fs.f_frsize
     if free < needed + RESERVE_BYTES:
         raise DrillPostponedError(
             f"{directory} has {free} bytes free; the drill needs {needed} plus "
-            f"{RESERVE_BYTES} in reserve (set restore_test_dir or restore_test_max_bytes)")
+            f"{RESERVE_BYTES} in reserve (set restore_test_dir or restore_test_max_bytes)"
+        )
 
 
-def run_drill(job: BackupJob, snapshot: str, directory: Path,
-              rng: random.Random | None = None) -> DrillResult:
+def run_drill(
+    job: BackupJob, snapshot: str, directory: Path, rng: random.Random | None = None
+) -> DrillResult:
     """Restore a sample of snapshot (restic id / borg archive name) and compare it.
 
     Raises DrillPostponedError when the drill could not run; any answer about
@@ -314,13 +346,15 @@ def run_drill(job: BackupJob, snapshot: str, directory: Path,
     rng = rng or random.SystemRandom()
 
     def result(success: bool, **values: Any) -> DrillResult:
-        return DrillResult(time.time(), success, duration=time.monotonic() - started,
-                           subject=snapshot, **values)
+        return DrillResult(
+            time.time(), success, duration=time.monotonic() - started, subject=snapshot, **values
+        )
 
     verb = "ls" if job.kind == "restic" else "list"
     try:
-        entries = (_restic_entries(job, snapshot) if job.kind == "restic"
-                   else _borg_entries(job, snapshot))
+        entries = (
+            _restic_entries(job, snapshot) if job.kind == "restic" else _borg_entries(job, snapshot)
+        )
         sample = _sample(entries, job, rng)
     except ToolExitError as exc:  # the snapshot's own file list cannot be read back
         return result(False, message=f"{job.kind} {verb} {exc}")
@@ -335,8 +369,9 @@ def run_drill(job: BackupJob, snapshot: str, directory: Path,
         raise DrillPostponedError(f"cannot create {directory}: {exc.strerror or exc}") from None
     _check_room(directory, sum(e.size for e in sample))
     # The lock comes first, so no cleaner ever sees the directory unlocked.
-    fd, lock = tempfile.mkstemp(prefix=f"{DRILL_PREFIX}{job.name}-", suffix=LOCK_SUFFIX,
-                                dir=directory)
+    fd, lock = tempfile.mkstemp(
+        prefix=f"{DRILL_PREFIX}{job.name}-", suffix=LOCK_SUFFIX, dir=directory
+    )
     fcntl.flock(fd, fcntl.LOCK_EX)
     target = Path(lock[: -len(LOCK_SUFFIX)])
     try:
@@ -356,11 +391,20 @@ def run_drill(job: BackupJob, snapshot: str, directory: Path,
                 compared += 1
             else:
                 mismatches.append(f"{entry.source}: {verdict}")
-        message = (f"{len(mismatches)} of {len(sample)} restored files do not match: "
-                   f"{mismatches[0]}" if mismatches else "")
-        return result(not mismatches, files=compared, bytes=restored_bytes, skipped=skipped,
-                      mismatches=mismatches[:MISMATCHES_LISTED],
-                      mismatch_count=len(mismatches), message=message)
+        message = (
+            f"{len(mismatches)} of {len(sample)} restored files do not match: {mismatches[0]}"
+            if mismatches
+            else ""
+        )
+        return result(
+            not mismatches,
+            files=compared,
+            bytes=restored_bytes,
+            skipped=skipped,
+            mismatches=mismatches[:MISMATCHES_LISTED],
+            mismatch_count=len(mismatches),
+            message=message,
+        )
     finally:
         if target.exists():
             _remove_tree(target)

@@ -16,8 +16,15 @@ from typing import Any
 from dcguard.agent.sources.storage.config import SmartDevice
 from dcguard.v1 import collector_pb2 as pb
 
-__all__ = ["STANDBY_STATUS", "SmartctlOutputError", "disk_from_json", "is_standby",
-           "parse_json", "parse_scan", "says_asleep"]
+__all__ = [
+    "STANDBY_STATUS",
+    "SmartctlOutputError",
+    "disk_from_json",
+    "is_standby",
+    "parse_json",
+    "parse_scan",
+    "says_asleep",
+]
 
 # smartctl exit status bits (smartctl(8) "RETURN VALUES").
 EXIT_COMMAND_LINE = 1
@@ -26,8 +33,9 @@ EXIT_SMART_COMMAND_FAILED = 4
 EXIT_DISK_FAILING = 8
 STANDBY_STATUS = "standby"
 _SLEEP_MESSAGE = re.compile(r"Device is in (\w+) mode")
-_SLEEP_MODES = frozenset(("STANDBY", "SLEEP", "IDLE", "IDLE_A", "IDLE_B", "IDLE_C",
-                          "STANDBY_Y", "STANDBY_Z", "OFF"))
+_SLEEP_MODES = frozenset(
+    ("STANDBY", "SLEEP", "IDLE", "IDLE_A", "IDLE_B", "IDLE_C", "STANDBY_Y", "STANDBY_Z", "OFF")
+)
 _INT64_MAX = 2**63 - 1
 _U32_MAX = 2**32 - 1
 _U64_MAX = 2**64 - 1
@@ -125,22 +133,30 @@ def _attributes(data: dict[str, Any], wanted: Iterable[int]) -> list[pb.SmartAtt
         if ident not in wanted_ids and not failing:
             continue
         raw = _int(_dict(row, "raw"), "value")
-        found.append(pb.SmartAttribute(
-            id=ident, name=_str(row, "name"),
-            raw=max(-_INT64_MAX, min(_INT64_MAX, raw or 0)),
-            value=_u32(_int(row, "value")), worst=_u32(_int(row, "worst")),
-            threshold=_u32(_int(row, "thresh")), failing_now=failing,
-        ))
+        found.append(
+            pb.SmartAttribute(
+                id=ident,
+                name=_str(row, "name"),
+                raw=max(-_INT64_MAX, min(_INT64_MAX, raw or 0)),
+                value=_u32(_int(row, "value")),
+                worst=_u32(_int(row, "worst")),
+                threshold=_u32(_int(row, "thresh")),
+                failing_now=failing,
+            )
+        )
     return found
 
 
-def disk_from_json(device: str, data: dict[str, Any], returncode: int,
-                   attributes: Iterable[int]) -> pb.Disk:
+def disk_from_json(
+    device: str, data: dict[str, Any], returncode: int, attributes: Iterable[int]
+) -> pb.Disk:
     """A Disk from one `smartctl --json --all` answer that was not a standby skip."""
     info = _dict(data, "device")
     disk = pb.Disk(
-        device=device, model=_str(data, "model_name") or _str(data, "scsi_model_name"),
-        serial=_str(data, "serial_number"), protocol=_str(info, "protocol"),
+        device=device,
+        model=_str(data, "model_name") or _str(data, "scsi_model_name"),
+        serial=_str(data, "serial_number"),
+        protocol=_str(info, "protocol"),
         smartctl_exit_status=returncode & 0xFF,
     )
     status = _dict(data, "smart_status")

@@ -16,8 +16,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ToolError", "ToolExitError", "ToolResult", "ToolUnavailableError", "error_line",
-           "low_priority", "run_tool", "stream_tool"]
+__all__ = [
+    "ToolError",
+    "ToolExitError",
+    "ToolResult",
+    "ToolUnavailableError",
+    "error_line",
+    "low_priority",
+    "run_tool",
+    "stream_tool",
+]
 
 
 class ToolError(Exception):
@@ -40,8 +48,7 @@ class ToolResult:
 
 
 # borg ends a crash report with where it ran; the error is the line before.
-_ENVIRONMENT_LINES = ("Platform:", "Linux:", "Borg:", "PID:", "sys.argv:",
-                      "SSH_ORIGINAL_COMMAND:")
+_ENVIRONMENT_LINES = ("Platform:", "Linux:", "Borg:", "PID:", "sys.argv:", "SSH_ORIGINAL_COMMAND:")
 # Terminal control (restic clears its status line with ESC[2K) and progress lines:
 # restic's "[0:00] 100.00%  2 / 2 packs", borg --progress's "Checking segments 16.7%".
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
@@ -49,9 +56,12 @@ _PROGRESS = re.compile(r"^(?:\[\d+:\d\d(?::\d\d)?\]|[A-Za-z .]*\d+(?:\.\d+)?%$)"
 # Words that mark a line as an error, in restic's ("Fatal: ...", "Pack ID does not match",
 # "pack ...: does not exist"), borg's ("Data integrity error", "... errors found") and
 # smartctl's or journalctl's wording.
-_ERROR = re.compile(r"fatal|error|does not (?:match|exist)|mismatch|corrupt|damaged|missing"
-                    r"|not found|invalid|unable|cannot|can't|failed|denied|refused|timed out"
-                    r"|timeout|no such|wrong", re.IGNORECASE)
+_ERROR = re.compile(
+    r"fatal|error|does not (?:match|exist)|mismatch|corrupt|damaged|missing"
+    r"|not found|invalid|unable|cannot|can't|failed|denied|refused|timed out"
+    r"|timeout|no such|wrong",
+    re.IGNORECASE,
+)
 
 
 def _meaningful_lines(text: str) -> list[str]:
@@ -100,8 +110,12 @@ def low_priority(argv: Sequence[str]) -> list[str]:
     return [*prefix, *argv]
 
 
-def run_tool(argv: Sequence[str], timeout: float,
-             env: Mapping[str, str] | None = None, cwd: Path | None = None) -> ToolResult:
+def run_tool(
+    argv: Sequence[str],
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> ToolResult:
     """Run argv without a shell; stdin is closed so no tool can wait on a prompt.
 
     env entries are added to (not substituted for) the agent's environment;
@@ -113,17 +127,22 @@ def run_tool(argv: Sequence[str], timeout: float,
         full_env.update(env)
     try:
         completed = subprocess.run(
-            list(argv), stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
-            env=full_env, cwd=cwd, check=False,
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout,
+            env=full_env,
+            cwd=cwd,
+            check=False,
         )
     except FileNotFoundError:
-        raise ToolUnavailableError(f"{argv[0]} not found (install it or set its path in the config)"
-                        ) from None
+        raise ToolUnavailableError(
+            f"{argv[0]} not found (install it or set its path in the config)"
+        ) from None
     except PermissionError:
         raise ToolUnavailableError(f"{argv[0]}: permission denied") from None
     except subprocess.TimeoutExpired:
-        raise ToolError(f"{Path(argv[0]).name} did not finish within {timeout:g}s"
-                        ) from None
+        raise ToolError(f"{Path(argv[0]).name} did not finish within {timeout:g}s") from None
     except OSError as exc:
         raise ToolError(f"{argv[0]}: {exc.strerror or exc}") from None
     return ToolResult(
@@ -133,8 +152,9 @@ def run_tool(argv: Sequence[str], timeout: float,
     )
 
 
-def stream_tool(argv: Sequence[str], timeout: float, env: Mapping[str, str] | None = None
-                ) -> Iterator[str]:
+def stream_tool(
+    argv: Sequence[str], timeout: float, env: Mapping[str, str] | None = None
+) -> Iterator[str]:
     """Yield argv's stdout line by line, for listings too big to hold in memory.
 
     The tool is killed when the deadline passes or the caller stops early;
@@ -144,11 +164,17 @@ def stream_tool(argv: Sequence[str], timeout: float, env: Mapping[str, str] | No
     full_env = {**os.environ, **env} if env else None
     with tempfile.TemporaryFile() as errors:
         try:
-            process = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL,
-                                       stdout=subprocess.PIPE, stderr=errors, env=full_env)
+            process = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                env=full_env,
+            )
         except FileNotFoundError:
-            raise ToolUnavailableError(f"{argv[0]} not found (install it or set its path in "
-                                       "the config)") from None
+            raise ToolUnavailableError(
+                f"{argv[0]} not found (install it or set its path in the config)"
+            ) from None
         except OSError as exc:
             raise ToolError(f"{argv[0]}: {exc.strerror or exc}") from None
         expired = threading.Event()

@@ -23,8 +23,11 @@ class FilesystemGroup:
     families: tuple[Family, ...] = (
         *(Family(name, "gauge", text) for name, _, text in _SIZES),
         Family("dcguard_filesystem_readonly", "gauge", "1 if mounted read-only."),
-        Family("dcguard_filesystem_device_error", "gauge",
-               "1 if the filesystem could not be read (e.g. a hung network mount)."),
+        Family(
+            "dcguard_filesystem_device_error",
+            "gauge",
+            "1 if the filesystem could not be read (e.g. a hung network mount).",
+        ),
     )
     live_families: tuple[Family, ...] = ()
 

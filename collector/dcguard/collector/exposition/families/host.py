@@ -14,8 +14,11 @@ _FIELDS = (
     ("dcguard_host_cpu_utilization_ratio", "cpu_utilization_ratio", "Share of all CPUs busy, 0-1."),
     ("dcguard_host_cpus", "cpu_count", "Number of logical CPUs."),
     ("dcguard_host_memory_total_bytes", "memory_total_bytes", "Physical memory."),
-    ("dcguard_host_memory_available_bytes", "memory_available_bytes",
-     "Memory available without swapping."),
+    (
+        "dcguard_host_memory_available_bytes",
+        "memory_available_bytes",
+        "Memory available without swapping.",
+    ),
     ("dcguard_host_swap_total_bytes", "swap_total_bytes", "Swap space."),
     ("dcguard_host_swap_used_bytes", "swap_used_bytes", "Swap space in use."),
     ("dcguard_host_load1", "load1", "1-minute load average."),

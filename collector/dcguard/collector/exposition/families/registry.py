@@ -36,16 +36,22 @@ class ExpositionSettings(Protocol):
     def database(self) -> Database: ...
 
 
-def default_groups(config: ExpositionSettings,
-                   risk: RiskEngine | None = None) -> list[MetricGroup]:
+def default_groups(config: ExpositionSettings, risk: RiskEngine | None = None) -> list[MetricGroup]:
     """Every group, in exposition order. A new feature adds its group here.
 
     risk is the server's engine (sharing its filesystem history); without one
     a fresh engine is made, whose filesystem trends start empty.
     """
     engine = risk or RiskEngine(config.risk, config.down_after_intervals)
-    return [AgentGroup(config.down_after_intervals), HostGroup(), FilesystemGroup(),
-            StorageGroup(), BackupGroup(), RiskGroup(engine), SecurityGroup(config.database)]
+    return [
+        AgentGroup(config.down_after_intervals),
+        HostGroup(),
+        FilesystemGroup(),
+        StorageGroup(),
+        BackupGroup(),
+        RiskGroup(engine),
+        SecurityGroup(config.database),
+    ]
 
 
 @dataclass(frozen=True)
@@ -53,9 +59,9 @@ class Rendered:
     """One host's clock-independent fragments, and what each group rendered them from."""
 
     department: str
-    keys: tuple[Hashable | None, ...]      # per group, MetricGroup.key
-    parts: tuple[dict[str, str], ...]      # per group: family name -> samples
-    fragments: dict[str, str]              # every group's parts together
+    keys: tuple[Hashable | None, ...]  # per group, MetricGroup.key
+    parts: tuple[dict[str, str], ...]  # per group: family name -> samples
+    fragments: dict[str, str]  # every group's parts together
 
 
 class HostRenderer:
@@ -64,8 +70,8 @@ class HostRenderer:
     def __init__(self, groups: Sequence[MetricGroup]) -> None:
         self.groups = tuple(groups)
         self.families: tuple[Family, ...] = tuple(
-            family for group in self.groups for family in (*group.live_families,
-                                                            *group.families))
+            family for group in self.groups for family in (*group.live_families, *group.families)
+        )
         names = [family.name for family in self.families]
         if len(names) != len(set(names)):
             raise ValueError("a metric family is defined twice")
@@ -83,7 +89,8 @@ class HostRenderer:
         with ExitStack() as stack:
             for group in self.groups:
                 bulk: Callable[[], AbstractContextManager[None]] | None = getattr(
-                    group, "prefetched", None)
+                    group, "prefetched", None
+                )
                 if bulk is not None:
                     stack.enter_context(bulk())
             return {r.host: self.render_host(r) for r in records}
@@ -135,13 +142,19 @@ class _Adder:
         text = self._label_sets.get(key)
         if text is None:
             if key:
-                text = self._prefix + "".join(
-                    [f',{k}="{escape_label_value(v)}"' for k, v in key]) + "}"
+                text = (
+                    self._prefix
+                    + "".join([f',{k}="{escape_label_value(v)}"' for k, v in key])
+                    + "}"
+                )
             else:
                 text = self._prefix + "}"
             self._label_sets[key] = text
-        line = (f"{name}{text} {value}\n" if type(value) is int
-                else f"{name}{text} {format_value(value)}\n")
+        line = (
+            f"{name}{text} {value}\n"
+            if type(value) is int
+            else f"{name}{text} {format_value(value)}\n"
+        )
         lines = self.out.get(name)
         if lines is None:
             self.out[name] = [line]

@@ -27,10 +27,16 @@ _REASON_LABELS = tuple((("reason", reason),) for reason in REASONS)
 class RiskGroup:
     families: tuple[Family, ...] = ()
     live_families: tuple[Family, ...] = (
-        Family("dcguard_data_loss_risk_score", "gauge",
-               "Data-loss risk, 0-100: capped sum of the weights of the active reasons."),
-        Family("dcguard_data_loss_risk", "gauge",
-               "1 for each active data-loss risk reason, 0 for each inactive one."),
+        Family(
+            "dcguard_data_loss_risk_score",
+            "gauge",
+            "Data-loss risk, 0-100: capped sum of the weights of the active reasons.",
+        ),
+        Family(
+            "dcguard_data_loss_risk",
+            "gauge",
+            "1 for each active data-loss risk reason, 0 for each inactive one.",
+        ),
     )
 
     def __init__(self, engine: RiskEngine) -> None:

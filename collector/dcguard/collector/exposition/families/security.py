@@ -30,23 +30,41 @@ __all__ = ["SecurityGroup"]
 log = logging.getLogger(__name__)
 
 _STATS = (
-    ("dcguard_security_agent_lines_read_total", "lines_read",
-     "Log lines the agent's security sources read (since the agent started)."),
-    ("dcguard_security_agent_lines_unrecognised_total", "lines_unrecognised",
-     "Log lines the agent skipped because no rule recognised them (since the agent started)."),
-    ("dcguard_security_agent_lines_oversized_total", "lines_oversized",
-     "Log lines the agent capped because they were too long (since the agent started)."),
-    ("dcguard_security_agent_events_deferred_total", "events_deferred",
-     "Events the agent held for a later report by its per-report cap (since it started)."),
+    (
+        "dcguard_security_agent_lines_read_total",
+        "lines_read",
+        "Log lines the agent's security sources read (since the agent started).",
+    ),
+    (
+        "dcguard_security_agent_lines_unrecognised_total",
+        "lines_unrecognised",
+        "Log lines the agent skipped because no rule recognised them (since the agent started).",
+    ),
+    (
+        "dcguard_security_agent_lines_oversized_total",
+        "lines_oversized",
+        "Log lines the agent capped because they were too long (since the agent started).",
+    ),
+    (
+        "dcguard_security_agent_events_deferred_total",
+        "events_deferred",
+        "Events the agent held for a later report by its per-report cap (since it started).",
+    ),
 )
 
 
 class SecurityGroup:
     families: tuple[Family, ...] = (
-        Family("dcguard_security_events_total", "counter",
-               "Security events stored for this host, by type and severity (detections included)."),
-        Family("dcguard_security_detections_total", "counter",
-               "Detections the collector raised for this host, by detection."),
+        Family(
+            "dcguard_security_events_total",
+            "counter",
+            "Security events stored for this host, by type and severity (detections included).",
+        ),
+        Family(
+            "dcguard_security_detections_total",
+            "counter",
+            "Detections the collector raised for this host, by detection.",
+        ),
         *(Family(name, "counter", text) for name, _, text in _STATS),
     )
     live_families: tuple[Family, ...] = ()
@@ -114,8 +132,7 @@ class SecurityGroup:
             if detection:
                 detections[type_] = detections.get(type_, 0) + count
         for (type_, severity), count in by_type.items():
-            add("dcguard_security_events_total", (("type", type_), ("severity", severity)),
-                count)
+            add("dcguard_security_events_total", (("type", type_), ("severity", severity)), count)
         for name, count in detections.items():
             add("dcguard_security_detections_total", (("detection", name),), count)
         report = record.latest

@@ -27,47 +27,85 @@ def _ts(seconds: int, nanos: int) -> float:
 
 class StorageGroup:
     families: tuple[Family, ...] = (
-        Family("dcguard_disk_smart_available", _G,
-               "1 if SMART data could be read from the disk, else 0."),
-        Family("dcguard_disk_smart_healthy", _G,
-               "1 if the disk passes its SMART overall health check, 0 if it fails."),
-        Family("dcguard_disk_smart_attribute_raw", _G,
-               "Raw value of a SMART attribute; attribute is the decimal id."),
-        Family("dcguard_disk_smart_attribute_value", _G,
-               "Normalised value of a SMART attribute (vendor scale, lower is worse)."),
-        Family("dcguard_disk_smart_attribute_failing", _G,
-               "1 if the attribute's normalised value is at or below its threshold now."),
-        Family("dcguard_disk_standby", _G,
-               "1 if the disk was in standby and not woken; SMART values are the last read "
-               "(none when it slept since the agent started)."),
-        Family("dcguard_disk_smart_read_timestamp_seconds", _G,
-               "Time the disk's SMART values were read."),
+        Family(
+            "dcguard_disk_smart_available",
+            _G,
+            "1 if SMART data could be read from the disk, else 0.",
+        ),
+        Family(
+            "dcguard_disk_smart_healthy",
+            _G,
+            "1 if the disk passes its SMART overall health check, 0 if it fails.",
+        ),
+        Family(
+            "dcguard_disk_smart_attribute_raw",
+            _G,
+            "Raw value of a SMART attribute; attribute is the decimal id.",
+        ),
+        Family(
+            "dcguard_disk_smart_attribute_value",
+            _G,
+            "Normalised value of a SMART attribute (vendor scale, lower is worse).",
+        ),
+        Family(
+            "dcguard_disk_smart_attribute_failing",
+            _G,
+            "1 if the attribute's normalised value is at or below its threshold now.",
+        ),
+        Family(
+            "dcguard_disk_standby",
+            _G,
+            "1 if the disk was in standby and not woken; SMART values are the last read "
+            "(none when it slept since the agent started).",
+        ),
+        Family(
+            "dcguard_disk_smart_read_timestamp_seconds",
+            _G,
+            "Time the disk's SMART values were read.",
+        ),
         Family("dcguard_disk_temperature_celsius", _G, "Disk temperature."),
         Family("dcguard_disk_power_on_seconds", _G, "Disk power-on time."),
-        Family("dcguard_disk_nvme_critical_warning", _G,
-               "NVMe critical warning bit field (0 = none)."),
-        Family("dcguard_disk_nvme_media_errors_total", _C,
-               "NVMe unrecovered data integrity errors."),
-        Family("dcguard_disk_nvme_percentage_used_ratio", _G,
-               "NVMe estimate of rated endurance used, 1 = 100 % (may exceed 1)."),
+        Family(
+            "dcguard_disk_nvme_critical_warning", _G, "NVMe critical warning bit field (0 = none)."
+        ),
+        Family(
+            "dcguard_disk_nvme_media_errors_total", _C, "NVMe unrecovered data integrity errors."
+        ),
+        Family(
+            "dcguard_disk_nvme_percentage_used_ratio",
+            _G,
+            "NVMe estimate of rated endurance used, 1 = 100 % (may exceed 1).",
+        ),
         Family("dcguard_raid_degraded", _G, "1 if the md array is degraded."),
         Family("dcguard_raid_disks_active", _G, "Active member disks of the md array."),
         # DESIGN.md names this one with _total; promtool accepts _total only on
         # counters. It only grows (an array is reshaped to more disks, almost
         # never fewer), so it is typed counter; the same value as a plain
         # gauge is dcguard_raid_disks_required (node_exporter's name).
-        Family("dcguard_raid_disks_total", _C,
-               "Member disks the md array should have (same as dcguard_raid_disks_required)."),
+        Family(
+            "dcguard_raid_disks_total",
+            _C,
+            "Member disks the md array should have (same as dcguard_raid_disks_required).",
+        ),
         Family("dcguard_raid_disks_required", _G, "Member disks the md array should have."),
         Family("dcguard_raid_disks_failed", _G, "Members marked failed (F)."),
         Family("dcguard_raid_disks_spare", _G, "Spare members."),
-        Family("dcguard_raid_sync_progress_ratio", _G,
-               "Progress of a running resync, recovery, check or reshape, 0-1."),
+        Family(
+            "dcguard_raid_sync_progress_ratio",
+            _G,
+            "Progress of a running resync, recovery, check or reshape, 0-1.",
+        ),
         Family("dcguard_raid_info", _G, "md array level and state; always 1."),
-        Family("dcguard_disk_io_errors_total", _C,
-               "I/O errors the kernel logged for the device since the agent was installed."),
-        Family("dcguard_disk_io_last_error_timestamp_seconds", _G,
-               "Time of the last kernel I/O error for the device."),
+        Family(
+            "dcguard_disk_io_errors_total",
+            _C,
+            "I/O errors the kernel logged for the device since the agent was installed.",
+        ),
+        Family(
+            "dcguard_disk_io_last_error_timestamp_seconds",
+            _G,
+            "Time of the last kernel I/O error for the device.",
+        ),
     )
     live_families: tuple[Family, ...] = ()
 
@@ -98,8 +136,11 @@ class StorageGroup:
             add("dcguard_raid_disks_spare", array, a.disks_spare)
             add("dcguard_raid_info", (*array, ("level", a.level), ("state", a.state)), 1)
             if a.sync_action:
-                add("dcguard_raid_sync_progress_ratio", (*array, ("action", a.sync_action)),
-                    a.sync_progress_ratio)
+                add(
+                    "dcguard_raid_sync_progress_ratio",
+                    (*array, ("action", a.sync_action)),
+                    a.sync_progress_ratio,
+                )
         seen.clear()
         for e in report.io_errors:
             if e.device in seen:
@@ -108,8 +149,11 @@ class StorageGroup:
             device = (("device", e.device),)
             add("dcguard_disk_io_errors_total", device, e.errors_total)
             if e.HasField("last_error_at"):
-                add("dcguard_disk_io_last_error_timestamp_seconds", device,
-                    _ts(e.last_error_at.seconds, e.last_error_at.nanos))
+                add(
+                    "dcguard_disk_io_last_error_timestamp_seconds",
+                    device,
+                    _ts(e.last_error_at.seconds, e.last_error_at.nanos),
+                )
 
     @staticmethod
     def _disks(disks: Iterable[pb.Disk], add: AddSample) -> None:
@@ -125,18 +169,23 @@ class StorageGroup:
             add("dcguard_disk_standby", device, d.in_standby)
             if not d.smart_available:
                 continue
-            add("dcguard_disk_smart_healthy",
-                (*device, ("model", d.model), ("serial", d.serial)), d.healthy)
+            add(
+                "dcguard_disk_smart_healthy",
+                (*device, ("model", d.model), ("serial", d.serial)),
+                d.healthy,
+            )
             if d.HasField("read_at"):
-                add("dcguard_disk_smart_read_timestamp_seconds", device,
-                    _ts(d.read_at.seconds, d.read_at.nanos))
+                add(
+                    "dcguard_disk_smart_read_timestamp_seconds",
+                    device,
+                    _ts(d.read_at.seconds, d.read_at.nanos),
+                )
             add("dcguard_disk_temperature_celsius", device, d.temperature_celsius)
             add("dcguard_disk_power_on_seconds", device, d.power_on_hours * 3600)
             if d.protocol.upper() == "NVME":
                 add("dcguard_disk_nvme_critical_warning", device, d.nvme_critical_warning)
                 add("dcguard_disk_nvme_media_errors_total", device, d.nvme_media_errors)
-                add("dcguard_disk_nvme_percentage_used_ratio", device,
-                    d.nvme_percentage_used / 100)
+                add("dcguard_disk_nvme_percentage_used_ratio", device, d.nvme_percentage_used / 100)
             ids: set[int] = set()
             for a in d.attributes:
                 if a.id in ids:

@@ -21,8 +21,18 @@ from psycopg import conninfo
 from dcguard.collector.store.model import DatabaseUnreachable, PostgresDatabase, StoreError
 
 __all__ = [
-    "EVENT_ORDER_LOCK", "FORWARD_LOCK", "MIGRATION_LOCK", "Connection", "DatabaseError",
-    "Migration", "check_dsn", "connect", "is_transient", "migrate", "retryable", "translated",
+    "EVENT_ORDER_LOCK",
+    "FORWARD_LOCK",
+    "MIGRATION_LOCK",
+    "Connection",
+    "DatabaseError",
+    "Migration",
+    "check_dsn",
+    "connect",
+    "is_transient",
+    "migrate",
+    "retryable",
+    "translated",
 ]
 
 Migration = tuple[str, tuple[str, ...]]  # (name, statements), as in the SQLite engine
@@ -49,18 +59,22 @@ def check_dsn(dsn: str) -> None:
     except psycopg.ProgrammingError as exc:
         raise ValueError(f"not a libpq connection string: {exc}") from None
     if "password" in params:
-        raise ValueError("holds a password: put it in store.password_file "
-                         "(or PGPASSWORD) instead, so it is never shown or logged")
+        raise ValueError(
+            "holds a password: put it in store.password_file "
+            "(or PGPASSWORD) instead, so it is never shown or logged"
+        )
 
 
 def translated(method: _F) -> _F:
     """Raise StoreError (with the server's message) where the method would raise psycopg.Error."""
+
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return method(*args, **kwargs)
         except DatabaseError as exc:
             raise StoreError(_message(exc), transient=is_transient(exc)) from exc
+
     return cast(_F, wrapper)
 
 
@@ -89,8 +103,7 @@ def is_transient(exc: BaseException) -> bool:
     """
     if isinstance(exc, (StoreError,)):
         return exc.transient
-    if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, OSError,
-                        MemoryError)):
+    if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, OSError, MemoryError)):
         return True
     state = getattr(exc, "sqlstate", None) or ""
     return state[:2] in _TRANSIENT_CLASSES or state in _TRANSIENT_STATES
@@ -128,8 +141,10 @@ def migrate(db: Connection, migrations: Sequence[Migration]) -> None:
     """
     db.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
     try:
-        db.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
-                   "(name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
         done = {row[0] for row in db.execute("SELECT name FROM schema_migrations")}
         for name, statements in migrations:
             if name in done:

@@ -18,9 +18,10 @@ __all__ = ["write_tables"]
 
 
 @translated
-def write_tables(database: PostgresDatabase,
-                 tables: Iterator[tuple[str, list[str], Iterator[list[tuple[Any, ...]]]]]
-                 ) -> dict[str, int]:
+def write_tables(
+    database: PostgresDatabase,
+    tables: Iterator[tuple[str, list[str], Iterator[list[tuple[Any, ...]]]]],
+) -> dict[str, int]:
     """Insert every row not already there, in one transaction; table -> rows added."""
     added: dict[str, int] = {}
     db = connect(database)
@@ -30,8 +31,10 @@ def write_tables(database: PostgresDatabase,
                 names = ", ".join(f'"{c}"' for c in columns)
                 marks = ", ".join(["%s"] * len(columns))
                 overriding = " OVERRIDING SYSTEM VALUE" if table == "security_events" else ""
-                sql = (f"INSERT INTO {table} ({names}){overriding} VALUES ({marks}) "
-                       "ON CONFLICT DO NOTHING")
+                sql = (
+                    f"INSERT INTO {table} ({names}){overriding} VALUES ({marks}) "
+                    "ON CONFLICT DO NOTHING"
+                )
                 count = 0
                 for rows in chunks:
                     with db.cursor() as cursor:
@@ -39,8 +42,10 @@ def write_tables(database: PostgresDatabase,
                         count += max(cursor.rowcount, 0)
                 added[table] = count
             # Events stored from now on get ids after the copied ones.
-            db.execute("SELECT setval(pg_get_serial_sequence('security_events', 'id'), "
-                       "GREATEST((SELECT MAX(id) FROM security_events), 1))")
+            db.execute(
+                "SELECT setval(pg_get_serial_sequence('security_events', 'id'), "
+                "GREATEST((SELECT MAX(id) FROM security_events), 1))"
+            )
     finally:
         db.close()
     return added

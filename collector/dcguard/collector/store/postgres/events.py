@@ -41,33 +41,67 @@ _COUNT = (
 # Events are read joined to the agents table for the host's department.
 _SELECT_EVENTS = (
     "SELECT e.id, e.host, COALESCE(a.department, ''), e.event_time, e.received_at, e.type, "
-    "e.severity, e.technique, e.\"user\", e.source_address, e.process, e.raw, e.source, e.path, "
+    'e.severity, e.technique, e."user", e.source_address, e.process, e.raw, e.source, e.path, '
     "e.port, e.protocol, e.tags, e.details, e.detection "
     "FROM security_events e LEFT JOIN agents a ON a.host = e.host"
 )
 # Failed logins of one source on one host, through the partial index.
-_FAILS = (f"FROM security_events WHERE {FAILURES_WHERE} "
-          "AND source_address = %s AND host = %s")
+_FAILS = f"FROM security_events WHERE {FAILURES_WHERE} AND source_address = %s AND host = %s"
 _DETECTIONS = "FROM security_events WHERE detection = 1"
 # The columns a detection may be matched on (detection_near's keys).
 _MATCHABLE = frozenset({"host", "source_address", "user"})
-_ALL_COUNTS = ("SELECT host, type, severity, detection, count FROM security_event_counts "
-               "ORDER BY host, type, severity")
-_HOST_COUNTS = ("SELECT host, type, severity, detection, count FROM security_event_counts "
-                "WHERE host = %s ORDER BY type, severity")
+_ALL_COUNTS = (
+    "SELECT host, type, severity, detection, count FROM security_event_counts "
+    "ORDER BY host, type, severity"
+)
+_HOST_COUNTS = (
+    "SELECT host, type, severity, detection, count FROM security_event_counts "
+    "WHERE host = %s ORDER BY type, severity"
+)
 
 
 def _event(row: tuple[Any, ...]) -> StoredEvent:
     """A StoredEvent from a row of _SELECT_EVENTS."""
-    (event_id, host, department, event_time, received_at, type_, severity, technique, user,
-     source_address, process, raw, source, path, port, protocol, tags, details, detection) = row
+    (
+        event_id,
+        host,
+        department,
+        event_time,
+        received_at,
+        type_,
+        severity,
+        technique,
+        user,
+        source_address,
+        process,
+        raw,
+        source,
+        path,
+        port,
+        protocol,
+        tags,
+        details,
+        detection,
+    ) = row
     return StoredEvent(
-        id=event_id, host=host, department=department, time=event_time,
-        received_at=received_at, type=type_, severity=SEVERITIES[severity]
-        if 0 <= severity < len(SEVERITIES) else "info",
-        technique=technique, user=user, source_address=source_address, process=process,
-        raw=raw, source=source, path=path, port=port, protocol=protocol,
-        tags=tuple(json.loads(tags)), details=dict(json.loads(details)),
+        id=event_id,
+        host=host,
+        department=department,
+        time=event_time,
+        received_at=received_at,
+        type=type_,
+        severity=SEVERITIES[severity] if 0 <= severity < len(SEVERITIES) else "info",
+        technique=technique,
+        user=user,
+        source_address=source_address,
+        process=process,
+        raw=raw,
+        source=source,
+        path=path,
+        port=port,
+        protocol=protocol,
+        tags=tuple(json.loads(tags)),
+        details=dict(json.loads(details)),
         detection=bool(detection),
     )
 
@@ -97,53 +131,108 @@ class EventWrites:
         # row lock, when a batch has events; taking it again here is free).
         self._db.execute("SELECT pg_advisory_xact_lock(%s)", (EVENT_ORDER_LOCK,))
         rank = severity_rank(event.severity)
-        row = self._db.execute(_INSERT + " RETURNING id", (
-            event.host, event.time, event.received_at, event.type, rank, event.technique,
-            event.user, event.source_address, event.process, event.raw, event.source,
-            event.path, event.port, event.protocol, json.dumps(list(event.tags)),
-            json.dumps(event.details, sort_keys=True), int(event.detection),
-        )).fetchone()
+        row = self._db.execute(
+            _INSERT + " RETURNING id",
+            (
+                event.host,
+                event.time,
+                event.received_at,
+                event.type,
+                rank,
+                event.technique,
+                event.user,
+                event.source_address,
+                event.process,
+                event.raw,
+                event.source,
+                event.path,
+                event.port,
+                event.protocol,
+                json.dumps(list(event.tags)),
+                json.dumps(event.details, sort_keys=True),
+                int(event.detection),
+            ),
+        ).fetchone()
         self._db.execute(_COUNT, (event.host, event.type, rank, int(event.detection)))
         return replace(event, id=int(row[0]) if row else 0)
 
     @translated
-    def failure_times_before(self, source_address: str, host: str, type_: str, exclude_id: int,
-                             start: float, end: float, limit: int) -> list[float]:
-        return [r[0] for r in self._db.execute(
-            f"SELECT event_time {_FAILS} AND type = %s AND id != %s "
-            "AND event_time BETWEEN %s AND %s "
-            "ORDER BY event_time DESC LIMIT %s",
-            (source_address, host, type_, exclude_id, start, end, limit))]
+    def failure_times_before(
+        self,
+        source_address: str,
+        host: str,
+        type_: str,
+        exclude_id: int,
+        start: float,
+        end: float,
+        limit: int,
+    ) -> list[float]:
+        return [
+            r[0]
+            for r in self._db.execute(
+                f"SELECT event_time {_FAILS} AND type = %s AND id != %s "
+                "AND event_time BETWEEN %s AND %s "
+                "ORDER BY event_time DESC LIMIT %s",
+                (source_address, host, type_, exclude_id, start, end, limit),
+            )
+        ]
 
     @translated
-    def failure_times_after(self, source_address: str, host: str, type_: str, exclude_id: int,
-                            after: float, until: float, limit: int) -> list[float]:
-        return [r[0] for r in self._db.execute(
-            f"SELECT event_time {_FAILS} AND type = %s AND id != %s AND event_time > %s "
-            "AND event_time <= %s ORDER BY event_time LIMIT %s",
-            (source_address, host, type_, exclude_id, after, until, limit))]
+    def failure_times_after(
+        self,
+        source_address: str,
+        host: str,
+        type_: str,
+        exclude_id: int,
+        after: float,
+        until: float,
+        limit: int,
+    ) -> list[float]:
+        return [
+            r[0]
+            for r in self._db.execute(
+                f"SELECT event_time {_FAILS} AND type = %s AND id != %s AND event_time > %s "
+                "AND event_time <= %s ORDER BY event_time LIMIT %s",
+                (source_address, host, type_, exclude_id, after, until, limit),
+            )
+        ]
 
     @translated
-    def count_failures(self, source_address: str, host: str, type_: str, start: float,
-                       end: float) -> int:
-        return int(_scalar(self._db.execute(
-            f"SELECT COUNT(*) {_FAILS} AND type = %s AND event_time BETWEEN %s AND %s",
-            (source_address, host, type_, start, end))) or 0)
+    def count_failures(
+        self, source_address: str, host: str, type_: str, start: float, end: float
+    ) -> int:
+        return int(
+            _scalar(
+                self._db.execute(
+                    f"SELECT COUNT(*) {_FAILS} AND type = %s AND event_time BETWEEN %s AND %s",
+                    (source_address, host, type_, start, end),
+                )
+            )
+            or 0
+        )
 
     @translated
-    def latest_failure(self, source_address: str, host: str, start: float,
-                       end: float) -> float | None:
-        value = _scalar(self._db.execute(
-            f"SELECT MAX(event_time) {_FAILS} AND event_time BETWEEN %s AND %s",
-            (source_address, host, start, end)))
+    def latest_failure(
+        self, source_address: str, host: str, start: float, end: float
+    ) -> float | None:
+        value = _scalar(
+            self._db.execute(
+                f"SELECT MAX(event_time) {_FAILS} AND event_time BETWEEN %s AND %s",
+                (source_address, host, start, end),
+            )
+        )
         return None if value is None else float(value)
 
     @translated
-    def earliest_failure(self, source_address: str, host: str, start: float,
-                         end: float) -> float | None:
-        value = _scalar(self._db.execute(
-            f"SELECT MIN(event_time) {_FAILS} AND event_time BETWEEN %s AND %s",
-            (source_address, host, start, end)))
+    def earliest_failure(
+        self, source_address: str, host: str, start: float, end: float
+    ) -> float | None:
+        value = _scalar(
+            self._db.execute(
+                f"SELECT MIN(event_time) {_FAILS} AND event_time BETWEEN %s AND %s",
+                (source_address, host, start, end),
+            )
+        )
         return None if value is None else float(value)
 
     @translated
@@ -152,54 +241,76 @@ class EventWrites:
         row = self._db.execute(
             f"SELECT host FROM security_events "
             f"WHERE {FAILURES_WHERE} AND source_address = %s AND host > %s "
-            "ORDER BY host LIMIT 1", (source_address, after_host)).fetchone()
+            "ORDER BY host LIMIT 1",
+            (source_address, after_host),
+        ).fetchone()
         return None if row is None else str(row[0])
 
     @translated
-    def latest_detection_from(self, source_address: str, kinds: Sequence[str], start: float,
-                              end: float) -> tuple[str, str] | None:
+    def latest_detection_from(
+        self, source_address: str, kinds: Sequence[str], start: float, end: float
+    ) -> tuple[str, str] | None:
         marks = ", ".join(["%s"] * len(kinds))
         row = self._db.execute(
             f"SELECT type, host, event_time {_DETECTIONS} AND source_address = %s "
             f"AND type IN ({marks}) "
             "AND event_time BETWEEN %s AND %s ORDER BY event_time DESC LIMIT 1",
-            (source_address, *kinds, start, end)).fetchone()
+            (source_address, *kinds, start, end),
+        ).fetchone()
         return None if row is None else (str(row[0]), str(row[1]))
 
     @translated
-    def accepted_logins_from(self, source_address: str, start: float, end: float,
-                             limit: int) -> list[StoredEvent]:
+    def accepted_logins_from(
+        self, source_address: str, start: float, end: float, limit: int
+    ) -> list[StoredEvent]:
         rows = self._db.execute(
-            "SELECT id, host, event_time, \"user\", process, type FROM security_events "
+            'SELECT id, host, event_time, "user", process, type FROM security_events '
             "WHERE source_address = %s AND type = 'ssh_login_accepted' AND detection = 0 "
             "AND event_time BETWEEN %s AND %s ORDER BY event_time LIMIT %s",
-            (source_address, start, end, limit)).fetchall()
-        return [StoredEvent(id=event_id, host=host, department="", time=when, received_at=0.0,
-                            type=type_, severity="info", user=user,
-                            source_address=source_address, process=process)
-                for event_id, host, when, user, process, type_ in rows]
+            (source_address, start, end, limit),
+        ).fetchall()
+        return [
+            StoredEvent(
+                id=event_id,
+                host=host,
+                department="",
+                time=when,
+                received_at=0.0,
+                type=type_,
+                severity="info",
+                user=user,
+                source_address=source_address,
+                process=process,
+            )
+            for event_id, host, when, user, process, type_ in rows
+        ]
 
     @translated
-    def grants_of(self, host: str, user: str, start: float,
-                  end: float) -> list[tuple[float, dict[str, str]]]:
+    def grants_of(
+        self, host: str, user: str, start: float, end: float
+    ) -> list[tuple[float, dict[str, str]]]:
         rows = self._db.execute(
-            "SELECT event_time, details FROM security_events WHERE host = %s AND \"user\" = %s "
+            'SELECT event_time, details FROM security_events WHERE host = %s AND "user" = %s '
             "AND type IN ('group_member_added', 'user_modified') AND detection = 0 "
             "AND event_time BETWEEN %s AND %s ORDER BY event_time",
-            (host, user, start, end)).fetchall()
+            (host, user, start, end),
+        ).fetchall()
         return [(when, _json_details(details)) for when, details in rows]
 
     @translated
     def user_created_between(self, host: str, user: str, start: float, end: float) -> bool:
         row = self._db.execute(
-            "SELECT event_time FROM security_events WHERE host = %s AND \"user\" = %s "
+            'SELECT event_time FROM security_events WHERE host = %s AND "user" = %s '
             "AND type = 'user_created' AND detection = 0 AND event_time BETWEEN %s AND %s "
-            "ORDER BY event_time DESC LIMIT 1", (host, user, start, end)).fetchone()
+            "ORDER BY event_time DESC LIMIT 1",
+            (host, user, start, end),
+        ).fetchone()
         return row is not None
 
     @translated
-    def detection_near(self, kind: str, when: float, within: float,
-                       match: Mapping[str, str]) -> bool:
+    def detection_near(
+        self, kind: str, when: float, within: float, match: Mapping[str, str]
+    ) -> bool:
         unknown = set(match) - _MATCHABLE
         if unknown:
             raise ValueError(f"cannot match detections on {sorted(unknown)}")
@@ -207,7 +318,8 @@ class EventWrites:
         row = self._db.execute(
             f"SELECT 1 {_DETECTIONS} AND type = %s{where} "
             "AND event_time > %s AND event_time < %s LIMIT 1",
-            (kind, *match.values(), when - within, when + within)).fetchone()
+            (kind, *match.values(), when - within, when + within),
+        ).fetchone()
         return row is not None
 
 
@@ -233,8 +345,11 @@ class PostgresEvents:
         with self._lock:
             db = self._conn()
             if destination not in self._claimed:
-                got = _scalar(db.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))",
-                                         (FORWARD_LOCK, destination)))
+                got = _scalar(
+                    db.execute(
+                        "SELECT pg_try_advisory_lock(%s, hashtext(%s))", (FORWARD_LOCK, destination)
+                    )
+                )
                 if not got:
                     return False
                 self._claimed.add(destination)
@@ -245,8 +360,9 @@ class PostgresEvents:
             self._db.close()
 
     @translated
-    def query_events(self, host: str | None, since: float | None, min_rank: int,
-                     limit: int) -> list[StoredEvent]:
+    def query_events(
+        self, host: str | None, since: float | None, min_rank: int, limit: int
+    ) -> list[StoredEvent]:
         where = ["e.severity >= %s"]
         args: list[Any] = [min_rank]
         if host is not None:
@@ -255,8 +371,10 @@ class PostgresEvents:
         if since is not None:
             where.append("e.event_time >= %s")
             args.append(since)
-        sql = (f"{_SELECT_EVENTS} WHERE {' AND '.join(where)} "
-               "ORDER BY e.event_time DESC, e.id DESC LIMIT %s")
+        sql = (
+            f"{_SELECT_EVENTS} WHERE {' AND '.join(where)} "
+            "ORDER BY e.event_time DESC, e.id DESC LIMIT %s"
+        )
         with self._lock:
             rows = self._conn().execute(sql, (*args, limit)).fetchall()
         return [_event(row) for row in reversed(rows)]
@@ -264,23 +382,34 @@ class PostgresEvents:
     @translated
     def events_after(self, last_id: int, limit: int) -> list[StoredEvent]:
         with self._lock:
-            rows = self._conn().execute(f"{_SELECT_EVENTS} WHERE e.id > %s ORDER BY e.id LIMIT %s",
-                                    (last_id, limit)).fetchall()
+            rows = (
+                self._conn()
+                .execute(
+                    f"{_SELECT_EVENTS} WHERE e.id > %s ORDER BY e.id LIMIT %s", (last_id, limit)
+                )
+                .fetchall()
+            )
         return [_event(row) for row in rows]
 
     @translated
     def newest_event_id(self) -> int:
         with self._lock:
-            value = _scalar(self._conn().execute(
-                "SELECT COALESCE(MAX(id), 0) FROM security_events"))
+            value = _scalar(
+                self._conn().execute("SELECT COALESCE(MAX(id), 0) FROM security_events")
+            )
         return int(value or 0)
 
     @translated
     def load_cursor(self, destination: str) -> int:
         with self._lock:
-            row = self._conn().execute(
-                "SELECT last_id FROM security_forward_cursors WHERE destination = %s",
-                (destination,)).fetchone()
+            row = (
+                self._conn()
+                .execute(
+                    "SELECT last_id FROM security_forward_cursors WHERE destination = %s",
+                    (destination,),
+                )
+                .fetchone()
+            )
         return int(row[0]) if row else 0
 
     @translated
@@ -288,10 +417,12 @@ class PostgresEvents:
         with self._lock:
             self._conn().execute(
                 "INSERT INTO security_forward_cursors VALUES (%s, %s) ON CONFLICT (destination) "
-                "DO UPDATE SET last_id = excluded.last_id", (destination, last_id))
+                "DO UPDATE SET last_id = excluded.last_id",
+                (destination, last_id),
+            )
 
     def forwarded_bound(self, destinations: Sequence[str]) -> int:
-        bound = 2 ** 62
+        bound = 2**62
         for name in destinations:
             bound = min(bound, self.load_cursor(name))
         return bound
@@ -299,9 +430,15 @@ class PostgresEvents:
     @translated
     def delete_events_before(self, cutoff: float, max_id: int, limit: int) -> int:
         with self._lock, self._conn().transaction():
-            return int(self._conn().execute(
-                "DELETE FROM security_events WHERE id IN (SELECT id FROM security_events "
-                "WHERE event_time < %s AND id <= %s LIMIT %s)", (cutoff, max_id, limit)).rowcount)
+            return int(
+                self._conn()
+                .execute(
+                    "DELETE FROM security_events WHERE id IN (SELECT id FROM security_events "
+                    "WHERE event_time < %s AND id <= %s LIMIT %s)",
+                    (cutoff, max_id, limit),
+                )
+                .rowcount
+            )
 
     @translated
     def event_counts(self, host: str | None) -> list[tuple[str, str, int, int, int]]:

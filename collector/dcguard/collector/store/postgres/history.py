@@ -16,25 +16,31 @@ class HistoryWrites:
 
     @translated
     def newest_samples(self, host: str) -> dict[str, float]:
-        return dict(self._db.execute(
-            "SELECT mountpoint, MAX(ts) FROM fs_history WHERE host = %s GROUP BY mountpoint",
-            (host,)).fetchall())
+        return dict(
+            self._db.execute(
+                "SELECT mountpoint, MAX(ts) FROM fs_history WHERE host = %s GROUP BY mountpoint",
+                (host,),
+            ).fetchall()
+        )
 
     @translated
-    def add_sample(self, host: str, mountpoint: str, at: float, avail_bytes: float,
-                   size_bytes: float) -> None:
+    def add_sample(
+        self, host: str, mountpoint: str, at: float, avail_bytes: float, size_bytes: float
+    ) -> None:
         # Two collectors never store one report twice, but a sample at the same
         # instant from a re-enrolled agent must not fail the batch.
-        self._db.execute("INSERT INTO fs_history VALUES (%s, %s, %s, %s, %s) "
-                         "ON CONFLICT DO NOTHING",
-                         (host, mountpoint, at, avail_bytes, size_bytes))
+        self._db.execute(
+            "INSERT INTO fs_history VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (host, mountpoint, at, avail_bytes, size_bytes),
+        )
 
     @translated
-    def samples_since(self, host: str, mountpoint: str,
-                      since: float) -> list[tuple[float, float]]:
+    def samples_since(self, host: str, mountpoint: str, since: float) -> list[tuple[float, float]]:
         return self._db.execute(
             "SELECT ts, avail_bytes FROM fs_history WHERE host = %s AND mountpoint = %s "
-            "AND ts >= %s ORDER BY ts", (host, mountpoint, since)).fetchall()
+            "AND ts >= %s ORDER BY ts",
+            (host, mountpoint, since),
+        ).fetchall()
 
     @translated
     def drop_samples_before(self, host: str, cutoff: float) -> None:
@@ -47,8 +53,8 @@ def read_fs_history(database: PostgresDatabase) -> list[FsSample]:
     db = connect(database)
     try:
         rows: list[FsSample] = db.execute(
-            "SELECT host, mountpoint, ts, avail_bytes FROM fs_history "
-            "ORDER BY host, mountpoint, ts").fetchall()
+            "SELECT host, mountpoint, ts, avail_bytes FROM fs_history ORDER BY host, mountpoint, ts"
+        ).fetchall()
     finally:
         db.close()
     return rows

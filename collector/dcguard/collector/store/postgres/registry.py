@@ -47,19 +47,27 @@ class PostgresRegistry:
         return self._db
 
     @translated
-    def add_token(self, token_hash: str, host: str, department: str, created_at: float,
-                  expires_at: float) -> None:
+    def add_token(
+        self, token_hash: str, host: str, department: str, created_at: float, expires_at: float
+    ) -> None:
         with self._lock:
             self._conn().execute(
                 "INSERT INTO enrollment_tokens VALUES (%s, %s, %s, %s, %s, NULL)",
-                (token_hash, host, department, created_at, expires_at))
+                (token_hash, host, department, created_at, expires_at),
+            )
 
     @translated
     def token(self, token_hash: str) -> TokenRecord | None:
         with self._lock:
-            row = self._conn().execute(
-                "SELECT host, department, expires_at, used_at FROM enrollment_tokens "
-                "WHERE token_hash = %s", (token_hash,)).fetchone()
+            row = (
+                self._conn()
+                .execute(
+                    "SELECT host, department, expires_at, used_at FROM enrollment_tokens "
+                    "WHERE token_hash = %s",
+                    (token_hash,),
+                )
+                .fetchone()
+            )
         return None if row is None else TokenRecord(*row)
 
     @translated
@@ -67,7 +75,9 @@ class PostgresRegistry:
         with self._lock:
             cursor = self._conn().execute(
                 "UPDATE enrollment_tokens SET used_at = %s "
-                "WHERE token_hash = %s AND used_at IS NULL", (at, token_hash))
+                "WHERE token_hash = %s AND used_at IS NULL",
+                (at, token_hash),
+            )
         return cursor.rowcount == 1
 
     @translated
@@ -75,15 +85,28 @@ class PostgresRegistry:
         with self._lock:
             self._conn().execute(
                 "INSERT INTO agent_certificates VALUES (%s, %s, %s, %s, %s, %s)",
-                (record.serial, record.host, record.department, record.issued_at,
-                 record.not_after, record.revoked_at))
+                (
+                    record.serial,
+                    record.host,
+                    record.department,
+                    record.issued_at,
+                    record.not_after,
+                    record.revoked_at,
+                ),
+            )
 
     @translated
     def certificate(self, serial: str) -> CertificateRecord | None:
         with self._lock:
-            row = self._conn().execute(
-                "SELECT serial, host, department, issued_at, not_after, revoked_at "
-                "FROM agent_certificates WHERE serial = %s", (serial,)).fetchone()
+            row = (
+                self._conn()
+                .execute(
+                    "SELECT serial, host, department, issued_at, not_after, revoked_at "
+                    "FROM agent_certificates WHERE serial = %s",
+                    (serial,),
+                )
+                .fetchone()
+            )
         return None if row is None else CertificateRecord(*row)
 
     @translated
@@ -91,12 +114,17 @@ class PostgresRegistry:
         with self._lock:
             cursor = self._conn().execute(
                 "UPDATE agent_certificates SET revoked_at = %s "
-                "WHERE host = %s AND revoked_at IS NULL", (at, host))
+                "WHERE host = %s AND revoked_at IS NULL",
+                (at, host),
+            )
         return cursor.rowcount
 
     @translated
     def known_host(self, host: str) -> bool:
         with self._lock:
-            row = self._conn().execute(
-                "SELECT 1 FROM agent_certificates WHERE host = %s LIMIT 1", (host,)).fetchone()
+            row = (
+                self._conn()
+                .execute("SELECT 1 FROM agent_certificates WHERE host = %s LIMIT 1", (host,))
+                .fetchone()
+            )
         return row is not None

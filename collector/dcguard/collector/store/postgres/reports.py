@@ -45,9 +45,11 @@ from dcguard.v1 import collector_pb2 as pb
 
 __all__ = ["PostgresStore"]
 
-_COLUMNS = ("host, department, agent_version, os, kernel, interval_seconds, instance_id, "
-            "first_seen, last_seen, max_sequence, reports_stored, reports_lost, latest_report, "
-            "revision, clock_skew_seconds")
+_COLUMNS = (
+    "host, department, agent_version, os, kernel, interval_seconds, instance_id, "
+    "first_seen, last_seen, max_sequence, reports_stored, reports_lost, latest_report, "
+    "revision, clock_skew_seconds"
+)
 # Columns later migrations added, with what a row had before them: a read-only
 # reader (the CLI) of a database no collector of this version has migrated yet
 # reads these instead of failing (as the SQLite engine does).
@@ -74,15 +76,39 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _record(row: tuple[Any, ...]) -> AgentRecord:
-    (host, department, agent_version, os_name, kernel, interval, instance_id, first_seen,
-     last_seen, max_sequence, stored, lost, blob, revision, skew) = row
+    (
+        host,
+        department,
+        agent_version,
+        os_name,
+        kernel,
+        interval,
+        instance_id,
+        first_seen,
+        last_seen,
+        max_sequence,
+        stored,
+        lost,
+        blob,
+        revision,
+        skew,
+    ) = row
     return AgentRecord(
-        host=host, department=department, agent_version=agent_version, os=os_name,
-        kernel=kernel, interval_seconds=interval, instance_id=instance_id,
-        first_seen=first_seen, last_seen=last_seen, max_sequence=max_sequence,
-        reports_stored=stored, reports_lost=lost,
+        host=host,
+        department=department,
+        agent_version=agent_version,
+        os=os_name,
+        kernel=kernel,
+        interval_seconds=interval,
+        instance_id=instance_id,
+        first_seen=first_seen,
+        last_seen=last_seen,
+        max_sequence=max_sequence,
+        reports_stored=stored,
+        reports_lost=lost,
         latest=pb.Report.FromString(bytes(blob)) if blob is not None else None,
-        revision=revision, clock_skew_seconds=skew,
+        revision=revision,
+        clock_skew_seconds=skew,
     )
 
 
@@ -102,8 +128,10 @@ def _batch_error(host: str, exc: Exception) -> StoreError:
         return StoreError(f"cannot store reports for {host}: {exc}", transient=exc.transient)
     if is_transient(exc):
         return StoreError(f"cannot store reports for {host}: {_one_line(exc)}")
-    return StoreError(f"a report of {host} cannot be stored "
-                      f"({type(exc).__name__}: {_one_line(exc)})", transient=False)
+    return StoreError(
+        f"a report of {host} cannot be stored ({type(exc).__name__}: {_one_line(exc)})",
+        transient=False,
+    )
 
 
 @dataclass
@@ -117,9 +145,14 @@ class _Job:
 class PostgresStore:
     """interface.ReportStore on one PostgreSQL database, safe beside other collectors."""
 
-    def __init__(self, database: PostgresDatabase, *, readonly: bool = False,
-                 migrations: Sequence[Migration] = MIGRATIONS,
-                 hooks: Sequence[ReportHook] = ()) -> None:
+    def __init__(
+        self,
+        database: PostgresDatabase,
+        *,
+        readonly: bool = False,
+        migrations: Sequence[Migration] = MIGRATIONS,
+        hooks: Sequence[ReportHook] = (),
+    ) -> None:
         self._database = database
         self._migrations = _with_agent_steps(tuple(migrations))
         self._readonly = readonly
@@ -149,17 +182,23 @@ class PostgresStore:
     def _columns_present(self, db: Connection) -> str:
         """_COLUMNS, with the default standing in for a column the database lacks yet."""
         try:
-            present = {row[0] for row in db.execute(
-                "SELECT column_name FROM information_schema.columns "
-                "WHERE table_name = 'agents' AND table_schema = current_schema()")}
+            present = {
+                row[0]
+                for row in db.execute(
+                    "SELECT column_name FROM information_schema.columns "
+                    "WHERE table_name = 'agents' AND table_schema = current_schema()"
+                )
+            }
         except DatabaseError:
             return _COLUMNS  # the read below says what is wrong
         if not present:
             return _COLUMNS
         return ", ".join(
-            name if name in present or name not in _LATER_COLUMNS
+            name
+            if name in present or name not in _LATER_COLUMNS
             else f"{_LATER_COLUMNS[name]} AS {name}"
-            for name in (part.strip() for part in _COLUMNS.split(",")))
+            for name in (part.strip() for part in _COLUMNS.split(","))
+        )
 
     def _conn(self) -> Connection:
         """The connection, made again if the last one broke (a restarted or failed-over server)."""
@@ -172,11 +211,15 @@ class PostgresStore:
     def agents(self) -> list[AgentRecord]:
         with self._lock:
             try:
-                rows = self._conn().execute(f"SELECT {self._select} FROM agents ORDER BY host"
-                                            ).fetchall()
+                rows = (
+                    self._conn()
+                    .execute(f"SELECT {self._select} FROM agents ORDER BY host")
+                    .fetchall()
+                )
             except DatabaseError as exc:
-                raise StoreError(f"cannot read agents from {self._database}: "
-                                 f"{_one_line(exc)}") from exc
+                raise StoreError(
+                    f"cannot read agents from {self._database}: {_one_line(exc)}"
+                ) from exc
         return [_record(row) for row in rows]
 
     # Other collectors write this database too: what they store must be read
@@ -189,17 +232,27 @@ class PostgresStore:
             try:
                 db = self._conn()
                 revisions = db.execute("SELECT host, revision FROM agents").fetchall()
-                changed = [host for host, revision in revisions
-                           if revision > known.get(host, -1)]
-                rows = db.execute(f"SELECT {self._select} FROM agents WHERE host = ANY(%s)",
-                                  (changed,)).fetchall() if changed else []
+                changed = [host for host, revision in revisions if revision > known.get(host, -1)]
+                rows = (
+                    db.execute(
+                        f"SELECT {self._select} FROM agents WHERE host = ANY(%s)", (changed,)
+                    ).fetchall()
+                    if changed
+                    else []
+                )
             except DatabaseError as exc:
-                raise StoreError(f"cannot read agents from {self._database}: "
-                                 f"{_one_line(exc)}") from exc
+                raise StoreError(
+                    f"cannot read agents from {self._database}: {_one_line(exc)}"
+                ) from exc
         return [_record(row) for row in rows]
 
-    def apply(self, identity: PeerIdentity, agent: pb.AgentInfo, reports: Sequence[pb.Report],
-              received_at: float) -> ApplyResult:
+    def apply(
+        self,
+        identity: PeerIdentity,
+        agent: pb.AgentInfo,
+        reports: Sequence[pb.Report],
+        received_at: float,
+    ) -> ApplyResult:
         result = self.apply_many([StoreJob(identity, agent, reports, received_at)])[0]
         if isinstance(result, StoreError):
             raise result
@@ -232,13 +285,14 @@ class PostgresStore:
                         continue
                     message = _one_line(exc)
                     for job in jobs:
-                        job.result, job.error = None, StoreError(
-                            f"cannot commit reports: {message}")
+                        job.result, job.error = (
+                            None,
+                            StoreError(f"cannot commit reports: {message}"),
+                        )
                     return
                 except StoreError as exc:  # the database could not even be reached
                     for job in jobs:
-                        job.result, job.error = None, StoreError(
-                            f"cannot commit reports: {exc}")
+                        job.result, job.error = None, StoreError(f"cannot commit reports: {exc}")
                     return
         finally:
             for job in jobs:
@@ -266,12 +320,20 @@ class PostgresStore:
 
     def _apply(self, db: Connection, batch: StoreJob) -> ApplyResult:
         identity, agent = batch.identity, batch.agent
-        db.execute("INSERT INTO agents (host, department, first_seen, last_seen, instance_id) "
-                   "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (host) DO NOTHING",
-                   (identity.host, identity.department, batch.received_at, batch.received_at,
-                    agent.instance_id))
-        row = db.execute(f"SELECT {_COUNTERS} FROM agents WHERE host = %s FOR UPDATE",
-                         (identity.host,)).fetchone()
+        db.execute(
+            "INSERT INTO agents (host, department, first_seen, last_seen, instance_id) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (host) DO NOTHING",
+            (
+                identity.host,
+                identity.department,
+                batch.received_at,
+                batch.received_at,
+                agent.instance_id,
+            ),
+        )
+        row = db.execute(
+            f"SELECT {_COUNTERS} FROM agents WHERE host = %s FOR UPDATE", (identity.host,)
+        ).fetchone()
         counters = Counters(*row) if row is not None else None
         done = plan(counters, agent.instance_id, batch.reports, batch.acked_sequence)
         tx = PostgresTransaction(db)
@@ -281,20 +343,48 @@ class PostgresStore:
         latest = done.new[-1] if done.new else None
         skew = batch.clock_skew
         if latest is None:
-            kept = db.execute("SELECT latest_report, clock_skew_seconds FROM agents "
-                              "WHERE host = %s", (identity.host,)).fetchone()
+            kept = db.execute(
+                "SELECT latest_report, clock_skew_seconds FROM agents WHERE host = %s",
+                (identity.host,),
+            ).fetchone()
             if kept is not None:
                 skew = kept[1]
                 if kept[0] is not None:
                     latest = pb.Report.FromString(bytes(kept[0]))
         revision = (counters.revision if counters is not None else 0) + 1
-        record = make_record(counters, identity, agent, done, batch.received_at, latest,
-                             revision, clock_skew_seconds=skew)
-        db.execute(_UPSERT, (
-            record.host, record.department, record.agent_version, record.os, record.kernel,
-            record.interval_seconds, record.instance_id, record.first_seen, record.last_seen,
-            record.max_sequence, record.reports_stored, record.reports_lost,
-            done.new[-1].SerializeToString() if done.new else None, record.revision,
-            record.clock_skew_seconds))
-        return ApplyResult(record=record, stored=len(done.new), duplicates=done.duplicates,
-                           acknowledged_elsewhere=done.acknowledged_elsewhere)
+        record = make_record(
+            counters,
+            identity,
+            agent,
+            done,
+            batch.received_at,
+            latest,
+            revision,
+            clock_skew_seconds=skew,
+        )
+        db.execute(
+            _UPSERT,
+            (
+                record.host,
+                record.department,
+                record.agent_version,
+                record.os,
+                record.kernel,
+                record.interval_seconds,
+                record.instance_id,
+                record.first_seen,
+                record.last_seen,
+                record.max_sequence,
+                record.reports_stored,
+                record.reports_lost,
+                done.new[-1].SerializeToString() if done.new else None,
+                record.revision,
+                record.clock_skew_seconds,
+            ),
+        )
+        return ApplyResult(
+            record=record,
+            stored=len(done.new),
+            duplicates=done.duplicates,
+            acknowledged_elsewhere=done.acknowledged_elsewhere,
+        )

@@ -13,15 +13,22 @@ from __future__ import annotations
 from dcguard.collector.store.postgres.connection import Migration
 
 __all__ = [
-    "AGENTS_CLOCK_SKEW", "AGENTS_SCHEMA", "ENROLLMENT_SCHEMA", "FAILURES_WHERE",
-    "FS_HISTORY_SCHEMA", "MIGRATIONS", "SECURITY_SCHEMA",
+    "AGENTS_CLOCK_SKEW",
+    "AGENTS_SCHEMA",
+    "ENROLLMENT_SCHEMA",
+    "FAILURES_WHERE",
+    "FS_HISTORY_SCHEMA",
+    "MIGRATIONS",
+    "SECURITY_SCHEMA",
 ]
 
 # Failed logins stored from agents, as the partial index below says it.
 FAILURES_WHERE = "type IN ('ssh_login_failed', 'ssh_invalid_user') AND detection = 0"
 
-AGENTS_SCHEMA: Migration = ("agents-v1", (
-    """
+AGENTS_SCHEMA: Migration = (
+    "agents-v1",
+    (
+        """
     CREATE TABLE agents (
         host TEXT PRIMARY KEY,
         department TEXT NOT NULL,
@@ -43,10 +50,13 @@ AGENTS_SCHEMA: Migration = ("agents-v1", (
         revision BIGINT NOT NULL DEFAULT 0
     )
     """,
-))
+    ),
+)
 
-ENROLLMENT_SCHEMA: Migration = ("enrollment-v1", (
-    """
+ENROLLMENT_SCHEMA: Migration = (
+    "enrollment-v1",
+    (
+        """
     CREATE TABLE enrollment_tokens (
         token_hash TEXT PRIMARY KEY,
         host TEXT NOT NULL,
@@ -56,7 +66,7 @@ ENROLLMENT_SCHEMA: Migration = ("enrollment-v1", (
         used_at DOUBLE PRECISION
     )
     """,
-    """
+        """
     CREATE TABLE agent_certificates (
         serial TEXT PRIMARY KEY,
         host TEXT NOT NULL,
@@ -66,11 +76,14 @@ ENROLLMENT_SCHEMA: Migration = ("enrollment-v1", (
         revoked_at DOUBLE PRECISION
     )
     """,
-    "CREATE INDEX agent_certificates_host ON agent_certificates (host)",
-))
+        "CREATE INDEX agent_certificates_host ON agent_certificates (host)",
+    ),
+)
 
-FS_HISTORY_SCHEMA: Migration = ("risk-fs-history-v1", (
-    """
+FS_HISTORY_SCHEMA: Migration = (
+    "risk-fs-history-v1",
+    (
+        """
     CREATE TABLE fs_history (
         host TEXT NOT NULL,
         mountpoint TEXT NOT NULL,
@@ -80,10 +93,13 @@ FS_HISTORY_SCHEMA: Migration = ("risk-fs-history-v1", (
         PRIMARY KEY (host, mountpoint, ts)
     )
     """,
-))
+    ),
+)
 
-SECURITY_SCHEMA: Migration = ("security-events-v1", (
-    """
+SECURITY_SCHEMA: Migration = (
+    "security-events-v1",
+    (
+        """
     CREATE TABLE security_events (
         id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         host TEXT NOT NULL,
@@ -105,16 +121,16 @@ SECURITY_SCHEMA: Migration = ("security-events-v1", (
         detection INTEGER NOT NULL DEFAULT 0
     )
     """,
-    "CREATE INDEX security_events_host_time ON security_events (host, event_time)",
-    "CREATE INDEX security_events_time ON security_events (event_time)",
-    "CREATE INDEX security_events_severity_time ON security_events (severity, event_time)",
-    "CREATE INDEX security_events_source_time ON security_events (source_address, event_time)",
-    f"CREATE INDEX security_failures ON security_events (source_address, host, event_time) "
-    f"WHERE {FAILURES_WHERE}",
-    "CREATE INDEX security_detections ON security_events (type, event_time) "
-    "WHERE detection = 1",
-    'CREATE INDEX security_events_user ON security_events (host, "user", event_time)',
-    """
+        "CREATE INDEX security_events_host_time ON security_events (host, event_time)",
+        "CREATE INDEX security_events_time ON security_events (event_time)",
+        "CREATE INDEX security_events_severity_time ON security_events (severity, event_time)",
+        "CREATE INDEX security_events_source_time ON security_events (source_address, event_time)",
+        f"CREATE INDEX security_failures ON security_events (source_address, host, event_time) "
+        f"WHERE {FAILURES_WHERE}",
+        "CREATE INDEX security_detections ON security_events (type, event_time) "
+        "WHERE detection = 1",
+        'CREATE INDEX security_events_user ON security_events (host, "user", event_time)',
+        """
     CREATE TABLE security_event_counts (
         host TEXT NOT NULL,
         type TEXT NOT NULL,
@@ -124,19 +140,26 @@ SECURITY_SCHEMA: Migration = ("security-events-v1", (
         PRIMARY KEY (host, type, severity, detection)
     )
     """,
-    """
+        """
     CREATE TABLE security_forward_cursors (
         destination TEXT PRIMARY KEY,
         last_id BIGINT NOT NULL
     )
     """,
-))
+    ),
+)
 
 # Later steps of the agents table, named as in the SQLite engine; the report
 # store applies them after AGENTS_SCHEMA wherever that is given.
-AGENTS_CLOCK_SKEW: Migration = ("agents-clock-skew-v1", (
-    "ALTER TABLE agents ADD COLUMN clock_skew_seconds DOUBLE PRECISION NOT NULL DEFAULT 0",
-))
+AGENTS_CLOCK_SKEW: Migration = (
+    "agents-clock-skew-v1",
+    ("ALTER TABLE agents ADD COLUMN clock_skew_seconds DOUBLE PRECISION NOT NULL DEFAULT 0",),
+)
 
-MIGRATIONS: tuple[Migration, ...] = (AGENTS_SCHEMA, AGENTS_CLOCK_SKEW, ENROLLMENT_SCHEMA,
-                                     FS_HISTORY_SCHEMA, SECURITY_SCHEMA)
+MIGRATIONS: tuple[Migration, ...] = (
+    AGENTS_SCHEMA,
+    AGENTS_CLOCK_SKEW,
+    ENROLLMENT_SCHEMA,
+    FS_HISTORY_SCHEMA,
+    SECURITY_SCHEMA,
+)

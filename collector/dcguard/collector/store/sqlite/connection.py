@@ -21,8 +21,15 @@ from typing import Any, Callable, TypeVar, cast
 from dcguard.collector.store.model import StoreError
 
 __all__ = [
-    "Connection", "DatabaseError", "Migration", "OperationalError", "connect", "is_transient",
-    "migrate", "translated", "write_transaction",
+    "Connection",
+    "DatabaseError",
+    "Migration",
+    "OperationalError",
+    "connect",
+    "is_transient",
+    "migrate",
+    "translated",
+    "write_transaction",
 ]
 
 Connection = sqlite3.Connection
@@ -45,18 +52,22 @@ def is_transient(exc: BaseException) -> bool:
     IntegrityError, an integer SQLite cannot hold, or a hook's ValueError
     come from the report and would come again.
     """
-    return isinstance(exc, (sqlite3.OperationalError, sqlite3.InternalError, OSError,
-                            MemoryError)) or type(exc) is sqlite3.DatabaseError
+    return (
+        isinstance(exc, (sqlite3.OperationalError, sqlite3.InternalError, OSError, MemoryError))
+        or type(exc) is sqlite3.DatabaseError
+    )
 
 
 def translated(method: _F) -> _F:
     """Raise StoreError (with sqlite3's message) where the method would raise sqlite3.Error."""
+
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return method(*args, **kwargs)
         except sqlite3.Error as exc:
             raise StoreError(str(exc), transient=is_transient(exc)) from exc
+
     return cast(_F, wrapper)
 
 
@@ -70,8 +81,9 @@ def connect(path: Path, *, readonly: bool = False) -> Connection:
         if readonly:
             if not path.exists():
                 raise StoreError(f"no collector database at {path}")
-            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False,
-                                 isolation_level=None)
+            db = sqlite3.connect(
+                f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
+            )
         else:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -104,8 +116,10 @@ def write_transaction(db: Connection) -> Iterator[Connection]:
 @translated
 def migrate(db: Connection, migrations: Sequence[Migration]) -> None:
     """Apply each named migration not yet applied, each in its own transaction."""
-    db.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
-               "(name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
+    )
     done = {row[0] for row in db.execute("SELECT name FROM schema_migrations")}
     for name, statements in migrations:
         if name in done:

@@ -18,8 +18,15 @@ from dcguard.collector.store.sqlite.connection import DatabaseError, connect, tr
 __all__ = ["TABLES", "backup_to", "read_tables"]
 
 # Every table of the store, parents first; what a copy moves.
-TABLES = ("agents", "enrollment_tokens", "agent_certificates", "fs_history", "security_events",
-          "security_event_counts", "security_forward_cursors")
+TABLES = (
+    "agents",
+    "enrollment_tokens",
+    "agent_certificates",
+    "fs_history",
+    "security_events",
+    "security_event_counts",
+    "security_forward_cursors",
+)
 _CHUNK = 1000
 # Pages copied per step of the backup: small steps let the serving writer in between.
 _BACKUP_PAGES = 1024
@@ -29,8 +36,9 @@ def read_tables(path: Path) -> Iterator[tuple[str, list[str], Iterator[list[tupl
     """(table, columns, chunks of rows) for each store table the file has, read-only."""
     db = connect(path, readonly=True)
     try:
-        present = {row[0] for row in db.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        present = {
+            row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
         for table in TABLES:
             if table not in present:
                 continue  # a database from before that feature

@@ -23,22 +23,29 @@ class HistoryWrites:
 
     @translated
     def newest_samples(self, host: str) -> dict[str, float]:
-        return dict(self._db.execute(
-            "SELECT mountpoint, MAX(ts) FROM fs_history WHERE host = ? GROUP BY mountpoint",
-            (host,)).fetchall())
+        return dict(
+            self._db.execute(
+                "SELECT mountpoint, MAX(ts) FROM fs_history WHERE host = ? GROUP BY mountpoint",
+                (host,),
+            ).fetchall()
+        )
 
     @translated
-    def add_sample(self, host: str, mountpoint: str, at: float, avail_bytes: float,
-                   size_bytes: float) -> None:
-        self._db.execute("INSERT INTO fs_history VALUES (?, ?, ?, ?, ?)",
-                         (host, mountpoint, at, avail_bytes, size_bytes))
+    def add_sample(
+        self, host: str, mountpoint: str, at: float, avail_bytes: float, size_bytes: float
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO fs_history VALUES (?, ?, ?, ?, ?)",
+            (host, mountpoint, at, avail_bytes, size_bytes),
+        )
 
     @translated
-    def samples_since(self, host: str, mountpoint: str,
-                      since: float) -> list[tuple[float, float]]:
+    def samples_since(self, host: str, mountpoint: str, since: float) -> list[tuple[float, float]]:
         return self._db.execute(
             "SELECT ts, avail_bytes FROM fs_history WHERE host = ? AND mountpoint = ? "
-            "AND ts >= ? ORDER BY ts", (host, mountpoint, since)).fetchall()
+            "AND ts >= ? ORDER BY ts",
+            (host, mountpoint, since),
+        ).fetchall()
 
     @translated
     def drop_samples_before(self, host: str, cutoff: float) -> None:
@@ -53,8 +60,8 @@ def read_fs_history(path: Path) -> list[FsSample]:
     db = connect(path, readonly=True)
     try:
         rows: list[FsSample] = db.execute(
-            "SELECT host, mountpoint, ts, avail_bytes FROM fs_history "
-            "ORDER BY host, mountpoint, ts").fetchall()
+            "SELECT host, mountpoint, ts, avail_bytes FROM fs_history ORDER BY host, mountpoint, ts"
+        ).fetchall()
     except OperationalError:
         return []  # a database from before this table existed
     finally:

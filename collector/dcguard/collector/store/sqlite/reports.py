@@ -33,9 +33,11 @@ from dcguard.v1 import collector_pb2 as pb
 # MAX_SEQUENCE_JUMP: the rule lives in store/batch.py (both engines); named here too.
 __all__ = ["MAX_SEQUENCE_JUMP", "SqliteStore"]
 
-_COLUMNS = ("host, department, agent_version, os, kernel, interval_seconds, instance_id, "
-            "first_seen, last_seen, max_sequence, reports_stored, reports_lost, latest_report, "
-            "clock_skew_seconds")
+_COLUMNS = (
+    "host, department, agent_version, os, kernel, interval_seconds, instance_id, "
+    "first_seen, last_seen, max_sequence, reports_stored, reports_lost, latest_report, "
+    "clock_skew_seconds"
+)
 # Columns later migrations added, with what a row had before them: a read-only
 # reader (the CLI) of a database no collector of this version has opened yet
 # reads these instead of failing.
@@ -46,13 +48,35 @@ _COUNTERS = "first_seen, max_sequence, reports_stored, reports_lost, instance_id
 
 
 def _record(row: tuple[Any, ...]) -> AgentRecord:
-    (host, department, agent_version, os_name, kernel, interval, instance_id, first_seen,
-     last_seen, max_sequence, stored, lost, blob, skew) = row
+    (
+        host,
+        department,
+        agent_version,
+        os_name,
+        kernel,
+        interval,
+        instance_id,
+        first_seen,
+        last_seen,
+        max_sequence,
+        stored,
+        lost,
+        blob,
+        skew,
+    ) = row
     return AgentRecord(
-        host=host, department=department, agent_version=agent_version, os=os_name,
-        kernel=kernel, interval_seconds=interval, instance_id=instance_id,
-        first_seen=first_seen, last_seen=last_seen, max_sequence=max_sequence,
-        reports_stored=stored, reports_lost=lost,
+        host=host,
+        department=department,
+        agent_version=agent_version,
+        os=os_name,
+        kernel=kernel,
+        interval_seconds=interval,
+        instance_id=instance_id,
+        first_seen=first_seen,
+        last_seen=last_seen,
+        max_sequence=max_sequence,
+        reports_stored=stored,
+        reports_lost=lost,
         latest=pb.Report.FromString(blob) if isinstance(blob, bytes) else None,
         clock_skew_seconds=skew,
     )
@@ -82,8 +106,9 @@ def _batch_error(host: str, exc: Exception) -> StoreError:
         return StoreError(f"cannot store reports for {host}: {exc}", transient=exc.transient)
     if is_transient(exc):
         return StoreError(f"cannot store reports for {host}: {exc}")
-    return StoreError(f"a report of {host} cannot be stored ({type(exc).__name__}: {exc})",
-                      transient=False)
+    return StoreError(
+        f"a report of {host} cannot be stored ({type(exc).__name__}: {exc})", transient=False
+    )
 
 
 def _result(job: _Job) -> ApplyResult:
@@ -94,9 +119,14 @@ def _result(job: _Job) -> ApplyResult:
 class SqliteStore:
     """Thread-safe access to the collector database (one writer at a time)."""
 
-    def __init__(self, path: Path, *, readonly: bool = False,
-                 migrations: Sequence[Migration] = MIGRATIONS,
-                 hooks: Sequence[ReportHook] = ()) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        readonly: bool = False,
+        migrations: Sequence[Migration] = MIGRATIONS,
+        hooks: Sequence[ReportHook] = (),
+    ) -> None:
         self._path = path
         self._readonly = readonly
         self._migrations = _with_agent_steps(tuple(migrations))
@@ -127,9 +157,11 @@ class SqliteStore:
         if not present:
             return _COLUMNS
         return ", ".join(
-            name if name in present or name not in _LATER_COLUMNS
+            name
+            if name in present or name not in _LATER_COLUMNS
             else f"{_LATER_COLUMNS[name]} AS {name}"
-            for name in (part.strip() for part in _COLUMNS.split(",")))
+            for name in (part.strip() for part in _COLUMNS.split(","))
+        )
 
     def _conn(self) -> Connection:
         if self._db is None:
@@ -146,8 +178,11 @@ class SqliteStore:
         """Every known agent with its latest report."""
         with self._lock:
             try:
-                rows = self._conn().execute(f"SELECT {self._select} FROM agents ORDER BY host"
-                                            ).fetchall()
+                rows = (
+                    self._conn()
+                    .execute(f"SELECT {self._select} FROM agents ORDER BY host")
+                    .fetchall()
+                )
             except DatabaseError as exc:
                 raise StoreError(f"cannot read agents from {self._path}: {exc}") from exc
         return [_record(row) for row in rows]
@@ -159,8 +194,13 @@ class SqliteStore:
         """Nothing: no other collector writes this database."""
         return []
 
-    def apply(self, identity: PeerIdentity, agent: pb.AgentInfo,
-              reports: Sequence[pb.Report], received_at: float) -> ApplyResult:
+    def apply(
+        self,
+        identity: PeerIdentity,
+        agent: pb.AgentInfo,
+        reports: Sequence[pb.Report],
+        received_at: float,
+    ) -> ApplyResult:
         """Store one batch (see apply_many); raise StoreError if it could not be."""
         result = self.apply_many([StoreJob(identity, agent, reports, received_at)])[0]
         if isinstance(result, StoreError):
@@ -200,8 +240,9 @@ class SqliteStore:
                 db.execute("SAVEPOINT batch")
                 try:
                     batch = job.batch
-                    row = db.execute(f"SELECT {_COUNTERS} FROM agents WHERE host = ?",
-                                     (batch.identity.host,)).fetchone()
+                    row = db.execute(
+                        f"SELECT {_COUNTERS} FROM agents WHERE host = ?", (batch.identity.host,)
+                    ).fetchone()
                     job.result = self._apply(db, row, batch)
                 except Exception as exc:  # noqa: BLE001 - a bad batch or hook must not sink the rest
                     db.execute("ROLLBACK TO batch")
@@ -218,8 +259,7 @@ class SqliteStore:
             for job in jobs:
                 job.done.set()
 
-    def _apply(self, db: Connection, row: tuple[Any, ...] | None,
-               batch: StoreJob) -> ApplyResult:
+    def _apply(self, db: Connection, row: tuple[Any, ...] | None, batch: StoreJob) -> ApplyResult:
         identity, agent = batch.identity, batch.agent
         counters = Counters(*row) if row is not None else None
         done = plan(counters, agent.instance_id, batch.reports, batch.acked_sequence)
@@ -231,18 +271,37 @@ class SqliteStore:
         blob = latest.SerializeToString() if latest is not None else None
         skew = batch.clock_skew
         if latest is None and row is not None:
-            blob, skew = db.execute("SELECT latest_report, clock_skew_seconds FROM agents "
-                                    "WHERE host = ?", (identity.host,)).fetchone()
+            blob, skew = db.execute(
+                "SELECT latest_report, clock_skew_seconds FROM agents WHERE host = ?",
+                (identity.host,),
+            ).fetchone()
             latest = pb.Report.FromString(blob) if isinstance(blob, bytes) else None
-        record = make_record(counters, identity, agent, done, batch.received_at, latest,
-                             clock_skew_seconds=skew)
+        record = make_record(
+            counters, identity, agent, done, batch.received_at, latest, clock_skew_seconds=skew
+        )
         db.execute(
             f"INSERT OR REPLACE INTO agents ({_COLUMNS}) VALUES "
             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (record.host, record.department, record.agent_version, record.os, record.kernel,
-             record.interval_seconds, record.instance_id, record.first_seen, record.last_seen,
-             record.max_sequence, record.reports_stored, record.reports_lost, blob,
-             record.clock_skew_seconds),
+            (
+                record.host,
+                record.department,
+                record.agent_version,
+                record.os,
+                record.kernel,
+                record.interval_seconds,
+                record.instance_id,
+                record.first_seen,
+                record.last_seen,
+                record.max_sequence,
+                record.reports_stored,
+                record.reports_lost,
+                blob,
+                record.clock_skew_seconds,
+            ),
         )
-        return ApplyResult(record=record, stored=len(done.new), duplicates=done.duplicates,
-                           acknowledged_elsewhere=done.acknowledged_elsewhere)
+        return ApplyResult(
+            record=record,
+            stored=len(done.new),
+            duplicates=done.duplicates,
+            acknowledged_elsewhere=done.acknowledged_elsewhere,
+        )

@@ -12,8 +12,13 @@ from __future__ import annotations
 from dcguard.collector.store.sqlite.connection import Migration
 
 __all__ = [
-    "AGENTS_CLOCK_SKEW", "AGENTS_SCHEMA", "ENROLLMENT_SCHEMA", "FAILURES_WHERE",
-    "FS_HISTORY_SCHEMA", "MIGRATIONS", "SECURITY_SCHEMA",
+    "AGENTS_CLOCK_SKEW",
+    "AGENTS_SCHEMA",
+    "ENROLLMENT_SCHEMA",
+    "FAILURES_WHERE",
+    "FS_HISTORY_SCHEMA",
+    "MIGRATIONS",
+    "SECURITY_SCHEMA",
 ]
 
 # Failed logins stored from agents: written identically in the detections'
@@ -21,8 +26,10 @@ __all__ = [
 FAILURES_WHERE = "type IN ('ssh_login_failed', 'ssh_invalid_user') AND detection = 0"
 
 # Each agent's identity, counters and latest report.
-AGENTS_SCHEMA: Migration = ("agents-v1", (
-    """
+AGENTS_SCHEMA: Migration = (
+    "agents-v1",
+    (
+        """
     CREATE TABLE agents (
         host TEXT PRIMARY KEY,
         department TEXT NOT NULL,
@@ -39,11 +46,14 @@ AGENTS_SCHEMA: Migration = ("agents-v1", (
         latest_report BLOB
     )
     """,
-))
+    ),
+)
 
 # The enrollment registry: one-time token hashes and issued certificates.
-ENROLLMENT_SCHEMA: Migration = ("enrollment-v1", (
-    """
+ENROLLMENT_SCHEMA: Migration = (
+    "enrollment-v1",
+    (
+        """
     CREATE TABLE enrollment_tokens (
         token_hash TEXT PRIMARY KEY,
         host TEXT NOT NULL,
@@ -53,7 +63,7 @@ ENROLLMENT_SCHEMA: Migration = ("enrollment-v1", (
         used_at REAL
     )
     """,
-    """
+        """
     CREATE TABLE agent_certificates (
         serial TEXT PRIMARY KEY,
         host TEXT NOT NULL,
@@ -63,12 +73,15 @@ ENROLLMENT_SCHEMA: Migration = ("enrollment-v1", (
         revoked_at REAL
     )
     """,
-    "CREATE INDEX agent_certificates_host ON agent_certificates (host)",
-))
+        "CREATE INDEX agent_certificates_host ON agent_certificates (host)",
+    ),
+)
 
 # Free-space samples for the filling-fast trend (risk/history.py).
-FS_HISTORY_SCHEMA: Migration = ("risk-fs-history-v1", (
-    """
+FS_HISTORY_SCHEMA: Migration = (
+    "risk-fs-history-v1",
+    (
+        """
     CREATE TABLE fs_history (
         host TEXT NOT NULL,
         mountpoint TEXT NOT NULL,
@@ -80,11 +93,14 @@ FS_HISTORY_SCHEMA: Migration = ("risk-fs-history-v1", (
         PRIMARY KEY (host, mountpoint, ts)
     ) WITHOUT ROWID
     """,
-))
+    ),
+)
 
 # Security events, their per-host counts (the metrics) and forwarding cursors.
-SECURITY_SCHEMA: Migration = ("security-events-v1", (
-    """
+SECURITY_SCHEMA: Migration = (
+    "security-events-v1",
+    (
+        """
     CREATE TABLE security_events (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         host TEXT NOT NULL,
@@ -106,24 +122,24 @@ SECURITY_SCHEMA: Migration = ("security-events-v1", (
         detection INTEGER NOT NULL DEFAULT 0
     )
     """,
-    # `events --host H --since`, the per-host windows of the detections.
-    "CREATE INDEX security_events_host_time ON security_events (host, event_time)",
-    # `events --since` across hosts, and retention pruning.
-    "CREATE INDEX security_events_time ON security_events (event_time)",
-    # `events --min-severity high` over a long period.
-    "CREATE INDEX security_events_severity_time ON security_events (severity, event_time)",
-    # Accepted logins from one source in a time range.
-    "CREATE INDEX security_events_source_time ON security_events (source_address, event_time)",
-    # Brute-force and distributed-attack windows: a partial index of failed
-    # logins only, so a window is a few index seeks even in a flood.
-    f"CREATE INDEX security_failures ON security_events (source_address, host, event_time) "
-    f"WHERE {FAILURES_WHERE}",
-    # Suppression and success-after-failures look up the few detections.
-    "CREATE INDEX security_detections ON security_events (type, event_time) "
-    "WHERE detection = 1",
-    # New privileged account: one user on one host.
-    "CREATE INDEX security_events_user ON security_events (host, user, event_time)",
-    """
+        # `events --host H --since`, the per-host windows of the detections.
+        "CREATE INDEX security_events_host_time ON security_events (host, event_time)",
+        # `events --since` across hosts, and retention pruning.
+        "CREATE INDEX security_events_time ON security_events (event_time)",
+        # `events --min-severity high` over a long period.
+        "CREATE INDEX security_events_severity_time ON security_events (severity, event_time)",
+        # Accepted logins from one source in a time range.
+        "CREATE INDEX security_events_source_time ON security_events (source_address, event_time)",
+        # Brute-force and distributed-attack windows: a partial index of failed
+        # logins only, so a window is a few index seeks even in a flood.
+        f"CREATE INDEX security_failures ON security_events (source_address, host, event_time) "
+        f"WHERE {FAILURES_WHERE}",
+        # Suppression and success-after-failures look up the few detections.
+        "CREATE INDEX security_detections ON security_events (type, event_time) "
+        "WHERE detection = 1",
+        # New privileged account: one user on one host.
+        "CREATE INDEX security_events_user ON security_events (host, user, event_time)",
+        """
     CREATE TABLE security_event_counts (
         host TEXT NOT NULL,
         type TEXT NOT NULL,
@@ -133,19 +149,26 @@ SECURITY_SCHEMA: Migration = ("security-events-v1", (
         PRIMARY KEY (host, type, severity, detection)
     ) WITHOUT ROWID
     """,
-    """
+        """
     CREATE TABLE security_forward_cursors (
         destination TEXT PRIMARY KEY,
         last_id INTEGER NOT NULL
     )
     """,
-))
+    ),
+)
 
 # Later steps of the agents table; the report store applies them after
 # AGENTS_SCHEMA wherever that is given, so every user of the table gets every column.
-AGENTS_CLOCK_SKEW: Migration = ("agents-clock-skew-v1", (
-    "ALTER TABLE agents ADD COLUMN clock_skew_seconds REAL NOT NULL DEFAULT 0",
-))
+AGENTS_CLOCK_SKEW: Migration = (
+    "agents-clock-skew-v1",
+    ("ALTER TABLE agents ADD COLUMN clock_skew_seconds REAL NOT NULL DEFAULT 0",),
+)
 
-MIGRATIONS: tuple[Migration, ...] = (AGENTS_SCHEMA, AGENTS_CLOCK_SKEW, ENROLLMENT_SCHEMA,
-                                     FS_HISTORY_SCHEMA, SECURITY_SCHEMA)
+MIGRATIONS: tuple[Migration, ...] = (
+    AGENTS_SCHEMA,
+    AGENTS_CLOCK_SKEW,
+    ENROLLMENT_SCHEMA,
+    FS_HISTORY_SCHEMA,
+    SECURITY_SCHEMA,
+)
