@@ -7,6 +7,7 @@ real SQLite file and a real PostgreSQL (tests/postgres.py).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -19,6 +20,9 @@ from tests.support import Agent, Collector, metric, wait_for
 
 DUMP = Path(__file__).parent / "fixtures" / "collector-db-before-store.sql"
 RETENTION = '[events]\nretention = "36500d"\n'
+
+# "agents: 1 row added", one line per table (the CLI runs in English under the tests).
+ADDED = re.compile(r"^(\w+): (\d+) rows? added$", re.M)
 
 
 def _sqlite_store(path: Path) -> dict[str, int]:
@@ -56,12 +60,12 @@ def test_migrate_copies_an_sqlite_store_into_postgresql_and_runs_again_safely(
 
     first = collector.cli("migrate", "--from-sqlite", str(source))
     assert first.returncode == 0, first.stderr
-    added = dict(line.split(": ")[0:2] for line in first.stdout.splitlines() if "row(s)" in line)
-    assert {t: int(v.split()[0]) for t, v in added.items()} == counts
+    added = {t: int(n) for t, n in ADDED.findall(first.stdout)}
+    assert added == counts
     assert PASSWORD not in first.stdout + first.stderr
     again = collector.cli("migrate", "--from-sqlite", str(source))
     assert again.returncode == 0, again.stderr
-    assert all(" 0 row(s)" in line for line in again.stdout.splitlines() if "row(s)" in line)
+    assert {t: int(n) for t, n in ADDED.findall(again.stdout)} == dict.fromkeys(counts, 0)
     for table, count in counts.items():
         assert pg_cluster.query(database, f"SELECT COUNT(*) FROM {table}") == [(count,)]  # noqa: S608
 

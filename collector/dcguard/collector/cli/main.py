@@ -78,7 +78,7 @@ def serve(
         server.start()
     except DatabaseUnreachable as exc:
         # A wrong DSN, password or TLS setting: the config is wrong, as with a bad key.
-        fail(PROG, f"cannot start: {exc}", 2)
+        fail(PROG, tr("cannot start: {error}", error=exc), 2)
     except (StoreError, RuntimeError, OSError) as exc:
         fail(PROG, tr("cannot start: {error}", error=exc), 1)
     notify("READY=1")

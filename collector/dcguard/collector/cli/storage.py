@@ -9,6 +9,7 @@ import click
 from dcguard.collector.config import DEFAULT_CONFIG, load_config
 from dcguard.collector.store import PostgresDatabase, StoreError, backup, copy_sqlite
 from dcguard.common.cli import fail
+from dcguard.common.i18n import tr, trn
 
 __all__ = ["backup_command", "migrate"]
 
@@ -44,17 +45,22 @@ def migrate(config_path: Path, source: Path) -> None:
     if not isinstance(target, PostgresDatabase):
         fail(
             PROG,
-            f"config {config_path}: store.engine: migrate copies into PostgreSQL; "
-            'set engine = "postgresql" and its dsn',
+            tr(
+                "config {path}: store.engine: migrate copies into PostgreSQL; "
+                'set engine = "postgresql" and its dsn',
+                path=config_path,
+            ),
             2,
         )
     try:
         added = copy_sqlite(source, target)
     except StoreError as exc:
-        fail(PROG, f"cannot migrate {source}: {exc}", 1)
+        fail(PROG, tr("cannot migrate {source}: {error}", source=source, error=exc), 1)
     for table, count in added.items():
-        click.echo(f"{table}: {count} row(s) added")
-    click.echo(f"copied {source} into {target}")
+        click.echo(
+            trn("{table}: {count} row added", "{table}: {count} rows added", count, table=table)
+        )
+    click.echo(tr("copied {source} into {target}", source=source, target=target))
 
 
 @click.command("backup")
@@ -72,5 +78,16 @@ def backup_command(config_path: Path, target: Path) -> None:
     try:
         size = backup(config.database, target)
     except StoreError as exc:
-        fail(PROG, f"cannot back up to {target}: {exc}", 2 if target.exists() else 1)
-    click.echo(f"backed up {config.database} to {target} ({size} bytes)")
+        fail(
+            PROG,
+            tr("cannot back up to {target}: {error}", target=target, error=exc),
+            2 if target.exists() else 1,
+        )
+    click.echo(
+        tr(
+            "backed up {database} to {target} ({size} bytes)",
+            database=config.database,
+            target=target,
+            size=size,
+        )
+    )
