@@ -58,3 +58,48 @@ def tree_rss_mib(pid: int) -> float:
     except FileNotFoundError:
         return 0.0
     return own + sum(tree_rss_mib(child) for child in _children(pid))
+
+
+IO_FIELDS = ("rchar", "wchar", "read_bytes", "write_bytes", "cancelled_write_bytes")
+
+
+def io_counters(pid: int) -> dict[str, int]:
+    """/proc/PID/io: the process's threads and the children it has reaped (empty if it is gone).
+
+    read_bytes/write_bytes are what reached (or would reach) the storage layer;
+    rchar/wchar every byte through read()/write(), page cache hits included.
+    """
+    try:
+        text = Path(f"/proc/{pid}/io").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return {}
+    counters = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key in IO_FIELDS:
+            counters[key] = int(value)
+    return counters
+
+
+def tree_io(pid: int) -> dict[str, int]:
+    """I/O of the process (reaped children included) plus every descendant still running.
+
+    The kernel adds a child's counters to its parent's only when the parent
+    reaps it, so a tool still running is read from its own /proc/PID/io: sample
+    often enough and the sum follows the tree's whole I/O.
+    """
+    total = dict.fromkeys(IO_FIELDS, 0)
+    for key, value in io_counters(pid).items():
+        total[key] += value
+    for child in _children(pid):
+        for key, value in tree_io(child).items():
+            total[key] += value
+    return total
+
+
+def descendants(pid: int) -> list[int]:
+    """Every running descendant of pid, depth first."""
+    found: list[int] = []
+    for child in _children(pid):
+        found += [child, *descendants(child)]
+    return found
