@@ -197,7 +197,7 @@ def _sample(entries: Iterable[_Entry], job: BackupJob, rng: random.Random) -> li
 
 def _restic_entries(job: BackupJob, snapshot: str) -> Iterator[_Entry]:
     argv = [job.binary, "ls", "--json", "--no-lock", snapshot]
-    for line in stream_tool(argv, job.timeout, tool_environment(job)):
+    for line in stream_tool(low_priority(argv), job.timeout, tool_environment(job)):
         entry = _entry(line, "file")
         if entry is not None:
             yield entry
@@ -205,7 +205,7 @@ def _restic_entries(job: BackupJob, snapshot: str) -> Iterator[_Entry]:
 
 def _borg_entries(job: BackupJob, archive: str) -> Iterator[_Entry]:
     argv = [job.binary, "list", "--json-lines", "--bypass-lock", f"{job.repository}::{archive}"]
-    for line in stream_tool(argv, job.timeout, tool_environment(job)):
+    for line in stream_tool(low_priority(argv), job.timeout, tool_environment(job)):
         entry = _entry(line, "-")
         if entry is not None:
             yield entry
