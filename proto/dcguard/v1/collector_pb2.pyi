@@ -60,7 +60,7 @@ class SubmitResponse(_message.Message):
     def __init__(self, acked_sequence: _Optional[int] = ...) -> None: ...
 
 class Report(_message.Message):
-    __slots__ = ("sequence", "collected_at", "sources", "host", "filesystems", "spool_dropped_total", "omitted_entries", "disks", "raid_arrays", "io_errors", "backups", "events", "security_stats")
+    __slots__ = ("sequence", "collected_at", "sources", "host", "filesystems", "spool_dropped_total", "omitted_entries", "disks", "raid_arrays", "io_errors", "backups", "data_coverage", "events", "security_stats")
     class OmittedEntriesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -79,6 +79,7 @@ class Report(_message.Message):
     RAID_ARRAYS_FIELD_NUMBER: _ClassVar[int]
     IO_ERRORS_FIELD_NUMBER: _ClassVar[int]
     BACKUPS_FIELD_NUMBER: _ClassVar[int]
+    DATA_COVERAGE_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     SECURITY_STATS_FIELD_NUMBER: _ClassVar[int]
     sequence: int
@@ -92,9 +93,10 @@ class Report(_message.Message):
     raid_arrays: _containers.RepeatedCompositeFieldContainer[RaidArray]
     io_errors: _containers.RepeatedCompositeFieldContainer[DeviceIoErrors]
     backups: _containers.RepeatedCompositeFieldContainer[Backup]
+    data_coverage: DataCoverage
     events: _containers.RepeatedCompositeFieldContainer[SecurityEvent]
     security_stats: SecurityStats
-    def __init__(self, sequence: _Optional[int] = ..., collected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sources: _Optional[_Iterable[_Union[SourceStatus, _Mapping]]] = ..., host: _Optional[_Union[HostHealth, _Mapping]] = ..., filesystems: _Optional[_Iterable[_Union[Filesystem, _Mapping]]] = ..., spool_dropped_total: _Optional[int] = ..., omitted_entries: _Optional[_Mapping[str, int]] = ..., disks: _Optional[_Iterable[_Union[Disk, _Mapping]]] = ..., raid_arrays: _Optional[_Iterable[_Union[RaidArray, _Mapping]]] = ..., io_errors: _Optional[_Iterable[_Union[DeviceIoErrors, _Mapping]]] = ..., backups: _Optional[_Iterable[_Union[Backup, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[SecurityEvent, _Mapping]]] = ..., security_stats: _Optional[_Union[SecurityStats, _Mapping]] = ...) -> None: ...
+    def __init__(self, sequence: _Optional[int] = ..., collected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sources: _Optional[_Iterable[_Union[SourceStatus, _Mapping]]] = ..., host: _Optional[_Union[HostHealth, _Mapping]] = ..., filesystems: _Optional[_Iterable[_Union[Filesystem, _Mapping]]] = ..., spool_dropped_total: _Optional[int] = ..., omitted_entries: _Optional[_Mapping[str, int]] = ..., disks: _Optional[_Iterable[_Union[Disk, _Mapping]]] = ..., raid_arrays: _Optional[_Iterable[_Union[RaidArray, _Mapping]]] = ..., io_errors: _Optional[_Iterable[_Union[DeviceIoErrors, _Mapping]]] = ..., backups: _Optional[_Iterable[_Union[Backup, _Mapping]]] = ..., data_coverage: _Optional[_Union[DataCoverage, _Mapping]] = ..., events: _Optional[_Iterable[_Union[SecurityEvent, _Mapping]]] = ..., security_stats: _Optional[_Union[SecurityStats, _Mapping]] = ...) -> None: ...
 
 class SourceStatus(_message.Message):
     __slots__ = ("name", "success", "duration_seconds", "error")
@@ -293,6 +295,30 @@ class Backup(_message.Message):
     restore_test_every_seconds: float
     copy_location: str
     def __init__(self, job: _Optional[str] = ..., kind: _Optional[str] = ..., rpo_seconds: _Optional[float] = ..., last_success: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_run: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_run_success: bool = ..., size_bytes: _Optional[int] = ..., message: _Optional[str] = ..., same_device: bool = ..., shared_disks: _Optional[_Iterable[str]] = ..., source_configured: bool = ..., last_verified: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_verify_success: bool = ..., verify_every_seconds: _Optional[float] = ..., min_size_bytes: _Optional[int] = ..., error: _Optional[str] = ..., restore_test: _Optional[_Union[RestoreTest, _Mapping]] = ..., restore_test_every_seconds: _Optional[float] = ..., copy_location: _Optional[str] = ...) -> None: ...
+
+class DataCoverage(_message.Message):
+    __slots__ = ("discovered_at", "locations", "incomplete")
+    DISCOVERED_AT_FIELD_NUMBER: _ClassVar[int]
+    LOCATIONS_FIELD_NUMBER: _ClassVar[int]
+    INCOMPLETE_FIELD_NUMBER: _ClassVar[int]
+    discovered_at: _timestamp_pb2.Timestamp
+    locations: _containers.RepeatedCompositeFieldContainer[DataLocation]
+    incomplete: str
+    def __init__(self, discovered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., locations: _Optional[_Iterable[_Union[DataLocation, _Mapping]]] = ..., incomplete: _Optional[str] = ...) -> None: ...
+
+class DataLocation(_message.Message):
+    __slots__ = ("path", "kind", "owner", "backed_up", "covered_by")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    BACKED_UP_FIELD_NUMBER: _ClassVar[int]
+    COVERED_BY_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    kind: str
+    owner: str
+    backed_up: bool
+    covered_by: str
+    def __init__(self, path: _Optional[str] = ..., kind: _Optional[str] = ..., owner: _Optional[str] = ..., backed_up: bool = ..., covered_by: _Optional[str] = ...) -> None: ...
 
 class RestoreTest(_message.Message):
     __slots__ = ("time", "success", "files", "bytes", "skipped", "mismatches", "mismatch_count", "duration_seconds", "message", "last_success")
