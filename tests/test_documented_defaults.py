@@ -19,6 +19,7 @@ import pytest
 from dcguard.agent.sources import SourceContext, load_all
 from dcguard.agent.sources.filesystem import DEFAULT_EXCLUDE_FSTYPES, DEFAULT_EXCLUDE_MOUNTPOINTS
 from dcguard.agent.sources.storage.config import parse_storage
+from dcguard.agent.sources.storage.coverage import parse_coverage
 from dcguard.collector import config as collector_config
 from dcguard.collector.trust.config import parse_limits
 from dcguard.common.config import Table
@@ -124,6 +125,18 @@ def test_storage_defaults_are_the_codes(doc: Path, prefix: str) -> None:
             parse_storage(Table({"storage": {key: value}}), SourceContext("h", 15, Path("/tmp")))
             == baseline
         ), key
+
+
+def test_coverage_defaults_are_the_codes() -> None:
+    context = SourceContext("h", 15, Path("/tmp"))
+    root = Recording({})
+    parse_coverage(root, context, "/proc/self/mounts")
+    defaults = documented(README, "coverage.")
+    assert root.children["coverage"].keys_read() <= set(defaults), "keys without a default"
+    baseline = parse_coverage(Table({}), context, "/proc/self/mounts")
+    for key, value in defaults.items():
+        configured = parse_coverage(Table({"coverage": {key: value}}), context, "/proc/self/mounts")
+        assert configured == baseline, key
 
 
 def test_limits_defaults_are_the_codes() -> None:

@@ -46,7 +46,7 @@ from dcguard.agent.state_dir import atomic_write
 from dcguard.common.config import Table
 from dcguard.v1 import collector_pb2 as pb
 
-__all__ = ["BackupSource"]
+__all__ = ["STATE_FILE", "BackupSource", "recorded_paths"]
 
 log = logging.getLogger(__name__)
 STATE_FILE = "backup-state.json"
@@ -198,7 +198,10 @@ class BackupSource:
             state.copy_location = where
             state.error = error
             if result is not None and result.size_bytes is None and state.result is not None:
-                result = replace(result, size_bytes=state.result.size_bytes)
+                # Not readable now (borg locked by a running backup): the last known stand.
+                result = replace(
+                    result, size_bytes=state.result.size_bytes, paths=state.result.paths
+                )
             if result is not None:
                 state.result = result
             state.checked = True
@@ -404,6 +407,22 @@ class BackupSource:
         self._poller.close()
 
 
+def recorded_paths(state_dir: Path) -> dict[str, tuple[str, ...]]:
+    """Per job, the paths its newest snapshot/archive recorded, as the backup source last
+    saved them (for coverage); {} when nothing is saved yet or the file is unreadable."""
+    try:
+        data = json.loads((state_dir / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    found: dict[str, tuple[str, ...]] = {}
+    for name, entry in data.items() if isinstance(data, dict) else ():
+        result = entry.get("result") if isinstance(entry, dict) else None
+        paths = result.get("paths") if isinstance(result, dict) else None
+        if isinstance(paths, list):
+            found[str(name)] = tuple(p for p in paths if isinstance(p, str))
+    return found
+
+
 def _restore(state: _JobState, entry: dict[str, Any], monotonic_now: float) -> None:
     """Take what an earlier run saved for this job; a malformed part is skipped."""
     verify, result = entry.get("verify"), entry.get("result")
@@ -417,7 +436,10 @@ def _restore(state: _JobState, entry: dict[str, Any], monotonic_now: float) -> N
             due_in = state.verify.at + state.job.verify_every - time.time()
             state.next_verify = monotonic_now + max(0.0, due_in)
         if isinstance(result, dict):
-            state.result = _checked_result(RunResult(**result))
+            paths = result.get("paths", [])
+            if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+                raise TypeError("paths is not a list of strings")
+            state.result = _checked_result(RunResult(**{**result, "paths": tuple(paths)}))
             state.same_device = bool(entry.get("same_device"))
             state.shared_disks = [str(d) for d in entry.get("shared_disks") or []]
             state.copy_location = str(entry.get("copy_location") or "")

@@ -26,6 +26,7 @@ __all__ = [
     "CheckError",
     "RunResult",
     "VerifyResult",
+    "borg_create_paths",
     "check_files",
     "check_repository",
     "tool_environment",
@@ -51,6 +52,9 @@ class RunResult:
     size_bytes: int | None  # None: not readable right now (keep the last known)
     message: str = ""
     snapshot: str = ""  # restic snapshot id / borg archive, to reuse its size
+    # The paths the snapshot/archive recorded (restic's `paths`, borg's create command
+    # line): what it really holds, for coverage. () when unknown or a files job.
+    paths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -159,7 +163,62 @@ def _json(job: BackupJob, *args: str) -> Any:
         raise CheckError(f"{job.kind} {args[0]} printed invalid JSON") from None
 
 
-def _restic_latest(job: BackupJob, known: dict[str, int]) -> tuple[float, str, int | None] | None:
+# (time, snapshot, size or None when not readable now, recorded paths)
+_Latest = tuple[float, str, "int | None", tuple[str, ...]]
+# What is known of a snapshot already: its size and recorded paths.
+_Known = dict[str, tuple[int, tuple[str, ...]]]
+# borg create options that take a value: the word after them is not a path to back up.
+_BORG_VALUE_OPTIONS = frozenset(
+    (
+        "-e",
+        "--exclude",
+        "--exclude-from",
+        "--pattern",
+        "--patterns-from",
+        "--comment",
+        "-C",
+        "--compression",
+        "--timestamp",
+        "--chunker-params",
+        "--exclude-if-present",
+        "--files-cache",
+        "--remote-path",
+        "--rsh",
+        "--lock-wait",
+        "--upload-ratelimit",
+        "--upload-buffer",
+        "-c",
+        "--checkpoint-interval",
+        "--stdin-name",
+        "--paths-from-command",
+    )
+)
+
+
+def _recorded(value: Any) -> tuple[str, ...]:
+    """Absolute paths from a tool's JSON list; anything else in it is ignored."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(p for p in value if isinstance(p, str) and p.startswith("/"))[:256]
+
+
+def borg_create_paths(command_line: Any) -> tuple[str, ...]:
+    """The absolute PATH arguments of a recorded `borg create` command line."""
+    if not isinstance(command_line, list) or not all(isinstance(a, str) for a in command_line):
+        return ()
+    after = [i for i, arg in enumerate(command_line) if "::" in arg and not arg.startswith("-")]
+    if not after:
+        return ()
+    paths: list[str] = []
+    words = command_line[after[0] + 1 :]
+    for index, arg in enumerate(words):
+        previous = words[index - 1] if index else ""
+        if arg.startswith("/") and previous not in _BORG_VALUE_OPTIONS:
+            paths.append(arg)
+    return _recorded(paths)
+
+
+def _restic_latest(job: BackupJob, known: _Known) -> _Latest | None:
     filters: list[str] = ["--host", job.host] if job.host else []
     if job.tags:
         filters += ["--tag", ",".join(job.tags)]
@@ -168,7 +227,7 @@ def _restic_latest(job: BackupJob, known: dict[str, int]) -> tuple[float, str, i
     snapshots = _json(job, "snapshots", "--json", "--latest", "1", "--no-lock", *filters)
     if not isinstance(snapshots, list):
         raise CheckError("restic snapshots printed JSON that is not a list")
-    best: tuple[float, str] | None = None
+    best: tuple[float, str, tuple[str, ...]] | None = None
     for snap in snapshots:
         try:
             when, ident = parse_iso_time(snap["time"]), str(snap["id"])
@@ -177,19 +236,19 @@ def _restic_latest(job: BackupJob, known: dict[str, int]) -> tuple[float, str, i
                 "restic snapshots printed a snapshot without a valid time or id"
             ) from None
         if best is None or when > best[0]:
-            best = (when, ident)
+            best = (when, ident, _recorded(snap.get("paths")))
     if best is None:
         return None
     if best[1] in known:  # restic stats walks every tree: once per snapshot is enough
-        return best[0], best[1], known[best[1]]
+        return best[0], best[1], known[best[1]][0], best[2]
     stats = _json(job, "stats", "--json", "--no-lock", best[1])
     size = stats.get("total_size") if isinstance(stats, dict) else None
     if isinstance(size, bool) or not isinstance(size, int):
         raise CheckError("restic stats printed no total_size")
-    return best[0], best[1], size
+    return best[0], best[1], size, best[2]
 
 
-def _borg_latest(job: BackupJob, known: dict[str, int]) -> tuple[float, str, int | None] | None:
+def _borg_latest(job: BackupJob, known: _Known) -> _Latest | None:
     # list reads only the repository's manifest: safe without the lock while a backup runs.
     filters = ["--glob-archives", job.glob_archives] if job.glob_archives else []
     listing = _json(job, "list", "--json", "--last", "1", "--bypass-lock", *filters, job.repository)
@@ -205,25 +264,26 @@ def _borg_latest(job: BackupJob, known: dict[str, int]) -> tuple[float, str, int
         raise CheckError("borg list printed an archive without a valid name or time") from None
     ident = f"{name} {archives[-1].get('id', '')}"
     if ident in known:
-        return when, ident, known[ident]
+        return when, ident, *known[ident]
     # info opens borg's cache, shared with the backup job: it takes the lock like any
     # borg command instead of bypassing it. Locked by a running backup: size unknown now.
     lock_wait = str(max(1, int(min(10.0, job.timeout / 2))))
     result = _run(job, "info", "--json", "--lock-wait", lock_wait, f"{job.repository}::{name}")
     if result.returncode != 0 and LOCKED.search(result.stderr):
-        return when, ident, None
+        return when, ident, None, ()
     if result.returncode != 0:
         raise CheckError(
             f"borg info exited with {result.returncode}: "
             f"{error_line(result.stderr) or 'no message'}"
         )
     try:
-        size = json.loads(result.stdout)["archives"][0]["stats"]["original_size"]
+        archive = json.loads(result.stdout)["archives"][0]
+        size = archive["stats"]["original_size"]
     except (ValueError, TypeError, KeyError, IndexError):
         raise CheckError("borg info printed no archive stats") from None
     if isinstance(size, bool) or not isinstance(size, int):
         raise CheckError("borg info printed no archive stats")
-    return when, ident, size
+    return when, ident, size, borg_create_paths(archive.get("command_line"))
 
 
 def check_repository(job: BackupJob, previous: RunResult | None = None) -> RunResult:
@@ -232,13 +292,13 @@ def check_repository(job: BackupJob, previous: RunResult | None = None) -> RunRe
     Its size is read once per snapshot: previous carries the size already
     known for a snapshot id, so a big remote repository is not walked every check.
     """
-    known = {}
+    known: _Known = {}
     if previous is not None and previous.snapshot and previous.size_bytes is not None:
-        known[previous.snapshot] = previous.size_bytes
+        known[previous.snapshot] = (previous.size_bytes, previous.paths)
     latest = _restic_latest(job, known) if job.kind == "restic" else _borg_latest(job, known)
     if latest is None:
         return RunResult(None, False, None, 0, "the repository holds no snapshots")
-    when, snapshot, size = latest
+    when, snapshot, size, paths = latest
     if size is not None and size < job.min_size:
         return RunResult(
             when,
@@ -247,8 +307,9 @@ def check_repository(job: BackupJob, previous: RunResult | None = None) -> RunRe
             size,
             f"latest snapshot is {size} bytes, below min_size {job.min_size}",
             snapshot=snapshot,
+            paths=paths,
         )
-    return RunResult(when, True, when, size, snapshot=snapshot)
+    return RunResult(when, True, when, size, snapshot=snapshot, paths=paths)
 
 
 def verify_repository(job: BackupJob, now: float) -> VerifyResult:

@@ -1,9 +1,10 @@
 """The [[backup]] tables: one per backup job, checked by the backup source.
 
 Keys every job has: name, kind (files, restic, borg, push), rpo, and
-optionally min_size, source (the data the backup protects), check_every
-and timeout. Kind-specific keys are rejected on other kinds, so a restic
-setting on a files job is a config error instead of silently ignored.
+optionally min_size, source (the data the backup protects), database (the
+database server a dump job dumps), check_every and timeout. Kind-specific
+keys are rejected on other kinds, so a restic setting on a files job is a
+config error instead of silently ignored.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from dataclasses import dataclass, field, replace
 from dcguard.common.config import Table
 from dcguard.common.i18n import tr
 
-__all__ = ["DECLARED_LOCATIONS", "KINDS", "BackupJob", "parse_backups"]
+__all__ = ["DATABASES", "DECLARED_LOCATIONS", "KINDS", "BackupJob", "parse_backups"]
 
 KINDS = ("files", "restic", "borg", "push")
+# What a dump job's `database` names: every data directory of that server on this host.
+DATABASES = ("postgresql", "mysql")
 # Where a copy lives that the agent cannot see for itself: a tape or disk taken
 # off-site, or a repository that cannot be deleted (object lock, append-only).
 DECLARED_LOCATIONS = ("offline", "immutable")
@@ -73,6 +76,9 @@ class BackupJob:
     rpo: float
     min_size: int = 0
     source: str = ""
+    # A dump job: "postgresql"/"mysql" (every cluster of that server here) or one data
+    # directory; the data locations it names count as covered (coverage.py).
+    database: str = ""
     copy_location: str = ""  # declared: "offline" / "immutable"; "": detected
     check_every: float = 300.0
     timeout: float = 600.0
@@ -137,6 +143,7 @@ def _job(table: Table) -> BackupJob:
         rpo=table.duration("rpo", minimum=1.0),
         min_size=table.size("min_size", BackupJob.min_size),
         source=table.string("source", ""),
+        database=_database(table),
         copy_location=_declared_location(table),
         check_every=table.duration(
             "check_every", _CHECK_EVERY.get(kind, BackupJob.check_every), minimum=1.0
@@ -202,6 +209,20 @@ def _declared_location(table: Table) -> str:
         lambda: tr(
             "must be one of {choices} (or left out to detect it), got {value}",
             choices=", ".join(DECLARED_LOCATIONS),
+            value=repr(value),
+        ),
+    )
+
+
+def _database(table: Table) -> str:
+    value = table.string("database", "")
+    return table.check(
+        "database",
+        value,
+        lambda v: not v or v in DATABASES or v.startswith("/"),
+        lambda: tr(
+            "must be one of {choices} or the absolute path of a data directory, got {value}",
+            choices=", ".join(DATABASES),
             value=repr(value),
         ),
     )
