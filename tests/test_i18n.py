@@ -22,6 +22,7 @@ from babel.messages.pofile import read_po
 
 from dcguard.collector.risk.config import REASONS
 from dcguard.common import i18n
+from dcguard.v1 import collector_pb2 as pb
 from tests.security_helpers import failures
 from tests.storage_reports import (
     FAILING_HDS,
@@ -211,6 +212,11 @@ def _every_reason(submitter, filler, silent) -> None:
                 fs("/var", avail=2 * GIB, device="/dev/sda3"),
             ],
             io_errors=[io_errors("/dev/sde", 5, now - 60)],
+            data_coverage=pb.DataCoverage(  # data_not_backed_up
+                locations=[
+                    pb.DataLocation(path="/srv/samba/ke-toan", kind="samba", owner="ke-toan")
+                ]
+            ),
         )
     )
     # Filling fast needs a trend: six hours of reports, /data losing 2 GiB an hour.

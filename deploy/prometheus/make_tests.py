@@ -26,6 +26,7 @@ OUTPUT = HERE / "tests" / "dcguard_test.yml"
 DB01 = 'host="db01",department="so-tu-phap"'
 WEB02 = 'host="web02",department="so-tu-phap"'
 HOST_LABELS = {"host": "db01", "department": "so-tu-phap"}
+SHARE = 'path="/srv/samba/ke-toan",kind="samba"'
 COLLECTOR = 'job="dcguard-collector",instance="collector:9740"'
 FS = f'{DB01},mountpoint="/srv",device="/dev/sdb1",fstype="ext4"'
 FS_LABELS = {**HOST_LABELS, "mountpoint": "/srv", "device": "/dev/sdb1", "fstype": "ext4"}
@@ -211,6 +212,12 @@ CASES: dict[str, Case] = {
             {f'dcguard_data_loss_risk{{{DB01},reason="no_offsite_copy"}}': "1x90"}, "30m"
         ),
         labels={**HOST_LABELS, "reason": "no_offsite_copy"},
+    ),
+    "DataNotBackedUp": Case(
+        fires=Scenario({f"dcguard_data_location_backed_up{{{DB01},{SHARE}}}": "0x90"}, "70m"),
+        # Not yet an hour: the share may be being added to a job.
+        quiet=Scenario({f"dcguard_data_location_backed_up{{{DB01},{SHARE}}}": "0x90"}, "30m"),
+        labels={**HOST_LABELS, "path": "/srv/samba/ke-toan", "kind": "samba"},
     ),
     "DiskSmartFailing": Case(
         fires=Scenario(

@@ -1,4 +1,4 @@
-"""Checking the storage and backup parts of a report (Report fields 10-13).
+"""Checking the storage and backup parts of a report (Report fields 10-14).
 
 Same rules as the rest of validate.py: bounded counts, no two entries with
 the same identity (they would be duplicate series and Prometheus would drop
@@ -17,13 +17,17 @@ import grpc
 from dcguard.collector.errors import Rejection
 from dcguard.v1 import collector_pb2 as pb
 
-__all__ = ["COPY_LOCATIONS", "MAX_ENTRIES", "validate_storage"]
+__all__ = ["COPY_LOCATIONS", "DATA_KINDS", "MAX_ENTRIES", "validate_storage"]
 
 MAX_ENTRIES = 256
 # Backup.copy_location: a label value of dcguard_backup_copy_location, so a closed set.
 COPY_LOCATIONS = frozenset(
     ("", "same_disk", "other_disk", "this_host", "other_host", "offline", "immutable")
 )
+
+# DataLocation.kind: a label value of dcguard_data_location_backed_up, so a closed set
+# (the agent's data_locations.KINDS).
+DATA_KINDS = frozenset(("postgresql", "mysql", "samba", "configured", "web", "srv", "home"))
 
 
 def _invalid(report: pb.Report, what: str) -> Rejection:
@@ -47,7 +51,8 @@ def _finite(report: pb.Report, what: str, *values: float) -> None:
 
 def validate_storage(report: pb.Report) -> None:
     """Raise Rejection for the first thing wrong with disks, arrays, I/O errors or backups."""
-    lists = (report.disks, report.raid_arrays, report.io_errors, report.backups)
+    locations = report.data_coverage.locations
+    lists = (report.disks, report.raid_arrays, report.io_errors, report.backups, locations)
     if any(len(items) > MAX_ENTRIES for items in lists) or any(
         len(d.attributes) > MAX_ENTRIES for d in report.disks
     ):
@@ -82,6 +87,14 @@ def validate_storage(report: pb.Report) -> None:
                 f"{b.copy_location[:32]!r} is not one of "
                 f"{', '.join(sorted(COPY_LOCATIONS - {''}))}",
             )
+    for location in locations:
+        if not location.path.startswith("/") or location.kind not in DATA_KINDS:
+            raise _invalid(
+                report,
+                f"data location {location.path[:64]!r} must be an absolute path of kind "
+                f"{', '.join(sorted(DATA_KINDS))}, got kind {location.kind[:32]!r}",
+            )
+    _unique(report, "data location", (d.path for d in locations))
     _unique(report, "disk", (d.device for d in report.disks))
     _unique(report, "array", (a.name for a in report.raid_arrays))
     _unique(report, "I/O error device", (e.device for e in report.io_errors))

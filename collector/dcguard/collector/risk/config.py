@@ -26,6 +26,7 @@ REASONS = (
     "backup_same_device",
     "backup_unrestorable",
     "no_offsite_copy",
+    "data_not_backed_up",
     "disk_smart_failing",
     "disk_smart_degrading",
     "raid_degraded",
@@ -49,6 +50,8 @@ DEFAULT_WEIGHTS: dict[str, int] = {
     "backup_unrestorable": 50,
     # Backups exist but one lost server (fire, theft, ransomware) takes them along.
     "no_offsite_copy": 20,
+    # A database or share no job holds: its loss is total, like a job that never ran.
+    "data_not_backed_up": 50,
     "disk_smart_failing": 60,
     "disk_smart_degrading": 30,
     "raid_degraded": 50,

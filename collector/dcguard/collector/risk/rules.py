@@ -96,7 +96,7 @@ def evaluate(
     findings = list(_agent(record, silent_after))
     report = record.latest
     if report is not None:
-        for rule in (_backups, _disks, _raid, _filesystems, _io_errors):
+        for rule in (_backups, _coverage, _disks, _raid, _filesystems, _io_errors):
             findings.extend(rule(report, th, trends))
     return findings
 
@@ -158,6 +158,35 @@ def _offsite(backups: Iterable[pb.Backup]) -> Iterator[Finding]:
         )
 
     yield Finding("no_offsite_copy", "backups", text)
+
+
+# What each kind of data location is, in the sentence naming it.
+_LOCATION_KINDS = {
+    "postgresql": N_("PostgreSQL data {path}"),
+    "mysql": N_("MySQL/MariaDB data {path}"),
+    "samba": N_("Samba share [{owner}] at {path}"),
+    "web": N_("web root {path}"),
+    "srv": N_("served data {path}"),
+    "home": N_("home directory {path}"),
+    "configured": N_("data directory {path}"),
+}
+
+
+def _coverage(report: pb.Report, _th: Thresholds, _t: Mapping[str, Trend]) -> Iterator[Finding]:
+    """Each directory the agent found holding data that no backup job covers."""
+    for location in report.data_coverage.locations:
+        if location.backed_up:
+            continue
+
+        def text(_now: float, lang: Language, d: pb.DataLocation = location) -> str:
+            what = _LOCATION_KINDS.get(d.kind, _LOCATION_KINDS["configured"])
+            return lang.tr(
+                "{what} is in no backup job - add it to a backup job's source, or name it "
+                "in the database key of the job that dumps it",
+                what=lang.tr(what, path=d.path, owner=d.owner),
+            )
+
+        yield Finding("data_not_backed_up", f"data {location.path}", text)
 
 
 def _job(b: pb.Backup, lang: Language) -> str:

@@ -10,6 +10,7 @@ from typing import Callable, Protocol
 from dcguard.collector.exposition.families import Labels, MetricGroup
 from dcguard.collector.exposition.families.agent import AgentGroup
 from dcguard.collector.exposition.families.backup import BackupGroup
+from dcguard.collector.exposition.families.coverage import CoverageGroup
 from dcguard.collector.exposition.families.filesystem import FilesystemGroup
 from dcguard.collector.exposition.families.host import HostGroup
 from dcguard.collector.exposition.families.risk import RiskGroup
@@ -49,6 +50,7 @@ def default_groups(config: ExpositionSettings, risk: RiskEngine | None = None) -
         FilesystemGroup(),
         StorageGroup(),
         BackupGroup(),
+        CoverageGroup(),
         RiskGroup(engine),
         SecurityGroup(config.database),
     ]
