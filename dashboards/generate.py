@@ -500,7 +500,22 @@ SERVER = Board(
                 ),
             ],
         ),
-        ("Backups", [_backup_table(HOST)]),
+        (
+            "Backups",
+            [
+                _backup_table(HOST),
+                table(
+                    "Data locations",
+                    Query(f"sort(dcguard_data_location_backed_up{{{HOST}}})"),
+                    rename={"Value": "backed up"},
+                    hide=("Time", "__name__", "job", "instance", "host", "department"),
+                    description="Every directory the agent found holding data (database "
+                    "data directories, Samba shares, web roots, /srv, /home, named paths): "
+                    "backed up 0 means no backup job covers it (risk reason "
+                    "data_not_backed_up).",
+                ),
+            ],
+        ),
         (
             "Security",
             [

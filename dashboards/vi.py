@@ -62,6 +62,11 @@ TEXT: dict[str, str] = {
     "Security events by severity": "Sự kiện an toàn thông tin theo mức độ",
     "Security events by type": "Sự kiện an toàn thông tin theo loại",
     "Backup jobs": "Tác vụ sao lưu",
+    "Data locations": "Vị trí dữ liệu",
+    "backed up": "có sao lưu",
+    "Every directory the agent found holding data (database data directories, Samba shares, web roots, /srv, /home, named paths): backed up 0 means no backup job covers it (risk reason data_not_backed_up).": "Mọi thư mục chứa dữ liệu mà tác tử tìm thấy (thư mục dữ liệu của cơ sở dữ liệu, "
+    "thư mục chia sẻ Samba, thư mục gốc web, /srv, /home, đường dẫn khai báo): có sao lưu bằng 0 "
+    "nghĩa là không tác vụ sao lưu nào bao gồm nó (lý do rủi ro data_not_backed_up).",
     "Age of the last successful backup against the job's RPO: above 100% is stale. Last "
     "restore test: how long ago a sample of the newest snapshot was restored and compared "
     "(empty: never); restore ok 0 means it failed. Copy location: same_disk, other_disk, "

@@ -43,8 +43,8 @@ def scenario_agent_config(workdir: Path) -> str:
 
     A server with something wrong in every area, so every panel and rule has
     data: two recorded disks (one degrading), a degraded md array, kernel I/O
-    errors, a fresh and a stale backup on the same disk as their data, and
-    an SSH brute force in its auth log.
+    errors, a fresh and a stale backup on the same disk as their data, a data
+    directory in no backup job, and an SSH brute force in its auth log.
     """
     disks = FakeDisks(workdir)
     disks.set("/dev/sda", "smartctl-sata-hdd-healthy-wd181kryz-v7.3.json")
@@ -52,6 +52,9 @@ def scenario_agent_config(workdir: Path) -> str:
     data = workdir / "data"
     data.mkdir()
     (data / "db.sqlite").write_bytes(b"x" * 4096)
+    uploads = workdir / "uploads"  # data no backup job covers
+    uploads.mkdir()
+    (uploads / "avatar.jpg").write_bytes(b"x" * 4096)
     for name, age in (("fresh", 3600), ("stale", 3 * 86400)):
         directory = workdir / f"backup-{name}"
         directory.mkdir()
@@ -98,6 +101,13 @@ kind = "files"
 rpo = "26h"
 path = "{workdir / "backup-stale"}/*.sql.gz"
 source = "{data}"
+
+[coverage]
+roots = []
+paths = ["{data}", "{uploads}"]
+smb_conf = "{workdir / "no-smb.conf"}"
+mysql_conf = "{workdir / "no-my.cnf"}"
+postgresql_conf_dir = "{workdir / "no-postgresql"}"
 """
 
 
@@ -128,6 +138,7 @@ LANDED = {
     "dcguard_backup_size_bytes",
     "dcguard_backup_rpo_seconds",
     "dcguard_backup_same_device",
+    "dcguard_data_location_backed_up",
     "dcguard_data_loss_risk_score",
     "dcguard_data_loss_risk",
     "dcguard_security_events_total",

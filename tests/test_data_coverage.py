@@ -103,14 +103,14 @@ def test_discovery_finds_databases_shares_roots_and_named_paths_that_hold_data(
     (t / "conf.d" / "50-server.cnf").write_text(f"[mysqld]\nuser = mysql\ndatadir = {mysql}\n")
     shares = {
         "docs": data_dir(t / "docs", "2026/cong-van-01.pdf"),
-        "scans": data_dir(t / "scans", "scan-0001.tiff"),
+        "Scans": data_dir(t / "scans", "scan-0001.tiff"),
         "empty": data_dir(t / "empty"),
         "skeleton": data_dir(t / "skeleton", ".bashrc", ".profile"),
         "remote": t / "nfs" / "share",
-        "print$": data_dir(t / "drivers", "W32X86/3/driver.dll"),
+        "PRINT$": data_dir(t / "drivers", "W32X86/3/driver.dll"),
         "old": data_dir(t / "old", "archive.zip"),
     }
-    (t / "nfs" / "share").mkdir(parents=True)  # the mount point, as the agent sees it
+    data_dir(t / "nfs" / "share", "on-the-file-server.odt")  # what the NFS mount would show
     extra = f"[retired]\n   path = {shares['old']}\n   available = no\n"
     del shares["old"]
     smb = smb_conf(t / "smb.conf", {k: str(v) for k, v in shares.items()}, extra)
@@ -140,7 +140,7 @@ def test_discovery_finds_databases_shares_roots_and_named_paths_that_hold_data(
         DataLocation(str(reports), "postgresql", "16/reports"),
         DataLocation(str(mysql), "mysql", ""),
         DataLocation(str(shares["docs"]), "samba", "docs"),
-        DataLocation(str(shares["scans"]), "samba", "scans"),
+        DataLocation(str(shares["Scans"]), "samba", "Scans"),
         DataLocation(str(named), "configured", ""),
         DataLocation(str(alice), "home", "alice"),
     }
@@ -404,6 +404,15 @@ env = {{ RESTIC_CACHE_DIR = "{cache}" }}
     samples = collector.metrics()
     assert metric(samples, "dcguard_data_loss_risk", reason="data_not_backed_up", **HOST) == 1
     assert metric(samples, "dcguard_data_location_discovery_incomplete", **HOST) == 0
+    checked = subprocess.run(
+        ["promtool", "check", "metrics"],
+        input=collector.metrics_text(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert checked.returncode == 0 and not (checked.stdout + checked.stderr).strip(), checked
 
     result = collector.cli("risk", "--json")
     assert result.returncode == 0, result.stderr
@@ -413,6 +422,12 @@ env = {{ RESTIC_CACHE_DIR = "{cache}" }}
         f"Samba share [scans] at {scans} is in no backup job - add it to a backup job's "
         "source, or name it in the database key of the job that dumps it"
     ]
+    # On the server, what the agent sees, with the job covering each place.
+    shown = agent.cli("collect")
+    assert shown.returncode == 0, shown.stderr
+    assert f"samba      {scans}  in no backup job" in shown.stdout
+    assert f"samba      {docs}  backed up by 'docs-nightly'" in shown.stdout
+    assert f"postgresql {pg_data}  backed up by 'pg-restic'" in shown.stdout
     vi = collector.cli("risk", "--lang", "vi")
     assert vi.returncode == 0, vi.stderr
     assert f"data_not_backed_up: thư mục chia sẻ Samba [scans] tại {scans} " in vi.stdout

@@ -69,13 +69,16 @@ def collect(config_path: Path, as_json: bool) -> None:
         for entry in data.get("sources", []):
             # proto3 leaves out a false bool; a consumer must not have to guess.
             entry.setdefault("success", False)
+        for entry in data.get("data_coverage", {}).get("locations", []):
+            entry.setdefault("backed_up", False)
         click.echo(json.dumps(data, indent=2))
         return
     _print_report(report, current())
 
 
 def _print_report(report: pb.Report, lang: Language) -> None:
-    """collect's human form: each source's outcome, the host, the filesystems."""
+    """collect's human form: each source's outcome, the host, the filesystems, the data
+    locations and the backup job covering each."""
     for status in report.sources:
         outcome = (
             lang.tr("ok") if status.success else lang.tr("FAILED: {error}", error=status.error)
@@ -105,6 +108,15 @@ def _print_report(report: pb.Report, lang: Language) -> None:
             if fs.readonly:
                 line += lang.tr(" read-only")
             click.echo(f"{fs.mountpoint:<24} {fs.fstype:<8} {line}")
+    for location in report.data_coverage.locations:
+        covered = (
+            lang.tr("backed up by '{job}'", job=location.covered_by)
+            if location.backed_up
+            else lang.tr("in no backup job")
+        )
+        click.echo(f"{location.kind:<10} {location.path}  {covered}")
+    if report.data_coverage.incomplete:
+        click.echo(report.data_coverage.incomplete)
 
 
 @cli.command("enroll")

@@ -285,7 +285,7 @@ def _samba(conf: Path) -> Iterator[DataLocation]:
     section = ""
     for line in _ini_lines(conf, mysql=False):
         if line.startswith("["):
-            section = line.strip("[] ").lower()
+            section = line.strip("[] ")  # as written: it is the share's name on the network
             shares.setdefault(section, {})
             continue
         key, _, value = line.partition("=")
@@ -294,7 +294,7 @@ def _samba(conf: Path) -> Iterator[DataLocation]:
     for name, keys in shares.items():
         path = keys.get("path", "")
         if (
-            name in _SKIPPED_SHARES
+            name.lower() in _SKIPPED_SHARES
             or not path.startswith("/")
             or "%" in path  # a per-user substitution: not one directory
             or keys.get("available", "yes").lower() in _FALSE
