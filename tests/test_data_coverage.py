@@ -18,6 +18,7 @@ from typing import Any
 import grpc
 import pytest
 
+from dcguard.agent.config import load_config
 from dcguard.agent.sources import SourceContext, load_all
 from dcguard.agent.sources.backup import recorded_paths
 from dcguard.agent.sources.storage.data_locations import (
@@ -26,7 +27,7 @@ from dcguard.agent.sources.storage.data_locations import (
     DiscoveryLimits,
     discover,
 )
-from dcguard.common.config import Table
+from dcguard.common.config import ConfigError, Table
 from dcguard.v1 import collector_pb2 as pb
 from tests.storage_helpers import backup_source, collect
 from tests.submit import make_report, submit
@@ -235,7 +236,7 @@ def test_a_borg_archive_s_recorded_paths_cover_its_directories(tmp_path: Path) -
     assert got == {str(data): (True, "ftp-borg"), str(other): (False, "")}
 
 
-def test_a_dump_job_covers_its_database_and_config_garbage_is_one_line(tmp_path: Path) -> None:
+def test_a_dump_job_covers_its_database_by_kind_or_by_directory(tmp_path: Path) -> None:
     pg = data_dir(tmp_path / "pg" / "15" / "main", "PG_VERSION")
     conf = tmp_path / "etc-pg" / "15" / "main" / "postgresql.conf"
     conf.parent.mkdir(parents=True)
@@ -272,27 +273,38 @@ insecure = true
 """
 
 
-@pytest.mark.parametrize(
-    ("garbage", "fragment"),
-    [
-        ('[coverage]\ninterval = "soon"\n', "coverage.interval"),
-        ('[coverage]\npaths = ["srv/data"]\n', "coverage.paths: entries must be absolute"),
-        ('[coverage]\npaths = "/srv"\n', "coverage.paths: must be a list of strings"),
-        ("[coverage]\nexclude = [1]\n", "coverage.exclude"),
-        ('[coverage]\nroots = ["home"]\n', "coverage.roots: entries must be absolute"),
-        ('[coverage]\nsmb_conf = "smb.conf"\n', "coverage.smb_conf: must be an absolute path"),
-        ("[coverage]\nmysql_conf = 3\n", "coverage.mysql_conf: must be a string"),
-        ('[coverage]\npostgresql_conf_dir = ""\n', "coverage.postgresql_conf_dir"),
-        ("[coverage]\nmax_files = 0\n", "coverage.max_files: must be at least 1"),
-        ('[coverage]\nmax_duration = "fast"\n', "coverage.max_duration"),
-        ("[coverage]\nmax_dirs = 5\n", "coverage.max_dirs: unknown key"),
-        (
-            '[[backup]]\nname = "d"\nkind = "push"\nrpo = "1d"\ndatabase = "oracle"\n',
-            "backup[0].database: must be one of postgresql, mysql",
-        ),
-    ],
-)
-def test_garbage_in_a_coverage_key_is_one_line_and_exit_2(
+GARBAGE = [
+    ('[coverage]\ninterval = "soon"\n', "coverage.interval"),
+    ('[coverage]\npaths = ["srv/data"]\n', "coverage.paths: entries must be absolute"),
+    ('[coverage]\npaths = "/srv"\n', "coverage.paths: must be a list of strings"),
+    ("[coverage]\nexclude = [1]\n", "coverage.exclude"),
+    ('[coverage]\nroots = ["home"]\n', "coverage.roots: entries must be absolute"),
+    ('[coverage]\nsmb_conf = "smb.conf"\n', "coverage.smb_conf: must be an absolute path"),
+    ("[coverage]\nmysql_conf = 3\n", "coverage.mysql_conf: must be a string"),
+    ('[coverage]\npostgresql_conf_dir = ""\n', "coverage.postgresql_conf_dir"),
+    ("[coverage]\nmax_files = 0\n", "coverage.max_files: must be at least 1"),
+    ('[coverage]\nmax_duration = "fast"\n', "coverage.max_duration"),
+    ("[coverage]\nmax_dirs = 5\n", "coverage.max_dirs: unknown key"),
+    (
+        '[[backup]]\nname = "d"\nkind = "push"\nrpo = "1d"\ndatabase = "oracle"\n',
+        "backup[0].database: must be one of postgresql, mysql",
+    ),
+]
+
+
+def test_garbage_in_a_coverage_key_is_one_line_naming_it(tmp_path: Path) -> None:
+    """Every new key, through the agent's own config loader (what check-config runs)."""
+    config = tmp_path / "agent.toml"
+    for garbage, fragment in GARBAGE:
+        config.write_text(GOOD.format(state=tmp_path / "state") + garbage)
+        with pytest.raises(ConfigError) as refused:
+            load_config(config)
+        message = str(refused.value)
+        assert "\n" not in message and fragment in message, (garbage, message)
+
+
+@pytest.mark.parametrize(("garbage", "fragment"), [GARBAGE[1], GARBAGE[-1]])
+def test_check_config_says_it_in_one_line_and_exits_2(
     tmp_path: Path, garbage: str, fragment: str
 ) -> None:
     config = tmp_path / "agent.toml"
