@@ -15,6 +15,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,7 +44,9 @@ window = "10m"
 
 @pytest.fixture(scope="module")
 def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
-    c = Collector(tmp_path_factory.mktemp("ransomware"), extra_config=CONFIG)
+    workdir = tmp_path_factory.mktemp("ransomware")
+    siem = workdir / "siem.jsonl"  # the SIEM forwarder's file destination
+    c = Collector(workdir, extra_config=CONFIG + f'\n[forward.file]\npath = "{siem}"\n')
     c.start()
     yield c
     c.stop()
@@ -207,6 +210,43 @@ def test_two_hosts_within_the_window_spread_once(collector: Collector) -> None:
         severity="critical",
     )
     assert counted is not None and counted >= 1
+    # The series the RansomwareSpreading alert reads.
+    assert (
+        metric(
+            collector.metrics(),
+            "dcguard_security_detections_total",
+            host="spread-b",
+            detection="ransomware_spreading",
+        )
+        == 1
+    )
+
+
+def test_the_siem_gets_the_spreading_alert_and_the_signs(collector: Collector) -> None:
+    t = NOW - 9 * DAY
+    send(collector, "siem-a", sign(t, extension=".locked"))
+    send(collector, "siem-b", sign(t + 60, "mass_deletion", type_="mass_deletion"))
+    siem = collector.workdir / "siem.jsonl"
+
+    def forwarded() -> list[dict[str, Any]]:
+        if not siem.exists():
+            return []
+        docs = [json.loads(line) for line in siem.read_text().splitlines()]
+        return [d for d in docs if d["host"]["name"] in ("siem-a", "siem-b")]
+
+    docs = wait_for(lambda: len(forwarded()) == 3 and forwarded(), message="3 forwarded events")
+    by_action = {d["event"]["action"]: d for d in docs}
+    spread = by_action["ransomware_spreading"]
+    assert spread["event"]["kind"] == "alert"
+    assert "malware" in spread["event"]["category"]
+    assert spread["threat"]["technique"]["id"] == ["T1486"]
+    assert spread["dcguard"]["details"]["hosts"] == "siem-a,siem-b"
+    suspected = by_action["ransomware_suspected"]
+    assert suspected["event"]["kind"] == "event"
+    assert suspected["event"]["category"] == ["malware", "file"]
+    assert suspected["file"]["path"] == "/srv/share"
+    assert by_action["mass_deletion"]["event"]["category"] == ["file"]
+    assert by_action["mass_deletion"]["threat"]["technique"]["id"] == ["T1485"]
 
 
 def test_late_report_completes_the_window(collector: Collector) -> None:
