@@ -298,3 +298,33 @@ def test_garbage_config_is_one_line_and_exit_2(tmp_path: Path, config: str, key:
     assert len(lines) == 1, out.stderr
     assert key in lines[0]
     assert "Traceback" not in out.stderr
+
+
+# --- collectors sharing one PostgreSQL store -----------------------------------------------------
+
+
+def test_a_sign_stored_through_one_collector_shows_on_the_other(
+    pg_cluster: Any, tmp_path: Path
+) -> None:
+    """The agent reports to A; B, scraped by Prometheus just as well, shows the reason."""
+    database = pg_cluster.database()
+    password = tmp_path / "db-password"
+    password.write_text(Path(pg_cluster.password_file).read_text())
+    password.chmod(0o600)
+    store = (
+        f'[store]\nengine = "postgresql"\ndsn = "{database.dsn}"\npassword_file = "{password}"\n'
+    )
+    a = Collector(tmp_path / "a", extra_config=store)
+    b = Collector(tmp_path / "b", extra_config=store)
+    try:
+        a.start()
+        b.start()
+        send(a, "shared01", sign(time.time() - 5, "canary", path="/srv/share/.canary.odt"))
+        assert wait_for(lambda: risk_metric(b, "shared01") == 1.0, timeout=10)
+        assert metric(b.metrics(), "dcguard_data_loss_risk_score", host="shared01") == 100
+        assert (
+            "canary file /srv/share/.canary.odt" in reasons(b, "shared01")["ransomware_suspected"]
+        )
+    finally:
+        a.stop()
+        b.stop()
