@@ -58,7 +58,7 @@ DEFAULT_WEIGHTS: dict[str, int] = {
     "filesystem_filling_fast": 30,
     "disk_io_errors": 30,
     # Files are being encrypted or wiped now: the whole score on its own (the cap), so a
-    # host showing it ranks first, and listed first on that host (docs/ransomware.md).
+    # host showing it ranks first, and listed first on that host (docs/risk.md).
     "ransomware_suspected": 100,
 }
 

@@ -7,7 +7,7 @@ newest sign as it is stored (the same transaction that stores the event),
 and load() rebuilds them from the stored events at start, in the CLI, and,
 with a store shared by several collectors, before each refresh of the hosts
 another collector stored. The rules then keep the reason active for
-ransomware_window after the sign's own time (docs/ransomware.md).
+ransomware_window after the sign's own time (docs/risk.md).
 """
 
 from __future__ import annotations
@@ -15,24 +15,22 @@ from __future__ import annotations
 import threading
 import time
 
-from dcguard.collector.events import StoredEvent, severity_rank
+from dcguard.collector.events import (
+    RANSOMWARE_SEVERITY,
+    RANSOMWARE_SIGNS,
+    StoredEvent,
+    is_ransomware_sign,
+    severity_rank,
+)
 from dcguard.collector.security.storage import from_proto
 from dcguard.collector.store import Database, EventTransaction, open_event_store
 from dcguard.v1 import collector_pb2 as pb
 
-__all__ = ["LOAD_LIMIT", "SIGN_SEVERITY", "SIGN_TYPES", "RansomwareSigns"]
+__all__ = ["LOAD_LIMIT", "RansomwareSigns"]
 
-# The agent's ransomware watcher sends these, always at severity critical.
-SIGN_TYPES = ("ransomware_suspected", "mass_deletion")
-SIGN_SEVERITY = "critical"
 # load() reads at most this many of the newest critical events in the window:
 # far more than a province's outbreak makes, and a bounded read at start.
 LOAD_LIMIT = 20_000
-
-
-def is_sign(event: StoredEvent) -> bool:
-    """An agent's ransomware sign (a collector's own detection never is one)."""
-    return not event.detection and event.type in SIGN_TYPES and event.severity == SIGN_SEVERITY
 
 
 class RansomwareSigns:
@@ -49,11 +47,11 @@ class RansomwareSigns:
     def on_stored(self, tx: EventTransaction, host: str, report: pb.Report) -> None:
         # from_proto: the event's time exactly as stored (clamped when implausible).
         for event in report.events:
-            if event.type in SIGN_TYPES:
+            if event.type in RANSOMWARE_SIGNS:
                 self._note(from_proto(host, event, report, 0.0))
 
     def _note(self, event: StoredEvent) -> None:
-        if is_sign(event):
+        if is_ransomware_sign(event):
             with self._lock:
                 _keep_newest(self._newest, event)
 
@@ -62,13 +60,13 @@ class RansomwareSigns:
         since = (time.time() if now is None else now) - window
         events = open_event_store(database, readonly=True)
         try:
-            found = events.query_events(None, since, severity_rank(SIGN_SEVERITY), LOAD_LIMIT)
+            found = events.query_events(None, since, severity_rank(RANSOMWARE_SEVERITY), LOAD_LIMIT)
         finally:
             events.close()
         # Merged, never replaced: a sign the hook noted while this read ran stays.
         loaded: dict[str, StoredEvent] = {}
         for event in found:
-            if is_sign(event):
+            if is_ransomware_sign(event):
                 _keep_newest(loaded, event)
         with self._lock:
             for event in loaded.values():

@@ -14,7 +14,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from dcguard.collector.events import StoredEvent, format_time
+from dcguard.collector.events import (
+    RANSOMWARE_SEVERITY,
+    RANSOMWARE_SIGNS,
+    StoredEvent,
+    format_time,
+    is_ransomware_sign,
+    severity_rank,
+)
 from dcguard.collector.security.config import DetectionConfig
 from dcguard.collector.store import EventTransaction
 from dcguard.common.i18n import DEFAULT, Language, language
@@ -31,9 +38,6 @@ DETECTIONS = (
 FAILURES = ("ssh_login_failed", "ssh_invalid_user")  # the store's failed logins
 ATTACKS = ("brute_force", "distributed_attack")
 GRANTS = ("group_member_added", "user_modified")
-# The agent's ransomware signs (risk/signs.py: critical, from the ransomware watcher).
-SIGNS = ("ransomware_suspected", "mass_deletion")
-SIGN_RANK = 5  # critical
 # Bounds the per-event work of the distributed-attack rule for a source that
 # has failed on very many hosts (it has long been detected by then).
 MAX_HOSTS_PER_SOURCE = 1000
@@ -61,7 +65,7 @@ class Detector:
             event.type == "ssh_login_accepted" and event.source_address and c.success_after_failures
         ):
             self._success_after(tx, event)
-        if c.ransomware_spreading and event.type in SIGNS and event.severity == "critical":
+        if c.ransomware_spreading and is_ransomware_sign(event):
             self._spreading(tx, event)
         if (
             c.privileged_account
@@ -199,8 +203,9 @@ class Detector:
         if self._recent(tx, "ransomware_spreading", t, w):
             return  # this outbreak was already reported: one detection per window
         # Per host, its newest sign in [t - w, t] and its oldest in [t, t + w].
-        before = tx.hosts_with_events(SIGNS, SIGN_RANK, t - w, t, MAX_HOSTS_PER_SOURCE)
-        after = tx.hosts_with_events(SIGNS, SIGN_RANK, t, t + w, MAX_HOSTS_PER_SOURCE)
+        signs, rank = RANSOMWARE_SIGNS, severity_rank(RANSOMWARE_SEVERITY)
+        before = tx.hosts_with_events(signs, rank, t - w, t, MAX_HOSTS_PER_SOURCE)
+        after = tx.hosts_with_events(signs, rank, t, t + w, MAX_HOSTS_PER_SOURCE)
         latest = {host: last for host, (_, last) in before.items()}
         earliest = {host: first for host, (first, _) in after.items()}
         crowd = _crowded(latest, earliest, t, w, need)
