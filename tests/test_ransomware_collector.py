@@ -148,6 +148,26 @@ def test_each_sign_is_named(
     assert words in reasons(collector, host)["ransomware_suspected"]
 
 
+def test_hostile_sign_text_stays_on_one_line(collector: Collector) -> None:
+    """Path, extension and count come from the agent: they cannot break or fake CLI lines."""
+    hostile = sign(
+        NOW - 30,
+        path="/srv/share\nfiles99 (x): risk 0/100",
+        files=1,
+        extension=".locked\x1b[31m\n  backup_stale: fine",
+    )
+    hostile.details["files_touched"] = "12abc"
+    send(collector, "files11", hostile)
+    out = collector.cli("risk")
+    assert out.returncode == 0, out.stderr
+    lines = [ln for ln in out.stdout.splitlines() if "files11" in ln or "renamed to" in ln]
+    ours = [ln for ln in lines if "/srv/share files99" in ln]
+    assert len(ours) == 1, out.stdout
+    assert "0 files under /srv/share files99 (x): risk 0/100 renamed to .locked" in ours[0]
+    assert "\x1b" not in out.stdout
+    assert not any(ln.startswith("files99") for ln in out.stdout.splitlines())
+
+
 def test_an_old_sign_is_not_active(collector: Collector) -> None:
     """A backlog delivering a sign older than the window: stored, but no reason now."""
     send(collector, "files08", sign(NOW - 2 * 3600))
@@ -292,12 +312,13 @@ def _near(detection: dict[str, object], t: float, within: float = 1800) -> bool:
 def test_garbage_config_is_one_line_and_exit_2(tmp_path: Path, config: str, key: str) -> None:
     path = tmp_path / "collector.toml"
     path.write_text(f'[server]\ndata_dir = "{tmp_path}"\ninsecure = true\n{config}')
-    out = run_cli("dcguard.collector", "risk", "--config", str(path))
-    assert out.returncode == 2, out
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1, out.stderr
-    assert key in lines[0]
-    assert "Traceback" not in out.stderr
+    for command in ("check-config", "risk"):
+        out = run_cli("dcguard.collector", command, "--config", str(path))
+        assert out.returncode == 2, (command, out)
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1, (command, out.stderr)
+        assert key in lines[0]
+        assert "Traceback" not in out.stderr
 
 
 # --- collectors sharing one PostgreSQL store -----------------------------------------------------
