@@ -6,7 +6,8 @@ type ransomware_suspected / mass_deletion, severity CRITICAL, source
 are submitted over real gRPC to a real collector on 127.0.0.1, exactly as an
 agent sends them; what a user checks is read back from `dcguard-collector
 risk`, `dcguard-collector events` and /metrics. The alert rules' promtool
-tests live in deploy/prometheus/make_tests.py (tests/test_rules.py runs them).
+tests live in deploy/prometheus/make_tests.py (tests/test_rules.py runs them); the
+page through real Prometheus and Alertmanager is in tests/test_paging.py.
 """
 
 from __future__ import annotations
@@ -349,44 +350,3 @@ def test_a_sign_stored_through_one_collector_shows_on_the_other(
     finally:
         a.stop()
         b.stop()
-
-
-# --- paging, end to end -------------------------------------------------------------------------
-
-
-def test_encryption_pages_on_call_through_prometheus_and_alertmanager(tmp_path: Path) -> None:
-    """agent's sign → collector → Prometheus (dcguard's rules) → Alertmanager (the example
-    routes) → on-call, within the example's group_wait of the sign arriving."""
-    from tests.promstack import Prometheus, run_alertmanager
-    from tests.test_paging import Webhook, alertmanager_config
-
-    webhook = Webhook()
-    collector = Collector(tmp_path / "collector")
-    collector.start()
-    try:
-        with run_alertmanager(alertmanager_config(tmp_path, webhook), tmp_path) as am_url:
-            prometheus = Prometheus(
-                tmp_path / "prometheus",
-                [f"127.0.0.1:{collector.metrics_port}"],
-                alertmanager=am_url.removeprefix("http://"),
-            )
-            prometheus.start()
-            try:
-                started = time.monotonic()
-                send(collector, "files01", sign(time.time(), extension=".locked"))
-                wait_for(lambda: webhook.received, timeout=60, interval=0.5, message="a page")
-                took = time.monotonic() - started
-            finally:
-                prometheus.stop()
-    finally:
-        collector.stop()
-        webhook.close()
-    path, notification = webhook.received[0]
-    assert path == "/oncall"
-    (alert,) = notification["alerts"]
-    assert alert["labels"]["alertname"] == "RansomwareSuspected"
-    assert alert["labels"]["host"] == "files01"
-    assert alert["labels"]["severity"] == "page"
-    assert alert["annotations"]["runbook_url"].endswith("runbooks.md#ransomwaresuspected")
-    # group_wait (10 s) plus a scrape and an evaluation (1 s each here).
-    assert took < 30, took
