@@ -602,6 +602,16 @@ SECURITY = Board(
         (
             "Detections",
             [
+                stat(
+                    "Servers with ransomware signs",
+                    _hosts_with("ransomware_suspected"),
+                    thresholds=RED_ABOVE_0,
+                ),
+                stat(
+                    "Ransomware spreading (1 h)",
+                    _detected_1h("ransomware_spreading"),
+                    thresholds=RED_ABOVE_0,
+                ),
                 stat("Brute force (1 h)", _detected_1h("brute_force"), thresholds=RED_ABOVE_0),
                 stat(
                     "Distributed attacks (1 h)",

@@ -104,6 +104,8 @@ TEXT: dict[str, str] = {
     "Never verified": "Chưa từng kiểm tra",
     "Oldest backup by department (share of its RPO)": "Bản sao lưu cũ nhất theo đơn vị (tỷ lệ so với RPO)",
     "Backup size": "Dung lượng sao lưu",
+    "Servers with ransomware signs": "Máy chủ có dấu hiệu mã độc tống tiền",
+    "Ransomware spreading (1 h)": "Mã độc tống tiền lây lan (1 giờ)",
     "Brute force (1 h)": "Dò mật khẩu (1 giờ)",
     "Distributed attacks (1 h)": "Tấn công phân tán (1 giờ)",
     "Logins after failures (1 h)": "Đăng nhập sau thất bại (1 giờ)",

@@ -66,6 +66,38 @@ def event(
     return message
 
 
+def ransomware_sign(
+    when: float,
+    sign: str = "mass_rename",
+    *,
+    type_: str = "ransomware_suspected",
+    path: str = "/srv/share",
+    files: int = 212,
+    severity: int = pb.SEVERITY_CRITICAL,
+    **extra: str,
+) -> pb.SecurityEvent:
+    """One event as the agent's ransomware watcher sends it (the contract: critical,
+    source "ransomware", details sign / files_touched / paths, and extension or
+    note_name where they apply)."""
+    message = pb.SecurityEvent(
+        type=type_,
+        severity=severity,
+        technique="T1485" if type_ == "mass_deletion" else "T1486",
+        source="ransomware",
+        process="dcguard-agent",
+        path=path,
+        raw=f"{sign}: {files} files under {path}",
+        details={
+            "sign": sign,
+            "files_touched": str(files),
+            "paths": f"{path}/a.docx.locked,{path}/b.xlsx.locked",
+            **extra,
+        },
+    )
+    message.time.FromNanoseconds(int(when * 1e9))
+    return message
+
+
 def failures(
     address: str, start: float, count: int, step: float = 1.0, user: str = "root"
 ) -> list[pb.SecurityEvent]:

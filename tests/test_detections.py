@@ -22,7 +22,7 @@ from dcguard.collector.store import Database, PostgresDatabase, ReportStore, rep
 from dcguard.common.config import ConfigError
 from dcguard.v1 import collector_pb2 as pb
 from tests.postgres import stored_events as pg_stored_events
-from tests.security_helpers import FakeAgent, event, failures, stored_events
+from tests.security_helpers import FakeAgent, event, failures, ransomware_sign, stored_events
 from tests.support import Collector, metric, wait_for
 
 ATTACKER = "203.0.113.5"
@@ -225,6 +225,28 @@ def test_distributed_attack_completed_by_a_late_backlog(site):
     site.send("db01", failures(ATTACKER, T0 + 500, 1))
     site.send("web01", failures(ATTACKER, T0, 1))  # delivered last, happened first
     assert len(site.detections("distributed_attack")) == 1
+
+
+# --- ransomware spreading (window edges on both engines; gRPC: test_ransomware_collector) ---
+
+
+def test_ransomware_spreading_at_two_hosts_within_the_hour_not_beyond(site):
+    site.send("files01", [ransomware_sign(T0), ransomware_sign(T0 + 60, "canary")])
+    site.send("files02", [ransomware_sign(T0 + 60 + 3601)])  # just past the 1 h default
+    assert site.detections("ransomware_spreading") == []
+    site.send("files03", [ransomware_sign(T0 + 3600, type_="mass_deletion")])
+    site.send("files04", [ransomware_sign(T0 + 3000)])  # a third host: the same outbreak
+    found = site.detections("ransomware_spreading")
+    assert len(found) == 1
+    assert found[0]["details"]["first_host"] == "files01"
+    assert found[0]["details"]["hosts"] == "files01,files03"
+
+
+def test_ransomware_spreading_ignores_other_severe_events(site):
+    site.send("files01", [ransomware_sign(T0)])
+    site.send("files02", [ransomware_sign(T0 + 10, type_="file_modified")])
+    site.send("files03", [ransomware_sign(T0 + 20, severity=pb.SEVERITY_HIGH)])
+    assert site.detections("ransomware_spreading") == []
 
 
 # --- success after failures ----------------------------------------------------------------

@@ -23,7 +23,7 @@ from babel.messages.pofile import read_po
 from dcguard.collector.risk.config import REASONS
 from dcguard.common import i18n
 from dcguard.v1 import collector_pb2 as pb
-from tests.security_helpers import failures
+from tests.security_helpers import failures, ransomware_sign
 from tests.storage_reports import (
     FAILING_HDS,
     GIB,
@@ -217,6 +217,7 @@ def _every_reason(submitter, filler, silent) -> None:
                     pb.DataLocation(path="/srv/samba/ke-toan", kind="samba", owner="ke-toan")
                 ]
             ),
+            events=[ransomware_sign(now - 60, extension=".locked")],  # ransomware_suspected
         )
     )
     # Filling fast needs a trend: six hours of reports, /data losing 2 GiB an hour.
@@ -345,7 +346,8 @@ def test_the_listing_commands_read_in_vietnamese(state):
     assert " KHÔNG " in old01
     # Columns stay aligned although "HOẠT ĐỘNG" is wider than "UP".
     assert head.index("LIÊN LẠC CUỐI") == old01.index(old01.split()[3])
-    events = run_cli("dcguard.collector", "events", "--config", str(vi_config))
+    # old01 has no events (db01 has the ransomware sign): the empty listing's words.
+    events = run_cli("dcguard.collector", "events", "--host", "old01", "--config", str(vi_config))
     assert events.returncode == 0, events.stderr
     assert events.stdout.split("\n")[0].startswith("THỜI GIAN")
     assert "(không có sự kiện nào khớp)" in events.stdout

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -21,6 +22,7 @@ import pytest
 import yaml
 
 from tests.promstack import Prometheus, run_alertmanager
+from tests.security_helpers import FakeAgent, ransomware_sign
 from tests.support import Agent, Collector, metric, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,7 +78,11 @@ def alertmanager_config(tmp_path: Path, webhook: Webhook) -> Path:
     return path
 
 
-def test_a_silent_server_pages_on_call(tmp_path: Path, webhook: Webhook) -> None:
+def test_a_silent_server_and_an_encrypting_one_page_on_call(
+    tmp_path: Path, webhook: Webhook
+) -> None:
+    """db01 falls silent (AgentDown); files01's agent reports ransomware signs
+    (RansomwareSuspected): both reach on-call, in one Prometheus/Alertmanager run."""
     collector = Collector(tmp_path / "collector")
     collector.start()
     agent = Agent(
@@ -115,22 +121,38 @@ def test_a_silent_server_pages_on_call(tmp_path: Path, webhook: Webhook) -> None
         )
         prometheus.start()
         try:
+            encrypting = FakeAgent(collector.grpc_address, host="files01")
+            try:
+                started = time.monotonic()
+                encrypting.send([ransomware_sign(time.time(), extension=".locked")])
+            finally:
+                encrypting.close()
             wait_for(
-                lambda: webhook.received,
+                lambda: len(webhook.received) >= 2,
                 timeout=60,
                 interval=0.5,
-                message="a notification from Alertmanager",
+                message="two notifications from Alertmanager",
             )
+            took = time.monotonic() - started
         finally:
             prometheus.stop()
             collector.stop()
 
-    path, notification = webhook.received[0]
+    pages = {n["alerts"][0]["labels"]["alertname"]: (path, n) for path, n in webhook.received}
+    path, notification = pages["AgentDown"]
     assert path == "/oncall"  # severity page goes to on-call, not the ticket queue
     (alert,) = notification["alerts"]
-    assert alert["labels"]["alertname"] == "AgentDown"
     assert alert["labels"]["host"] == "db01"
     assert alert["labels"]["department"] == "so-tu-phap"
     assert alert["labels"]["severity"] == "page"
     assert "db01 (so-tu-phap)" in alert["annotations"]["summary"]
     assert alert["annotations"]["runbook_url"].endswith("runbooks.md#agentdown")
+
+    path, notification = pages["RansomwareSuspected"]
+    assert path == "/oncall"
+    (alert,) = notification["alerts"]
+    assert alert["labels"]["host"] == "files01"
+    assert alert["labels"]["severity"] == "page"
+    assert alert["annotations"]["runbook_url"].endswith("runbooks.md#ransomwaresuspected")
+    # The example's group_wait (10 s) plus a scrape and an evaluation (1 s each here).
+    assert took < 30, took

@@ -341,8 +341,23 @@ CASES: dict[str, Case] = {
         quiet=Scenario({f"dcguard_data_loss_risk_score{{{DB01}}}": "60x30"}, "20m"),
         value="80",
     ),
+    "RansomwareSuspected": Case(
+        # Pages at the first evaluation that sees the reason: no `for`.
+        fires=Scenario(
+            {f'dcguard_data_loss_risk{{{DB01},reason="ransomware_suspected"}}': "0x3 1x10"}, "4m"
+        ),
+        # Another reason active, the ransomware one at 0 (its window over): quiet.
+        quiet=Scenario(
+            {
+                f'dcguard_data_loss_risk{{{DB01},reason="ransomware_suspected"}}': "1x3 0x20",
+                f'dcguard_data_loss_risk{{{DB01},reason="backup_stale"}}': "1x20",
+            },
+            "10m",
+        ),
+    ),
     "SshBruteForce": _detection("brute_force"),
     "DistributedAttack": _detection("distributed_attack"),
+    "RansomwareSpreading": _detection("ransomware_spreading"),
     "LoginAfterFailures": _detection("success_after_failures"),
     "NewPrivilegedAccount": _detection("new_privileged_account"),
 }

@@ -7,9 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "RANSOMWARE_SEVERITY",
+    "RANSOMWARE_SIGNS",
     "SEVERITIES",
     "StoredEvent",
     "format_time",
+    "is_ransomware_sign",
     "severity_name",
     "severity_rank",
 ]
@@ -17,6 +20,12 @@ __all__ = [
 # Index = the proto Severity value; UNSPECIFIED is stored as info.
 SEVERITIES = ("info", "info", "low", "medium", "high", "critical")
 _RANK = {"info": 1, "low": 2, "medium": 3, "high": 4, "critical": 5}
+
+
+# An agent's ransomware signs (its watcher sends them at severity critical): what the
+# ransomware_suspected risk reason and the ransomware_spreading detection both read.
+RANSOMWARE_SIGNS = ("ransomware_suspected", "mass_deletion")
+RANSOMWARE_SEVERITY = "critical"
 
 
 def severity_name(value: int) -> str:
@@ -85,3 +94,12 @@ class StoredEvent:
             "message": self.raw,
             "received_at": format_time(self.received_at),
         }
+
+
+def is_ransomware_sign(event: StoredEvent) -> bool:
+    """An agent's ransomware sign (a collector's own detection never is one)."""
+    return (
+        not event.detection
+        and event.type in RANSOMWARE_SIGNS
+        and event.severity == RANSOMWARE_SEVERITY
+    )

@@ -48,7 +48,9 @@ class CollectorServer:
         self.risk = RiskEngine(config.risk, config.down_after_intervals)
         # [server] language (or --lang, the locale): the words of stored detections.
         self.security = SecurityFeature(config.security, config.database, resolve(config.language))
-        self.store = report_store(config.database, hooks=(self.risk.history, *self.security.hooks))
+        self.store = report_store(
+            config.database, hooks=(self.risk.history, self.risk.signs, *self.security.hooks)
+        )
         self.registry = EnrollmentRegistry(config.database)
         self.state = StateCache(HostRenderer(default_groups(config, self.risk)))
         self.metrics = SelfMetrics()
@@ -71,7 +73,7 @@ class CollectorServer:
         # behind by the load that one collection afterwards does not free.
         gc.disable()
         try:
-            self.risk.history.load(self.config.database)
+            self.risk.load(self.config.database)
             self.state.load(self.store.agents())
         finally:
             gc.enable()
@@ -176,12 +178,21 @@ class CollectorServer:
                 self.metrics.store_up.set(0)
                 log.warning("cannot refresh hosts from the shared store: %s", exc)
                 return
+            if records:
+                # Their ransomware signs came with them, stored by the other collector.
+                self._reload_signs()
             self.metrics.store_up.set(1)
             for record in records:
                 self.state.update(record)
             self.metrics.agents.set(len(self.state))
         finally:
             self._refreshing.release()
+
+    def _reload_signs(self) -> None:
+        try:
+            self.risk.signs.load(self.config.database, self.config.risk.longest_ransomware_window)
+        except StoreError as exc:
+            log.warning("cannot read ransomware signs from the shared store: %s", exc)
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop accepting, let calls in flight finish, then close the store."""

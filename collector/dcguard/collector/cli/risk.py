@@ -27,9 +27,13 @@ PROG = "dcguard-collector"
 def assess(
     config: ServerConfig, records: list[AgentRecord], now: float, lang: Language | None = None
 ) -> list[Assessment]:
-    """Every host's assessment as of now, worst first, with the stored filesystem trends."""
+    """Every host's assessment as of now, worst first, with the stored filesystem trends
+    and ransomware signs."""
     engine = RiskEngine(config.risk, config.down_after_intervals)
-    engine.history.load(config.database)
+    try:
+        engine.load(config.database)
+    except StoreError as exc:
+        fail(PROG, str(exc), 1)
     return engine.assess_all(records, now, lang)
 
 

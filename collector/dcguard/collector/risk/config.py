@@ -34,6 +34,7 @@ REASONS = (
     "filesystem_almost_full",
     "filesystem_filling_fast",
     "disk_io_errors",
+    "ransomware_suspected",
 )
 
 # Points each active reason adds to the 0-100 score. Losing data outright
@@ -59,6 +60,9 @@ DEFAULT_WEIGHTS: dict[str, int] = {
     "filesystem_almost_full": 20,
     "filesystem_filling_fast": 30,
     "disk_io_errors": 30,
+    # Files are being encrypted or wiped now: the whole score on its own (the cap), so a
+    # host showing it ranks first, and listed first on that host (docs/risk.md).
+    "ransomware_suspected": 100,
 }
 
 # Filesystems that are read-only (and 100 % full) by construction.
@@ -89,6 +93,9 @@ class Thresholds:
     readonly_expected_fstypes: tuple[str, ...] = DEFAULT_READONLY_FSTYPES
     readonly_expected_mountpoints: tuple[str, ...] = ()
     ignore_mountpoints: tuple[str, ...] = ()
+    # ransomware_suspected stays active this long after the agent's newest sign: a
+    # night's encryption is still on the morning's list (there is no acknowledgement).
+    ransomware_window_seconds: float = 24 * 3600.0
     weights: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
 
 
@@ -130,6 +137,16 @@ class RiskConfig:
                     resolved, **plain, weights={**resolved.weights, **changes.get("weights", {})}
                 )
         return resolved
+
+    @property
+    def longest_ransomware_window(self) -> float:
+        """The longest ransomware_window of any scope: how far back signs are read."""
+        scoped: list[float] = [
+            s["ransomware_window_seconds"]
+            for s in (*self.departments.values(), *self.hosts.values())
+            if "ransomware_window_seconds" in s
+        ]
+        return max([self.base.ransomware_window_seconds, *scoped])
 
 
 def _ratio(table: Table, key: str) -> float:
@@ -176,6 +193,7 @@ _KEYS: dict[str, tuple[str, Callable[[Table, str], Any]]] = {
     "readonly_expected_fstypes": ("readonly_expected_fstypes", _strings),
     "readonly_expected_mountpoints": ("readonly_expected_mountpoints", _strings),
     "ignore_mountpoints": ("ignore_mountpoints", _strings),
+    "ransomware_window": ("ransomware_window_seconds", _positive_duration),
 }
 
 

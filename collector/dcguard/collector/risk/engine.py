@@ -21,7 +21,8 @@ from dcguard.collector.liveness import staleness_window
 from dcguard.collector.risk.config import REASONS, RiskConfig, Thresholds
 from dcguard.collector.risk.history import FilesystemHistory
 from dcguard.collector.risk.rules import Finding, evaluate, one_line
-from dcguard.collector.store import AgentRecord
+from dcguard.collector.risk.signs import RansomwareSigns
+from dcguard.collector.store import AgentRecord, Database
 from dcguard.common.i18n import DEFAULT, Language, language
 
 __all__ = ["Assessment", "Prepared", "RiskEngine", "Statement", "standing"]
@@ -131,8 +132,14 @@ class RiskEngine:
         self.config = config
         self.down_after_intervals = down_after_intervals
         self.history = history or FilesystemHistory(config.history)
+        self.signs = RansomwareSigns()
         self._prepared: dict[str, Prepared] = {}
         self._lock = threading.Lock()
+
+    def load(self, database: Database) -> None:
+        """Read the stored filesystem history and ransomware signs (at start, in the CLI)."""
+        self.history.load(database)
+        self.signs.load(database, self.config.longest_ransomware_window)
 
     def prepare(self, record: AgentRecord) -> Prepared:
         """Run the rules for a record (cached until the host's record changes)."""
@@ -145,7 +152,13 @@ class RiskEngine:
             record, self.down_after_intervals
         )
         try:
-            findings = evaluate(record, th, self.history.trends(record.host), silent_after)
+            findings = evaluate(
+                record,
+                th,
+                self.history.trends(record.host),
+                silent_after,
+                self.signs.newest(record.host),
+            )
         except Exception:  # one odd report must not break /metrics for every host
             log.exception(
                 "risk rules failed for host %s; its reasons are unknown until its next report",

@@ -21,6 +21,7 @@ from typing import Callable
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from dcguard.collector.events import StoredEvent
 from dcguard.collector.risk.config import Thresholds
 from dcguard.collector.risk.history import Trend
 from dcguard.collector.store import AgentRecord
@@ -90,14 +91,21 @@ def seconds_of(stamp: Timestamp) -> float | None:
 
 
 def evaluate(
-    record: AgentRecord, th: Thresholds, trends: Mapping[str, Trend], silent_after: float
+    record: AgentRecord,
+    th: Thresholds,
+    trends: Mapping[str, Trend],
+    silent_after: float,
+    sign: StoredEvent | None = None,
 ) -> list[Finding]:
-    """Every finding for one host, active or pending, in reason order."""
+    """Every finding for one host, active or pending, in reason order; sign is the host's
+    newest ransomware sign (risk/signs.py), which no report carries for long."""
     findings = list(_agent(record, silent_after))
     report = record.latest
     if report is not None:
         for rule in (_backups, _coverage, _disks, _raid, _filesystems, _io_errors):
             findings.extend(rule(report, th, trends))
+    if sign is not None:
+        findings.append(_ransomware(sign, th))
     return findings
 
 
@@ -613,4 +621,95 @@ def _io_finding(e: pb.DeviceIoErrors, th: Thresholds) -> Finding:
             message=message,
         ),
         until=last + th.io_errors_window_seconds,
+    )
+
+
+def _files_touched(sign: StoredEvent) -> int:
+    """The agent's files_touched; 0 if it sent none or something that is not a count."""
+    text = sign.details.get("files_touched", "").strip()
+    return int(text) if text.isdigit() and len(text) < 12 else 0
+
+
+# What each sign of the agent's watcher says is happening: (event, files touched) → words.
+_SIGNS: dict[str, Callable[[StoredEvent, int, Language], str]] = {
+    "canary": lambda e, n, lang: lang.tr(
+        "files are being encrypted: the canary file {path} was changed", path=e.path or "?"
+    ),
+    "mass_rename": lambda e, n, lang: (
+        lang.trn(
+            "files are being encrypted: {count} file under {path} renamed to {extension}",
+            "files are being encrypted: {count} files under {path} renamed to {extension}",
+            n,
+            path=e.path or "?",
+            extension=e.details["extension"],
+        )
+        if e.details.get("extension")
+        else lang.trn(
+            "files are being encrypted: {count} file under {path} renamed",
+            "files are being encrypted: {count} files under {path} renamed",
+            n,
+            path=e.path or "?",
+        )
+    ),
+    "entropy_burst": lambda e, n, lang: lang.trn(
+        "files are being encrypted: {count} file under {path} rewritten with "
+        "random-looking content",
+        "files are being encrypted: {count} files under {path} rewritten with "
+        "random-looking content",
+        n,
+        path=e.path or "?",
+    ),
+    "header_mismatch": lambda e, n, lang: lang.trn(
+        "files are being encrypted: {count} file under {path} no longer matches its type",
+        "files are being encrypted: {count} files under {path} no longer match their type",
+        n,
+        path=e.path or "?",
+    ),
+    "ransom_note": lambda e, n, lang: lang.trn(
+        "files are being encrypted: the ransom note {note} appeared in {count} directory "
+        "under {path}",
+        "files are being encrypted: the ransom note {note} appeared in {count} directories "
+        "under {path}",
+        n,
+        note=e.details.get("note_name") or "?",
+        path=e.path or "?",
+    ),
+    "mass_deletion": lambda e, n, lang: lang.trn(
+        "files are being wiped: {count} file under {path} deleted",
+        "files are being wiped: {count} files under {path} deleted",
+        n,
+        path=e.path or "?",
+    ),
+}
+
+
+def _what(sign: StoredEvent, lang: Language) -> str:
+    """What the sign says is happening, with its path and how many files."""
+    name = sign.details.get("sign") or sign.type
+    words = _SIGNS.get(name)
+    if words is not None:
+        return words(sign, _files_touched(sign), lang)
+    return lang.trn(
+        "ransomware sign {sign}: {count} file under {path}",
+        "ransomware sign {sign}: {count} files under {path}",
+        _files_touched(sign),
+        sign=name,
+        path=sign.path or "?",
+    )
+
+
+def _ransomware(sign: StoredEvent, th: Thresholds) -> Finding:
+    """Active from the sign on, for ransomware_window after its time."""
+
+    def text(now: float, lang: Language) -> str:
+        return lang.tr(
+            "{what}, {age} ago - isolate the server from the network now, but do not power "
+            "it off or reboot it (its memory is evidence and may hold the keys), and cut its "
+            "access to its backups; see the ransomware runbook",
+            what=_what(sign, lang),
+            age=lang.span(max(0.0, now - sign.time)),
+        )
+
+    return Finding(
+        "ransomware_suspected", "ransomware", text, until=sign.time + th.ransomware_window_seconds
     )

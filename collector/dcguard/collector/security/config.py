@@ -62,6 +62,11 @@ class DetectionConfig:
     privileged_account: bool = True
     privileged_window: float = 3600.0
     privileged_groups: tuple[str, ...] = ("sudo", "wheel", "admin", "root")
+    # Ransomware signs on this many hosts within the window: it is moving through the
+    # network (shares, stolen credentials), not one server's problem.
+    ransomware_spreading: bool = True
+    spreading_hosts: int = 2
+    spreading_window: float = 3600.0
 
 
 @dataclass(frozen=True)
@@ -131,6 +136,7 @@ def _detection(table: Table) -> DetectionConfig:
     distributed = table.table("distributed_attack")
     success = table.table("success_after_failures")
     privileged = table.table("new_privileged_account")
+    spreading = table.table("ransomware_spreading")
     groups = privileged.string_list(
         "groups", list(DetectionConfig.privileged_groups), allow_empty=False
     )
@@ -151,8 +157,11 @@ def _detection(table: Table) -> DetectionConfig:
         privileged_account=privileged.boolean("enabled", True),
         privileged_window=privileged.duration("window", "1h", minimum=1.0),
         privileged_groups=tuple(groups),
+        ransomware_spreading=spreading.boolean("enabled", True),
+        spreading_hosts=spreading.integer("hosts", 2, minimum=2),
+        spreading_window=spreading.duration("window", "1h", minimum=1.0),
     )
-    for sub in (brute, distributed, success, privileged):
+    for sub in (brute, distributed, success, privileged, spreading):
         sub.finish()
     table.finish()
     return config

@@ -14,7 +14,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from dcguard.collector.events import StoredEvent, format_time
+from dcguard.collector.events import (
+    RANSOMWARE_SEVERITY,
+    RANSOMWARE_SIGNS,
+    StoredEvent,
+    format_time,
+    is_ransomware_sign,
+    severity_rank,
+)
 from dcguard.collector.security.config import DetectionConfig
 from dcguard.collector.store import EventTransaction
 from dcguard.common.i18n import DEFAULT, Language, language
@@ -26,6 +33,7 @@ DETECTIONS = (
     "distributed_attack",
     "success_after_failures",
     "new_privileged_account",
+    "ransomware_spreading",
 )
 FAILURES = ("ssh_login_failed", "ssh_invalid_user")  # the store's failed logins
 ATTACKS = ("brute_force", "distributed_attack")
@@ -57,6 +65,8 @@ class Detector:
             event.type == "ssh_login_accepted" and event.source_address and c.success_after_failures
         ):
             self._success_after(tx, event)
+        if c.ransomware_spreading and is_ransomware_sign(event):
+            self._spreading(tx, event)
         if (
             c.privileged_account
             and event.user
@@ -144,47 +154,34 @@ class Detector:
             after = tx.earliest_failure(src, host, t, t + w)
             if after is not None:
                 earliest[host] = after
-        if len(set(latest) | set(earliest)) < need:
+        crowd = _crowded(latest, earliest, t, w, need)
+        if crowd is None:
             return
-        starts = sorted(
-            {s for s in (*latest.values(), *(v - w for v in earliest.values())) if t - w <= s <= t}
+        fired_at, seen = crowd
+        if self._recent(tx, "distributed_attack", fired_at, w, source_address=src):
+            return
+        hosts = sorted(seen)
+        self._store(
+            tx,
+            event,
+            "distributed_attack",
+            fired_at,
+            "critical",
+            "T1110",
+            self.lang.tr(
+                "failed SSH logins from {source} on {count} hosts within {window}s: {hosts}",
+                source=src,
+                count=len(hosts),
+                window=format(w, "g"),
+                hosts=", ".join(hosts),
+            ),
+            {
+                "hosts": ",".join(hosts),
+                "host_count": str(len(hosts)),
+                "window_seconds": f"{w:g}",
+            },
         )
-        for start in starts:
-            seen: dict[str, float] = {}
-            for host, when in latest.items():
-                if when >= start:
-                    seen[host] = when
-            for host, when in earliest.items():
-                if when <= start + w:
-                    seen[host] = min(seen.get(host, when), when)
-            if len(seen) < need:
-                continue
-            fired_at = sorted(seen.values())[need - 1]
-            if self._recent(tx, "distributed_attack", fired_at, w, source_address=src):
-                return
-            hosts = sorted(seen)
-            self._store(
-                tx,
-                event,
-                "distributed_attack",
-                fired_at,
-                "critical",
-                "T1110",
-                self.lang.tr(
-                    "failed SSH logins from {source} on {count} hosts within {window}s: {hosts}",
-                    source=src,
-                    count=len(hosts),
-                    window=format(w, "g"),
-                    hosts=", ".join(hosts),
-                ),
-                {
-                    "hosts": ",".join(hosts),
-                    "host_count": str(len(hosts)),
-                    "window_seconds": f"{w:g}",
-                },
-            )
-            self._success_after_detection(tx, "distributed_attack", event, fired_at)
-            return
+        self._success_after_detection(tx, "distributed_attack", event, fired_at)
 
     @staticmethod
     def _hosts_failed_from(tx: EventTransaction, src: str) -> list[str]:
@@ -198,6 +195,50 @@ class Detector:
             host = found
             hosts.append(host)
         return hosts
+
+    # --- ransomware spreading --------------------------------------------------
+
+    def _spreading(self, tx: EventTransaction, event: StoredEvent) -> None:
+        need, w, t = self.config.spreading_hosts, self.config.spreading_window, event.time
+        if self._recent(tx, "ransomware_spreading", t, w):
+            return  # this outbreak was already reported: one detection per window
+        # Per host, its newest sign in [t - w, t] and its oldest in [t, t + w].
+        signs, rank = RANSOMWARE_SIGNS, severity_rank(RANSOMWARE_SEVERITY)
+        before = tx.hosts_with_events(signs, rank, t - w, t, MAX_HOSTS_PER_SOURCE)
+        after = tx.hosts_with_events(signs, rank, t, t + w, MAX_HOSTS_PER_SOURCE)
+        latest = {host: last for host, (_, last) in before.items()}
+        earliest = {host: first for host, (first, _) in after.items()}
+        crowd = _crowded(latest, earliest, t, w, need)
+        if crowd is None:
+            return
+        fired_at, seen = crowd
+        if self._recent(tx, "ransomware_spreading", fired_at, w):
+            return
+        hosts = sorted(seen)
+        # Where it started (the runbook's first question): the earliest sign near t.
+        began = {h: before[h][0] if h in before else after[h][0] for h in seen}
+        first = min(seen, key=lambda h: (began[h], h))
+        self._store(
+            tx,
+            event,
+            "ransomware_spreading",
+            fired_at,
+            "critical",
+            "T1486",
+            self.lang.tr(
+                "ransomware signs on {count} hosts within {window}s: {hosts} (first: {first})",
+                count=len(hosts),
+                window=format(w, "g"),
+                hosts=", ".join(hosts),
+                first=first,
+            ),
+            {
+                "hosts": ",".join(hosts),
+                "host_count": str(len(hosts)),
+                "first_host": first,
+                "window_seconds": f"{w:g}",
+            },
+        )
 
     # --- success after failures ----------------------------------------------
 
@@ -346,6 +387,34 @@ class Detector:
                 detection=True,
             )
         )
+
+
+def _crowded(
+    latest: dict[str, float], earliest: dict[str, float], t: float, w: float, need: int
+) -> tuple[float, dict[str, float]] | None:
+    """The first window of w seconds around t holding at least `need` hosts.
+
+    latest: per host, its newest time in [t - w, t]; earliest: its oldest in
+    [t, t + w] (a window containing t holds a host iff it holds one of those
+    two). Returns when the window filled (the need-th host's time) and each
+    host in it with its time there, or None.
+    """
+    if len(set(latest) | set(earliest)) < need:
+        return None
+    starts = sorted(
+        {s for s in (*latest.values(), *(v - w for v in earliest.values())) if t - w <= s <= t}
+    )
+    for start in starts:
+        seen: dict[str, float] = {}
+        for host, when in latest.items():
+            if when >= start:
+                seen[host] = when
+        for host, when in earliest.items():
+            if when <= start + w:
+                seen[host] = min(seen.get(host, when), when)
+        if len(seen) >= need:
+            return sorted(seen.values())[need - 1], seen
+    return None
 
 
 def _first_window(times: list[float], t: float, n: int, w: float) -> int | None:

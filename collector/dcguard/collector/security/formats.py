@@ -28,6 +28,9 @@ _CATEGORIES = (
     ("password_", ["iam"]),
     ("file_", ["file"]),
     ("port_", ["network"]),
+    # The agent's ransomware watcher: files encrypted (malware at work) or wiped.
+    ("ransomware_", ["malware", "file"]),
+    ("mass_deletion", ["file"]),
 )
 # Only the collector's own detections are intrusion_detection alerts; an agent
 # event that merely calls itself "brute_force" is not.
@@ -36,6 +39,7 @@ _DETECTION_CATEGORIES = {
     "distributed_attack": ["intrusion_detection", "authentication"],
     "success_after_failures": ["intrusion_detection", "authentication"],
     "new_privileged_account": ["intrusion_detection", "iam"],
+    "ransomware_spreading": ["intrusion_detection", "malware"],
 }
 _FAILURE_WORDS = ("failed", "failure", "invalid")
 _SUCCESS_WORDS = ("accepted", "success")

@@ -108,6 +108,12 @@ class EventTransaction(Protocol):
     def user_created_between(self, host: str, user: str, start: float, end: float) -> bool:
         """True if the user was created on the host in [start, end]."""
 
+    def hosts_with_events(
+        self, kinds: Sequence[str], min_rank: int, start: float, end: float, limit: int
+    ) -> dict[str, tuple[float, float]]:
+        """host -> (earliest, latest) time of its agent events (not detections) of these
+        kinds at or above min_rank in [start, end], for at most limit hosts (in name order)."""
+
     def detection_near(
         self, kind: str, when: float, within: float, match: Mapping[str, str]
     ) -> bool:

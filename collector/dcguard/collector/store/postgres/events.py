@@ -308,6 +308,21 @@ class EventWrites:
         return row is not None
 
     @translated
+    def hosts_with_events(
+        self, kinds: Sequence[str], min_rank: int, start: float, end: float, limit: int
+    ) -> dict[str, tuple[float, float]]:
+        # Through the (severity, event_time) index: the kinds asked for are rare and
+        # severe, a window of them is a short range scan even during a login flood.
+        marks = ", ".join(["%s"] * len(kinds))
+        rows = self._db.execute(
+            "SELECT host, MIN(event_time), MAX(event_time) FROM security_events "
+            "WHERE severity >= %s AND event_time BETWEEN %s AND %s "
+            f"AND detection = 0 AND type IN ({marks}) GROUP BY host ORDER BY host LIMIT %s",
+            (min_rank, start, end, *kinds, limit),
+        ).fetchall()
+        return {str(host): (float(first), float(last)) for host, first, last in rows}
+
+    @translated
     def detection_near(
         self, kind: str, when: float, within: float, match: Mapping[str, str]
     ) -> bool:

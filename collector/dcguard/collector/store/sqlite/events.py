@@ -289,6 +289,22 @@ class EventWrites:
         return row is not None
 
     @translated
+    def hosts_with_events(
+        self, kinds: Sequence[str], min_rank: int, start: float, end: float, limit: int
+    ) -> dict[str, tuple[float, float]]:
+        # Through the (severity, event_time) index: the kinds asked for are rare and
+        # severe, a window of them is a short range scan even during a login flood.
+        marks = ", ".join(["?"] * len(kinds))
+        rows = self._db.execute(
+            "SELECT host, MIN(event_time), MAX(event_time) FROM security_events "
+            "INDEXED BY security_events_severity_time "
+            "WHERE severity >= ? AND event_time BETWEEN ? AND ? "
+            f"AND detection = 0 AND type IN ({marks}) GROUP BY host ORDER BY host LIMIT ?",
+            (min_rank, start, end, *kinds, limit),
+        ).fetchall()
+        return {str(host): (float(first), float(last)) for host, first, last in rows}
+
+    @translated
     def detection_near(
         self, kind: str, when: float, within: float, match: Mapping[str, str]
     ) -> bool:
