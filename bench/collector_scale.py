@@ -57,9 +57,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.agent_certs import mint
-from bench.loadgen import CONNECTED, raise_fd_limit
+from bench.loadgen import CONNECTED
 from bench.procstat import tree_cpu_seconds, tree_fds, tree_rss_mib
 from bench.pushgw import ok, pushgateway, timed_get
+from dcguard.collector.fdlimit import raise_open_files_limit
 from tests.support import Collector, wait_for
 
 INTERVAL = 15.0
@@ -308,7 +309,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(x) for x in args.agents.split(",")]
     series = [int(x) for x in args.ingest_processes.split(",")]
-    raise_fd_limit()  # inherited by the collectors started below
+    raise_open_files_limit()  # inherited by the collectors started below
     started, load0 = time.monotonic(), os.getloadavg()
     rows: list[dict[str, Any]] = []
     page = ""

@@ -63,6 +63,7 @@ sys.path.insert(0, str(ROOT))
 from bench.agent_certs import cert_paths
 from bench.procstat import rss_mib
 from bench.realistic import Cycle, agent
+from dcguard.collector.fdlimit import raise_open_files_limit
 from dcguard.v1 import collector_pb2 as pb
 
 SUBMIT = "/dcguard.v1.Collector/Submit"
@@ -99,13 +100,6 @@ class Plan:
     @property
     def plaintext(self) -> bool:
         return self.ca is None
-
-
-def raise_fd_limit() -> int:
-    """Soft RLIMIT_NOFILE up to the hard limit: a connection per agent is a descriptor each."""
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return hard
 
 
 class _Agents:
@@ -161,7 +155,7 @@ class _Agents:
 
 
 async def _work(plan: Plan, mine: list[int], link: multiprocessing.connection.Connection) -> None:
-    raise_fd_limit()
+    raise_open_files_limit()
     agents = _Agents(plan, mine)
     cycle = Cycle([agent(i, plan.interval) for i in range(plan.agents)])
     connect_started = time.monotonic()
@@ -231,7 +225,7 @@ def _worker(plan: Plan, mine: list[int], link: multiprocessing.connection.Connec
 
 def run(plan: Plan, processes: int) -> dict[str, object]:
     """Start the workers, let them connect, start their rounds together, merge what they saw."""
-    raise_fd_limit()
+    raise_open_files_limit()
     context = multiprocessing.get_context("spawn")  # no grpc state forked into the workers
     links = []
     workers = []
