@@ -262,14 +262,14 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def template(base: Path, agents: int, plaintext: bool) -> tuple[Path, Path | None]:
-    """A collector data dir with a CA and, unless plaintext, N agents' certificates recorded.
+def template(base: Path, agents: int, plaintext: bool) -> tuple[Path | None, Path | None]:
+    """A collector data dir with a CA and N agents' certificates recorded (none if plaintext).
 
     Each fresh collector starts from a copy: the certificates are minted once per run.
     """
-    maker = _collector(base / "template", plaintext, ingest_processes=0)
     if plaintext:
-        return maker.data_dir, None
+        return None, None
+    maker = _collector(base / "template", plaintext, ingest_processes=0)
     init = maker.cli("ca", "init", "--name", "localhost", "--address", "127.0.0.1")
     if init.returncode:
         raise RuntimeError(f"ca init failed: {init.stderr}")
@@ -322,7 +322,8 @@ def main() -> None:
             for n in sizes:
                 workdir = Path(tmp) / f"run-{processes}-{n}"
                 collector = _collector(workdir, args.plaintext, processes)
-                shutil.copytree(seed, collector.data_dir)
+                if seed is not None:
+                    shutil.copytree(seed, collector.data_dir)
                 collector.start()
                 try:
                     load = run_load(collector, n, args.duration, shape)

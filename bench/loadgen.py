@@ -308,6 +308,11 @@ def main() -> None:
         parser.error("give --ca and --certs (production-shaped), or --plaintext")
     if args.agents < 1 or args.interval <= 0 or args.duration < args.interval:
         parser.error("--agents ≥ 1, --interval > 0 and --duration ≥ --interval")
+    if not args.plaintext:
+        last = agent(args.agents - 1).host
+        missing = [p for p in (args.ca, *cert_paths(args.certs, last)) if not p.is_file()]
+        if missing:
+            parser.error(f"{missing[0]} is missing: mint certificates with bench/agent_certs.py")
     processes = args.processes or -(-args.agents // AGENTS_PER_PROCESS)
     plan = Plan(
         target=args.target,
