@@ -31,6 +31,8 @@ largest N passed per series.
     flock /tmp/dcguard-bench.lock .venv/bin/python bench/collector_scale.py \
         --agents 5000,10000,12500,15000 --ingest-processes 2,0 --duration 45 --push-budget 0
 
+--loadgen-processes P gives the generator P worker processes (default: one
+per 2,500 agents), to check that the generator is not what saturates.
 --plaintext runs the old, NOT production-shaped load instead (no TLS, no
 gzip, 64 connections shared by all agents; an insecure collector).
 """
@@ -124,11 +126,13 @@ class Shape:
 
     certs: Path | None  # None: --plaintext
     reconnect: bool = False
+    processes: int = 0  # the generator's worker processes; 0: its default
 
     def loadgen_args(self) -> list[str]:
+        args = ["--processes", str(self.processes)] if self.processes else []
         if self.certs is None:
-            return ["--plaintext"]
-        args = ["--ca", str(self.certs / "ca.crt"), "--certs", str(self.certs)]
+            return [*args, "--plaintext"]
+        args += ["--ca", str(self.certs / "ca.crt"), "--certs", str(self.certs)]
         return args + (["--reconnect-per-report"] if self.reconnect else [])
 
 
@@ -306,6 +310,9 @@ def main() -> None:
     )
     parser.add_argument("--plaintext", action="store_true", help="NOT production-shaped")
     parser.add_argument("--reconnect-per-report", action="store_true")
+    parser.add_argument(
+        "--loadgen-processes", type=int, default=0, help="generator workers (default: 1 per 2,500)"
+    )
     args = parser.parse_args()
     sizes = [int(x) for x in args.agents.split(",")]
     series = [int(x) for x in args.ingest_processes.split(",")]
@@ -316,7 +323,9 @@ def main() -> None:
     best: dict[int, int] = {}
     with tempfile.TemporaryDirectory(prefix="dcguard-scale-") as tmp:
         seed, certs = template(Path(tmp), max(sizes), args.plaintext)
-        shape = Shape(certs=certs, reconnect=args.reconnect_per_report)
+        shape = Shape(
+            certs=certs, reconnect=args.reconnect_per_report, processes=args.loadgen_processes
+        )
         for processes in series:
             best[processes] = 0
             for n in sizes:
