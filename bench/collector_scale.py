@@ -1,45 +1,68 @@
-"""Collector at the centre: how many agents one collector carries, side by side with Pushgateway.
+"""Collector at the centre: how many agents one collector carries, production-shaped.
 
-For each N in --agents (past --detail-at, stopping at the first that fails): a fresh
-collector and the load generator (its own process) simulating N agents at
-a 15 s interval for --duration seconds. N passes when nothing is lost
-(every acknowledged report is stored, no failed call, no sequence gap) and
+For each N in --agents: a fresh collector (mTLS, its CA made by `ca init`)
+and the load generator (bench/loadgen.py, its own worker processes)
+simulating N enrolled agents: each with its own client certificate, its own
+long-lived mTLS connection, gzip'd Submits every 15 s in real time. First
+every agent connects (N handshakes: what a collector restart with N agents
+reconnecting costs, timed apart), then --duration seconds of rounds.
+
+N passes when nothing is lost (every acknowledged report is stored, no
+failed call, no sequence gap: dcguard_agent_reports_lost_total stays 0) and
 p99 Submit latency is under 100 ms. Each row also has the collector's CPU
-per report and its RSS (its ingest processes included), and the
-database's steady-state growth: bytes added per stored report between the
-end of the first round (every host known) and the end of the run,
-extrapolated to a day at N agents. The collector runs with
---ingest-processes (2 by default, one per core here; 0 for none).
+per report during the rounds, the peak RSS and open file descriptors of the
+collector's whole process tree (ingest processes included), the load
+generator's own CPU (in cores: it shares the machine's cores with the
+collector), the load average and the row's wall time. Each series of
+--ingest-processes stops at its first N that fails.
 
-At --detail-at hosts (10,000 by default) it measures, directly: /metrics
-scrape time and size, the database's size by table, restart to serving
-/metrics, RSS after the restart; then it pushes the same per-host series to
-Pushgateway for --push-budget seconds and compares. Prints JSON lines, then
-a Markdown table.
+Client certificates are minted once per run for the largest N by the
+collector's own CA code and recorded in its registry (bench/agent_certs.py),
+in a temp dir that is removed afterwards; each fresh collector starts from a
+copy of that CA and registry.
+
+At --detail-at hosts (with the first --ingest-processes value) it measures,
+directly: /metrics scrape time and size, the database's size by table,
+restart to serving /metrics, RSS after the restart; then, unless
+--push-budget is 0, it pushes the same per-host series to Pushgateway for
+--push-budget seconds. Prints JSON lines, then a Markdown table and the
+largest N passed per series.
 
     flock /tmp/dcguard-bench.lock .venv/bin/python bench/collector_scale.py \
-        --agents 2500,5000,7500,10000,12500,15000 --duration 45 --push-budget 150
+        --agents 5000,10000,12500,15000 --ingest-processes 2,0 --duration 45 --push-budget 0
+
+--loadgen-processes P gives the generator P worker processes (default: one
+per 2,500 agents), to check that the generator is not what saturates.
+--plaintext runs the old, NOT production-shaped load instead (no TLS, no
+gzip, 64 connections shared by all agents; an insecure collector).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.procstat import tree_cpu_seconds, tree_rss_mib
+from bench.agent_certs import mint
+from bench.loadgen import CONNECTED
+from bench.procstat import tree_cpu_seconds, tree_fds, tree_rss_mib
 from bench.pushgw import ok, pushgateway, timed_get
+from dcguard.collector.fdlimit import raise_open_files_limit
 from tests.support import Collector, wait_for
 
 INTERVAL = 15.0
@@ -97,11 +120,40 @@ def fetch(url: str) -> str:
         return str(response.read().decode())
 
 
-def run_load(collector: Collector, agents: int, duration: float) -> dict[str, Any]:
-    """Drive N agents; sample the database after the first round and at the end."""
+@dataclass(frozen=True)
+class Shape:
+    """How the generator talks to the collector: production-shaped unless plaintext."""
+
+    certs: Path | None  # None: --plaintext
+    reconnect: bool = False
+    processes: int = 0  # the generator's worker processes; 0: its default
+
+    def loadgen_args(self) -> list[str]:
+        args = ["--processes", str(self.processes)] if self.processes else []
+        if self.certs is None:
+            return [*args, "--plaintext"]
+        args += ["--ca", str(self.certs / "ca.crt"), "--certs", str(self.certs)]
+        return args + (["--reconnect-per-report"] if self.reconnect else [])
+
+
+class _Peaks:
+    """Peak RSS and open descriptors of the collector's tree, sampled while the load runs."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.rss_mib = 0.0
+        self.fds = 0
+
+    def sample(self) -> None:
+        self.rss_mib = max(self.rss_mib, tree_rss_mib(self.pid))
+        self.fds = max(self.fds, tree_fds(self.pid))
+
+
+def run_load(collector: Collector, agents: int, duration: float, shape: Shape) -> dict[str, Any]:
+    """Drive N agents; the collector's CPU from "connected" on, its peaks, the database's growth."""
     assert collector.proc is not None
     pid = collector.proc.pid
-    cpu0 = tree_cpu_seconds(pid)
+    wall0, load0 = time.monotonic(), os.getloadavg()[0]
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -114,20 +166,39 @@ def run_load(collector: Collector, agents: int, duration: float) -> dict[str, An
             str(duration),
             "--interval",
             str(INTERVAL),
+            *shape.loadgen_args(),
         ],
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
-    started = time.monotonic()
+    assert proc.stderr is not None
+    peaks = _Peaks(pid)
+    connected: list[float] = []  # the collector's tree CPU when every agent was connected
+    errors: list[str] = []
+
+    def watch_stderr() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if line.startswith(CONNECTED) and not connected:
+                connected.append(tree_cpu_seconds(pid))
+            else:
+                errors.append(line)
+
+    reader = threading.Thread(target=watch_stderr, daemon=True)
+    reader.start()
+    cpu_start = tree_cpu_seconds(pid)
     warm: tuple[int, int] | None = None
     while proc.poll() is None:
         time.sleep(0.5)
-        if warm is None and time.monotonic() - started > INTERVAL + 2:
+        peaks.sample()
+        if connected and warm is None and time.monotonic() - wall0 > INTERVAL + 2:
             warm = (database_bytes(collector.data_dir), stored_reports(collector.data_dir))
-    out, _ = proc.communicate()
+    out = proc.stdout.read() if proc.stdout else ""
+    reader.join(timeout=10)
     if proc.returncode:
-        raise RuntimeError(f"loadgen failed with {proc.returncode}")
-    cpu = tree_cpu_seconds(pid) - cpu0
+        raise RuntimeError(f"loadgen failed with {proc.returncode}: {''.join(errors)[-2000:]}")
+    cpu = tree_cpu_seconds(pid) - (connected[0] if connected else cpu_start)
     load: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     stored, lost = reported_counters(collector)
     end = (database_bytes(collector.data_dir), stored_reports(collector.data_dir))
@@ -136,8 +207,13 @@ def run_load(collector: Collector, agents: int, duration: float) -> dict[str, An
         lost=lost,
         zero_loss=not load["failures"] and stored == load["stored_ok"] and lost == 0,
         collector_cpu_ms_per_report=round(cpu * 1000 / max(1, stored), 3),
-        rss_mib=round(tree_rss_mib(pid), 1),
+        collector_connect_cpu_s=round(connected[0] - cpu_start, 1) if connected else None,
+        rss_mib=round(peaks.rss_mib, 1),
+        fds=peaks.fds,
         db_bytes=end[0],
+        load1_start=round(load0, 2),
+        load1_end=round(os.getloadavg()[0], 2),
+        row_s=round(time.monotonic() - wall0, 1),
     )
     load["passed"] = bool(load["zero_loss"]) and float(load["p99_ms"]) < 100
     if warm is not None and end[1] > warm[1]:
@@ -172,66 +248,117 @@ def detail(collector: Collector, n: int) -> tuple[dict[str, Any], str]:
 
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| agents | ingest processes | reports/s | stored | lost | failures | p50 ms | "
-        "p99 ms | collector CPU ms/report | RSS MiB | DB bytes/report | DB growth GB/day "
-        "| passed |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| agents | ingest processes | shape | connect s | reports/s | stored | lost | failures "
+        "| p50 ms | p99 ms | collector CPU ms/report | collector tree RSS MiB | collector tree "
+        "fds | generator cores | load avg 1 min (start → end) | row wall s | passed |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['agents']:,} | {r['ingest_processes']} | {r['rate_per_s']} | "
-            f"{r['stored']:,} | {r['lost']} | "
+            f"| {r['agents']:,} | {r['ingest_processes']} | {r['mode']}"
+            f"{' reconnecting' if r['reconnect_per_report'] else ''} | {r['connect_s']} | "
+            f"{r['rate_per_s']} | {r['stored']:,} | {r['lost']} | "
             f"{sum(r['failures'].values())} | {r['p50_ms']} | {r['p99_ms']} | "
-            f"{r['collector_cpu_ms_per_report']} | {r['rss_mib']} | "
-            f"{r.get('db_bytes_per_report', '—')} | {r.get('db_growth_gb_per_day', '—')} | "
+            f"{r['collector_cpu_ms_per_report']} | {r['rss_mib']} | {r['fds']:,} | "
+            f"{r['loadgen_cores']} | {r['load1_start']} → {r['load1_end']} | {r['row_s']} | "
             f"{'yes' if r['passed'] else '**no**'} |"
         )
     return "\n".join(lines)
 
 
+def template(base: Path, agents: int, plaintext: bool) -> tuple[Path | None, Path | None]:
+    """A collector data dir with a CA and N agents' certificates recorded (none if plaintext).
+
+    Each fresh collector starts from a copy: the certificates are minted once per run.
+    """
+    if plaintext:
+        return None, None
+    maker = _collector(base / "template", plaintext, ingest_processes=0)
+    init = maker.cli("ca", "init", "--name", "localhost", "--address", "127.0.0.1")
+    if init.returncode:
+        raise RuntimeError(f"ca init failed: {init.stderr}")
+    certs = base / "certs"
+    print(json.dumps({"minted": mint(maker.config_path, agents, certs)}), flush=True)
+    return maker.data_dir, certs
+
+
+def _collector(workdir: Path, plaintext: bool, ingest_processes: int) -> Collector:
+    if plaintext:
+        return Collector(
+            workdir, server_extra="insecure = true\n", ingest_processes=ingest_processes
+        )
+    return Collector(
+        workdir,
+        server_extra="insecure = false\n",
+        ingest_processes=ingest_processes,
+        extra_config='[tls]\nenroll_listen = "127.0.0.1:0"\n',
+    )
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--agents", default="2500,5000,10000,12500,15000")
-    parser.add_argument("--duration", type=float, default=45)
-    parser.add_argument("--detail-at", type=int, default=10_000)
-    parser.add_argument("--push-budget", type=float, default=600)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", default="5000,10000,12500,15000")
+    parser.add_argument(
+        "--duration", type=float, default=45, help="seconds of rounds after every agent connected"
+    )
+    parser.add_argument("--detail-at", type=int, default=0)
+    parser.add_argument("--push-budget", type=float, default=0)
     parser.add_argument(
         "--ingest-processes",
-        type=int,
-        default=2,
-        help="[server] ingest_processes of the collector (0: none)",
+        default="2,0",
+        help="[server] ingest_processes of the collector, a series per value (0: none)",
+    )
+    parser.add_argument("--plaintext", action="store_true", help="NOT production-shaped")
+    parser.add_argument("--reconnect-per-report", action="store_true")
+    parser.add_argument(
+        "--loadgen-processes", type=int, default=0, help="generator workers (default: 1 per 2,500)"
     )
     args = parser.parse_args()
+    sizes = [int(x) for x in args.agents.split(",")]
+    series = [int(x) for x in args.ingest_processes.split(",")]
+    raise_open_files_limit()  # inherited by the collectors started below
+    started, load0 = time.monotonic(), os.getloadavg()
     rows: list[dict[str, Any]] = []
     page = ""
-    for n in [int(x) for x in args.agents.split(",")]:
-        with tempfile.TemporaryDirectory() as tmp:
-            collector = Collector(
-                Path(tmp), server_extra="insecure = true\n", ingest_processes=args.ingest_processes
-            )
-            collector.start()
-            try:
-                load = run_load(collector, n, args.duration)
-                load["ingest_processes"] = args.ingest_processes
-                rows.append(load)
-                print(json.dumps(load), flush=True)
-                if n == args.detail_at:
-                    figures, page = detail(collector, n)
-                    print(json.dumps(figures), flush=True)
-            finally:
-                collector.stop()
-        # The 10,000-host figures are always measured; past them, stop at the first miss.
-        if not load["passed"] and n >= args.detail_at:
-            break
-    if page:
-        print(json.dumps({"pushgateway": pushgateway(page, args.push_budget)}), flush=True)
+    best: dict[int, int] = {}
+    with tempfile.TemporaryDirectory(prefix="dcguard-scale-") as tmp:
+        seed, certs = template(Path(tmp), max(sizes), args.plaintext)
+        shape = Shape(
+            certs=certs, reconnect=args.reconnect_per_report, processes=args.loadgen_processes
+        )
+        for processes in series:
+            best[processes] = 0
+            for n in sizes:
+                workdir = Path(tmp) / f"run-{processes}-{n}"
+                collector = _collector(workdir, args.plaintext, processes)
+                if seed is not None:
+                    shutil.copytree(seed, collector.data_dir)
+                collector.start()
+                try:
+                    load = run_load(collector, n, args.duration, shape)
+                    load["ingest_processes"] = processes
+                    rows.append(load)
+                    print(json.dumps(load), flush=True)
+                    if n == args.detail_at and processes == series[0]:
+                        figures, page = detail(collector, n)
+                        print(json.dumps(figures), flush=True)
+                finally:
+                    collector.stop()
+                    shutil.rmtree(workdir, ignore_errors=True)
+                if not load["passed"]:
+                    break
+                best[processes] = n
+        if page and args.push_budget > 0:
+            print(json.dumps({"pushgateway": pushgateway(page, args.push_budget)}), flush=True)
     print(table(rows))
-    passed = 0
-    for r in rows:  # the largest N with every smaller N passing too
-        if not r["passed"]:
-            break
-        passed = r["agents"]
-    print(f"max agents passed: {passed:,}")
+    for processes, n in best.items():
+        print(f"max agents passed with {processes} ingest processes: {n:,}")
+    load1 = os.getloadavg()
+    print(
+        f"run: {time.monotonic() - started:.0f} s wall; load average before "
+        f"{load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}, after {load1[0]:.2f} {load1[1]:.2f} "
+        f"{load1[2]:.2f}; {os.cpu_count()} cores shared by the collector and the generator"
+    )
 
 
 if __name__ == "__main__":

@@ -103,3 +103,14 @@ def descendants(pid: int) -> list[int]:
     for child in _children(pid):
         found += [child, *descendants(child)]
     return found
+
+
+def tree_fds(pid: int) -> int:
+    """Open file descriptors of the process and every descendant (sockets included)."""
+    total = 0
+    for p in (pid, *descendants(pid)):
+        try:
+            total += sum(1 for _ in Path(f"/proc/{p}/fd").iterdir())
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return total

@@ -96,11 +96,13 @@ class Process:
         self.proc: subprocess.Popen[bytes] | None = None
         # Added to the environment of the process (e.g. libfaketime's variables).
         self.env: dict[str, str] = {}
+        # A command that execs the process (e.g. prlimit with its limits), or none.
+        self.wrapper: list[str] = []
 
     def start(self) -> None:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", *self.args],
+                [*self.wrapper, sys.executable, "-m", *self.args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

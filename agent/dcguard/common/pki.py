@@ -22,6 +22,7 @@ from dcguard.common.pem import CertificateError, parse_fingerprint, split_bundle
 
 __all__ = [
     "CertificateError",
+    "check_current",
     "common_name",
     "fingerprint",
     "load_certificate",
@@ -71,6 +72,19 @@ def unit_name(cert: x509.Certificate) -> str:
     return _name_attribute(cert, NameOID.ORGANIZATIONAL_UNIT_NAME)
 
 
+def check_current(
+    not_before: datetime.datetime,
+    not_after: datetime.datetime,
+    now: datetime.datetime | None = None,
+) -> None:
+    """Raise CertificateError unless now (default: the clock) lies in the validity period."""
+    moment = now or datetime.datetime.now(datetime.timezone.utc)
+    if moment < not_before:
+        raise CertificateError("certificate is not valid yet")
+    if moment > not_after:
+        raise CertificateError("certificate has expired")
+
+
 def verify_issued(
     cert: x509.Certificate,
     ca: x509.Certificate,
@@ -89,11 +103,7 @@ def verify_issued(
         raise CertificateError(f"not issued by this CA: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - InvalidSignature and backend errors
         raise CertificateError(f"not issued by this CA ({type(exc).__name__})") from None
-    moment = now or datetime.datetime.now(datetime.timezone.utc)
-    if moment < cert.not_valid_before_utc:
-        raise CertificateError("certificate is not valid yet")
-    if moment > cert.not_valid_after_utc:
-        raise CertificateError("certificate has expired")
+    check_current(cert.not_valid_before_utc, cert.not_valid_after_utc, now)
     if client:
         try:
             usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value

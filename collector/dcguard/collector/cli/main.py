@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import threading
 import time
@@ -15,6 +16,7 @@ from dcguard.collector.cli.backups import backups
 from dcguard.collector.cli.events import events
 from dcguard.collector.cli.risk import assess, risk
 from dcguard.collector.config import DEFAULT_CONFIG, ServerConfig, load_config
+from dcguard.collector.fdlimit import DESCRIPTORS_BESIDE_AGENTS, raise_open_files_limit
 from dcguard.collector.liveness import is_up
 from dcguard.collector.store import (
     DatabaseUnreachable,
@@ -28,6 +30,8 @@ from dcguard.common.i18n import N_, resolve, tr
 from dcguard.common.signals import stop_on_signals
 from dcguard.common.systemd import notify
 from dcguard.common.version import VERSION
+
+log = logging.getLogger("dcguard.collector")
 
 __all__ = ["main"]
 
@@ -71,6 +75,12 @@ def serve(
         {"grpc_listen": grpc_listen, "metrics_listen": metrics_listen, "data_dir": data_dir},
     )
     setup_logging(config.log_level)
+    files = raise_open_files_limit()
+    log.info(
+        "open files limit %d: room for about %d agent connections per process",
+        files,
+        max(0, files - DESCRIPTORS_BESIDE_AGENTS),
+    )
     stop = threading.Event()
     stop_on_signals(stop)
     server = CollectorServer(config)
