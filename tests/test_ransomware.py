@@ -460,6 +460,8 @@ insecure = true
         ('canary = "yes"', "canary"),
         ('canary_name = "a/b"', "canary_name"),
         ('canary_name = ""', "canary_name"),
+        ("package_locks = 3", "package_locks"),
+        ("package_logs = [1]", "package_logs"),
         ("nosuch = 1", "unknown key"),
     ],
 )

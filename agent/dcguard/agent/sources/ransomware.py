@@ -456,6 +456,9 @@ class WatchSettings:
     max_directories: int = 100_000
     canary: bool = True
     canary_name: str = canaries.DEFAULT_NAME
+    # As [security.fim]'s: held, or written within the window, means the package manager ran.
+    package_locks: tuple[str, ...] = DEFAULT_LOCKS
+    package_logs: tuple[str, ...] = DEFAULT_PACKAGE_LOGS
 
 
 def parse_watch(table: Table) -> WatchSettings:
@@ -496,6 +499,8 @@ def parse_watch(table: Table) -> WatchSettings:
         max_directories=table.integer("max_directories", d.max_directories, minimum=1),
         canary=table.boolean("canary", d.canary),
         canary_name=name,
+        package_locks=tuple(table.string_list("package_locks", list(d.package_locks))),
+        package_logs=tuple(table.string_list("package_logs", list(d.package_logs))),
     )
     table.finish()
     return watch
@@ -511,8 +516,8 @@ def ransomware_factory(root: Table, context: SourceContext) -> RansomwareSource:
         locations=watch_locations(list(watch.paths)),
         # Backups write archives and repositories full of high-entropy files: never watched.
         excluded=[*watch.exclude, *backup_targets(parse_backups(root)), str(context.state_dir)],
-        package_locks=[Path(p) for p in DEFAULT_LOCKS],
-        package_logs=[Path(p) for p in DEFAULT_PACKAGE_LOGS],
+        package_locks=[Path(p) for p in watch.package_locks],
+        package_logs=[Path(p) for p in watch.package_logs],
         proc_locks=context.proc_root / "locks",
         settings=settings,
         counters=counters_for(context.state_dir),
