@@ -27,6 +27,7 @@ from dcguard.agent.sources import SourceContext, load_all
 from dcguard.agent.sources.ransomware import RansomwareSource
 from dcguard.common.config import Table
 from dcguard.v1 import collector_pb2 as pb
+from tests.mounts import tmpfs
 from tests.ransomware_support import (
     docx_bytes,
     jpeg_bytes,
@@ -83,7 +84,11 @@ class Watch:
 
 @contextlib.contextmanager
 def watching(
-    tmp_path: Path, paths: list[Path], backups: list[dict[str, Any]] | None = None, **keys: Any
+    tmp_path: Path,
+    paths: list[Path],
+    backups: list[dict[str, Any]] | None = None,
+    proc_root: Path = Path("/proc"),
+    **keys: Any,
 ) -> Iterator[Watch]:
     keys.setdefault("interval", "200ms")
     # Not the machine's dpkg lock and log: an apt-get anyone ran in the last minute would
@@ -93,7 +98,9 @@ def watching(
     config = {"security": {"ransomware": {"paths": [str(p) for p in paths], **keys}}}
     if backups:
         config["backup"] = backups  # type: ignore[assignment]
-    context = SourceContext(host="test", interval=1.0, state_dir=tmp_path / "state")
+    context = SourceContext(
+        host="test", interval=1.0, state_dir=tmp_path / "state", proc_root=proc_root
+    )
     source = load_all()["ransomware"].factory(Table(config, source="test"), context)
     assert isinstance(source, RansomwareSource)
     source.start()
@@ -208,6 +215,38 @@ def test_mass_deletion(tmp_path: Path, share: Path) -> None:
         assert int(event.details["files_touched"]) >= 20
         watch.settle()
         assert watch.signs() == {"mass_deletion"}
+
+
+def test_a_network_mount_inside_a_location_is_never_entered(tmp_path: Path, share: Path) -> None:
+    """A real mount (tmpfs) that the mount table names NFS: the watcher must not go in."""
+    with tmpfs(share / "nas") as nas:
+        populate(nas, directories=2)
+        proc = tmp_path / "proc"
+        (proc / "self").mkdir(parents=True)
+        (proc / "self" / "mounts").write_text(
+            Path("/proc/self/mounts").read_text() + f"fileserver:/export {nas} nfs4 rw 0 0\n"
+        )
+        with watching(tmp_path, [share], proc_root=proc, canary=False, **SHARP) as watch:
+            assert watch.source.skipped_network_mounts == 1
+            assert watch.source.watched_directories == 7  # the share and its 6, not nas/*
+            _overwrite_random(sorted(nas.rglob("*.txt")))
+            assert watch.quiet()
+            _overwrite_random(sorted((share / "phong-0").glob("*.txt")) * 2)
+            _overwrite_random(sorted((share / "phong-1").glob("*.txt")))
+            event = watch.wait_event(lambda e: True)
+            assert not event.details["paths"].count(str(nas))
+
+
+def test_the_watch_limit_is_logged_once_and_the_rest_still_works(
+    tmp_path: Path, share: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with watching(tmp_path, [share], max_directories=3) as watch:
+        assert watch.source.watched_directories == 3
+        assert watch.source.refused_directories == 4
+        warnings = [r for r in caplog.records if "max_directories" in r.getMessage()]
+        assert len(warnings) == 1
+        (share / ".dcguard-canary.docx").unlink()
+        assert watch.wait_event(lambda e: True).details["sign"] == "canary"
 
 
 # --- canaries -------------------------------------------------------------------------------

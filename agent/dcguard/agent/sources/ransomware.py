@@ -123,10 +123,12 @@ class RansomwareSource:
         package_locks: list[Path],
         package_logs: list[Path],
         proc_locks: Path,
+        mounts_file: Path,
         settings: SecuritySettings,
         counters: SecurityCounters,
     ) -> None:
         self.watch = watch
+        self._mounts_file = mounts_file
         self._locations = locations
         self._excluded = tuple(excluded)
         self._thresholds = watch.thresholds
@@ -181,6 +183,15 @@ class RansomwareSource:
     @property
     def overflows(self) -> int:
         return self._inotify.overflows if self._inotify else 0
+
+    @property
+    def refused_directories(self) -> int:
+        """Directories not watched because a watch limit was reached."""
+        return self._inotify.refused if self._inotify else 0
+
+    @property
+    def skipped_network_mounts(self) -> int:
+        return self._inotify.skipped_network if self._inotify else 0
 
     # --- the Source interface -----------------------------------------------------------
     def start(self) -> bool:
@@ -251,7 +262,7 @@ class RansomwareSource:
             self._round_done.notify_all()
 
     def _setup(self) -> None:
-        self._inotify = Inotify(self._max_directories)
+        self._inotify = Inotify(self._max_directories, self._mounts_file)
         for location in self._locations:
             if location.canary and self._canary_name:
                 path = canaries.place(location.path, self._canary_name)
@@ -519,6 +530,7 @@ def ransomware_factory(root: Table, context: SourceContext) -> RansomwareSource:
         package_locks=[Path(p) for p in watch.package_locks],
         package_logs=[Path(p) for p in watch.package_logs],
         proc_locks=context.proc_root / "locks",
+        mounts_file=context.proc_root / "self" / "mounts",
         settings=settings,
         counters=counters_for(context.state_dir),
     )
