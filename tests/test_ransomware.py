@@ -69,6 +69,7 @@ class Watch:
 
     def settle(self, rounds: int = 3) -> list[pb.SecurityEvent]:
         """Everything reported once the watcher has had `rounds` more intervals to look."""
+        wait_for(lambda: self.source.pending_samples == 0, timeout=30, message="samples read")
         target = self.source.rounds + rounds
         assert self.source.wait_rounds(target, 30), "the watcher stopped turning"
         self.poll()

@@ -154,7 +154,9 @@ class RansomwareSource:
         self._canaries: dict[str, str] = {}  # canary path -> its location
         self._tripped: set[str] = set()
         self._pending: dict[str, None] = {}  # paths to sample, oldest first
+        self._spent = 0  # bytes sampled in this interval
         self._stop = threading.Event()
+        self._tick_wanted = threading.Event()
         self._thread: threading.Thread | None = None
         self._rounds = 0
         self._round_done = threading.Condition()
@@ -203,15 +205,27 @@ class RansomwareSource:
         return True
 
     def wait_rounds(self, rounds: int, timeout: float) -> bool:
-        """Wait until the watcher has completed rounds rounds (the first: watches set up)."""
+        """Wait until the watcher has completed rounds rounds (the first: watches set up).
+
+        An idle watcher sleeps until the kernel has an event; a waiter wakes it for
+        a round each, so "rounds" never wait for activity that is not coming.
+        """
         deadline = time.monotonic() + timeout
         with self._round_done:
             while self._rounds < rounds:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
-                self._round_done.wait(left)
+                if self._inotify is not None:
+                    self._tick_wanted.set()
+                    self._inotify.wake()
+                self._round_done.wait(min(left, self._interval))
         return True
+
+    @property
+    def pending_samples(self) -> int:
+        """Written files not read yet (the read budget of an interval was spent)."""
+        return len(self._pending)
 
     def collect(self, report: pb.Report) -> None:
         self._queue.withdraw()
@@ -227,6 +241,8 @@ class RansomwareSource:
 
     def close(self) -> None:
         self._stop.set()
+        if self._inotify is not None:
+            self._inotify.wake()
         if self._thread is not None:
             self._thread.join(timeout=10)
         if self._inotify is not None:
@@ -251,8 +267,10 @@ class RansomwareSource:
                 self.error = f"{type(exc).__name__}: {exc}"[:300]
                 log.warning("ransomware watcher: %s", self.error)
                 self._stop.wait(self._interval)
-            if time.monotonic() >= next_tick:
+            if time.monotonic() >= next_tick or self._tick_wanted.is_set():
+                self._tick_wanted.clear()
                 self._tick()
+                self._spent = 0
                 next_tick = time.monotonic() + self._interval
                 self._round()
 
@@ -277,13 +295,17 @@ class RansomwareSource:
         return self._inotify
 
     def _step(self, next_tick: float) -> None:
-        timeout = max(0.0, min(0.25, next_tick - time.monotonic()))
-        if self._pending:
-            timeout = 0.0  # samples waiting: do not sleep before reading them
+        timeout: float | None = max(0.0, next_tick - time.monotonic())
+        if self._pending and self._spent < self._budget:
+            timeout = 0.0  # samples waiting and budget left: read them now
+        elif not self._pending and not self._detector.busy():
+            # Nothing in any window: sleep until the kernel has an event (or close() or
+            # wait_rounds() wakes us). An idle tree costs no wake-ups at all.
+            timeout = None
         events = self._ino.read(timeout)
         self.events_seen += len(events)
         self._handle(events, time.monotonic())
-        self._sample(self._budget // max(1, int(self._interval / 0.25)))
+        self._sample()
 
     def _tick(self) -> None:
         for sign in self._detector.check(time.monotonic()):
@@ -370,8 +392,9 @@ class RansomwareSource:
             self.samples_dropped += 1
         self._pending[path] = None
 
-    def _sample(self, budget: int) -> None:
-        while self._pending and budget > 0:
+    def _sample(self) -> None:
+        """Sample pending files until this interval's read budget is spent."""
+        while self._pending and self._spent < self._budget:
             path = next(iter(self._pending))
             del self._pending[path]
             kind = claimed_type(path)
@@ -382,7 +405,7 @@ class RansomwareSource:
             if taken is None:
                 continue
             head, middle, _ = taken
-            budget -= len(head) + len(middle)
+            self._spent += len(head) + len(middle)
             sign = content_sign(kind, head, middle, self._entropy_bits)
             if sign:
                 self._detector.suspicious_content(path, sign, time.monotonic())

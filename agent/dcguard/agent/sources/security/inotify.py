@@ -15,6 +15,7 @@ an IN_Q_OVERFLOW (the kernel dropped events) is reported to the caller.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
@@ -106,6 +107,8 @@ class Inotify:
             code = ctypes.get_errno()
             raise InotifyError(code, f"inotify_init1: {os.strerror(code)}")
         self._fd = fd
+        # wake() writes here so a read() blocked without timeout returns (close, a waiter).
+        self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._max_watches = max_watches
         self._mounts_file = mounts_file
         self._paths: dict[int, str] = {}
@@ -204,10 +207,18 @@ class Inotify:
                 limit,
             )
 
-    def read(self, timeout: float) -> list[FileEvent]:
-        """Events available within timeout seconds (possibly none)."""
-        ready, _, _ = select.select([self._fd], [], [], timeout)
-        if not ready:
+    def wake(self) -> None:
+        """Make a blocked read() return now (from another thread)."""
+        with contextlib.suppress(OSError):
+            os.write(self._wake_write, b"w")
+
+    def read(self, timeout: float | None) -> list[FileEvent]:
+        """Events available within timeout seconds (None: until an event or wake())."""
+        ready, _, _ = select.select([self._fd, self._wake_read], [], [], timeout)
+        if self._wake_read in ready:
+            with contextlib.suppress(OSError):
+                os.read(self._wake_read, 4096)
+        if self._fd not in ready:
             return []
         events: list[FileEvent] = []
         while True:
@@ -253,7 +264,8 @@ class Inotify:
 
     def close(self) -> None:
         if self._fd >= 0:
-            os.close(self._fd)
+            for fd in (self._fd, self._wake_read, self._wake_write):
+                os.close(fd)
             self._fd = -1
 
 

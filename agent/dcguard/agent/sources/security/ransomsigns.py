@@ -195,6 +195,18 @@ class Detector:
         if len(location.touched) < _MAX_TRACKED:
             location.touched[path] = when
 
+    def busy(self) -> bool:
+        """True while anything is in a window (check() must keep running to age it out)."""
+        return bool(self._pending) or any(
+            location.suspicious.items
+            or location.deletions.items
+            or location.renames
+            or location.notes
+            or location.created
+            or location.touched
+            for location in self._locations.values()
+        )
+
     # --- what it adds up to -------------------------------------------------------------
     def check(self, now: float) -> list[Sign]:
         """The signs that hold now (each at most once per window per location)."""
