@@ -68,6 +68,7 @@ log = logging.getLogger(__name__)
 
 _CANARY_CHANGES = IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_DELETE
 _MAX_PENDING_SAMPLES = 10_000
+_CHECK_GAP = 0.1  # seconds between weighings of the signs while something is happening
 _PATHS_DETAIL_BYTES = 480  # make_event caps a detail at 512 bytes: cut at a path boundary
 
 
@@ -155,6 +156,7 @@ class RansomwareSource:
         self._tripped: set[str] = set()
         self._pending: dict[str, None] = {}  # paths to sample, oldest first
         self._spent = 0  # bytes sampled in this interval
+        self._last_check = 0.0
         self._stop = threading.Event()
         self._tick_wanted = threading.Event()
         self._thread: threading.Thread | None = None
@@ -267,12 +269,17 @@ class RansomwareSource:
                 self.error = f"{type(exc).__name__}: {exc}"[:300]
                 log.warning("ransomware watcher: %s", self.error)
                 self._stop.wait(self._interval)
-            if time.monotonic() >= next_tick or self._tick_wanted.is_set():
+            now = time.monotonic()
+            if now >= next_tick or self._tick_wanted.is_set():
                 self._tick_wanted.clear()
-                self._tick()
+                self._check(now)
                 self._spent = 0
                 next_tick = time.monotonic() + self._interval
                 self._round()
+            elif self._detector.busy() and now - self._last_check >= _CHECK_GAP:
+                # Between ticks too, so a canary or a threshold reached is reported in a
+                # tenth of a second, not at the end of the interval.
+                self._check(now)
 
     def _round(self) -> None:
         with self._round_done:
@@ -295,7 +302,7 @@ class RansomwareSource:
         return self._inotify
 
     def _step(self, next_tick: float) -> None:
-        timeout: float | None = max(0.0, next_tick - time.monotonic())
+        timeout: float | None = max(0.0, min(next_tick - time.monotonic(), _CHECK_GAP))
         if self._pending and self._spent < self._budget:
             timeout = 0.0  # samples waiting and budget left: read them now
         elif not self._pending and not self._detector.busy():
@@ -307,8 +314,9 @@ class RansomwareSource:
         self._handle(events, time.monotonic())
         self._sample()
 
-    def _tick(self) -> None:
-        for sign in self._detector.check(time.monotonic()):
+    def _check(self, now: float) -> None:
+        self._last_check = now
+        for sign in self._detector.check(now):
             self._report(sign)
 
     def _handle(self, events: list[FileEvent], now: float) -> None:
