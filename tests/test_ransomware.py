@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -256,9 +257,15 @@ def test_the_watch_limit_is_logged_once_and_the_rest_still_works(
 def test_canary_is_placed_and_any_change_pages_within_an_interval(
     tmp_path: Path, share: Path
 ) -> None:
-    with watching(tmp_path, [share], interval="1s") as watch:
+    with contextlib.ExitStack() as stack:
+        umask = os.umask(0o077)  # the agent's unit runs with UMask=0077
+        try:
+            watch = stack.enter_context(watching(tmp_path, [share], interval="1s"))
+        finally:
+            os.umask(umask)
         canary = share / ".dcguard-canary.docx"
         assert watch.source.canary_paths == [str(canary)]
+        assert stat.S_IMODE(canary.stat().st_mode) == 0o644
         assert zipfile.ZipFile(canary).namelist() == ["[Content_Types].xml", "word/document.xml"]
         assert canary.stat().st_uid == share.stat().st_uid
         assert not list(share.glob("*/.dcguard-canary.docx"))  # one per location, at its root

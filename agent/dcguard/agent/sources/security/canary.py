@@ -12,6 +12,7 @@ false) leaves existing ones in place; delete them by hand if wanted.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -61,7 +62,9 @@ def place(directory: str, name: str) -> str | None:
         return None
     try:
         os.write(fd, canary_bytes())
-        if os.geteuid() == 0:
+        os.fchmod(fd, 0o644)  # not the agent's umask (0077 under its unit): a plain document
+        # The share's owner, so a share user's encryption reaches it (needs root or CAP_CHOWN).
+        with contextlib.suppress(PermissionError):
             os.fchown(fd, st_dir.st_uid, st_dir.st_gid)
     finally:
         os.close(fd)
