@@ -16,6 +16,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -290,6 +291,20 @@ def test_canary_reads_are_quiet_and_deletion_pages(tmp_path: Path, share: Path) 
         canary.unlink()
         event = watch.wait_event(lambda e: e.details["sign"] == "canary")
         assert event.path == str(canary)
+
+
+def test_nothing_to_watch_starts_no_thread(tmp_path: Path) -> None:
+    source = load_all()["ransomware"].factory(
+        Table({}), SourceContext(host="test", interval=1.0, state_dir=tmp_path)
+    )
+    assert isinstance(source, RansomwareSource)
+    before = threading.active_count()
+    assert source.start() is False
+    assert source.wait_rounds(5, 0.1)
+    report = pb.Report()
+    source.collect(report)
+    assert list(report.events) == [] and threading.active_count() == before
+    source.close()
 
 
 def test_canaries_can_be_turned_off(tmp_path: Path, share: Path) -> None:

@@ -199,6 +199,9 @@ class RansomwareSource:
 
     # --- the Source interface -----------------------------------------------------------
     def start(self) -> bool:
+        """Start the watcher thread; False (nothing to wait for) when there is nothing to watch."""
+        if not self._locations:
+            return False  # no thread, no inotify instance: a server without data costs nothing
         if self._thread is None:
             self._thread = threading.Thread(
                 target=self._run, name="ransomware-watcher", daemon=True
@@ -212,6 +215,8 @@ class RansomwareSource:
         An idle watcher sleeps until the kernel has an event; a waiter wakes it for
         a round each, so "rounds" never wait for activity that is not coming.
         """
+        if not self._locations:
+            return True
         deadline = time.monotonic() + timeout
         with self._round_done:
             while self._rounds < rounds:
