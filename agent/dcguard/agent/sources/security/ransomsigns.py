@@ -39,7 +39,7 @@ _NOTE_EXTENSIONS = frozenset(("", "txt", "html", "htm", "hta", "url", "rtf", "md
 # gzip, bzip2, xz, zstd, lz4, compress: "x" deleted after "x.gz" was written is a rotation.
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".Z", ".lzma", ".zip")
 EXAMPLES = 5
-_MAX_TRACKED = 200_000  # paths remembered per location at most (memory bound)
+_MAX_TRACKED = 50_000  # paths remembered per window and location at most (a memory bound)
 
 
 @dataclass(frozen=True)
