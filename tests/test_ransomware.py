@@ -567,5 +567,8 @@ def test_end_to_end_through_a_real_collector(
     first = events[0]
     assert first["host"] == "testhost"
     assert first["technique"] == "T1486"
-    assert first["severity"] in ("critical", "SEVERITY_CRITICAL")
+    assert first["severity"] == "critical"
+    assert first["source"] == "ransomware"
+    assert first["details"]["sign"] in {"canary", "entropy_burst", "header_mismatch"}
     assert int(first["details"]["files_touched"]) >= 1
+    assert first["path"].startswith(f"{share}/")
