@@ -149,6 +149,10 @@ def test_simulated_encryption_pages_with_files_touched(tmp_path: Path, share: Pa
         # are a fraction of the 60.
         detected = event.time.ToNanoseconds() / 1e9
         before = sum(1 for when, _ in encrypted if float(when) <= detected)
+        # docs/ransomware.md: queued within 0.5 s of the sign holding (here: 8 files, the
+        # default burst_files); 5 s allowed on this shared, busy machine.
+        eighth = float(encrypted[7][0])
+        assert detected - eighth < 5, detected - eighth
         assert detected - started < 15
         assert before < 60, f"{before} files encrypted before detection"
         watch.settle()
