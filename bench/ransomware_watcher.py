@@ -1,7 +1,7 @@
 """What the ransomware watcher costs, and how fast it sees an encryption.
 
-Runs the `ransomware` source alone in a child process (a real inotify
-watcher, handed out by collect() every 15 s like the agent's report cycle)
+Runs the `ransomware` source alone in a child process (tests/ransom_watch.py:
+a real inotify watcher, handed out every 15 s like the agent's report cycle)
 and measures that process's CPU from /proc, in real time:
 1. idle: a tree of --files files (100,000 by default) in 1,000 directories
    under watch, nothing happening, for --idle seconds, scaled to an hour;
@@ -44,46 +44,8 @@ from tests.ransomware_support import (
 )
 
 SIM = ROOT / "tests" / "ransom_sim.py"
+WATCH = ROOT / "tests" / "ransom_watch.py"
 REPORT_INTERVAL = 15.0
-
-
-# --- the child: one ransomware source, collected like the agent collects it -----------------
-def child(config_path: str, report_interval: float) -> None:
-    from dcguard.agent.sources import SourceContext, load_all
-    from dcguard.common.config import Table
-    from dcguard.v1 import collector_pb2 as pb
-
-    config = json.loads(Path(config_path).read_text())
-    context = SourceContext(host="bench", interval=15.0, state_dir=Path(config.pop("state_dir")))
-    source: Any = load_all()["ransomware"].factory(Table(config), context)
-    started = time.monotonic()
-    source.start()
-    source.wait_rounds(1, 600)
-    print(
-        json.dumps(
-            {"ready": time.monotonic() - started, "directories": source.watched_directories}
-        ),
-        flush=True,
-    )
-    wake = threading.Event()
-    threading.Thread(target=lambda: (sys.stdin.read(), wake.set()), daemon=True).start()
-    while not wake.wait(report_interval):
-        report = pb.Report()
-        source.collect(report)
-        source.commit()
-        for event in report.events:
-            print(
-                json.dumps(
-                    {
-                        "time": event.time.ToNanoseconds() / 1e9,
-                        "type": event.type,
-                        "sign": event.details["sign"],
-                        "files_touched": int(event.details["files_touched"]),
-                    }
-                ),
-                flush=True,
-            )
-    source.close()
 
 
 class Watcher:
@@ -96,9 +58,10 @@ class Watcher:
         path = work / f"config-{time.monotonic_ns()}.json"
         path.write_text(json.dumps({"state_dir": str(work / "state"), **config}))
         self.process = subprocess.Popen(
-            [sys.executable, __file__, "--child", str(path), "--report", str(report_interval)],
+            [sys.executable, str(WATCH), str(path), "--report", str(report_interval)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
             text=True,
         )
         assert self.process.stdout is not None
@@ -229,12 +192,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=100_000)
     parser.add_argument("--idle", type=float, default=300.0, help="seconds of idle measured")
-    parser.add_argument("--child")
-    parser.add_argument("--report", type=float, default=REPORT_INTERVAL)
     args = parser.parse_args()
-    if args.child:
-        child(args.child, args.report)
-        return
     work = Path(tempfile.mkdtemp(prefix="dcguard-rw-bench-"))
     try:
         tree = work / "data"

@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -41,6 +42,7 @@ from tests.ransomware_support import (
 from tests.support import run_cli, wait_for
 
 SIM = Path(__file__).parent / "ransom_sim.py"
+WATCH = Path(__file__).parent / "ransom_watch.py"
 # Lower than the defaults (8 files, 8 renames, 5 directories, 200 deletions): a quiet
 # scenario that stays quiet under these stays quiet under the defaults.
 SHARP = {"burst_files": 3, "rename_files": 3, "note_directories": 3, "deletion_files": 5}
@@ -254,6 +256,71 @@ def test_the_watch_limit_is_logged_once_and_the_rest_still_works(
         assert len(warnings) == 1
         (share / ".dcguard-canary.docx").unlink()
         assert watch.wait_event(lambda e: True).details["sign"] == "canary"
+
+
+def test_a_kernel_queue_overflow_is_survived(tmp_path: Path, share: Path) -> None:
+    """The watcher process is stopped while more events than the kernel queues arrive."""
+    queued = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
+    config = tmp_path / "watch.json"
+    config.write_text(
+        json.dumps(
+            {
+                "state_dir": str(tmp_path / "state"),
+                "security": {"ransomware": {"paths": [str(share)], "package_logs": []}},
+            }
+        )
+    )
+    log = tmp_path / "watch.log"
+    with log.open("w") as stderr:
+        child = subprocess.Popen(
+            [sys.executable, str(WATCH), str(config), "--report", "0.2"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+    lines: list[dict[str, Any]] = []
+
+    def read() -> None:  # in a thread: a line that never comes must not hang the test
+        assert child.stdout is not None
+        lines.extend(json.loads(line) for line in child.stdout)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert child.stdin is not None
+        ready = wait_for(lambda: lines, timeout=30, message="the watcher ready")[0]
+        assert ready["directories"] == 7
+        child.send_signal(signal.SIGSTOP)
+        try:
+            flood = share / "phong-0"
+            for i in range(queued // 2 + 100):  # a create and a close-write each
+                (flood / f"tmp-{i}.dat").touch()
+            late = share / "made-while-stopped"
+            late.mkdir()
+            files = [late / f"bien-ban-{i}.txt" for i in range(10)]
+            for i, path in enumerate(files):
+                path.write_bytes(text_bytes(i))
+        finally:
+            child.send_signal(signal.SIGCONT)
+        wait_for(lambda: "dropped file events" in log.read_text(), message="the overflow logged")
+        # The directory made while events were lost is watched after the overflow.
+        time.sleep(0.5)
+        _overwrite_random(files)
+        event = wait_for(lambda: lines[1:], message="an event after the overflow")[0]
+        assert event["sign"] == "entropy_burst", event
+        assert all(p.startswith(f"{late}/") for p in event["paths"])
+    finally:
+        if child.stdin:
+            child.stdin.close()
+        try:
+            child.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        reader.join(timeout=10)
+        if child.stdout:
+            child.stdout.close()
 
 
 # --- canaries -------------------------------------------------------------------------------
