@@ -41,6 +41,9 @@ tools=(
     # PostgreSQL's server, the store's second engine: the tests run private clusters
     # of their own with initdb/pg_ctl (tests/postgres.py), found in its versioned bin/.
     initdb:postgresql pg_ctl:postgresql
+    # The ransomware watcher's quiet scenarios (tests/test_ransomware.py): a real logrotate
+    # run with compress.
+    logrotate:logrotate
 )
 # Debian keeps PostgreSQL's server programs off PATH, under /usr/lib/postgresql/<version>/bin.
 postgres_on_path() {

@@ -199,3 +199,15 @@ def test_the_commented_example_config_shows_the_default_limits() -> None:
     """deploy/collector.toml is copied by operators: its [limits] must not lower a bound."""
     example = tomllib.loads((ROOT / "deploy/collector.toml").read_text())
     assert parse_limits(Table(example["limits"])) == parse_limits(Table({}))
+
+
+def test_ransomware_defaults_are_the_codes() -> None:
+    """Every [security.ransomware] key is in the README with the parser's own default."""
+    from dcguard.agent.sources.ransomware import parse_watch
+
+    recording = Recording({})
+    baseline = parse_watch(recording)
+    defaults = documented(README, "security.ransomware.")
+    assert recording.keys_read() <= set(defaults), "keys without a documented default"
+    for key, value in defaults.items():
+        assert parse_watch(Table({key: value})) == baseline, key

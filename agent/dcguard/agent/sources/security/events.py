@@ -35,7 +35,7 @@ SEVERITIES = {
     "high": pb.SEVERITY_HIGH,
     "critical": pb.SEVERITY_CRITICAL,
 }
-SOURCE_TABLES = ("auth_log", "fim", "ports")
+SOURCE_TABLES = ("auth_log", "fim", "ports", "ransomware")
 
 
 @dataclass(frozen=True)
