@@ -97,38 +97,51 @@ def fetch(url: str) -> str:
         return str(response.read().decode())
 
 
-def run_load(collector: Collector, agents: int, duration: float) -> dict[str, Any]:
-    """Drive N agents; sample the database after the first round and at the end."""
-    assert collector.proc is not None
-    pid = collector.proc.pid
-    cpu0 = tree_cpu_seconds(pid)
-    proc = subprocess.Popen(
+def start_loadgen(target: str, agents: int, duration: float, first_agent: int = 0) -> Any:
+    """The load generator (bench/loadgen.py) in its own process, driving agents at target."""
+    return subprocess.Popen(
         [
             sys.executable,
             str(ROOT / "bench" / "loadgen.py"),
             "--target",
-            collector.grpc_address,
+            target,
             "--agents",
             str(agents),
             "--duration",
             str(duration),
             "--interval",
             str(INTERVAL),
+            "--first-agent",
+            str(first_agent),
         ],
         stdout=subprocess.PIPE,
         text=True,
     )
+
+
+def loadgen_result(proc: Any) -> dict[str, Any]:
+    """What a load generator started by start_loadgen sent (its JSON line), once it ends."""
+    out, _ = proc.communicate()
+    if proc.returncode:
+        raise RuntimeError(f"loadgen failed with {proc.returncode}")
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def run_load(collector: Collector, agents: int, duration: float) -> dict[str, Any]:
+    """Drive N agents; sample the database after the first round and at the end."""
+    assert collector.proc is not None
+    pid = collector.proc.pid
+    cpu0 = tree_cpu_seconds(pid)
+    proc = start_loadgen(collector.grpc_address, agents, duration)
     started = time.monotonic()
     warm: tuple[int, int] | None = None
     while proc.poll() is None:
         time.sleep(0.5)
         if warm is None and time.monotonic() - started > INTERVAL + 2:
             warm = (database_bytes(collector.data_dir), stored_reports(collector.data_dir))
-    out, _ = proc.communicate()
-    if proc.returncode:
-        raise RuntimeError(f"loadgen failed with {proc.returncode}")
+    load = loadgen_result(proc)
     cpu = tree_cpu_seconds(pid) - cpu0
-    load: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     stored, lost = reported_counters(collector)
     end = (database_bytes(collector.data_dir), stored_reports(collector.data_dir))
     load.update(

@@ -25,7 +25,13 @@ from dcguard.v1 import collector_pb2 as pb
 
 
 async def run(
-    target: str, agents: int, duration: float, interval: float, concurrency: int, connections: int
+    target: str,
+    agents: int,
+    duration: float,
+    interval: float,
+    concurrency: int,
+    connections: int,
+    first_agent: int = 0,
 ) -> dict[str, object]:
     # Each agent has a connection of its own; a local subchannel pool per
     # channel makes these separate TCP connections too (gRPC would otherwise
@@ -43,7 +49,7 @@ async def run(
         )
         for c in channels
     ]
-    cycle = Cycle([agent(i, interval) for i in range(agents)])
+    cycle = Cycle([agent(first_agent + i, interval) for i in range(agents)])
     report_bytes = 0
     latencies: list[float] = []
     failures: dict[str, int] = {}
@@ -113,6 +119,8 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=15)
     parser.add_argument("--concurrency", type=int, default=256)
     parser.add_argument("--connections", type=int, default=64)
+    # Generators beside each other (one per collector) simulate different hosts.
+    parser.add_argument("--first-agent", type=int, default=0, help="index of the first host")
     args = parser.parse_args()
     print(
         json.dumps(
@@ -124,6 +132,7 @@ def main() -> None:
                     args.interval,
                     args.concurrency,
                     args.connections,
+                    args.first_agent,
                 )
             )
         )
