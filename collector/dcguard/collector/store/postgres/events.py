@@ -42,6 +42,7 @@ class PostgresEvents(EventReads):
     def claim_destination(self, destination: str) -> bool:
         """A session advisory lock per destination: one forwarder across the collectors."""
         with self._lock:
+            self._conn()  # a broken session's locks ended with it: forget them first
             if destination not in self._claimed:
                 got = scalar(
                     self._run(
