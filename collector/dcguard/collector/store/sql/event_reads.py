@@ -32,6 +32,7 @@ class EventReads:
     def __init__(self) -> None:
         self._db = self._connect()
         self._lock = threading.Lock()  # one statement at a time on the shared connection
+        self._closed = False  # closed on purpose: never connected again
 
     def _connect(self) -> Connection:
         """A new connection of this handle's own (the engine's)."""
@@ -42,7 +43,7 @@ class EventReads:
 
     def _conn(self) -> Connection:
         """The connection, made again if the last one broke (the database restarted)."""
-        if self._dialect.broken(self._db):
+        if not self._closed and self._dialect.broken(self._db):
             self._reconnected()
             self._db = self._connect()
         return self._db
@@ -52,6 +53,7 @@ class EventReads:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self._db.close()
 
     def claim_destination(self, destination: str) -> bool:
