@@ -48,6 +48,10 @@ def _free_port() -> int:
 class Cluster:
     """One running private cluster; database() makes a fresh database in it."""
 
+    # Tests need no durability, only speed; a benchmark comparing with SQLite's
+    # synchronous=FULL turns fsync on.
+    fsync = "off"
+
     def __init__(self, bindir: Path) -> None:
         self.bindir = bindir
         self.root = Path(tempfile.mkdtemp(prefix="dcguard-pg-"))
@@ -99,7 +103,7 @@ class Cluster:
     def _pg_ctl_start(self) -> subprocess.CompletedProcess[str]:
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} "
-            "-c unix_socket_directories='' -c fsync=off -c max_connections=200"
+            f"-c unix_socket_directories='' -c fsync={self.fsync} -c max_connections=200"
         )
         return self._run(
             str(self.bindir / "pg_ctl"),

@@ -70,6 +70,18 @@ def test_exactly_one_module_of_the_collector_imports_psycopg():
     assert importers == ["store/postgres/connection.py"]
 
 
+def test_the_shared_sql_names_no_engine():
+    """store/sql/ is written once for both engines: each hands it a Dialect, it imports neither."""
+    engines = ("dcguard.collector.store.sqlite", "dcguard.collector.store.postgres")
+    shared = {name: tree for name, tree in _modules().items() if name.startswith("store/sql/")}
+    assert "store/sql/events.py" in shared
+    named = {
+        name: sorted(i for i in _imported(tree) if i.startswith(engines))
+        for name, tree in shared.items()
+    }
+    assert {name: found for name, found in named.items() if found} == {}
+
+
 def test_no_sql_outside_the_store_and_no_engine_named_outside_it():
     written: dict[str, list[str]] = {}
     engine: list[str] = []

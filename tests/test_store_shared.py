@@ -10,9 +10,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+import pytest
+
 from dcguard.collector.identity import PeerIdentity
 from dcguard.collector.store import ApplyResult, PostgresDatabase, StoreError
-from dcguard.collector.store.postgres import PostgresRegistry, PostgresStore
+from dcguard.collector.store.postgres import PostgresEvents, PostgresRegistry, PostgresStore
 from dcguard.collector.trust.registry import EnrollmentRegistry, TokenError
 from tests.postgres import Cluster
 from tests.submit import agent_info, make_report
@@ -172,3 +174,32 @@ def test_a_revocation_through_one_collector_is_seen_by_another_at_once(pg_cluste
     finally:
         one.close()
         other.close()
+
+
+def test_a_forwarding_claim_lost_with_its_session_is_not_kept(pg_cluster: Cluster):
+    """A forwarder whose database session died (and its lock with it) claims again, or not.
+
+    Once another collector holds the destination, the first must not go on
+    believing it still does: two forwarders would send each event twice.
+    """
+    database = pg_cluster.database()
+    _stores(database, 1)[0].close()  # made and migrated
+    first = PostgresEvents(database)
+    second = PostgresEvents(database)
+    try:
+        assert first.claim_destination("siem") is True
+        assert second.claim_destination("siem") is False
+        # The first collector's session ends (a failover, an idle timeout): its lock goes.
+        pg_cluster.query(
+            database,
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+            "AND granted AND database = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        with pytest.raises(StoreError):
+            first.newest_event_id()  # finds its connection gone
+        assert second.claim_destination("siem") is True
+        assert first.claim_destination("siem") is False
+    finally:
+        first.close()
+        second.close()

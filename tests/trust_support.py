@@ -5,8 +5,11 @@ Every key and certificate is made at test time in the test's tmp dir.
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import re
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,6 +26,16 @@ from tests.support import Agent, Collector, run_cli, wait_for
 ENROLL = re.compile(r"enroll listening on (\S+):(\d+)")
 TOKEN = re.compile(r"^token: (\S+)$", re.M)
 FINGERPRINT = re.compile(r"^CA fingerprint: (sha256:[0-9a-f]{64})$", re.M)
+# The first `ca init` of the session (at the default [tls] dir), kept to be copied:
+# every later TlsCollector gets a CA of its own, made by the same command with
+# the same arguments, without running it again (a process start each).
+_CA_MADE: list[tuple[Path, str]] = []
+
+
+def _kept_ca() -> Path:
+    kept = Path(tempfile.mkdtemp(prefix="dcguard-ca-"))
+    atexit.register(shutil.rmtree, kept, True)
+    return kept / "tls"
 
 
 class TlsCollector(Collector):
@@ -37,10 +50,18 @@ class TlsCollector(Collector):
             ingest_processes=ingest_processes,
             extra_config=f'[tls]\nenroll_listen = "127.0.0.1:0"\n{tls_extra}\n{extra_config}',
         )
+        self.enroll_port = 0
+        if _CA_MADE and "dir =" not in tls_extra:
+            made, self.fingerprint = _CA_MADE[0]
+            shutil.copytree(made, self.tls_dir)
+            return
         init = self.cli("ca", "init", "--name", "localhost", "--address", "127.0.0.1")
         assert init.returncode == 0, init.stderr
         self.fingerprint = FINGERPRINT.search(init.stdout).group(1)  # type: ignore[union-attr]
-        self.enroll_port = 0
+        if not _CA_MADE and "dir =" not in tls_extra:
+            kept = _kept_ca()
+            shutil.copytree(self.tls_dir, kept)
+            _CA_MADE.append((kept, self.fingerprint))
 
     def start(self) -> None:
         seen = len(ENROLL.findall(self.log()))

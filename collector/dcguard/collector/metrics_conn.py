@@ -29,6 +29,11 @@ class BoundedHTTPServer(ThreadingHTTPServer):
     """ThreadingHTTPServer whose waiting connections cost no thread and whose count is bounded."""
 
     daemon_threads = True
+    # socketserver's listen backlog is 5: a burst of connections (many
+    # Prometheus servers, or clients reconnecting at once) overflows it while
+    # the accepting thread waits for a core, and the kernel drops their SYNs,
+    # which clients resend only after 1, 3, 7 s. The kernel caps this at somaxconn.
+    request_queue_size = socket.SOMAXCONN
 
     def __init__(
         self,

@@ -1,9 +1,10 @@
 """The store's interface: what the rest of the collector may ask of the database, by concern.
 
 Nothing outside the store writes SQL or holds a database connection: it
-holds one of these. A storage engine is a module that implements them
-(today store/sqlite/); a second engine is a second such module, chosen in
-store/__init__.py, with no edits elsewhere. Every method raises StoreError
+holds one of these. A storage engine is a package that implements them
+(store/sqlite/, store/postgres/), mostly by handing its Dialect to the
+shared SQL of store/sql/; the engine is chosen in store/__init__.py, with
+no edits elsewhere. Every method raises StoreError
 when the database fails; no engine's own exception leaves the store.
 """
 

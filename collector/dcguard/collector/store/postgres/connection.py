@@ -19,11 +19,14 @@ import psycopg
 from psycopg import conninfo
 
 from dcguard.collector.store.model import DatabaseUnreachable, PostgresDatabase, StoreError
+from dcguard.collector.store.sql.dialect import Dialect
+from dcguard.collector.store.sql.schema import Migration
 
 __all__ = [
     "EVENT_ORDER_LOCK",
     "FORWARD_LOCK",
     "MIGRATION_LOCK",
+    "POSTGRES",
     "Connection",
     "DatabaseError",
     "Migration",
@@ -35,7 +38,6 @@ __all__ = [
     "translated",
 ]
 
-Migration = tuple[str, tuple[str, ...]]  # (name, statements), as in the SQLite engine
 # The advisory lock key serialising migrations across collectors starting at
 # once: any constant works as long as every collector uses the same one.
 MIGRATION_LOCK = 0x64636775617264  # "dcguard"
@@ -73,9 +75,13 @@ def translated(method: _F) -> _F:
         try:
             return method(*args, **kwargs)
         except DatabaseError as exc:
-            raise StoreError(_message(exc), transient=is_transient(exc)) from exc
+            raise _error(exc) from exc
 
     return cast(_F, wrapper)
+
+
+def _error(exc: BaseException) -> StoreError:
+    return StoreError(_message(exc), transient=is_transient(exc))
 
 
 def _message(exc: BaseException) -> str:
@@ -156,3 +162,21 @@ def migrate(db: Connection, migrations: Sequence[Migration]) -> None:
     finally:
         if not db.broken:
             db.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+
+
+# How the shared SQL (store/sql/) is spelled for PostgreSQL.
+POSTGRES = Dialect(
+    name="postgresql",
+    paramstyle="format",
+    errors=DatabaseError,
+    error=_error,
+    transaction=lambda db: db.transaction(),
+    broken=lambda db: bool(db.closed or db.broken),
+    index_hints=False,
+    returning=True,
+    real="DOUBLE PRECISION",
+    bigint="BIGINT",
+    blob="BYTEA",
+    serial_id="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+    without_rowid="",
+)

@@ -1,463 +1,55 @@
-"""Security events in PostgreSQL: the SQLite engine's queries (sqlite/events.py), its dialect.
+"""Security events on a PostgreSQL store: a handle of its own (its SQL is sql/event_reads.py's).
 
-The same statements with %s placeholders, "user" quoted (a reserved word
-here), ids from RETURNING, and no INDEXED BY (the planner picks the
-partial indexes itself). Writes inside the storing transaction go through
-EventWrites; reads, forwarding cursors and pruning through PostgresEvents,
-a connection of its own per thread or CLI.
+What PostgreSQL adds: the connection is made again when it broke (a
+restarted or failed-over server), and a forwarding destination is claimed
+by one collector at a time with a session advisory lock, so each event is
+sent once however many collectors share the database.
 """
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
-from typing import Any
-
-from dcguard.collector.events import SEVERITIES, StoredEvent, severity_rank
 from dcguard.collector.store.model import PostgresDatabase
 from dcguard.collector.store.postgres.connection import (
-    EVENT_ORDER_LOCK,
     FORWARD_LOCK,
+    POSTGRES,
     Connection,
     connect,
     translated,
 )
-from dcguard.collector.store.postgres.schema import FAILURES_WHERE
+from dcguard.collector.store.sql.dialect import scalar
+from dcguard.collector.store.sql.event_reads import EventReads
 
-__all__ = ["EventWrites", "PostgresEvents"]
-
-_INSERT = (
-    "INSERT INTO security_events (host, event_time, received_at, type, severity, technique, "
-    '"user", source_address, process, raw, source, path, port, protocol, tags, details, '
-    "detection) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-)
-_COUNT = (
-    "INSERT INTO security_event_counts VALUES (%s, %s, %s, %s, 1) "
-    "ON CONFLICT (host, type, severity, detection) "
-    "DO UPDATE SET count = security_event_counts.count + 1"
-)
-# Events are read joined to the agents table for the host's department.
-_SELECT_EVENTS = (
-    "SELECT e.id, e.host, COALESCE(a.department, ''), e.event_time, e.received_at, e.type, "
-    'e.severity, e.technique, e."user", e.source_address, e.process, e.raw, e.source, e.path, '
-    "e.port, e.protocol, e.tags, e.details, e.detection "
-    "FROM security_events e LEFT JOIN agents a ON a.host = e.host"
-)
-# Failed logins of one source on one host, through the partial index.
-_FAILS = f"FROM security_events WHERE {FAILURES_WHERE} AND source_address = %s AND host = %s"
-_DETECTIONS = "FROM security_events WHERE detection = 1"
-# The columns a detection may be matched on (detection_near's keys).
-_MATCHABLE = frozenset({"host", "source_address", "user"})
-_ALL_COUNTS = (
-    "SELECT host, type, severity, detection, count FROM security_event_counts "
-    "ORDER BY host, type, severity"
-)
-_HOST_COUNTS = (
-    "SELECT host, type, severity, detection, count FROM security_event_counts "
-    "WHERE host = %s ORDER BY type, severity"
-)
+__all__ = ["PostgresEvents"]
 
 
-def _event(row: tuple[Any, ...]) -> StoredEvent:
-    """A StoredEvent from a row of _SELECT_EVENTS."""
-    (
-        event_id,
-        host,
-        department,
-        event_time,
-        received_at,
-        type_,
-        severity,
-        technique,
-        user,
-        source_address,
-        process,
-        raw,
-        source,
-        path,
-        port,
-        protocol,
-        tags,
-        details,
-        detection,
-    ) = row
-    return StoredEvent(
-        id=event_id,
-        host=host,
-        department=department,
-        time=event_time,
-        received_at=received_at,
-        type=type_,
-        severity=SEVERITIES[severity] if 0 <= severity < len(SEVERITIES) else "info",
-        technique=technique,
-        user=user,
-        source_address=source_address,
-        process=process,
-        raw=raw,
-        source=source,
-        path=path,
-        port=port,
-        protocol=protocol,
-        tags=tuple(json.loads(tags)),
-        details=dict(json.loads(details)),
-        detection=bool(detection),
-    )
+class PostgresEvents(EventReads):
+    """interface.EventStore on a PostgreSQL database shared by collectors."""
 
-
-def _scalar(cursor: Any) -> Any:
-    """The first column of a query's one row (None without a row)."""
-    row = cursor.fetchone()
-    return None if row is None else row[0]
-
-
-def _json_details(text: str) -> dict[str, str]:
-    value = json.loads(text)
-    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
-
-
-class EventWrites:
-    """The events part of the storing transaction (see interface.EventTransaction)."""
-
-    def __init__(self, db: Connection) -> None:
-        self._db = db
-
-    @translated
-    def insert_event(self, event: StoredEvent) -> StoredEvent:
-        # Ids must be visible in their order, or a forwarder reading "after id N"
-        # skips one committed late by another collector: hold the event-order lock
-        # until this transaction commits (the report store takes it first, before any
-        # row lock, when a batch has events; taking it again here is free).
-        self._db.execute("SELECT pg_advisory_xact_lock(%s)", (EVENT_ORDER_LOCK,))
-        rank = severity_rank(event.severity)
-        row = self._db.execute(
-            _INSERT + " RETURNING id",
-            (
-                event.host,
-                event.time,
-                event.received_at,
-                event.type,
-                rank,
-                event.technique,
-                event.user,
-                event.source_address,
-                event.process,
-                event.raw,
-                event.source,
-                event.path,
-                event.port,
-                event.protocol,
-                json.dumps(list(event.tags)),
-                json.dumps(event.details, sort_keys=True),
-                int(event.detection),
-            ),
-        ).fetchone()
-        self._db.execute(_COUNT, (event.host, event.type, rank, int(event.detection)))
-        return replace(event, id=int(row[0]) if row else 0)
-
-    @translated
-    def failure_times_before(
-        self,
-        source_address: str,
-        host: str,
-        type_: str,
-        exclude_id: int,
-        start: float,
-        end: float,
-        limit: int,
-    ) -> list[float]:
-        return [
-            r[0]
-            for r in self._db.execute(
-                f"SELECT event_time {_FAILS} AND type = %s AND id != %s "
-                "AND event_time BETWEEN %s AND %s "
-                "ORDER BY event_time DESC LIMIT %s",
-                (source_address, host, type_, exclude_id, start, end, limit),
-            )
-        ]
-
-    @translated
-    def failure_times_after(
-        self,
-        source_address: str,
-        host: str,
-        type_: str,
-        exclude_id: int,
-        after: float,
-        until: float,
-        limit: int,
-    ) -> list[float]:
-        return [
-            r[0]
-            for r in self._db.execute(
-                f"SELECT event_time {_FAILS} AND type = %s AND id != %s AND event_time > %s "
-                "AND event_time <= %s ORDER BY event_time LIMIT %s",
-                (source_address, host, type_, exclude_id, after, until, limit),
-            )
-        ]
-
-    @translated
-    def count_failures(
-        self, source_address: str, host: str, type_: str, start: float, end: float
-    ) -> int:
-        return int(
-            _scalar(
-                self._db.execute(
-                    f"SELECT COUNT(*) {_FAILS} AND type = %s AND event_time BETWEEN %s AND %s",
-                    (source_address, host, type_, start, end),
-                )
-            )
-            or 0
-        )
-
-    @translated
-    def latest_failure(
-        self, source_address: str, host: str, start: float, end: float
-    ) -> float | None:
-        value = _scalar(
-            self._db.execute(
-                f"SELECT MAX(event_time) {_FAILS} AND event_time BETWEEN %s AND %s",
-                (source_address, host, start, end),
-            )
-        )
-        return None if value is None else float(value)
-
-    @translated
-    def earliest_failure(
-        self, source_address: str, host: str, start: float, end: float
-    ) -> float | None:
-        value = _scalar(
-            self._db.execute(
-                f"SELECT MIN(event_time) {_FAILS} AND event_time BETWEEN %s AND %s",
-                (source_address, host, start, end),
-            )
-        )
-        return None if value is None else float(value)
-
-    @translated
-    def next_failed_host(self, source_address: str, after_host: str) -> str | None:
-        # One seek through the partial index per host.
-        row = self._db.execute(
-            f"SELECT host FROM security_events "
-            f"WHERE {FAILURES_WHERE} AND source_address = %s AND host > %s "
-            "ORDER BY host LIMIT 1",
-            (source_address, after_host),
-        ).fetchone()
-        return None if row is None else str(row[0])
-
-    @translated
-    def latest_detection_from(
-        self, source_address: str, kinds: Sequence[str], start: float, end: float
-    ) -> tuple[str, str] | None:
-        marks = ", ".join(["%s"] * len(kinds))
-        row = self._db.execute(
-            f"SELECT type, host, event_time {_DETECTIONS} AND source_address = %s "
-            f"AND type IN ({marks}) "
-            "AND event_time BETWEEN %s AND %s ORDER BY event_time DESC LIMIT 1",
-            (source_address, *kinds, start, end),
-        ).fetchone()
-        return None if row is None else (str(row[0]), str(row[1]))
-
-    @translated
-    def accepted_logins_from(
-        self, source_address: str, start: float, end: float, limit: int
-    ) -> list[StoredEvent]:
-        rows = self._db.execute(
-            'SELECT id, host, event_time, "user", process, type FROM security_events '
-            "WHERE source_address = %s AND type = 'ssh_login_accepted' AND detection = 0 "
-            "AND event_time BETWEEN %s AND %s ORDER BY event_time LIMIT %s",
-            (source_address, start, end, limit),
-        ).fetchall()
-        return [
-            StoredEvent(
-                id=event_id,
-                host=host,
-                department="",
-                time=when,
-                received_at=0.0,
-                type=type_,
-                severity="info",
-                user=user,
-                source_address=source_address,
-                process=process,
-            )
-            for event_id, host, when, user, process, type_ in rows
-        ]
-
-    @translated
-    def grants_of(
-        self, host: str, user: str, start: float, end: float
-    ) -> list[tuple[float, dict[str, str]]]:
-        rows = self._db.execute(
-            'SELECT event_time, details FROM security_events WHERE host = %s AND "user" = %s '
-            "AND type IN ('group_member_added', 'user_modified') AND detection = 0 "
-            "AND event_time BETWEEN %s AND %s ORDER BY event_time",
-            (host, user, start, end),
-        ).fetchall()
-        return [(when, _json_details(details)) for when, details in rows]
-
-    @translated
-    def user_created_between(self, host: str, user: str, start: float, end: float) -> bool:
-        row = self._db.execute(
-            'SELECT event_time FROM security_events WHERE host = %s AND "user" = %s '
-            "AND type = 'user_created' AND detection = 0 AND event_time BETWEEN %s AND %s "
-            "ORDER BY event_time DESC LIMIT 1",
-            (host, user, start, end),
-        ).fetchone()
-        return row is not None
-
-    @translated
-    def hosts_with_events(
-        self, kinds: Sequence[str], min_rank: int, start: float, end: float, limit: int
-    ) -> dict[str, tuple[float, float]]:
-        # Through the (severity, event_time) index: the kinds asked for are rare and
-        # severe, a window of them is a short range scan even during a login flood.
-        marks = ", ".join(["%s"] * len(kinds))
-        rows = self._db.execute(
-            "SELECT host, MIN(event_time), MAX(event_time) FROM security_events "
-            "WHERE severity >= %s AND event_time BETWEEN %s AND %s "
-            f"AND detection = 0 AND type IN ({marks}) GROUP BY host ORDER BY host LIMIT %s",
-            (min_rank, start, end, *kinds, limit),
-        ).fetchall()
-        return {str(host): (float(first), float(last)) for host, first, last in rows}
-
-    @translated
-    def detection_near(
-        self, kind: str, when: float, within: float, match: Mapping[str, str]
-    ) -> bool:
-        unknown = set(match) - _MATCHABLE
-        if unknown:
-            raise ValueError(f"cannot match detections on {sorted(unknown)}")
-        where = "".join(f' AND "{key}" = %s' for key in match)
-        row = self._db.execute(
-            f"SELECT 1 {_DETECTIONS} AND type = %s{where} "
-            "AND event_time > %s AND event_time < %s LIMIT 1",
-            (kind, *match.values(), when - within, when + within),
-        ).fetchone()
-        return row is not None
-
-
-class PostgresEvents:
-    """Reading, forwarding and pruning events on a connection of its own (interface.EventStore)."""
+    _dialect = POSTGRES
 
     def __init__(self, database: PostgresDatabase) -> None:
         self._database = database
-        self._db = connect(database)
-        self._lock = threading.Lock()  # one statement at a time on the shared connection
         self._claimed: set[str] = set()  # destinations this session holds the lock of
+        super().__init__()
 
-    def _conn(self) -> Connection:
-        """The connection, made again if the last one broke (the database restarted)."""
-        if self._db.broken:
-            self._claimed.clear()  # session locks end with their session
-            self._db = connect(self._database)
-        return self._db
+    def _connect(self) -> Connection:
+        return connect(self._database)
+
+    def _reconnected(self) -> None:
+        self._claimed.clear()  # session locks end with their session
 
     @translated
     def claim_destination(self, destination: str) -> bool:
         """A session advisory lock per destination: one forwarder across the collectors."""
         with self._lock:
-            db = self._conn()
+            self._conn()  # a broken session's locks ended with it: forget them first
             if destination not in self._claimed:
-                got = _scalar(
-                    db.execute(
-                        "SELECT pg_try_advisory_lock(%s, hashtext(%s))", (FORWARD_LOCK, destination)
+                got = scalar(
+                    self._run(
+                        "SELECT pg_try_advisory_lock(?, hashtext(?))", (FORWARD_LOCK, destination)
                     )
                 )
                 if not got:
                     return False
                 self._claimed.add(destination)
             return True
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @translated
-    def query_events(
-        self, host: str | None, since: float | None, min_rank: int, limit: int
-    ) -> list[StoredEvent]:
-        where = ["e.severity >= %s"]
-        args: list[Any] = [min_rank]
-        if host is not None:
-            where.append("e.host = %s")
-            args.append(host)
-        if since is not None:
-            where.append("e.event_time >= %s")
-            args.append(since)
-        sql = (
-            f"{_SELECT_EVENTS} WHERE {' AND '.join(where)} "
-            "ORDER BY e.event_time DESC, e.id DESC LIMIT %s"
-        )
-        with self._lock:
-            rows = self._conn().execute(sql, (*args, limit)).fetchall()
-        return [_event(row) for row in reversed(rows)]
-
-    @translated
-    def events_after(self, last_id: int, limit: int) -> list[StoredEvent]:
-        with self._lock:
-            rows = (
-                self._conn()
-                .execute(
-                    f"{_SELECT_EVENTS} WHERE e.id > %s ORDER BY e.id LIMIT %s", (last_id, limit)
-                )
-                .fetchall()
-            )
-        return [_event(row) for row in rows]
-
-    @translated
-    def newest_event_id(self) -> int:
-        with self._lock:
-            value = _scalar(
-                self._conn().execute("SELECT COALESCE(MAX(id), 0) FROM security_events")
-            )
-        return int(value or 0)
-
-    @translated
-    def load_cursor(self, destination: str) -> int:
-        with self._lock:
-            row = (
-                self._conn()
-                .execute(
-                    "SELECT last_id FROM security_forward_cursors WHERE destination = %s",
-                    (destination,),
-                )
-                .fetchone()
-            )
-        return int(row[0]) if row else 0
-
-    @translated
-    def save_cursor(self, destination: str, last_id: int) -> None:
-        with self._lock:
-            self._conn().execute(
-                "INSERT INTO security_forward_cursors VALUES (%s, %s) ON CONFLICT (destination) "
-                "DO UPDATE SET last_id = excluded.last_id",
-                (destination, last_id),
-            )
-
-    def forwarded_bound(self, destinations: Sequence[str]) -> int:
-        bound = 2**62
-        for name in destinations:
-            bound = min(bound, self.load_cursor(name))
-        return bound
-
-    @translated
-    def delete_events_before(self, cutoff: float, max_id: int, limit: int) -> int:
-        with self._lock, self._conn().transaction():
-            return int(
-                self._conn()
-                .execute(
-                    "DELETE FROM security_events WHERE id IN (SELECT id FROM security_events "
-                    "WHERE event_time < %s AND id <= %s LIMIT %s)",
-                    (cutoff, max_id, limit),
-                )
-                .rowcount
-            )
-
-    @translated
-    def event_counts(self, host: str | None) -> list[tuple[str, str, int, int, int]]:
-        with self._lock:
-            if host is None:
-                return self._conn().execute(_ALL_COUNTS).fetchall()
-            return self._conn().execute(_HOST_COUNTS, (host,)).fetchall()

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
-from dcguard.collector.store.postgres.events import EventWrites
-from dcguard.collector.store.postgres.history import HistoryWrites
+from dcguard.collector.events import StoredEvent
+from dcguard.collector.store.postgres.connection import EVENT_ORDER_LOCK, POSTGRES, translated
+from dcguard.collector.store.sql.events import EventWrites
+from dcguard.collector.store.sql.history import HistoryWrites
 
 __all__ = ["PostgresTransaction"]
 
 
 class PostgresTransaction(EventWrites, HistoryWrites):
     """interface.Transaction over the connection the report store is committing on."""
+
+    _dialect = POSTGRES
+    # Two collectors never store one report twice, but a sample at the same
+    # instant from a re-enrolled agent must not fail the batch.
+    _on_duplicate_sample = " ON CONFLICT DO NOTHING"
+
+    @translated
+    def insert_event(self, event: StoredEvent) -> StoredEvent:
+        # Ids must be visible in their order, or a forwarder reading "after id N"
+        # skips one committed late by another collector: hold the event-order lock
+        # until this transaction commits (the report store takes it first, before any
+        # row lock, when a batch has events; taking it again here is free).
+        self._db.execute("SELECT pg_advisory_xact_lock(%s)", (EVENT_ORDER_LOCK,))
+        return super().insert_event(event)

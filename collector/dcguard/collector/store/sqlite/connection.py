@@ -19,8 +19,11 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar, cast
 
 from dcguard.collector.store.model import StoreError
+from dcguard.collector.store.sql.dialect import Dialect
+from dcguard.collector.store.sql.schema import Migration
 
 __all__ = [
+    "SQLITE",
     "Connection",
     "DatabaseError",
     "Migration",
@@ -35,9 +38,6 @@ __all__ = [
 Connection = sqlite3.Connection
 DatabaseError = sqlite3.Error
 OperationalError = sqlite3.OperationalError
-# Named schema steps, each applied once, in order; names, unlike numbers,
-# never collide between features developed side by side.
-Migration = tuple[str, tuple[str, ...]]  # (name, statements)
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -58,6 +58,10 @@ def is_transient(exc: BaseException) -> bool:
     )
 
 
+def _error(exc: BaseException) -> StoreError:
+    return StoreError(str(exc), transient=is_transient(exc))
+
+
 def translated(method: _F) -> _F:
     """Raise StoreError (with sqlite3's message) where the method would raise sqlite3.Error."""
 
@@ -66,7 +70,7 @@ def translated(method: _F) -> _F:
         try:
             return method(*args, **kwargs)
         except sqlite3.Error as exc:
-            raise StoreError(str(exc), transient=is_transient(exc)) from exc
+            raise _error(exc) from exc
 
     return cast(_F, wrapper)
 
@@ -128,3 +132,21 @@ def migrate(db: Connection, migrations: Sequence[Migration]) -> None:
             for statement in statements:
                 db.execute(statement)
             db.execute("INSERT INTO schema_migrations VALUES (?, julianday('now'))", (name,))
+
+
+# How the shared SQL (store/sql/) is spelled for SQLite.
+SQLITE = Dialect(
+    name="sqlite",
+    paramstyle="qmark",
+    errors=sqlite3.Error,
+    error=_error,
+    transaction=write_transaction,
+    broken=lambda db: False,  # a file: a connection to it does not break
+    index_hints=True,
+    returning=False,
+    real="REAL",
+    bigint="INTEGER",
+    blob="BLOB",
+    serial_id="INTEGER PRIMARY KEY AUTOINCREMENT",
+    without_rowid=" WITHOUT ROWID",
+)

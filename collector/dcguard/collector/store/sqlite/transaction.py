@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dcguard.collector.store.sqlite.events import EventWrites
-from dcguard.collector.store.sqlite.history import HistoryWrites
+from dcguard.collector.store.sql.events import EventWrites
+from dcguard.collector.store.sql.history import HistoryWrites
+from dcguard.collector.store.sqlite.connection import SQLITE
 
 __all__ = ["SqliteTransaction"]
 
@@ -14,3 +15,5 @@ class SqliteTransaction(EventWrites, HistoryWrites):
     Made per batch and used only inside its savepoint: whatever a hook
     writes through it commits or rolls back with the batch.
     """
+
+    _dialect = SQLITE

@@ -1,0 +1,250 @@
+"""Many collectors on PostgreSQL: one collector, then two on the same database, against SQLite.
+
+For each N in --agents and each topology in --collectors (1, 2: collectors
+sharing one PostgreSQL database, each with its own load generator driving
+half of the N hosts, as a site's agents split over its collectors), plus
+one SQLite collector for comparison (collector_scale's run_load): a fresh
+database, N simulated agents at a 15 s interval for --duration seconds.
+A row passes when nothing is lost (every acknowledged report is stored once
+in the database, no failed call, no sequence gap) and p99 Submit latency is
+under 100 ms for every collector. Each row has the CPU per stored report of
+each collector process tree and of PostgreSQL's (postmaster and backends).
+
+From the measured CPU per report it prints what N collectors on M cores
+would carry, labelled DERIVED: M cores' seconds divided by the CPU one
+report costs (collector + PostgreSQL), times the 15 s interval. That
+assumes CPU is the bound (no lock waits, disk fsync or network added); the
+measured rows are the ground truth for this machine.
+
+The cluster is private (tests/postgres.py: initdb, 127.0.0.1, a random
+port) with fsync on, so a commit is as durable as SQLite's synchronous=FULL.
+
+    flock /tmp/dcguard-bench.lock .venv/bin/python bench/collector_ha_postgres.py \\
+        --agents 2500,5000,7500,10000 --collectors 1,2 --duration 45
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.collector_scale import loadgen_result, run_load, start_loadgen
+from bench.procstat import tree_cpu_seconds
+from dcguard.collector.store import PostgresDatabase
+from tests.postgres import Cluster, server_bin
+from tests.support import Collector
+
+# What a core would carry if CPU were the only bound (the DERIVED table).
+CORES = (2, 4, 8, 16)
+INTERVAL = 15.0
+
+
+class DurableCluster(Cluster):
+    """The tests' private cluster, with fsync on (a benchmark's commits must be real)."""
+
+    fsync = "on"
+
+
+def postmaster_pid(cluster: Cluster) -> int:
+    return int((cluster.data / "postmaster.pid").read_text().split()[0])
+
+
+def store_table(cluster: Cluster, workdir: Path) -> tuple[PostgresDatabase, str]:
+    """A fresh database of the cluster, and the [store] of a collector on it."""
+    database = cluster.database()
+    password = workdir / "pg-password"
+    password.parent.mkdir(parents=True, exist_ok=True)
+    password.write_text(cluster.password_file.read_text())
+    password.chmod(0o600)
+    return database, (
+        f'[store]\nengine = "postgresql"\ndsn = "{database.dsn}"\npassword_file = "{password}"\n'
+    )
+
+
+def stored_in(cluster: Cluster, database: PostgresDatabase) -> tuple[int, int]:
+    """(reports stored, reports lost) summed over the database's agents: every collector's."""
+    rows = cluster.query(
+        database,
+        "SELECT COALESCE(SUM(reports_stored), 0), COALESCE(SUM(reports_lost), 0) FROM agents",
+    )
+    return int(str(rows[0][0])), int(str(rows[0][1]))
+
+
+def run_postgres(
+    cluster: Cluster, workdir: Path, agents: int, collectors: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    """N agents split over `collectors` collectors sharing one fresh database."""
+    database, store = store_table(cluster, workdir)
+    running = [
+        Collector(
+            workdir / f"collector{i}",
+            server_extra="insecure = true\n",
+            extra_config=store,
+            ingest_processes=args.ingest_processes,
+        )
+        for i in range(collectors)
+    ]
+    try:
+        for collector in running:
+            collector.start()
+        pids = [c.proc.pid for c in running if c.proc is not None]
+        pg = postmaster_pid(cluster)
+        cpu0 = [tree_cpu_seconds(pid) for pid in pids]
+        pg0 = tree_cpu_seconds(pg)
+        share = agents // collectors
+        loads = [
+            start_loadgen(c.grpc_address, share, args.duration, first_agent=i * share)
+            for i, c in enumerate(running)
+        ]
+        results = [loadgen_result(proc) for proc in loads]
+        cpu = [tree_cpu_seconds(pid) - c0 for pid, c0 in zip(pids, cpu0)]
+        pg_cpu = tree_cpu_seconds(pg) - pg0
+    finally:
+        for collector in running:
+            collector.stop()
+    stored, lost = stored_in(cluster, database)
+    acked = sum(int(r["stored_ok"]) for r in results)
+    failures = sum(sum(r["failures"].values()) for r in results)
+    row: dict[str, Any] = {
+        "engine": "postgresql",
+        "collectors": collectors,
+        "agents": share * collectors,
+        "rate_per_s": round(sum(float(r["rate_per_s"]) for r in results), 1),
+        "stored": stored,
+        "acked": acked,
+        "lost": lost,
+        "failures": failures,
+        "p99_ms": [r["p99_ms"] for r in results],
+        "collector_cpu_ms_per_report": [
+            round(c * 1000 / max(1, int(r["stored_ok"])), 3) for c, r in zip(cpu, results)
+        ],
+        "postgres_cpu_ms_per_report": round(pg_cpu * 1000 / max(1, stored), 3),
+    }
+    row["zero_loss"] = failures == 0 and stored == acked and lost == 0
+    row["passed"] = row["zero_loss"] and all(float(p) < 100 for p in row["p99_ms"])
+    return row
+
+
+def run_sqlite(workdir: Path, agents: int, args: argparse.Namespace) -> dict[str, Any]:
+    """The same load on one SQLite collector (collector_scale's measurement)."""
+    collector = Collector(
+        workdir / "sqlite", server_extra="insecure = true\n", ingest_processes=args.ingest_processes
+    )
+    collector.start()
+    try:
+        load = run_load(collector, agents, args.duration)
+    finally:
+        collector.stop()
+    return {
+        "engine": "sqlite",
+        "collectors": 1,
+        "agents": agents,
+        "rate_per_s": load["rate_per_s"],
+        "stored": load["stored"],
+        "acked": load["stored_ok"],
+        "lost": load["lost"],
+        "failures": sum(load["failures"].values()),
+        "p99_ms": [load["p99_ms"]],
+        "collector_cpu_ms_per_report": [load["collector_cpu_ms_per_report"]],
+        "postgres_cpu_ms_per_report": 0.0,
+        "zero_loss": load["zero_loss"],
+        "passed": load["passed"],
+    }
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| engine | collectors | agents | reports/s | stored | lost | failures | p99 ms (each) "
+        "| collector CPU ms/report (each) | PostgreSQL CPU ms/report | passed |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['engine']} | {r['collectors']} | {r['agents']:,} | {r['rate_per_s']} | "
+            f"{r['stored']:,} | {r['lost']} | {r['failures']} | "
+            f"{' / '.join(str(p) for p in r['p99_ms'])} | "
+            f"{' / '.join(str(c) for c in r['collector_cpu_ms_per_report'])} | "
+            f"{r['postgres_cpu_ms_per_report']} | {'yes' if r['passed'] else '**no**'} |"
+        )
+    return "\n".join(lines)
+
+
+def max_passed(rows: list[dict[str, Any]]) -> int:
+    """The largest N with every smaller N of the same setup passing too."""
+    passed = 0
+    for r in sorted(rows, key=lambda r: r["agents"]):
+        if not r["passed"]:
+            break
+        passed = r["agents"]
+    return passed
+
+
+def derived(rows: list[dict[str, Any]]) -> str:
+    """DERIVED, not measured: agents M cores carry at the measured CPU per report."""
+    lines = [
+        "DERIVED (not measured): agents at a 15 s interval that M cores carry if CPU is the "
+        "only bound, from the largest passing row of each setup (the largest row if none passed)",
+        "| setup | CPU ms/report (collectors + PostgreSQL) | "
+        + " | ".join(f"{m} cores" for m in CORES)
+        + " |",
+        "|---|---|" + "---|" * len(CORES),
+    ]
+    for setup in sorted({(r["engine"], r["collectors"]) for r in rows}):
+        same = [r for r in rows if (r["engine"], r["collectors"]) == setup]
+        passing = [r for r in same if r["passed"]]
+        # No row passed: the largest one still says what a report costs (marked).
+        best = max(passing or same, key=lambda r: r["agents"])
+        per_collector = best["collector_cpu_ms_per_report"]
+        ms = sum(per_collector) / len(per_collector) + best["postgres_cpu_ms_per_report"]
+        carried = [f"{int(m * 1000 / ms * INTERVAL):,}" for m in CORES]
+        mark = "" if passing else " (no row passed)"
+        lines.append(
+            f"| {setup[0]}, {setup[1]} collector(s){mark} | {ms:.3f} | "
+            + " | ".join(carried)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--agents", default="2500,5000,7500,10000")
+    parser.add_argument("--collectors", default="1,2", help="collectors on one database, each N")
+    parser.add_argument("--duration", type=float, default=45)
+    parser.add_argument("--ingest-processes", type=int, default=0)
+    parser.add_argument("--no-sqlite", action="store_true", help="leave out the SQLite rows")
+    args = parser.parse_args()
+    bindir = server_bin()
+    if bindir is None:
+        sys.exit("PostgreSQL server binaries not found (apt-get install postgresql)")
+    counts = [int(x) for x in args.collectors.split(",")]
+    rows: list[dict[str, Any]] = []
+    cluster = DurableCluster(bindir)
+    cluster.start()
+    try:
+        for n in [int(x) for x in args.agents.split(",")]:
+            with tempfile.TemporaryDirectory() as tmp:
+                if not args.no_sqlite:
+                    rows.append(run_sqlite(Path(tmp), n, args))
+                    print(json.dumps(rows[-1]), flush=True)
+                for k in counts:
+                    rows.append(run_postgres(cluster, Path(tmp) / f"pg{k}", n, k, args))
+                    print(json.dumps(rows[-1]), flush=True)
+    finally:
+        cluster.stop()
+    print(table(rows))
+    for setup in sorted({(r["engine"], r["collectors"]) for r in rows}):
+        same = [r for r in rows if (r["engine"], r["collectors"]) == setup]
+        print(f"max agents passed, {setup[0]}, {setup[1]} collector(s): {max_passed(same):,}")
+    print(derived(rows))
+
+
+if __name__ == "__main__":
+    main()
