@@ -1,4 +1,10 @@
-"""The agent on the server, side by side with node_exporter, in one run.
+"""A profile, not a per-hour cost: the agent's report cycle, accelerated, beside node_exporter.
+
+Cycles run every 100 ms by default, so whatever the agent costs per second
+of wall time (grpc's threads, timers, followers) is divided by the
+acceleration: its "per hour" figures are work per cycle x 240, useful to
+compare one version of a cycle with another, never the agent's cost on a
+server. That is bench/agent_footprint.py, in real time.
 
 - CPU: the agent's CPU per hour at a 15 s interval vs node_exporter's CPU
   per scrape x 240 scrapes. The agent's figure has two parts:
@@ -21,7 +27,7 @@
 Cycles are accelerated (--interval) so an hour is simulated in seconds; the
 work per cycle is the same. Usage:
 
-    .venv/bin/python bench/agent_footprint.py [--cycles 960] [--interval 100ms]
+    .venv/bin/python bench/agent_cycle_profile.py [--cycles 960] [--interval 100ms]
 """
 
 from __future__ import annotations
@@ -59,11 +65,13 @@ smart_interval = "24h"
 
 
 class CountingProxy:
-    """A loopback TCP proxy that counts the bytes each direction carries."""
+    """A loopback TCP proxy that counts the bytes each direction carries, and its connections."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.upstream_bytes = 0
+        self.downstream_bytes = 0
+        self.connections = 0
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -78,12 +86,15 @@ class CountingProxy:
         self._loop.run_forever()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
 
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, count: bool) -> None:
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, up: bool) -> None:
             while data := await src.read(65536):
-                if count:
+                if up:
                     self.upstream_bytes += len(data)
+                else:
+                    self.downstream_bytes += len(data)
                 dst.write(data)
                 await dst.drain()
             dst.close()
@@ -252,9 +263,13 @@ def main() -> None:
         key: round(float(agent[key]) / float(node[key]), 3)  # type: ignore[arg-type]
         for key in ("cpu_s_per_hour", "wire_bytes_per_hour")
     }
-    print(
-        json.dumps({"agent": agent, "node_exporter": node, "agent/node_exporter": ratios}, indent=2)
-    )
+    report = {
+        "kind": "profile, not a per-hour cost (cycles accelerated)",
+        "agent": agent,
+        "node_exporter": node,
+        "agent/node_exporter": ratios,
+    }
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":
