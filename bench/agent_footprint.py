@@ -129,13 +129,15 @@ class Tree:
                 per_thread.items(), key=lambda item: -item[1][1]
             )
         ]
-        rss = [m[1] for m in self.memory]
-        pss = [m[2] for m in self.memory]
+        rss = [m[1] for m in self.memory] or [0.0]
+        pss = [m[2] for m in self.memory] or [0.0]
         return {
             "cpu_s": round(cpu, 3),
             "cpu_s_per_hour": round(cpu / seconds * 3600, 3),
-            "threads_cpu_s_per_hour": round(sum(float(t["cpu_s_per_hour"]) for t in threads), 3),  # type: ignore[arg-type]
-            "wakeups_per_s": round(sum(float(t["wakeups_per_s"]) for t in threads), 2),  # type: ignore[arg-type]
+            "threads_cpu_s_per_hour": round(
+                sum(e[2] for e in per_thread.values()) / seconds * 3600, 3
+            ),
+            "wakeups_per_s": round(sum(e[1] for e in per_thread.values()) / seconds, 2),
             "threads": threads,
             "rss_mib_mean": round(sum(rss) / len(rss), 1),
             "rss_mib_max": round(max(rss), 1),
@@ -314,8 +316,8 @@ def run(minutes: int) -> dict[str, object]:
             "node_exporter_raw_bytes_per_scrape": len(gzip.decompress(scrape)),
             "prometheus_scrapes": prometheus_scrapes(prom_port, minutes),
         }
-    agent_cpu = float(results["agent"]["cpu_s_per_hour"])  # type: ignore[arg-type, index]
-    node_cpu = float(results["node_exporter"]["cpu_s_per_hour"])  # type: ignore[arg-type, index]
+    agent_cpu = float(results["agent"]["cpu_s_per_hour"])  # type: ignore[arg-type]
+    node_cpu = float(results["node_exporter"]["cpu_s_per_hour"])  # type: ignore[arg-type]
     return {
         "command": f"bench/agent_footprint.py --minutes {minutes}",
         "seconds": round(seconds, 1),
