@@ -1,8 +1,8 @@
 """The agent's footprint on a server, in real time, beside node_exporter.
 
 For --minutes N of wall time (default 10), side by side:
-- the agent (`dcguard-agent run`) with every default source at its default
-  intervals (reports every 15 s, fim 5 min, ports 30 s, smart 10 min),
+- the agent (`dcguard-agent run`, with its systemd unit's Environment=
+  settings) with every default source at its default intervals (reports every 15 s, fim 5 min, ports 30 s, smart 10 min),
   enrolled over mTLS and delivering to a real collector on 127.0.0.1
   through a counting TCP proxy;
 - Debian's prometheus-node-exporter, scraped every 15 s by a real Debian
@@ -65,6 +65,7 @@ from bench.procstat import (
 from tests.support import Agent, metric, wait_for
 from tests.trust_support import TlsCollector, enroll
 
+UNIT = ROOT / "deploy" / "systemd" / "dcguard-agent.service"
 NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
 PROMETHEUS = "/usr/bin/prometheus"
 SCRAPE_INTERVAL_S = 15
@@ -168,6 +169,16 @@ def _slope(points: list[tuple[float, float]]) -> float:
     return sum((x - mean_x) * (y - mean_y) for x, y in points) / var
 
 
+def unit_environment(unit: Path = UNIT) -> dict[str, str]:
+    """The Environment= settings of the agent's systemd unit: the bench runs it as installed."""
+    found: dict[str, str] = {}
+    for line in unit.read_text().splitlines():
+        if line.startswith("Environment="):
+            key, _, value = line[len("Environment=") :].partition("=")
+            found[key] = value
+    return found
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -255,6 +266,7 @@ def run(minutes: int) -> dict[str, object]:
         agent = Agent(tmp / "agent", [f"127.0.0.1:{proxy.port}"], interval="15s", insecure=False)
         enrolled = enroll(agent, collector, collector.token("testhost"))
         assert enrolled.returncode == 0, enrolled  # type: ignore[attr-defined]
+        agent.env.update(unit_environment())
         agent.start()
         stack.callback(agent.stop)
         node_pid, node_port, prom_port = node_exporter_and_prometheus(stack, tmp)
@@ -324,6 +336,7 @@ def run(minutes: int) -> dict[str, object]:
         "load_average_start": load_start,
         "load_average_end": load_end,
         "cpus": os.cpu_count(),
+        "agent_environment": unit_environment(),
         "agent_errors_in_log": sum("Traceback" in line for line in agent_log.splitlines()),
         "cpu_ratio_agent_to_node_exporter": round(agent_cpu / node_cpu, 3) if node_cpu else None,
         "wire": wire,
