@@ -2,9 +2,10 @@
 
 For --minutes N of wall time (default 10), side by side:
 - the agent (`dcguard-agent run`, with its systemd unit's Environment=
-  settings) with every default source at its default intervals (reports every 15 s, fim 5 min, ports 30 s, smart 10 min),
-  enrolled over mTLS and delivering to a real collector on 127.0.0.1
-  through a counting TCP proxy;
+  settings) with every default source at its default intervals (reports
+  every 15 s, fim 5 min, ports 30 s, smart 10 min), enrolled over mTLS
+  and delivering to a real collector on 127.0.0.1 through a counting TCP
+  proxy;
 - Debian's prometheus-node-exporter, scraped every 15 s by a real Debian
   Prometheus started with a temporary config and data dir.
 
