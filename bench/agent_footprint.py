@@ -1,260 +1,433 @@
-"""The agent on the server, side by side with node_exporter, in one run.
+"""The agent's footprint on a server, in real time, beside node_exporter.
 
-- CPU: the agent's CPU per hour at a 15 s interval vs node_exporter's CPU
-  per scrape x 240 scrapes. The agent's figure has two parts:
-  * its report cycles (all default sources, delivering to a real collector):
-    CPU per cycle x 240. The CPU is the agent process's, plus the tools it
-    runs (reaped children, and the `journalctl --follow` readers still
-    running). The sources that work on their own schedule (fim, ports,
-    smart) are set to a 24 h interval here, and measuring starts only after
-    their first scan, so none of their work falls into the cycles;
-  * those scanners: bench/scanner_cost.py, in a process of its own, measures
-    each one's CPU per run (smartctl included) and scales it by its runs per
-    hour at the default interval (fim 5 min, ports 30 s, smart 10 min).
-  Cycles are accelerated but the scanners are not, so counting their work
-  inside the accelerated cycles would undercount it by the acceleration.
-- Memory: the agent's RSS sampled across the run (by default 960 cycles,
-  four simulated hours) and the slope of a least-squares fit.
-- Wire: bytes the agent sends to the collector per report, counted by a TCP
-  proxy between them, vs the gzip'd body of a node_exporter scrape.
+For --minutes N of wall time (default 10), side by side:
+- the agent (`dcguard-agent run`, with its systemd unit's Environment=
+  settings) with every default source at its default intervals (reports
+  every 15 s, fim 5 min, ports 30 s, smart 10 min), enrolled over mTLS
+  and delivering to a real collector on 127.0.0.1 through a counting TCP
+  proxy;
+- Debian's prometheus-node-exporter, scraped every 15 s by a real Debian
+  Prometheus started with a temporary config and data dir.
 
-Cycles are accelerated (--interval) so an hour is simulated in seconds; the
-work per cycle is the same. Usage:
+Counted for each WHOLE process tree (the agent with the journalctl and
+smartctl it runs; node_exporter): CPU from /proc/PID/stat (utime+stime of
+every live process plus cutime+cstime of reaped children) at start and
+end; per thread, context switches (voluntary+nonvoluntary: how often it
+wakes) and schedstat run time, polled every second so threads that come
+and go are seen (a thread that lives less than a second between polls is
+missed: the per-thread sum is a lower bound, the stat figure the total);
+RSS and PSS (/proc/PID/smaps_rollup) every 15 s with a least-squares slope.
+Bytes per report are what the agent sends and receives through the proxy
+(TLS handshakes included) per report stored, beside one gzip'd scrape of
+node_exporter. The collector's and Prometheus's own cost is shown for
+information only: they are the central side, not the server's.
 
-    .venv/bin/python bench/agent_footprint.py [--cycles 960] [--interval 100ms]
+The agent and node_exporter start, warm up (the agent's first report and
+first fim/ports scans, the baseline each start does once), and then the
+window begins. Prints JSON, then a Markdown table.
+
+    .venv/bin/python bench/agent_footprint.py [--minutes 10]
+
+The profile of one report cycle, accelerated, is bench/agent_cycle_profile.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gzip
 import json
+import os
+import shutil
+import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.procstat import rss_mib, tree_cpu_seconds
-from dcguard.common.durations import parse_duration
-from tests.support import Agent, Collector, metric, wait_for
+from bench.agent_cycle_profile import CountingProxy
+from bench.procstat import (
+    command_line,
+    descendants,
+    load_average,
+    memory_mib,
+    thread_activity,
+    tree_cpu_seconds,
+    tree_memory_mib,
+)
+from tests.support import Agent, metric, wait_for
+from tests.trust_support import TlsCollector, enroll
 
+UNIT = ROOT / "deploy" / "systemd" / "dcguard-agent.service"
 NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
-CYCLES_PER_HOUR = 240  # at a 15 s interval
-# Scanners out of the way of the cycles: their cost is measured per run instead.
-SCANNERS_ASIDE = """
-[security.fim]
-interval = "24h"
-[security.ports]
-interval = "24h"
-[storage]
-smart_interval = "24h"
-"""
+PROMETHEUS = "/usr/bin/prometheus"
+SCRAPE_INTERVAL_S = 15
+THREAD_POLL_S = 1.0
+MEMORY_EVERY_S = 15.0
 
 
-class CountingProxy:
-    """A loopback TCP proxy that counts the bytes each direction carries."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.upstream_bytes = 0
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        threading.Thread(target=self._run, daemon=True).start()
-        self._ready.wait(10)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
-        self.port = server.sockets[0].getsockname()[1]
-        self._ready.set()
-        self._loop.run_forever()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, count: bool) -> None:
-            while data := await src.read(65536):
-                if count:
-                    self.upstream_bytes += len(data)
-                dst.write(data)
-                await dst.drain()
-            dst.close()
-
-        await asyncio.gather(
-            pipe(reader, up_writer, True), pipe(up_reader, writer, False), return_exceptions=True
-        )
+@dataclass
+class ThreadSeen:
+    process: str
+    name: str
+    first: tuple[int, float]  # (context switches, CPU s) when first seen in the window
+    last: tuple[int, float]
 
 
-def measure_agent(cycles: int, interval: str) -> dict[str, object]:
-    with tempfile.TemporaryDirectory() as tmp:
-        collector = Collector(Path(tmp) / "collector")
-        collector.start()
-        proxy = CountingProxy(collector.grpc_port)
-        agent = Agent(
-            Path(tmp) / "agent",
-            [f"127.0.0.1:{proxy.port}"],
-            interval=interval,
-            extra_config=SCANNERS_ASIDE,
-        )
-        agent.start()
-        try:
+@dataclass
+class Tree:
+    """One process tree followed through the window."""
 
-            def stored() -> int:
-                return int(
-                    metric(
-                        collector.metrics(), "dcguard_agent_reports_stored_total", host="testhost"
-                    )
-                    or 0
-                )
+    label: str
+    pid: int
+    threads: dict[tuple[int, int], ThreadSeen] = field(default_factory=dict)
+    processes: dict[int, str] = field(default_factory=dict)
+    memory: list[tuple[float, float, float]] = field(default_factory=list)  # (t, rss, pss)
+    cpu0: float = 0.0
 
-            wait_for(lambda: stored() >= 5, timeout=60, message="agent warm-up")
-            # The first (baseline) scans are committed once done; they happen once per start.
-            wait_for(
-                lambda: all(
-                    (agent.state_dir / f"{name}-baseline.json").exists()
-                    for name in ("fim", "ports")
-                ),
-                timeout=120,
-                message="the first fim and ports scans",
+    def poll_threads(self, at_start: bool = False) -> None:
+        """Every thread of every live process in the tree; one born in the window counts from 0."""
+        for pid in (self.pid, *descendants(self.pid)):
+            if pid not in self.processes:
+                self.processes[pid] = command_line(pid)
+            process = self.processes[pid].split(" ", 1)[0].rsplit("/", 1)[-1]
+            for tid, (name, switches, cpu) in thread_activity(pid).items():
+                seen = self.threads.get((pid, tid))
+                if seen is None:
+                    first = (switches, cpu) if at_start else (0, 0.0)
+                    self.threads[(pid, tid)] = ThreadSeen(process, name, first, (switches, cpu))
+                else:
+                    seen.last = (switches, cpu)
+
+    def sample_memory(self, t: float) -> None:
+        rss, pss = tree_memory_mib(self.pid)
+        self.memory.append((t, rss, pss))
+
+    def result(self, seconds: float) -> dict[str, object]:
+        cpu = tree_cpu_seconds(self.pid) - self.cpu0
+        per_thread: dict[tuple[str, str], list[float]] = {}
+        for seen in self.threads.values():
+            entry = per_thread.setdefault((seen.process, seen.name), [0, 0, 0.0])
+            entry[0] += 1
+            entry[1] += seen.last[0] - seen.first[0]
+            entry[2] += seen.last[1] - seen.first[1]
+        threads = [
+            {
+                "process": process,
+                "thread": name,
+                "threads_seen": int(count),
+                "wakeups_per_s": round(switches / seconds, 2),
+                "cpu_s_per_hour": round(ran / seconds * 3600, 3),
+            }
+            for (process, name), (count, switches, ran) in sorted(
+                per_thread.items(), key=lambda item: -item[1][1]
             )
-            assert agent.proc is not None
-            pid = agent.proc.pid
-            cpu0, stored0 = tree_cpu_seconds(pid), stored()
-            bytes0, t0 = proxy.upstream_bytes, time.time()
-            rss: list[tuple[float, float]] = []
-            deadline = time.monotonic() + cycles * parse_duration(interval) * 3 + 60
-            while stored() - stored0 < cycles and time.monotonic() < deadline:
-                rss.append((time.time() - t0, rss_mib(pid)))
-                time.sleep(max(parse_duration(interval) * 20, 0.5))
-            done = stored() - stored0
-            cpu = tree_cpu_seconds(pid) - cpu0
-            wire = proxy.upstream_bytes - bytes0
-            rss.append((time.time() - t0, rss_mib(pid)))
-        finally:
-            agent.stop()
-            collector.stop()
-    xs, ys = [x for x, _ in rss], [y for _, y in rss]
-    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
-    var = sum((x - mean_x) ** 2 for x in xs) or 1.0
-    slope = sum((x - mean_x) * (y - mean_y) for x, y in rss) / var
-    per_cycle_s = parse_duration(interval)
-    return {
-        "cycles": done,
-        "cpu_ms_per_cycle": round(cpu * 1000 / max(done, 1), 2),
-        "cycles_cpu_s_per_hour": round(cpu / max(done, 1) * CYCLES_PER_HOUR, 3),
-        "rss_mib_end": ys[-1],
-        "rss_mib_max": max(ys),
-        # slope is MiB per wall second; a simulated hour is 240 cycles of wall time
-        "rss_mib_per_simulated_hour": round(slope * CYCLES_PER_HOUR * per_cycle_s, 3),
-        "wire_bytes_per_report": round(wire / max(done, 1), 1),
-        "wire_bytes_per_hour": round(wire / max(done, 1) * CYCLES_PER_HOUR),
-    }
-
-
-def measure_scanners(runs: int) -> dict[str, dict[str, float]]:
-    """CPU per run and per hour of each scanner at its default interval (scanner_cost.py)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        config = Agent(Path(tmp), ["127.0.0.1:9"], interval="15s").config_path
-        result = subprocess.run(
-            [
-                sys.executable,
-                str(ROOT / "bench" / "scanner_cost.py"),
-                "--config",
-                str(config),
-                "--runs",
-                str(runs),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=900,
-        )
-    scanners: dict[str, dict[str, float]] = json.loads(result.stdout)
-    return scanners
-
-
-def measure_node_exporter(scrapes: int) -> dict[str, object]:
-    port = 29100
-    proc = subprocess.Popen(
-        [NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/metrics"
-    try:
-
-        def scrape() -> bytes:
-            request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return bytes(response.read())
-
-        wait_for(lambda: _try(scrape), timeout=30, message="node_exporter")
-        for _ in range(5):
-            scrape()
-        cpu0 = tree_cpu_seconds(proc.pid)
-        sizes = [len(scrape()) for _ in range(scrapes)]
-        cpu = tree_cpu_seconds(proc.pid) - cpu0
-        body = scrape()
+        ]
+        rss = [m[1] for m in self.memory] or [0.0]
+        pss = [m[2] for m in self.memory] or [0.0]
         return {
-            "scrapes": scrapes,
-            "cpu_ms_per_scrape": round(cpu * 1000 / scrapes, 2),
-            "cpu_s_per_hour": round(cpu / scrapes * CYCLES_PER_HOUR, 3),
-            "rss_mib": rss_mib(proc.pid),
-            "gzip_bytes_per_scrape": round(sum(sizes) / len(sizes)),
-            "raw_bytes_per_scrape": len(gzip.decompress(body)),
-            "wire_bytes_per_hour": round(sum(sizes) / len(sizes) * CYCLES_PER_HOUR),
+            "cpu_s": round(cpu, 3),
+            "cpu_s_per_hour": round(cpu / seconds * 3600, 3),
+            "threads_cpu_s_per_hour": round(
+                sum(e[2] for e in per_thread.values()) / seconds * 3600, 3
+            ),
+            "wakeups_per_s": round(sum(e[1] for e in per_thread.values()) / seconds, 2),
+            "threads": threads,
+            "rss_mib_mean": round(sum(rss) / len(rss), 1),
+            "rss_mib_max": round(max(rss), 1),
+            "pss_mib_mean": round(sum(pss) / len(pss), 1),
+            "pss_mib_max": round(max(pss), 1),
+            "rss_mib_per_hour_slope": round(_slope([(m[0], m[1]) for m in self.memory]) * 3600, 3),
+            "memory_samples": len(self.memory),
+            # each with its (RSS, PSS) MiB at the end, or "ended" for one that exited
+            "processes_counted": [
+                f"{pid} {cmd} ({_memory_at_end(pid)})"
+                for pid, cmd in sorted(self.processes.items())
+            ],
         }
+
+
+def _memory_at_end(pid: int) -> str:
+    rss, pss = memory_mib(pid)
+    return f"RSS {rss:.1f} MiB, PSS {pss:.1f} MiB" if rss else "ended"
+
+
+def _slope(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope of y over x (0 with fewer than two points)."""
+    if len(points) < 2:
+        return 0.0
+    mean_x = sum(x for x, _ in points) / len(points)
+    mean_y = sum(y for _, y in points) / len(points)
+    var = sum((x - mean_x) ** 2 for x, _ in points) or 1.0
+    return sum((x - mean_x) * (y - mean_y) for x, y in points) / var
+
+
+def unit_environment(unit: Path = UNIT) -> dict[str, str]:
+    """The Environment= settings of the agent's systemd unit: the bench runs it as installed."""
+    found: dict[str, str] = {}
+    for line in unit.read_text().splitlines():
+        if line.startswith("Environment="):
+            key, _, value = line[len("Environment=") :].partition("=")
+            found[key] = value
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def _process(command: list[str]) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        yield proc
     finally:
         proc.terminate()
-        proc.wait(10)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
-def _try(fn: object) -> bool:
+def _get(url: str, gzipped: bool = False) -> bytes:
+    headers = {"Accept-Encoding": "gzip"} if gzipped else {}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as r:
+        return bytes(r.read())
+
+
+def _answers(url: str) -> bool:
     try:
-        fn()  # type: ignore[operator]
+        _get(url)
         return True
     except OSError:
         return False
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--cycles", type=int, default=960)
-    parser.add_argument("--interval", default="100ms")
-    parser.add_argument(
-        "--scanner-runs",
-        type=int,
-        default=20,
-        help="runs of each scanner to measure its cost per run",
+def node_exporter_and_prometheus(stack: ExitStack, tmp: Path) -> tuple[int, int, int]:
+    """Start both on loopback ports; (node_exporter pid, its port, Prometheus's port)."""
+    for binary, package in (
+        (NODE_EXPORTER, "prometheus-node-exporter"),
+        (PROMETHEUS, "prometheus"),
+    ):
+        if not os.access(binary, os.X_OK):
+            raise SystemExit(f"{binary} is missing: apt-get install {package}")
+    node_port, prom_port = _free_port(), _free_port()
+    node = stack.enter_context(
+        _process([NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{node_port}"])
     )
-    args = parser.parse_args()
-    node = measure_node_exporter(min(args.cycles, 480))
-    agent = measure_agent(args.cycles, args.interval)
-    scanners = measure_scanners(args.scanner_runs)
-    agent["scanners"] = scanners
-    agent["scanners_cpu_s_per_hour"] = round(
-        sum(entry["cpu_s_per_hour"] for entry in scanners.values()), 3
+    config = tmp / "prometheus.yml"
+    config.write_text(
+        f"global:\n  scrape_interval: {SCRAPE_INTERVAL_S}s\n"
+        "scrape_configs:\n  - job_name: node\n    static_configs:\n"
+        f"      - targets: ['127.0.0.1:{node_port}']\n"
     )
-    agent["cpu_s_per_hour"] = round(
-        float(agent["cycles_cpu_s_per_hour"])  # type: ignore[arg-type]
-        + float(agent["scanners_cpu_s_per_hour"]),
-        3,
+    stack.enter_context(
+        _process(
+            [
+                PROMETHEUS,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp / 'prometheus-data'}",
+                f"--web.listen-address=127.0.0.1:{prom_port}",
+            ]
+        )
     )
-    ratios = {
-        key: round(float(agent[key]) / float(node[key]), 3)  # type: ignore[arg-type]
-        for key in ("cpu_s_per_hour", "wire_bytes_per_hour")
+    wait_for(lambda: _answers(f"http://127.0.0.1:{node_port}/metrics"), 30, 0.2, "node_exporter")
+    wait_for(lambda: _answers(f"http://127.0.0.1:{prom_port}/-/ready"), 60, 0.2, "prometheus")
+    return node.pid, node_port, prom_port
+
+
+def prometheus_scrapes(prom_port: int, minutes: int) -> int:
+    """How many scrapes of node_exporter Prometheus recorded over the window."""
+    query = urllib.parse.quote(f'count_over_time(up{{job="node"}}[{minutes}m])')
+    body = json.loads(_get(f"http://127.0.0.1:{prom_port}/api/v1/query?query={query}"))
+    results = body["data"]["result"]
+    return int(float(results[0]["value"][1])) if results else 0
+
+
+def run(minutes: int) -> dict[str, object]:
+    with tempfile.TemporaryDirectory(prefix="dcguard-footprint-") as name, ExitStack() as stack:
+        tmp = Path(name)
+        collector = TlsCollector(tmp / "collector")
+        collector.start()
+        stack.callback(collector.stop)
+        proxy = CountingProxy(collector.grpc_port)
+        agent = Agent(tmp / "agent", [f"127.0.0.1:{proxy.port}"], interval="15s", insecure=False)
+        enrolled = enroll(agent, collector, collector.token("testhost"))
+        assert enrolled.returncode == 0, enrolled  # type: ignore[attr-defined]
+        agent.env.update(unit_environment())
+        agent.start()
+        stack.callback(agent.stop)
+        node_pid, node_port, prom_port = node_exporter_and_prometheus(stack, tmp)
+
+        def stored() -> int:
+            samples = collector.metrics()
+            return int(metric(samples, "dcguard_agent_reports_stored_total", host="testhost") or 0)
+
+        wait_for(lambda: stored() >= 1, 60, 0.5, "the agent's first report")
+        wait_for(
+            lambda: all(
+                (agent.state_dir / f"{n}-baseline.json").exists() for n in ("fim", "ports")
+            ),
+            180,
+            0.5,
+            "the agent's first fim and ports scans",
+        )
+        assert agent.proc is not None
+        trees = [Tree("agent", agent.proc.pid), Tree("node_exporter", node_pid)]
+        side = [Tree("collector", collector.proc.pid)]  # type: ignore[union-attr]
+        load_start = load_average()
+        stored0, up0, down0, conns0 = (
+            stored(),
+            proxy.upstream_bytes,
+            proxy.downstream_bytes,
+            proxy.connections,
+        )
+        t0 = time.monotonic()
+        for tree in trees + side:
+            tree.cpu0 = tree_cpu_seconds(tree.pid)
+            tree.poll_threads(at_start=True)
+            tree.sample_memory(0.0)
+        end, next_memory = t0 + minutes * 60, t0 + MEMORY_EVERY_S
+        while (now := time.monotonic()) < end:
+            time.sleep(min(THREAD_POLL_S, end - now))
+            for tree in trees:
+                tree.poll_threads()
+            if time.monotonic() >= next_memory:
+                next_memory += MEMORY_EVERY_S
+                for tree in trees + side:
+                    tree.sample_memory(time.monotonic() - t0)
+        seconds = time.monotonic() - t0
+        for tree in trees + side:
+            tree.poll_threads()
+            tree.sample_memory(seconds)
+        results = {tree.label: tree.result(seconds) for tree in trees + side}
+        reports = stored() - stored0
+        load_end = load_average()
+        scrape = _get(f"http://127.0.0.1:{node_port}/metrics", gzipped=True)
+        agent_log = agent.log()
+        wire = {
+            "reports_stored": reports,
+            "connections": proxy.connections - conns0,
+            "agent_sent_bytes_per_report": round((proxy.upstream_bytes - up0) / max(reports, 1)),
+            "agent_received_bytes_per_report": round(
+                (proxy.downstream_bytes - down0) / max(reports, 1)
+            ),
+            "node_exporter_gzip_bytes_per_scrape": len(scrape),
+            "node_exporter_raw_bytes_per_scrape": len(gzip.decompress(scrape)),
+            "prometheus_scrapes": prometheus_scrapes(prom_port, minutes),
+        }
+    agent_cpu = float(results["agent"]["cpu_s_per_hour"])  # type: ignore[arg-type]
+    node_cpu = float(results["node_exporter"]["cpu_s_per_hour"])  # type: ignore[arg-type]
+    return {
+        "command": f"bench/agent_footprint.py --minutes {minutes}",
+        "seconds": round(seconds, 1),
+        "load_average_start": load_start,
+        "load_average_end": load_end,
+        "cpus": os.cpu_count(),
+        "agent_environment": unit_environment(),
+        "agent_errors_in_log": sum("Traceback" in line for line in agent_log.splitlines()),
+        "cpu_ratio_agent_to_node_exporter": round(agent_cpu / node_cpu, 3) if node_cpu else None,
+        "wire": wire,
+        **results,
     }
-    print(
-        json.dumps({"agent": agent, "node_exporter": node, "agent/node_exporter": ratios}, indent=2)
-    )
+
+
+def markdown(result: dict[str, object]) -> str:
+    agent: dict[str, object] = result["agent"]  # type: ignore[assignment]
+    node: dict[str, object] = result["node_exporter"]  # type: ignore[assignment]
+    wire: dict[str, object] = result["wire"]  # type: ignore[assignment]
+    rows = [
+        ("CPU, whole tree (CPU-s/h)", agent["cpu_s_per_hour"], node["cpu_s_per_hour"]),
+        (
+            "  of it in threads seen every 1 s",
+            agent["threads_cpu_s_per_hour"],
+            node["threads_cpu_s_per_hour"],
+        ),
+        ("wakeups/s, all threads", agent["wakeups_per_s"], node["wakeups_per_s"]),
+        (
+            "RSS MiB, tree (mean / max)",
+            f"{agent['rss_mib_mean']} / {agent['rss_mib_max']}",
+            f"{node['rss_mib_mean']} / {node['rss_mib_max']}",
+        ),
+        (
+            "PSS MiB, tree (mean / max)",
+            f"{agent['pss_mib_mean']} / {agent['pss_mib_max']}",
+            f"{node['pss_mib_mean']} / {node['pss_mib_max']}",
+        ),
+        ("RSS slope (MiB/h)", agent["rss_mib_per_hour_slope"], node["rss_mib_per_hour_slope"]),
+        (
+            "bytes per report / scrape",
+            f"{wire['agent_sent_bytes_per_report']} sent + "
+            f"{wire['agent_received_bytes_per_report']} received (TLS incl.)",
+            f"{wire['node_exporter_gzip_bytes_per_scrape']} gzip'd "
+            f"({wire['node_exporter_raw_bytes_per_scrape']} raw)",
+        ),
+    ]
+    lines = [
+        f"`{result['command']}`: {result['seconds']} s real time, {result['cpus']} CPUs, "
+        f"load average {result['load_average_start']} at start, "
+        f"{result['load_average_end']} at end; "
+        f"{wire['reports_stored']} reports over {wire['connections']} connections, "
+        f"{wire['prometheus_scrapes']} Prometheus scrapes. "
+        f"CPU ratio agent / node_exporter: **{result['cpu_ratio_agent_to_node_exporter']}**.",
+        "",
+        "| | agent tree | node_exporter tree |",
+        "|---|---|---|",
+        *(f"| {name} | {a} | {n} |" for name, a, n in rows),
+        "",
+        "| process | thread | seen | wakeups/s | CPU-s/h |",
+        "|---|---|---|---|---|",
+    ]
+    for label in ("agent", "node_exporter"):
+        tree: dict[str, object] = result[label]  # type: ignore[assignment]
+        for t in tree["threads"]:  # type: ignore[attr-defined]
+            lines.append(
+                f"| {t['process']} | {t['thread']} | {t['threads_seen']} | "
+                f"{t['wakeups_per_s']} | {t['cpu_s_per_hour']} |"
+            )
+    collector: dict[str, object] = result["collector"]  # type: ignore[assignment]
+    lines += [
+        "",
+        f"Central side, for information: the collector tree used {collector['cpu_s_per_hour']} "
+        f"CPU-s/h for this one agent, RSS {collector['rss_mib_max']} MiB.",
+        "Processes counted: "
+        + "; ".join(
+            f"{label}: " + ", ".join(result[label]["processes_counted"])  # type: ignore[index]
+            for label in ("agent", "node_exporter")
+        ),
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--minutes", type=int, default=10, help="length of the window (default 10)")
+    parser.add_argument("--json", type=Path, help="also write the JSON here")
+    args = parser.parse_args()
+    if args.minutes < 1:
+        parser.error("--minutes must be at least 1")
+    if shutil.which("journalctl") is None:
+        print("note: no journalctl here, so the agent runs no journal follower", file=sys.stderr)
+    result = run(args.minutes)
+    text = json.dumps(result, indent=2)
+    if args.json:
+        args.json.write_text(text + "\n")
+    print(text)
+    print()
+    print(markdown(result))
 
 
 if __name__ == "__main__":

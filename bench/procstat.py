@@ -114,3 +114,75 @@ def tree_fds(pid: int) -> int:
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
     return total
+
+
+def thread_activity(pid: int) -> dict[int, tuple[str, int, float]]:
+    """Each live thread of pid: (name, context switches, CPU seconds from schedstat).
+
+    Context switches are voluntary + nonvoluntary (/proc/PID/task/TID/status):
+    each is one time the thread went to sleep or was preempted, so their rate
+    is how often the thread wakes. schedstat's first field is the nanoseconds
+    the thread ran, finer than the tick-based utime/stime in stat.
+    """
+    found: dict[int, tuple[str, int, float]] = {}
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except FileNotFoundError:
+        return found
+    for task in tasks:
+        try:
+            status = (task / "status").read_text()
+            ran_ns = int((task / "schedstat").read_text().split()[0])
+        except (FileNotFoundError, ProcessLookupError, ValueError, IndexError):
+            continue
+        name, switches = "", 0
+        for line in status.splitlines():
+            key, _, value = line.partition(":")
+            if key == "Name":
+                name = value.strip()
+            elif key in ("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"):
+                switches += int(value)
+        found[int(task.name)] = (name, switches, ran_ns / 1e9)
+    return found
+
+
+def memory_mib(pid: int) -> tuple[float, float]:
+    """(RSS, PSS) in MiB from /proc/PID/smaps_rollup; (0, 0) if the process is gone.
+
+    PSS divides each shared page among the processes that map it, so the PSS
+    of a tree adds up without counting a shared library once per process.
+    """
+    values = {"Rss": 0, "Pss": 0}
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return 0.0, 0.0
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        if key in values:
+            values[key] = int(rest.split()[0])
+    return values["Rss"] / 1024, values["Pss"] / 1024
+
+
+def tree_memory_mib(pid: int) -> tuple[float, float]:
+    """(RSS, PSS) of the process and every running descendant, summed."""
+    rss, pss = 0.0, 0.0
+    for member in (pid, *descendants(pid)):
+        member_rss, member_pss = memory_mib(member)
+        rss, pss = rss + member_rss, pss + member_pss
+    return rss, pss
+
+
+def command_line(pid: int) -> str:
+    """The process's command line, arguments joined by spaces ('' once it is gone)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace").strip()
+
+
+def load_average() -> tuple[float, float, float]:
+    """The 1, 5 and 15 minute load averages (/proc/loadavg)."""
+    one, five, fifteen = Path("/proc/loadavg").read_text().split()[:3]
+    return float(one), float(five), float(fifteen)
