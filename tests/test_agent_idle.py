@@ -50,3 +50,33 @@ def test_between_reports_the_agent_has_no_grpc_thread_and_keeps_delivering(colle
     # The next reports still go out: the channel is opened again when one is spooled.
     wait_for(lambda: stored(collector) >= before + 2, timeout=20, message="two more reports")
     assert metric(collector.metrics(), "dcguard_agent_reports_lost_total", **HOST) in (None, 0)
+
+
+def sockets(pid: int) -> set[str]:
+    """The socket inodes the process holds open (its connection to the collector among them)."""
+    found = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = fd.readlink()
+        except FileNotFoundError:  # closed while we looked
+            continue
+        if str(target).startswith("socket:"):
+            found.add(str(target))
+    return found
+
+
+def test_keep_connection_holds_one_connection_across_reports(collector, make_agent):
+    """[collector] keep_connection = true: for a collector whose CPU is the limit, no handshake per report."""
+    agent = make_agent(
+        [collector.grpc_address], interval="1s", extra_config="keep_connection = true\n"
+    )
+    agent.start()
+    assert agent.proc is not None
+    pid = agent.proc.pid
+    wait_for(lambda: stored(collector) >= 1, timeout=30, message="a first report")
+    held = sockets(pid)
+    assert held, "the agent holds no socket after delivering"
+    assert grpc_threads(pid), "grpc's threads ended: the channel was closed"
+    before = stored(collector)
+    wait_for(lambda: stored(collector) >= before + 3, timeout=20, message="three more reports")
+    assert held & sockets(pid), "every socket changed: the agent reconnected between reports"

@@ -65,6 +65,10 @@ def test_check_config_says_when_the_agent_is_not_enrolled(tmp_path: Path) -> Non
         (('host = "db01"', 'host = "db01\\nx"'), ["agent.host"]),
         (('host = "db01"', "host = true"), ["agent.host", "string"]),
         (("insecure = true", "insecure = true\ninsecur = false"), ["collector.insecur", "unknown"]),
+        (
+            ("insecure = true", 'insecure = true\nkeep_connection = "yes"'),
+            ["collector.keep_connection", "true or false"],
+        ),
         (("[collector]", "[colector]"), ["[colector] is not known", "did you mean [collector]"]),
         (('addresses = ["127.0.0.1:4740"]', "addresses = []"), ["collector.addresses", "empty"]),
         (

@@ -14,6 +14,10 @@ class CollectorConfig:
     addresses: tuple[str, ...]
     insecure: bool
     timeout: float
+    # False (the default): the channel is closed whenever the spool is empty, so
+    # grpc's threads stop waking the idle agent, at one mTLS handshake per report
+    # on both sides. True keeps it open: for a collector whose CPU is the limit.
+    keep_connection: bool = False
 
 
 def parse_collector(table: Table) -> CollectorConfig:
@@ -28,6 +32,7 @@ def parse_collector(table: Table) -> CollectorConfig:
         addresses=tuple(addresses),
         insecure=table.boolean("insecure", False),
         timeout=table.duration("timeout", "10s", minimum=0.01),
+        keep_connection=table.boolean("keep_connection", False),
     )
     table.finish()
     return config

@@ -8,7 +8,8 @@ short. Reports go strictly oldest first: the collector stores each sequence
 once and treats anything at or below its highest as a duplicate, so sending
 a fresh report ahead of the backlog would turn the backlog into duplicates.
 Once the spool is empty the channel is closed until the next report, so
-grpc's threads do not wake the idle agent (docs/performance.md, "Agent").
+grpc's threads do not wake the idle agent (docs/performance.md, "Agent"),
+unless [collector] keep_connection asks to keep it.
 
 A batch the collector refuses for good because of its content
 (INVALID_ARGUMENT) is halved until the one bad report is isolated; only that
@@ -117,7 +118,7 @@ class Delivery(threading.Thread):
                 # Idle until the next report: an open channel keeps grpc's EventEngine
                 # threads waking ~10-15 times a second; closing it ends them. Reconnecting
                 # costs one handshake per report, far less (docs/performance.md).
-                self._sender.close()
+                self._sender.idle()
                 self._wake.wait()
 
     def _deliver_once(self) -> bool | None:

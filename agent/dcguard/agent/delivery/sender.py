@@ -181,6 +181,11 @@ class Sender:
             raise RetryableError(code, message, _retry_after(last))
         raise PermanentError(code, message)
 
+    def idle(self) -> None:
+        """Nothing left to send: close the channel unless [collector] keep_connection."""
+        if not self._config.keep_connection:
+            self.close()
+
     def close(self) -> None:
         self._call = None
         if self._channel is not None:
