@@ -5,7 +5,9 @@ connection) and N agent channels opened from this process, each with its
 own client certificate (bench/agent_certs.py) and its own TCP connection.
 Measured on the collector's process tree: RSS and open descriptors before,
 with N idle connections, after one gzip'd Submit on each (the host's state
-is then held too), and the collector's CPU for the N handshakes. --plaintext
+is then held too), the collector's CPU for the N handshakes, and its CPU
+per second with nothing sent, before the agents connect and with their N
+connections held (what an agent costs between its reports). --plaintext
 measures the same without TLS, to show what TLS itself adds.
 
     .venv/bin/python bench/connection_cost.py --agents 2000 [--plaintext]
@@ -35,6 +37,14 @@ from dcguard.collector.fdlimit import raise_open_files_limit
 from tests.support import Collector
 
 SETTLE = 3.0  # seconds for the collector's memory to settle after each step
+IDLE = 10.0  # seconds the collector's CPU is counted with nothing sent
+
+
+async def _idle_cpu_ms_per_s(pid: int) -> float:
+    """The collector tree's CPU while no call arrives: what held connections cost per second."""
+    cpu0, started = tree_cpu_seconds(pid), time.monotonic()
+    await asyncio.sleep(IDLE)
+    return (tree_cpu_seconds(pid) - cpu0) * 1000 / (time.monotonic() - started)
 
 
 def _channels(collector: Collector, certs: Path | None, n: int) -> list[grpc.aio.Channel]:
@@ -60,6 +70,7 @@ async def _measure(collector: Collector, certs: Path | None, n: int) -> dict[str
     assert collector.proc is not None
     pid = collector.proc.pid
     out: dict[str, Any] = {"rss0_mib": tree_rss_mib(pid), "fds0": tree_fds(pid)}
+    out["idle_cpu_ms_per_s_no_agent"] = await _idle_cpu_ms_per_s(pid)
     channels = _channels(collector, certs, n)
     limit = asyncio.Semaphore(CONNECTING_AT_ONCE)
     cpu0, started = tree_cpu_seconds(pid), time.monotonic()
@@ -87,6 +98,8 @@ async def _measure(collector: Collector, certs: Path | None, n: int) -> dict[str
     await asyncio.gather(*(submit(i) for i in range(n)))
     await asyncio.sleep(SETTLE)
     out["rss_after_submit_mib"] = tree_rss_mib(pid)
+    # Agents report every 15 s: between reports their connections stay open.
+    out["idle_cpu_ms_per_s_connections_held"] = await _idle_cpu_ms_per_s(pid)
     for c in channels:
         await c.close()
     per = 1024 / n

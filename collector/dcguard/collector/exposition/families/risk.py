@@ -2,9 +2,11 @@
 
 The rules run when a host's record changes. Reasons the clock cannot change
 before the next report (a failing disk, or no finding at all) are rendered
-then; only the score and the reasons with a time window (agent_silent, a
-backup turning stale, an I/O error ageing out) are rendered at scrape time,
-which keeps a scrape of thousands of hosts to a few samples per host.
+then, and only if the set of standing or timed reasons changed (most reports
+change neither, so the host's previous samples are reused); only the score
+and the reasons with a time window (agent_silent, a backup turning stale,
+an I/O error ageing out) are rendered at scrape time, which keeps a scrape
+of thousands of hosts to a few samples per host.
 Every reason is exported for every host, 1 active and 0 not, so a dashboard
 tells "fine" from "not reported".
 """
@@ -43,7 +45,12 @@ class RiskGroup:
         self.engine = engine
 
     def key(self, record: AgentRecord) -> Hashable | None:
-        return None  # the rules read the whole record and the filesystem trends
+        # The rules read the whole record and the filesystem trends, so they
+        # run on every report (scrapes reuse the result, see prepare()); but
+        # what render() writes depends only on these two sets, which most
+        # reports leave as they were: then the host's samples are reused.
+        prepared = self.engine.prepare(record)
+        return prepared.always, prepared.timed
 
     def render(self, record: AgentRecord, add: AddSample) -> None:
         prepared = self.engine.prepare(record)
