@@ -111,6 +111,10 @@ class Detector:
         self._locations = {root: _Location(root) for root in roots}
         self._pending: list[Sign] = []
 
+    def set_roots(self, roots: list[str]) -> None:
+        """Watch these roots from now on: new ones start empty, kept ones keep their windows."""
+        self._locations = {root: self._locations.get(root) or _Location(root) for root in roots}
+
     def _location(self, path: str) -> _Location | None:
         best: _Location | None = None
         for root, location in self._locations.items():
