@@ -169,6 +169,22 @@ def test_hostile_sign_text_stays_on_one_line(collector: Collector) -> None:
     assert not any(ln.startswith("files99") for ln in out.stdout.splitlines())
 
 
+@pytest.mark.parametrize(("host", "count"), [("files12", "\u00b2"), ("files13", "\u0663")])
+def test_files_touched_is_a_decimal_ascii_count_or_zero(
+    collector: Collector, host: str, count: str
+) -> None:
+    """str.isdigit() accepts "²" (int() then raises) and Arabic-Indic digits: not counts."""
+    odd = sign(NOW - 30, path="/srv/share", files=1, extension=".locked")
+    odd.details["files_touched"] = count
+    send(collector, host, odd)
+    out = collector.cli("risk")
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    assert (
+        "0 files under /srv/share renamed to .locked"
+        in reasons(collector, host)["ransomware_suspected"]
+    )
+
+
 def test_an_old_sign_is_not_active(collector: Collector) -> None:
     """A backlog delivering a sign older than the window: stored, but no reason now."""
     send(collector, "files08", sign(NOW - 2 * 3600))

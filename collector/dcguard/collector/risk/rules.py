@@ -627,7 +627,8 @@ def _io_finding(e: pb.DeviceIoErrors, th: Thresholds) -> Finding:
 def _files_touched(sign: StoredEvent) -> int:
     """The agent's files_touched; 0 if it sent none or something that is not a count."""
     text = sign.details.get("files_touched", "").strip()
-    return int(text) if text.isdigit() and len(text) < 12 else 0
+    # isascii: str.isdigit() also accepts "²" (int() raises) and other scripts' digits.
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 12 else 0
 
 
 # What each sign of the agent's watcher says is happening: (event, files touched) → words.
