@@ -39,7 +39,7 @@ from tests.ransomware_support import (
     text_bytes,
     zip_bytes,
 )
-from tests.support import run_cli, wait_for
+from tests.support import metric, run_cli, wait_for
 from tests.test_data_coverage import postmaster_view, smb_conf
 
 SIM = Path(__file__).parent / "ransom_sim.py"
@@ -781,3 +781,31 @@ def test_end_to_end_through_a_real_collector(
     assert first["details"]["sign"] in {"canary", "entropy_burst", "header_mismatch"}
     assert int(first["details"]["files_touched"]) >= 1
     assert first["path"].startswith(f"{share}/")
+
+    # What the operator reads: `dcguard-collector risk` names the path and the count the
+    # agent sent (details files_touched, path = the first of details paths), and the
+    # reason is on /metrics for the paging alert.
+    def sentence() -> tuple[str, dict[str, Any]] | None:
+        out = collector.cli("risk")
+        assert out.returncode == 0, out.stderr
+        message = next((ln for ln in out.stdout.splitlines() if "ransomware_suspected" in ln), "")
+        for event in stored():
+            count = event["details"]["files_touched"]
+            said = f"{count} file" in message or f"{count} director" in message
+            if event["details"]["sign"] != "canary" and event["path"] in message and said:
+                return message, event
+        return None
+
+    message, named = wait_for(sentence, timeout=30, interval=0.5, message="the risk sentence")
+    assert "files are being encrypted: " in message, message
+    assert named["path"] == named["details"]["paths"].splitlines()[0]
+    assert all(p.startswith(f"{share}/") for p in named["details"]["paths"].splitlines())
+    assert (
+        metric(
+            collector.metrics(),
+            "dcguard_data_loss_risk",
+            reason="ransomware_suspected",
+            host="testhost",
+        )
+        == 1
+    )
