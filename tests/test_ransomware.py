@@ -173,6 +173,9 @@ def test_simulated_encryption_pages_with_files_touched(tmp_path: Path, share: Pa
         assert rename.details["extension"] == "locked"
         note = next(e for e in watch.seen if e.details["sign"] == "ransom_note")
         assert note.details["note_name"] == "HOW_TO_RECOVER_FILES.txt"
+        # Directories holding the note when it was seen: at least note_directories (5),
+        # at most the share and its 6; files_touched counts files, not these.
+        assert 5 <= int(note.details["directories"]) <= 7, note.details
 
 
 # --- what discovery finds is watched ---------------------------------------------------------
@@ -785,9 +788,12 @@ def test_end_to_end_through_a_real_collector(
     # What the operator reads: `dcguard-collector risk` names the path and the count the
     # agent sent (details files_touched, path = the first of details paths), and the
     # reason is on /metrics for the paging alert.
+    last: list[str] = [""]
+
     def sentence() -> tuple[str, dict[str, Any]] | None:
         out = collector.cli("risk")
         assert out.returncode == 0, out.stderr
+        last[0] = out.stdout
         message = next((ln for ln in out.stdout.splitlines() if "ransomware_suspected" in ln), "")
         for event in stored():
             count = event["details"]["files_touched"]
@@ -796,7 +802,10 @@ def test_end_to_end_through_a_real_collector(
                 return message, event
         return None
 
-    message, named = wait_for(sentence, timeout=30, interval=0.5, message="the risk sentence")
+    try:
+        message, named = wait_for(sentence, timeout=30, interval=0.5, message="the risk line")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{last[0]}\n{json.dumps(stored(), indent=1)}") from None
     assert "files are being encrypted: " in message, message
     assert named["path"] == named["details"]["paths"].splitlines()[0]
     assert all(p.startswith(f"{share}/") for p in named["details"]["paths"].splitlines())

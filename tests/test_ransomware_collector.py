@@ -149,6 +149,17 @@ def test_each_sign_is_named(
     assert words in reasons(collector, host)["ransomware_suspected"]
 
 
+def test_a_ransom_note_names_its_directories_not_the_files_touched(
+    collector: Collector,
+) -> None:
+    """The agent's files_touched counts files; the note's directories come in their own key."""
+    note = sign(NOW - 30, "ransom_note", files=60, note_name="README_DECRYPT.txt")
+    note.details["directories"] = "7"
+    send(collector, "files14", note)
+    said = reasons(collector, "files14")["ransomware_suspected"]
+    assert "README_DECRYPT.txt appeared in 7 directories under /srv/share" in said, said
+
+
 def test_hostile_sign_text_stays_on_one_line(collector: Collector) -> None:
     """Path, extension and count come from the agent: they cannot break or fake CLI lines."""
     hostile = sign(

@@ -548,6 +548,8 @@ class RansomwareSource:
             details["extension"] = sign.extension
         if sign.note_name:
             details["note_name"] = sign.note_name
+        if sign.directories:
+            details["directories"] = str(sign.directories)
         event = make_event(
             self.name,
             sign.type,
