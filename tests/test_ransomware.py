@@ -796,7 +796,8 @@ def test_end_to_end_through_a_real_collector(
         last[0] = out.stdout
         message = next((ln for ln in out.stdout.splitlines() if "ransomware_suspected" in ln), "")
         for event in stored():
-            count = event["details"]["files_touched"]
+            # A ransom note's sentence counts its directories; every other one files.
+            count = event["details"].get("directories") or event["details"]["files_touched"]
             said = f"{count} file" in message or f"{count} director" in message
             if event["details"]["sign"] != "canary" and event["path"] in message and said:
                 return message, event
