@@ -106,6 +106,7 @@ def install_offline(machine: nspawn.Container, *args: str) -> str:
 
 DEFAULT_SOURCES = {name for name, spec in load_all().items() if spec.default_enabled}
 CAP_SYS_RAWIO = 17
+CAP_DAC_READ_SEARCH = 2
 SECCOMP_MODE_FILTER = "2"
 
 
@@ -166,6 +167,15 @@ def test_agent_unit_reports_restarts_and_stops_under_systemd(
             "--address",
             collector.enroll_address,
         )
+        # A department share only root may enter (like a PostgreSQL cluster's 0700
+        # directory): discovery and the ransomware watcher must still see into it.
+        share = "/srv/ke-toan"
+        container.run(
+            "sh",
+            "-c",
+            f"umask 077; for d in 0 1 2 3 4 5; do mkdir -p {share}/phong-$d; "
+            f"for f in 0 1 2 3; do seq 1 400 > {share}/phong-$d/cong-van-$f.txt; done; done",
+        )
         container.run("systemctl", "start", "dcguard-agent", timeout=90)
         assert container.run("systemctl", "is-active", "dcguard-agent").stdout.strip() == "active"
 
@@ -185,7 +195,31 @@ def test_agent_unit_reports_restarts_and_stops_under_systemd(
             sources,
             container.journal("dcguard-agent"),
         )
-        assert_sandboxed(container, "dcguard-agent", capabilities=1 << CAP_SYS_RAWIO)
+        # Discovered under the unit (read-only, CAP_DAC_READ_SEARCH): in no backup job.
+        location = {"path": share, "kind": "srv", **HOST}
+        assert metric(samples, "dcguard_data_location_backed_up", **location) == 0, samples
+        # The watcher watches it: an encryption there pages. The filesystem is read-only
+        # for the agent, so no canary: said in one line, the source still succeeds.
+        sim = container.root / "var/tmp/ransom_sim.py"
+        shutil.copy(Path(__file__).parent / "ransom_sim.py", sim)
+        container.run("python3", "/var/tmp/ransom_sim.py", share, "--delay", "0.05")
+        wait_for(
+            lambda: metric(
+                collector.metrics(),
+                "dcguard_security_events_total",
+                type="ransomware_suspected",
+                **HOST,
+            ),
+            timeout=60,
+            message="ransomware_suspected from the share under the unit",
+        )
+        journal = container.journal("dcguard-agent")
+        assert f"no canary in {share}" in journal, journal[-3000:]
+        assert_sandboxed(
+            container,
+            "dcguard-agent",
+            capabilities=(1 << CAP_SYS_RAWIO) | (1 << CAP_DAC_READ_SEARCH),
+        )
         assert metric(samples, "dcguard_filesystem_size_bytes", mountpoint="/", **HOST)
         # The security sources read the server's logs from inside the sandbox: an account
         # made on the server now reaches the collector as an event. They read

@@ -39,7 +39,8 @@ from tests.ransomware_support import (
     text_bytes,
     zip_bytes,
 )
-from tests.support import run_cli, wait_for
+from tests.support import metric, run_cli, wait_for
+from tests.test_data_coverage import postmaster_view, smb_conf
 
 SIM = Path(__file__).parent / "ransom_sim.py"
 WATCH = Path(__file__).parent / "ransom_watch.py"
@@ -51,8 +52,9 @@ SHARP = {"burst_files": 3, "rename_files": 3, "note_directories": 3, "deletion_f
 class Watch:
     """A started ransomware source and the events it hands to reports."""
 
-    def __init__(self, source: RansomwareSource) -> None:
+    def __init__(self, source: RansomwareSource, context: SourceContext) -> None:
         self.source = source
+        self.context = context
         self.seen: list[pb.SecurityEvent] = []
 
     def poll(self) -> list[pb.SecurityEvent]:
@@ -93,9 +95,14 @@ def watching(
     paths: list[Path],
     backups: list[dict[str, Any]] | None = None,
     proc_root: Path = Path("/proc"),
+    coverage: dict[str, Any] | None = None,
     **keys: Any,
 ) -> Iterator[Watch]:
+    """A started watcher of paths; with coverage, also of what that [coverage] discovers."""
     keys.setdefault("interval", "200ms")
+    # Only the given paths unless a test asks for discovery: the machine's own data
+    # locations (and other tests' PostgreSQL clusters) are not this test's.
+    keys.setdefault("watch_discovered", coverage is not None)
     # Not the machine's dpkg lock and log: an apt-get anyone ran in the last minute would
     # silence every sign, and a quiet test would pass for that reason alone.
     keys.setdefault("package_locks", [])
@@ -103,6 +110,8 @@ def watching(
     config = {"security": {"ransomware": {"paths": [str(p) for p in paths], **keys}}}
     if backups:
         config["backup"] = backups  # type: ignore[assignment]
+    if coverage is not None:
+        config["coverage"] = coverage
     context = SourceContext(
         host="test", interval=1.0, state_dir=tmp_path / "state", proc_root=proc_root
     )
@@ -112,7 +121,7 @@ def watching(
     try:
         assert source.wait_rounds(1, 60), "the watcher did not set up its watches"
         assert source.error == ""
-        yield Watch(source)
+        yield Watch(source, context)
     finally:
         source.close()
 
@@ -164,6 +173,102 @@ def test_simulated_encryption_pages_with_files_touched(tmp_path: Path, share: Pa
         assert rename.details["extension"] == "locked"
         note = next(e for e in watch.seen if e.details["sign"] == "ransom_note")
         assert note.details["note_name"] == "HOW_TO_RECOVER_FILES.txt"
+        # Directories holding the note when it was seen: at least note_directories (5),
+        # at most the share and its 6; files_touched counts files, not these.
+        assert 5 <= int(note.details["directories"]) <= 7, note.details
+
+
+# --- what discovery finds is watched ---------------------------------------------------------
+
+
+def _discovering(tmp_path: Path, smb: Path) -> dict[str, Any]:
+    """[coverage] that finds the test's shares and nothing of the machine's own."""
+    return {
+        "roots": [],
+        "smb_conf": str(smb),
+        "mysql_conf": str(tmp_path / "none"),
+        "postgresql_conf_dir": str(tmp_path / "none"),
+    }
+
+
+def _taken_up(watch: Watch, *paths: Path) -> None:
+    """Wait until the watcher watches these discovered paths, then one more round."""
+    wanted = {os.path.realpath(p) for p in paths}
+    wait_for(
+        lambda: wanted <= {loc.path for loc in watch.source.locations},
+        timeout=60,
+        message=f"{wanted} discovered",
+    )
+    wait_for(lambda: watch.source.rounds >= 1, timeout=30, message="the watcher started")
+    assert watch.source.wait_rounds(watch.source.rounds + 2, 30), "the watcher stopped turning"
+
+
+def test_discovered_database_and_share_are_watched_without_configured_paths(
+    tmp_path: Path, pg_cluster: Any
+) -> None:
+    """A real cluster (found running) and an smb.conf share: encryption in the share pages."""
+    share = tmp_path / "shares" / "ke-toan"
+    populate(share)
+    smb = smb_conf(tmp_path / "smb.conf", {"ke-toan": str(share)})
+    view = postmaster_view(tmp_path, pg_cluster)
+    pg_data = os.path.realpath(pg_cluster.data)
+    with watching(tmp_path, [], proc_root=view, coverage=_discovering(tmp_path, smb)) as watch:
+        _taken_up(watch, share, Path(pg_data))
+        kinds = {loc.path: (loc.kind, loc.canary) for loc in watch.source.locations}
+        assert kinds[pg_data] == ("postgresql", False)
+        assert kinds[os.path.realpath(share)] == ("samba", True)
+        # A canary in the share, none in the cluster's directory.
+        assert watch.source.canary_paths == [os.path.realpath(share / ".dcguard-canary.docx")]
+        assert not (Path(pg_data) / ".dcguard-canary.docx").exists()
+        subprocess.run(
+            [sys.executable, str(SIM), str(share), "--delay", "0.02"],
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
+        event = watch.wait_event(lambda e: e.type == "ransomware_suspected", timeout=30)
+        assert event.details["location"] == os.path.realpath(share)
+        assert event.path.startswith(os.path.realpath(share) + "/")
+
+
+def test_a_location_discovered_later_is_watched_and_a_vanished_one_is_not(
+    tmp_path: Path,
+) -> None:
+    first = tmp_path / "shares" / "van-thu"
+    later = tmp_path / "shares" / "ho-so"
+    populate(first)
+    populate(later)
+    smb = smb_conf(tmp_path / "smb.conf", {"van-thu": str(first)})
+    with watching(
+        tmp_path, [], proc_root=tmp_path / "no-proc", coverage=_discovering(tmp_path, smb)
+    ) as watch:
+        _taken_up(watch, first)
+        assert os.path.realpath(later) not in {loc.path for loc in watch.source.locations}
+        watching_first = watch.source.watched_directories
+        # The clerk's new share, and the old one retired: the next discovery round sees both.
+        smb_conf(smb, {"ho-so": str(later)})
+        watch.context.discoveries.wake()
+        wait_for(
+            lambda: [loc.path for loc in watch.source.locations] == [os.path.realpath(later)],
+            timeout=30,
+            message="the second discovery",
+        )
+        assert watch.source.wait_rounds(watch.source.rounds + 2, 30)
+        assert (later / ".dcguard-canary.docx").exists()
+        assert watch.source.canary_paths == [os.path.realpath(later / ".dcguard-canary.docx")]
+        assert watch.source.watched_directories == watching_first  # same tree shape, swapped
+        subprocess.run(
+            [sys.executable, str(SIM), str(first), "--limit", "20"],
+            capture_output=True,
+            timeout=60,
+            check=True,
+        )
+        assert watch.settle() == [], "a share no longer configured is not watched"
+        subprocess.run(
+            [sys.executable, str(SIM), str(later)], capture_output=True, timeout=120, check=True
+        )
+        event = watch.wait_event(lambda e: e.type == "ransomware_suspected", timeout=30)
+        assert event.details["location"] == os.path.realpath(later)
 
 
 def _overwrite_random(paths: list[Path]) -> None:
@@ -366,7 +471,8 @@ def test_canary_reads_are_quiet_and_deletion_pages(tmp_path: Path, share: Path) 
 
 def test_nothing_to_watch_starts_no_thread(tmp_path: Path) -> None:
     source = load_all()["ransomware"].factory(
-        Table({}), SourceContext(host="test", interval=1.0, state_dir=tmp_path)
+        Table({"security": {"ransomware": {"watch_discovered": False}}}),
+        SourceContext(host="test", interval=1.0, state_dir=tmp_path),
     )
     assert isinstance(source, RansomwareSource)
     before = threading.active_count()
@@ -376,6 +482,40 @@ def test_nothing_to_watch_starts_no_thread(tmp_path: Path) -> None:
     source.collect(report)
     assert list(report.events) == [] and threading.active_count() == before
     source.close()
+
+
+def test_discovery_finding_nothing_starts_no_watcher(tmp_path: Path) -> None:
+    """Only the shared discovery thread runs; no inotify watcher until there is data."""
+    context = SourceContext(
+        host="test", interval=1.0, state_dir=tmp_path / "state", proc_root=tmp_path / "no-proc"
+    )
+    config = {"coverage": _discovering(tmp_path, tmp_path / "no-smb.conf")}
+    source = load_all()["ransomware"].factory(Table(config), context)
+    assert isinstance(source, RansomwareSource)
+    try:
+        assert source.start() is False
+        assert context.discoveries.wait_rounds(1, 30)
+        names = {thread.name for thread in threading.enumerate()}
+        assert "data-discovery" in names and "ransomware-watcher" not in names
+        assert source.locations == []
+    finally:
+        source.close()
+
+
+def test_collect_places_no_canary_and_says_the_running_agent_does(
+    tmp_path: Path, share: Path
+) -> None:
+    """A one-shot diagnostic writes nothing into data directories."""
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        GOOD.format(state=tmp_path / "state")
+        + f'paths = ["{share}"]\nwatch_discovered = false\n'
+        + "[sources]\ndisable_defaults = true\nransomware = true\n"
+    )
+    result = run_cli("dcguard.agent", "collect", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert not (share / ".dcguard-canary.docx").exists()
+    assert "canaries are placed by the running agent" in result.stdout, result.stdout
 
 
 def test_canaries_can_be_turned_off(tmp_path: Path, share: Path) -> None:
@@ -595,6 +735,7 @@ insecure = true
         ('canary_name = ""', "canary_name"),
         ("package_locks = 3", "package_locks"),
         ("package_logs = [1]", "package_logs"),
+        ('watch_discovered = "yes"', "watch_discovered"),
         ("nosuch = 1", "unknown key"),
     ],
 )
@@ -622,6 +763,12 @@ def test_end_to_end_through_a_real_collector(
         [security.ransomware]
         paths = ["{share}"]
         interval = "200ms"
+        # Not the machine's dpkg lock and log: an apt-get within the window (this file's
+        # own apt-get test, another engineer's) would hold back every sign but the canary.
+        package_locks = []
+        package_logs = []
+        # The machine's own data locations (other tests' clusters) are not this test's.
+        watch_discovered = false
         """,
     )
     agent.start()
@@ -643,3 +790,38 @@ def test_end_to_end_through_a_real_collector(
     assert first["details"]["sign"] in {"canary", "entropy_burst", "header_mismatch"}
     assert int(first["details"]["files_touched"]) >= 1
     assert first["path"].startswith(f"{share}/")
+
+    # What the operator reads: `dcguard-collector risk` names the path and the count the
+    # agent sent (details files_touched, path = the first of details paths), and the
+    # reason is on /metrics for the paging alert.
+    last: list[str] = [""]
+
+    def sentence() -> tuple[str, dict[str, Any]] | None:
+        out = collector.cli("risk")
+        assert out.returncode == 0, out.stderr
+        last[0] = out.stdout
+        message = next((ln for ln in out.stdout.splitlines() if "ransomware_suspected" in ln), "")
+        for event in stored():
+            # A ransom note's sentence counts its directories; every other one files.
+            count = event["details"].get("directories") or event["details"]["files_touched"]
+            said = f"{count} file" in message or f"{count} director" in message
+            if event["details"]["sign"] != "canary" and event["path"] in message and said:
+                return message, event
+        return None
+
+    try:
+        message, named = wait_for(sentence, timeout=30, interval=0.5, message="the risk line")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{last[0]}\n{json.dumps(stored(), indent=1)}") from None
+    assert "files are being encrypted: " in message, message
+    assert named["path"] == named["details"]["paths"].splitlines()[0]
+    assert all(p.startswith(f"{share}/") for p in named["details"]["paths"].splitlines())
+    assert (
+        metric(
+            collector.metrics(),
+            "dcguard_data_loss_risk",
+            reason="ransomware_suspected",
+            host="testhost",
+        )
+        == 1
+    )

@@ -149,6 +149,17 @@ def test_each_sign_is_named(
     assert words in reasons(collector, host)["ransomware_suspected"]
 
 
+def test_a_ransom_note_names_its_directories_not_the_files_touched(
+    collector: Collector,
+) -> None:
+    """The agent's files_touched counts files; the note's directories come in their own key."""
+    note = sign(NOW - 30, "ransom_note", files=60, note_name="README_DECRYPT.txt")
+    note.details["directories"] = "7"
+    send(collector, "files14", note)
+    said = reasons(collector, "files14")["ransomware_suspected"]
+    assert "README_DECRYPT.txt appeared in 7 directories under /srv/share" in said, said
+
+
 def test_hostile_sign_text_stays_on_one_line(collector: Collector) -> None:
     """Path, extension and count come from the agent: they cannot break or fake CLI lines."""
     hostile = sign(
@@ -167,6 +178,22 @@ def test_hostile_sign_text_stays_on_one_line(collector: Collector) -> None:
     assert "0 files under /srv/share files99 (x): risk 0/100 renamed to .locked" in ours[0]
     assert "\x1b" not in out.stdout
     assert not any(ln.startswith("files99") for ln in out.stdout.splitlines())
+
+
+@pytest.mark.parametrize(("host", "count"), [("files12", "\u00b2"), ("files13", "\u0663")])
+def test_files_touched_is_a_decimal_ascii_count_or_zero(
+    collector: Collector, host: str, count: str
+) -> None:
+    """str.isdigit() accepts "²" (int() then raises) and Arabic-Indic digits: not counts."""
+    odd = sign(NOW - 30, path="/srv/share", files=1, extension=".locked")
+    odd.details["files_touched"] = count
+    send(collector, host, odd)
+    out = collector.cli("risk")
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    assert (
+        "0 files under /srv/share renamed to .locked"
+        in reasons(collector, host)["ransomware_suspected"]
+    )
 
 
 def test_an_old_sign_is_not_active(collector: Collector) -> None:

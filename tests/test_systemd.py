@@ -85,11 +85,12 @@ def test_units_are_hardened(name: str) -> None:
     assert service["StateDirectory"] == user
 
 
-def test_agent_gets_only_what_logs_and_smartctl_need() -> None:
+def test_agent_gets_only_what_logs_smartctl_and_the_data_watch_need() -> None:
     service = unit("dcguard-agent.service")["Service"]
     assert set(service["SupplementaryGroups"].split()) == {"adm", "systemd-journal", "disk"}
-    assert service["CapabilityBoundingSet"] == "CAP_SYS_RAWIO"
-    assert service["AmbientCapabilities"] == "CAP_SYS_RAWIO"
+    # CAP_DAC_READ_SEARCH reads (never writes) data directories: discovery and ransomware.
+    assert service["CapabilityBoundingSet"] == "CAP_SYS_RAWIO CAP_DAC_READ_SEARCH"
+    assert service["AmbientCapabilities"] == "CAP_SYS_RAWIO CAP_DAC_READ_SEARCH"
     assert unit("dcguard-collector.service")["Service"]["CapabilityBoundingSet"] == ""
 
 

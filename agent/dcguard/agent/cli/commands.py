@@ -61,6 +61,8 @@ def collect(config_path: Path, as_json: bool) -> None:
 
     config = load_config(config_path)
     setup_logging("warning")
+    # A diagnostic writes nothing into data directories: no canaries (the running agent's).
+    notes = [note for source in config.sources if (note := _one_shot(source))]
     prime(config.sources, PRIME_TIMEOUT)
     report = build_report(config.sources, sequence=0)
     config.close_sources()
@@ -74,6 +76,14 @@ def collect(config_path: Path, as_json: bool) -> None:
         click.echo(json.dumps(data, indent=2))
         return
     _print_report(report, current())
+    for note in notes:
+        click.echo(note)
+
+
+def _one_shot(source: object) -> str:
+    """Tell a source that can change things (the ransomware watcher's canaries) to hold back."""
+    hold_back = getattr(source, "one_shot", None)
+    return str(hold_back()) if callable(hold_back) else ""
 
 
 def _print_report(report: pb.Report, lang: Language) -> None:

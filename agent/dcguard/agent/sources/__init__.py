@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Callable, Protocol, runtime_checkable
 
 from dcguard.common.config import Table
 from dcguard.v1 import collector_pb2 as pb
+
+if TYPE_CHECKING:
+    from dcguard.agent.sources.storage.discovery_feed import DiscoveryFeed
 
 __all__ = [
     "REGISTRY",
@@ -26,6 +29,13 @@ __all__ = [
     "load_all",
     "register",
 ]
+
+
+def _new_feed() -> DiscoveryFeed:
+    # Imported here: the feed's modules import this package.
+    from dcguard.agent.sources.storage.discovery_feed import DiscoveryFeed
+
+    return DiscoveryFeed()
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,9 @@ class SourceContext:
     # an odd host points every source at a recorded /proc and /sys at once.
     proc_root: Path = Path("/proc")
     sys_root: Path = Path("/sys")
+    # One discovery of data locations per interval for every source that needs it
+    # (coverage reports it, the ransomware watcher watches it): shared through here.
+    discoveries: DiscoveryFeed = field(default_factory=_new_feed, compare=False)
 
 
 class Source(Protocol):

@@ -2,7 +2,8 @@
 
 Discovery (storage/data_locations.py) walks directories, so it runs in a
 background thread every [coverage] interval (1 h by default), never inside the
-report cycle. Which job covers each location is decided at every collect()
+report cycle; that one discovery (storage/discovery_feed.py) also tells the
+ransomware watcher what to watch. Which job covers each location is decided at every collect()
 from the config and the paths the backup source last recorded from the newest
 snapshots (state_dir/backup-state.json, read again only when it changes), so a
 snapshot that starts to include a directory shows within one report.
@@ -11,21 +12,14 @@ snapshot that starts to include a directory shows within one report.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from pathlib import Path
 
 from dcguard.agent.sources import Source, SourceContext, register
 from dcguard.agent.sources.backup import STATE_FILE, recorded_paths
 from dcguard.agent.sources.storage.backup_config import BackupJob, parse_backups
-from dcguard.agent.sources.storage.config import parse_storage
-from dcguard.agent.sources.storage.coverage import (
-    CoverageSettings,
-    covering_job,
-    parse_coverage,
-)
-from dcguard.agent.sources.storage.data_locations import Discovery, discover
-from dcguard.agent.sources.storage.poller import Poller
+from dcguard.agent.sources.storage.coverage import configure_feed, covering_job
+from dcguard.agent.sources.storage.data_locations import Discovery
+from dcguard.agent.sources.storage.discovery_feed import DiscoveryFeed
 from dcguard.common.config import Table
 from dcguard.v1 import collector_pb2 as pb
 
@@ -41,25 +35,19 @@ class DiscoveryPendingError(Exception):
 class CoverageSource:
     name = "coverage"
 
-    def __init__(self, settings: CoverageSettings, jobs: list[BackupJob], state_dir: Path) -> None:
-        self._settings = settings
+    def __init__(self, feed: DiscoveryFeed, jobs: list[BackupJob], state_dir: Path) -> None:
+        self._feed = feed
         self._jobs = jobs
         self._state_file = state_dir / STATE_FILE
-        self._lock = threading.Lock()
-        self._discovery: Discovery | None = None
-        self._discovered_at = 0.0
+        self._reported_incomplete: str | None = None
         self._recorded: dict[str, tuple[str, ...]] = {}
         self._recorded_stamp: tuple[int, int] | None = None
-        self._poller = Poller("coverage", self._step)
+        feed.listen(self._discovered)
 
-    def _step(self) -> float:
-        found = discover(self._settings.context, self._settings.limits)
-        with self._lock:
-            previous = self._discovery
-            self._discovery, self._discovered_at = found, time.time()
-        if found.incomplete and (previous is None or previous.incomplete != found.incomplete):
+    def _discovered(self, found: Discovery) -> None:
+        if found.incomplete and found.incomplete != self._reported_incomplete:
             log.warning("coverage: %s", found.incomplete)
-        return self._settings.interval
+        self._reported_incomplete = found.incomplete
 
     def _recorded_paths(self) -> dict[str, tuple[str, ...]]:
         """The backup source's saved paths, read again only when its file changed."""
@@ -74,16 +62,14 @@ class CoverageSource:
         return self._recorded
 
     def start(self) -> bool:
-        self._poller.start()
-        return True
+        return self._feed.start()
 
     def wait_rounds(self, rounds: int, timeout: float) -> bool:
-        return self._poller.wait_rounds(rounds, timeout)
+        return self._feed.wait_rounds(rounds, timeout)
 
     def collect(self, report: pb.Report) -> None:
         self.start()
-        with self._lock:
-            found, at = self._discovery, self._discovered_at
+        found, at = self._feed.latest()
         if found is None:
             raise DiscoveryPendingError("the first discovery of data locations has not finished")
         recorded = self._recorded_paths()
@@ -104,11 +90,10 @@ class CoverageSource:
         pass
 
     def close(self) -> None:
-        self._poller.close()
+        self._feed.close()
 
 
 @register("coverage", default_enabled=True)
 def create(config: Table, context: SourceContext) -> Source:
-    storage = parse_storage(config, context)
-    settings = parse_coverage(config, context, str(storage.mounts_file))
-    return CoverageSource(settings, parse_backups(config), context.state_dir)
+    configure_feed(config, context)
+    return CoverageSource(context.discoveries, parse_backups(config), context.state_dir)

@@ -51,6 +51,9 @@ from dcguard.agent.sources.security.inotify import (
 from dcguard.agent.sources.security.queue import EventQueue
 from dcguard.agent.sources.security.ransomsigns import Detector, Sign, Thresholds
 from dcguard.agent.sources.storage.backup_config import BackupJob, parse_backups
+from dcguard.agent.sources.storage.coverage import configure_feed
+from dcguard.agent.sources.storage.data_locations import DataLocation, Discovery
+from dcguard.agent.sources.storage.discovery_feed import DiscoveryFeed
 from dcguard.common.config import Table
 from dcguard.common.i18n import tr
 from dcguard.v1 import collector_pb2 as pb
@@ -81,16 +84,29 @@ class Location:
     canary: bool
 
 
-def watch_locations(configured: list[str]) -> list[Location]:
+# A stray file in a database cluster's directory is not ours to add: no canary there.
+_NO_CANARY_KINDS = frozenset(("postgresql", "mysql"))
+
+
+def watch_locations(
+    configured: list[str],
+    discovered: list[DataLocation] | tuple[DataLocation, ...] = (),
+    excluded: tuple[str, ...] = (),
+) -> list[Location]:
     """Every location to watch: the configured paths, then what discovery finds.
 
-    The seam for data-location discovery (sources/storage/data_locations.py):
-    its locations are appended here; database data directories get no canary
-    (a stray file in a cluster's directory is not ours to add).
+    Discovery (sources/storage/data_locations.py, shared through the agent's
+    DiscoveryFeed) has already left out [coverage] exclude; a location under
+    [security.ransomware] exclude, a backup target or the state directory is
+    left out here. Database data directories get no canary.
     """
     locations: dict[str, Location] = {}
     for path in configured:
         locations.setdefault(path, Location(path, "path", True))
+    for found in discovered:
+        if not _under_any(found.path, excluded):
+            canary = found.kind not in _NO_CANARY_KINDS
+            locations.setdefault(found.path, Location(found.path, found.kind, canary))
     return list(locations.values())
 
 
@@ -127,11 +143,19 @@ class RansomwareSource:
         mounts_file: Path,
         settings: SecuritySettings,
         counters: SecurityCounters,
+        feed: DiscoveryFeed | None = None,
     ) -> None:
         self.watch = watch
         self._mounts_file = mounts_file
-        self._locations = locations
+        self._configured = [loc.path for loc in locations]
+        self._locations = locations  # what the watcher thread watches now
         self._excluded = tuple(excluded)
+        # What discovery last asked for, taken up by the watcher thread at its next step.
+        self._wanted_lock = threading.Lock()
+        self._wanted: list[Location] = list(locations)
+        self._relocate = threading.Event()
+        self._start_wanted = False
+        self._feed = feed
         self._thresholds = watch.thresholds
         self._interval = watch.interval
         self._entropy_bits = watch.entropy_bits
@@ -139,6 +163,7 @@ class RansomwareSource:
         self._budget = max(2 * BLOCK, int(watch.read_bytes_per_second * watch.interval))
         self._max_directories = watch.max_directories
         self._canary_name = watch.canary_name if watch.canary else ""
+        self._place_canaries = True  # False in a one-shot diagnostic (`collect`)
         self._locks = package_locks
         self._package_logs = package_logs
         self._proc_locks = proc_locks
@@ -169,6 +194,8 @@ class RansomwareSource:
         self.samples = 0
         self.samples_dropped = 0
         self.suppressed = 0
+        if feed is not None:
+            feed.listen(self._discovered)
 
     @property
     def rounds(self) -> int:
@@ -179,6 +206,33 @@ class RansomwareSource:
     @property
     def canary_paths(self) -> list[str]:
         return sorted(self._canaries)
+
+    def one_shot(self) -> str:
+        """Watch without writing anything (for `collect`); the line that says so, or ""."""
+        self._place_canaries = False
+        if not self._canary_name:
+            return ""
+        return tr("ransomware: canaries are placed by the running agent, not by collect")
+
+    @property
+    def locations(self) -> list[Location]:
+        """What the watcher is asked to watch now (configured paths and the last discovery)."""
+        with self._wanted_lock:
+            return list(self._wanted)
+
+    def _discovered(self, found: Discovery) -> None:
+        """A discovery round finished (in its thread): watch what it found from now on."""
+        wanted = watch_locations(self._configured, found.locations, self._excluded)
+        with self._wanted_lock:
+            if wanted == self._wanted:
+                return
+            self._wanted = wanted
+            start = self._start_wanted
+        self._relocate.set()
+        if self._inotify is not None:
+            self._inotify.wake()
+        if start:
+            self.start()
 
     @property
     def watched_directories(self) -> int:
@@ -199,14 +253,22 @@ class RansomwareSource:
 
     # --- the Source interface -----------------------------------------------------------
     def start(self) -> bool:
-        """Start the watcher thread; False (nothing to wait for) when there is nothing to watch."""
-        if not self._locations:
-            return False  # no thread, no inotify instance: a server without data costs nothing
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._run, name="ransomware-watcher", daemon=True
-            )
-            self._thread.start()
+        """Start the watcher thread; False (nothing to wait for) when there is nothing to watch.
+
+        Discovery is started too but never waited for: the watcher begins with the
+        configured paths and takes up each discovery's locations when it arrives.
+        """
+        if self._feed is not None:
+            self._feed.start()
+        with self._wanted_lock:
+            self._start_wanted = True
+            if not self._wanted:
+                return False  # no thread, no inotify instance: a server without data costs nothing
+            if self._thread is None and not self._stop.is_set():
+                self._thread = threading.Thread(
+                    target=self._run, name="ransomware-watcher", daemon=True
+                )
+                self._thread.start()
         return True
 
     def wait_rounds(self, rounds: int, timeout: float) -> bool:
@@ -215,8 +277,8 @@ class RansomwareSource:
         An idle watcher sleeps until the kernel has an event; a waiter wakes it for
         a round each, so "rounds" never wait for activity that is not coming.
         """
-        if not self._locations:
-            return True
+        if self._thread is None:
+            return True  # nothing to watch (yet): no round to wait for
         deadline = time.monotonic() + timeout
         with self._round_done:
             while self._rounds < rounds:
@@ -248,6 +310,8 @@ class RansomwareSource:
 
     def close(self) -> None:
         self._stop.set()
+        if self._feed is not None:
+            self._feed.close()
         if self._inotify is not None:
             self._inotify.wake()
         if self._thread is not None:
@@ -268,6 +332,9 @@ class RansomwareSource:
         next_tick = time.monotonic() + self._interval
         while not self._stop.is_set():
             try:
+                if self._relocate.is_set():
+                    self._relocate.clear()
+                    self._take_up()
                 self._step(next_tick)
                 self.error = ""
             except Exception as exc:  # noqa: BLE001 - the watcher reports and goes on
@@ -293,12 +360,42 @@ class RansomwareSource:
 
     def _setup(self) -> None:
         self._inotify = Inotify(self._max_directories, self._mounts_file)
+        with self._wanted_lock:
+            self._relocate.clear()
+            self._locations = list(self._wanted)
+        self._detector.set_roots([loc.path for loc in self._locations])
         for location in self._locations:
-            if location.canary and self._canary_name:
-                path = canaries.place(location.path, self._canary_name)
-                if path is not None:
-                    self._canaries[path] = location.path
-            self._inotify.watch_tree(location.path, self._excluded)
+            self._begin(location)
+
+    def _begin(self, location: Location) -> None:
+        """Place the location's canary (where one belongs) and watch its tree."""
+        if location.canary and self._canary_name and self._place_canaries:
+            path = canaries.place(location.path, self._canary_name)
+            if path is not None:
+                self._canaries[path] = location.path
+        self._ino.watch_tree(location.path, self._excluded)
+
+    def _take_up(self) -> None:
+        """Watch the locations discovery added; stop watching those it no longer finds."""
+        with self._wanted_lock:
+            wanted = list(self._wanted)
+        old = {loc.path for loc in self._locations}
+        new = {loc.path for loc in wanted}
+        gone = old - new
+        for path in sorted(gone):
+            self._ino.forget(path)
+            for canary in [c for c, root in self._canaries.items() if root == path]:
+                del self._canaries[canary]
+            log.info("ransomware: %s is no longer a data location: not watched", path)
+        self._locations = wanted
+        self._detector.set_roots([loc.path for loc in wanted])
+        for location in wanted:
+            if location.path not in old:
+                log.info("ransomware: watching %s (%s)", location.path, location.kind)
+                self._begin(location)
+            elif any(_under_any(location.path, (g,)) for g in gone):
+                # Its directories were under a location that went away: watched again.
+                self._ino.watch_tree(location.path, self._excluded)
 
     @property
     def _ino(self) -> Inotify:
@@ -451,6 +548,8 @@ class RansomwareSource:
             details["extension"] = sign.extension
         if sign.note_name:
             details["note_name"] = sign.note_name
+        if sign.directories:
+            details["directories"] = str(sign.directories)
         event = make_event(
             self.name,
             sign.type,
@@ -494,6 +593,8 @@ class WatchSettings:
     """The keys of [security.ransomware] (README and docs/ransomware.md give each default)."""
 
     paths: tuple[str, ...] = ()
+    # Also watch the data locations [coverage] discovery finds (false: only `paths`).
+    watch_discovered: bool = True
     exclude: tuple[str, ...] = ()
     thresholds: Thresholds = field(default_factory=Thresholds)
     interval: float = 1.0
@@ -535,6 +636,7 @@ def parse_watch(table: Table) -> WatchSettings:
     )
     watch = WatchSettings(
         paths=tuple(_absolute_paths(table, "paths")),
+        watch_discovered=table.boolean("watch_discovered", d.watch_discovered),
         exclude=tuple(_absolute_paths(table, "exclude")),
         thresholds=thresholds,
         interval=table.duration("interval", d.interval, minimum=0.05),
@@ -558,11 +660,13 @@ def ransomware_factory(root: Table, context: SourceContext) -> RansomwareSource:
     """Read [security.ransomware]; no I/O here (check-config runs this too)."""
     settings = security_settings(root)
     watch = parse_watch(root.table("security").table("ransomware"))
+    configure_feed(root, context)  # the data locations discovery finds are watched too
     return RansomwareSource(
         watch=watch,
         locations=watch_locations(list(watch.paths)),
         # Backups write archives and repositories full of high-entropy files: never watched.
         excluded=[*watch.exclude, *backup_targets(parse_backups(root)), str(context.state_dir)],
+        feed=context.discoveries if watch.watch_discovered else None,
         package_locks=[Path(p) for p in watch.package_locks],
         package_logs=[Path(p) for p in watch.package_logs],
         proc_locks=context.proc_root / "locks",

@@ -624,10 +624,11 @@ def _io_finding(e: pb.DeviceIoErrors, th: Thresholds) -> Finding:
     )
 
 
-def _files_touched(sign: StoredEvent) -> int:
-    """The agent's files_touched; 0 if it sent none or something that is not a count."""
-    text = sign.details.get("files_touched", "").strip()
-    return int(text) if text.isdigit() and len(text) < 12 else 0
+def _files_touched(sign: StoredEvent, key: str = "files_touched") -> int:
+    """The agent's files_touched (or another count); 0 if none or not a count."""
+    text = sign.details.get(key, "").strip()
+    # isascii: str.isdigit() also accepts "²" (int() raises) and other scripts' digits.
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 12 else 0
 
 
 # What each sign of the agent's watcher says is happening: (event, files touched) → words.
@@ -665,12 +666,13 @@ _SIGNS: dict[str, Callable[[StoredEvent, int, Language], str]] = {
         n,
         path=e.path or "?",
     ),
+    # The note's own directory count; agents before it was sent: files_touched.
     "ransom_note": lambda e, n, lang: lang.trn(
         "files are being encrypted: the ransom note {note} appeared in {count} directory "
         "under {path}",
         "files are being encrypted: the ransom note {note} appeared in {count} directories "
         "under {path}",
-        n,
+        _files_touched(e, "directories") or n,
         note=e.details.get("note_name") or "?",
         path=e.path or "?",
     ),

@@ -58,7 +58,15 @@ def place(directory: str, name: str) -> str | None:
     except FileExistsError:
         return path if posixpath.isfile(path) and not posixpath.islink(path) else None
     except OSError as exc:
-        log.warning("ransomware: cannot place a canary in %s: %s", directory, exc.strerror or exc)
+        # Under the shipped unit the file system is read-only to the agent: one line
+        # saying how to have canaries, and the watcher goes on without this one.
+        log.warning(
+            "ransomware: no canary in %s: %s (allow it with ReadWritePaths=%s in a drop-in "
+            "of the agent's unit, see docs/ransomware.md, or set canary = false)",
+            directory,
+            exc.strerror or exc,
+            directory,
+        )
         return None
     try:
         os.write(fd, canary_bytes())

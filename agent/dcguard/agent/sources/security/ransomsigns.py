@@ -62,6 +62,7 @@ class Sign:
     paths: tuple[str, ...]
     extension: str = ""
     note_name: str = ""
+    directories: int = 0  # ransom_note: directories the note appeared in (not files_touched)
 
     @property
     def type(self) -> str:
@@ -110,6 +111,10 @@ class Detector:
         self._t = thresholds
         self._locations = {root: _Location(root) for root in roots}
         self._pending: list[Sign] = []
+
+    def set_roots(self, roots: list[str]) -> None:
+        """Watch these roots from now on: new ones start empty, kept ones keep their windows."""
+        self._locations = {root: self._locations.get(root) or _Location(root) for root in roots}
 
     def _location(self, path: str) -> _Location | None:
         best: _Location | None = None
@@ -253,7 +258,16 @@ class Detector:
             directories = window.distinct()
             if len(directories) >= t.note_directories:
                 paths = [posixpath.join(d, name) for d in directories]
-                signs.append(self._sign("ransom_note", location, paths, touched, note_name=name))
+                signs.append(
+                    self._sign(
+                        "ransom_note",
+                        location,
+                        paths,
+                        touched,
+                        note_name=name,
+                        directories=len(directories),
+                    )
+                )
                 break
         deleted = location.deletions.distinct()
         if len(deleted) >= t.deletion_files:
@@ -261,12 +275,23 @@ class Detector:
         return signs
 
     @staticmethod
-    def _sign(sign: str, location: _Location, paths: list[str], touched: int, **extra: str) -> Sign:
+    def _sign(
+        sign: str,
+        location: _Location,
+        paths: list[str],
+        touched: int,
+        *,
+        extension: str = "",
+        note_name: str = "",
+        directories: int = 0,
+    ) -> Sign:
         return Sign(
             sign,
             location.root,
             paths[0],
             max(touched, len(paths)),
             tuple(paths[:EXAMPLES]),
-            **extra,
+            extension=extension,
+            note_name=note_name,
+            directories=directories,
         )

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from dcguard.agent.sources import SourceContext
 from dcguard.agent.sources.storage.backup_config import BackupJob
+from dcguard.agent.sources.storage.config import parse_storage
 from dcguard.agent.sources.storage.data_locations import (
     DataLocation,
     DiscoveryContext,
@@ -27,7 +28,7 @@ from dcguard.agent.sources.storage.data_locations import (
 from dcguard.common.config import Table
 from dcguard.common.i18n import tr
 
-__all__ = ["CoverageSettings", "covering_job", "parse_coverage"]
+__all__ = ["CoverageSettings", "configure_feed", "covering_job", "parse_coverage"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,17 @@ def parse_coverage(config: Table, context: SourceContext, mounts_file: str) -> C
     )
     table.finish()
     return result
+
+
+def configure_feed(config: Table, context: SourceContext) -> CoverageSettings:
+    """Read [coverage] (and [storage]'s mount table) and set the agent's shared discovery.
+
+    Every source that needs the data locations calls this from its factory, so
+    the one discovery thread has its settings whichever of them is enabled.
+    """
+    settings = parse_coverage(config, context, str(parse_storage(config, context).mounts_file))
+    context.discoveries.configure(settings.interval, settings.context, settings.limits)
+    return settings
 
 
 def _holds(top: str, path: str) -> bool:
