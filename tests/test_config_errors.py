@@ -76,6 +76,10 @@ def test_check_config_says_when_the_agent_is_not_enrolled(tmp_path: Path) -> Non
             ["collector.addresses", "host:port"],
         ),
         (('addresses = ["127.0.0.1:4740"]', "addresses = [4740]"), ["collector.addresses"]),
+        (
+            ('addresses = ["127.0.0.1:4740"]', 'addresses = ["127.0.0.1:\u00b2"]'),
+            ["collector.addresses", "host:port"],
+        ),
         (("[agent]", '[agent]\nlog_level = "loud"'), ["agent.log_level", "loud"]),
         (("[agent]", '[sources]\nfilesystem = "yes"\n[agent]'), ["sources.filesystem"]),
         (("[agent]", "[sources]\nnosuch = true\n[agent]"), ["sources.nosuch", "unknown"]),

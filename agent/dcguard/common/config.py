@@ -333,7 +333,7 @@ def _describe(value: Any) -> str:
 def parse_listen_address(text: str) -> tuple[str, int]:
     """Split "host:port" or "[v6]:port"; raise ValueError with a plain sentence."""
     host, sep, port_text = text.rpartition(":")
-    if not sep or not port_text.isdigit():
+    if not sep or not (port_text.isascii() and port_text.isdigit()):
         raise ValueError(tr('must be "host:port", got {value}', value=repr(text)))
     port = int(port_text)
     if port > 65535:
