@@ -149,57 +149,99 @@ class _Peaks:
         self.fds = max(self.fds, tree_fds(self.pid))
 
 
+class Generator:
+    """One load generator process (bench/loadgen.py) driving one collector.
+
+    The one way the benchmarks start and read the generator. It notes the
+    collector's tree CPU when every agent is connected (its "connected" line),
+    so the CPU of the rounds is timed apart from the N handshakes.
+    """
+
+    def __init__(
+        self,
+        collector: Collector,
+        agents: int,
+        duration: float,
+        shape: Shape,
+        first_agent: int = 0,
+    ) -> None:
+        assert collector.proc is not None
+        self.pid = collector.proc.pid
+        self.cpu_start = tree_cpu_seconds(self.pid)
+        self.connected: list[float] = []  # the collector's tree CPU when every agent was connected
+        self._errors: list[str] = []
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "bench" / "loadgen.py"),
+                "--target",
+                collector.grpc_address,
+                "--agents",
+                str(agents),
+                "--first-agent",
+                str(first_agent),
+                "--duration",
+                str(duration),
+                "--interval",
+                str(INTERVAL),
+                *shape.loadgen_args(),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._watch_stderr, daemon=True)
+        self._reader.start()
+
+    def _watch_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            if line.startswith(CONNECTED) and not self.connected:
+                self.connected.append(tree_cpu_seconds(self.pid))
+            else:
+                self._errors.append(line)
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def finish(self) -> tuple[dict[str, Any], float]:
+        """The generator's JSON line; the collector's CPU seconds since every agent connected."""
+        # stdout only: the reader thread owns stderr.
+        out = self.proc.stdout.read() if self.proc.stdout else ""
+        self.proc.wait()
+        self._reader.join(timeout=10)
+        if self.proc.returncode:
+            raise RuntimeError(
+                f"loadgen failed with {self.proc.returncode}: {''.join(self._errors)[-2000:]}"
+            )
+        cpu = tree_cpu_seconds(self.pid) - (self.connected[0] if self.connected else self.cpu_start)
+        load: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+        if self.connected:
+            load["collector_connect_cpu_s"] = round(self.connected[0] - self.cpu_start, 1)
+        return load, cpu
+
+    def stop(self) -> None:
+        """Kill the generator if it still runs (a failed row must not leave it behind)."""
+        if self.running():
+            self.proc.kill()
+            self.proc.wait()
+
+
 def run_load(collector: Collector, agents: int, duration: float, shape: Shape) -> dict[str, Any]:
     """Drive N agents; the collector's CPU from "connected" on, its peaks, the database's growth."""
-    assert collector.proc is not None
-    pid = collector.proc.pid
     wall0, load0 = time.monotonic(), os.getloadavg()[0]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "loadgen.py"),
-            "--target",
-            collector.grpc_address,
-            "--agents",
-            str(agents),
-            "--duration",
-            str(duration),
-            "--interval",
-            str(INTERVAL),
-            *shape.loadgen_args(),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    peaks = _Peaks(pid)
-    connected: list[float] = []  # the collector's tree CPU when every agent was connected
-    errors: list[str] = []
-
-    def watch_stderr() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            if line.startswith(CONNECTED) and not connected:
-                connected.append(tree_cpu_seconds(pid))
-            else:
-                errors.append(line)
-
-    reader = threading.Thread(target=watch_stderr, daemon=True)
-    reader.start()
-    cpu_start = tree_cpu_seconds(pid)
+    generator = Generator(collector, agents, duration, shape)
+    peaks = _Peaks(generator.pid)
     warm: tuple[int, int] | None = None
-    while proc.poll() is None:
-        time.sleep(0.5)
-        peaks.sample()
-        if connected and warm is None and time.monotonic() - wall0 > INTERVAL + 2:
-            warm = (database_bytes(collector.data_dir), stored_reports(collector.data_dir))
-    out = proc.stdout.read() if proc.stdout else ""
-    reader.join(timeout=10)
-    if proc.returncode:
-        raise RuntimeError(f"loadgen failed with {proc.returncode}: {''.join(errors)[-2000:]}")
-    cpu = tree_cpu_seconds(pid) - (connected[0] if connected else cpu_start)
-    load: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    try:
+        while generator.running():
+            time.sleep(0.5)
+            peaks.sample()
+            if generator.connected and warm is None and time.monotonic() - wall0 > INTERVAL + 2:
+                warm = (database_bytes(collector.data_dir), stored_reports(collector.data_dir))
+        load, cpu = generator.finish()
+    finally:
+        generator.stop()
     stored, lost = reported_counters(collector)
     end = (database_bytes(collector.data_dir), stored_reports(collector.data_dir))
     load.update(
@@ -207,7 +249,7 @@ def run_load(collector: Collector, agents: int, duration: float, shape: Shape) -
         lost=lost,
         zero_loss=not load["failures"] and stored == load["stored_ok"] and lost == 0,
         collector_cpu_ms_per_report=round(cpu * 1000 / max(1, stored), 3),
-        collector_connect_cpu_s=round(connected[0] - cpu_start, 1) if connected else None,
+        collector_connect_cpu_s=load.get("collector_connect_cpu_s"),
         rss_mib=round(peaks.rss_mib, 1),
         fds=peaks.fds,
         db_bytes=end[0],

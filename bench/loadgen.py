@@ -34,6 +34,8 @@ Options (a stable CLI: other benchmarks drive it):
   --processes P           worker processes (default: one per 2,500 agents)
   --reconnect-per-report  a new channel (TCP + TLS handshake) for every report, closed after it
   --first-sequence K      sequence number of each agent's first report (default 1)
+  --first-agent A         simulate agents A..A+N-1 (default 0): generators driving
+                          different collectors of one store get disjoint hosts
   --plaintext             NOT production-shaped: no TLS, no gzip, --connections shared
                           channels for all agents (the collector must run insecure)
   --connections C         with --plaintext only: how many shared channels (default 64)
@@ -96,6 +98,12 @@ class Plan:
     reconnect: bool
     first_sequence: int
     connections: int  # --plaintext only
+    first_agent: int = 0
+
+    @property
+    def indices(self) -> range:
+        """The agents this generator simulates (bench/realistic.agent numbering)."""
+        return range(self.first_agent, self.first_agent + self.agents)
 
     @property
     def plaintext(self) -> bool:
@@ -157,7 +165,7 @@ class _Agents:
 async def _work(plan: Plan, mine: list[int], link: multiprocessing.connection.Connection) -> None:
     raise_open_files_limit()
     agents = _Agents(plan, mine)
-    cycle = Cycle([agent(i, plan.interval) for i in range(plan.agents)])
+    cycle = Cycle([agent(i, plan.interval) for i in range(plan.indices.stop)])
     connect_started = time.monotonic()
     failures: dict[str, int] = {}
     if not plan.reconnect:
@@ -197,7 +205,8 @@ async def _work(plan: Plan, mine: list[int], link: multiprocessing.connection.Co
     offset = time.monotonic() - time.time()  # wall start → this process's monotonic clock
     for round_no in range(plan.rounds):
         for i in mine:
-            due = start_wall + offset + round_no * plan.interval + plan.interval * i / plan.agents
+            phase = plan.interval * (i - plan.first_agent) / plan.agents
+            due = start_wall + offset + round_no * plan.interval + phase
             delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -231,9 +240,7 @@ def run(plan: Plan, processes: int) -> dict[str, object]:
     workers = []
     for k in range(processes):
         parent, child = context.Pipe()
-        proc = context.Process(
-            target=_worker, args=(plan, list(range(k, plan.agents, processes)), child)
-        )
+        proc = context.Process(target=_worker, args=(plan, list(plan.indices[k::processes]), child))
         proc.start()
         links.append(parent)
         workers.append(proc)
@@ -266,6 +273,7 @@ def run(plan: Plan, processes: int) -> dict[str, object]:
 
     return {
         "agents": plan.agents,
+        "first_agent": plan.first_agent,
         "mode": "plaintext-shared" if plan.plaintext else "mtls-gzip-per-agent",
         "reconnect_per_report": plan.reconnect,
         "processes": processes,
@@ -301,15 +309,21 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=0)
     parser.add_argument("--reconnect-per-report", action="store_true")
     parser.add_argument("--first-sequence", type=int, default=1)
+    parser.add_argument("--first-agent", type=int, default=0)
     parser.add_argument("--plaintext", action="store_true")
     parser.add_argument("--connections", type=int, default=64)
     args = parser.parse_args()
     if args.plaintext == bool(args.ca and args.certs):
         parser.error("give --ca and --certs (production-shaped), or --plaintext")
-    if args.agents < 1 or args.interval <= 0 or args.duration < args.interval:
-        parser.error("--agents ≥ 1, --interval > 0 and --duration ≥ --interval")
+    if (
+        args.agents < 1
+        or args.first_agent < 0
+        or args.interval <= 0
+        or args.duration < args.interval
+    ):
+        parser.error("--agents ≥ 1, --first-agent ≥ 0, --interval > 0 and --duration ≥ --interval")
     if not args.plaintext:
-        last = agent(args.agents - 1).host
+        last = agent(args.first_agent + args.agents - 1).host
         missing = [p for p in (args.ca, *cert_paths(args.certs, last)) if not p.is_file()]
         if missing:
             parser.error(f"{missing[0]} is missing: mint certificates with bench/agent_certs.py")
@@ -324,6 +338,7 @@ def main() -> None:
         reconnect=args.reconnect_per_report,
         first_sequence=max(1, args.first_sequence),
         connections=max(1, args.connections),
+        first_agent=args.first_agent,
     )
     print(json.dumps(run(plan, max(1, min(processes, args.agents)))), flush=True)
 

@@ -152,7 +152,8 @@ class PostgresStore(SqlReportStore[Connection]):
     def _transaction(self, jobs: list[Job]) -> None:
         db = self._conn()
         with db.transaction():
-            if any(report.events for job in jobs for report in job.batch.reports):
+            locked = any(report.events for job in jobs for report in job.batch.reports)
+            if locked:
                 # Events' ids must commit in order (postgres/transaction.py): the lock
                 # comes before any row lock, so collectors never wait in a circle.
                 db.execute("SELECT pg_advisory_xact_lock(%s)", (EVENT_ORDER_LOCK,))
@@ -161,7 +162,7 @@ class PostgresStore(SqlReportStore[Connection]):
                 job.result, job.error = None, None
                 try:
                     with db.transaction():  # a savepoint: a bad batch sinks only itself
-                        job.result = self._apply(db, job.batch)
+                        job.result = self._apply(db, job.batch, event_order_locked=locked)
                 except DatabaseError as exc:
                     if retryable(exc) or db.broken:
                         raise  # the whole transaction is gone: run it again, or fail all
@@ -169,7 +170,7 @@ class PostgresStore(SqlReportStore[Connection]):
                 except Exception as exc:  # noqa: BLE001 - a bad batch or hook must not sink the rest
                     job.error = batch_error(job.batch.identity.host, exc, is_transient)
 
-    def _apply(self, db: Connection, batch: StoreJob) -> ApplyResult:
+    def _apply(self, db: Connection, batch: StoreJob, *, event_order_locked: bool) -> ApplyResult:
         identity, agent = batch.identity, batch.agent
         db.execute(
             "INSERT INTO agents (host, department, first_seen, last_seen, instance_id) "
@@ -187,7 +188,8 @@ class PostgresStore(SqlReportStore[Connection]):
         ).fetchone()
         counters = Counters(*row) if row is not None else None
         done = plan(counters, agent.instance_id, batch.reports, batch.acked_sequence)
-        self._run_hooks(PostgresTransaction(db), identity.host, done.new)
+        hooks_tx = PostgresTransaction(db, event_order_locked=event_order_locked)
+        self._run_hooks(hooks_tx, identity.host, done.new)
         latest = done.new[-1] if done.new else None
         skew = batch.clock_skew
         if latest is None:
