@@ -75,12 +75,7 @@ def serve(
         {"grpc_listen": grpc_listen, "metrics_listen": metrics_listen, "data_dir": data_dir},
     )
     setup_logging(config.log_level)
-    files = raise_open_files_limit()
-    log.info(
-        "open files limit %d: room for about %d agent connections per process",
-        files,
-        max(0, files - DESCRIPTORS_BESIDE_AGENTS),
-    )
+    files = raise_open_files_limit()  # before the server starts: its sockets inherit it
     stop = threading.Event()
     stop_on_signals(stop)
     server = CollectorServer(config)
@@ -91,6 +86,12 @@ def serve(
         fail(PROG, tr("cannot start: {error}", error=exc), 2)
     except (StoreError, RuntimeError, OSError) as exc:
         fail(PROG, tr("cannot start: {error}", error=exc), 1)
+    # Logged once serving: a collector that cannot start says only why, in one line.
+    log.info(
+        "open files limit %d: room for about %d agent connections per process",
+        files,
+        max(0, files - DESCRIPTORS_BESIDE_AGENTS),
+    )
     notify("READY=1")
     stop.wait()
     notify("STOPPING=1")
