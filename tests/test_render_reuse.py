@@ -95,6 +95,7 @@ def test_unchanged_disks_backups_and_risk_are_not_rendered_again(renderer: HostR
         "FilesystemGroup": False,
         "StorageGroup": True,
         "BackupGroup": True,
+        "CoverageGroup": True,
         "RiskGroup": True,  # 4 KiB less free space changes no risk reason
         "SecurityGroup": True,
     }
