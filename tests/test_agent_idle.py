@@ -66,7 +66,7 @@ def sockets(pid: int) -> set[str]:
 
 
 def test_keep_connection_holds_one_connection_across_reports(collector, make_agent):
-    """[collector] keep_connection = true: for a collector whose CPU is the limit, no handshake per report."""
+    """keep_connection = true: for a collector whose CPU is the limit, no handshake per report."""
     agent = make_agent(
         [collector.grpc_address], interval="1s", extra_config="keep_connection = true\n"
     )
