@@ -42,8 +42,9 @@ tools=(
     # of their own with initdb/pg_ctl (tests/postgres.py), found in its versioned bin/.
     initdb:postgresql pg_ctl:postgresql
     # The ransomware watcher's quiet scenarios (tests/test_ransomware.py): a real logrotate
-    # run with compress.
-    logrotate:logrotate
+    # run with compress, and lsb-release, the package its apt-get --reinstall scenario
+    # reinstalls (small, files in a handful of directories).
+    logrotate:logrotate lsb_release:lsb-release
 )
 # Debian keeps PostgreSQL's server programs off PATH, under /usr/lib/postgresql/<version>/bin.
 postgres_on_path() {

@@ -30,6 +30,7 @@ from dcguard.agent.sources import SourceContext, load_all
 from dcguard.agent.sources.ransomware import RansomwareSource
 from dcguard.common.config import Table
 from dcguard.v1 import collector_pb2 as pb
+from tests.guards import NOT_INSTALLABLE
 from tests.mounts import tmpfs
 from tests.ransomware_support import (
     docx_bytes,
@@ -629,13 +630,13 @@ def _package_with_few_files() -> tuple[str, list[Path]]:
     listed = subprocess.run(
         ["dpkg", "-L", "lsb-release"], capture_output=True, text=True, check=False
     )
-    if listed.returncode != 0:
-        pytest.skip("lsb-release is not installed")
+    # tests/run.sh installs it; missing, the quiet scenario would prove nothing.
+    assert listed.returncode == 0, "lsb-release is not installed (tests/run.sh installs it)"
     files = [Path(p) for p in listed.stdout.splitlines() if Path(p).is_file()]
     return "lsb-release", sorted({p.parent for p in files})
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="apt-get --reinstall needs root")
+@pytest.mark.skipif(os.geteuid() != 0, reason=f"apt-get --reinstall needs root: {NOT_INSTALLABLE}")
 def test_quiet_apt_get_reinstall(tmp_path: Path) -> None:
     package, directories = _package_with_few_files()
     with watching(tmp_path, directories, canary=False, **SHARP) as watch:
@@ -657,7 +658,8 @@ def test_quiet_apt_get_reinstall(tmp_path: Path) -> None:
             env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
         )
         if result.returncode != 0 and "Unable to locate" in result.stderr + result.stdout:
-            pytest.skip(f"no .deb of {package} reachable: {result.stderr.strip()[-200:]}")
+            reason = f"no .deb of {package} reachable, {NOT_INSTALLABLE}"
+            pytest.skip(f"{reason}: {result.stderr[-150:]}")
         assert result.returncode == 0, result.stderr
         assert watch.source.events_seen > 0  # dpkg really rewrote the watched files
         assert watch.quiet()
